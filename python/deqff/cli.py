@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
+        except ModuleNotFoundError as error:  # a subcommand whose package is not in this checkout
+            if error.name is None or not (module_name + ".").startswith(error.name + "."):
                 raise
             continue
         module.register(subparsers)
