@@ -1,0 +1,102 @@
+"""Hyperparameters of the equivariant force fields (DEQ and explicit), validated and dict-convertible."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from deqff.deq.config import SolverConfig
+
+MODEL_TYPES = ("deq", "explicit")
+FORCE_MODES = ("direct", "conservative", "phantom")
+GRAD_MODES = ("ift", "phantom", "bptt")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and solver settings. Lengths in Å.
+
+    model_type:          "deq" (one implicit layer solved to a fixed point) or "explicit" (a stack).
+    elements:            chemical symbols the model knows; species index = position in this list.
+    irreps_node:         e3nn irreps of node features (scalars first), e.g. "32x0e + 16x1o + 8x2e".
+    lmax_sh:             max degree of the edge spherical harmonics.
+    branch_scale:        initial LayerScale of the attention and feed-forward branches (small = contractive).
+    blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
+    depth:               number of stacked layers (explicit model; untied copies of the same layer).
+    force_mode:          "direct" (l=1 head), "conservative" (-dE/dx, exact through the fixed point),
+                         "phantom" (-dE/dx through `phantom_steps` damped steps after a no-grad solve).
+    grad_mode:           how training differentiates through the DEQ: "ift", "phantom" or "bptt".
+    solver_train/solver_inference: forward solver settings (training is tight, inference relaxed).
+    solver_backward:     adjoint solver settings for IFT.
+    correction_states:   solver states returned for the fixed-point correction loss (1 = only z*).
+    """
+
+    model_type: str = "deq"
+    elements: tuple[str, ...] = ("H", "C", "O")
+    cutoff: float = 5.0
+    irreps_node: str = "32x0e + 16x1o + 8x2e"
+    lmax_sh: int = 2
+    num_basis: int = 8
+    radial_hidden: int = 32
+    num_heads: int = 2
+    avg_num_neighbors: float = 10.0
+    branch_scale: float = 0.1
+    blocks_per_layer: int = 1
+    depth: int = 4
+    force_mode: str = "direct"
+    grad_mode: str = "ift"
+    phantom_steps: int = 3
+    phantom_tau: float = 0.8
+    correction_states: int = 1
+    solver_train: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-3))
+    solver_inference: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-2))
+    solver_backward: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-4))
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.model_type not in MODEL_TYPES:
+            problems.append(f"model_type={self.model_type!r} (choose from {MODEL_TYPES})")
+        if self.force_mode not in FORCE_MODES:
+            problems.append(f"force_mode={self.force_mode!r} (choose from {FORCE_MODES})")
+        if self.grad_mode not in GRAD_MODES:
+            problems.append(f"grad_mode={self.grad_mode!r} (choose from {GRAD_MODES})")
+        if not self.elements:
+            problems.append("elements is empty")
+        if self.cutoff <= 0:
+            problems.append(f"cutoff={self.cutoff} (must be > 0 Å)")
+        for name in (
+            "lmax_sh",
+            "num_basis",
+            "radial_hidden",
+            "num_heads",
+            "blocks_per_layer",
+            "depth",
+            "correction_states",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if not 0 < self.phantom_tau <= 1:
+            problems.append(f"phantom_tau={self.phantom_tau} (must be in (0, 1])")
+        if problems:
+            raise ValueError("invalid model config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["elements"] = list(self.elements)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a plain dict (YAML); unknown keys are an error naming the allowed ones."""
+        data = dict(data)
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"unknown model config key(s) {unknown}; allowed: {sorted(allowed)}")
+        for name in ("solver_train", "solver_inference", "solver_backward"):
+            if name in data and not isinstance(data[name], SolverConfig):
+                data[name] = SolverConfig.from_dict(data[name])
+        if "elements" in data:
+            data["elements"] = tuple(data["elements"])
+        return cls(**data)

@@ -1,0 +1,119 @@
+"""Equivariant force fields: embedding -> core (DEQ fixed point or explicit stack) -> heads.
+
+Both model types share every piece but the core, so a DEQ and its explicit twin differ only in how
+the same layer is applied. Tensor-level API (Å, eV): engines and the trainer build the graph.
+"""
+
+from typing import NamedTuple
+
+import torch
+from e3nn import o3
+from torch import Tensor
+
+from deqff.models.config import ModelConfig
+from deqff.models.cores import ExplicitCore, ImplicitCore, make_layer
+from deqff.models.features import EdgeFeatures
+from deqff.nn.embedding import EdgeDegreeEmbedding, SpeciesEmbedding
+from deqff.nn.heads import AtomicEnergyHead, DirectForceHead
+from deqff.nn.irreps_tools import scalar_dim
+from deqff.nn.scatter import scatter_sum
+
+
+class ForceFieldOutput(NamedTuple):
+    """energy [B] eV; atom_energy [N] eV; forces [N, 3] eV/Å; z [N, D] final state (no grad);
+    iterations of the solve (0 for explicit); residual [B] relative; converged [B];
+    states: intermediate states with grad for the fixed-point correction loss (training)."""
+
+    energy: Tensor
+    atom_energy: Tensor
+    forces: Tensor
+    z: Tensor
+    iterations: int
+    residual: Tensor
+    converged: Tensor
+    states: list[Tensor]
+
+
+class EquivariantForceField(torch.nn.Module):
+    """The deqff model. See `ModelConfig` for the settings."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        irreps_node = o3.Irreps(config.irreps_node)
+        if scalar_dim(irreps_node) == 0:
+            raise ValueError(f"irreps_node {irreps_node} must start with scalars (0e)")
+        self.feature_dim = irreps_node.dim
+        self.num_scalars = scalar_dim(irreps_node)
+        self.force_mode = config.force_mode
+        num_species = len(config.elements)
+        self.edge_features = EdgeFeatures(config.lmax_sh, config.cutoff, config.num_basis)
+        irreps_scalars = o3.Irreps(f"{self.num_scalars}x0e")
+        self.species_embedding = SpeciesEmbedding(num_species, self.num_scalars)
+        self.edge_degree = EdgeDegreeEmbedding(
+            irreps_scalars,
+            self.edge_features.irreps_sh,
+            irreps_node,
+            config.num_basis,
+            config.radial_hidden,
+            config.avg_num_neighbors,
+        )
+        if config.model_type == "deq":
+            self.core = ImplicitCore(make_layer(config), config)
+        else:
+            self.core = ExplicitCore(torch.nn.ModuleList([make_layer(config) for _ in range(config.depth)]))
+        self.energy_head = AtomicEnergyHead(irreps_node, num_species, config.radial_hidden)
+        self.force_head = DirectForceHead(irreps_node, num_species)
+
+    def embed(self, species: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
+        """Input embedding x [N, D]: species scalars plus the edge-degree embedding (all orders)."""
+        scalars = self.species_embedding(species)
+        x = self.edge_degree(scalars, edge_index, edge_sh, edge_radial)
+        padding = torch.zeros(x.shape[0], self.feature_dim - self.num_scalars, dtype=x.dtype, device=x.device)
+        return x + torch.cat([scalars.to(x.dtype), padding], dim=-1)
+
+    def readout(self, z: Tensor, species: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
+        """(energy [B], atom_energy [N]) in eV from a state z [N, D]."""
+        atom_energy = self.energy_head(z, species)
+        return scatter_sum(atom_energy, batch, num_graphs), atom_energy
+
+    def forward(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        z0: Tensor | None = None,
+    ) -> ForceFieldOutput:
+        """positions [N, 3] Å; species [N]; edge_index [2, E] (sender, receiver); shift_vectors
+        [E, 3] Å (periodic image offsets, zeros for molecules); batch [N]; z0 [N, D] warm start."""
+        needs_position_grad = self.force_mode != "direct"
+        if needs_position_grad and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        edge_sh, edge_radial = self.edge_features(positions, edge_index, shift_vectors)
+        inputs = {
+            "injection": self.embed(species, edge_index, edge_sh, edge_radial),
+            "edge_index": edge_index,
+            "edge_sh": edge_sh,
+            "edge_radial": edge_radial,
+        }
+        core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
+        energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
+        if needs_position_grad:
+            energy, _, _ = self.core.attach(energy, core, batch, num_graphs, None)
+            grad = torch.autograd.grad([energy.sum()], [positions], create_graph=self.training)[0]
+            forces = -grad if grad is not None else torch.zeros_like(positions)
+        else:
+            forces = self.force_head(core.z, species)
+        return ForceFieldOutput(
+            energy,
+            atom_energy,
+            forces,
+            core.z.detach(),
+            core.iterations,
+            core.residual,
+            core.converged,
+            core.states,
+        )

@@ -1,0 +1,32 @@
+"""The implicit function of the DEQ and the layer of the explicit stack: the same module.
+
+f(z, inputs) = Blocks(inject(z, x)): input injection as in DEQuiformer (Eq. 8: add the embedding x to
+the state and rescale each atom's vector to the embedding's norm), then `blocks_per_layer` equivariant
+blocks. inputs: "injection" [N, D], "edge_index" [2, E], "edge_sh" [E, S], "edge_radial" [E, K].
+"""
+
+import torch
+from torch import Tensor
+
+
+def inject(z: Tensor, x: Tensor, eps: float = 1e-9) -> Tensor:
+    """(z + x) rescaled per row to |x|: [N, D], [N, D] -> [N, D]; equivariant (norms are invariant)."""
+    s = z + x
+    return s * (torch.linalg.norm(x, dim=-1) / (torch.linalg.norm(s, dim=-1) + eps)).unsqueeze(-1)
+
+
+class InjectedLayer(torch.nn.Module):
+    """z [N, D] -> f(z, inputs) [N, D]; satisfies the deqff.deq DEQFunction contract."""
+
+    def __init__(self, blocks: torch.nn.ModuleList) -> None:
+        super().__init__()
+        self.blocks = blocks
+
+    def forward(self, z: Tensor, inputs: dict[str, Tensor]) -> Tensor:
+        h = inject(z, inputs["injection"])
+        edge_index = inputs["edge_index"]
+        edge_sh = inputs["edge_sh"]
+        edge_radial = inputs["edge_radial"]
+        for block in self.blocks:
+            h = block(h, edge_index, edge_sh, edge_radial)
+        return h

@@ -1,0 +1,76 @@
+"""The equivariant block shared by the DEQ model (one block, iterated) and the explicit stack."""
+
+import torch
+from e3nn import o3
+from e3nn.nn import Gate
+from torch import Tensor
+
+from deqff.nn.attention import EquivariantGraphAttention
+from deqff.nn.irreps_tools import channel_index
+from deqff.nn.norm import EquivariantLayerNorm
+
+
+class GatedFeedForward(torch.nn.Module):
+    """Linear -> gate nonlinearity (SiLU on scalars, sigmoid gates on l > 0) -> linear."""
+
+    def __init__(self, irreps_node: o3.Irreps) -> None:
+        super().__init__()
+        irreps_node = o3.Irreps(irreps_node)
+        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_node if ir.l == 0])
+        gated = o3.Irreps([(mul, ir) for mul, ir in irreps_node if ir.l > 0])
+        gates = o3.Irreps(f"{gated.num_irreps}x0e")
+        self.gate = Gate(scalars, [torch.nn.functional.silu], gates, [torch.sigmoid], gated)
+        self.linear_in = o3.Linear(irreps_node, self.gate.irreps_in)
+        self.linear_out = o3.Linear(self.gate.irreps_out, irreps_node)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.linear_out(self.gate(self.linear_in(h)))
+
+
+class ChannelScale(torch.nn.Module):
+    """Learnable per-channel scale of irreps features (LayerScale): [N, D] -> [N, D]."""
+
+    def __init__(self, irreps: o3.Irreps, init: float) -> None:
+        super().__init__()
+        irreps = o3.Irreps(irreps)
+        self.scale = torch.nn.Parameter(torch.full((irreps.num_irreps,), float(init)))
+        self.register_buffer("channel", channel_index(irreps), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale[self.channel]
+
+
+class EquivariantBlock(torch.nn.Module):
+    """Pre-norm transformer block on a graph: h + s_a Attn(Norm(h)), then + s_f FFN(Norm(h)).
+
+    s_a, s_f are LayerScale factors (per channel, initialized to `branch_scale`): small branches make
+    the block a contraction at initialization, which a DEQ needs to find its fixed point (measured on
+    a tiny model: 24 Anderson steps to 1e-12 with 0.1, no convergence in 300 with 1.0).
+
+    h [N, irreps_node.dim]; edge_index [2, E] (sender, receiver); edge_sh [E, irreps_sh.dim];
+    edge_radial [E, num_basis]. Returns [N, irreps_node.dim].
+    """
+
+    def __init__(
+        self,
+        irreps_node: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        num_basis: int,
+        radial_hidden: int = 32,
+        num_heads: int = 2,
+        avg_num_neighbors: float = 10.0,
+        branch_scale: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.norm_attention = EquivariantLayerNorm(irreps_node)
+        self.attention = EquivariantGraphAttention(
+            irreps_node, irreps_sh, num_basis, radial_hidden, num_heads, avg_num_neighbors
+        )
+        self.norm_feed_forward = EquivariantLayerNorm(irreps_node)
+        self.feed_forward = GatedFeedForward(irreps_node)
+        self.attention_scale = ChannelScale(irreps_node, branch_scale)
+        self.feed_forward_scale = ChannelScale(irreps_node, branch_scale)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
+        h = h + self.attention_scale(self.attention(self.norm_attention(h), edge_index, edge_sh, edge_radial))
+        return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))
