@@ -1,0 +1,137 @@
+"""Named suites of datasets: `deqff data recipe standard` makes the data the rest of deqff uses."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deqff.data.atomic import atomic_write
+from deqff.data.formats import read
+from deqff.data.generate import GenerateConfig, RunOptions, generate
+from deqff.data.splits import split_dataset
+
+
+@dataclass(frozen=True)
+class RecipeItem:
+    """One dataset of a recipe: written to `<out>/<name>.npz` with `<name>.splits.npz` beside it."""
+
+    name: str
+    config: GenerateConfig
+    split_mode: str = "temporal"
+    split_gap: int = 10
+    split_seed: int = 0
+
+
+def _molecule(name: str, seed: int) -> RecipeItem:
+    # MD17 protocol: 500 K, 0.5 fs; 5000 frames 5 fs apart after 1 ps of equilibration.
+    config = GenerateConfig(
+        structure=name,
+        n_frames=5000,
+        temperature_K=500.0,
+        timestep_fs=0.5,
+        stride=10,
+        equilibration_steps=2000,
+        seed=seed,
+    )
+    return RecipeItem(name, config)
+
+
+#: The standard suite: three MD17 molecules and a periodic box of 32 waters (liquid, 300 K; frames
+#: 1 ps apart from flexible TIP3P, labeled with periodic GFN2-xTB).
+STANDARD: tuple[RecipeItem, ...] = (
+    _molecule("ethanol", 1),
+    _molecule("malonaldehyde", 2),
+    _molecule("aspirin", 3),
+    RecipeItem(
+        "water-box",
+        GenerateConfig(
+            structure="water-box:32",
+            n_frames=250,
+            temperature_K=300.0,
+            timestep_fs=0.5,
+            stride=2000,
+            equilibration_steps=40000,
+            seed=4,
+            sampler="tip3p",
+        ),
+        split_mode="random",
+        split_gap=0,
+    ),
+)
+
+RECIPES: dict[str, tuple[RecipeItem, ...]] = {"standard": STANDARD}
+
+
+def scaled(items: tuple[RecipeItem, ...], n_frames: int | None) -> tuple[RecipeItem, ...]:
+    """The recipe with every dataset's frame count set to `n_frames` (for quick trial runs); split
+    gaps shrink to at most 5% of the frames."""
+    if n_frames is None:
+        return items
+    return tuple(
+        dataclasses.replace(
+            item,
+            config=dataclasses.replace(item.config, n_frames=n_frames),
+            split_gap=min(item.split_gap, n_frames // 20),
+        )
+        for item in items
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_recipe(
+    name: str,
+    out_dir: str | os.PathLike = "data",
+    options: RunOptions | None = None,
+    n_frames: int | None = None,
+) -> dict[str, Any]:
+    """Generate every dataset of recipe `name` into `out_dir` (existing outputs are kept, unfinished
+    ones continued) and write `<out_dir>/<name>.manifest.json`; returns the manifest."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; available: {', '.join(RECIPES)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / f"{name}.manifest.json"
+    old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    manifest: dict[str, Any] = {"recipe": name, "datasets": {}}
+    start = time.perf_counter()
+    for item in scaled(RECIPES[name], n_frames):
+        path = out / f"{item.name}.npz"
+        old_entry = old.get("datasets", {}).get(item.name, {})
+        seconds = old_entry.get("seconds")
+        if not path.exists():
+            t0 = time.perf_counter()
+            if generate(item.config, path, options) is None:
+                raise RuntimeError(f"{item.name}: generation stopped early; rerun to continue")
+            seconds = time.perf_counter() - t0
+        frames = read(path)
+        split = split_dataset(
+            path, frames.n_frames, mode=item.split_mode, seed=item.split_seed, gap=item.split_gap
+        )
+        manifest["datasets"][item.name] = {
+            "file": path.name,
+            "splits": split.name,
+            "formula": frames.formula,
+            "n_atoms": frames.n_atoms,
+            "n_frames": frames.n_frames,
+            "periodic": frames.periodic,
+            "bytes": path.stat().st_size,
+            "sha256": _sha256(path),
+            "seconds": None if seconds is None else round(seconds, 1),
+            "config": item.config.settings(),
+        }
+    manifest["seconds_this_run"] = round(time.perf_counter() - start, 1)
+    atomic_write(manifest_path, lambda handle: json.dump(manifest, handle, indent=2, sort_keys=True))
+    return manifest

@@ -1,0 +1,129 @@
+"""Input checks shared by data code, exported models and MD adapters (TorchScript-able).
+
+Each check raises ValueError with a message saying what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from deqff.data.graph import check_cell, format_length
+
+#: Default closest allowed distance between two atoms (Å).
+DEFAULT_MIN_DISTANCE: float = 0.1
+
+
+def element_symbol(z: int) -> str:
+    """Chemical symbol for atomic number z, or "Z=<z>" when z is not an element (scriptable)."""
+    table = [
+        "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne",
+        "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar", "K", "Ca",
+        "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn",
+        "Ga", "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr",
+        "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn",
+        "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd",
+        "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb",
+        "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg",
+        "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
+        "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm",
+        "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds",
+        "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
+    ]  # fmt: skip
+    if z >= 1 and z < len(table):
+        return table[z]
+    return "Z=" + str(z)
+
+
+def _atom_name(index: int, atomic_numbers: Tensor | None) -> str:
+    if atomic_numbers is None:
+        return "atom " + str(index)
+    return "atom " + str(index) + " (" + element_symbol(int(atomic_numbers[index])) + ")"
+
+
+def check_finite(positions: Tensor, atomic_numbers: Tensor | None = None) -> None:
+    """Raise if any coordinate in `positions` [N, 3] is NaN or infinite, naming the first bad atom."""
+    bad = ~torch.isfinite(positions).all(dim=-1)
+    if bool(bad.any()):
+        first = int(torch.nonzero(bad)[0, 0])
+        raise ValueError(
+            "positions contain NaN or infinite values ("
+            + str(int(bad.sum()))
+            + " atoms, first: "
+            + _atom_name(first, atomic_numbers)
+            + "); the simulation has probably blown up: lower the time step or check the input structure"
+        )
+
+
+def check_min_distance(
+    edge_index: Tensor,
+    edge_vectors: Tensor,
+    threshold: float = DEFAULT_MIN_DISTANCE,
+    atomic_numbers: Tensor | None = None,
+) -> None:
+    """Raise if two atoms (or an atom and a periodic image) are closer than `threshold` Å.
+
+    Uses the edges of a radius graph (`edge_index` [2, E], `edge_vectors` [E, 3]), so any pair
+    closer than the graph's cutoff is seen; names the closest pair and its distance.
+    """
+    if edge_vectors.shape[0] == 0:
+        return
+    lengths = torch.linalg.norm(edge_vectors, dim=-1)
+    k = int(torch.argmin(lengths))
+    d = float(lengths[k])
+    if d < threshold:
+        j = int(edge_index[0, k])
+        i = int(edge_index[1, k])
+        raise ValueError(
+            _atom_name(i, atomic_numbers)
+            + " and "
+            + _atom_name(j, atomic_numbers)
+            + " are "
+            + format_length(d)
+            + " Å apart, closer than the allowed "
+            + format_length(threshold)
+            + " Å; the structure is broken (overlapping atoms, duplicated coordinates, or wrong "
+            + "units: positions must be in Å)"
+        )
+
+
+def check_elements(atomic_numbers: Tensor, known: list[int]) -> None:
+    """Raise if `atomic_numbers` [N] contains an element outside `known` (the model's element list)."""
+    allowed = torch.tensor(known, dtype=atomic_numbers.dtype, device=atomic_numbers.device)
+    bad = ~torch.isin(atomic_numbers, allowed)
+    if bool(bad.any()):
+        unknown = torch.unique(atomic_numbers[bad])
+        names: list[str] = []
+        for k in range(unknown.shape[0]):
+            names.append(element_symbol(int(unknown[k])))
+        known_names: list[str] = []
+        for z in known:
+            known_names.append(element_symbol(z))
+        raise ValueError(
+            "unknown element(s) "
+            + ", ".join(names)
+            + " (first at atom "
+            + str(int(torch.nonzero(bad)[0, 0]))
+            + "); this model knows only "
+            + ", ".join(known_names)
+            + ": use a model trained on data containing these elements"
+        )
+
+
+def check_positions(
+    positions: Tensor,
+    atomic_numbers: Tensor,
+    known: list[int],
+    edge_index: Tensor,
+    edge_vectors: Tensor,
+    threshold: float = DEFAULT_MIN_DISTANCE,
+) -> None:
+    """All input checks in order: finite positions, known elements, no overlapping atoms."""
+    check_finite(positions, atomic_numbers)
+    check_elements(atomic_numbers, known)
+    check_min_distance(edge_index, edge_vectors, threshold, atomic_numbers)
+
+
+def check_cell_fits_cutoff(cell: Tensor, pbc: Tensor, cutoff: float) -> None:
+    """Raise if a periodic perpendicular width of `cell` [3, 3] is below 2 * cutoff (minimum image)."""
+    check_cell(cell, pbc.to(torch.bool).reshape(3), cutoff, True)

@@ -1,0 +1,60 @@
+"""`deqff data ...` end to end on tiny runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deqff.cli import main
+from deqff.data.formats import read
+from deqff.data.splits import load_splits
+from deqff.units import EV_TO_KCAL_PER_MOL
+
+
+def test_generate_split_info_convert(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "water.npz"
+    args = ["data", "generate", "water", "-o", str(out), "--no-progress", "--seed", "3"]
+    args += ["--frames", "4", "--stride", "2", "--equilibration", "4"]
+    assert main([*args, "--stop-after", "2"]) == 0
+    assert "stopped early" in capsys.readouterr().out and not out.exists()
+    assert main(args) == 0
+    assert "wrote" in capsys.readouterr().out
+    frames = read(out)
+    assert frames.n_frames == 4 and frames.formula == "H2O" and frames.metadata["seed"] == 3
+    assert sum(len(v) for v in load_splits(out, 4).values()) == 4
+
+    assert (
+        main(["data", "split", str(out), "--mode", "random", "--train", "2", "--val", "1", "--test", "1"])
+        == 0
+    )
+    assert "train 2, val 1, test 1" in capsys.readouterr().out
+
+    assert main(["data", "info", str(out)]) == 0
+    assert "H2O (3 atoms, molecule): 4 frames" in capsys.readouterr().out
+
+    xyz = tmp_path / "water.xyz"
+    assert main(["data", "convert", str(out), str(xyz)]) == 0
+    np.testing.assert_array_equal(read(xyz).F, frames.F)
+
+    md17 = tmp_path / "md17.npz"
+    np.savez(md17, z=frames.z, R=frames.R, E=frames.E * EV_TO_KCAL_PER_MOL, F=frames.F * EV_TO_KCAL_PER_MOL)
+    assert main(["data", "convert", str(md17), str(tmp_path / "back.npz")]) == 0
+    np.testing.assert_allclose(read(tmp_path / "back.npz").E, frames.E, rtol=1e-14)
+
+
+def test_recipe_quick(tmp_path: Path, capsys, monkeypatch) -> None:
+    import dataclasses
+
+    from deqff.data import recipes
+
+    tiny = tuple(
+        dataclasses.replace(item, config=dataclasses.replace(item.config, equilibration_steps=4, stride=2))
+        for item in recipes.STANDARD[:1]
+    )
+    monkeypatch.setitem(recipes.RECIPES, "standard", tiny)
+    assert main(["data", "recipe", "standard", "--out", str(tmp_path), "--frames", "3", "--no-progress"]) == 0
+    assert "ethanol" in capsys.readouterr().out
+    assert (tmp_path / "ethanol.npz").exists() and (tmp_path / "ethanol.splits.npz").exists()
+    assert (tmp_path / "standard.manifest.json").exists()
+    assert main(["data", "recipe", "standard", "--out", str(tmp_path), "--frames", "3", "--no-progress"]) == 0

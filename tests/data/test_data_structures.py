@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import molecule
+from ase.io import write as ase_write
+
+from deqff.data.structures import MOLECULES, build_structure, describe_source, water_box, water_box_length
+
+
+@pytest.mark.parametrize(
+    ("name", "formula"), [("ethanol", "C2H6O"), ("malonaldehyde", "C3H4O2"), ("aspirin", "C9H8O4")]
+)
+def test_built_in_molecules(name: str, formula: str) -> None:
+    atoms = build_structure(name, seed=0)
+    assert atoms.get_chemical_formula(mode="hill") == formula
+    assert atoms.info["charge"] == 0 and atoms.info["multiplicity"] == 1
+    d = np.linalg.norm(atoms.positions[:, None] - atoms.positions[None], axis=-1) + np.eye(len(atoms)) * 9
+    assert d.min() > 0.9  # embedded and relaxed: no overlapping atoms
+
+
+def test_smiles_is_seeded_and_names_are_normalized() -> None:
+    a = build_structure("smiles:CC(=O)O", seed=1)
+    b = build_structure("CC(=O)O", seed=1)
+    np.testing.assert_array_equal(a.positions, b.positions)
+    assert build_structure("Salicylic_Acid").get_chemical_formula(mode="hill") == "C7H6O3"
+    assert {"ethanol", "malonaldehyde", "aspirin", "water"} <= set(MOLECULES)
+    assert describe_source("ethanol") == "name:ethanol (SMILES CCO)"
+    with pytest.raises(ValueError, match="cannot parse 'not-a-molecule' as SMILES"):
+        build_structure("not-a-molecule")
+
+
+def test_files(tmp_path: Path) -> None:
+    ase_write(tmp_path / "h2o.xyz", molecule("H2O"))
+    ase_write(tmp_path / "h2o.pdb", molecule("H2O"))
+    assert len(build_structure(str(tmp_path / "h2o.xyz"))) == 3
+    assert build_structure(str(tmp_path / "h2o.pdb")).get_chemical_formula() == "H2O"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_structure(str(tmp_path / "missing.xyz"))
+
+
+def test_water_box_density_and_no_overlap() -> None:
+    assert abs(water_box_length(32) - 9.856) < 2e-3  # 32 waters at 1 g/cm^3
+    box = water_box(32, seed=5)
+    assert len(box) == 96 and box.pbc.all() and abs(box.cell[0, 0] - water_box_length(32)) < 1e-12
+    mass_g = box.get_masses().sum() / 6.02214076e23
+    assert abs(mass_g / (box.get_volume() * 1e-24) - 1.0) < 1e-9
+    d = box.get_all_distances(mic=True)
+    same = np.repeat(np.arange(32), 3)
+    other = same[:, None] != same[None, :]
+    assert d[other].min() >= 1.6 and d[0::3, 0::3][~np.eye(32, dtype=bool)].min() >= 2.5
+    np.testing.assert_allclose(d[0, 1], 0.9572) and np.testing.assert_allclose(d[0, 2], 0.9572)
+    assert np.array_equal(water_box(32, seed=5).positions, box.positions)
