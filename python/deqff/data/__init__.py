@@ -20,7 +20,9 @@ recipes            `deqff data recipe standard`
 cli                `deqff data ...`
 =================  =====================================================================
 
-The names below are imported lazily, so `import deqff.data` stays cheap.
+The names below are imported lazily, so `import deqff.data` stays cheap. Functions named like their
+module are not re-exported (the submodule would shadow them): use
+`from deqff.data.collate import collate` and `from deqff.data.generate import generate`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     "BatchLoader": "deqff.data.collate",
-    "collate": "deqff.data.collate",
     "Frame": "deqff.data.dataset",
     "Frames": "deqff.data.dataset",
     "read": "deqff.data.formats",
@@ -43,7 +44,6 @@ _EXPORTS: dict[str, str] = {
     "load_splits": "deqff.data.splits",
     "make_splits": "deqff.data.splits",
     "GenerateConfig": "deqff.data.generate",
-    "generate": "deqff.data.generate",
 }
 
 __all__ = sorted(_EXPORTS)

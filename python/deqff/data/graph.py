@@ -118,13 +118,30 @@ def _periodic_neighbor_list(
     offsets = torch.floor(fractional) * pbc_mask  # image each atom sits in, [N, 3]
     wrapped = positions - offsets @ cell
     shifts = _image_shifts(widths, pbc, cutoff, positions)
-    base = wrapped.unsqueeze(0) - wrapped.unsqueeze(1)  # [i, j] = r_j - r_i
-    found: list[Tensor] = []
-    for s in range(shifts.shape[0]):
-        ij = _pairs_within(base + shifts[s] @ cell, cutoff, s == 0)
-        found.append(torch.cat([ij, torch.full_like(ij[:, :1], s)], dim=1))
-    ijs = torch.cat(found, dim=0)
     n = positions.shape[0]
+    pairs = (wrapped.unsqueeze(0) - wrapped.unsqueeze(1)).reshape(n * n, 3)  # [i * n + j] = r_j - r_i
+    shift_vectors = shifts @ cell
+    # Candidates from |p + s|^2 = |p|^2 + 2 p.s + |s|^2 (a matrix product: fast), with a slack far
+    # above its rounding error; then the exact test on p + s, so the result equals a direct check.
+    pair_sq = (pairs * pairs).sum(dim=1)
+    shift_sq = (shift_vectors * shift_vectors).sum(dim=1)
+    slack = 1e-5 * float(pair_sq.max() + shift_sq.max()) + 1e-6
+    chunk = max(1, 4_000_000 // max(1, n * n))  # bounds memory at ~4M distances per chunk
+    found: list[Tensor] = []
+    for start in range(0, shifts.shape[0], chunk):
+        block = shift_vectors[start : start + chunk]
+        dist_sq = (
+            pair_sq.unsqueeze(0) + 2.0 * (block @ pairs.T) + shift_sq[start : start + chunk].unsqueeze(1)
+        )
+        sp = torch.nonzero(dist_sq < cutoff * cutoff + slack)  # [candidates, (image, pair)]
+        vectors = pairs[sp[:, 1]] + block[sp[:, 0]]
+        sp = sp[(vectors * vectors).sum(dim=1) < cutoff * cutoff]
+        image = sp[:, 0] + start
+        i = torch.div(sp[:, 1], n, rounding_mode="floor")
+        j = sp[:, 1] - i * n
+        keep = (image != 0) | (i != j)  # an atom is not its own neighbor at zero shift
+        found.append(torch.stack([i[keep], j[keep], image[keep]], dim=1))
+    ijs = torch.cat(found, dim=0)
     order = torch.argsort((ijs[:, 0] * n + ijs[:, 1]) * shifts.shape[0] + ijs[:, 2])
     ijs = ijs[order]
     i = ijs[:, 0]
