@@ -15,6 +15,7 @@ from collections.abc import Sequence
 #: Modules that contribute subcommands, in the order shown by `deqff --help`.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "deqff.data.cli",
+    "deqff.train.cli",
     "deqff.demo",
 )
 

@@ -72,6 +72,18 @@ class EquivariantForceField(torch.nn.Module):
         padding = torch.zeros(x.shape[0], self.feature_dim - self.num_scalars, dtype=x.dtype, device=x.device)
         return x + torch.cat([scalars.to(x.dtype), padding], dim=-1)
 
+    def layer_inputs(
+        self, positions: Tensor, species: Tensor, edge_index: Tensor, shift_vectors: Tensor
+    ) -> dict[str, Tensor]:
+        """The inputs of the layer f(z, inputs): injection [N, D], edge_index, edge_sh, edge_radial."""
+        edge_sh, edge_radial = self.edge_features(positions, edge_index, shift_vectors)
+        return {
+            "injection": self.embed(species, edge_index, edge_sh, edge_radial),
+            "edge_index": edge_index,
+            "edge_sh": edge_sh,
+            "edge_radial": edge_radial,
+        }
+
     def readout(self, z: Tensor, species: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
         """(energy [B], atom_energy [N]) in eV from a state z [N, D]."""
         atom_energy = self.energy_head(z, species)
@@ -92,13 +104,7 @@ class EquivariantForceField(torch.nn.Module):
         needs_position_grad = self.force_mode != "direct"
         if needs_position_grad and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
-        edge_sh, edge_radial = self.edge_features(positions, edge_index, shift_vectors)
-        inputs = {
-            "injection": self.embed(species, edge_index, edge_sh, edge_radial),
-            "edge_index": edge_index,
-            "edge_sh": edge_sh,
-            "edge_radial": edge_radial,
-        }
+        inputs = self.layer_inputs(positions, species, edge_index, shift_vectors)
         core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
         energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
         if needs_position_grad:

@@ -20,6 +20,8 @@ class AtomicEnergyHead(torch.nn.Module):
         self.norm = EquivariantLayerNorm(irreps_node)
         self.num_scalars = scalar_dim(irreps_node)
         self.mlp = FullyConnectedNet([self.num_scalars, hidden, 1], torch.nn.functional.silu)
+        with torch.no_grad():  # start from the per-species shifts exactly (no random energy offset)
+            self.mlp[-1].weight.zero_()
         self.register_buffer("shift", torch.zeros(num_species))
         self.register_buffer("scale", torch.ones(num_species))
 

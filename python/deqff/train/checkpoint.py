@@ -1,0 +1,110 @@
+"""Training checkpoints: plain dicts of tensors and builtins (no pickled modules), loaded with
+`torch.load(weights_only=True)`; the model is rebuilt from the stored `model_config`.
+
+Keys: kind, format_version, deqff_version, torch_version, model_config (dict), run_config (dict),
+dtype, state_dict, ema_state_dict (full model state with averaged weights), ema {decay, num_updates},
+optimizer, scheduler, statistics, epoch (completed epochs), step (optimizer steps), batch_in_epoch,
+epoch_stats (partial running statistics), best {metric, value, epoch}, history (metrics rows), rng.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import deqff
+from deqff.models.config import ModelConfig
+from deqff.models.force_field import EquivariantForceField
+
+KIND = "deqff-training-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = ("ema", "model")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write `state` plus kind/version keys atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "deqff_version": deqff.__version__,
+        "torch_version": str(torch.__version__),
+        **state,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, after checking that it is a deqff training checkpoint of a known version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise CheckpointError(
+            f"{path}: not a readable deqff training checkpoint ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0][:200]}); "
+            "exported TorchScript models are loaded with deqff.export instead"
+        ) from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != KIND:
+        raise CheckpointError(f"{path}: not a deqff training checkpoint (kind {checkpoint.get('kind')!r})")
+    version = checkpoint.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} (deqff {checkpoint.get('deqff_version')}); this "
+            f"deqff ({deqff.__version__}) reads version {FORMAT_VERSION}"
+        )
+    return checkpoint
+
+
+def build_model(checkpoint: dict[str, Any], weights: str = "ema") -> EquivariantForceField:
+    """A model from the checkpoint's config with its EMA ("ema") or raw ("model") weights, in eval mode."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    model = EquivariantForceField(ModelConfig.from_dict(checkpoint["model_config"]))
+    model.to(getattr(torch, checkpoint.get("dtype", "float32")))
+    key = "ema_state_dict" if weights == "ema" and checkpoint.get("ema_state_dict") else "state_dict"
+    model.load_state_dict(checkpoint[key])
+    return model.eval()
+
+
+def load_checkpoint(path: str | Path, weights: str = "ema") -> tuple[EquivariantForceField, dict[str, Any]]:
+    """(model, checkpoint dict) from a training checkpoint; `weights` "ema" (default) or "model"."""
+    checkpoint = read_checkpoint(path)
+    return build_model(checkpoint, weights), checkpoint
+
+
+# -- random number generator states ------------------------------------------------------------------
+def rng_state() -> dict[str, Any]:
+    """torch, numpy and Python global RNG states as tensors and builtins."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached), "name": name},
+        "python": {"version": version, "state": list(internal), "gauss_next": gauss_next},
+    }  # fmt: skip
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["name"], keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))

@@ -1,0 +1,130 @@
+"""Accuracy and solver statistics of a model on a dataset split (validation, test sets, model cards)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from deqff.data.dataset import Frames
+from deqff.data.formats import read
+from deqff.models.force_field import EquivariantForceField
+from deqff.models.species import SpeciesMap
+from deqff.train.datasets import batches, make_loader, split_indices
+from deqff.train.inputs import batch_targets, batch_to_model_inputs
+from deqff.train.losses import LossWeights, compute_loss
+from deqff.train.metrics import RunningStats
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Errors in meV (energy, total and per atom) and meV/Å (force components); solver statistics
+    (iterations per batch, relative residual and converged fraction per frame); wall time per frame."""
+
+    n_frames: int
+    energy_mae_meV: float  # noqa: N815 (unit in the name)
+    energy_mae_meV_per_atom: float  # noqa: N815 (unit in the name)
+    force_mae_meV_A: float  # noqa: N815 (unit in the name)
+    force_rmse_meV_A: float  # noqa: N815 (unit in the name)
+    iters_mean: float
+    iters_max: float
+    residual_mean: float
+    converged_frac: float
+    seconds_per_frame: float
+    force_mode: str
+    dtype: str
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return dataclasses.asdict(self)
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    return next(model.parameters()).dtype
+
+
+def run_batches(
+    model: EquivariantForceField,
+    species_map: SpeciesMap,
+    data: Iterable[dict[str, Tensor]],
+    weights: LossWeights | None = None,
+    progress: tqdm | None = None,
+) -> RunningStats:
+    """Evaluate `model` in eval mode (inference solver) on `data`; losses too when `weights` is given.
+
+    Gradients are enabled only for models whose forces are -dE/dx.
+    """
+    was_training = model.training
+    model.eval()
+    stats = RunningStats()
+    try:
+        with torch.set_grad_enabled(model.force_mode != "direct"):
+            for batch in data:
+                inputs = batch_to_model_inputs(batch, species_map)
+                targets = batch_targets(batch)
+                output = model(*inputs)
+                loss = None
+                if weights is not None:
+                    no_fpc = weights._replace(fpc=0.0, jacobian=0.0)
+                    loss = compute_loss(model, output, inputs, targets, no_fpc)
+                stats.add(output, targets, loss)
+                if progress is not None:
+                    progress.update(inputs.num_graphs)
+    finally:
+        model.train(was_training)
+    return stats
+
+
+def evaluate(
+    model: EquivariantForceField,
+    dataset: Frames | str | Path,
+    split: str | np.ndarray | list[int] | None = "test",
+    *,
+    splits: Mapping[str, np.ndarray] | None = None,
+    batch_size: int = 16,
+    backend: str = "auto",
+    progress: bool = False,
+) -> EvaluationResult:
+    """Energy/force errors and solver statistics of `model` on frames `split` of `dataset`.
+
+    dataset: `Frames` or a dataset file. split: a part name (looked up in `splits`, else in the
+    dataset's split file), an index array, or None for all frames. Runs in the model's dtype.
+    """
+    path = None
+    if not isinstance(dataset, Frames):
+        path = Path(dataset)
+        dataset = read(path)
+    indices = split_indices(split, dataset.n_frames, splits, path)
+    if indices.size == 0:
+        raise ValueError(f"split {split!r} is empty")
+    dtype = model_dtype(model)
+    loader = make_loader(
+        dataset, indices, model.config.cutoff, batch_size, dtype, shuffle=False, backend=backend
+    )
+    species_map = SpeciesMap(list(model.config.elements))
+    bar = tqdm(total=int(indices.size), desc="evaluate", unit="frame", disable=not progress, leave=False)
+    start = time.perf_counter()
+    with bar:
+        stats = run_batches(model, species_map, batches(loader, 0), progress=bar)
+    elapsed = time.perf_counter() - start
+    s = stats.summary()
+    return EvaluationResult(
+        n_frames=int(indices.size),
+        energy_mae_meV=s["energy_mae_meV"],
+        energy_mae_meV_per_atom=s["energy_mae_meV_per_atom"],
+        force_mae_meV_A=s["force_mae_meV_A"],
+        force_rmse_meV_A=s["force_rmse_meV_A"],
+        iters_mean=s["iters_mean"],
+        iters_max=s["iters_max"],
+        residual_mean=s["residual_mean"],
+        converged_frac=s["converged_frac"],
+        seconds_per_frame=elapsed / int(indices.size),
+        force_mode=model.force_mode,
+        dtype=str(dtype).replace("torch.", ""),
+    )
