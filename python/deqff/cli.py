@@ -16,6 +16,7 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "deqff.data.cli",
     "deqff.train.cli",
+    "deqff.train.card",
     "deqff.demo",
 )
 

@@ -1,0 +1,153 @@
+"""Model cards: a Markdown summary of a finished training run, written next to the shipped model.
+
+`deqff card RUN_DIR --name NAME --out models/` reads what the run recorded (config.yaml,
+metrics.csv, test_metrics.json, the best checkpoint) and the dataset's manifest, and writes
+`models/NAME.md` plus the training curves `models/NAME_curves.png`. Every number in a card comes
+from those files; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from deqff import __version__
+from deqff.train.checkpoint import load_checkpoint
+
+
+def _machine() -> str:
+    model_name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model_name = line.split(":", 1)[1].strip()
+                break
+    return f"{model_name}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def _dataset_facts(dataset: Path) -> dict[str, Any]:
+    """The dataset's entry in the recipe manifest next to it (empty if there is none)."""
+    for manifest in dataset.parent.glob("*.manifest.json"):
+        entries = json.loads(manifest.read_text()).get("datasets", {})
+        for entry in entries.values():
+            if entry.get("file") == dataset.name:
+                return entry
+    return {}
+
+
+def _training_summary(metrics_csv: Path) -> dict[str, float]:
+    rows = list(csv.DictReader(metrics_csv.open()))
+    if not rows:
+        raise ValueError(f"{metrics_csv} has no epochs: the run did not finish one")
+    last = rows[-1]
+    return {
+        "epochs": int(last["epoch"]),
+        "steps": int(last["step"]),
+        "hours": float(last["time_s"]) / 3600.0,
+        "peak_mem_MB": max(float(r["peak_mem_MB"]) for r in rows),
+        "train_iters_mean": float(last["train_iters_mean"]),
+    }
+
+
+def render_card(name: str, run_dir: Path, command: str) -> str:
+    """Markdown text of the card of the run in `run_dir`."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    test = json.loads((run_dir / "test_metrics.json").read_text())
+    training = _training_summary(run_dir / "metrics.csv")
+    model, checkpoint = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    parameters = sum(p.numel() for p in model.parameters())
+    model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
+    dataset = Path(data_cfg["path"])
+    facts = _dataset_facts(dataset)
+    generation = facts.get("config", {})
+    splits = data_cfg.get("splits") or "the dataset's own split file"
+    lines = [
+        f"# {name}",
+        "",
+        f"{model_cfg['model_type'].upper()} force field for {facts.get('formula', dataset.stem)} "
+        f"({len(model_cfg['elements'])} elements: {', '.join(model_cfg['elements'])}), "
+        f"force mode `{model_cfg['force_mode']}`, trained with deqff {__version__}.",
+        "",
+        "## Data",
+        f"- `{dataset}`: {facts.get('n_frames', '?')} frames of {generation.get('method', 'reference')} "
+        f"Langevin MD at {generation.get('temperature_K', '?')} K, {generation.get('timestep_fs', '?')} fs "
+        f"steps, a frame every {generation.get('stride', '?')} steps (seed {generation.get('seed', '?')}; "
+        f"sha256 `{facts.get('sha256', 'n/a')[:16]}…`).",
+        f"- Split ({data_cfg.get('split_mode', '?')}, gap {data_cfg.get('split_gap', 0)} frames, "
+        f"seed {data_cfg.get('seed', 0)}): {splits}.",
+        "",
+        "## Accuracy on the held-out test split",
+        f"- {test['n_frames']} frames, EMA weights of the best epoch ({test['epoch']}), {test['dtype']}.",
+        f"- Energy MAE **{test['energy_mae_meV']:.1f} meV** "
+        f"({test['energy_mae_meV_per_atom']:.2f} meV/atom).",
+        f"- Force MAE **{test['force_mae_meV_A']:.1f} meV/Å** (RMSE {test['force_rmse_meV_A']:.1f} meV/Å).",
+        "",
+        "## Model and solver",
+        f"- {parameters:,} parameters; irreps `{model_cfg['irreps_node']}`, cutoff {model_cfg['cutoff']} Å, "
+        + (
+            f"{model_cfg['blocks_per_layer']} block(s) in the implicit layer."
+            if model_cfg["model_type"] == "deq"
+            else f"{model_cfg['depth']} stacked layers of {model_cfg['blocks_per_layer']} block(s)."
+        ),
+    ]
+    if model_cfg["model_type"] == "deq":
+        inference = model_cfg["solver_inference"]
+        lines += [
+            f"- Inference solver: {inference['method']}, tol {inference['tol']} ({inference['stop_mode']}), "
+            f"max {inference['max_iter']} iterations; on the test split (cold starts) "
+            f"{test['iters_mean']:.1f} iterations on average (max {test['iters_max']:.0f}), "
+            f"{100 * test['converged_frac']:.0f}% converged.",
+            f"- Training: gradients `{model_cfg['grad_mode']}`, "
+            f"solver tol {model_cfg['solver_train']['tol']}, "
+            f"{training['train_iters_mean']:.1f} iterations on average in the last epoch.",
+        ]
+    lines += [
+        "",
+        "## Training",
+        f"- {training['epochs']} epochs ({training['steps']} steps of {data_cfg['batch_size']} frames), "
+        f"AdamW lr {train_cfg['lr']} with {train_cfg['schedule']} decay, EMA {train_cfg['ema_decay']}.",
+        f"- Wall time {training['hours']:.2f} h, peak memory {training['peak_mem_MB']:.0f} MB, "
+        f"on {_machine()}.",
+        f"- Curves: `{name}_curves.png`. Checkpoint format {checkpoint.get('format_version', '?')}.",
+        "",
+        "## Reproduce",
+        "```bash",
+        command,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(name: str, run_dir: Path, out_dir: Path, command: str) -> Path:
+    """Write `out_dir/NAME.md` and copy the run's curves to `out_dir/NAME_curves.png`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card = out_dir / f"{name}.md"
+    card.write_text(render_card(name, run_dir, command))
+    if (run_dir / "curves.png").is_file():
+        shutil.copyfile(run_dir / "curves.png", out_dir / f"{name}_curves.png")
+    return card
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = args.command or f"deqff data recipe standard\ndeqff train {Path(args.run_dir) / 'config.yaml'}"
+    print(write_card(args.name, Path(args.run_dir), Path(args.out), command))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("card", help="write the model card of a finished training run")
+    parser.add_argument("run_dir", help="training run directory (has config.yaml, metrics.csv, ...)")
+    parser.add_argument("--name", required=True, help="model name, e.g. ethanol_deq")
+    parser.add_argument("--out", default="models", help="directory of the shipped models")
+    parser.add_argument("--command", help="the exact commands that made the model (shown in the card)")
+    parser.set_defaults(func=_run)
