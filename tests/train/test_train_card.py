@@ -1,0 +1,26 @@
+"""`deqff card`: the card of a finished run reports the run's own recorded numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from train_fixtures import TINY_CONFIG
+
+from deqff.cli import main
+
+
+def test_card_reports_the_recorded_test_metrics(tiny_dataset: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    sets = [f"data.path={tiny_dataset}", "train.max_steps=2"]
+    args = ["train", str(TINY_CONFIG), "--output", str(run), "--no-progress"]
+    assert main(args + [item for s in sets for item in ("--set", s)]) == 0
+    assert main(["card", str(run), "--name", "tiny_deq", "--out", str(tmp_path / "models"),
+                 "--command", "deqff train tiny.yaml"]) == 0  # fmt: skip
+    card = (tmp_path / "models" / "tiny_deq.md").read_text()
+    test = json.loads((run / "test_metrics.json").read_text())
+    assert card.startswith("# tiny_deq")
+    assert f"Force MAE **{test['force_mae_meV_A']:.1f} meV/Å**" in card
+    assert f"Energy MAE **{test['energy_mae_meV']:.1f} meV**" in card
+    assert "deqff train tiny.yaml" in card and "parameters" in card
+    assert (tmp_path / "models" / "tiny_deq_curves.png").is_file()
