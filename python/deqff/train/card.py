@@ -58,7 +58,7 @@ def _training_summary(metrics_csv: Path) -> dict[str, float]:
     }
 
 
-def render_card(name: str, run_dir: Path, command: str) -> str:
+def render_card(name: str, run_dir: Path, command: str, note: str | None = None) -> str:
     """Markdown text of the card of the run in `run_dir`."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     test = json.loads((run_dir / "test_metrics.json").read_text())
@@ -110,6 +110,8 @@ def render_card(name: str, run_dir: Path, command: str) -> str:
             f"solver tol {model_cfg['solver_train']['tol']}, "
             f"{training['train_iters_mean']:.1f} iterations on average in the last epoch.",
         ]
+    if note:
+        lines += ["", "## Status", note]
     lines += [
         "",
         "## Training",
@@ -128,11 +130,11 @@ def render_card(name: str, run_dir: Path, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_card(name: str, run_dir: Path, out_dir: Path, command: str) -> Path:
+def write_card(name: str, run_dir: Path, out_dir: Path, command: str, note: str | None = None) -> Path:
     """Write `out_dir/NAME.md` and copy the run's curves to `out_dir/NAME_curves.png`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     card = out_dir / f"{name}.md"
-    card.write_text(render_card(name, run_dir, command))
+    card.write_text(render_card(name, run_dir, command, note))
     if (run_dir / "curves.png").is_file():
         shutil.copyfile(run_dir / "curves.png", out_dir / f"{name}_curves.png")
     return card
@@ -140,7 +142,7 @@ def write_card(name: str, run_dir: Path, out_dir: Path, command: str) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     command = args.command or f"deqff data recipe standard\ndeqff train {Path(args.run_dir) / 'config.yaml'}"
-    print(write_card(args.name, Path(args.run_dir), Path(args.out), command))
+    print(write_card(args.name, Path(args.run_dir), Path(args.out), command, args.note))
     return 0
 
 
@@ -150,4 +152,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--name", required=True, help="model name, e.g. ethanol_deq")
     parser.add_argument("--out", default="models", help="directory of the shipped models")
     parser.add_argument("--command", help="the exact commands that made the model (shown in the card)")
+    parser.add_argument("--note", help="known limitations or status, in words (numbers come from the run)")
     parser.set_defaults(func=_run)
