@@ -9,5 +9,8 @@ setup(
     package_dir={"": "python"},
     packages=find_packages("python"),
     python_requires=">=3.10",
-    entry_points={"console_scripts": ["deqff = deqff.cli:main"]},
+    entry_points={
+        "console_scripts": ["deqff = deqff.cli:main"],
+        "openmmml.potentials": ["deqff = deqff.md.openmmml:DeqffPotentialImplFactory"],
+    },
 )

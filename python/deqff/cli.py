@@ -16,6 +16,8 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "deqff.data.cli",
     "deqff.train.cli",
+    "deqff.export.cli",
+    "deqff.md.cli",
     "deqff.train.card",
     "deqff.demo",
 )

@@ -1,0 +1,74 @@
+"""`deqff export CHECKPOINT -o model.pt`: a training checkpoint as a stateful TorchScript model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from deqff.export.export import export_checkpoint
+from deqff.export.metadata import read_metadata
+from deqff.export.options import CONVENTIONS, DTYPES, WEIGHTS, ExportOptions
+from deqff.models.config import FORCE_MODES
+
+
+def options_from_args(args: argparse.Namespace) -> ExportOptions:
+    return ExportOptions(
+        force_mode=args.force_mode,
+        tol=args.tol,
+        max_iter=args.max_iter,
+        fallback_max_iter=args.fallback_max_iter,
+        adjoint_tol=args.adjoint_tol,
+        adjoint_max_iter=args.adjoint_max_iter,
+        dtype=args.dtype,
+        convention=args.convention,
+        warm_start=not args.no_warm_start,
+        min_distance=args.min_distance,
+        weights=args.weights,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    path = export_checkpoint(args.checkpoint, args.output, options_from_args(args))
+    meta = read_metadata(path)
+    print(f"wrote {path}")
+    print(
+        f"  {meta.model_type} model, elements {','.join(meta.elements)}, cutoff {meta.cutoff} Å, "
+        f"force mode {meta.force_mode}, {meta.dtype}, convention {meta.extra['convention']}"
+    )
+    if meta.solver.get("inference"):
+        print(f"  solver: {json.dumps(meta.solver['inference'], sort_keys=True)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a training checkpoint as a stateful TorchScript model (OpenMM, ASE, C++)",
+        description=__doc__,
+    )
+    parser.add_argument("checkpoint", help="training checkpoint (.pt) from `deqff train`")
+    parser.add_argument("-o", "--output", required=True, help="exported model file to write")
+    parser.add_argument("--force-mode", choices=FORCE_MODES, help="default: the checkpoint's")
+    parser.add_argument("--tol", type=float, help="inference solver tolerance (default: the checkpoint's)")
+    parser.add_argument("--max-iter", type=int, help="inference solver iteration cap")
+    parser.add_argument(
+        "--fallback-max-iter",
+        type=int,
+        help="iteration cap of the cold retry (default max(4 * max-iter, 100))",
+    )
+    parser.add_argument("--adjoint-tol", type=float, help="adjoint tolerance (conservative forces)")
+    parser.add_argument("--adjoint-max-iter", type=int, help="adjoint iteration cap (conservative forces)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float64")
+    parser.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="openmm",
+        help="forward(): 'openmm' returns (energy, forces) for TorchForce.setOutputsForces(True); "
+        "'openmm-energy' returns the energy for openmm-torch to differentiate",
+    )
+    parser.add_argument(
+        "--no-warm-start", action="store_true", help="start every call cold (for comparisons)"
+    )
+    parser.add_argument("--min-distance", type=float, default=0.1, help="closest allowed atom distance, Å")
+    parser.add_argument("--weights", choices=WEIGHTS, default="ema", help="EMA or raw weights")
+    parser.set_defaults(func=run)

@@ -1,0 +1,486 @@
+"""The stateful exported model: a deqff force field that keeps its last fixed point between calls.
+
+`DeqffPotential` wraps a runner (`deqff.export.runner`) with everything an MD engine needs:
+
+* the system's atoms: `set_atomic_numbers(z [N] (, indices [N]))` validates the elements against the
+  model, stores the species and resets the state. The exported file is generic; engines call this
+  once per system before use (openmm-torch: on the module object before `TorchForce(module)`, so
+  every Context's clone carries it). `indices` selects the model's atoms out of all particles
+  (mixed ML/MM systems); the other particles get zero force.
+* the warm-start state: buffers `z_state` (fixed point [N, D]) and `g_state` (adjoint [N, D],
+  conservative mode), written only after a successful call, under no_grad (they survive
+  `torch.jit.freeze`). `set_atomic_numbers` (a new system, e.g. another atom count), `reset()` and
+  `set_warm_start(False)` give cold starts; a state of the wrong shape is never used; a warm start
+  worse than a cold one falls back to cold (`deqff.export.runner`).
+* an explicit, pure core: `step(positions, cell, state, forces) -> (energy, forces, state_out, stats)`
+  and `step_graph(...)` on a given neighbor list (for hosts that bring their own, e.g. LAMMPS),
+  so a host that owns the state (torch.export) can reuse them.
+* engine calls: `forward` in the OpenMM convention (nm, kJ/mol; see `DeqffPotential.forward` and
+  `DeqffEnergyPotential.forward`) and `compute(positions Å, cell Å)` -> (energy eV, forces eV/Å).
+* repeats: a call at bitwise the same positions (and box) as the previous one (OpenMM evaluates
+  again after `getState`) returns the cached energy and forces without solving (energy convention:
+  re-evaluated from the kept fixed point, no solve); it counts in `num_repeats()`, not in
+  `total_iterations()`, so that total is one solve per configuration, and leaves the state as it was.
+* errors: bad input (NaN, overlapping atoms, unknown elements, a box narrower than 2 * cutoff, a
+  wrong atom count) raises ValueError, a solve that fails even cold raises RuntimeError; the state is
+  then kept as it was. Checks run in free functions called by each entry point (deqff.export.inputs
+  explains why: frozen modules).
+* statistics: `last_iterations()`, `total_iterations()`, `num_calls()`, `last_was_cold()`, ... and
+  `metadata()`. Under openmm-torch the module lives inside the C++ Context; pass a global parameter
+  (`deqff.md.openmm.STATS_PARAMETER`) as `probe` and request its energy derivative: the derivative is
+  the running total of solver iterations, while the energy is unchanged.
+
+Positions from OpenMM arrive in nm as float64; unit factors come from `deqff.units`.
+(No `from __future__ import annotations` here: TorchScript must see real class annotations.)
+"""
+
+import torch
+from torch import Tensor, nn
+
+from deqff.data.validate import check_elements
+from deqff.export.inputs import scatter_forces, split_inputs, validated_graph, zero_with_unit_gradient
+from deqff.export.runner import ExplicitRunner, new_stats
+from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+#: Running totals kept by the module (`totals()` keys). A *repeat* is a call at exactly the positions
+#: (and box) of the previous call, as OpenMM makes when `getState` precedes a step: with forces it is
+#: served from a cache without solving; its iterations (energy convention) count as repeat_iterations.
+TOTAL_NAMES = (
+    "calls",
+    "repeats",
+    "total_iterations",
+    "repeat_iterations",
+    "total_adjoint_iterations",
+    "cold_starts",
+    "rejected",
+    "retried",
+)
+
+
+def new_totals() -> dict[str, float]:
+    return {
+        "calls": 0.0,
+        "repeats": 0.0,
+        "total_iterations": 0.0,
+        "repeat_iterations": 0.0,
+        "total_adjoint_iterations": 0.0,
+        "cold_starts": 0.0,
+        "rejected": 0.0,
+        "retried": 0.0,
+    }
+
+
+class DeqffPotential(nn.Module):
+    """Stateful deqff model; `forward` follows the "openmm" convention (energy and forces)."""
+
+    _metadata: dict[str, str]
+    elements: list[str]
+    known_numbers: list[int]
+    _last: dict[str, float]
+    _totals: dict[str, float]
+
+    def __init__(
+        self,
+        runner: ExplicitRunner,
+        elements: list[str],
+        known_numbers: list[int],
+        cutoff: float,
+        dtype: torch.dtype,
+        metadata: dict[str, str],
+        warm_start: bool = True,
+        min_distance: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.runner = runner
+        self.elements = list(elements)
+        self.known_numbers = list(known_numbers)
+        self.cutoff = float(cutoff)
+        self.min_distance = float(min_distance)
+        self.warm_start = warm_start
+        self.feature_dim: int = runner.feature_dim
+        self.angstrom_per_nm = NM_TO_ANGSTROM
+        self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
+        self._metadata = dict(metadata)
+        self._last = new_stats()
+        self._totals = new_totals()
+        table = torch.full((119,), -1, dtype=torch.long)
+        for index, number in enumerate(known_numbers):
+            table[number] = index
+        self.register_buffer("species_table", table)
+        self.register_buffer("like", torch.zeros(0, dtype=dtype))
+        self.register_buffer("atomic_numbers", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("species", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("atom_indices", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("z_state", torch.zeros((0, self.feature_dim), dtype=dtype))
+        self.register_buffer("g_state", torch.zeros((0, self.feature_dim), dtype=dtype))
+        # The last call's inputs and results (Å, eV, float64) for repeats; empty = nothing cached.
+        self.register_buffer("cache_positions", torch.zeros((0, 3), dtype=torch.float64))
+        self.register_buffer("cache_cell", torch.zeros((0, 3), dtype=torch.float64))
+        self.register_buffer("cache_energy", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("cache_forces", torch.zeros((0, 3), dtype=torch.float64))
+
+    # -- system setup ---------------------------------------------------------------------------------
+    @torch.jit.export
+    def set_atomic_numbers(self, numbers: Tensor, indices: Tensor | None = None) -> None:
+        """Atoms of the system: atomic numbers [N]; optional particle indices [N] of these atoms among
+        all particles passed to `forward`/`compute` (default: all particles, in order). Resets the state."""
+        if numbers.dim() != 1 or numbers.shape[0] == 0:
+            raise ValueError("atomic numbers must be a non-empty 1-D tensor [N]")
+        numbers = numbers.to(torch.long)
+        check_elements(numbers, self.known_numbers)
+        selected = torch.zeros(0, dtype=torch.long)
+        if indices is not None:
+            if indices.dim() != 1 or indices.shape[0] != numbers.shape[0]:
+                raise ValueError("indices must be a 1-D tensor with one particle index per atomic number")
+            if bool((indices < 0).any()):
+                raise ValueError("particle indices must be >= 0")
+            selected = indices.to(torch.long)
+        with torch.no_grad():
+            self.atomic_numbers = numbers.clone()
+            self.species = self.species_table[numbers]
+            self.atom_indices = selected.clone()
+        self.reset()
+
+    @torch.jit.export
+    def reset(self) -> None:
+        """Forget the warm-start state (and the cached last result): the next call starts cold."""
+        with torch.no_grad():
+            self.z_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype)
+            self.g_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype)
+            self.cache_positions = torch.zeros((0, 3), dtype=torch.float64)
+            self.cache_forces = torch.zeros((0, 3), dtype=torch.float64)
+
+    @torch.jit.export
+    def set_warm_start(self, enabled: bool) -> None:
+        """Reuse the previous fixed point (True, default) or start every call cold (False)."""
+        self.warm_start = enabled
+        self.reset()
+
+    @torch.jit.export
+    def get_state(self) -> list[Tensor]:
+        """Copies of the warm-start state [z [N, D], g [N, D]] ([0, D] when absent)."""
+        with torch.no_grad():
+            state = [self.z_state.clone(), self.g_state.clone()]
+        return state
+
+    @torch.jit.export
+    def set_state(self, state: list[Tensor]) -> None:
+        """Install a warm-start state from `get_state`/`step` (checked against the next input anyway)."""
+        with torch.no_grad():
+            self.z_state = state[0].to(self.like.dtype).clone()
+            self.g_state = state[1].to(self.like.dtype).clone()
+
+    # -- pure evaluation ------------------------------------------------------------------------------
+    def _step_graph(
+        self,
+        positions: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        state: list[Tensor],
+        forces: bool,
+        trust_state: bool,
+    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float], str]:
+        """`step_graph` that returns a failed solve's message ("" on success) instead of raising;
+        `trust_state`: state[0] is already the fixed point of this input (a repeat), no solve."""
+        x = positions.to(self.like.dtype)
+        shifts = shift_vectors.to(self.like.dtype)
+        if self.runner.force_mode == "direct":
+            with torch.no_grad():
+                out = self.runner.run(
+                    x, self.species, edge_index, shifts, state[0], state[1], forces, trust_state
+                )
+        else:
+            enabled = torch.is_grad_enabled()
+            torch.set_grad_enabled(True)  # forces need autograd even when called under no_grad
+            if not x.requires_grad:
+                x = x.clone().requires_grad_(True)
+            out = self.runner.run(
+                x, self.species, edge_index, shifts, state[0], state[1], forces, trust_state
+            )
+            torch.set_grad_enabled(enabled)
+        with torch.no_grad():
+            z = out.z.clone()
+            g = out.g.clone()
+        return out.energy, out.forces, [z, g], out.stats, out.error
+
+    @torch.jit.export
+    def step_graph(
+        self,
+        positions: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        state: list[Tensor],
+        forces: bool,
+    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float]]:
+        """Evaluate on a given graph without touching the module's state.
+
+        positions [N, 3] Å of the model's atoms (species from `set_atomic_numbers`); edge_index [2, E]
+        (row 0 sender j, row 1 receiver i); shift_vectors [E, 3] Å; state [z, g] warm starts.
+        Returns (energy [] eV, forces [N, 3] eV/Å (or [0, 3] if not `forces`), state_out [z, g],
+        stats (deqff.export.runner.STAT_NAMES)); the energy keeps a graph to `positions` when `forces`
+        is False and the force mode is conservative or phantom. Raises if the solve fails.
+        """
+        energy, force_out, state_out, stats, error = self._step_graph(
+            positions, edge_index, shift_vectors, state, forces, False
+        )
+        if error != "":
+            raise RuntimeError(error)
+        return energy, force_out, state_out, stats
+
+    @torch.jit.export
+    def step(
+        self, positions: Tensor, cell: Tensor | None, state: list[Tensor], forces: bool
+    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float]]:
+        """Check the input, build the neighbor list (pure torch; periodic images for a `cell` [3, 3] Å,
+        rows = lattice vectors, at least 2 * cutoff wide) and evaluate; see `step_graph`.
+        positions [M, 3] Å of all particles; forces are returned for the model's atoms only."""
+        atoms, edge_index, shift_vectors = validated_graph(
+            positions,
+            cell,
+            self.atom_indices,
+            self.species,
+            self.atomic_numbers,
+            self.cutoff,
+            self.min_distance,
+        )
+        return self.step_graph(atoms, edge_index, shift_vectors, state, forces)
+
+    # -- stateful calls -------------------------------------------------------------------------------
+    # Each engine entry point checks its input with `validated_graph` itself and raises a failed
+    # solve's error itself: see deqff.export.inputs for why (frozen modules).
+    def _commit(self, state: list[Tensor], stats: dict[str, float], repeat: bool) -> None:
+        """Keep the new state and count the call (only after a successful evaluation). A repeat keeps
+        the state it started from, so the warm-start sequence does not depend on re-evaluations."""
+        if self.warm_start and not repeat:
+            with torch.no_grad():
+                self.z_state = state[0]
+                self.g_state = state[1]
+        totals = dict(self._totals)
+        totals["calls"] += 1.0
+        if repeat:
+            totals["repeats"] += 1.0
+            totals["repeat_iterations"] += stats["iterations"]
+        else:
+            totals["total_iterations"] += stats["iterations"]
+        totals["total_adjoint_iterations"] += stats["adjoint_iterations"]
+        totals["cold_starts"] += stats["cold"]
+        totals["rejected"] += stats["rejected"]
+        totals["retried"] += stats["retried"]
+        self._totals = totals
+        self._last = stats
+
+    def _is_repeat(self, positions: Tensor, cell: Tensor | None) -> bool:
+        """True if positions [M, 3] and cell (Å) are bitwise those of the previous call."""
+        if self.cache_positions.shape != positions.shape:
+            return False
+        if not torch.equal(self.cache_positions, positions.to(torch.float64)):
+            return False
+        if cell is None:
+            return self.cache_cell.shape[0] == 0
+        return self.cache_cell.shape == cell.shape and torch.equal(self.cache_cell, cell.to(torch.float64))
+
+    def _cached(self, positions: Tensor, cell: Tensor | None, forces: bool) -> bool:
+        """A repeat whose energy and forces are cached (only calls with forces are cached)."""
+        return (
+            forces and self.cache_forces.shape[0] == positions.shape[0] and self._is_repeat(positions, cell)
+        )
+
+    def _remember(self, positions: Tensor, cell: Tensor | None, energy: Tensor, forces: Tensor) -> None:
+        """Cache this call's inputs and (when computed) results."""
+        with torch.no_grad():
+            self.cache_positions = positions.to(torch.float64).clone()
+            if cell is None:
+                self.cache_cell = torch.zeros((0, 3), dtype=torch.float64)
+            else:
+                self.cache_cell = cell.to(torch.float64).clone()
+            self.cache_energy = energy.to(torch.float64).clone()
+            self.cache_forces = forces.to(torch.float64).clone()
+
+    def _recall(self) -> tuple[Tensor, Tensor]:
+        """The cached (energy, forces) of a repeat, counted as a call without iterations."""
+        totals = dict(self._totals)
+        totals["calls"] += 1.0
+        totals["repeats"] += 1.0
+        self._totals = totals
+        with torch.no_grad():
+            energy = self.cache_energy.clone()
+            forces = self.cache_forces.clone()
+        return energy, forces
+
+    def _evaluate(
+        self,
+        positions: Tensor,
+        cell: Tensor | None,
+        atoms: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        forces: bool,
+    ) -> tuple[Tensor, Tensor, str]:
+        """Stateful evaluation in Å / eV of checked input (all particles [M, 3], the model's atoms and
+        their graph): (energy [], forces [M, 3] or [0, 3], error). State is kept only on success."""
+        repeat = self._is_repeat(positions, cell)
+        state = [self.z_state, self.g_state]
+        if not self.warm_start:
+            state = [self.z_state[:0], self.g_state[:0]]
+        energy, atom_forces, state_out, stats, error = self._step_graph(
+            atoms, edge_index, shift_vectors, state, forces, repeat
+        )
+        force_out = scatter_forces(atom_forces, self.atom_indices, positions.shape[0])
+        if error == "":
+            self._commit(state_out, stats, repeat)
+            self._remember(positions, cell, energy, force_out)
+        return energy, force_out, error
+
+    @torch.jit.export
+    def compute(self, positions: Tensor, cell: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """positions [M, 3] Å, cell [3, 3] Å or None -> (energy [] eV, forces [M, 3] eV/Å), float64."""
+        if self._cached(positions, cell, True):
+            energy, forces = self._recall()
+        else:
+            atoms, edge_index, shift_vectors = validated_graph(
+                positions,
+                cell,
+                self.atom_indices,
+                self.species,
+                self.atomic_numbers,
+                self.cutoff,
+                self.min_distance,
+            )
+            energy, forces, error = self._evaluate(positions, cell, atoms, edge_index, shift_vectors, True)
+            if error != "":
+                raise RuntimeError(error)
+        with torch.no_grad():
+            energy_out = energy.to(torch.float64).clone()
+            forces_out = forces.to(torch.float64).clone()
+        return energy_out, forces_out
+
+    def _probe_term(self, probe: Tensor | None) -> Tensor:
+        """probe' * (running total of iterations), zero in value: its derivative is the statistic."""
+        term = torch.zeros((), dtype=torch.float64)
+        if probe is not None:
+            term = zero_with_unit_gradient(probe) * self._totals["total_iterations"]
+        return term
+
+    def forward(
+        self, positions: Tensor, box: Tensor | None = None, probe: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """OpenMM convention: positions [M, 3] nm, box [3, 3] nm (rows = box vectors) or None, probe []
+        optional -> (energy [] kJ/mol, forces [M, 3] kJ/mol/nm), float64, for
+        `TorchForce.setOutputsForces(True)`."""
+        box, probe = split_inputs(box, probe)
+        cell: Tensor | None = None
+        if box is not None:
+            cell = box * self.angstrom_per_nm
+        x = positions * self.angstrom_per_nm
+        if self._cached(x, cell, True):
+            energy, forces = self._recall()
+        else:
+            atoms, edge_index, shift_vectors = validated_graph(
+                x, cell, self.atom_indices, self.species, self.atomic_numbers, self.cutoff, self.min_distance
+            )
+            energy, forces, error = self._evaluate(x, cell, atoms, edge_index, shift_vectors, True)
+            if error != "":
+                raise RuntimeError(error)
+        with torch.no_grad():
+            energy_out = energy.to(torch.float64) * self.kj_per_mol_per_ev
+            forces_out = forces.to(torch.float64) * (self.kj_per_mol_per_ev * self.angstrom_per_nm)
+        return energy_out + self._probe_term(probe), forces_out
+
+    # -- statistics and metadata ----------------------------------------------------------------------
+    @torch.jit.export
+    def last_iterations(self) -> int:
+        """Forward-solve iterations (evaluations of f) of the last call."""
+        return int(self._last["iterations"])
+
+    @torch.jit.export
+    def last_adjoint_iterations(self) -> int:
+        return int(self._last["adjoint_iterations"])
+
+    @torch.jit.export
+    def last_was_cold(self) -> bool:
+        """True if the last call's fixed point was solved from zero (no state, rejected or retried)."""
+        return self._last["cold"] > 0.0
+
+    @torch.jit.export
+    def last_residual(self) -> float:
+        """Relative residual of the last call's fixed point."""
+        return self._last["residual"]
+
+    @torch.jit.export
+    def last_stats(self) -> dict[str, float]:
+        """Every statistic of the last call (see deqff.export.runner.STAT_NAMES)."""
+        return dict(self._last)
+
+    @torch.jit.export
+    def total_iterations(self) -> int:
+        return int(self._totals["total_iterations"])
+
+    @torch.jit.export
+    def total_adjoint_iterations(self) -> int:
+        return int(self._totals["total_adjoint_iterations"])
+
+    @torch.jit.export
+    def num_calls(self) -> int:
+        return int(self._totals["calls"])
+
+    @torch.jit.export
+    def num_repeats(self) -> int:
+        """Calls at unchanged positions (served from the cache when forces were requested)."""
+        return int(self._totals["repeats"])
+
+    @torch.jit.export
+    def num_cold_starts(self) -> int:
+        return int(self._totals["cold_starts"])
+
+    @torch.jit.export
+    def num_rejected(self) -> int:
+        """Warm starts discarded because their residual was worse than a cold start's."""
+        return int(self._totals["rejected"])
+
+    @torch.jit.export
+    def num_retries(self) -> int:
+        """Solves that did not converge and were retried cold with the fallback solver."""
+        return int(self._totals["retried"])
+
+    @torch.jit.export
+    def totals(self) -> dict[str, float]:
+        """Running totals since creation or `reset_stats()` (keys: TOTAL_NAMES)."""
+        return dict(self._totals)
+
+    @torch.jit.export
+    def reset_stats(self) -> None:
+        self._totals = new_totals()
+        self._last = new_stats()
+
+    @torch.jit.export
+    def num_atoms(self) -> int:
+        """Atoms set by `set_atomic_numbers` (0 before)."""
+        return int(self.species.shape[0])
+
+    @torch.jit.export
+    def has_state(self) -> bool:
+        return self.z_state.shape[0] > 0
+
+    @torch.jit.export
+    def metadata(self) -> dict[str, str]:
+        return self._metadata
+
+
+class DeqffEnergyPotential(DeqffPotential):
+    """The same model; `forward` follows the "openmm-energy" convention (energy only)."""
+
+    def forward(self, positions: Tensor, box: Tensor | None = None, probe: Tensor | None = None) -> Tensor:
+        """positions [M, 3] nm, box [3, 3] nm or None, probe [] optional -> energy [] kJ/mol with a graph
+        to `positions` (openmm-torch backpropagates it for the forces; `setOutputsForces(False)`)."""
+        box, probe = split_inputs(box, probe)
+        cell: Tensor | None = None
+        if box is not None:
+            cell = box * self.angstrom_per_nm
+        x = positions * self.angstrom_per_nm
+        atoms, edge_index, shift_vectors = validated_graph(
+            x, cell, self.atom_indices, self.species, self.atomic_numbers, self.cutoff, self.min_distance
+        )
+        energy, _, error = self._evaluate(x, cell, atoms, edge_index, shift_vectors, False)
+        if error != "":
+            raise RuntimeError(error)
+        return energy.to(torch.float64) * self.kj_per_mol_per_ev + self._probe_term(probe)

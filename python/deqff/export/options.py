@@ -1,0 +1,117 @@
+"""Settings of `deqff export`: force mode, inference solver, fallback budget, dtype, engine convention."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from deqff.models.config import FORCE_MODES, ModelConfig
+
+#: Engine conventions of the exported `forward` (every file also has `compute` in Å / eV):
+#: "openmm":        forward(positions nm, box nm?) -> (energy kJ/mol, forces kJ/mol/nm), for
+#:                  `TorchForce.setOutputsForces(True)`; works in every force mode.
+#: "openmm-energy": forward(positions nm, box nm?) -> energy kJ/mol with a graph to the positions;
+#:                  openmm-torch backpropagates it (conservative and phantom modes only).
+CONVENTIONS = ("openmm", "openmm-energy")
+#: Smallest solver tolerance a float32 model can reach (relative residuals bottom out near 1e-7).
+FLOAT32_MIN_TOL = 1e-6
+DTYPES = ("float32", "float64")
+WEIGHTS = ("ema", "model")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a checkpoint becomes an exported model. `None` keeps the checkpoint's setting.
+
+    force_mode:        "direct", "conservative" or "phantom".
+    tol, max_iter:     inference solver tolerance (in the solver's stop mode, relative by default) and
+                       iteration cap of a normal (warm or cold) solve.
+    fallback_max_iter: cap of the cold retry after a solve failed to converge (default
+                       max(4 * max_iter, 100)); if that fails too the model raises.
+    adjoint_tol, adjoint_max_iter: the adjoint solve of conservative forces (retried cold with 4x the cap).
+    dtype:             "float32" or "float64" (parameters and computation; OpenMM I/O stays float64).
+    convention:        see CONVENTIONS.
+    warm_start:        reuse the previous call's fixed point (False: always cold, for comparisons).
+    min_distance:      closest allowed distance between atoms, Å (closer is an error).
+    weights:           "ema" (averaged weights, when the checkpoint has them) or "model".
+    """
+
+    force_mode: str | None = None
+    tol: float | None = None
+    max_iter: int | None = None
+    fallback_max_iter: int | None = None
+    adjoint_tol: float | None = None
+    adjoint_max_iter: int | None = None
+    dtype: str = "float64"
+    convention: str = "openmm"
+    warm_start: bool = True
+    min_distance: float = 0.1
+    weights: str = "ema"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.force_mode is not None and self.force_mode not in FORCE_MODES:
+            problems.append(f"force_mode={self.force_mode!r} (choose from {FORCE_MODES})")
+        if self.dtype not in DTYPES:
+            problems.append(f"dtype={self.dtype!r} (choose from {DTYPES})")
+        if self.convention not in CONVENTIONS:
+            problems.append(f"convention={self.convention!r} (choose from {CONVENTIONS})")
+        if self.weights not in WEIGHTS:
+            problems.append(f"weights={self.weights!r} (choose from {WEIGHTS})")
+        for name in ("tol", "adjoint_tol"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                problems.append(f"{name}={value} (must be > 0)")
+        for name in ("max_iter", "fallback_max_iter", "adjoint_max_iter"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name}={value} (must be >= 1)")
+        if self.min_distance < 0:
+            problems.append(f"min_distance={self.min_distance} (must be >= 0 Å)")
+        if problems:
+            raise ValueError("invalid export options: " + "; ".join(problems))
+
+    def apply(self, config: ModelConfig) -> ModelConfig:
+        """The model config with this export's force mode and solver settings."""
+        changes: dict[str, Any] = {}
+        if self.force_mode is not None:
+            changes["force_mode"] = self.force_mode
+        inference = {}
+        if self.tol is not None:
+            inference["tol"] = self.tol
+        if self.max_iter is not None:
+            inference["max_iter"] = self.max_iter
+        if inference:
+            changes["solver_inference"] = config.solver_inference.replace(**inference)
+        backward = {}
+        if self.adjoint_tol is not None:
+            backward["tol"] = self.adjoint_tol
+        if self.adjoint_max_iter is not None:
+            backward["max_iter"] = self.adjoint_max_iter
+        if backward:
+            changes["solver_backward"] = config.solver_backward.replace(**backward)
+        config = dataclasses.replace(config, **changes)
+        if self.dtype == "float32":
+            for name, solver in (("tol", config.solver_inference), ("adjoint_tol", config.solver_backward)):
+                if solver.tol < FLOAT32_MIN_TOL and (name == "tol" or config.force_mode == "conservative"):
+                    raise ValueError(
+                        f"{name}={solver.tol:g} is below what float32 can resolve; pass a {name} of at "
+                        f"least {FLOAT32_MIN_TOL:g} (--{name.replace('_', '-')}) or export float64"
+                    )
+        if self.convention == "openmm-energy" and config.force_mode == "direct":
+            raise ValueError(
+                "convention 'openmm-energy' returns only the energy, whose gradient is not the direct "
+                "(non-conservative) force: export direct-force models with convention 'openmm', or choose "
+                "force_mode 'conservative'"
+            )
+        return config
+
+    def fallback_iterations(self, config: ModelConfig) -> int:
+        """Iteration cap of the cold retry."""
+        if self.fallback_max_iter is not None:
+            return self.fallback_max_iter
+        return max(4 * config.solver_inference.max_iter, 100)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,316 @@
+"""One evaluation of a deqff force field on a given graph, with warm starts and a safe fallback.
+
+Runners are the stateless core of an exported model: they take the previous fixed point (and adjoint)
+as arguments and return the new ones, so the caller owns the state (the stateful TorchScript module
+today, a torch.export host later). They reuse the model's own pieces (edge features, embedding, core,
+heads); only the order of the solve is theirs, because the warm-start rule needs to look at the first
+residual before committing to a solve.
+
+Warm-start rule (no extra cost): a cold start (z = 0) has relative residual ||f(0) - 0|| / ||f(0)|| = 1,
+so a warm start is worse than a cold one exactly when its first relative residual is >= 1. The runner
+evaluates f(z0) once; if that residual is >= 1 (or not finite) it solves from zero instead, if it is
+already below the tolerance f(z0) is the answer (one step beyond the accepted start, so the state follows
+the geometry even when every step starts converged), and otherwise the solve continues from f(z0) (the
+first iteration, not wasted). A warm solve that does not converge is retried from zero with the fallback
+solver (same tolerance, larger iteration cap); if a cold solve fails too, the runner raises. Solutions of
+failed solves are never returned.
+
+(No `from __future__ import annotations` here: TorchScript must see real annotations.)
+"""
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from deqff.deq import AdjointSolver, FixedPointSolver
+from deqff.deq.stats import residuals
+from deqff.models.force_field import EquivariantForceField
+
+#: Statistics of one evaluation (RunOutput.stats keys), all floats:
+#: iterations: evaluations of f in forward solves (warm probe, solves and retries);
+#: adjoint_iterations: evaluations of the adjoint map (conservative forces);
+#: cold: 1 if the returned fixed point was solved from zero; rejected: 1 if a warm start was discarded
+#: because its residual was >= 1 (worse than cold); retried: solves that did not converge and were
+#: retried cold with the fallback solver; residual: relative residual of the returned fixed point;
+#: start_residual: relative residual of the warm start (1 when cold); adjoint_residual: of the adjoint.
+STAT_NAMES = (
+    "iterations",
+    "adjoint_iterations",
+    "cold",
+    "rejected",
+    "retried",
+    "residual",
+    "start_residual",
+    "adjoint_residual",
+)
+
+
+def new_stats() -> dict[str, float]:
+    """All statistics at zero."""
+    return {
+        "iterations": 0.0,
+        "adjoint_iterations": 0.0,
+        "cold": 0.0,
+        "rejected": 0.0,
+        "retried": 0.0,
+        "residual": 0.0,
+        "start_residual": 0.0,
+        "adjoint_residual": 0.0,
+    }
+
+
+class RunOutput(NamedTuple):
+    """energy [] eV (with a graph to the positions when gradients were requested and the force mode
+    needs them); forces [N, 3] eV/Å or [0, 3] if not requested; z [N, D] new fixed point and g [N, D]
+    new adjoint (no graph; [0, D] when the model has none); stats: see STAT_NAMES; error: "" or why
+    the solve failed (then the other fields are placeholders; callers raise it, see deqff.export.inputs
+    for why runners do not raise themselves)."""
+
+    energy: Tensor
+    forces: Tensor
+    z: Tensor
+    g: Tensor
+    stats: dict[str, float]
+    error: str
+
+
+def _format_float(value: float) -> str:
+    """Two significant digits in scientific notation for error messages (scriptable): 3.2e-2."""
+    if value != value or value == 0.0 or abs(value) == float("inf"):
+        return str(value)
+    exponent = int(math.floor(math.log10(abs(value))))  # noqa: RUF046 (a float in TorchScript)
+    tenths = int(round(abs(value) / 10.0**exponent * 10.0))  # noqa: RUF046 (a float in TorchScript)
+    if tenths >= 100:
+        tenths = tenths // 10
+        exponent += 1
+    sign = "-" if value < 0 else ""
+    return sign + str(tenths // 10) + "." + str(tenths % 10) + "e" + str(exponent)
+
+
+class ExplicitRunner(nn.Module):
+    """Runner of the explicit (stacked) baseline: no fixed point, no state."""
+
+    def __init__(self, model: EquivariantForceField) -> None:
+        super().__init__()
+        self.model = model
+        self.force_mode: str = model.force_mode
+        self.feature_dim: int = 0
+
+    def finish(
+        self, x: Tensor, energy: Tensor, z: Tensor, species: Tensor, forces: bool
+    ) -> tuple[Tensor, Tensor]:
+        """(energy [], forces [N, 3] or [0, 3]): direct head or -dE/dx (the graph is then consumed)."""
+        if self.force_mode == "direct":
+            if forces:
+                return energy, self.model.force_head(z, species)
+            return energy, x[:0]
+        if forces:
+            grad = torch.autograd.grad([energy], [x], allow_unused=True)[0]
+            if grad is None:
+                return energy, torch.zeros_like(x)
+            return energy, -grad
+        return energy, x[:0]
+
+    def run(
+        self,
+        x: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shifts: Tensor,
+        z0: Tensor,
+        g0: Tensor,
+        forces: bool,
+        trust_start: bool = False,
+    ) -> RunOutput:
+        """x [N, 3] Å (requires grad unless the force mode is direct); species [N]; edge_index [2, E]
+        (sender, receiver); shifts [E, 3] Å; z0, g0, trust_start ignored. See RunOutput."""
+        needs_grad = self.force_mode != "direct"
+        batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        inputs = self.model.layer_inputs(x, species, edge_index, shifts)
+        core = self.model.core(inputs, batch, 1, None, needs_grad)
+        energy, _ = self.model.readout(core.z, species, batch, 1)
+        energy, force_out = self.finish(x, energy.sum(), core.z, species, forces)
+        empty = x.new_zeros((0, 0))
+        stats = new_stats()
+        stats["cold"] = 1.0
+        return RunOutput(energy, force_out, empty, empty, stats, "")
+
+
+class ImplicitRunner(ExplicitRunner):
+    """Runner of the DEQ model: warm-started solve with fallback, then the force mode's readout."""
+
+    def __init__(
+        self, model: EquivariantForceField, fallback_max_iter: int, fallback_adjoint_max_iter: int
+    ) -> None:
+        super().__init__(model)
+        core = model.core
+        self.feature_dim = model.feature_dim
+        self.tol: float = core.solver.tol
+        self.stop_mode: str = core.solver.stop_mode
+        self.max_iter: int = core.solver.max_iter
+        self.fallback_max_iter = fallback_max_iter
+        self.fallback = FixedPointSolver(
+            core.solver.func, core.solver.config.replace(max_iter=fallback_max_iter)
+        )
+        self.fallback_adjoint = AdjointSolver(
+            core.solver.func, core.adjoint.config.replace(max_iter=fallback_adjoint_max_iter)
+        )
+
+    def cold_solve(
+        self,
+        inputs: dict[str, Tensor],
+        batch: Tensor,
+        stats: dict[str, float],
+        errors: list[str],
+        retry_only: bool,
+    ) -> Tensor:
+        """Solve from zero (normal solver, then the fallback solver); an error if neither converges."""
+        z0 = torch.zeros_like(inputs["injection"])
+        stats["cold"] = 1.0
+        if not retry_only:
+            result = self.model.core.solver(z0, inputs, batch, 1)
+            stats["iterations"] += float(result.iterations)
+            stats["residual"] = float(result.rel_res[0])
+            if bool(result.converged.all()):
+                return result.z
+        stats["retried"] += 1.0
+        result = self.fallback(z0, inputs, batch, 1)
+        stats["iterations"] += float(result.iterations)
+        stats["residual"] = float(result.rel_res[0])
+        if not bool(result.converged.all()):
+            errors.append(
+                "deqff: the DEQ fixed-point solve did not converge even from a cold start: residual "
+                + _format_float(float(stop_value(result.abs_res, result.rel_res, self.stop_mode)))
+                + " ("
+                + self.stop_mode
+                + ") after "
+                + str(result.iterations)
+                + " iterations, tolerance "
+                + _format_float(self.tol)
+                + ". The structure is probably outside what the model knows (broken geometry, atoms "
+                + "too close or too far apart, a blown-up simulation): check it; or export with a larger "
+                + "--fallback-max-iter / --max-iter or a looser --tol. No state was kept."
+            )
+        return result.z
+
+    def probe(self, z: Tensor, inputs: dict[str, Tensor], batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(f(z), abs residual [1], rel residual [1]) without gradients: the first solver iteration.
+        (TorchScript cannot compile a `with` block after an early return, hence a method of its own.)"""
+        with torch.no_grad():
+            fz = self.model.core.solver.func(z, inputs)
+            res = residuals(z, fz, batch, 1)
+        return fz, res[0], res[1]
+
+    def solve(
+        self, inputs: dict[str, Tensor], batch: Tensor, z0: Tensor, stats: dict[str, float], errors: list[str]
+    ) -> Tensor:
+        """Fixed point z* [N, D] (no graph) from the warm start z0 ([0, D] or wrong shape: cold)."""
+        injection = inputs["injection"]
+        if z0.dim() != 2 or z0.shape[0] != injection.shape[0] or z0.shape[1] != injection.shape[1]:
+            stats["start_residual"] = 1.0
+            return self.cold_solve(inputs, batch, stats, errors, False)
+        start = z0.to(injection.dtype)
+        fz, abs_res, rel_res = self.probe(start, inputs, batch)
+        stats["iterations"] = 1.0
+        start_rel = float(rel_res[0])
+        stats["start_residual"] = start_rel
+        if not (start_rel < 1.0) or not bool(torch.isfinite(abs_res).all()):
+            stats["rejected"] = 1.0
+            return self.cold_solve(inputs, batch, stats, errors, False)
+        if float(stop_value(abs_res, rel_res, self.stop_mode)) < self.tol:
+            # Converged at the start: return f(z0), not z0, so that the state follows the geometry
+            # every step (z0 itself would freeze direct forces while the residual stays below tol).
+            stats["residual"] = start_rel
+            return fz
+        result = self.model.core.solver(fz, inputs, batch, 1)
+        stats["iterations"] += float(result.iterations)
+        stats["residual"] = float(result.rel_res[0])
+        if bool(result.converged.all()):
+            return result.z
+        return self.cold_solve(inputs, batch, stats, errors, True)
+
+    def attach(
+        self,
+        energy: Tensor,
+        fz: Tensor,
+        leaf: Tensor,
+        batch: Tensor,
+        g0: Tensor,
+        stats: dict[str, float],
+        errors: list[str],
+    ) -> tuple[Tensor, Tensor]:
+        """Exact implicit gradient for `energy` (from fz = f(leaf)): (energy', adjoint g [N, D])."""
+        warm = g0.dim() == 2 and g0.shape[0] == fz.shape[0] and g0.shape[1] == fz.shape[1]
+        start: Tensor | None = None
+        if warm:
+            start = g0.to(fz.dtype)
+        out, result = self.model.core.adjoint.attach(energy, fz, leaf, batch, 1, start)
+        stats["adjoint_iterations"] = float(result.iterations)
+        stats["adjoint_residual"] = float(result.rel_res[0])
+        if bool(result.converged.all()):
+            return out, result.z
+        stats["retried"] += 1.0
+        out, result = self.fallback_adjoint.attach(energy, fz, leaf, batch, 1, None)
+        stats["adjoint_iterations"] += float(result.iterations)
+        stats["adjoint_residual"] = float(result.rel_res[0])
+        if not bool(result.converged.all()):
+            errors.append(
+                "deqff: the adjoint solve of the conservative forces did not converge: relative residual "
+                + _format_float(float(result.rel_res[0]))
+                + " after "
+                + str(result.iterations)
+                + " iterations. Check the structure, or export with a larger --adjoint-max-iter or a "
+                + "looser --adjoint-tol. No state was kept."
+            )
+        return out, result.z
+
+    def run(
+        self,
+        x: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shifts: Tensor,
+        z0: Tensor,
+        g0: Tensor,
+        forces: bool,
+        trust_start: bool = False,
+    ) -> RunOutput:
+        """x [N, 3] Å (requires grad unless the force mode is direct); species [N]; edge_index [2, E]
+        (sender, receiver); shifts [E, 3] Å; z0 / g0 [N, D] warm starts ([0, D]: cold); trust_start:
+        z0 is this input's fixed point already (a repeat at unchanged positions): no solve. See RunOutput."""
+        stats = new_stats()
+        errors: list[str] = []
+        batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        inputs = self.model.layer_inputs(x, species, edge_index, shifts)
+        if trust_start and z0.shape[0] == x.shape[0] and z0.shape[1] == inputs["injection"].shape[1]:
+            z = z0.to(x.dtype)
+        else:
+            z = self.solve(inputs, batch, z0, stats, errors)
+        if len(errors) > 0:
+            return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0])
+        g = z[:0]
+        core = self.model.core
+        if self.force_mode == "direct":
+            state = z
+        elif self.force_mode == "phantom":
+            state = core.phantom(z, inputs)
+        else:
+            state, leaf = core.adjoint.linearize(z, inputs)
+            energy, _ = self.model.readout(state, species, batch, 1)
+            energy, g = self.attach(energy.sum(), state, leaf, batch, g0, stats, errors)
+            if len(errors) > 0:
+                return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0])
+            energy, force_out = self.finish(x, energy, state, species, forces)
+            return RunOutput(energy, force_out, z, g, stats, "")
+        energy, _ = self.model.readout(state, species, batch, 1)
+        energy, force_out = self.finish(x, energy.sum(), state, species, forces)
+        return RunOutput(energy, force_out, z, g, stats, "")
+
+
+def stop_value(abs_res: Tensor, rel_res: Tensor, stop_mode: str) -> Tensor:
+    """The residual the solver stops on ([B]), by stop mode."""
+    if stop_mode == "abs":
+        return abs_res[0]
+    return rel_res[0]

@@ -1,0 +1,70 @@
+"""ASE calculator for deqff models; the warm-start state is carried across calls inside the model.
+
+    calc = DeqffCalculator("model.pt")      # exported file, training checkpoint or model object
+    atoms.calc = calc
+    atoms.get_forces()                      # first call cold, later calls warm-started
+    calc.solver_stats()                     # last call's and running statistics
+
+The model object keeps the previous fixed point exactly as under OpenMM (same code): a new set of
+atomic numbers (another system) resets it, a jump in positions falls back to a cold start, and
+`reset_solver_state()` forgets it. (ASE's own `reset()` only drops cached results.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from deqff.export.export import script_error, set_atoms
+from deqff.export.options import ExportOptions
+from deqff.md.python_force import live_potential
+
+
+class DeqffCalculator(Calculator):
+    """Energy (eV) and forces (eV/Å) from a deqff model, warm-started across calls."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE API)
+
+    def __init__(self, model: Any, options: ExportOptions | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = live_potential(model, options)
+        self._numbers: np.ndarray | None = None
+
+    def calculate(
+        self,
+        atoms: Any = None,
+        properties: Any = ("energy",),
+        system_changes: Any = all_changes,
+    ) -> None:
+        super().calculate(atoms, properties, system_changes)
+        numbers = np.asarray(self.atoms.numbers, dtype=np.int64)
+        if self._numbers is None or not np.array_equal(numbers, self._numbers):
+            set_atoms(self.model, torch.as_tensor(numbers))
+            self._numbers = numbers.copy()
+        positions = torch.as_tensor(np.asarray(self.atoms.positions), dtype=torch.float64)
+        cell = None
+        pbc = np.asarray(self.atoms.pbc)
+        if pbc.any():
+            if not pbc.all():
+                raise ValueError("deqff supports fully periodic cells or molecules (pbc all True or False)")
+            cell = torch.as_tensor(np.asarray(self.atoms.cell.array), dtype=torch.float64)
+        try:
+            energy, forces = self.model.compute(positions, cell)
+        except torch.jit.Error as error:
+            raise script_error(error) from None
+        self.results = {
+            "energy": float(energy),
+            "free_energy": float(energy),
+            "forces": forces.numpy().copy(),
+        }
+
+    def reset_solver_state(self) -> None:
+        """Forget the warm-start state: the next calculation starts cold."""
+        self.model.reset()
+
+    def solver_stats(self) -> dict[str, float]:
+        """The last call's statistics and the running totals of the model."""
+        return {**dict(self.model.last_stats()), **dict(self.model.totals())}

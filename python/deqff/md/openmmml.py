@@ -1,0 +1,73 @@
+"""openmm-ml potential "deqff", registered through the `openmmml.potentials` entry point.
+
+    potential = MLPotential("deqff", modelPath="model.pt")
+    system = potential.createSystem(topology)                       # every atom is modeled
+    mixed = potential.createMixedSystem(topology, mm_system, ml_atoms)  # ML subset + MM rest
+
+`createSystem`/`createMixedSystem` keyword arguments understood here:
+    backend:     "torch" (default; openmm-torch TorchForce running the exported file) or "python"
+                 (OpenMM PythonForce running the model live in this process).
+    solverStats: add the solver-statistics parameter (TorchForce; default True; see deqff.md.openmm).
+The model's atoms get their species from the topology's elements; elements the model does not
+know are an error naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import openmm
+from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
+
+from deqff.md.structure import atomic_numbers
+
+
+class DeqffPotentialImplFactory(MLPotentialImplFactory):
+    """Creates `DeqffPotentialImpl`s (openmm-ml builds the factory with no arguments)."""
+
+    def createImpl(self, name: str, modelPath: str | Path | None = None, **args: Any) -> MLPotentialImpl:  # noqa: N802
+        if modelPath is None:
+            raise ValueError("MLPotential('deqff', modelPath=...) needs the path of an exported deqff model")
+        return DeqffPotentialImpl(name, modelPath)
+
+
+class DeqffPotentialImpl(MLPotentialImpl):
+    """Adds a deqff model as a TorchForce (or PythonForce) to a System."""
+
+    def __init__(self, name: str, modelPath: str | Path) -> None:
+        self.name = name
+        self.modelPath = str(modelPath)
+        if not Path(self.modelPath).is_file():
+            raise FileNotFoundError(f"no deqff model at {self.modelPath}")
+
+    def addForces(  # noqa: N802
+        self,
+        topology: openmm.app.Topology,
+        system: openmm.System,
+        atoms: Iterable[int] | None,
+        forceGroup: int,
+        backend: str = "torch",
+        solverStats: bool = True,
+        **args: Any,
+    ) -> None:
+        numbers = atomic_numbers(topology)
+        indices = None
+        if atoms is not None:
+            indices = [int(i) for i in atoms]
+            numbers = numbers[indices]
+        periodic = topology.getPeriodicBoxVectors() is not None or system.usesPeriodicBoundaryConditions()
+        if backend == "torch":
+            from deqff.md.openmm import torch_force
+
+            force = torch_force(self.modelPath, numbers, periodic, indices, solverStats, forceGroup)
+        elif backend == "python":
+            from deqff.md.python_force import python_force
+
+            force, _ = python_force(
+                self.modelPath, numbers, periodic, particles=indices, force_group=forceGroup
+            )
+        else:
+            raise ValueError(f"backend must be 'torch' or 'python', got {backend!r}")
+        system.addForce(force)

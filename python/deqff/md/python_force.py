@@ -1,0 +1,107 @@
+"""OpenMM `PythonForce` driving a live deqff model (eager or scripted) in this Python process.
+
+Unlike TorchForce, the model object stays reachable: its statistics getters (`last_iterations()`,
+`total_iterations()`, ...) can be read between steps, e.g. by `deqff.md.reporter.SolverStatsReporter`.
+One PythonForce calls one model object, so all Contexts made from the same System share its warm-start
+state; when they alternate, the warm-start check notices the jump and starts cold (correct, but
+slower). Build one System per Context to keep their states apart.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openmm
+import torch
+from openmm import unit
+
+from deqff.export.export import (
+    build_potential,
+    is_torchscript_archive,
+    load_potential,
+    model_from_checkpoint,
+    script_error,
+    set_atoms,
+)
+from deqff.export.module import DeqffPotential
+from deqff.export.options import ExportOptions
+from deqff.models.force_field import EquivariantForceField
+from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+
+def live_potential(model: Any, options: ExportOptions | None = None) -> Any:
+    """A stateful model object: exported file -> scripted module; training checkpoint or
+    EquivariantForceField -> eager `DeqffPotential` (with `options`); a stateful module as is."""
+    if isinstance(model, DeqffPotential | torch.jit.ScriptModule):
+        return model
+    if isinstance(model, EquivariantForceField):
+        return build_potential(model, options)
+    path = Path(model)
+    if is_torchscript_archive(path):
+        return load_potential(path)[0]
+    return build_potential(model_from_checkpoint(path, (options or ExportOptions()).weights), options)
+
+
+class PotentialComputation:
+    """The PythonForce callable: State (nm) -> (energy kJ/mol, forces [N, 3] kJ/mol/nm).
+
+    Picklable (OpenMM pickles it to serialize or copy the force, e.g. openmm-ml's interpolation):
+    a scripted model travels as its TorchScript archive; a copy has its own warm-start state."""
+
+    def __init__(self, potential: Any, periodic: bool) -> None:
+        self.potential = potential
+        self.periodic = periodic
+
+    def __getstate__(self) -> dict[str, Any]:
+        if isinstance(self.potential, torch.jit.ScriptModule):
+            buffer = io.BytesIO()
+            torch.jit.save(self.potential, buffer)
+            return {"scripted": buffer.getvalue(), "periodic": self.periodic}
+        return {"potential": self.potential, "periodic": self.periodic}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.periodic = state["periodic"]
+        if "scripted" in state:
+            self.potential = torch.jit.load(io.BytesIO(state["scripted"]), map_location="cpu")
+        else:
+            self.potential = state["potential"]
+
+    def __call__(self, state: openmm.State) -> tuple[float, np.ndarray]:
+        positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        x = torch.as_tensor(np.asarray(positions), dtype=torch.float64) * NM_TO_ANGSTROM
+        cell = None
+        if self.periodic:
+            box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
+            cell = torch.as_tensor(np.asarray(box), dtype=torch.float64) * NM_TO_ANGSTROM
+        try:
+            energy, forces = self.potential.compute(x, cell)
+        except torch.jit.Error as error:
+            raise script_error(error) from None
+        return (
+            float(energy) * EV_TO_KJ_PER_MOL,
+            forces.numpy() * (EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM),
+        )
+
+
+def python_force(
+    model: Any,
+    atomic_numbers: Any,
+    periodic: bool = False,
+    options: ExportOptions | None = None,
+    particles: Any = None,
+    force_group: int = 0,
+) -> tuple[openmm.PythonForce, Any]:
+    """(PythonForce, the live model it calls) for the given atoms; `particles` restricts the force to
+    those particle indices (OpenMM then passes only their positions)."""
+    potential = live_potential(model, options)
+    set_atoms(potential, torch.as_tensor(np.asarray(atomic_numbers), dtype=torch.long))
+    force = openmm.PythonForce(PotentialComputation(potential, periodic))
+    force.setUsesPeriodicBoundaryConditions(bool(periodic))
+    if particles is not None:
+        force.setParticles([int(i) for i in particles])
+    force.setForceGroup(force_group)
+    force.setName("deqff")
+    return force, potential

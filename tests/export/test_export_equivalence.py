@@ -1,0 +1,116 @@
+"""Exported (scripted, frozen) models equal the eager model over consecutive MD-like steps (float64)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deqff.data.graph import neighbor_list
+from deqff.deq.config import SolverConfig
+from deqff.export.export import build_potential, load_potential
+from deqff.export.options import ExportOptions
+from deqff.export.testing import freeze, md_like_frames, tiny_model
+from deqff.models.config import FORCE_MODES
+from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+KJ_PER_NM = EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM  # eV/Å -> kJ/mol/nm
+
+
+def openmm_inputs(frame: torch.Tensor) -> torch.Tensor:
+    """Positions as openmm-torch passes them: nm, float64, requiring grad."""
+    return (frame / NM_TO_ANGSTROM).clone().requires_grad_(True)
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["scripted", "frozen"])
+@pytest.mark.parametrize("force_mode", FORCE_MODES)
+def test_exported_equals_eager_over_md_steps(exported, ethanol, force_mode, frozen):
+    positions, numbers = ethanol
+    eager = build_potential(tiny_model(force_mode=force_mode))
+    eager.set_atomic_numbers(numbers)
+    module, _ = load_potential(exported(force_mode), numbers)
+    if frozen:
+        module = freeze(module)
+    for k, frame in enumerate(md_like_frames(positions, 6)):
+        energy, forces = module(openmm_inputs(frame))
+        energy_ref, forces_ref = eager(openmm_inputs(frame))
+        assert energy.dtype == torch.float64 and forces.shape == (9, 3)
+        assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-11, abs=1e-9), f"step {k}"
+        torch.testing.assert_close(forces, forces_ref, rtol=1e-9, atol=1e-8)
+    assert not eager.last_was_cold() and eager.num_cold_starts() == 1, "later steps are warm-started"
+    if not frozen:
+        assert module.num_calls() == 6 and module.total_iterations() == eager.total_iterations()
+
+
+@pytest.mark.parametrize("force_mode", ["conservative", "phantom"])
+def test_energy_convention_frozen_with_backward_on_every_call(exported, ethanol, force_mode):
+    """openmm-torch's default: freeze, then backpropagate each call's energy to the positions."""
+    positions, numbers = ethanol
+    module, _ = load_potential(exported(force_mode, "openmm-energy"), numbers)
+    frozen = freeze(module)
+    reference, _ = load_potential(exported(force_mode), numbers)
+    for frame in md_like_frames(positions, 5, seed=1):
+        x = openmm_inputs(frame)
+        energy = frozen(x)
+        energy.backward()
+        energy_ref, forces_ref = reference(openmm_inputs(frame))
+        assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-11)
+        torch.testing.assert_close(-x.grad, forces_ref, rtol=1e-7, atol=1e-7)
+
+
+def test_probe_derivative_is_total_iterations_and_energy_unchanged(exported, ethanol):
+    positions, numbers = ethanol
+    module, _ = load_potential(exported("conservative"), numbers)
+    frozen = freeze(module)
+    plain, _ = load_potential(exported("conservative"), numbers)
+    total = 0.0
+    for frame in md_like_frames(positions, 4, seed=2):
+        probe = torch.tensor(0.0, dtype=torch.float64, requires_grad=True)
+        energy, _ = frozen(openmm_inputs(frame), probe)  # a molecule: the probe comes second
+        energy.backward()
+        energy_plain, _ = plain(openmm_inputs(frame))
+        assert energy.item() == energy_plain.item()
+        total = float(probe.grad)
+    assert total == plain.total_iterations() > 0
+
+
+def test_potential_matches_model_forward_when_tightly_converged(ethanol):
+    """The stateful wrapper adds nothing to the physics: same energy and forces as the model itself."""
+    positions, numbers = ethanol
+    tight = SolverConfig(max_iter=300, tol=1e-12)
+    model = tiny_model(force_mode="conservative", solver_inference=tight, solver_backward=tight)
+    potential = build_potential(model, ExportOptions())
+    potential.set_atomic_numbers(numbers)
+    species = potential.species
+    for frame in md_like_frames(positions, 3, seed=3):
+        edge_index, shifts = neighbor_list(frame, model.config.cutoff)
+        out = model(frame, species, edge_index, shifts, torch.zeros(9, dtype=torch.long), 1)
+        energy, forces = potential.compute(frame)
+        assert energy.item() == pytest.approx(out.energy.item(), rel=1e-10)
+        torch.testing.assert_close(forces, out.forces, rtol=1e-7, atol=1e-8)
+
+
+def test_openmm_units(exported, ethanol):
+    """forward: nm in, kJ/mol and kJ/mol/nm out; compute: Å in, eV and eV/Å out."""
+    positions, numbers = ethanol
+    module, _ = load_potential(exported("direct"), numbers)
+    energy_ev, forces_ev = module.compute(positions)
+    module.reset()
+    energy_kj, forces_kj = module(openmm_inputs(positions))
+    assert energy_kj.item() == pytest.approx(energy_ev.item() * EV_TO_KJ_PER_MOL, rel=1e-12)
+    torch.testing.assert_close(forces_kj, forces_ev * KJ_PER_NM, rtol=1e-12, atol=1e-12)
+
+
+def test_explicit_baseline_exports(tmp_path, ethanol):
+    from deqff.export.export import export_model
+
+    positions, numbers = ethanol
+    model = tiny_model(model_type="explicit", depth=2, force_mode="conservative")
+    module, meta = load_potential(export_model(model, tmp_path / "explicit.pt"), numbers)
+    potential = build_potential(model)
+    potential.set_atomic_numbers(numbers)
+    assert meta.model_type == "explicit"
+    energy, forces = module.compute(positions)
+    energy_ref, forces_ref = potential.compute(positions)
+    assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-12)
+    torch.testing.assert_close(forces, forces_ref)
+    assert module.last_iterations() == 0 and not module.has_state()

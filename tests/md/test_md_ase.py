@@ -1,0 +1,91 @@
+"""The ASE calculator: model energies and forces, warm-start state carried across calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms, units
+from ase.md.verlet import VelocityVerlet
+
+from deqff.export.export import load_potential
+from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS
+from deqff.md.ase import DeqffCalculator
+
+
+def test_calculator_matches_the_model_and_stays_warm(models):
+    path = models("conservative")
+    atoms = Atoms(numbers=ETHANOL_NUMBERS, positions=ETHANOL)
+    calc = DeqffCalculator(path)
+    atoms.calc = calc
+    reference, _ = load_potential(path, ETHANOL_NUMBERS)
+    energy_ref, forces_ref = reference.compute(torch.tensor(ETHANOL, dtype=torch.float64))
+    assert atoms.get_potential_energy() == pytest.approx(energy_ref.item(), rel=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), forces_ref.numpy(), rtol=1e-10, atol=1e-12)
+    assert calc.solver_stats()["cold"] == 1.0
+    atoms.set_velocities(np.random.default_rng(0).normal(0.0, 0.02, (9, 3)))  # Å/(ASE time unit)
+    VelocityVerlet(atoms, timestep=0.5 * units.fs).run(5)
+    stats = calc.solver_stats()
+    assert stats["cold"] == 0.0 and stats["cold_starts"] == 1.0 and stats["calls"] >= 6
+    calc.reset_solver_state()
+    atoms.positions += 0.001
+    atoms.get_forces()
+    assert calc.solver_stats()["cold"] == 1.0
+
+
+def test_new_atoms_reset_the_state_and_bad_input_is_clear(models):
+    calc = DeqffCalculator(models("direct"))
+    water = Atoms("OH2", positions=[[0.0, 0.0, 0.0], [0.76, 0.59, 0.0], [-0.76, 0.59, 0.0]])
+    water.calc = calc
+    water.get_potential_energy()
+    methane = Atoms(
+        "CH4",
+        positions=[
+            [0, 0, 0],
+            [0.63, 0.63, 0.63],
+            [-0.63, -0.63, 0.63],
+            [-0.63, 0.63, -0.63],
+            [0.63, -0.63, -0.63],
+        ],
+    )
+    methane.calc = calc
+    methane.get_potential_energy()
+    assert calc.solver_stats()["cold_starts"] == 2.0
+    methane.positions[1] = methane.positions[0]
+    with pytest.raises(ValueError, match=r"atom 0 \(C\) and atom 1 \(H\) are 0.0 Å apart"):
+        methane.get_potential_energy()
+    with pytest.raises(ValueError, match=r"unknown element\(s\) Na"):
+        Atoms("NaH", positions=[[0, 0, 0], [1.5, 0, 0]], calculator=calc).get_potential_energy()
+
+
+def test_periodic_cell_and_live_checkpoint(checkpoint):
+    from deqff.export.options import ExportOptions
+
+    calc = DeqffCalculator(checkpoint, ExportOptions(tol=1e-5))  # the eager model, live
+    atoms = Atoms(
+        "OH2OH2",
+        positions=[
+            [0.3, 0.2, 0.4],
+            [1.06, 0.79, 0.4],
+            [6.0, 0.79, 0.4],
+            [3, 3, 3],
+            [3.76, 3.59, 3],
+            [2.24, 3.59, 3],
+        ],
+        cell=[6.4, 6.5, 6.6],
+        pbc=True,
+    )
+    atoms.calc = calc
+    energy = atoms.get_potential_energy()
+    shifted = atoms.copy()
+    shifted.positions[2, 0] -= 6.4  # the same periodic system
+    shifted.calc = DeqffCalculator(checkpoint, ExportOptions(tol=1e-5))
+    assert shifted.get_potential_energy() == pytest.approx(energy, rel=1e-6)
+    with pytest.raises(ValueError, match="periodic box too small"):
+        Atoms(
+            "OH2",
+            positions=[[0.0, 0.0, 0.0], [0.76, 0.59, 0.0], [-0.76, 0.59, 0.0]],
+            cell=[5.0] * 3,
+            pbc=True,
+            calculator=calc,
+        ).get_potential_energy()

@@ -1,0 +1,73 @@
+"""`deqff simulate` writes the trajectory, logs and plots and compares warm and cold starts;
+structures load from files, names, mdtraj and OpenMM objects."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import mdtraj
+import numpy as np
+import openmm.app as app
+import pytest
+from ase import Atoms
+from ase.io import write
+
+from deqff.cli import main
+from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS, jit_optimized
+from deqff.md.structure import load_structure
+
+
+def test_simulate_command(models, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["simulate", "--model", str(models("direct")), "--structure", "ethanol", "--steps", "20"]
+    argv += ["--report-interval", "5", "--platform", "Reference", "--out", str(out), "--threads", "1"]
+    with jit_optimized():  # as users run it (Contexts freeze their module)
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "warm start:" in printed and "cold start:" in printed and "ns/day" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["warm"]["mean_iterations"] < summary["cold"]["mean_iterations"]
+    with open(out / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == [5, 10, 15, 20]
+    assert {"potential_energy_kj_mol", "temperature_k", "iterations_per_step"} <= set(rows[0])
+    trajectory = mdtraj.load(str(out / "trajectory.dcd"), top=str(out / "topology.pdb"))
+    assert trajectory.n_frames == 4 and trajectory.n_atoms == 9
+    assert (out / "iterations.png").stat().st_size > 1000 and (out / "energy.png").stat().st_size > 1000
+
+
+def test_simulate_exports_a_checkpoint_and_rejects_missing_models(tmp_path, checkpoint, capsys):
+    with pytest.raises(SystemExit, match="no model at"):
+        main(["simulate", "--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path)])
+    argv = ["simulate", "--model", str(checkpoint), "--steps", "2", "--report-interval", "1", "--no-cold"]
+    with jit_optimized():
+        assert (
+            main([*argv, "--platform", "Reference", "--out", str(tmp_path / "run"), "--format", "xtc"]) == 0
+        )
+    assert "exported" in capsys.readouterr().out and (tmp_path / "run" / "model.pt").is_file()
+    run = tmp_path / "run"
+    assert mdtraj.load(str(run / "trajectory.xtc"), top=str(run / "topology.pdb")).n_frames == 2
+
+
+def test_structures_from_files_and_objects(tmp_path):
+    atoms = Atoms(numbers=ETHANOL_NUMBERS, positions=ETHANOL)
+    write(tmp_path / "ethanol.xyz", atoms)
+    from_xyz = load_structure(tmp_path / "ethanol.xyz")
+    np.testing.assert_allclose(from_xyz.positions, np.array(ETHANOL) / 10)
+    assert list(from_xyz.atomic_numbers) == ETHANOL_NUMBERS and not from_xyz.periodic
+    with open(tmp_path / "ethanol.pdb", "w") as handle:
+        app.PDBFile.writeFile(from_xyz.topology, from_xyz.positions_quantity(), handle)
+    from_pdb = load_structure(tmp_path / "ethanol.pdb")
+    np.testing.assert_allclose(from_pdb.positions, from_xyz.positions, atol=1e-4)
+    trajectory = mdtraj.load(str(tmp_path / "ethanol.pdb"))
+    assert list(load_structure(trajectory).atomic_numbers) == ETHANOL_NUMBERS
+    pair = load_structure((from_pdb.topology, from_pdb.positions))
+    assert pair.topology is from_pdb.topology
+    box = load_structure("water-box:8")
+    assert box.periodic and box.positions.shape == (24, 3) and box.box.shape == (3, 3)
+    assert len(load_structure("ethanol").atomic_numbers) == 9
+    with pytest.raises(ValueError, match="partially periodic"):
+        load_structure(
+            Atoms("H2", positions=[[0, 0, 0], [0.7, 0, 0]], cell=[5, 5, 5], pbc=[True, True, False])
+        )
