@@ -12,8 +12,9 @@ evaluates f(z0) once; if that residual is >= 1 (or not finite) it solves from ze
 already below the tolerance f(z0) is the answer (one step beyond the accepted start, so the state follows
 the geometry even when every step starts converged), and otherwise the solve continues from f(z0) (the
 first iteration, not wasted). A warm solve that does not converge is retried from zero with the fallback
-solver (same tolerance, larger iteration cap); if a cold solve fails too, the runner raises. Solutions of
-failed solves are never returned.
+solver (same tolerance, larger iteration cap); if a cold solve fails too, the run reports an error
+(`RunOutput.error`, raised by the caller). Solutions of failed solves are never returned. The adjoint
+of conservative forces is warm-started from the previous one and retried cold the same way.
 
 (No `from __future__ import annotations` here: TorchScript must see real annotations.)
 """
