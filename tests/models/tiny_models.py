@@ -28,8 +28,7 @@ def tiny_model(seed: int = 0, **overrides) -> EquivariantForceField:
     torch.manual_seed(seed)
     with torch.random.fork_rng():
         model = EquivariantForceField(ModelConfig(**settings)).to(torch.float64)
-        # Training starts the energy head at zero (energies = per-species shifts); tests need an energy
-        # that depends on the geometry, or energy and conservative-force checks would pass vacuously.
+        # A clearly geometry-dependent energy, or energy and conservative-force checks pass vacuously.
         with torch.no_grad():
             torch.nn.init.normal_(model.energy_head.mlp[-1].weight)
     return model.eval()
