@@ -11,6 +11,7 @@ from deqff.deq.config import SolverConfig
 MODEL_TYPES = ("deq", "explicit")
 FORCE_MODES = ("direct", "conservative", "phantom")
 GRAD_MODES = ("ift", "phantom", "bptt")
+ENERGY_READOUTS = ("joint", "detached")
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class ModelConfig:
     solver_train/solver_inference: forward solver settings (training is tight, inference relaxed).
     solver_backward:     adjoint solver settings for IFT.
     correction_states:   solver states returned for the fixed-point correction loss (1 = only z*).
+    energy_readout:      "joint" (the energy loss trains the core too) or "detached" (direct forces
+                         only: the energy head reads the state without passing gradients back, so the
+                         core is shaped by the forces alone; measured on ethanol, joint training with the
+                         per-species standardized energy head raised held-out force errors by ~50%).
     """
 
     model_type: str = "deq"
@@ -49,6 +54,7 @@ class ModelConfig:
     phantom_steps: int = 3
     phantom_tau: float = 0.8
     correction_states: int = 1
+    energy_readout: str = "joint"
     solver_train: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-3))
     solver_inference: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-2))
     solver_backward: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-4))
@@ -61,6 +67,13 @@ class ModelConfig:
             problems.append(f"force_mode={self.force_mode!r} (choose from {FORCE_MODES})")
         if self.grad_mode not in GRAD_MODES:
             problems.append(f"grad_mode={self.grad_mode!r} (choose from {GRAD_MODES})")
+        if self.energy_readout not in ENERGY_READOUTS:
+            problems.append(f"energy_readout={self.energy_readout!r} (choose from {ENERGY_READOUTS})")
+        elif self.energy_readout == "detached" and self.force_mode != "direct":
+            problems.append(
+                f"energy_readout='detached' needs force_mode='direct' (force mode {self.force_mode!r} "
+                "takes forces as -dE/dx, which a detached energy head cannot give)"
+            )
         if not self.elements:
             problems.append("elements is empty")
         if self.cutoff <= 0:

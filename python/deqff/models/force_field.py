@@ -46,6 +46,7 @@ class EquivariantForceField(torch.nn.Module):
         self.feature_dim = irreps_node.dim
         self.num_scalars = scalar_dim(irreps_node)
         self.force_mode = config.force_mode
+        self.detach_energy_input = config.energy_readout == "detached"
         num_species = len(config.elements)
         self.edge_features = EdgeFeatures(config.lmax_sh, config.cutoff, config.num_basis)
         irreps_scalars = o3.Irreps(f"{self.num_scalars}x0e")
@@ -85,7 +86,10 @@ class EquivariantForceField(torch.nn.Module):
         }
 
     def readout(self, z: Tensor, species: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
-        """(energy [B], atom_energy [N]) in eV from a state z [N, D]."""
+        """(energy [B], atom_energy [N]) in eV from a state z [N, D] (detached first if the config's
+        energy_readout is "detached")."""
+        if self.detach_energy_input:
+            z = z.detach()
         atom_energy = self.energy_head(z, species)
         return scatter_sum(atom_energy, batch, num_graphs), atom_energy
 

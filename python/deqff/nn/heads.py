@@ -38,7 +38,9 @@ class SpeciesStandardization(torch.nn.Module):
     the species and learns the geometric part of the energy very slowly.
     """
 
-    def __init__(self, num_species: int, num_features: int, momentum: float = 0.05, eps: float = 1e-5) -> None:
+    def __init__(
+        self, num_species: int, num_features: int, momentum: float = 0.05, eps: float = 1e-8
+    ) -> None:
         super().__init__()
         self.momentum = momentum
         self.eps = eps
@@ -52,7 +54,9 @@ class SpeciesStandardization(torch.nn.Module):
             mean, var = self._batch_statistics(x, species, mean, var)
         return (x - mean[species]) * torch.rsqrt(var[species] + self.eps)
 
-    def _batch_statistics(self, x: Tensor, species: Tensor, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+    def _batch_statistics(
+        self, x: Tensor, species: Tensor, mean: Tensor, var: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Per-species mean and (biased) variance of x [S, C] with grad; running averages updated."""
         num_species = mean.shape[0]
         counts = torch.bincount(species, minlength=num_species).to(x.dtype).unsqueeze(-1)

@@ -1,0 +1,69 @@
+"""The energy head: per-species standardized invariants, and the detached energy readout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from e3nn import o3
+from tiny_models import Molecule, tiny_model
+
+from deqff.models.config import ModelConfig
+from deqff.nn.heads import InvariantFeatures, SpeciesStandardization
+
+
+def test_invariant_features_are_rotation_invariant_and_smooth_at_zero() -> None:
+    irreps = o3.Irreps("3x0e + 2x1o + 1x2e")
+    features = InvariantFeatures(irreps)
+    assert features.num_features == 3 + 2 + 1
+    h = torch.randn(5, irreps.dim, dtype=torch.float64)
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    rotated = h @ irreps.D_from_matrix(rotation).T
+    torch.testing.assert_close(features(rotated), features(h))
+    zero = torch.zeros(1, irreps.dim, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(features(zero).sum(), zero)
+    assert torch.isfinite(grad).all()
+
+
+def test_species_standardization_uses_batch_statistics_in_training_and_running_ones_in_eval() -> None:
+    torch.manual_seed(0)
+    layer = SpeciesStandardization(num_species=3, num_features=2, momentum=1.0)
+    species = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    x = torch.randn(7, 2, dtype=torch.float64) * torch.tensor([3.0, 0.1]) + torch.tensor([10.0, -5.0])
+    out = layer.train()(x, species)
+    for s in (0, 1):
+        torch.testing.assert_close(
+            out[species == s].mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-9, rtol=0
+        )
+        torch.testing.assert_close(
+            out[species == s].var(0, unbiased=False), torch.ones(2, dtype=torch.float64), atol=1e-5, rtol=0
+        )
+    # Species 2 is absent: its running statistics are untouched.
+    torch.testing.assert_close(layer.running_mean[2], torch.zeros(2))
+    torch.testing.assert_close(layer.running_var[2], torch.ones(2))
+    # momentum 1: the running statistics are the batch's (unbiased variance); eval uses them.
+    eval_out = layer.eval()(x, species)
+    torch.testing.assert_close(
+        eval_out[species == 0].mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(layer.running_var[0], x[:3].var(0).float())
+
+
+def test_detached_readout_trains_only_the_energy_head() -> None:
+    model = tiny_model(energy_readout="detached").train()
+    molecule = Molecule()
+    out = molecule.run(model)
+    out.energy.sum().backward()
+    head = {id(p) for p in model.energy_head.parameters()}
+    with_grad = [name for name, p in model.named_parameters() if p.grad is not None and id(p) not in head]
+    assert with_grad == []
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.energy_head.parameters())
+    joint = tiny_model().train()
+    molecule.run(joint).energy.sum().backward()
+    assert joint.species_embedding.embedding.weight.grad is not None
+
+
+def test_detached_readout_needs_direct_forces() -> None:
+    with pytest.raises(ValueError, match="energy_readout='detached' needs force_mode='direct'"):
+        ModelConfig(force_mode="conservative", energy_readout="detached")
+    with pytest.raises(ValueError, match="energy_readout='sideways'"):
+        ModelConfig(energy_readout="sideways")
