@@ -14,7 +14,7 @@ STAMP   := $(VENV)/.installed-$(REQ_KEY)
 export LD_LIBRARY_PATH := $(abspath $(VENV))/lib:$(LD_LIBRARY_PATH)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup build test lint pytest ctest demo format clean lock
+.PHONY: help setup build test lint pytest ctest demo format clean lock models
 
 help:
 	@echo "make demo   # set up, build, and run the main job on the shipped default model"
@@ -58,6 +58,20 @@ test: lint build ctest pytest
 
 demo: build
 	$(VENV)/bin/deqff demo
+
+# Re-make the shipped models (data recipe ~1 h, then each training ~10-40 min on 2 cores; see the cards).
+SHIPPED_MODELS := ethanol_deq aspirin_deq aspirin_explicit
+EXPORT_OPTIONS := --dtype float64 --tol 1e-4
+models: setup
+	$(VENV)/bin/deqff data recipe standard
+	for name in $(SHIPPED_MODELS); do \
+	  $(VENV)/bin/deqff train configs/$$name.yaml --overwrite --no-progress && \
+	  cp runs/$$name/checkpoints/best.pt models/$$name.ckpt && \
+	  $(VENV)/bin/deqff export models/$$name.ckpt -o models/$$name.pt $(EXPORT_OPTIONS) && \
+	  $(VENV)/bin/deqff card runs/$$name --name $$name --out models \
+	    --command "make models  # deqff train configs/$$name.yaml; deqff export ... $(EXPORT_OPTIONS)" \
+	    || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD)
