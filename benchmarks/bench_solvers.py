@@ -14,9 +14,7 @@ plot (benchmarks/solvers.png).
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,9 +29,11 @@ from deqff.deq import FixedPointSolver, SolverConfig, segment_sum
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from results_file import machine, markers, replace_section
+
 HERE = Path(__file__).resolve().parent
 METHODS = ("fixed_point", "anderson", "broyden")
-START, END = "<!-- bench_solvers:start -->", "<!-- bench_solvers:end -->"
+START, END = markers("bench_solvers")
 
 
 class MessageLayer(nn.Module):
@@ -74,15 +74,6 @@ def make_inputs(
     envelope = 0.5 * (torch.cos(torch.pi * dist[dst, src] / cutoff) + 1.0)
     norm = segment_sum(envelope, dst, len(pos)).clamp_min(1.0)
     return {"src": src, "dst": dst, "weight": envelope / norm[dst], "x": injection * torch.sin(pos @ proj)}
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -220,21 +211,6 @@ def _break_even(stats: dict, f_ms: float, method: str, tol: float, start: str) -
     return f"{max(0.0, (n_m * o_m - n_fp * o_fp) / (n_fp - n_m)):.2f} ms"
 
 
-def write_results(path: Path, section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it); create the file if needed."""
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmark results\n\nMeasured numbers with their commands.\n"
-    )
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section.rstrip("\n") + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 def plot(out: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     colors = dict(zip(METHODS, ("tab:gray", "tab:blue", "tab:orange"), strict=True))
@@ -278,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     out = run(args)
     section = summarize(args, out)
     print(section)
-    write_results(args.results, section)
+    replace_section(args.results, "bench_solvers", section)
     plot(out, args.plot)
     print(f"wrote {args.results} and {args.plot}")
 

@@ -1,9 +1,10 @@
 """`deqff demo`: the main job on the shipped defaults, run by `make demo`.
 
-Today it proves the engine path end to end with deqff's analytic reference models (the trained DEQ
-models arrive with later work): an exported, stateful TorchScript model driven by OpenMM's
-TorchForce, and an exported neighbor-list model driven by the LAMMPS `deq` pair style plugin, each
-for a short NVE run; it prints the energy drift, the time per step and that state persisted.
+1. `deqff simulate` with the shipped ethanol DEQ (models/ethanol_deq.pt) in OpenMM's TorchForce:
+   NVT MD warm-started from each step's fixed point, then the same run solved cold every step;
+   prints ns/day and solver iterations per step of both, writes trajectory, logs and plots.
+2. The LAMMPS `pair_style deq` plugin: a short NVE run of an exported neighbor-list model (an
+   analytic reference model until the plugin runs DEQ models), with energy drift and time per step.
 """
 
 from __future__ import annotations
@@ -16,43 +17,10 @@ import numpy as np
 import torch  # noqa: F401  (imported before openmmtorch, which needs the CUDA runtime libraries torch preloads)
 from tqdm import tqdm
 
-from deqff.export.analytic import export_harmonic_tether, export_smooth_pair
+from deqff.export.analytic import export_smooth_pair
+from deqff.md.cli import DEFAULT_MODELS, DEFAULT_STRUCTURE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_openmm(model: Path, steps: int) -> dict[str, float]:
-    """NVE of 8 particles in the HarmonicTether trap through openmm-torch's TorchForce (CPU platform)."""
-    import openmm
-    from openmm import unit
-    from openmmtorch import TorchForce
-
-    system = openmm.System()
-    for _ in range(8):
-        system.addParticle(12.0)
-    system.addForce(TorchForce(str(model)))
-    integrator = openmm.VerletIntegrator(0.001)
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
-    context.setPositions(np.random.default_rng(0).uniform(-1.0, 1.0, (8, 3)))
-    context.setVelocitiesToTemperature(300.0, 1)
-
-    def total_energy() -> tuple[float, float]:
-        """(harmonic + kinetic energy, call counter) in kJ/mol."""
-        state = context.getState(getEnergy=True, getPositions=True)
-        potential = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
-        positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        # The model adds its call counter to the energy (proof of state); take out counter and all.
-        harmonic = float((np.asarray(positions) ** 2).sum())
-        kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
-        return harmonic + kinetic, potential - harmonic
-
-    start_energy, _ = total_energy()
-    start = time.perf_counter()
-    for _ in tqdm(range(steps // 10), desc="OpenMM TorchForce", unit="x10 steps"):
-        integrator.step(10)
-    elapsed = time.perf_counter() - start
-    end_energy, counter = total_energy()
-    return {"ms_per_step": 1e3 * elapsed / steps, "drift_kj_mol": end_energy - start_energy, "calls": counter}
 
 
 def run_lammps(plugin: Path, model: Path, steps: int) -> dict[str, float]:
@@ -94,16 +62,24 @@ def run_lammps(plugin: Path, model: Path, steps: int) -> dict[str, float]:
         lmp.close()
 
 
+def run_openmm(model: Path, steps: int, out: Path) -> None:
+    """`deqff simulate` of the shipped model on its molecule, warm vs cold (prints the summary)."""
+    from deqff.md.simulate import SimulationSettings, format_summary, simulate
+
+    settings = SimulationSettings(
+        model=str(model), structure=DEFAULT_STRUCTURE, out=str(out), steps=steps, threads=1
+    )
+    print(f"OpenMM TorchForce, {model.name} on {DEFAULT_STRUCTURE}:")
+    print(format_summary(simulate(settings)))
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    tether = export_harmonic_tether(out / "harmonic_tether.pt")
+    model = Path(args.model)
+    if not model.is_file():
+        raise SystemExit(f"deqff demo: no shipped model at {model}; `make models` makes it")
+    run_openmm(model, args.steps, out / "openmm")
     pair = export_smooth_pair(out / "smooth_pair.pt")
-    openmm_result = run_openmm(tether, args.steps)
-    print(
-        f"OpenMM TorchForce (CPU): {openmm_result['ms_per_step']:.3f} ms/step, "
-        f"NVE drift {openmm_result['drift_kj_mol']:+.2e} kJ/mol over {args.steps} steps, "
-        f"model state counted {openmm_result['calls']:.0f} calls"
-    )
     plugin = Path(args.build_dir) / "libdeqff_lammps.so"
     if not plugin.is_file():
         print(f"LAMMPS: skipped, no plugin at {plugin} (run `make build`)")
@@ -119,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run the main job on the shipped defaults (make demo)")
     parser.add_argument("--steps", type=int, default=1000, help="MD steps per engine")
+    parser.add_argument("--model", default=str(DEFAULT_MODELS[0]), help="exported model for OpenMM")
     parser.add_argument("--out", default="out/demo", help="output directory")
     parser.add_argument("--build-dir", default=str(REPO_ROOT / "build"), help="CMake build tree")
     parser.set_defaults(func=run)

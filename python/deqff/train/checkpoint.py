@@ -77,7 +77,15 @@ def build_model(checkpoint: dict[str, Any], weights: str = "ema") -> Equivariant
     model = EquivariantForceField(ModelConfig.from_dict(checkpoint["model_config"]))
     model.to(getattr(torch, checkpoint.get("dtype", "float32")))
     key = "ema_state_dict" if weights == "ema" and checkpoint.get("ema_state_dict") else "state_dict"
-    model.load_state_dict(checkpoint[key])
+    try:
+        model.load_state_dict(checkpoint[key])
+    except RuntimeError as error:
+        written_by = checkpoint.get("deqff_version", "an unknown deqff version")
+        raise ValueError(
+            f"the checkpoint's weights do not fit the model this deqff builds from its config (written by "
+            f"{written_by}; the architecture changed since). Retrain with `deqff train`, or load it with "
+            f"the deqff version that wrote it. Details: {str(error).splitlines()[0]} ..."
+        ) from error
     return model.eval()
 
 

@@ -1,0 +1,175 @@
+"""Fixed-point reuse along an MD trajectory: warm vs cold solver iterations, time per step and force
+error for inference tolerances 1e-4 .. 1e-1 (issue #8, benchmarks 1 and 3).
+
+The trajectory is GFN2-xTB Langevin MD at 500 K saved every 0.5 fs step (`deqff data generate ...
+--stride 1`), so every model sees the same positions. For each tolerance the exported, scripted model
+(the file `deqff export` writes, float64) is called once per frame in order, warm-started (the
+production path) and cold (warm starts off); forces are compared with a cold solve at tolerance 1e-8.
+The floor is the same model forced to one solver iteration (what a warm step can at best cost).
+Time per step is the model call (`compute`), best of the repeats per frame, all in one run.
+
+    deqff data generate aspirin -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 \\
+        --temperature 500 --split none --seed 7
+    python benchmarks/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \\
+        --trajectory data/aspirin_md500K_every_step.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from deqff.data.formats import read
+from deqff.export.export import build_potential, model_from_checkpoint, script_potential
+from deqff.export.options import ExportOptions
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from results_file import machine_line, write_section
+
+HERE = Path(__file__).resolve().parent
+TOLERANCES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+REFERENCE_TOL = 1e-8
+WARMUP_CALLS = 4
+
+
+@dataclasses.dataclass
+class Run:
+    """Per-frame iterations, seconds per call and forces [F, N, 3] eV/Å of one model over the frames."""
+
+    iterations: np.ndarray
+    seconds: np.ndarray
+    forces: np.ndarray
+
+
+def scripted(
+    model: torch.nn.Module, numbers: np.ndarray, first: torch.Tensor, **options
+) -> torch.jit.ScriptModule:
+    """The exported stateful module (float64) for this molecule, warmed up on positions `first` [N, 3]
+    (TorchScript's profiling executor optimizes during the first calls) and then reset."""
+    potential = script_potential(build_potential(model, ExportOptions(dtype="float64", **options)))
+    potential.set_atomic_numbers(torch.as_tensor(numbers, dtype=torch.long), None)
+    for shift in range(WARMUP_CALLS):
+        potential.compute(first + 1e-3 * shift, None)
+    potential.reset()
+    potential.reset_stats()
+    return potential
+
+
+def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], repeats: int, desc: str) -> Run:
+    """Call `module.compute` on each frame in order; time = best of `repeats` (state restored between)."""
+    iterations, seconds, forces = [], [], []
+    for positions in tqdm(frames, desc=desc, unit="step", leave=False):
+        state = module.get_state()
+        best = float("inf")
+        for _ in range(repeats):
+            module.set_state(state)
+            start = time.perf_counter()
+            _, f = module.compute(positions, None)
+            best = min(best, time.perf_counter() - start)
+        iterations.append(module.last_iterations())
+        seconds.append(best)
+        forces.append(f.numpy())
+    return Run(np.array(iterations, dtype=float), np.array(seconds), np.stack(forces))
+
+
+def force_error(run: Run, reference: Run) -> tuple[float, float]:
+    """(mean abs, max abs) force-component deviation from the reference, meV/Å."""
+    delta = np.abs(run.forces - reference.forces) * 1e3
+    return float(delta.mean()), float(delta.max())
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--checkpoint", default="models/aspirin_deq.ckpt")
+    parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
+    parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per frame (best kept)")
+    parser.add_argument("--tolerances", type=float, nargs="+", default=list(TOLERANCES))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--plot", default=str(HERE / "tolerance.png"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    data = read(args.trajectory)
+    numbers = np.asarray(data.z)
+    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
+    model = model_from_checkpoint(args.checkpoint)
+    tight = scripted(model, numbers, frames[0], tol=REFERENCE_TOL, max_iter=400, warm_start=False)
+    reference = run(tight, frames, 1, "reference")
+    floor = run(scripted(model, numbers, frames[0], tol=1e9, max_iter=1), frames, args.repeats, "floor")
+
+    rows = []
+    for tol in tqdm(args.tolerances, desc="tolerances"):
+        warm = run(scripted(model, numbers, frames[0], tol=tol), frames, args.repeats, f"warm {tol:g}")
+        cold = run(
+            scripted(model, numbers, frames[0], tol=tol, warm_start=False),
+            frames,
+            args.repeats,
+            f"cold {tol:g}",
+        )
+        rows.append((tol, warm, cold))
+
+    floor_ms = 1e3 * floor.seconds.mean()
+    lines = [
+        f"Command: `python benchmarks/bench_tolerance.py --checkpoint {args.checkpoint} --trajectory "
+        f"{args.trajectory} --steps {len(frames)}`  ",
+        machine_line() + "  ",
+        f"Model `{args.checkpoint}` ({model.config.model_type}, force mode {model.config.force_mode}), "
+        f"{len(numbers)} atoms, exported float64 (Anderson m = {model.config.solver_inference.m}, relative "
+        f"residual); {len(frames)} consecutive 0.5 fs steps of GFN2-xTB Langevin MD at 500 K. "
+        f"Force error vs a cold solve at tol {REFERENCE_TOL:g}. Time = the model call, best of "
+        f"{args.repeats}, mean over steps. Floor = one solver iteration per step: {floor_ms:.2f} ms.",
+        "",
+        "| tol | warm iters | cold iters | warm/cold iters | warm ms | cold ms | warm speed-up | "
+        "warm / floor | warm force err mean / max (meV/Å) | cold force err mean / max (meV/Å) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for tol, warm, cold in rows:
+        w_err, c_err = force_error(warm, reference), force_error(cold, reference)
+        warm_ms, cold_ms = 1e3 * warm.seconds.mean(), 1e3 * cold.seconds.mean()
+        lines.append(
+            f"| {tol:g} | {warm.iterations.mean():.2f} | {cold.iterations.mean():.2f} | "
+            f"{warm.iterations.mean() / cold.iterations.mean():.2f} | {warm_ms:.2f} | {cold_ms:.2f} | "
+            f"{cold_ms / warm_ms:.2f}x | {warm_ms / floor_ms:.2f} | {w_err[0]:.3f} / {w_err[1]:.2f} | "
+            f"{c_err[0]:.3f} / {c_err[1]:.2f} |"
+        )
+    lines += ["", f"Plot: `benchmarks/{Path(args.plot).name}`."]
+    title = "Fixed-point reuse vs tolerance (issue #8: 1, 3)"
+    write_section(Path(args.results), "bench_tolerance", title, lines)
+    plot(rows, reference, floor_ms, Path(args.plot))
+    print("\n".join(lines))
+
+
+def plot(rows: list[tuple[float, Run, Run]], reference: Run, floor_ms: float, path: Path) -> None:
+    """Iterations, time per step and force error against the tolerance, warm and cold."""
+    tols = [r[0] for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for index, label in ((1, "warm"), (2, "cold")):
+        axes[0].plot(tols, [r[index].iterations.mean() for r in rows], "o-", label=label)
+        axes[1].plot(tols, [1e3 * r[index].seconds.mean() for r in rows], "o-", label=label)
+        axes[2].plot(tols, [force_error(r[index], reference)[0] for r in rows], "o-", label=label)
+    axes[1].axhline(floor_ms, color="gray", ls="--", label="floor (1 iteration)")
+    ylabels = ("solver iterations / step", "ms / step", "force error (meV/Å)")
+    for ax, ylabel in zip(axes, ylabels, strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("inference tolerance (relative residual)")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+    axes[2].set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Shared by the benchmarks: the machine description and replacing one section of RESULTS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+HEADER = "# Benchmark results\n\nMeasured numbers with their commands.\n"
+
+
+def machine() -> str:
+    """CPU model, torch threads and version, e.g. 'AMD EPYC ..., 1 torch thread(s), torch 2.9.1'."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line)
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        model = platform.processor() or "unknown CPU"
+    return f"{model}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+
+
+def machine_line() -> str:
+    """'Machine: ...' for a results section."""
+    return f"Machine: {machine()}, {os.cpu_count()} cores (shared with other jobs)."
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The HTML comments delimiting benchmark `name`'s section."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_section(path: Path, name: str, section: str) -> None:
+    """Replace benchmark `name`'s section of `path` (which must include its markers) or append it."""
+    start, end = markers(name)
+    text = path.read_text() if path.exists() else HEADER
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + section.rstrip("\n") + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    path.write_text(text)
+
+
+def write_section(path: Path, name: str, title: str, lines: list[str]) -> None:
+    """Write `lines` under a '## title' heading as benchmark `name`'s section of `path`."""
+    start, end = markers(name)
+    replace_section(path, name, "\n".join([start, f"## {title}", "", *lines, end]) + "\n")
