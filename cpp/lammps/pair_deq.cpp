@@ -145,9 +145,10 @@ void PairDeq::coeff(int narg, char **arg) {
       error->all(FLERR, "pair_coeff deq: atom type {}: {}", t, e.what());
     }
   }
+  // Every pair counts as set, so that an atom of a NULL type meets the clear message of
+  // gather_inputs() (naming the type) rather than LAMMPS's generic "All pair coeffs are not set".
   for (int i = 1; i <= ntypes; ++i)
-    for (int j = i; j <= ntypes; ++j)
-      setflag[i][j] = (type_to_species_[i] >= 0 && type_to_species_[j] >= 0) ? 1 : 0;
+    for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
 }
 
 void PairDeq::check_units() const {

@@ -1,6 +1,9 @@
 #include "deqff/model.h"
 
+#include <cstdlib>
 #include <sstream>
+
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 namespace deqff {
 namespace {
@@ -104,6 +107,11 @@ Model::Model(const std::string& path) : path_(path) {
                      "); pass a file written by `deqff export`.");
   }
   module_.eval();
+  // TorchScript's optimizing executor spends seconds on the first calls of every method and was not
+  // faster afterwards here (tiny and trained models, CPU): off unless DEQFF_JIT_OPTIMIZE=1.
+  const char* optimize = std::getenv("DEQFF_JIT_OPTIMIZE");
+  jit_optimize_ = optimize != nullptr && std::string(optimize) == "1";
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   if (!module_.find_method("metadata")) {
     throw ModelError("'" + path + "' is a TorchScript model but not a deqff model (no metadata() method); "
                      "export it with `deqff export`.");
@@ -132,6 +140,7 @@ const SolverSettings& Model::solver_settings() const {
 
 torch::Tensor Model::embed(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
                            int64_t n_local, c10::IValue* features) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("lammps_embed")({positions, species, edges, n_local}).toTuple();
   *features = output->elements()[1];
   return output->elements()[0].toTensor();
@@ -139,10 +148,12 @@ torch::Tensor Model::embed(const torch::Tensor& positions, const torch::Tensor& 
 
 torch::Tensor Model::iterate(const torch::Tensor& h, const torch::Tensor& injection, const c10::IValue& features,
                              int64_t n_local, int64_t stage) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   return module_.get_method("lammps_iterate")({h, injection, features, n_local, stage}).toTensor();
 }
 
 std::pair<torch::Tensor, torch::Tensor> Model::readout(const torch::Tensor& z, const torch::Tensor& species) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("lammps_readout")({z, species}).toTuple();
   return {output->elements()[0].toTensor(), output->elements()[1].toTensor()};
 }
@@ -150,6 +161,7 @@ std::pair<torch::Tensor, torch::Tensor> Model::readout(const torch::Tensor& z, c
 GraphStepResult Model::step_graph(const torch::Tensor& positions, const torch::Tensor& species,
                                   const torch::Tensor& edges, const torch::Tensor& shifts, const torch::Tensor& z0,
                                   const torch::Tensor& g0) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   c10::List<torch::Tensor> state({z0, g0});
   auto output = module_.get_method("lammps_step_graph")({positions, species, edges, shifts, state}).toTuple();
   const auto& items = output->elements();
@@ -198,6 +210,7 @@ LocalResult Model::compute_local(const double* positions, const int64_t* species
   torch::Tensor spc = torch::from_blob(const_cast<int64_t*>(species), {n_all}, i64).clone();
   torch::Tensor edge = torch::from_blob(const_cast<int64_t*>(edges), {2, n_edges}, i64).clone();
 
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("compute_local")({pos, spc, edge, n_local}).toTuple();
   torch::Tensor atom_energy = output->elements()[0].toTensor().to(torch::kFloat64).contiguous();
   torch::Tensor forces = output->elements()[1].toTensor().to(torch::kFloat64).contiguous();
@@ -214,6 +227,7 @@ LocalResult Model::compute_local(const double* positions, const int64_t* species
 }
 
 void Model::reset() {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   if (module_.find_method("reset")) module_.run_method("reset");
 }
 

@@ -120,6 +120,7 @@ class Model {
   ModelMetadata metadata_;
   bool has_compute_local_ = false;
   bool has_graph_step_ = false;
+  bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)
   SolverSettings settings_;
 };
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from deqff.export.export import load_potential
-from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS
+from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS, jit_optimized
 from deqff.units import EV_TO_KCAL_PER_MOL
 
 #: LAMMPS types: 1 = H, 2 = C, 3 = O (`pair_coeff * * H C O`).
@@ -157,8 +157,10 @@ def read_dump(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def python_reference(model: Path, system: System, positions: np.ndarray) -> tuple[float, np.ndarray]:
-    """Energy (eV) and forces (eV/Å) of the exported module at `positions` (a cold solve)."""
+    """Energy (eV) and forces (eV/Å) of the exported module at `positions` (a cold solve).
+    (TorchScript's optimizing executor would spend seconds on the first call.)"""
     module, _ = load_potential(model, system.numbers)
     cell = None if system.box is None else torch.eye(3, dtype=torch.float64) * system.box
-    energy, forces = module.compute(torch.as_tensor(positions, dtype=torch.float64), cell)
+    with jit_optimized(False):
+        energy, forces = module.compute(torch.as_tensor(positions, dtype=torch.float64), cell)
     return float(energy), forces.numpy()
