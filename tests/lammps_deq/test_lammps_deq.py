@@ -50,6 +50,7 @@ def evaluate(plugin: Path, model: Path, system, units: str, options: str = ""):
 # Units are checked with the direct model; the other kinds share the conversion.
 CASES = [("direct", name, units) for name in SYSTEMS for units in ("metal", "real")]
 CASES += [(kind, name, "metal") for kind in ("conservative", "explicit") for name in SYSTEMS]
+CASES += [("phantom", "ethanol", "metal")]
 
 
 @pytest.mark.parametrize(("kind", "system_name", "units"), CASES)
@@ -214,6 +215,22 @@ def test_state_follows_atoms_through_sorting_and_migration(migration_runs, model
     energy, forces = python_reference(models["direct"], water_box(), x_moved)
     assert e_cold.sum() == pytest.approx(energy, abs=1e-8)
     np.testing.assert_allclose(f_cold, forces, atol=1e-8)
+
+
+def test_rank_without_atoms(lammps_plugin, models, tmp_path):
+    """A molecule on one side of a wide box: one of 2 ranks owns no atom and still takes part in every
+    communication and sum; the result equals the Python module's."""
+    system = ethanol()
+    lines = setup_lines(lammps_plugin, system, "metal", f"deq {models['direct']}")
+    lines = [line.replace("block 0 20.0 0", "block 0 60.0 0") for line in lines]
+    lines += [*stats_lines(), "run 0", *dump_lines(tmp_path / "d.dump")]
+    result = run_lmp(lines, tmp_path, nprocs=2)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert re.search(r"^Nlocal:.*\s0 min$", result.stdout, re.MULTILINE), "one rank must own no atom"
+    positions, forces, atom_energy = read_dump(tmp_path / "d.dump")
+    energy, expected = python_reference(models["direct"], system, positions)
+    assert atom_energy.sum() == pytest.approx(energy, abs=1e-8)
+    np.testing.assert_allclose(forces, expected, atol=1e-8)
 
 
 def test_conservative_model_on_two_ranks_is_rejected(lammps_plugin, models, tmp_path):
