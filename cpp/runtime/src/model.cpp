@@ -1,6 +1,9 @@
 #include "deqff/model.h"
 
+#include <cstdlib>
 #include <sstream>
+
+#include <torch/csrc/jit/runtime/graph_executor.h>
 
 namespace deqff {
 namespace {
@@ -29,6 +32,40 @@ std::string join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : " ") + item;
   return out;
+}
+
+double setting(const c10::Dict<std::string, double>& info, const std::string& key, const std::string& path) {
+  if (!info.contains(key)) {
+    throw ModelError("deqff model '" + path + "': lammps_info() has no '" + key + "'; re-export it with `deqff export`.");
+  }
+  return info.at(key);
+}
+
+SolverSettings read_settings(torch::jit::Module& module, const std::string& path) {
+  auto info = c10::impl::toTypedDict<std::string, double>(module.run_method("lammps_info").toGenericDict());
+  SolverSettings s;
+  s.feature_dim = static_cast<int64_t>(setting(info, "feature_dim", path));
+  s.stages = static_cast<int64_t>(setting(info, "stages", path));
+  s.implicit = setting(info, "implicit", path) > 0.5;
+  s.warm_start = setting(info, "warm_start", path) > 0.5;
+  if (s.implicit) {
+    s.tol = setting(info, "tol", path);
+    s.max_iter = static_cast<int64_t>(setting(info, "max_iter", path));
+    s.fallback_max_iter = static_cast<int64_t>(setting(info, "fallback_max_iter", path));
+    s.stop_rel = setting(info, "stop_rel", path) > 0.5;
+    s.anderson = setting(info, "anderson", path) > 0.5;
+    s.m = static_cast<int64_t>(setting(info, "m", path));
+    s.beta = setting(info, "beta", path);
+    s.lam = setting(info, "lam", path);
+    s.damping = setting(info, "damping", path);
+    s.return_best = setting(info, "return_best", path) > 0.5;
+  }
+  if (s.feature_dim < 1 || s.stages < 1) {
+    throw ModelError("deqff model '" + path + "': lammps_info() gives feature_dim " +
+                     std::to_string(s.feature_dim) + " and stages " + std::to_string(s.stages) +
+                     " (both must be >= 1); re-export it with `deqff export`.");
+  }
+  return s;
 }
 
 }  // namespace
@@ -70,6 +107,11 @@ Model::Model(const std::string& path) : path_(path) {
                      "); pass a file written by `deqff export`.");
   }
   module_.eval();
+  // TorchScript's optimizing executor spends seconds on the first calls of every method and was not
+  // faster afterwards here (tiny and trained models, CPU): off unless DEQFF_JIT_OPTIMIZE=1.
+  const char* optimize = std::getenv("DEQFF_JIT_OPTIMIZE");
+  jit_optimize_ = optimize != nullptr && std::string(optimize) == "1";
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   if (!module_.find_method("metadata")) {
     throw ModelError("'" + path + "' is a TorchScript model but not a deqff model (no metadata() method); "
                      "export it with `deqff export`.");
@@ -79,11 +121,74 @@ Model::Model(const std::string& path) : path_(path) {
     raw[entry.key().toStringRef()] = entry.value().toStringRef();
   }
   metadata_ = parse_metadata(raw, path);
-  if (!module_.find_method("compute_local")) {
-    throw ModelError("deqff model '" + path + "' has no compute_local() method; it was exported for OpenMM "
-                     "only. Re-export it with `deqff export` (format version " +
-                     std::to_string(kFormatVersion) + ").");
+  has_compute_local_ = module_.find_method("compute_local").has_value();
+  has_graph_step_ = module_.find_method("lammps_info").has_value();
+  if (!has_compute_local_ && !has_graph_step_) {
+    throw ModelError("deqff model '" + path + "' has neither the LAMMPS calls (lammps_info, lammps_embed, ...) "
+                     "nor compute_local(); it was exported by an older deqff for OpenMM only. Re-export the "
+                     "checkpoint with this deqff: `deqff export CHECKPOINT -o model.pt`.");
   }
+  if (has_graph_step_) settings_ = read_settings(module_, path);
+}
+
+const SolverSettings& Model::solver_settings() const {
+  if (!has_graph_step_) {
+    throw ModelError("model '" + path_ + "' is not a deqff DEQ/explicit model (no lammps_info() method)");
+  }
+  return settings_;
+}
+
+torch::Tensor Model::embed(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
+                           int64_t n_local, c10::IValue* features) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  auto output = module_.get_method("lammps_embed")({positions, species, edges, n_local}).toTuple();
+  *features = output->elements()[1];
+  return output->elements()[0].toTensor();
+}
+
+torch::Tensor Model::iterate(const torch::Tensor& h, const torch::Tensor& injection, const c10::IValue& features,
+                             int64_t n_local, int64_t stage) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  return module_.get_method("lammps_iterate")({h, injection, features, n_local, stage}).toTensor();
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::readout(const torch::Tensor& z, const torch::Tensor& species) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  auto output = module_.get_method("lammps_readout")({z, species}).toTuple();
+  return {output->elements()[0].toTensor(), output->elements()[1].toTensor()};
+}
+
+GraphStepResult Model::step_graph(const torch::Tensor& positions, const torch::Tensor& species,
+                                  const torch::Tensor& edges, const torch::Tensor& shifts, const torch::Tensor& z0,
+                                  const torch::Tensor& g0) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  c10::List<torch::Tensor> state({z0, g0});
+  auto output = module_.get_method("lammps_step_graph")({positions, species, edges, shifts, state}).toTuple();
+  const auto& items = output->elements();
+  GraphStepResult result;
+  result.energy = items[0].toTensor().item<double>();
+  result.forces = items[1].toTensor().contiguous();
+  result.atom_energy = items[2].toTensor().contiguous();
+  auto state_out = items[3].toTensorList();
+  result.z = state_out.get(0).to(torch::kFloat64).contiguous();
+  result.g = state_out.get(1).to(torch::kFloat64).contiguous();
+  for (const auto& entry : items[4].toGenericDict()) {
+    result.stats[entry.key().toStringRef()] = entry.value().toDouble();
+  }
+  return result;
+}
+
+std::string script_error_message(const std::exception& error) {
+  const std::string text = error.what();
+  for (const std::string marker : {"builtins.RuntimeError: ", "builtins.ValueError: "}) {
+    const auto at = text.rfind(marker);
+    if (at != std::string::npos) {
+      std::string message = text.substr(at + marker.size());
+      while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+      return message;
+    }
+  }
+  return text;
 }
 
 int64_t Model::species_index(const std::string& element) const {
@@ -105,6 +210,7 @@ LocalResult Model::compute_local(const double* positions, const int64_t* species
   torch::Tensor spc = torch::from_blob(const_cast<int64_t*>(species), {n_all}, i64).clone();
   torch::Tensor edge = torch::from_blob(const_cast<int64_t*>(edges), {2, n_edges}, i64).clone();
 
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("compute_local")({pos, spc, edge, n_local}).toTuple();
   torch::Tensor atom_energy = output->elements()[0].toTensor().to(torch::kFloat64).contiguous();
   torch::Tensor forces = output->elements()[1].toTensor().to(torch::kFloat64).contiguous();
@@ -121,6 +227,7 @@ LocalResult Model::compute_local(const double* positions, const int64_t* species
 }
 
 void Model::reset() {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   if (module_.find_method("reset")) module_.run_method("reset");
 }
 

@@ -4,6 +4,7 @@ options.py   ExportOptions: force mode, solver tolerance / caps, dtype, engine c
 runner.py    ImplicitRunner / ExplicitRunner: one evaluation on a graph, warm start + fallback
 inputs.py    input checks, atom selection and the pure-torch neighbor list (scriptable)
 module.py    DeqffPotential (+ DeqffEnergyPotential): state, engine calls, statistics, metadata
+graph_step.py  the DEQ split into host-driven steps (embed / iterate / readout) for LAMMPS on MPI ranks
 export.py    model_from_checkpoint, build_potential, export_model / export_checkpoint, load_potential
 metadata.py  ModelMetadata, FORMAT_VERSION, save_scripted / load_model (format version check)
 analytic.py  closed-form reference models following the same conventions

@@ -25,6 +25,9 @@
   wrong atom count) raises ValueError, a solve that fails even cold raises RuntimeError; the state is
   then kept as it was. Checks run in free functions called by each entry point (deqff.export.inputs
   explains why: frozen modules).
+* host-driven solves (LAMMPS, several MPI ranks): `lammps_info`, `lammps_embed`, `lammps_iterate`,
+  `lammps_readout` expose the DEQ step by step on local + ghost atoms (deqff.export.graph_step), and
+  `lammps_step_graph` evaluates any force mode on one rank's periodic graph with species given.
 * statistics: `last_iterations()`, `total_iterations()`, `num_calls()`, `last_was_cold()`, ... and
   `metadata()`. Under openmm-torch the module lives inside the C++ Context; pass a global parameter
   (`deqff.md.openmm.STATS_PARAMETER`) as `probe` and request its energy derivative: the derivative is
@@ -38,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from deqff.data.validate import check_elements
+from deqff.export.graph_step import GraphStep, solver_info
 from deqff.export.inputs import scatter_forces, split_inputs, validated_graph, zero_with_unit_gradient
 from deqff.export.runner import ExplicitRunner, new_stats
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
@@ -98,6 +102,8 @@ class DeqffPotential(nn.Module):
         self.min_distance = float(min_distance)
         self.warm_start = warm_start
         self.feature_dim: int = runner.feature_dim
+        fallback_max_iter = int(getattr(runner, "fallback_max_iter", 0))
+        self.graph = GraphStep(runner.model, solver_info(runner.model, fallback_max_iter, warm_start), dtype)
         self.angstrom_per_nm = NM_TO_ANGSTROM
         self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
         self._metadata = dict(metadata)
@@ -174,6 +180,7 @@ class DeqffPotential(nn.Module):
     def _step_graph(
         self,
         positions: Tensor,
+        species: Tensor,
         edge_index: Tensor,
         shift_vectors: Tensor,
         state: list[Tensor],
@@ -186,17 +193,13 @@ class DeqffPotential(nn.Module):
         shifts = shift_vectors.to(self.like.dtype)
         if self.runner.force_mode == "direct":
             with torch.no_grad():
-                out = self.runner.run(
-                    x, self.species, edge_index, shifts, state[0], state[1], forces, trust_state
-                )
+                out = self.runner.run(x, species, edge_index, shifts, state[0], state[1], forces, trust_state)
         else:
             enabled = torch.is_grad_enabled()
             torch.set_grad_enabled(True)  # forces need autograd even when called under no_grad
             if not x.requires_grad:
                 x = x.clone().requires_grad_(True)
-            out = self.runner.run(
-                x, self.species, edge_index, shifts, state[0], state[1], forces, trust_state
-            )
+            out = self.runner.run(x, species, edge_index, shifts, state[0], state[1], forces, trust_state)
             torch.set_grad_enabled(enabled)
         with torch.no_grad():
             z = out.z.clone()
@@ -221,7 +224,7 @@ class DeqffPotential(nn.Module):
         is False and the force mode is conservative or phantom. Raises if the solve fails.
         """
         energy, force_out, state_out, stats, error = self._step_graph(
-            positions, edge_index, shift_vectors, state, forces, False
+            positions, self.species, edge_index, shift_vectors, state, forces, False
         )
         if error != "":
             raise RuntimeError(error)
@@ -323,7 +326,7 @@ class DeqffPotential(nn.Module):
         if not self.warm_start:
             state = [self.z_state[:0], self.g_state[:0]]
         energy, atom_forces, state_out, stats, error = self._step_graph(
-            atoms, edge_index, shift_vectors, state, forces, repeat
+            atoms, self.species, edge_index, shift_vectors, state, forces, repeat
         )
         force_out = scatter_forces(atom_forces, self.atom_indices, positions.shape[0])
         if error == "":
@@ -385,6 +388,62 @@ class DeqffPotential(nn.Module):
             energy_out = energy.to(torch.float64) * self.kj_per_mol_per_ev
             forces_out = forces.to(torch.float64) * (self.kj_per_mol_per_ev * self.angstrom_per_nm)
         return energy_out + self._probe_term(probe), forces_out
+
+    # -- host-driven evaluation (LAMMPS; see deqff.export.graph_step) ---------------------------------
+    @torch.jit.export
+    def lammps_info(self) -> dict[str, float]:
+        """feature_dim, stages, implicit, warm_start and the inference solver settings (graph_step)."""
+        return self.graph.info()
+
+    @torch.jit.export
+    def lammps_embed(
+        self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int
+    ) -> tuple[Tensor, list[Tensor]]:
+        """positions [n_all, 3] Å, species [n_all], edges [2, E] (row 0 local i, row 1 neighbor j) ->
+        (injection [n_local, D], edge features for `lammps_iterate`)."""
+        return self.graph.embed(positions, species, edges, n_local)
+
+    @torch.jit.export
+    def lammps_iterate(
+        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int
+    ) -> Tensor:
+        """One stage of f: h [n_all, D] and injection [n_all, D] (ghost rows filled by the host) ->
+        [n_local, D]."""
+        return self.graph.iterate(h, injection, features, n_local, stage)
+
+    @torch.jit.export
+    def lammps_readout(self, z: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        """z [n_local, D], species [n_local] -> (atom energies [n_local] eV, direct forces
+        [n_local, 3] eV/Å; zeros unless the force mode is direct)."""
+        return self.graph.readout(z, species)
+
+    @torch.jit.export
+    def lammps_step_graph(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edges: Tensor,
+        shift_vectors: Tensor,
+        state: list[Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor, list[Tensor], dict[str, float]]:
+        """Any force mode on one rank: positions [N, 3] Å of the rank's own atoms, species [N], edges
+        [2, E] (row 0 atom i, row 1 atom j, periodic neighbors mapped to their owner), shift_vectors
+        [E, 3] Å (image of j minus j), state [z, g] warm starts ([0, D]: cold). Returns (energy [] eV,
+        forces [N, 3] eV/Å, atom energies [N] eV read out from z* (they sum to the energy to solver
+        tolerance), state_out [z, g], stats). Raises RuntimeError if the solve fails even cold."""
+        edge_index = torch.stack([edges[1], edges[0]])
+        energy, forces, state_out, stats, error = self._step_graph(
+            positions, species, edge_index, shift_vectors, state, True, False
+        )
+        if error != "":
+            raise RuntimeError(error)
+        atom_energy = torch.zeros(0, dtype=torch.float64)
+        if state_out[0].shape[0] == positions.shape[0]:
+            atom_energy = self.graph.readout(state_out[0], species)[0]
+        with torch.no_grad():
+            energy_out = energy.to(torch.float64).clone()
+            forces_out = forces.to(torch.float64).clone()
+        return energy_out, forces_out, atom_energy, state_out, stats
 
     # -- statistics and metadata ----------------------------------------------------------------------
     @torch.jit.export

@@ -32,6 +32,33 @@ struct ModelMetadata {
   std::map<std::string, std::string> raw;
 };
 
+// What a deqff (DEQ or explicit) model needs from a host that drives its solve (`lammps_info()`).
+struct SolverSettings {
+  int64_t feature_dim = 0;       // D, floats per atom of the state z
+  int64_t stages = 1;            // iterate() calls per application of f (DEQ) or per pass (explicit)
+  bool implicit = false;         // true: solve z = f(z) to a fixed point; false: one pass from z = 0
+  bool warm_start = true;        // reuse the previous fixed point (export option)
+  double tol = 0.0;              // inference tolerance on the stop residual
+  int64_t max_iter = 0;          // cap of a normal (warm or cold) solve
+  int64_t fallback_max_iter = 0; // cap of the cold retry after a failed solve
+  bool stop_rel = true;          // stop on ||f(z) - z|| / ||f(z)|| (true) or ||f(z) - z|| (false)
+  bool anderson = true;          // Anderson acceleration (true) or damped fixed-point iteration
+  int64_t m = 5;                 // Anderson history
+  double beta = 1.0;             // Anderson mixing
+  double lam = 1e-4;             // Anderson ridge, relative to the newest residual's squared norm
+  double damping = 1.0;          // fixed-point step z + damping (f(z) - z)
+  bool return_best = true;       // return the lowest-residual iterate
+};
+
+// Result of `Model::step_graph` (any force mode, one rank). eV, eV/Å, float64 tensors.
+struct GraphStepResult {
+  double energy = 0.0;
+  torch::Tensor forces;       // [N, 3]
+  torch::Tensor atom_energy;  // [N] read out from z* ([0] for explicit models)
+  torch::Tensor z, g;         // new warm-start state [N, D] ([0, D] if none)
+  std::map<std::string, double> stats;  // deqff.export.runner.STAT_NAMES
+};
+
 // Result of one evaluation. Energies in eV, forces in eV/Å.
 struct LocalResult {
   double energy = 0.0;                 // sum of atom_energy
@@ -65,10 +92,39 @@ class Model {
   // Forget any warm-start state the model keeps (its exported `reset()` method, if it has one).
   void reset();
 
+  // --- deqff models: the host-driven DEQ (python/deqff/export/graph_step.py) -------------------------
+  // Analytic test models have compute_local(); deqff models have the calls below instead.
+  bool has_compute_local() const { return has_compute_local_; }
+  bool has_graph_step() const { return has_graph_step_; }
+  // Solver settings of a deqff model; throws ModelError for models without the graph-step interface.
+  const SolverSettings& solver_settings() const;
+
+  // Injection [n_local, D] of the local atoms, and the edge features for iterate().
+  //   positions [n_all, 3] Å, species [n_all] int64, edges [2, E] int64 (row 0 local i, row 1 j)
+  torch::Tensor embed(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
+                      int64_t n_local, c10::IValue* features);
+  // One stage of f: h, injection [n_all, D] (ghost rows filled by the host) -> [n_local, D].
+  torch::Tensor iterate(const torch::Tensor& h, const torch::Tensor& injection, const c10::IValue& features,
+                        int64_t n_local, int64_t stage);
+  // (atom energies [n_local] eV, direct forces [n_local, 3] eV/Å; zeros unless force mode is direct).
+  std::pair<torch::Tensor, torch::Tensor> readout(const torch::Tensor& z, const torch::Tensor& species);
+  // Any force mode on one rank's own atoms: positions [N, 3], species [N], edges [2, E] (row 0 i,
+  // row 1 j, both owned), shifts [E, 3] Å (image of j minus j), warm starts z0, g0 ([0, D]: cold).
+  GraphStepResult step_graph(const torch::Tensor& positions, const torch::Tensor& species,
+                             const torch::Tensor& edges, const torch::Tensor& shifts, const torch::Tensor& z0,
+                             const torch::Tensor& g0);
+
  private:
   std::string path_;
   torch::jit::Module module_;
   ModelMetadata metadata_;
+  bool has_compute_local_ = false;
+  bool has_graph_step_ = false;
+  bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)
+  SolverSettings settings_;
 };
+
+// Error message of a TorchScript exception without its TorchScript traceback (the Python message).
+std::string script_error_message(const std::exception& error);
 
 }  // namespace deqff

@@ -1,0 +1,222 @@
+#include "deqff/solver.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+namespace deqff {
+namespace {
+
+constexpr double kResidualEps = 1e-12;  // rel = abs / (|f(z)| + eps), as deqff.deq.stats.residuals
+constexpr double kScaleFloor = 1e-30;   // deqff.deq.anderson.mixing_weights
+constexpr double kAlphaMax = 1e4;       // deqff.deq.anderson.anderson_step restart safeguard
+
+std::string format_residual(double value) {
+  std::ostringstream out;
+  out.precision(2);
+  out << std::scientific << value;
+  return out.str();
+}
+
+// Anderson acceleration on the local rows with global inner products, as deqff.deq.anderson:
+// history of mixed points Y_i = z_i + beta g_i and residuals g_i = f(z_i) - z_i; weights alpha
+// minimize |sum alpha_i g_i|^2 + lam |g_newest|^2 |alpha|^2 with sum alpha = 1.
+class Anderson {
+ public:
+  Anderson(const torch::Tensor& like, int64_t m, double beta, double lam)
+      : m_(m), beta_(beta), lam_(lam),
+        Y_(torch::zeros({m, like.size(0), like.size(1)}, like.options())),
+        G_(torch::zeros({m, like.size(0), like.size(1)}, like.options())),
+        H_(torch::zeros({m, m}, like.options())), valid_(m, false) {}
+
+  torch::Tensor step(const torch::Tensor& z, const torch::Tensor& fz, int64_t k, Exchange& exchange) {
+    const int64_t slot = k % m_;
+    torch::Tensor g = fz - z;
+    Y_[slot] = z + beta_ * g;
+    G_[slot] = g;
+    // <g, G_i> over local rows, summed over ranks: the same Gram matrix (and weights) everywhere.
+    torch::Tensor col = (G_ * g.unsqueeze(0)).sum({1, 2}).contiguous();
+    exchange.sum(col.data_ptr<double>(), static_cast<int>(m_));
+    H_.index_put_({slot}, col);
+    H_.index_put_({torch::indexing::Slice(), slot}, col);
+    valid_[slot] = true;
+    torch::Tensor alpha = weights(slot);
+    const bool bad = !torch::isfinite(alpha).all().item<bool>() || alpha.abs().sum().item<double>() > kAlphaMax;
+    if (bad) {  // ill-conditioned history: restart from the newest pair (a damped fixed-point step)
+      std::fill(valid_.begin(), valid_.end(), false);
+      valid_[slot] = true;
+      alpha = torch::zeros({m_}, H_.options());
+      alpha[slot] = 1.0;
+    }
+    return (alpha.view({m_, 1, 1}) * Y_).sum(0);
+  }
+
+ private:
+  torch::Tensor weights(int64_t newest) const {
+    auto mask = torch::zeros({m_}, H_.options());
+    for (int64_t i = 0; i < m_; ++i) mask[i] = valid_[i] ? 1.0 : 0.0;
+    const double scale = std::max(H_[newest][newest].item<double>(), kScaleFloor);
+    auto pair = mask.unsqueeze(1) * mask.unsqueeze(0);
+    auto A = H_ * pair + torch::diag(lam_ * scale * mask + (1.0 - mask));
+    auto [w, info] = torch::linalg_solve_ex(A.unsqueeze(0), mask.view({1, m_, 1}));
+    if (info.item<int64_t>() != 0) return torch::full({m_}, std::numeric_limits<double>::quiet_NaN(), H_.options());
+    w = w.view({m_}) * mask;
+    return w / w.sum();
+  }
+
+  int64_t m_;
+  double beta_, lam_;
+  torch::Tensor Y_, G_, H_;
+  std::vector<bool> valid_;
+};
+
+}  // namespace
+
+DeqSolver::DeqSolver(Model& model, const SolverSettings& settings) : model_(model), settings_(settings) {}
+
+DeqSolver::Residual DeqSolver::residual(const torch::Tensor& z, const torch::Tensor& fz, Exchange& exchange) const {
+  double sums[2] = {(fz - z).pow(2).sum().item<double>(), fz.pow(2).sum().item<double>()};
+  exchange.sum(sums, 2);
+  Residual r;
+  r.abs = std::sqrt(sums[0]);
+  r.rel = r.abs / (std::sqrt(sums[1]) + kResidualEps);
+  r.finite = std::isfinite(r.abs) && std::isfinite(r.rel);
+  return r;
+}
+
+// deqff.deq.solver.FixedPointSolver._solve for one segment: evaluate f at z_k, stop when the residual
+// of (z_k, f(z_k)) is below tol, keep the best iterate, step with Anderson or damped iteration.
+DeqSolver::Solve DeqSolver::solve(const Func& f, const torch::Tensor& z0, int64_t max_iter,
+                                  Exchange& exchange) const {
+  Anderson anderson(z0, settings_.m, settings_.beta, settings_.lam);
+  Solve last, best;
+  best.residual.abs = best.residual.rel = std::numeric_limits<double>::infinity();
+  bool found = false;
+  torch::Tensor z = z0;
+  for (int64_t k = 0; k < max_iter; ++k) {
+    torch::Tensor fz = f(z);
+    Residual r = residual(z, fz, exchange);
+    last = Solve{z, k + 1, r, false};
+    if (!r.finite) break;
+    if (r.stop(settings_.stop_rel) < best.residual.stop(settings_.stop_rel)) {
+      best = last;
+      found = true;
+    }
+    if (r.stop(settings_.stop_rel) < settings_.tol) {
+      last.converged = true;
+      break;
+    }
+    if (k + 1 == max_iter) break;
+    z = settings_.anderson ? anderson.step(z, fz, k, exchange) : z + settings_.damping * (fz - z);
+  }
+  if (settings_.return_best && found) {
+    best.iterations = last.iterations;
+    best.converged = last.converged;
+    return best;
+  }
+  return last;
+}
+
+torch::Tensor DeqSolver::cold_solve(const Func& f, const torch::Tensor& zero, bool retry_only, SolveStats& stats,
+                                    Exchange& exchange) const {
+  stats.cold = true;
+  if (!retry_only) {
+    Solve result = solve(f, zero, settings_.max_iter, exchange);
+    stats.iterations += result.iterations;
+    stats.residual = result.residual.stop(settings_.stop_rel);
+    if (result.converged) return result.z;
+  }
+  stats.retried += 1;
+  Solve result = solve(f, zero, settings_.fallback_max_iter, exchange);
+  stats.iterations += result.iterations;
+  stats.residual = result.residual.stop(settings_.stop_rel);
+  if (!result.converged) {
+    throw SolveError("deqff: the DEQ fixed-point solve did not converge even from a cold start: residual " +
+                     format_residual(result.residual.stop(settings_.stop_rel)) + " (" +
+                     (settings_.stop_rel ? "rel" : "abs") + ") after " + std::to_string(result.iterations) +
+                     " iterations, tolerance " + format_residual(settings_.tol) +
+                     ". The structure is probably outside what the model knows (broken geometry, atoms too "
+                     "close or too far apart, a blown-up simulation): check it; or loosen `tol` / raise "
+                     "`max_iter` in pair_style deq (or export with a larger --fallback-max-iter).");
+  }
+  return result.z;
+}
+
+// deqff.export.runner.ImplicitRunner.solve: probe f(z0); worse than cold (relative residual >= 1) ->
+// cold; converged -> f(z0); otherwise continue from f(z0), retried cold if it does not converge.
+torch::Tensor DeqSolver::warm_solve(const Func& f, const torch::Tensor& z0, const torch::Tensor& zero,
+                                    SolveStats& stats, Exchange& exchange) const {
+  torch::Tensor fz = f(z0);
+  Residual r = residual(z0, fz, exchange);
+  stats.iterations = 1;
+  stats.start_residual = r.rel;
+  if (!(r.rel < 1.0) || !r.finite) {
+    stats.rejected = true;
+    return cold_solve(f, zero, false, stats, exchange);
+  }
+  if (r.stop(settings_.stop_rel) < settings_.tol) {
+    stats.residual = r.stop(settings_.stop_rel);
+    return fz;
+  }
+  Solve result = solve(f, fz, settings_.max_iter, exchange);
+  stats.iterations += result.iterations;
+  stats.residual = result.residual.stop(settings_.stop_rel);
+  if (result.converged) return result.z;
+  return cold_solve(f, zero, true, stats, exchange);
+}
+
+DeqResult DeqSolver::evaluate(const torch::Tensor& positions, const torch::Tensor& species,
+                              const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
+                              Exchange& exchange) {
+  const int64_t n_all = positions.size(0);
+  const int64_t D = settings_.feature_dim;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const bool has_local = n_local > 0;  // a rank may own no atoms (a molecule in a big box)
+
+  // Injection of the local atoms; ghosts' rows from their owners.
+  c10::IValue features;
+  torch::Tensor injection = torch::zeros({n_all, D}, f64);
+  if (has_local) injection.narrow(0, 0, n_local).copy_(model_.embed(positions, species, edges, n_local, &features));
+  exchange.forward(injection);
+
+  // f (or one pass of an explicit model): stages with ghost rows refreshed before each.
+  torch::Tensor h = torch::zeros({n_all, D}, f64);
+  const Func f = [&](const torch::Tensor& z) {
+    torch::Tensor out = z;
+    for (int64_t stage = 0; stage < settings_.stages; ++stage) {
+      h.narrow(0, 0, n_local).copy_(out);
+      exchange.forward(h);
+      out = has_local ? model_.iterate(h, injection, features, n_local, stage) : torch::zeros({0, D}, f64);
+    }
+    return out;
+  };
+
+  DeqResult result;
+  const torch::Tensor zero = torch::zeros({n_local, D}, f64);
+  if (!settings_.implicit) {
+    result.z = f(zero);
+    result.stats.cold = true;
+  } else {
+    // Warm only if every rank has a warm start for all of its atoms.
+    const bool usable = settings_.warm_start && z0.defined() && z0.size(0) == n_local && z0.size(1) == D;
+    double missing = usable ? 0.0 : 1.0;
+    exchange.sum(&missing, 1);
+    if (missing > 0.0) {
+      result.z = cold_solve(f, zero, false, result.stats, exchange);
+    } else {
+      result.z = warm_solve(f, z0.to(torch::kFloat64).contiguous(), zero, result.stats, exchange);
+    }
+  }
+  if (has_local) {
+    auto [energy, forces] = model_.readout(result.z, species.narrow(0, 0, n_local));
+    result.atom_energy = energy.to(torch::kFloat64).contiguous();
+    result.forces = forces.to(torch::kFloat64).contiguous();
+  } else {
+    result.atom_energy = torch::zeros({0}, f64);
+    result.forces = torch::zeros({0, 3}, f64);
+  }
+  return result;
+}
+
+}  // namespace deqff
