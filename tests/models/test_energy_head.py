@@ -48,22 +48,29 @@ def test_species_standardization_uses_batch_statistics_in_training_and_running_o
     torch.testing.assert_close(layer.running_var[0], x[:3].var(0).float())
 
 
-def test_detached_readout_trains_only_the_energy_head() -> None:
-    model = tiny_model(energy_readout="detached").train()
+def test_correction_head_adds_energy_but_no_gradient_to_the_core() -> None:
+    corrected = tiny_model(energy_readout="joint+detached").train()
+    plain = tiny_model().train()
+    plain.load_state_dict(
+        {k: v for k, v in corrected.state_dict().items() if not k.startswith("energy_correction.")}
+    )
     molecule = Molecule()
-    out = molecule.run(model)
-    out.energy.sum().backward()
-    head = {id(p) for p in model.energy_head.parameters()}
-    with_grad = [name for name, p in model.named_parameters() if p.grad is not None and id(p) not in head]
-    assert with_grad == []
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.energy_head.parameters())
-    joint = tiny_model().train()
-    molecule.run(joint).energy.sum().backward()
-    assert joint.species_embedding.embedding.weight.grad is not None
+    out_corrected, out_plain = molecule.run(corrected), molecule.run(plain)
+    correction = corrected.energy_correction(out_corrected.z, molecule.species).sum()
+    torch.testing.assert_close(out_corrected.energy.sum(), out_plain.energy.sum() + correction)
+    assert abs(float(correction)) > 0
+    out_corrected.energy.sum().backward()
+    out_plain.energy.sum().backward()
+    grads = dict(plain.named_parameters())
+    for name, p in corrected.named_parameters():
+        if name.startswith("energy_correction."):
+            assert p.grad is not None and p.grad.abs().sum() > 0
+        elif p.grad is not None:
+            torch.testing.assert_close(p.grad, grads[name].grad)
 
 
-def test_detached_readout_needs_direct_forces() -> None:
-    with pytest.raises(ValueError, match="energy_readout='detached' needs force_mode='direct'"):
-        ModelConfig(force_mode="conservative", energy_readout="detached")
+def test_correction_head_needs_direct_forces() -> None:
+    with pytest.raises(ValueError, match="energy_readout='joint\\+detached' needs force_mode='direct'"):
+        ModelConfig(force_mode="conservative", energy_readout="joint+detached")
     with pytest.raises(ValueError, match="energy_readout='sideways'"):
         ModelConfig(energy_readout="sideways")

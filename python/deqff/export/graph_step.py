@@ -140,7 +140,7 @@ class GraphStep(nn.Module):
     def readout(self, z: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             x = z.to(self.like.dtype)
-            atom_energy = self.model.energy_head(x, species)
+            atom_energy = self.model.atom_energies(x, species)
             if self.direct:
                 forces = self.model.force_head(x, species)
             else:

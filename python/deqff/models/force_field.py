@@ -14,7 +14,7 @@ from deqff.models.config import ModelConfig
 from deqff.models.cores import ExplicitCore, ImplicitCore, make_layer
 from deqff.models.features import EdgeFeatures
 from deqff.nn.embedding import EdgeDegreeEmbedding, SpeciesEmbedding
-from deqff.nn.heads import AtomicEnergyHead, DirectForceHead
+from deqff.nn.heads import AtomicEnergyHead, DirectForceHead, EnergyCorrectionHead
 from deqff.nn.irreps_tools import scalar_dim
 from deqff.nn.scatter import scatter_sum
 
@@ -46,7 +46,6 @@ class EquivariantForceField(torch.nn.Module):
         self.feature_dim = irreps_node.dim
         self.num_scalars = scalar_dim(irreps_node)
         self.force_mode = config.force_mode
-        self.detach_energy_input = config.energy_readout == "detached"
         num_species = len(config.elements)
         self.edge_features = EdgeFeatures(config.lmax_sh, config.cutoff, config.num_basis)
         irreps_scalars = o3.Irreps(f"{self.num_scalars}x0e")
@@ -64,6 +63,9 @@ class EquivariantForceField(torch.nn.Module):
         else:
             self.core = ExplicitCore(torch.nn.ModuleList([make_layer(config) for _ in range(config.depth)]))
         self.energy_head = AtomicEnergyHead(irreps_node, num_species, config.radial_hidden)
+        self.energy_correction: EnergyCorrectionHead | None = None
+        if config.energy_readout == "joint+detached":
+            self.energy_correction = EnergyCorrectionHead(irreps_node, num_species, config.radial_hidden)
         self.force_head = DirectForceHead(irreps_node, num_species)
 
     def embed(self, species: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
@@ -86,12 +88,18 @@ class EquivariantForceField(torch.nn.Module):
         }
 
     def readout(self, z: Tensor, species: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
-        """(energy [B], atom_energy [N]) in eV from a state z [N, D] (detached first if the config's
-        energy_readout is "detached")."""
-        if self.detach_energy_input:
-            z = z.detach()
-        atom_energy = self.energy_head(z, species)
+        """(energy [B], atom_energy [N]) in eV from a state z [N, D]."""
+        atom_energy = self.atom_energies(z, species)
         return scatter_sum(atom_energy, batch, num_graphs), atom_energy
+
+    def atom_energies(self, z: Tensor, species: Tensor) -> Tensor:
+        """Per-atom energies [N] eV from a state z [N, D]: the joint head, plus the correction head on
+        the detached state when the config's energy_readout is "joint+detached"."""
+        atom_energy = self.energy_head(z, species)
+        correction = self.energy_correction
+        if correction is not None:
+            atom_energy = atom_energy + correction(z.detach(), species)
+        return atom_energy
 
     def forward(
         self,

@@ -75,18 +75,21 @@ class SpeciesStandardization(torch.nn.Module):
 
 
 class AtomicEnergyHead(torch.nn.Module):
-    """h [N, irreps] -> per-atom energy [N] in eV: invariants of h, standardized per species, through
-    an MLP; then scale[s] * e + shift[s].
+    """h [N, irreps] -> per-atom energy [N] in eV: MLP of the RMS-normalized scalars, then
+    scale[s] * e + shift[s], shift and scale per species from the training data (`set_statistics`).
 
-    shift and scale are per species, fitted from the training data (`set_statistics`); the scale
-    should be the spread of the per-atom energy (residual), so the MLP's target is of order one.
+    The last layer starts at zero (energies = the per-species shifts). This head trains jointly with
+    the core; its gradient is what shapes the core for energies (and measurably improves held-out
+    forces), but it fits the geometric part of the energy slowly: see `EnergyCorrectionHead`.
     """
 
     def __init__(self, irreps_node: o3.Irreps, num_species: int, hidden: int = 32) -> None:
         super().__init__()
-        self.invariants = InvariantFeatures(irreps_node)
-        self.standardize = SpeciesStandardization(num_species, self.invariants.num_features)
-        self.mlp = FullyConnectedNet([self.invariants.num_features, hidden, 1], torch.nn.functional.silu)
+        self.norm = EquivariantLayerNorm(irreps_node)
+        self.num_scalars = scalar_dim(irreps_node)
+        self.mlp = FullyConnectedNet([self.num_scalars, hidden, 1], torch.nn.functional.silu)
+        with torch.no_grad():  # start from the per-species shifts exactly (no random energy offset)
+            self.mlp[-1].weight.zero_()
         self.register_buffer("shift", torch.zeros(num_species))
         self.register_buffer("scale", torch.ones(num_species))
 
@@ -96,8 +99,33 @@ class AtomicEnergyHead(torch.nn.Module):
         self.scale.copy_(scale)
 
     def forward(self, h: Tensor, species: Tensor) -> Tensor:
-        e = self.mlp(self.standardize(self.invariants(h), species)).squeeze(-1)
+        e = self.mlp(self.norm(h)[:, : self.num_scalars]).squeeze(-1)
         return e * self.scale[species].to(e.dtype) + self.shift[species].to(e.dtype)
+
+
+class EnergyCorrectionHead(torch.nn.Module):
+    """h [N, irreps] -> per-atom energy correction [N] in eV: invariants of h standardized per species,
+    an MLP, times `scale` (the spread of the per-atom energy, so the MLP fits order-one targets).
+
+    Well conditioned where `AtomicEnergyHead` is not: an atom's features vary far less across
+    geometries than across species. Its gradient into the core is ill-conditioned for the same reason
+    (1/std amplification), so force fields feed it a detached state (ModelConfig.energy_readout).
+    """
+
+    def __init__(self, irreps_node: o3.Irreps, num_species: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.invariants = InvariantFeatures(irreps_node)
+        self.standardize = SpeciesStandardization(num_species, self.invariants.num_features)
+        self.mlp = FullyConnectedNet([self.invariants.num_features, hidden, 1], torch.nn.functional.silu)
+        self.register_buffer("scale", torch.ones(num_species))
+
+    def set_statistics(self, scale: Tensor) -> None:
+        """Per-species scale [S] (eV), e.g. the RMS per-atom energy residual after the shift fit."""
+        self.scale.copy_(scale)
+
+    def forward(self, h: Tensor, species: Tensor) -> Tensor:
+        e = self.mlp(self.standardize(self.invariants(h), species)).squeeze(-1)
+        return e * self.scale[species].to(e.dtype)
 
 
 class DirectForceHead(torch.nn.Module):

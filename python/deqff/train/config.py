@@ -107,10 +107,10 @@ class TrainConfig:
                           - 1 of them, evenly spaced), L_i the energy/force loss read out from state i
                           with the energy head and the direct force head.
     jac_weight:           Jacobian regularization weight (DEQ): Hutchinson ||J_f(z*)||_F² / (N D).
-    energy_scale:         energy head scale per species: "residual" (RMS per-atom energy residual after
-                          the shift fit: the head's standardized MLP then fits targets of order one;
-                          the choice for direct-force models) or "forces" (RMS force component of the
-                          species, as in NequIP/MACE, for conservative models whose forces are -dE/dx).
+    energy_scale:         joint energy head scale per species: "forces" (RMS force component of the
+                          species, as in NequIP/MACE) or "residual" (RMS per-atom energy residual after
+                          the shift fit, ~100x smaller on MD data, which made energies learn far more
+                          slowly here). The correction head (model.energy_readout) always uses the residual.
     best_metric:          validation metric choosing the 'best' checkpoint.
     seed:                 weight init and data order; dtype: "float32" or "float64".
     num_threads:          torch intra-op threads (null = torch's default).
@@ -133,7 +133,7 @@ class TrainConfig:
     fpc_weight: float = 0.0
     fpc_gamma: float = 0.8
     jac_weight: float = 0.0
-    energy_scale: str = "residual"
+    energy_scale: str = "forces"
     best_metric: str = "val_loss"
     seed: int = 0
     dtype: str = "float32"

@@ -126,3 +126,6 @@ def apply_statistics(model: torch.nn.Module, stats: SpeciesStatistics) -> None:
             torch.as_tensor(stats.shift, dtype=dtype), torch.as_tensor(stats.energy_scale, dtype=dtype)
         )
         force_head.set_statistics(torch.as_tensor(stats.force_scale, dtype=force_head.scale.dtype))
+        if model.energy_correction is not None:
+            spread = torch.full_like(model.energy_correction.scale, stats.residual_rms_per_atom)
+            model.energy_correction.set_statistics(spread)
