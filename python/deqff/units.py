@@ -14,6 +14,10 @@ EV_TO_KCAL_PER_MOL: float = EV_TO_KJ_PER_MOL / 4.184
 #: 1 nm in Å.
 NM_TO_ANGSTROM: float = 10.0
 ANGSTROM_TO_NM: float = 0.1
+#: 1 fs in ps (OpenMM and LAMMPS `metal` time unit: ps; LAMMPS `real`: fs).
+FS_TO_PS: float = 1e-3
+#: LAMMPS unit style -> its time unit per fs.
+LAMMPS_TIME_PER_FS: dict[str, float] = {"metal": FS_TO_PS, "real": 1.0}
 #: 1 Hartree in eV (for quantum-chemistry outputs in atomic units).
 HARTREE_TO_EV: float = 27.211386245988
 #: 1 Bohr in Å.

@@ -1,0 +1,114 @@
+"""Run an exported deqff model in LAMMPS (the `pair_style deq` plugin, in-process `lammps` module).
+
+Used by `deqff demo` and the benchmarks: NVE from a structure, warm- or cold-started solves, with the
+time per step, solver iterations per step (the plugin's `compute pair deq`) and the energy drift.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from deqff.data.elements import masses, symbol
+from deqff.md.structure import MDStructure
+from deqff.units import LAMMPS_TIME_PER_FS, NM_TO_ANGSTROM
+
+#: LAMMPS unit styles the plugin supports (the plugin converts energies with LAMMPS's constants).
+UNIT_STYLES = tuple(LAMMPS_TIME_PER_FS)
+
+
+@dataclass
+class LammpsRun:
+    """ms per MD step, solver iterations per step (mean), cold starts, total-energy drift (LAMMPS
+    energy units) and the per-step iterations."""
+
+    ms_per_step: float
+    mean_iterations: float
+    cold_starts: int
+    energy_drift: float
+    iterations: list[float]
+
+
+def input_lines(plugin: Path, model: Path, structure: MDStructure, units: str, warm: bool) -> list[str]:
+    """LAMMPS commands up to `pair_coeff` for `structure` (one atom type per element, in order of
+    first appearance); a molecule gets a non-periodic box with 10 Å of vacuum."""
+    if units not in UNIT_STYLES:
+        raise ValueError(f"units {units!r}: the deq pair style supports {UNIT_STYLES}")
+    positions = structure.positions * NM_TO_ANGSTROM
+    numbers = [int(z) for z in structure.atomic_numbers]
+    elements = list(dict.fromkeys(numbers))
+    if structure.box is None:
+        low, high = positions.min(axis=0) - 10.0, positions.max(axis=0) + 10.0
+        boundary = "f f f"
+        region = " ".join(f"{a:.6f} {b:.6f}" for a, b in zip(low, high, strict=True))
+    else:
+        box = structure.box * NM_TO_ANGSTROM
+        if np.any(np.abs(box - np.diag(np.diag(box))) > 1e-9):
+            raise ValueError("input_lines: only orthorhombic boxes are supported here")
+        boundary = "p p p"
+        region = " ".join(f"0 {length:.6f}" for length in np.diag(box))
+    lines = [
+        f"plugin load {plugin}",
+        f"units {units}",
+        "atom_style atomic",
+        "atom_modify map array",
+        f"boundary {boundary}",
+        f"region box block {region}",
+        f"create_box {len(elements)} box",
+    ]
+    for (x, y, z), number in zip(positions, numbers, strict=True):
+        lines.append(f"create_atoms {elements.index(number) + 1} single {x:.10f} {y:.10f} {z:.10f}")
+    lines += [f"mass {i + 1} {mass}" for i, mass in enumerate(masses(elements))]
+    lines += [
+        f"pair_style deq {model} warm {'yes' if warm else 'no'}",
+        "pair_coeff * * " + " ".join(symbol(number) for number in elements),
+        "compute deq all pair deq",
+    ]
+    return lines
+
+
+def run_nve(
+    plugin: Path,
+    model: Path,
+    structure: MDStructure,
+    steps: int,
+    temperature: float = 300.0,
+    timestep_fs: float = 0.5,
+    units: str = "metal",
+    warm: bool = True,
+    seed: int = 12345,
+) -> LammpsRun:
+    """NVE from velocities at `temperature` K; one LAMMPS `run 1` per step to read the statistics."""
+    from lammps import lammps
+
+    lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    try:
+        for line in input_lines(plugin, model, structure, units, warm):
+            lmp.command(line)
+        timestep = timestep_fs * LAMMPS_TIME_PER_FS[units]
+        for line in (
+            f"velocity all create {temperature} {seed} mom yes rot yes",
+            f"timestep {timestep}",
+            "fix nve all nve",
+            "thermo_style custom step pe etotal c_deq[1]",
+            "run 0",
+        ):
+            lmp.command(line)
+        start_energy = lmp.get_thermo("etotal")
+        iterations, cold = [], 0
+        elapsed = 0.0
+        for _ in tqdm(range(steps), desc=f"LAMMPS {'warm' if warm else 'cold'}", unit="step", leave=False):
+            begin = time.perf_counter()
+            lmp.command("run 1 pre no post no")
+            elapsed += time.perf_counter() - begin
+            stats = lmp.extract_compute("deq", 0, 1)
+            iterations.append(float(stats[0]))
+            cold += int(stats[2] > 0.5)
+        drift = lmp.get_thermo("etotal") - start_energy
+    finally:
+        lmp.close()
+    return LammpsRun(1e3 * elapsed / steps, float(np.mean(iterations)), cold, drift, iterations)
