@@ -23,11 +23,14 @@ def _save(figure: plt.Figure, path: Path) -> Path:
 def plot_distributions(values: dict[str, np.ndarray], xlabel: str, path: Path, log: bool = False) -> Path:
     """Histograms of one positive quantity per label (log10 axis if `log`)."""
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
-    for label, data in values.items():
-        data = np.asarray(data, dtype=float)
-        if log:
-            data = np.log10(np.maximum(data, 1e-300))
-        axis.hist(data, bins=30, alpha=0.6, label=f"{label} (n={data.size})")
+    series = {label: np.asarray(data, dtype=float).ravel() for label, data in values.items()}
+    if log:
+        series = {label: np.log10(np.maximum(data, 1e-300)) for label, data in series.items()}
+    everything = np.concatenate(list(series.values()))
+    low, high = float(everything.min()), float(everything.max())
+    bins = np.linspace(low, high if high > low else low + 1.0, 60)  # shared bins: comparable widths
+    for label, data in series.items():
+        axis.hist(data, bins=bins, alpha=0.6, label=f"{label} (n={data.size})")
     axis.set_xlabel(f"log10 {xlabel}" if log else xlabel)
     axis.set_ylabel("count")
     axis.legend()
