@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "deqff.train.cli",
     "deqff.export.cli",
     "deqff.md.cli",
+    "deqff.bench.cli",
     "deqff.train.card",
     "deqff.demo",
 )

@@ -9,5 +9,7 @@ export.py    model_from_checkpoint, build_potential, export_model / export_check
 metadata.py  ModelMetadata, FORMAT_VERSION, save_scripted / load_model (format version check)
 analytic.py  closed-form reference models following the same conventions
 testing.py   tiny models and checkpoints for tests and smoke runs
+mdet.py      MD-ET inference options: net force / torque removal, random rotations (state rotated)
+wigner.py    scriptable Wigner-D matrices of e3nn irreps from a rotation matrix
 cli.py       `deqff export CHECKPOINT -o model.pt`
 """

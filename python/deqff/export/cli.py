@@ -6,6 +6,7 @@ import argparse
 import json
 
 from deqff.export.export import export_checkpoint
+from deqff.export.mdet import MDET_OPTIONS
 from deqff.export.metadata import read_metadata
 from deqff.export.options import CONVENTIONS, DTYPES, WEIGHTS, ExportOptions
 from deqff.models.config import FORCE_MODES
@@ -24,6 +25,9 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         warm_start=not args.no_warm_start,
         min_distance=args.min_distance,
         weights=args.weights,
+        remove_net_force=args.remove_net_force,
+        remove_net_torque=args.remove_net_torque,
+        random_rotation=args.random_rotation,
     )
 
 
@@ -35,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         f"  {meta.model_type} model, elements {','.join(meta.elements)}, cutoff {meta.cutoff} Å, "
         f"force mode {meta.force_mode}, {meta.dtype}, convention {meta.extra['convention']}"
     )
+    enabled = [name for name in MDET_OPTIONS if meta.extra.get(name) == "true"]
+    if enabled:
+        print(f"  MD-ET options: {', '.join(enabled)}")
     if meta.solver.get("inference"):
         print(f"  solver: {json.dumps(meta.solver['inference'], sort_keys=True)}")
     return 0
@@ -71,4 +78,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--min-distance", type=float, default=0.1, help="closest allowed atom distance, Å")
     parser.add_argument("--weights", choices=WEIGHTS, default="ema", help="EMA or raw weights")
+    mdet = parser.add_argument_group("MD-ET inference options (default off; see deqff.export.mdet)")
+    mdet.add_argument("--remove-net-force", action="store_true", help="subtract the mean force (sum F = 0)")
+    mdet.add_argument(
+        "--remove-net-torque",
+        action="store_true",
+        help="remove the rigid-rotation part of the forces about the centre of geometry (unweighted; "
+        "molecules only, a periodic cell is an error)",
+    )
+    mdet.add_argument(
+        "--random-rotation",
+        action="store_true",
+        help="evaluate every call in a random orientation and rotate the forces back (the warm-start "
+        "state is rotated with the Wigner-D matrices of its irreps)",
+    )
     parser.set_defaults(func=run)

@@ -18,6 +18,7 @@ import torch
 from e3nn.util.jit import script
 
 from deqff.data.elements import atomic_number
+from deqff.export.mdet import MDET_OPTIONS, InferenceTransforms
 from deqff.export.metadata import ModelFormatError, ModelMetadata, load_model, save_scripted
 from deqff.export.module import DeqffEnergyPotential, DeqffPotential
 from deqff.export.options import ExportOptions
@@ -67,12 +68,30 @@ def is_torchscript_archive(path: str | Path) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
+#: Marks e3nn's Wigner-3j constants among a model's buffers (tensor-product code generation).
+E3NN_CONSTANT_MARK = "._w3j_"
+
+
 def configure_model(model: EquivariantForceField, options: ExportOptions) -> EquivariantForceField:
-    """A copy of `model` with the export's force mode, solver settings and dtype, in eval mode."""
+    """A copy of `model` with the export's force mode, solver settings and dtype, in eval mode.
+
+    e3nn stores its Wigner-3j constants as buffers in the default dtype of the time the model was
+    built; a model built in float32 and cast to float64 keeps float32-rounded constants and is then
+    equivariant only to ~1e-7 relative. The copy is built in the export dtype and keeps its own,
+    exact constants instead of the source model's.
+    """
     config = options.apply(model.config)
-    configured = EquivariantForceField(config)
-    configured.load_state_dict(model.state_dict())
-    return configured.to(getattr(torch, options.dtype)).eval()
+    dtype = getattr(torch, options.dtype)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        configured = EquivariantForceField(config)
+    finally:
+        torch.set_default_dtype(previous)
+    exact = {k: v for k, v in configured.state_dict().items() if E3NN_CONSTANT_MARK in k}
+    state = {k: exact.get(k, v) for k, v in model.state_dict().items()}
+    configured.load_state_dict(state)
+    return configured.to(dtype).eval()
 
 
 def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "") -> ModelMetadata:
@@ -100,10 +119,16 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
             "forward_energy_unit": energy,
             "forward_force_unit": force,
             "min_distance": repr(float(options.min_distance)),
+            **mdet_metadata(options),
             "model_config": json.dumps(config.to_dict(), sort_keys=True),
             "source": source,
         },
     )
+
+
+def mdet_metadata(options: ExportOptions) -> dict[str, str]:
+    """The MD-ET options as metadata strings ("true" / "false")."""
+    return {name: str(bool(getattr(options, name))).lower() for name in MDET_OPTIONS}
 
 
 def build_potential(
@@ -134,6 +159,9 @@ def _build(
         meta.as_strings(),
         options.warm_start,
         options.min_distance,
+        InferenceTransforms(
+            config.irreps_node, options.remove_net_force, options.remove_net_torque, options.random_rotation
+        ),
     )
     return potential.eval(), meta
 

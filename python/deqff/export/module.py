@@ -21,6 +21,9 @@
   again after `getState`) returns the cached energy and forces without solving (energy convention:
   re-evaluated from the kept fixed point, no solve); it counts in `num_repeats()`, not in
   `total_iterations()`, so that total is one solve per configuration, and leaves the state as it was.
+* MD-ET options (`deqff.export.mdet`, export flags, default off): net force / torque removal and a
+  random rotation of every call, with the warm-start state rotated by the Wigner-D matrices of its
+  irreps; applied in `_evaluate` (the engine calls), not in the pure `step` / `step_graph`.
 * errors: bad input (NaN, overlapping atoms, unknown elements, a box narrower than 2 * cutoff, a
   wrong atom count) raises ValueError, a solve that fails even cold raises RuntimeError; the state is
   then kept as it was. Checks run in free functions called by each entry point (deqff.export.inputs
@@ -43,6 +46,7 @@ from torch import Tensor, nn
 from deqff.data.validate import check_elements
 from deqff.export.graph_step import GraphStep, solver_info
 from deqff.export.inputs import scatter_forces, split_inputs, validated_graph, zero_with_unit_gradient
+from deqff.export.mdet import InferenceTransforms
 from deqff.export.runner import ExplicitRunner, new_stats
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
@@ -93,9 +97,14 @@ class DeqffPotential(nn.Module):
         metadata: dict[str, str],
         warm_start: bool = True,
         min_distance: float = 0.1,
+        transforms: InferenceTransforms | None = None,
     ) -> None:
         super().__init__()
         self.runner = runner
+        # MD-ET options (deqff.export.mdet): random rotations, net force / torque removal; off by default.
+        if transforms is None:
+            transforms = InferenceTransforms(runner.model.config.irreps_node)
+        self.transforms = transforms
         self.elements = list(elements)
         self.known_numbers = list(known_numbers)
         self.cutoff = float(cutoff)
@@ -325,8 +334,13 @@ class DeqffPotential(nn.Module):
         state = [self.z_state, self.g_state]
         if not self.warm_start:
             state = [self.z_state[:0], self.g_state[:0]]
+        lab_atoms, rotation = atoms, self.transforms.draw()
+        atoms, shift_vectors, state = self.transforms.enter(rotation, atoms, shift_vectors, state)
         energy, atom_forces, state_out, stats, error = self._step_graph(
             atoms, self.species, edge_index, shift_vectors, state, forces, repeat
+        )
+        atom_forces, state_out, error = self.transforms.leave(
+            rotation, atom_forces, state_out, lab_atoms, cell, error
         )
         force_out = scatter_forces(atom_forces, self.atom_indices, positions.shape[0])
         if error == "":

@@ -1,4 +1,5 @@
-"""Settings of `deqff export`: force mode, inference solver, fallback budget, dtype, engine convention."""
+"""Settings of `deqff export`: force mode, inference solver, fallback budget, dtype, engine convention,
+MD-ET inference options."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ class ExportOptions:
     warm_start:        reuse the previous call's fixed point (False: always cold, for comparisons).
     min_distance:      closest allowed distance between atoms, Å (closer is an error).
     weights:           "ema" (averaged weights, when the checkpoint has them) or "model".
+    remove_net_force, remove_net_torque, random_rotation: MD-ET inference options (deqff.export.mdet):
+                       zero net force; zero net torque about the centre of geometry (molecules only);
+                       a random rotation of every call, forces rotated back, warm-start state rotated
+                       with the Wigner-D matrices of its irreps. Net force / torque removal act on the
+                       returned forces, so they need convention "openmm".
     """
 
     force_mode: str | None = None
@@ -48,6 +54,9 @@ class ExportOptions:
     warm_start: bool = True
     min_distance: float = 0.1
     weights: str = "ema"
+    remove_net_force: bool = False
+    remove_net_torque: bool = False
+    random_rotation: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +76,11 @@ class ExportOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 problems.append(f"{name}={value} (must be >= 1)")
+        if self.convention == "openmm-energy" and (self.remove_net_force or self.remove_net_torque):
+            problems.append(
+                "remove_net_force / remove_net_torque with convention 'openmm-energy' (that convention "
+                "returns only the energy; OpenMM differentiates it): use convention 'openmm'"
+            )
         if self.min_distance < 0:
             problems.append(f"min_distance={self.min_distance} (must be >= 0 Å)")
         if problems:

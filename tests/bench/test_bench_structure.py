@@ -1,0 +1,62 @@
+"""h(r) and broken bonds: the reference against itself is identical and stable; a pulled-off atom is
+flagged; an OpenMM run of a tiny model goes through the whole command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from deqff.bench.frames import load_frames
+from deqff.bench.structure import bonded_pairs, compare_structure
+from deqff.cli import main
+from deqff.export.testing import jit_optimized
+
+
+def test_reference_against_itself(dataset):
+    numbers, reference = load_frames(dataset)
+    result = compare_structure(numbers, reference, reference)
+    assert result["summary"]["h_r_difference"] == 0.0 and result["summary"]["stable"]
+    edges = result["edges"]
+    assert abs(np.sum(result["h_ref"] * np.diff(edges)) - 1.0) < 1e-12  # a density in 1/Å
+    pairs, lengths = bonded_pairs(numbers, reference)
+    assert len(pairs) == 8  # ethanol: C-C, C-O, O-H, 5 C-H
+    assert np.all((lengths > 0.9) & (lengths < 1.7))
+
+
+def test_a_broken_bond_is_flagged(dataset):
+    numbers, reference = load_frames(dataset)
+    run = reference.copy()
+    run[5:, 8] += np.array([2.0, 0.0, 0.0])  # the hydroxyl H leaves from frame 5 on
+    result = compare_structure(numbers, run, reference)
+    summary = result["summary"]
+    assert not summary["stable"] and summary["first_broken_frame"] == 5
+    assert summary["frames_with_broken_bonds"] == len(run) - 5
+    assert list(result["broken_per_frame"][:5]) == [0] * 5 and result["broken_per_frame"][5] == 1
+    assert summary["h_r_difference"] > 0.01
+
+
+def test_structure_command_with_a_trajectory_and_with_a_run(dataset, exported_direct, tmp_path):
+    out = tmp_path / "same"
+    argv = [
+        "bench",
+        "structure",
+        "--model",
+        "reference",
+        "--dataset",
+        str(dataset),
+        "--trajectory",
+        str(dataset),
+    ]
+    assert main([*argv, "--out", str(out)]) == 0
+    summary = json.loads((out / "structure.json").read_text())
+    assert summary["h_r_difference"] == 0.0 and summary["stable"]
+    assert (out / "h_r.png").is_file() and (out / "h_r.csv").is_file()
+    run = tmp_path / "run"
+    argv = ["bench", "structure", "--model", str(exported_direct), "--dataset", str(dataset), "--steps", "20"]
+    argv += ["--report-interval", "5", "--platform", "Reference", "--temperature", "300", "--out", str(run)]
+    with jit_optimized():
+        assert main(argv) == 0
+    summary = json.loads((run / "structure.json").read_text())
+    assert summary["frames"] == 4 and summary["bonds"] == 8
+    assert (run / "trajectory.dcd").is_file() and (run / "start.xyz").is_file()
