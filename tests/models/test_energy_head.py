@@ -69,8 +69,26 @@ def test_correction_head_adds_energy_but_no_gradient_to_the_core() -> None:
             torch.testing.assert_close(p.grad, grads[name].grad)
 
 
-def test_correction_head_needs_direct_forces() -> None:
-    with pytest.raises(ValueError, match="energy_readout='joint\\+detached' needs force_mode='direct'"):
-        ModelConfig(force_mode="conservative", energy_readout="joint+detached")
+def test_correction_head_trains_with_direct_forces_only_but_exports_in_any_mode() -> None:
+    from deqff.train.config import ConfigError, RunConfig
+
+    raw = {
+        "data": {"path": "data.npz"},
+        "model": {"force_mode": "conservative", "energy_readout": "joint+detached"},
+    }
+    with pytest.raises(ConfigError, match=r"'joint\+detached' needs model.force_mode 'direct' for training"):
+        RunConfig.from_dict(raw)
+    model = tiny_model(force_mode="conservative", energy_readout="joint+detached")  # eval mode
+    molecule = Molecule()
+    direction = torch.randn_like(molecule.positions)
+    h = 1e-4
+    plus = molecule.run(model, molecule.positions + h * direction).energy.sum()
+    minus = molecule.run(model, molecule.positions - h * direction).energy.sum()
+    slope = float((plus - minus) / (2 * h))
+    forces = molecule.run(model).forces
+    assert slope == pytest.approx(-float((forces * direction).sum()), rel=1e-5)
+    with torch.no_grad():
+        model.energy_correction.mlp[-1].weight.zero_()
+    assert not torch.allclose(molecule.run(model).forces, forces)  # the correction was in the forces
     with pytest.raises(ValueError, match="energy_readout='sideways'"):
         ModelConfig(energy_readout="sideways")

@@ -93,12 +93,12 @@ class EquivariantForceField(torch.nn.Module):
         return scatter_sum(atom_energy, batch, num_graphs), atom_energy
 
     def atom_energies(self, z: Tensor, species: Tensor) -> Tensor:
-        """Per-atom energies [N] eV from a state z [N, D]: the joint head, plus the correction head on
-        the detached state when the config's energy_readout is "joint+detached"."""
+        """Per-atom energies [N] eV from a state z [N, D]: the joint head, plus the correction head
+        when the config's energy_readout is "joint+detached" (fed z detached in training mode only)."""
         atom_energy = self.energy_head(z, species)
         correction = self.energy_correction
         if correction is not None:
-            atom_energy = atom_energy + correction(z.detach(), species)
+            atom_energy = atom_energy + correction(z.detach() if self.training else z, species)
         return atom_energy
 
     def forward(

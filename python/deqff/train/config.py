@@ -235,6 +235,12 @@ class RunConfig:
                     f"{source}: train.{key} > 0 needs model.model_type 'deq' "
                     "(explicit models have no fixed point)"
                 )
+        if model.energy_readout == "joint+detached" and model.force_mode != "direct":
+            raise ConfigError(
+                f"{source}: model.energy_readout 'joint+detached' needs model.force_mode 'direct' for "
+                f"training (force mode {model.force_mode!r} trains forces as -dE/dx, which would miss the "
+                "detached head); use energy_readout 'joint'"
+            )
         if train.fpc_weight > 0 and model.correction_states < 2:
             raise ConfigError(
                 f"{source}: train.fpc_weight > 0 needs model.correction_states >= 2 "

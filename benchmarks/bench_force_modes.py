@@ -1,0 +1,136 @@
+"""Force modes (issue #8, benchmark 6 and the NVE physics metric): direct vs phantom vs conservative
+forces of one trained DEQ — time per MD step and NVE total-energy drift — plus, optionally, an explicit
+baseline (direct forces), side by side in one run.
+
+Each model is exported float64 at the given tolerance and run by `deqff simulate` in OpenMM (CPU
+platform): NVE, 0.5 fs steps, velocities at `--temperature`, warm-started, energies every 10 steps.
+The drift is the slope of a linear fit of the total energy (deqff.bench.nve.energy_drift). Note the
+DEQ was trained with direct forces: its phantom/conservative forces are -dE/dx of its energy head.
+
+    python benchmarks/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from deqff.bench.nve import energy_drift
+from deqff.export.export import export_checkpoint
+from deqff.export.options import ExportOptions
+from deqff.md.simulate import SimulationSettings, simulate
+from deqff.md.structure import load_structure
+from deqff.units import EV_TO_KJ_PER_MOL
+from results_file import machine_line, write_section
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+HERE = Path(__file__).resolve().parent
+MODES = ("direct", "phantom", "conservative")
+
+
+def nve_run(checkpoint: str, mode: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """Export `checkpoint` in force `mode`, run NVE; ms/step, iterations/step, drift and the log."""
+    options = ExportOptions(force_mode=mode, dtype="float64", tol=args.tol, adjoint_tol=args.tol)
+    model = export_checkpoint(checkpoint, workdir / "model.pt", options)
+    settings = SimulationSettings(
+        model=str(model),
+        structure=args.structure,
+        out=str(workdir),
+        steps=args.steps,
+        temperature=args.temperature,
+        ensemble="nve",
+        cold_comparison=False,
+        threads=1,
+        seed=args.seed,
+    )
+    warm = simulate(settings)["warm"]
+    with open(workdir / "log.csv") as handle:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    time_ps = np.array([row["time_ps"] for row in rows])
+    energy = np.array([row["total_energy_kj_mol"] for row in rows])
+    n_atoms = len(load_structure(args.structure).atomic_numbers)
+    return {
+        "ms_per_step": 1e3 * warm["seconds"] / args.steps,
+        "iterations": warm["mean_iterations"],
+        **energy_drift(time_ps, energy, n_atoms),
+        "time_ps": time_ps,
+        "energy": energy - energy[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", default="models/ethanol_deq.ckpt")
+    parser.add_argument("--explicit", help="checkpoint of an explicit baseline on the same molecule")
+    parser.add_argument("--structure", default="ethanol")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--temperature", type=float, default=300.0)
+    parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--plot", default=str(HERE / "force_modes.png"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    plan = [(f"DEQ, {mode}", args.checkpoint, mode) for mode in MODES]
+    if args.explicit:
+        plan.append(("explicit, direct", args.explicit, "direct"))
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, (name, checkpoint, mode) in enumerate(tqdm(plan, desc="force modes")):
+            workdir = Path(tmp) / str(index)
+            workdir.mkdir()
+            results[name] = nve_run(checkpoint, mode, args, workdir)
+
+    command = (
+        f"python benchmarks/bench_force_modes.py --checkpoint {args.checkpoint} --structure {args.structure}"
+    )
+    if args.explicit:
+        command += f" --explicit {args.explicit}"
+    lines = [
+        f"Command: `{command} --steps {args.steps}`  ",
+        machine_line() + " 1 torch thread.  ",
+        f"{args.structure}, {args.steps} NVE steps of 0.5 fs ({args.steps * 0.5e-3:g} ps) from "
+        f"{args.temperature:g} K velocities, OpenMM CPU platform, exported float64, solver (and adjoint) "
+        f"tolerance {args.tol:g}, warm-started.",
+        "",
+        "| model, forces | ms / step | solver iterations / step | NVE drift (meV/atom/ps) "
+        "| fluctuation (meV/atom) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['ms_per_step']:.1f} | {r['iterations']:.2f} "
+            f"| {r['drift_mev_per_atom_per_ps']:+.3g} | {1e3 * r['fluctuation_ev_per_atom']:.3g} |"
+        )
+    lines += ["", f"Plot of the total energy: `benchmarks/{Path(args.plot).name}`."]
+    write_section(
+        Path(args.results),
+        "bench_force_modes",
+        "Force modes: time per step and NVE drift (issue #8: 6)",
+        lines,
+    )
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in results.items():
+        ax.plot(r["time_ps"], 1e3 * r["energy"] / EV_TO_KJ_PER_MOL / r["atoms"], label=name)
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel("total energy - E(0) (meV/atom)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.plot, dpi=120)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
