@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--structure-dataset", default="data/ethanol.npz")
     parser.add_argument("--structure-ps", type=float, default=10.0)
     parser.add_argument("--temperature", type=float, default=500.0)
+    parser.add_argument(
+        "--reuse-structure", action="store_true", help="keep an existing structure run in --out"
+    )
     parser.add_argument("--out", default=str(HERE / "physics"))
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()

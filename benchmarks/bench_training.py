@@ -4,7 +4,8 @@ IFT, and BPTT for contrast) and vs depth (explicit stack of the same layer).
 Each setting runs in its own process (peak RSS is per process): the model of `--config` with the
 training solver forced to exactly k iterations (tol 0) or the explicit stack at depth L, on one batch
 of `--batch` frames of the config's dataset; `--steps` training steps (forward, energy + force loss,
-backward, AdamW), the first one untimed. Memory = peak RSS during all steps minus RSS before them.
+backward, AdamW), the first one untimed. Memory: bytes of the tensors autograd saves for backward
+(saved-tensor hooks), and the peak RSS increase during the steps.
 
     python benchmarks/bench_training.py --config configs/ethanol_deq.yaml
 """
@@ -64,10 +65,19 @@ def measure(config_path: str, setting: str, value: int, batch: int, steps: int) 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     weights = LossWeights(energy=1.0, forces=1.0)
 
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
     def step() -> int:
         optimizer.zero_grad()
-        output = model(*inputs)
-        compute_loss(model, output, inputs, targets, weights).total.backward()
+        saved.clear()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            output = model(*inputs)
+            loss = compute_loss(model, output, inputs, targets, weights).total
+        loss.backward()
         optimizer.step()
         return output.iterations
 
@@ -82,6 +92,7 @@ def measure(config_path: str, setting: str, value: int, batch: int, steps: int) 
     return {
         "ms_per_step": 1e3 * sum(times) / len(times),
         "memory_mb": peak - before,
+        "saved_mb": sum(saved.values()) / 2**20,
         "iterations": float(iterations),
     }
 
@@ -121,10 +132,12 @@ def main() -> None:
         machine_line() + " 1 torch thread.  ",
         f"Model of `{args.config}`, one batch of {args.batch} frames, float32, energy + force loss, AdamW; "
         f"mean of {args.steps} steps after an untimed one. DEQ rows: the training solve forced to exactly k "
-        "iterations; memory = peak RSS during the steps minus RSS before them (one process per row).",
+        "iterations. Memory: the storage of all tensors autograd saves for the backward pass (exact, from "
+        "saved-tensor hooks), and the peak RSS increase over the steps (allocator-dependent, noisy).",
         "",
-        "| training | k iterations or depth L | ms / step | peak extra memory (MB) |",
-        "|---|---|---|---|",
+        "| training | k iterations or depth L | ms / step | tensors saved for backward (MB) "
+        "| peak RSS increase (MB) |",
+        "|---|---|---|---|---|",
     ]
     names = {"ift": "DEQ, implicit gradient (IFT)", "bptt": "DEQ, backprop through the solver (BPTT)"}
     names["explicit"] = "explicit stack"
