@@ -100,7 +100,7 @@ def main() -> None:
         command += f" --explicit {args.explicit}"
     lines = [
         f"Command: `{command} --steps {args.steps}`  ",
-        machine_line() + " 1 torch thread.  ",
+        machine_line() + "  ",
         f"{args.structure}, {args.steps} NVE steps of 0.5 fs ({args.steps * 0.5e-3:g} ps) from "
         f"{args.temperature:g} K velocities, OpenMM CPU platform, exported float64, solver (and adjoint) "
         f"tolerance {args.tol:g}, warm-started.",

@@ -119,17 +119,19 @@ def main() -> None:
         print(json.dumps(measure(args.config, args.child[0], int(args.child[1]), args.batch, args.steps)))
         return
 
+    import torch
     from tqdm import tqdm
 
     from results_file import machine_line, write_section
 
+    torch.set_num_threads(1)  # as in the measuring processes (for the machine line)
     plan = [("ift", k) for k in ITERATIONS] + [("bptt", k) for k in BPTT_ITERATIONS]
     plan += [("explicit", depth) for depth in DEPTHS]
     results = {(setting, value): run_setting(args, setting, value) for setting, value in tqdm(plan)}
     lines = [
         f"Command: `python benchmarks/bench_training.py --config {args.config} --batch {args.batch} "
         f"--steps {args.steps}`  ",
-        machine_line() + " 1 torch thread.  ",
+        machine_line() + "  ",
         f"Model of `{args.config}`, one batch of {args.batch} frames, float32, energy + force loss, AdamW; "
         f"mean of {args.steps} steps after an untimed one. DEQ rows: the training solve forced to exactly k "
         "iterations. Memory: the storage of all tensors autograd saves for the backward pass (exact, from "
@@ -143,7 +145,8 @@ def main() -> None:
     names["explicit"] = "explicit stack"
     for (setting, value), result in results.items():
         lines.append(
-            f"| {names[setting]} | {value} | {result['ms_per_step']:.0f} | {result['memory_mb']:.0f} |"
+            f"| {names[setting]} | {value} | {result['ms_per_step']:.0f} | {result['saved_mb']:.1f} "
+            f"| {result['memory_mb']:.0f} |"
         )
     write_section(
         Path(args.results), "bench_training", "Training cost vs iterations and depth (issue #8: 5)", lines
