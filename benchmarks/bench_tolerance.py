@@ -6,7 +6,7 @@ The trajectory is GFN2-xTB Langevin MD at 500 K saved every 0.5 fs step (`deqff 
 (the file `deqff export` writes, float64) is called once per frame in order, warm-started (the
 production path) and cold (warm starts off); forces are compared with a cold solve at tolerance 1e-8.
 The floor is the same model forced to one solver iteration (what a warm step can at best cost).
-Time per step is the model call (`compute`), best of the repeats per frame, all in one run.
+Time per step is the model call (`compute`), one call per frame, all in one run.
 
     deqff data generate aspirin -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 \\
         --temperature 500 --split none --seed 7
@@ -64,19 +64,14 @@ def scripted(
     return potential
 
 
-def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], repeats: int, desc: str) -> Run:
-    """Call `module.compute` on each frame in order; time = best of `repeats` (state restored between)."""
+def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], desc: str) -> Run:
+    """Call `module.compute` once per frame, in order (each call warm-starts from the last)."""
     iterations, seconds, forces = [], [], []
     for positions in tqdm(frames, desc=desc, unit="step", leave=False):
-        state = module.get_state()
-        best = float("inf")
-        for _ in range(repeats):
-            module.set_state(state)
-            start = time.perf_counter()
-            _, f = module.compute(positions, None)
-            best = min(best, time.perf_counter() - start)
+        start = time.perf_counter()
+        _, f = module.compute(positions, None)
+        seconds.append(time.perf_counter() - start)
         iterations.append(module.last_iterations())
-        seconds.append(best)
         forces.append(f.numpy())
     return Run(np.array(iterations, dtype=float), np.array(seconds), np.stack(forces))
 
@@ -93,7 +88,6 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="models/aspirin_deq.ckpt")
     parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
     parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per frame (best kept)")
     parser.add_argument("--tolerances", type=float, nargs="+", default=list(TOLERANCES))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
@@ -106,18 +100,13 @@ def main() -> None:
     frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
     model = model_from_checkpoint(args.checkpoint)
     tight = scripted(model, numbers, frames[0], tol=REFERENCE_TOL, max_iter=400, warm_start=False)
-    reference = run(tight, frames, 1, "reference")
-    floor = run(scripted(model, numbers, frames[0], tol=1e9, max_iter=1), frames, args.repeats, "floor")
+    reference = run(tight, frames, "reference")
+    floor = run(scripted(model, numbers, frames[0], tol=1e9, max_iter=1), frames, "floor")
 
     rows = []
     for tol in tqdm(args.tolerances, desc="tolerances"):
-        warm = run(scripted(model, numbers, frames[0], tol=tol), frames, args.repeats, f"warm {tol:g}")
-        cold = run(
-            scripted(model, numbers, frames[0], tol=tol, warm_start=False),
-            frames,
-            args.repeats,
-            f"cold {tol:g}",
-        )
+        warm = run(scripted(model, numbers, frames[0], tol=tol), frames, f"warm {tol:g}")
+        cold = run(scripted(model, numbers, frames[0], tol=tol, warm_start=False), frames, f"cold {tol:g}")
         rows.append((tol, warm, cold))
 
     floor_ms = 1e3 * floor.seconds.mean()
@@ -128,8 +117,8 @@ def main() -> None:
         f"Model `{args.checkpoint}` ({model.config.model_type}, force mode {model.config.force_mode}), "
         f"{len(numbers)} atoms, exported float64 (Anderson m = {model.config.solver_inference.m}, relative "
         f"residual); {len(frames)} consecutive 0.5 fs steps of GFN2-xTB Langevin MD at 500 K. "
-        f"Force error vs a cold solve at tol {REFERENCE_TOL:g}. Time = the model call, best of "
-        f"{args.repeats}, mean over steps. Floor = one solver iteration per step: {floor_ms:.2f} ms.",
+        f"Force error vs a cold solve at tol {REFERENCE_TOL:g}. Time = the model call, mean over "
+        f"steps. Floor = one solver iteration per step: {floor_ms:.2f} ms.",
         "",
         "| tol | warm iters | cold iters | warm/cold iters | warm ms | cold ms | warm speed-up | "
         "warm / floor | warm force err mean / max (meV/Å) | cold force err mean / max (meV/Å) |",
