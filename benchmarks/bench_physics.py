@@ -56,15 +56,16 @@ def main() -> None:
     bench(*jacobian, *common, "--out", str(out / "jacobian"))
     steps = round(args.structure_ps * 1000 / TIMESTEP_FS)
     structure = ["structure", "--model", args.structure_model, "--dataset", args.structure_dataset]
-    bench(
-        *structure,
-        "--steps",
-        str(steps),
-        "--temperature",
-        str(args.temperature),
-        "--out",
-        str(out / "structure"),
-    )
+    if not (args.reuse_structure and (out / "structure" / "structure.json").is_file()):
+        bench(
+            *structure,
+            "--steps",
+            str(steps),
+            "--temperature",
+            str(args.temperature),
+            "--out",
+            str(out / "structure"),
+        )
 
     eq = json.loads((out / "equivariance" / "equivariance.json").read_text())
     jac = json.loads((out / "jacobian" / "jacobian.json").read_text())
