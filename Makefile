@@ -60,8 +60,8 @@ demo: build
 	$(VENV)/bin/deqff demo
 
 # Re-make the shipped models (data recipe ~1 h, then each training ~10-40 min on 2 cores; see the cards).
-SHIPPED_MODELS := ethanol_deq aspirin_deq aspirin_explicit
-EXPORT_OPTIONS := --dtype float64 --tol 1e-4
+SHIPPED_MODELS := ethanol_deq aspirin_deq aspirin_explicit ethanol_conservative
+EXPORT_OPTIONS := --dtype float64 --tol 1e-4 --adjoint-tol 1e-4
 models: setup
 	$(VENV)/bin/deqff data recipe standard
 	for name in $(SHIPPED_MODELS); do \
