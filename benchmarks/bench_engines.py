@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deqff.export.export import load_potential
+from deqff.export.export import load_potential, warm_up_potential
 from deqff.md.lammps import run_nve
 from deqff.md.simulate import SimulationSettings, make_simulation, warm_up
 from deqff.md.structure import load_structure
@@ -58,9 +58,7 @@ def bare_run(
     structure = load_structure(structure_name)
     module, _ = load_potential(model, structure.atomic_numbers)
     frames = [torch.as_tensor(p * NM_TO_ANGSTROM, dtype=torch.float64) for p in positions_nm]
-    for call in range(3):  # warm-up at displaced positions, then forget the state
-        module.compute(frames[0] + 1e-3 * (call + 1), None)
-    module.reset()
+    warm_up_potential(module, frames[0])
     seconds, iterations = [], []
     for frame in tqdm(frames, desc="bare model", unit="call", leave=False):
         begin = time.perf_counter()

@@ -13,7 +13,6 @@ DEQ was trained with direct forces: its phantom/conservative forces are -dE/dx o
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from deqff.bench.nve import energy_drift
+from deqff.bench.nve import energy_drift, read_log
 from deqff.export.export import export_checkpoint
 from deqff.export.options import ExportOptions
 from deqff.md.simulate import SimulationSettings, simulate
@@ -53,8 +52,7 @@ def nve_run(checkpoint: str, mode: str, args: argparse.Namespace, workdir: Path)
         seed=args.seed,
     )
     warm = simulate(settings)["warm"]
-    with open(workdir / "log.csv") as handle:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    rows = read_log(workdir / "log.csv")
     time_ps = np.array([row["time_ps"] for row in rows])
     energy = np.array([row["total_energy_kj_mol"] for row in rows])
     n_atoms = len(load_structure(args.structure).atomic_numbers)

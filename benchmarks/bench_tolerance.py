@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from deqff.data.formats import read
-from deqff.export.export import build_potential, model_from_checkpoint, script_potential
+from deqff.export.export import build_potential, model_from_checkpoint, script_potential, warm_up_potential
 from deqff.export.options import ExportOptions
 
 matplotlib.use("Agg")
@@ -57,10 +57,7 @@ def scripted(
     (TorchScript's profiling executor optimizes during the first calls) and then reset."""
     potential = script_potential(build_potential(model, ExportOptions(dtype="float64", **options)))
     potential.set_atomic_numbers(torch.as_tensor(numbers, dtype=torch.long), None)
-    for shift in range(WARMUP_CALLS):
-        potential.compute(first + 1e-3 * shift, None)
-    potential.reset()
-    potential.reset_stats()
+    warm_up_potential(potential, first, WARMUP_CALLS)
     return potential
 
 

@@ -168,3 +168,15 @@ def test_state_follows_the_geometry_when_every_start_is_converged(ethanol):
     z = model.get_state()[0]
     model.compute(positions + 0.5)  # not a repeat: moves on
     assert not torch.equal(model.get_state()[0], z)
+
+
+def test_warm_up_solves_then_leaves_the_module_cold_with_zero_statistics(exported, ethanol):
+    from deqff.export.export import warm_up_potential
+
+    positions, numbers = ethanol
+    module, _ = load_potential(exported("direct"), numbers)
+    warm_up_potential(module, positions, calls=2)
+    assert not module.has_state()
+    assert module.num_calls() == 0 and module.total_iterations() == 0
+    module.compute(positions, None)
+    assert module.last_was_cold()
