@@ -73,3 +73,17 @@ def plot_h_r(centres: np.ndarray, curves: dict[str, np.ndarray], title: str, pat
     axis.set_title(title, fontsize=9)
     axis.legend()
     return _save(figure, path)
+
+
+def plot_temperatures(series: dict[str, tuple[np.ndarray, np.ndarray]], target_k: float, path: Path) -> Path:
+    """Instantaneous temperature (K, log axis: runaways span decades) against time (ps), one line per
+    label, with the thermostat's target as a dashed line."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    for label, (time_ps, temperature_k) in series.items():
+        axis.plot(time_ps, temperature_k, lw=0.6, label=label)
+    axis.axhline(target_k, color="black", ls="--", lw=0.8, label=f"target {target_k:g} K")
+    axis.set_yscale("log")
+    axis.set_xlabel("time (ps)")
+    axis.set_ylabel("temperature (K)")
+    axis.legend(fontsize=8)
+    return _save(figure, path)
