@@ -7,8 +7,13 @@ the time per step only (an explicit stack's cost does not depend on its weights;
 claimed for them). Time per step: `deqff simulate`'s OpenMM run (CPU platform, NVT 300 K, warm-started
 for the DEQ), after untimed warm-up calls, exported float64 at the tolerance given.
 
+The explicit stacks of other depths train with the shipped explicit config (same data, schedule and
+budget: 20 epochs, one thread each), e.g. for L = 1, 2, 8:
+
+    for L in 1 2 8; do deqff train configs/aspirin_explicit.yaml --set model.depth=$L \\
+        --set train.num_threads=1 --output runs/aspirin_explicit_L$L; done
     python benchmarks/bench_deq_vs_explicit.py --runs runs/aspirin_deq runs/aspirin_explicit \\
-        --untrained-depths 1 2 8 --structure aspirin
+        runs/aspirin_explicit_L1 runs/aspirin_explicit_L2 runs/aspirin_explicit_L8 --structure aspirin
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -42,7 +49,35 @@ class Row:
 def trained_row(run: Path) -> Row:
     metrics = json.loads((run / "test_metrics.json").read_text())
     model = model_from_checkpoint(run / "checkpoints" / "best.pt")
-    return Row(run.name, model, metrics["force_mae_meV_A"], metrics["energy_mae_meV"])
+    config = model.config
+    name = f"DEQ ({run.name})" if config.model_type == "deq" else f"explicit L={config.depth} ({run.name})"
+    return Row(name, model, metrics["force_mae_meV_A"], metrics["energy_mae_meV"])
+
+
+def depth(row: Row) -> int:
+    """0 for the DEQ (sorts first), the number of stacked layers for an explicit model."""
+    return 0 if row.model.config.model_type == "deq" else row.model.config.depth
+
+
+def equal_accuracy(rows: list[Row], timings: dict[str, float]) -> str:
+    """The paper's comparison: the shallowest trained explicit stack at least as accurate (test force
+    MAE) as the DEQ, its parameters and time per step relative to the DEQ's."""
+    trained = [row for row in rows if row.force_mae is not None]
+    deq = next(row for row in trained if depth(row) == 0)
+    matching = [row for row in trained if depth(row) > 0 and row.force_mae <= deq.force_mae]
+    if not matching:
+        return f"No trained explicit stack here reaches the DEQ's test force MAE ({deq.force_mae:.1f} meV/Å)."
+    match = min(matching, key=depth)
+
+    def params(row: Row) -> int:
+        return sum(p.numel() for p in row.model.parameters())
+
+    return (
+        f"**Equal accuracy:** the shallowest explicit stack at least as accurate as the DEQ "
+        f"({deq.force_mae:.1f} meV/Å) is {match.name} at {match.force_mae:.1f} meV/Å, with "
+        f"{params(match) / params(deq):.2f}x the DEQ's parameters and "
+        f"{timings[match.name] / timings[deq.name]:.2f}x its time per MD step."
+    )
 
 
 def untrained_row(reference: EquivariantForceField, depth: int) -> Row:
@@ -74,22 +109,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", nargs="+", default=["runs/aspirin_deq", "runs/aspirin_explicit"])
-    parser.add_argument("--untrained-depths", type=int, nargs="*", default=[1, 2, 8])
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        default=[
+            "runs/aspirin_deq",
+            "runs/aspirin_explicit",
+            *(f"runs/aspirin_explicit_L{n}" for n in (1, 2, 8)),
+        ],
+    )
+    parser.add_argument("--untrained-depths", type=int, nargs="*", default=[])
     parser.add_argument("--structure", default="aspirin")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    rows = [trained_row(Path(run)) for run in args.runs]
+    rows = sorted((trained_row(Path(run)) for run in args.runs), key=depth)
     deq = next(row.model for row in rows if row.model.config.model_type == "deq")
     rows += [untrained_row(deq, depth) for depth in args.untrained_depths]
+    timings: dict[str, float] = {}
     lines = [
-        f"Command: `python benchmarks/bench_deq_vs_explicit.py --runs {' '.join(args.runs)} "
-        f"--untrained-depths {' '.join(map(str, args.untrained_depths))} --structure {args.structure} "
-        f"--steps {args.steps}`  ",
+        f"Command: `python benchmarks/bench_deq_vs_explicit.py {shlex.join(sys.argv[1:])}` (explicit L = "
+        "1, 2, 8 trained by `deqff train configs/aspirin_explicit.yaml --set model.depth=<L> --set "
+        "train.num_threads=1 --output runs/aspirin_explicit_L<L>`)  ",
         machine_line() + "  ",
         f"OpenMM CPU platform, {args.steps} NVT steps of 0.5 fs at 300 K, exported float64, DEQ tolerance "
         f"{args.tol:g} (warm-started); test errors from each run's held-out test split (EMA weights).",
@@ -103,10 +147,13 @@ def main() -> None:
             workdir = Path(tmp) / str(index)
             workdir.mkdir()
             ms, iterations = ms_per_step(row.model, args.structure, args.steps, args.tol, workdir)
+            timings[row.name] = ms
             params = sum(p.numel() for p in row.model.parameters())
+            solver = f"{iterations:.2f}" if depth(row) == 0 else "-"
             force = "-" if row.force_mae is None else f"{row.force_mae:.1f}"
             energy = "-" if row.energy_mae is None else f"{row.energy_mae:.1f}"
-            lines.append(f"| {row.name} | {params:,} | {force} | {energy} | {ms:.1f} | {iterations:.2f} |")
+            lines.append(f"| {row.name} | {params:,} | {force} | {energy} | {ms:.1f} | {solver} |")
+    lines += ["", equal_accuracy(rows, timings)]
     write_section(
         Path(args.results),
         "bench_deq_vs_explicit",

@@ -5,14 +5,21 @@ baseline (direct forces), side by side in one run.
 Each model is exported float64 at the given tolerance and run by `deqff simulate` in OpenMM (CPU
 platform): NVE, 0.5 fs steps, velocities at `--temperature`, warm-started, energies every 10 steps.
 The drift is the slope of a linear fit of the total energy (deqff.bench.nve.energy_drift). Note the
-DEQ was trained with direct forces: its phantom/conservative forces are -dE/dx of its energy head.
+DEQ was trained with direct forces: its phantom/conservative forces are -dE/dx of its energy head;
+`--trained-conservative` adds a DEQ trained on -dE/dx, `--explicit` an explicit stack in both modes.
 
-    python benchmarks/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol
+    deqff train configs/ethanol_deq.yaml --set model.model_type=explicit --set model.depth=4 \\
+        --set train.fpc_weight=0 --set train.num_threads=1 --output runs/ethanol_explicit
+    python benchmarks/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol \\
+        --trained-conservative models/ethanol_conservative.ckpt \\
+        --explicit runs/ethanol_explicit/checkpoints/best.pt
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,7 +77,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--checkpoint", default="models/ethanol_deq.ckpt")
-    parser.add_argument("--explicit", help="checkpoint of an explicit baseline on the same molecule")
+    parser.add_argument(
+        "--explicit", help="checkpoint of an explicit baseline on the same molecule (direct + conservative)"
+    )
+    parser.add_argument(
+        "--trained-conservative", help="checkpoint of a DEQ trained with conservative forces (same molecule)"
+    )
     parser.add_argument("--structure", default="ethanol")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--temperature", type=float, default=300.0)
@@ -82,8 +94,10 @@ def main() -> None:
     torch.set_num_threads(1)
 
     plan = [(f"DEQ, {mode}", args.checkpoint, mode) for mode in MODES]
+    if args.trained_conservative:
+        plan.append(("DEQ trained conservative, conservative", args.trained_conservative, "conservative"))
     if args.explicit:
-        plan.append(("explicit, direct", args.explicit, "direct"))
+        plan += [(f"explicit, {mode}", args.explicit, mode) for mode in ("direct", "conservative")]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for index, (name, checkpoint, mode) in enumerate(tqdm(plan, desc="force modes")):
@@ -91,13 +105,9 @@ def main() -> None:
             workdir.mkdir()
             results[name] = nve_run(checkpoint, mode, args, workdir)
 
-    command = (
-        f"python benchmarks/bench_force_modes.py --checkpoint {args.checkpoint} --structure {args.structure}"
-    )
-    if args.explicit:
-        command += f" --explicit {args.explicit}"
+    command = f"python benchmarks/bench_force_modes.py {shlex.join(sys.argv[1:])}"
     lines = [
-        f"Command: `{command} --steps {args.steps}`  ",
+        f"Command: `{command}`  ",
         machine_line() + "  ",
         f"{args.structure}, {args.steps} NVE steps of 0.5 fs ({args.steps * 0.5e-3:g} ps) from "
         f"{args.temperature:g} K velocities, OpenMM CPU platform, exported float64, solver (and adjoint) "
@@ -109,7 +119,8 @@ def main() -> None:
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['ms_per_step']:.1f} | {r['iterations']:.2f} "
+            f"| {name} | {r['ms_per_step']:.1f} | "
+            f"{'-' if name.startswith('explicit') else format(r['iterations'], '.2f')} "
             f"| {r['drift_mev_per_atom_per_ps']:+.3g} | {1e3 * r['fluctuation_ev_per_atom']:.3g} |"
         )
     lines += ["", f"Plot of the total energy: `benchmarks/{Path(args.plot).name}`."]
