@@ -1,67 +1,27 @@
 """An OpenMM run of an exported model with a progress bar, for the NVE and structure benchmarks.
 
-Reuses `deqff.md.simulate` (settings, Simulation set-up, start state) and its reporters; the steps run
-in chunks so that tqdm can show progress. Writes `log.csv` (step, time, energies, temperature, solver
-iterations) and optionally `trajectory.dcd` + `topology.pdb` into the output directory.
+`deqff.md.simulate` does the work (settings, set-up, start state, reporters, the warm-started run);
+this module adds the bench commands' arguments and start structure. A run writes `log.csv` (step,
+time, energies, temperature, solver iterations), `topology.pdb` and optionally `trajectory.dcd` into
+the output directory.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
 
-
-def run_md(settings: Any, trajectory: bool = False, chunks: int = 100) -> tuple[list[dict[str, float]], Any]:
+def run_md(settings: Any, trajectory: bool = False) -> tuple[list[dict[str, float]], Any]:
     """Run `settings` (a deqff.md.simulate.SimulationSettings; a checkpoint is exported with default
-    options first) with warm starts; returns (log rows, MDStructure)."""
-    import torch  # before openmm-torch
+    options first) warm-started under a progress bar; returns (log rows, MDStructure)."""
+    from deqff.md import simulate
 
-    from deqff.export.export import export_checkpoint, is_torchscript_archive
-    from deqff.md.reporter import SolverStatsReporter
-    from deqff.md.simulate import make_simulation, start_state, write_topology
-    from deqff.md.structure import load_structure
-
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
+    settings, structure, start = simulate.prepare_run(settings)
     out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not is_torchscript_archive(settings.model):
-        settings = dataclasses.replace(
-            settings, model=str(export_checkpoint(settings.model, out / "model.pt"))
-        )
-    structure = load_structure(settings.structure, seed=settings.seed)
-    start = start_state(settings, structure)
-    simulation = make_simulation(settings, structure, warm_start=True)
-    simulation.context.setPositions(start.getPositions())
-    simulation.context.setVelocities(start.getVelocities())
-    reporter = SolverStatsReporter(out / "log.csv", settings.report_interval, thermo=True)
-    simulation.reporters.append(reporter)
-    if trajectory:
-        import mdtraj.reporters
-
-        write_topology(structure, out / "topology.pdb")
-        simulation.reporters.append(
-            mdtraj.reporters.DCDReporter(str(out / "trajectory.dcd"), settings.report_interval)
-        )
-    chunk = max(1, settings.steps // chunks)
-    done = 0
-    bar = tqdm(total=settings.steps, desc=f"{settings.ensemble.upper()} MD", unit="step")
-    with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
-        warnings.filterwarnings("ignore", message="Casting xyz dtype")
-        while done < settings.steps:
-            n = min(chunk, settings.steps - done)
-            simulation.step(n)
-            done += n
-            bar.update(n)
-    bar.close()
-    for item in simulation.reporters:
-        if hasattr(item, "close"):
-            item.close()
-    return reporter.rows, structure
+    path = out / "trajectory.dcd" if trajectory else None
+    result = simulate.run_md(settings, structure, start, True, out / "log.csv", path, progress=True)
+    return result.rows, structure
 
 
 def add_md_arguments(parser: Any, steps: int, temperature: float, ensemble_help: str) -> None:

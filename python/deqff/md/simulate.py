@@ -145,8 +145,10 @@ def run_md(
     warm_start: bool,
     log: Path,
     trajectory: Path | None = None,
+    progress: bool = False,
 ) -> RunResult:
-    """`settings.steps` steps from `start`; logs every report_interval steps; returns timings."""
+    """`settings.steps` steps from `start`; logs every report_interval steps; returns timings. With
+    `progress`, the steps run in ~100 chunks under a progress bar."""
     simulation = make_simulation(settings, structure, warm_start)
     simulation.context.setPositions(start.getPositions())
     simulation.context.setVelocities(start.getVelocities())
@@ -162,7 +164,7 @@ def run_md(
     began = time.perf_counter()
     with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
         warnings.filterwarnings("ignore", message="Casting xyz dtype")
-        simulation.step(settings.steps)
+        step(simulation, settings.steps, progress, f"{settings.ensemble.upper()} MD")
     seconds = time.perf_counter() - began
     total_after = solver_iterations(simulation.context)  # solves the last configuration
     for item in simulation.reporters:
@@ -175,6 +177,40 @@ def run_md(
         mean_iterations=(total_after - total_before) / settings.steps,
         rows=reporter.rows,
     )
+
+
+def step(simulation: app.Simulation, steps: int, progress: bool, description: str = "MD") -> None:
+    """`steps` MD steps; with `progress`, in ~100 chunks under a tqdm bar."""
+    if not progress:
+        simulation.step(steps)
+        return
+    from tqdm import tqdm
+
+    chunk = max(1, steps // 100)
+    with tqdm(total=steps, desc=description, unit="step") as bar:
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done)
+            simulation.step(n)
+            done += n
+            bar.update(n)
+
+
+def prepare_run(settings: SimulationSettings) -> tuple[SimulationSettings, MDStructure, openmm.State]:
+    """Set torch's threads, create the output directory, export a training checkpoint (default
+    options, `out/model.pt`), load the structure, write `out/topology.pdb`; returns (settings naming
+    an exported model, structure, start state)."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not is_torchscript_archive(settings.model):
+        exported = export_checkpoint(settings.model, out / "model.pt")
+        print(f"exported {settings.model} -> {exported} (default options; `deqff export` for others)")
+        settings = dataclasses.replace(settings, model=str(exported))
+    structure = load_structure(settings.structure, seed=settings.seed)
+    write_topology(structure, out / "topology.pdb")
+    return settings, structure, start_state(settings, structure)
 
 
 def write_topology(structure: MDStructure, path: Path) -> None:
@@ -193,17 +229,8 @@ def simulate(settings: SimulationSettings) -> dict[str, Any]:
     """Run the warm (and cold comparison) simulations and write the outputs; returns the summary."""
     from deqff.md.plots import plot_energy, plot_iterations
 
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
+    settings, structure, start = prepare_run(settings)
     out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not is_torchscript_archive(settings.model):  # a training checkpoint: export it with defaults
-        exported = export_checkpoint(settings.model, out / "model.pt")
-        print(f"exported {settings.model} -> {exported} (default options; `deqff export` for others)")
-        settings = dataclasses.replace(settings, model=str(exported))
-    structure = load_structure(settings.structure, seed=settings.seed)
-    write_topology(structure, out / "topology.pdb")
-    start = start_state(settings, structure)
     trajectory = out / f"trajectory.{settings.trajectory_format}"
     warm = run_md(settings, structure, start, True, out / "log.csv", trajectory)
     cold = None
