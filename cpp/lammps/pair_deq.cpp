@@ -5,6 +5,7 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "fix_deq_state.h"
 #include "force.h"
@@ -19,6 +20,7 @@ using namespace LAMMPS_NS;
 namespace {
 
 constexpr int kNumStats = 4;  // pvector: iterations, residual, cold, total iterations
+constexpr int kDefaultSeed = 1;  // of the random rotations, when pair_style gives no `seed`
 
 // deqff::Exchange through LAMMPS: forward communication of the pair style, MPI sums over `world`.
 class LammpsExchange : public deqff::Exchange {
@@ -75,7 +77,7 @@ void PairDeq::allocate() {
 void PairDeq::settings(int narg, char **arg) {
   if (narg < 1 || narg % 2 == 0)
     error->all(FLERR, "Illegal pair_style deq command: expected `pair_style deq model.pt [tol X] [max_iter N] "
-                      "[warm yes|no]`");
+                      "[warm yes|no] [seed N]`");
   try {
     model_ = std::make_unique<deqff::Model>(arg[0]);
   } catch (const std::exception &e) {
@@ -89,6 +91,8 @@ void PairDeq::settings(int narg, char **arg) {
     mode_ = Mode::Analytic;
   }
   solver_overridden_ = false;
+  int seed = kDefaultSeed;
+  bool seed_given = false;
   for (int iarg = 1; iarg < narg; iarg += 2) {
     const std::string key = arg[iarg];
     if (key == "tol") {
@@ -102,10 +106,25 @@ void PairDeq::settings(int narg, char **arg) {
       solver_overridden_ = true;
     } else if (key == "warm") {
       settings_.warm_start = utils::logical(FLERR, arg[iarg + 1], false, lmp);
+    } else if (key == "seed") {
+      seed = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (seed < 1) error->all(FLERR, "pair_style deq: seed must be a positive integer");
+      seed_given = true;
     } else {
-      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm)", key);
+      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm, seed)", key);
     }
   }
+  mdet_ = meta.mdet;
+  if (mode_ == Mode::Analytic && mdet_.any())
+    error->all(FLERR, "pair_style deq: analytic test model {} records MD-ET options, which only deqff DEQ and "
+                      "explicit models support; export it without them", arg[0]);
+  if (seed_given && !mdet_.random_rotation)
+    error->all(FLERR, "pair_style deq: `seed` sets the random rotations of models exported with "
+                      "--random-rotation, and {} was exported without it; drop the seed option", arg[0]);
+  if (mdet_.random_rotation && !model_->has_wigner())
+    error->all(FLERR, "pair_style deq: {} asks for random rotations but has no lammps_wigner() method (an "
+                      "older export); re-export the checkpoint with this deqff", arg[0]);
+  rotations_ = std::make_unique<deqff::RotationSource>(static_cast<uint64_t>(seed));
   if (solver_overridden_ && mode_ != Mode::Steps)
     error->all(FLERR, "pair_style deq: the tol/max_iter options apply to direct-force models, whose solve runs "
                       "in LAMMPS; this {} model solves with its exported settings (re-export it with "
@@ -123,6 +142,11 @@ void PairDeq::settings(int narg, char **arg) {
       utils::logmesg(lmp, "pair_style deq: solver {} tol {} max_iter {} (fallback {}), warm starts {}\n",
                      settings_.anderson ? "anderson" : "fixed-point", settings_.tol, settings_.max_iter,
                      settings_.fallback_max_iter, settings_.warm_start ? "on" : "off");
+    if (mdet_.any())
+      utils::logmesg(lmp, "pair_style deq: MD-ET options: remove_net_force {}, remove_net_torque {}, "
+                          "random_rotation {}{}\n", mdet_.remove_net_force ? "on" : "off",
+                     mdet_.remove_net_torque ? "on" : "off", mdet_.random_rotation ? "on" : "off",
+                     mdet_.random_rotation ? fmt::format(" (seed {})", seed) : "");
   }
 }
 
@@ -163,6 +187,10 @@ void PairDeq::init_style() {
   if (force->newton_pair == 0) error->all(FLERR, "pair_style deq requires `newton_pair on`");
   if (!model_) error->all(FLERR, "pair_style deq: no model loaded");
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style deq requires atom IDs (atom_modify id yes)");
+  if (mdet_.remove_net_torque && (domain->xperiodic || domain->yperiodic || domain->zperiodic))
+    error->all(FLERR, "pair_style deq: the model removes the net torque (exported with --remove-net-torque), "
+                      "which is only defined for non-periodic systems (molecules), but this box is periodic; "
+                      "re-export the checkpoint without --remove-net-torque, or use `boundary f f f`");
   if (mode_ == Mode::OneRank && comm->nprocs > 1)
     error->all(FLERR, "pair_style deq: {} forces need gradients through other ranks' atoms, which this "
                       "version does not communicate; run this model on 1 MPI rank, or export the checkpoint "
@@ -313,6 +341,7 @@ void PairDeq::compute(int eflag, int vflag) {
   if (fix_ && atom->natoms != natoms_seen_) fix_->clear();  // a new system: start cold
   natoms_seen_ = atom->natoms;
   gather_inputs();
+  if (mode_ != Mode::Analytic && mdet_.random_rotation) draw_rotation();
   if (mode_ == Mode::Analytic) {
     compute_analytic();
   } else if (mode_ == Mode::Steps) {
@@ -320,6 +349,8 @@ void PairDeq::compute(int eflag, int vflag) {
   } else {
     compute_one_rank();
   }
+  // The virial is the fdotr sum of the forces as applied (after the MD-ET options): rotated back to
+  // the lab frame and with net force / torque removed, so it is that of the forces LAMMPS integrates.
   if (vflag_fdotr) virial_fdotr_compute();
   const double stats[kNumStats] = {last_iterations_, last_residual_, last_cold_, total_iterations_};
   // compute pair sums pvector over ranks: rank 0 reports the (global) values.
@@ -344,7 +375,11 @@ void PairDeq::compute_steps() {
   const int nall = nlocal + atom->nghost;
   const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
   torch::Tensor z0;
-  if (!load_warm_start(0, z0)) z0 = torch::Tensor();
+  if (load_warm_start(0, z0)) {
+    z0 = to_call_frame(z0);
+  } else {
+    z0 = torch::Tensor();
+  }
   LammpsExchange exchange(this, world);
   deqff::DeqResult result;
   try {
@@ -355,9 +390,10 @@ void PairDeq::compute_steps() {
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: model evaluation failed: {}", deqff::script_error_message(e));
   }
-  store_state(0, result.z);
+  store_state(0, to_lab_frame(result.z));
   record_stats(result.stats);
-  add_results(result.atom_energy.data_ptr<double>(), result.forces.data_ptr<double>(), nlocal);
+  const torch::Tensor forces = finish_forces(result.forces);
+  add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nlocal);
 }
 
 // Conservative and phantom forces on one rank: the model's own solve and gradients on the graph of
@@ -381,6 +417,8 @@ void PairDeq::compute_one_rank() {
   const auto empty = torch::zeros({0, D}, torch::TensorOptions().dtype(torch::kFloat64));
   if (!settings_.implicit || !load_warm_start(0, z0)) z0 = empty;
   if (!has_adjoint() || z0.size(0) == 0 || !load_warm_start(static_cast<int>(D), g0)) g0 = empty;
+  z0 = to_call_frame(z0);
+  g0 = to_call_frame(g0);
   positions_.resize(static_cast<size_t>(nlocal) * 3);
   species_.resize(nlocal);
   deqff::GraphStepResult result;
@@ -390,14 +428,15 @@ void PairDeq::compute_one_rank() {
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: {}", deqff::script_error_message(e));  // one rank: `one` is `all`
   }
-  store_state(0, result.z);
-  if (has_adjoint()) store_state(static_cast<int>(D), result.g);
+  store_state(0, to_lab_frame(result.z));
+  if (has_adjoint()) store_state(static_cast<int>(D), to_lab_frame(result.g));
   deqff::SolveStats stats;
   stats.iterations = static_cast<int64_t>(result.stats["iterations"]);
   stats.residual = result.stats["residual"];
   stats.cold = result.stats["cold"] > 0.5;
   record_stats(stats);
-  add_results(nullptr, result.forces.data_ptr<double>(), nlocal);
+  const torch::Tensor forces = finish_forces(result.forces);
+  add_results(nullptr, forces.data_ptr<double>(), nlocal);
   if (eflag_global) eng_vdwl += energy_factor_ * result.energy;
   if (eflag_atom) {
     if (result.atom_energy.numel() != nlocal)
@@ -406,4 +445,49 @@ void PairDeq::compute_one_rank() {
     const double *atom_energy = result.atom_energy.data_ptr<double>();
     for (int i = 0; i < nlocal; ++i) eatom[i] += energy_factor_ * atom_energy[i];
   }
+}
+
+// One rotation per evaluation, drawn on rank 0 and broadcast (the same R on every rank); the positions
+// of local and ghost atoms are rotated (the model sees only relative vectors, so this holds for
+// periodic boxes too), and D(R) of the state is taken from the model.
+void PairDeq::draw_rotation() {
+  if (comm->me == 0) rotation_ = rotations_->draw();
+  MPI_Bcast(rotation_.data(), 9, MPI_DOUBLE, 0, world);
+  deqff::rotate_rows(positions_.data(), atom->nlocal + atom->nghost, rotation_, false);
+  if (!settings_.implicit) return;
+  try {
+    wigner_ = model_->wigner(torch::from_blob(rotation_.data(), {3, 3}, torch::kFloat64).clone());
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair deq: {}", deqff::script_error_message(e));
+  }
+}
+
+torch::Tensor PairDeq::to_call_frame(const torch::Tensor &state) const {
+  if (!mdet_.random_rotation || !settings_.implicit || !state.defined() || state.size(0) == 0) return state;
+  return state.matmul(wigner_.t()).contiguous();
+}
+
+torch::Tensor PairDeq::to_lab_frame(const torch::Tensor &state) const {
+  if (!mdet_.random_rotation || !settings_.implicit || !state.defined() || state.size(0) == 0) return state;
+  return state.matmul(wigner_).contiguous();
+}
+
+// Model forces [nlocal, 3] eV/Å of the call's frame -> lab frame, then net force and net torque
+// removal over all ranks' atoms (lab positions), in this order as in deqff.export.mdet. Collective.
+torch::Tensor PairDeq::finish_forces(const torch::Tensor &forces) {
+  const int nlocal = atom->nlocal;
+  torch::Tensor out = forces.to(torch::kFloat64).contiguous().clone();
+  if (out.numel() != static_cast<int64_t>(nlocal) * 3)
+    error->one(FLERR, "pair deq: the model returned {} force components for {} local atoms", out.numel(), nlocal);
+  double *f = out.data_ptr<double>();
+  if (mdet_.random_rotation) deqff::rotate_rows(f, nlocal, rotation_, true);
+  LammpsExchange exchange(this, world);
+  if (mdet_.remove_net_force) deqff::remove_net_force(f, nlocal, exchange);
+  if (mdet_.remove_net_torque) {
+    std::vector<double> lab(static_cast<size_t>(nlocal) * 3);
+    for (int i = 0; i < nlocal; ++i)
+      for (int d = 0; d < 3; ++d) lab[3 * i + d] = atom->x[i][d] * length_factor_;
+    deqff::remove_net_torque(f, lab.data(), nlocal, exchange);
+  }
+  return out;
 }

@@ -1,5 +1,5 @@
 // LAMMPS pair style `deq`: energies and forces from an exported deqff model (see README, "LAMMPS").
-//   pair_style deq model.pt [tol X] [max_iter N] [warm yes|no]
+//   pair_style deq model.pt [tol X] [max_iter N] [warm yes|no] [seed N]
 //   pair_coeff * * C H O      (one element per LAMMPS atom type, NULL for types the model skips)
 // Supports `units metal` (Å, eV) and `units real` (Å, kcal/mol); needs `newton_pair on`.
 //
@@ -10,6 +10,11 @@
 //  * conservative/phantom models: the model's own step_graph on one rank (ghosts mapped to their
 //    owners with periodic shifts); more ranks are rejected with an error;
 //  * analytic test models: their compute_local().
+// MD-ET options recorded in the model (deqff export --remove-net-force / --remove-net-torque /
+// --random-rotation) are applied here in every mode (deqff/mdet.h): net force / torque removal with
+// sums over all ranks (net torque: non-periodic boxes only), and one random rotation per evaluation
+// drawn on rank 0 from a generator seeded by `seed N` (default 1) and broadcast, with the warm-start
+// state rotated by the model's Wigner-D matrices (lammps_wigner), so warm starts keep working.
 // Solver statistics: `compute ID all pair deq` gives c_ID[1] iterations of the last evaluation,
 // c_ID[2] its residual, c_ID[3] 1 if it started cold, c_ID[4] iterations since pair_style.
 #pragma once
@@ -18,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "deqff/mdet.h"
 #include "deqff/model.h"
 #include "deqff/solver.h"
 #include "pair.h"
@@ -59,12 +65,21 @@ class PairDeq : public Pair {
   void compute_steps();
   void compute_one_rank();
   void add_results(const double *atom_energy, const double *forces, int n_forces);
+  // MD-ET options (deqff/mdet.h) around an evaluation of the non-analytic modes.
+  void draw_rotation();                                     // rotation_, wigner_ and rotated positions_
+  torch::Tensor to_call_frame(const torch::Tensor &state) const;  // lab-frame state [N, D] -> z @ D^T
+  torch::Tensor to_lab_frame(const torch::Tensor &state) const;   // call-frame state -> z @ D
+  torch::Tensor finish_forces(const torch::Tensor &forces);       // [nlocal, 3]: R^T F, net force/torque
 
   std::unique_ptr<deqff::Model> model_;
   std::unique_ptr<deqff::DeqSolver> solver_;
   Mode mode_ = Mode::Analytic;
   deqff::SolverSettings settings_;        // the model's, with pair_style overrides
   bool solver_overridden_ = false;        // tol / max_iter given in pair_style
+  deqff::MdetOptions mdet_;               // the model's MD-ET options (off for analytic models)
+  std::unique_ptr<deqff::RotationSource> rotations_;  // random_rotation: drawn on rank 0
+  deqff::Rotation rotation_{};            // this evaluation's rotation (row-major)
+  torch::Tensor wigner_;                  // D(rotation_) [D, D] for the state (implicit models)
   std::vector<int64_t> type_to_species_;  // [ntypes + 1]; -1 = not mapped (NULL)
   double energy_factor_ = 1.0;            // model eV -> LAMMPS energy unit
   double length_factor_ = 1.0;            // LAMMPS length unit -> Å

@@ -1,6 +1,7 @@
 // ctest: the deqff runtime loads exported models, evaluates them against closed-form answers,
 // keeps module state across calls, and rejects bad files with clear messages.
 // Usage: test_runtime FIXTURE_DIR (written by tests/fixtures/write_models.py)
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "deqff/mdet.h"
 #include "deqff/model.h"
 #include "deqff/solver.h"
 
@@ -186,6 +188,65 @@ void test_bad_files(const std::string& dir) {
   check_throws([&] { analytic.solver_settings(); }, "not a deqff DEQ/explicit model", "analytic has no solver");
 }
 
+// deqff/mdet.h on one process: rotations are proper and orthogonal, removals are projections that
+// leave zero net force / torque (also for a linear molecule, whose inertia tensor is singular).
+void test_mdet() {
+  std::cout << "MD-ET options\n";
+  deqff::RotationSource source(7);
+  double worst = 0.0;
+  for (int k = 0; k < 20; ++k) {
+    const deqff::Rotation r = source.draw();
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) {
+        double dot = 0.0;
+        for (int c = 0; c < 3; ++c) dot += r[3 * a + c] * r[3 * b + c];
+        worst = std::max(worst, std::abs(dot - (a == b ? 1.0 : 0.0)));
+      }
+    const double det = r[0] * (r[4] * r[8] - r[5] * r[7]) - r[1] * (r[3] * r[8] - r[5] * r[6]) +
+                       r[2] * (r[3] * r[7] - r[4] * r[6]);
+    worst = std::max(worst, std::abs(det - 1.0));
+  }
+  check(worst < 1e-14, "random rotations are orthogonal with det +1 (worst " + std::to_string(worst) + ")");
+  deqff::RotationSource same(7);
+  check(same.draw() == deqff::RotationSource(7).draw(), "the same seed gives the same rotation");
+
+  std::vector<double> v = {0.3, -1.2, 2.0}, back = v;
+  const deqff::Rotation r = source.draw();
+  deqff::rotate_rows(back.data(), 1, r, false);
+  deqff::rotate_rows(back.data(), 1, r, true);
+  check(std::abs(back[0] - v[0]) + std::abs(back[1] - v[1]) + std::abs(back[2] - v[2]) < 1e-14, "R^T R v = v");
+
+  deqff::NoExchange none;
+  auto net = [](const std::vector<double>& f, const std::vector<double>& x, bool torque) {
+    double c[3] = {0, 0, 0}, out[3] = {0, 0, 0};
+    const size_t n = f.size() / 3;
+    for (size_t i = 0; i < n; ++i)
+      for (int a = 0; a < 3; ++a) c[a] += x[3 * i + a] / n;
+    for (size_t i = 0; i < n; ++i) {
+      const double* q = &f[3 * i];
+      double p[3] = {x[3 * i] - c[0], x[3 * i + 1] - c[1], x[3 * i + 2] - c[2]};
+      if (!torque) p[0] = p[1] = p[2] = 0.0;
+      out[0] += torque ? p[1] * q[2] - p[2] * q[1] : q[0];
+      out[1] += torque ? p[2] * q[0] - p[0] * q[2] : q[1];
+      out[2] += torque ? p[0] * q[1] - p[1] * q[0] : q[2];
+    }
+    return std::abs(out[0]) + std::abs(out[1]) + std::abs(out[2]);
+  };
+  const std::vector<double> x = {0.1, 0.2, 0.3, 1.4, -0.2, 0.5, -0.7, 1.1, 0.0, 0.4, 0.3, -1.2};
+  std::vector<double> f = {1.0, -2.0, 0.5, 0.3, 0.8, -1.1, -0.4, 0.2, 0.9, 2.2, -0.6, 0.1};
+  const double net_before = net(f, x, false);
+  deqff::remove_net_torque(f.data(), x.data(), 4, none);
+  check(net(f, x, true) < 1e-13, "net torque removed");
+  check(std::abs(net(f, x, false) - net_before) < 1e-13, "net torque removal keeps the net force");
+  deqff::remove_net_force(f.data(), 4, none);
+  check(net(f, x, false) < 1e-13 && net(f, x, true) < 1e-13, "net force removed, torque stays zero");
+  // A linear molecule along (1, 2, 0.5): the inertia tensor is singular (pseudo-inverse).
+  std::vector<double> line, g = {0.5, -1.0, 0.2, 1.5, 0.3, -0.7, -0.2, 0.9, 1.1};
+  for (double t : {-1.0, 0.2, 1.0}) line.insert(line.end(), {t, 2.0 * t, 0.5 * t});
+  deqff::remove_net_torque(g.data(), line.data(), 3, none);
+  check(net(g, line, true) < 1e-13 && std::isfinite(g[0]), "net torque removed for a linear molecule");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +259,7 @@ int main(int argc, char** argv) {
   test_state_persists(dir);
   test_exported_deq(dir);
   test_bad_files(dir);
+  test_mdet();
   std::cout << (failures == 0 ? "all runtime checks passed\n" : "runtime checks FAILED\n");
   return failures == 0 ? 0 : 1;
 }

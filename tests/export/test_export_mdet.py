@@ -247,3 +247,19 @@ def test_scripted_random_rotation_is_a_float64_rotation():
             rotation @ rotation.T, torch.eye(3, dtype=torch.float64), atol=1e-14, rtol=0
         )
         assert torch.linalg.det(rotation).item() == pytest.approx(1.0, abs=1e-14)
+
+
+def test_lammps_wigner_is_the_state_rotation(tmp_path):
+    """The exported `lammps_wigner` (LAMMPS rotates the warm-start state with it) is the orthogonal
+    block-diagonal D(R) [D, D] of the node irreps, in float64."""
+    model = tiny_model(force_mode="direct", **IRREPS_L2)
+    path = export_model(model, tmp_path / "rot.pt", ExportOptions(random_rotation=True))
+    module, _ = load_potential(path, ETHANOL_NUMBERS)
+    rotation = o3.rand_matrix(dtype=torch.float64)
+    wigner = module.lammps_wigner(rotation)
+    assert wigner.dtype == torch.float64 and wigner.shape == (model.feature_dim, model.feature_dim)
+    expected = IrrepsRotation(IRREPS_L2["irreps_node"]).matrix(rotation)
+    torch.testing.assert_close(wigner, expected, atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        wigner @ wigner.T, torch.eye(model.feature_dim, dtype=torch.float64), atol=1e-12, rtol=0
+    )

@@ -29,3 +29,28 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "phantom": export_model(tiny_model(force_mode="phantom"), out / "phantom.pt", ExportOptions(**TIGHT)),
         "explicit": export_model(tiny_model(model_type="explicit", depth=2), out / "explicit.pt"),
     }
+
+
+@pytest.fixture(scope="session")
+def mdet_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny models exported with MD-ET options (deqff.export.mdet), the same weights as `models`:
+    direct DEQs with "net_force", "net" (net force and torque), "rotation" and "net_force_rotation";
+    a "conservative_rotation" DEQ and a "phantom_all" DEQ (all three options: its forces carry a
+    net torque before removal)."""
+    out = tmp_path_factory.mktemp("lammps_mdet_models")
+    adjoint = dict(adjoint_tol=1e-10, adjoint_max_iter=200)
+    specs = {
+        "net_force": ("direct", dict(remove_net_force=True)),
+        "net": ("direct", dict(remove_net_force=True, remove_net_torque=True)),
+        "rotation": ("direct", dict(random_rotation=True)),
+        "net_force_rotation": ("direct", dict(remove_net_force=True, random_rotation=True)),
+        "conservative_rotation": ("conservative", dict(random_rotation=True, **adjoint)),
+        "phantom_all": (
+            "phantom",
+            dict(remove_net_force=True, remove_net_torque=True, random_rotation=True),
+        ),
+    }
+    return {
+        name: export_model(tiny_model(force_mode=mode), out / f"{name}.pt", ExportOptions(**options, **TIGHT))
+        for name, (mode, options) in specs.items()
+    }

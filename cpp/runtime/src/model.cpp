@@ -34,6 +34,15 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
+// An MD-ET flag of the metadata ("true"/"false"); absent means off (models exported before the options).
+bool mdet_flag(const std::map<std::string, std::string>& raw, const std::string& key, const std::string& path) {
+  auto it = raw.find(key);
+  if (it == raw.end() || it->second == "false") return false;
+  if (it->second == "true") return true;
+  throw ModelError("deqff model '" + path + "' has metadata " + key + " = '" + it->second +
+                   "' (expected 'true' or 'false'); re-export it with `deqff export`.");
+}
+
 double setting(const c10::Dict<std::string, double>& info, const std::string& key, const std::string& path) {
   if (!info.contains(key)) {
     throw ModelError("deqff model '" + path + "': lammps_info() has no '" + key + "'; re-export it with `deqff export`.");
@@ -96,6 +105,9 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
     throw ModelError("deqff model '" + path + "' has a non-numeric cutoff '" + cutoff + "'.");
   }
   if (!(meta.cutoff > 0.0)) throw ModelError("deqff model '" + path + "' has cutoff " + cutoff + " <= 0.");
+  meta.mdet.remove_net_force = mdet_flag(raw, "remove_net_force", path);
+  meta.mdet.remove_net_torque = mdet_flag(raw, "remove_net_torque", path);
+  meta.mdet.random_rotation = mdet_flag(raw, "random_rotation", path);
   return meta;
 }
 
@@ -129,6 +141,7 @@ Model::Model(const std::string& path) : path_(path) {
                      "checkpoint with this deqff: `deqff export CHECKPOINT -o model.pt`.");
   }
   if (has_graph_step_) settings_ = read_settings(module_, path);
+  has_wigner_ = module_.find_method("lammps_wigner").has_value();
 }
 
 const SolverSettings& Model::solver_settings() const {
@@ -156,6 +169,22 @@ std::pair<torch::Tensor, torch::Tensor> Model::readout(const torch::Tensor& z, c
   torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("lammps_readout")({z, species}).toTuple();
   return {output->elements()[0].toTensor(), output->elements()[1].toTensor()};
+}
+
+torch::Tensor Model::wigner(const torch::Tensor& rotation) {
+  if (!has_wigner_) {
+    throw ModelError("deqff model '" + path_ + "' has no lammps_wigner() method, which random rotations need "
+                     "in LAMMPS; re-export the checkpoint with this deqff (`deqff export ... --random-rotation`).");
+  }
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  torch::Tensor d = module_.get_method("lammps_wigner")({rotation}).toTensor().to(torch::kFloat64).contiguous();
+  const int64_t dim = settings_.feature_dim;
+  if (d.dim() != 2 || d.size(0) != dim || d.size(1) != dim) {
+    throw ModelError("deqff model '" + path_ + "': lammps_wigner() returned a matrix of " +
+                     std::to_string(d.numel()) + " entries, expected [" + std::to_string(dim) + ", " +
+                     std::to_string(dim) + "]; re-export it with `deqff export`.");
+  }
+  return d;
 }
 
 GraphStepResult Model::step_graph(const torch::Tensor& positions, const torch::Tensor& species,

@@ -23,7 +23,8 @@
   `total_iterations()`, so that total is one solve per configuration, and leaves the state as it was.
 * MD-ET options (`deqff.export.mdet`, export flags, default off): net force / torque removal and a
   random rotation of every call, with the warm-start state rotated by the Wigner-D matrices of its
-  irreps; applied in `_evaluate` (the engine calls), not in the pure `step` / `step_graph`.
+  irreps; applied in `_evaluate` (the engine calls), not in the pure `step` / `step_graph` nor in
+  the `lammps_*` calls: LAMMPS applies them itself (cpp/runtime mdet.h; `lammps_wigner` gives D(R)).
 * errors: bad input (NaN, overlapping atoms, unknown elements, a box narrower than 2 * cutoff, a
   wrong atom count) raises ValueError, a solve that fails even cold raises RuntimeError; the state is
   then kept as it was. Checks run in free functions called by each entry point (deqff.export.inputs
@@ -430,6 +431,13 @@ class DeqffPotential(nn.Module):
         """z [n_local, D], species [n_local] -> (atom energies [n_local] eV, direct forces
         [n_local, 3] eV/Å; zeros unless the force mode is direct)."""
         return self.graph.readout(z, species)
+
+    @torch.jit.export
+    def lammps_wigner(self, rotation: Tensor) -> Tensor:
+        """rotation [3, 3] -> D(R) [D, D] float64, the block-diagonal Wigner-D matrix of the state's
+        irreps: a host that rotates the model's input by R rotates a state z [N, D] as z @ D^T
+        (LAMMPS's random rotations, deqff.export.mdet)."""
+        return self.transforms.wigner.matrix(rotation.to(torch.float64))
 
     @torch.jit.export
     def lammps_step_graph(

@@ -21,6 +21,15 @@ class ModelError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// MD-ET inference options recorded at export (python/deqff/export/mdet.py); a host that drives the
+// model itself (LAMMPS) must apply them (deqff/mdet.h). Absent entries (older exports) mean off.
+struct MdetOptions {
+  bool remove_net_force = false;   // subtract the mean force over the model's atoms
+  bool remove_net_torque = false;  // project off rigid rotations about the centre (molecules only)
+  bool random_rotation = false;    // evaluate in a random frame each call, state rotated by D(R)
+  bool any() const { return remove_net_force || remove_net_torque || random_rotation; }
+};
+
 // What an exported model says about itself (its `metadata()` method, all values as strings).
 struct ModelMetadata {
   int format_version = 0;
@@ -29,6 +38,7 @@ struct ModelMetadata {
   double cutoff = 0.0;                 // Å
   std::vector<std::string> elements;   // chemical symbols; species index = position in this list
   std::string force_mode;              // "direct", "conservative", "phantom" or "analytic"
+  MdetOptions mdet;
   std::map<std::string, std::string> raw;
 };
 
@@ -110,6 +120,11 @@ class Model {
   std::pair<torch::Tensor, torch::Tensor> readout(const torch::Tensor& z, const torch::Tensor& species);
   // Any force mode on one rank's own atoms: positions [N, 3], species [N], edges [2, E] (row 0 i,
   // row 1 j, both owned), shifts [E, 3] Å (image of j minus j), warm starts z0, g0 ([0, D]: cold).
+  // Wigner-D matrix D(R) [D, D] float64 of the state's irreps for a rotation R [3, 3] (its exported
+  // `lammps_wigner`): a state z [N, D] in the frame rotated by R is z @ D^T. Throws ModelError for
+  // models exported without it.
+  torch::Tensor wigner(const torch::Tensor& rotation);
+  bool has_wigner() const { return has_wigner_; }
   GraphStepResult step_graph(const torch::Tensor& positions, const torch::Tensor& species,
                              const torch::Tensor& edges, const torch::Tensor& shifts, const torch::Tensor& z0,
                              const torch::Tensor& g0);
@@ -120,6 +135,7 @@ class Model {
   ModelMetadata metadata_;
   bool has_compute_local_ = false;
   bool has_graph_step_ = false;
+  bool has_wigner_ = false;
   bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)
   SolverSettings settings_;
 };
