@@ -14,12 +14,13 @@ import torch
 
 from deqff.export.export import load_potential
 from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS, jit_optimized
+from deqff.md.lammps import system_lines
 from deqff.units import EV_TO_KCAL_PER_MOL
 
 #: LAMMPS types: 1 = H, 2 = C, 3 = O (`pair_coeff * * H C O`).
 TYPE_OF = {1: 1, 6: 2, 8: 3}
 NUMBER_OF_TYPE = {1: 1, 2: 6, 3: 8}
-MASSES = {1: 1.008, 2: 12.011, 3: 15.999}
+ELEMENTS = [NUMBER_OF_TYPE[t] for t in (1, 2, 3)]
 #: Energy per eV in each supported unit style (lengths are Å in both).
 ENERGY_FACTOR = {"metal": 1.0, "real": EV_TO_KCAL_PER_MOL}
 VENV_BIN = Path(sys.executable).parent
@@ -60,27 +61,12 @@ def water_box(n: int = 3, spacing: float = 3.1, seed: int = 7) -> System:
 
 
 def setup_lines(plugin: Path, system: System, units: str, pair_style: str) -> list[str]:
-    """Commands up to and including pair_coeff (types 1..3 = H, C, O)."""
-    if system.box is None:
-        boundary, box = "f f f", 20.0
-    else:
-        boundary, box = "p p p", system.box
-    lines = [
-        f"plugin load {plugin}",
-        f"units {units}",
-        "atom_style atomic",
-        "atom_modify map array",
-        f"boundary {boundary}",
-        f"region box block 0 {box} 0 {box} 0 {box}",
-        "create_box 3 box",
-    ]
-    lines += [
-        f"create_atoms {t} single {x:.12f} {y:.12f} {z:.12f}"
-        for (x, y, z), t in zip(system.positions, system.types, strict=True)
-    ]
-    lines += [f"mass {t} {m}" for t, m in MASSES.items()]
-    lines += [f"pair_style {pair_style}", "pair_coeff * * H C O"]
-    return lines
+    """Commands up to and including pair_coeff (types 1..3 = H, C, O; a molecule in a 20 Å box)."""
+    edge = 20.0 if system.box is None else system.box
+    region = f"0 {edge} 0 {edge} 0 {edge}"
+    return system_lines(
+        plugin, units, system.positions, system.numbers, ELEMENTS, region, system.box is not None, pair_style
+    )
 
 
 def stats_lines() -> list[str]:

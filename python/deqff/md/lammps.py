@@ -33,42 +33,61 @@ class LammpsRun:
     iterations: list[float]
 
 
-def input_lines(plugin: Path, model: Path, structure: MDStructure, units: str, warm: bool) -> list[str]:
-    """LAMMPS commands up to `pair_coeff` for `structure` (one atom type per element, in order of
-    first appearance); a molecule gets a non-periodic box with 10 Å of vacuum."""
-    if units not in UNIT_STYLES:
-        raise ValueError(f"units {units!r}: the deq pair style supports {UNIT_STYLES}")
-    positions = structure.positions * NM_TO_ANGSTROM
-    numbers = [int(z) for z in structure.atomic_numbers]
-    elements = list(dict.fromkeys(numbers))
-    if structure.box is None:
-        low, high = positions.min(axis=0) - 10.0, positions.max(axis=0) + 10.0
-        boundary = "f f f"
-        region = " ".join(f"{a:.6f} {b:.6f}" for a, b in zip(low, high, strict=True))
-    else:
-        box = structure.box * NM_TO_ANGSTROM
-        if np.any(np.abs(box - np.diag(np.diag(box))) > 1e-9):
-            raise ValueError("input_lines: only orthorhombic boxes are supported here")
-        boundary = "p p p"
-        region = " ".join(f"0 {length:.6f}" for length in np.diag(box))
+def system_lines(
+    plugin: Path,
+    units: str,
+    positions: np.ndarray,
+    numbers: np.ndarray,
+    elements: list[int],
+    region: str,
+    periodic: bool,
+    pair_style: str,
+) -> list[str]:
+    """LAMMPS commands from `plugin load` to `pair_coeff`: atoms at `positions` [N, 3] Å with atomic
+    `numbers` [N], LAMMPS type t = position of the element in `elements` + 1 (atomic numbers; elements
+    without atoms are fine), the orthorhombic `region` ("xlo xhi ylo yhi zlo zhi", Å), periodic in all
+    directions or in none, `pair_style` its arguments (e.g. "deq model.pt warm yes"). The unit style
+    is passed on unchecked (the plugin rejects styles other than metal and real)."""
     lines = [
         f"plugin load {plugin}",
         f"units {units}",
         "atom_style atomic",
         "atom_modify map array",
-        f"boundary {boundary}",
+        f"boundary {'p p p' if periodic else 'f f f'}",
         f"region box block {region}",
         f"create_box {len(elements)} box",
     ]
     for (x, y, z), number in zip(positions, numbers, strict=True):
-        lines.append(f"create_atoms {elements.index(number) + 1} single {x:.10f} {y:.10f} {z:.10f}")
+        lines.append(f"create_atoms {elements.index(int(number)) + 1} single {x:.12f} {y:.12f} {z:.12f}")
     lines += [f"mass {i + 1} {mass}" for i, mass in enumerate(masses(elements))]
-    lines += [
-        f"pair_style deq {model} warm {'yes' if warm else 'no'}",
-        "pair_coeff * * " + " ".join(symbol(number) for number in elements),
-        "compute deq all pair deq",
-    ]
+    lines += [f"pair_style {pair_style}", "pair_coeff * * " + " ".join(symbol(number) for number in elements)]
     return lines
+
+
+def input_lines(plugin: Path, model: Path, structure: MDStructure, units: str, warm: bool) -> list[str]:
+    """LAMMPS commands up to `pair_coeff` and the solver statistics compute for `structure` (one atom
+    type per element, in order of first appearance); a molecule gets a non-periodic box with 10 Å of
+    vacuum."""
+    if units not in UNIT_STYLES:
+        raise ValueError(
+            f"units {units!r}: the deq pair style supports {UNIT_STYLES}; use units metal or real"
+        )
+    positions = structure.positions * NM_TO_ANGSTROM
+    numbers = np.asarray(structure.atomic_numbers)
+    if structure.box is None:
+        low, high = positions.min(axis=0) - 10.0, positions.max(axis=0) + 10.0
+    else:
+        box = structure.box * NM_TO_ANGSTROM
+        if np.any(np.abs(box - np.diag(np.diag(box))) > 1e-9):
+            raise ValueError("input_lines: only orthorhombic boxes are supported here")
+        low, high = np.zeros(3), np.diag(box)
+    region = " ".join(f"{a:.6f} {b:.6f}" for a, b in zip(low, high, strict=True))
+    elements = list(dict.fromkeys(int(z) for z in numbers))
+    pair_style = f"deq {model} warm {'yes' if warm else 'no'}"
+    lines = system_lines(
+        plugin, units, positions, numbers, elements, region, structure.box is not None, pair_style
+    )
+    return [*lines, "compute deq all pair deq"]
 
 
 def run_nve(
