@@ -82,7 +82,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="models/aspirin_deq.ckpt")
-    parser.add_argument("--conservative-model", help="a conservative checkpoint for the lambda contrast")
+    parser.add_argument(
+        "--jacobian-model",
+        nargs="+",
+        default=["models/ethanol_deq.ckpt", "models/ethanol_conservative.ckpt"],
+        help="models of the lambda table (direct vs conservative forces), all on --jacobian-dataset",
+    )
+    parser.add_argument("--jacobian-dataset", default="data/ethanol.npz")
     parser.add_argument("--dataset", default="data/aspirin.npz")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--rotations", type=int, default=16)
@@ -116,10 +122,11 @@ def main() -> None:
         deqff("bench", "equivariance", "--model", args.model, *common, "--rotations", str(args.rotations),
               "--dtypes", "float32", "float64", "--out", str(out / "equivariance"))  # fmt: skip
     if not (args.reuse and (out / "jacobian" / "jacobian.json").is_file()):
-        jacobian = ["bench", "jacobian", "--model", args.model, "--label", "direct"]
-        if args.conservative_model:
-            jacobian += ["--model", args.conservative_model, "--label", "conservative"]
-        deqff(*jacobian, *common, "--out", str(out / "jacobian"))
+        jacobian = ["bench", "jacobian"]
+        for model in args.jacobian_model:
+            jacobian += ["--model", model, "--label", Path(model).stem]
+        deqff(*jacobian, "--dataset", args.jacobian_dataset, "--frames", str(args.frames),
+              "--out", str(out / "jacobian"))  # fmt: skip
     runs = [
         (model, ps, structure_run(model, ps, args.structure_tol, args))
         for model, ps in zip(args.structure_model, args.structure_ps, strict=True)
@@ -144,15 +151,16 @@ def main() -> None:
         )
     lines += [
         "",
-        "**Force Jacobian antisymmetry** (`deqff bench jacobian`; lambda = ||(J - J^T)/2||_F / ||J||_F, "
-        "0 for conservative forces, ~0.71 for a random matrix):",
+        f"**Force Jacobian antisymmetry** (`deqff bench jacobian`, {args.frames} test frames of "
+        f"{args.jacobian_dataset}; lambda = ||(J - J^T)/2||_F / ||J||_F, 0 for conservative forces, ~0.71 "
+        "for a random matrix):",
         "",
         "| model | force mode | lambda mean | std | frames |",
         "|---|---|---|---|---|",
     ]
-    for label, r in jac["results"].items():
+    for r in jac["results"].values():
         lines.append(
-            f"| {label} ({Path(r['model']).name}) | {r['force_mode']} | {r['lambda_mean']:.4f} | "
+            f"| {Path(r['model']).name} | {r['force_mode']} | {r['lambda_mean']:.4f} | "
             f"{r['lambda_std']:.4f} | {r['frames']} |"
         )
     lines += [
