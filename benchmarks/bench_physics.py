@@ -64,7 +64,9 @@ def structure_row(model: str, ps: float, tol: float, directory: Path) -> tuple[s
     temperature = np.array([row["temperature_k"] for row in log])
     iterations = np.mean([row["iterations_per_step"] for row in log])
     export = f"float64, tol {tol:g} (exported here)" if Path(model).suffix == ".ckpt" else "as shipped"
-    if st["stable"]:
+    if st.get("stopped"):
+        verdict = f"**stopped at {st['simulated_ps']:.1f} ps**: {st['stopped']}"
+    elif st["stable"]:
         verdict = "no broken bonds"
     else:
         first = (st["first_broken_frame"] + 1) * ps / st["frames"]
@@ -171,7 +173,7 @@ def main() -> None:
         "difference = ∫|h_run - h_ref| dr against the GFN2-xTB reference trajectory, 0 = identical, "
         "2 = disjoint):",
         "",
-        "| model | export | ps | bonds | frames | temperature (K) | h(r) difference | "
+        "| model | export | ps | outcome | frames | temperature (K) | h(r) difference | "
         "solver iterations / step |",
         "|---|---|---|---|---|---|---|---|",
     ]

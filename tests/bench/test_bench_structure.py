@@ -60,3 +60,30 @@ def test_structure_command_with_a_trajectory_and_with_a_run(dataset, exported_di
     summary = json.loads((run / "structure.json").read_text())
     assert summary["frames"] == 4 and summary["bonds"] == 8
     assert (run / "trajectory.dcd").is_file() and (run / "start.xyz").is_file()
+
+
+def test_a_model_error_stops_the_run_as_a_result(tmp_path):
+    """An OpenMM run stopped by the model (here: the collapse message of deqff.data.validate) is a
+    stability result: the message is kept, the simulated time read from the log, and not stable."""
+    import openmm
+
+    from deqff.bench.structure import run_extent, run_until_model_error
+
+    collapse = "atom 3 (H) and atom 4 (H) are 0.0855 Å apart, closer than the allowed 0.1 Å"
+
+    def stopped_run(settings, trajectory):
+        assert trajectory
+        raise openmm.OpenMMException(
+            "The following operation failed in the TorchScript interpreter.\n"
+            f'  ops.prim.RaiseException(_31, "builtins.ValueError")\nbuiltins.ValueError: {collapse}'
+        )
+
+    def completed_run(settings, trajectory):
+        return None
+
+    assert run_until_model_error(None, stopped_run) == collapse
+    assert run_until_model_error(None, completed_run) is None
+    log = tmp_path / "log.csv"
+    log.write_text("step,time_ps,temperature_k\n100,0.05,480.0\n200,0.1,510.0\n")
+    assert run_extent(log, collapse) == {"simulated_ps": 0.1, "stopped": collapse, "stable": False}
+    assert run_extent(log, None) == {"simulated_ps": 0.1, "stopped": None}

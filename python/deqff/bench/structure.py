@@ -5,7 +5,9 @@
   D = integral |h_run(r) - h_ref(r)| dr (0 for identical distributions, 2 for disjoint ones).
 * bonds: pairs whose mean reference distance is below 1.2 x the sum of covalent radii (ASE's table)
   are bonded; a frame breaks a bond when a bonded pair is farther apart than `factor` (1.5) x its mean
-  reference length. The run is stable if no frame breaks a bond.
+  reference length. The run is stable if no frame breaks a bond and the model does not stop it (atoms
+  collapsing onto each other, a solve failing even cold): such a stop is recorded (`stopped`, with the
+  model's message, and `simulated_ps`) and the frames up to it are analysed.
 
 The trajectory is a run made here (NVT, Langevin, from the dataset's first frame so the atom order
 matches) or an existing one (`--trajectory trajectory.dcd --topology topology.pdb` from `deqff
@@ -108,6 +110,35 @@ def load_trajectory(path: str | Path, topology: str | Path | None = None) -> tup
     return numbers, trajectory.xyz.astype(np.float64) * 10.0  # nm -> Å
 
 
+def run_until_model_error(settings: Any, run_md: Any) -> str | None:
+    """Run the MD; a model error that stops it (atoms collapsing onto each other, a solve that fails
+    even cold) is a result of a stability test, not a crash: returns its message (None if the run
+    completed). The log and trajectory hold the run up to that point."""
+    import openmm
+
+    from deqff.export.export import script_error
+
+    try:
+        run_md(settings, trajectory=True)
+    except openmm.OpenMMException as error:
+        message = str(script_error(error))
+        print(f"the run stopped: {message}")
+        return message
+    return None
+
+
+def run_extent(log: Path, stopped: str | None) -> dict[str, Any]:
+    """Simulated time (ps, from the last log row) and why the run stopped early (None: it completed);
+    a stopped run is not stable."""
+    from deqff.bench.nve import read_log
+
+    rows = read_log(log)
+    extent: dict[str, Any] = {"simulated_ps": rows[-1]["time_ps"] if rows else 0.0, "stopped": stopped}
+    if stopped:
+        extent["stable"] = False
+    return extent
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from deqff.bench.md import add_md_arguments
 
@@ -141,7 +172,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from deqff.bench.md import first_frame_structure, md_settings, run_md
 
         structure = args.structure or first_frame_structure(args.dataset, out)
-        run_md(md_settings(args, "nvt", structure), trajectory=True)
+        stopped = run_until_model_error(md_settings(args, "nvt", structure), run_md)
         numbers, positions = load_trajectory(out / "trajectory.dcd", out / "topology.pdb")
     if not np.array_equal(numbers, numbers_ref):
         raise ValueError(
@@ -151,6 +182,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     positions = positions[args.skip :]
     result = compare_structure(numbers, positions, reference, args.r_max, args.bins, args.bond_factor)
     summary = {"model": str(args.model), "dataset": str(args.dataset), **result["summary"]}
+    if not args.trajectory:
+        summary.update(run_extent(out / "log.csv", stopped))
     edges = result["edges"]
     centres = 0.5 * (edges[1:] + edges[:-1])
     write_rows(
@@ -165,7 +198,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         [{"frame": f, "broken": int(n)} for f, n in enumerate(result["broken_per_frame"])],
     )
     write_summary(out / "structure.json", summary)
-    title = f"∫|Δh| dr = {summary['h_r_difference']:.3g}; {'stable' if summary['stable'] else 'BONDS BROKEN'}"
+    verdict = "stable" if summary["stable"] else "BONDS BROKEN"
+    if summary.get("stopped"):
+        verdict = f"STOPPED at {summary['simulated_ps']:.1f} ps"
+    title = f"∫|Δh| dr = {summary['h_r_difference']:.3g}; {verdict}"
     plot_h_r(centres, {"run": result["h_run"], "reference (xTB)": result["h_ref"]}, title, out / "h_r.png")
     print(
         f"h(r) difference {summary['h_r_difference']:.4f}; {summary['bonds']} bonds, "

@@ -162,14 +162,16 @@ def run_md(
     warm_up(simulation.context, start)
     total_before = solver_iterations(simulation.context)  # solves the start (step 1 reuses it)
     began = time.perf_counter()
-    with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
-        warnings.filterwarnings("ignore", message="Casting xyz dtype")
-        step(simulation, settings.steps, progress, f"{settings.ensemble.upper()} MD")
+    try:
+        with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
+            warnings.filterwarnings("ignore", message="Casting xyz dtype")
+            step(simulation, settings.steps, progress, f"{settings.ensemble.upper()} MD")
+    finally:  # also when the model stops the run: the log and trajectory so far stay readable
+        for item in simulation.reporters:
+            if hasattr(item, "close"):
+                item.close()
     seconds = time.perf_counter() - began
     total_after = solver_iterations(simulation.context)  # solves the last configuration
-    for item in simulation.reporters:
-        if hasattr(item, "close"):
-            item.close()
     simulated_ns = settings.steps * settings.timestep * 1e-6
     return RunResult(
         seconds=seconds,
