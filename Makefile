@@ -103,6 +103,8 @@ benchmarks: build
 	  $(foreach L,$(BENCH_DEPTHS),runs/aspirin_explicit_L$(L)) --structure aspirin --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
 	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_explicit/checkpoints/best.pt
+	$(BENCH)/bench_conservation.py --checkpoint models/ethanol_conservative.ckpt --structure ethanol \
+	  --tols 1e-2 1e-3 1e-4 1e-5 1e-6 --explicit runs/ethanol_explicit/checkpoints/best.pt
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
 	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz

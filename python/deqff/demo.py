@@ -1,6 +1,7 @@
 """`deqff demo`: the main job on the shipped defaults, run by `make demo`.
 
-1. `deqff simulate` with the shipped ethanol DEQ (models/ethanol_deq.pt) in OpenMM's TorchForce:
+1. `deqff simulate` with the shipped default, the conservative ethanol DEQ
+   (models/ethanol_conservative.pt), in OpenMM's TorchForce:
    NVT MD warm-started from each step's fixed point, then the same run solved cold every step;
    prints ns/day and solver iterations per step of both, writes trajectory, logs and plots.
 2. The same model and molecule in LAMMPS through the `pair_style deq` plugin (C++ solver loop):
