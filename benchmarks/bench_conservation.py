@@ -16,16 +16,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import matplotlib
 import torch
 from tqdm import tqdm
 
-from bench_force_modes import nve_run
-from deqff.units import EV_TO_KJ_PER_MOL
+from bench_force_modes import drift_table, nve_run, plot_energies
 from results_file import machine_line, write_section
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 
@@ -64,16 +59,8 @@ def main() -> None:
         f"of 0.5 fs ({args.steps * 0.5e-3:g} ps) from {args.temperature:g} K velocities, OpenMM CPU "
         "platform, exported float64 with the solver and adjoint tolerance of the row, warm-started.",
         "",
-        "| model, tolerance | ms / step | solver iterations / step | NVE drift (meV/atom/ps) "
-        "| fluctuation (meV/atom) |",
-        "|---|---|---|---|---|",
+        *drift_table(results, "model, tolerance"),
     ]
-    for name, r in results.items():
-        iterations = "-" if name.startswith("explicit") else f"{r['iterations']:.2f}"
-        lines.append(
-            f"| {name} | {r['ms_per_step']:.1f} | {iterations} "
-            f"| {r['drift_mev_per_atom_per_ps']:+.3g} | {1e3 * r['fluctuation_ev_per_atom']:.3g} |"
-        )
     lines += ["", f"Plot of the total energy: `benchmarks/{Path(args.plot).name}`."]
     write_section(
         Path(args.results),
@@ -81,14 +68,7 @@ def main() -> None:
         "Energy conservation vs solver tolerance (issue #8: NVE drift)",
         lines,
     )
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for name, r in results.items():
-        axis.plot(r["time_ps"], 1e3 * r["energy"] / EV_TO_KJ_PER_MOL / r["atoms"], label=name)
-    axis.set_xlabel("time (ps)")
-    axis.set_ylabel("total energy - E(0) (meV/atom)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(args.plot, dpi=120)
+    plot_energies(results, Path(args.plot))
     print("\n".join(lines))
 
 

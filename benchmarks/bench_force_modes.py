@@ -22,6 +22,7 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -72,6 +73,36 @@ def nve_run(checkpoint: str, mode: str, args: argparse.Namespace, workdir: Path)
     }
 
 
+def drift_table(results: dict[str, dict[str, Any]], first_column: str) -> list[str]:
+    """Markdown rows of NVE runs (`nve_run` results by name): time and solver iterations per step
+    (none for explicit models), drift and fluctuation of the total energy."""
+    lines = [
+        f"| {first_column} | ms / step | solver iterations / step | NVE drift (meV/atom/ps) "
+        "| fluctuation (meV/atom) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        iterations = "-" if name.startswith("explicit") else f"{r['iterations']:.2f}"
+        lines.append(
+            f"| {name} | {r['ms_per_step']:.1f} | {iterations} "
+            f"| {r['drift_mev_per_atom_per_ps']:+.3g} | {1e3 * r['fluctuation_ev_per_atom']:.3g} |"
+        )
+    return lines
+
+
+def plot_energies(results: dict[str, dict[str, Any]], path: Path) -> None:
+    """Total energy minus its start (meV/atom) against time (ps), one line per NVE run."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name, r in results.items():
+        axis.plot(r["time_ps"], 1e3 * r["energy"] / EV_TO_KJ_PER_MOL / r["atoms"], label=name)
+    axis.set_xlabel("time (ps)")
+    axis.set_ylabel("total energy - E(0) (meV/atom)")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,16 +144,8 @@ def main() -> None:
         f"{args.temperature:g} K velocities, OpenMM CPU platform, exported float64, solver (and adjoint) "
         f"tolerance {args.tol:g}, warm-started.",
         "",
-        "| model, forces | ms / step | solver iterations / step | NVE drift (meV/atom/ps) "
-        "| fluctuation (meV/atom) |",
-        "|---|---|---|---|---|",
+        *drift_table(results, "model, forces"),
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | {r['ms_per_step']:.1f} | "
-            f"{'-' if name.startswith('explicit') else format(r['iterations'], '.2f')} "
-            f"| {r['drift_mev_per_atom_per_ps']:+.3g} | {1e3 * r['fluctuation_ev_per_atom']:.3g} |"
-        )
     lines += ["", f"Plot of the total energy: `benchmarks/{Path(args.plot).name}`."]
     write_section(
         Path(args.results),
@@ -130,14 +153,7 @@ def main() -> None:
         "Force modes: time per step and NVE drift (issue #8: 6)",
         lines,
     )
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name, r in results.items():
-        ax.plot(r["time_ps"], 1e3 * r["energy"] / EV_TO_KJ_PER_MOL / r["atoms"], label=name)
-    ax.set_xlabel("time (ps)")
-    ax.set_ylabel("total energy - E(0) (meV/atom)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.plot, dpi=120)
+    plot_energies(results, Path(args.plot))
     print("\n".join(lines))
 
 

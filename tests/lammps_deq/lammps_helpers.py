@@ -60,6 +60,10 @@ def water_box(n: int = 3, spacing: float = 3.1, seed: int = 7) -> System:
     return System(np.array(positions) % box, numbers, box)
 
 
+#: The test systems by name.
+SYSTEMS = {"ethanol": ethanol, "water": water_box}
+
+
 def setup_lines(plugin: Path, system: System, units: str, pair_style: str) -> list[str]:
     """Commands up to and including pair_coeff (types 1..3 = H, C, O; a molecule in a 20 Å box)."""
     edge = 20.0 if system.box is None else system.box

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from lammps_helpers import (
     ENERGY_FACTOR,
+    SYSTEMS,
     dump_lines,
     ethanol,
     new_lammps,
@@ -25,7 +26,6 @@ from lammps_helpers import (
     water_box,
 )
 
-SYSTEMS = {"ethanol": ethanol, "water": water_box}
 # LAMMPS's real units use its own eV -> kcal/mol factor (qe2f = 23.060549); deqff.units uses CODATA
 # 2018 (23.0605478): they differ by 5e-8 relative.
 RTOL = {"metal": 1e-9, "real": 2e-7}

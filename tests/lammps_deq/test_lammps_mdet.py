@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lammps_helpers import (
+    SYSTEMS,
     Snapshot,
     dump_lines,
     ethanol,
@@ -27,7 +28,6 @@ from lammps_helpers import (
     water_box,
 )
 
-SYSTEMS = {"ethanol": ethanol, "water": water_box}
 #: Solves to 1e-10 (conftest.TIGHT): LAMMPS and Python, or two frames, agree to ~1e-9.
 ATOL = 1e-8
 
