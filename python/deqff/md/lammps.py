@@ -120,7 +120,13 @@ def run_nve(
         start_energy = lmp.get_thermo("etotal")
         iterations, cold = [], 0
         elapsed = 0.0
-        for _ in tqdm(range(steps), desc=f"LAMMPS {'warm' if warm else 'cold'}", unit="step", leave=False):
+        for _ in tqdm(
+            range(steps),
+            desc=f"LAMMPS {'warm' if warm else 'cold'}",
+            unit="step",
+            leave=False,
+            mininterval=1.0,
+        ):
             begin = time.perf_counter()
             lmp.command("run 1 pre no post no")
             elapsed += time.perf_counter() - begin
