@@ -45,6 +45,10 @@ class Row:
     force_mae: float | None  # meV/Å on the run's test split, None = untrained
     energy_mae: float | None
 
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
 
 def trained_row(run: Path) -> Row:
     metrics = json.loads((run / "test_metrics.json").read_text())
@@ -68,14 +72,10 @@ def equal_accuracy(rows: list[Row], timings: dict[str, float]) -> str:
     if not matching:
         return f"No trained explicit stack here reaches the DEQ's test force MAE ({deq.force_mae:.1f} meV/Å)."
     match = min(matching, key=depth)
-
-    def params(row: Row) -> int:
-        return sum(p.numel() for p in row.model.parameters())
-
     return (
         f"**Equal accuracy:** the shallowest explicit stack at least as accurate as the DEQ "
         f"({deq.force_mae:.1f} meV/Å) is {match.name} at {match.force_mae:.1f} meV/Å, with "
-        f"{params(match) / params(deq):.2f}x the DEQ's parameters and "
+        f"{match.parameters / deq.parameters:.2f}x the DEQ's parameters and "
         f"{timings[match.name] / timings[deq.name]:.2f}x its time per MD step."
     )
 
@@ -148,11 +148,10 @@ def main() -> None:
             workdir.mkdir()
             ms, iterations = ms_per_step(row.model, args.structure, args.steps, args.tol, workdir)
             timings[row.name] = ms
-            params = sum(p.numel() for p in row.model.parameters())
             solver = f"{iterations:.2f}" if depth(row) == 0 else "-"
             force = "-" if row.force_mae is None else f"{row.force_mae:.1f}"
             energy = "-" if row.energy_mae is None else f"{row.energy_mae:.1f}"
-            lines.append(f"| {row.name} | {params:,} | {force} | {energy} | {ms:.1f} | {solver} |")
+            lines.append(f"| {row.name} | {row.parameters:,} | {force} | {energy} | {ms:.1f} | {solver} |")
     lines += ["", equal_accuracy(rows, timings)]
     write_section(
         Path(args.results),
