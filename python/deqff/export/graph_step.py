@@ -15,9 +15,9 @@ Calls (all float64 in and out; the model computes in its own dtype):
 
 * `info()` -> feature_dim D, stages per iteration, implicit (1/0) and the inference solver settings;
 * `embed(positions [n_all, 3] Å, species [n_all], edges, n_local)` -> (injection [n_local, D] of the
-  local atoms, edge features [edge_index, edge_sh, edge_radial] to pass to `iterate`). The host
-  obtains the ghosts' injection rows by communication (not recomputed: they depend on the ghosts'
-  own neighbors);
+  local atoms, edge features [edge_index, edge_sh, edge_radial, per-stage edge terms] to pass to
+  `iterate`). The host obtains the ghosts' injection rows by communication (not recomputed: they
+  depend on the ghosts' own neighbors);
 * `iterate(h [n_all, D], injection [n_all, D], edge features, n_local, stage)` -> [n_local, D]. One
   application of f is `stages` calls (one per equivariant block; the input injection is applied in
   the layer's first block); the host refreshes the ghost rows of the output between the calls. An
@@ -101,12 +101,17 @@ class GraphStep(nn.Module):
         return dict(self._info)
 
     def edge_inputs(self, positions: Tensor, edges: Tensor) -> list[Tensor]:
-        """[edge_index (deqff: sender, receiver) [2, E], edge_sh [E, S], edge_radial [E, K]] from
-        positions [n_all, 3] (model dtype) and LAMMPS edges [2, E] (local i, neighbor j)."""
+        """[edge_index (deqff: sender, receiver) [2, E], edge_sh [E, S], edge_radial [E, K], then the
+        per-edge terms of every stage (block) in stage order] from positions [n_all, 3] (model
+        dtype) and LAMMPS edges [2, E] (local i, neighbor j). Computed once per geometry."""
         edge_index = torch.stack([edges[1], edges[0]])
         shifts = torch.zeros((edges.shape[1], 3), dtype=positions.dtype, device=positions.device)
         edge_sh, edge_radial = self.model.edge_features(positions, edge_index, shifts)
-        return [edge_index, edge_sh, edge_radial]
+        features = [edge_index, edge_sh, edge_radial]
+        for layer in self.layers:
+            for block in layer.blocks:
+                features.append(block.edge_terms(edge_radial))
+        return features
 
     def embed(
         self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int
@@ -132,7 +137,7 @@ class GraphStep(nn.Module):
                         if k == block_index:
                             if k == 0:
                                 x = inject(x, injection.to(self.like.dtype))
-                            out = block(x, features[0], features[1], features[2])[:n_local]
+                            out = block(x, features[0], features[1], features[3 + stage])[:n_local]
         if stage < 0 or stage >= len(self.layers) * self.blocks_per_layer:
             raise ValueError("deqff: iterate() stage " + str(stage) + " out of range")
         return out.to(torch.float64)

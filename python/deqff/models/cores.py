@@ -57,6 +57,10 @@ class ExplicitCore(torch.nn.Module):
         super().__init__()
         self.layers = layers
 
+    def prepare(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Unchanged: every layer of the stack prepares its own per-edge terms when applied."""
+        return inputs
+
     def forward(
         self,
         inputs: dict[str, Tensor],
@@ -67,7 +71,7 @@ class ExplicitCore(torch.nn.Module):
     ) -> CoreOutput:
         z = torch.zeros_like(inputs["injection"])
         for layer in self.layers:
-            z = layer(z, inputs)
+            z = layer(z, layer.prepare(inputs))
         residual = torch.zeros(num_graphs, dtype=z.dtype, device=z.device)
         converged = torch.ones(num_graphs, dtype=torch.bool, device=z.device)
         return CoreOutput(z, 0, residual, converged, [], z[:0])
@@ -99,6 +103,10 @@ class ImplicitCore(torch.nn.Module):
         self.force_mode = config.force_mode
         self.phantom_steps = config.phantom_steps
         self.phantom_tau = config.phantom_tau
+
+    def prepare(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The layer's inputs with its per-edge terms added, once per geometry (see InjectedLayer)."""
+        return self.solver.func.prepare(inputs)
 
     def phantom(self, z: Tensor, inputs: dict[str, Tensor]) -> Tensor:
         """k damped steps z <- (1 - tau) z + tau f(z) with gradients, from the solution z (detached)."""

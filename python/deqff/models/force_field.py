@@ -78,14 +78,16 @@ class EquivariantForceField(torch.nn.Module):
     def layer_inputs(
         self, positions: Tensor, species: Tensor, edge_index: Tensor, shift_vectors: Tensor
     ) -> dict[str, Tensor]:
-        """The inputs of the layer f(z, inputs): injection [N, D], edge_index, edge_sh, edge_radial."""
+        """The inputs of the layer f(z, inputs): injection [N, D], edge_index, edge_sh, edge_radial,
+        and the core's per-edge terms (computed once here, reused by every application of f)."""
         edge_sh, edge_radial = self.edge_features(positions, edge_index, shift_vectors)
-        return {
+        inputs = {
             "injection": self.embed(species, edge_index, edge_sh, edge_radial),
             "edge_index": edge_index,
             "edge_sh": edge_sh,
             "edge_radial": edge_radial,
         }
+        return self.core.prepare(inputs)
 
     def readout(self, z: Tensor, species: Tensor, batch: Tensor, num_graphs: int) -> tuple[Tensor, Tensor]:
         """(energy [B], atom_energy [N]) in eV from a state z [N, D]."""

@@ -2,7 +2,9 @@
 
 f(z, inputs) = Blocks(inject(z, x)): input injection as in DEQuiformer (Eq. 8: add the embedding x to
 the state and rescale each atom's vector to the embedding's norm), then `blocks_per_layer` equivariant
-blocks. inputs: "injection" [N, D], "edge_index" [2, E], "edge_sh" [E, S], "edge_radial" [E, K].
+blocks. inputs: "injection" [N, D], "edge_index" [2, E], "edge_sh" [E, S], "edge_radial" [E, K], and
+after `prepare` the per-edge terms of every block ("edge_terms_<k>"), which depend only on the geometry
+and are therefore computed once per geometry, not once per application of f.
 """
 
 import torch
@@ -15,18 +17,30 @@ def inject(z: Tensor, x: Tensor, eps: float = 1e-9) -> Tensor:
     return s * (torch.linalg.norm(x, dim=-1) / (torch.linalg.norm(s, dim=-1) + eps)).unsqueeze(-1)
 
 
+def edge_terms_key(block: int) -> str:
+    """Key of block `block`'s per-edge terms in a prepared inputs dict."""
+    return "edge_terms_" + str(block)
+
+
 class InjectedLayer(torch.nn.Module):
-    """z [N, D] -> f(z, inputs) [N, D]; satisfies the deqff.deq DEQFunction contract."""
+    """z [N, D] -> f(z, inputs) [N, D]; satisfies the deqff.deq DEQFunction contract once `inputs`
+    went through `prepare`."""
 
     def __init__(self, blocks: torch.nn.ModuleList) -> None:
         super().__init__()
         self.blocks = blocks
 
+    def prepare(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A copy of `inputs` with every block's per-edge terms added (keys `edge_terms_key(k)`)."""
+        out = dict(inputs)
+        for k, block in enumerate(self.blocks):
+            out[edge_terms_key(k)] = block.edge_terms(inputs["edge_radial"])
+        return out
+
     def forward(self, z: Tensor, inputs: dict[str, Tensor]) -> Tensor:
         h = inject(z, inputs["injection"])
         edge_index = inputs["edge_index"]
         edge_sh = inputs["edge_sh"]
-        edge_radial = inputs["edge_radial"]
-        for block in self.blocks:
-            h = block(h, edge_index, edge_sh, edge_radial)
+        for k, block in enumerate(self.blocks):
+            h = block(h, edge_index, edge_sh, inputs[edge_terms_key(k)])
         return h

@@ -1,5 +1,10 @@
 """Equivariant graph attention (Equiformer-style): tensor-product messages from each neighbor,
-weighted by attention computed from invariant features, summed over neighbors."""
+weighted by attention computed from invariant features, summed over neighbors.
+
+What depends only on the geometry (the tensor-product weights from the radial embedding, and the
+radial part of the attention MLP's first layer) is computed once per geometry by `edge_terms`, not
+in every application of the block: a DEQ applies the block 10-30 times per geometry.
+"""
 
 import torch
 from e3nn import o3
@@ -34,6 +39,8 @@ class EquivariantGraphAttention(torch.nn.Module):
 
     α_ij: softmax over the neighbors j of i, per head, of an MLP of (scalars of h_i, scalars of h_j,
     radial embedding of r_ij). Channels of every irrep block are split evenly among the heads.
+    The linear map W is applied after the sum over neighbors (per head: W is linear, so
+    Σ_j α_ij W m_ij = W Σ_j α_ij m_ij), on N·heads rows instead of E rows.
     """
 
     def __init__(
@@ -57,18 +64,47 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.linear = o3.Linear(irreps_message, irreps_node)
         self.num_heads = num_heads
         self.num_scalars = scalar_dim(irreps_node)
+        self.num_tp_weights = self.tp.weight_numel
+        self.feature_dim = irreps_node.dim
         self.attention_mlp = FullyConnectedNet(
             [2 * self.num_scalars + num_basis, radial_hidden, num_heads], torch.nn.functional.silu
         )
+        # e3nn's FullyConnectedNet layer computes act(x @ W / sqrt(fan_in)); the first layer is split
+        # into its receiver, sender and radial rows below, with the same parameters.
+        self.attention_in_scale = (2 * self.num_scalars + num_basis) ** -0.5
         self.register_buffer("head_of_component", head_index(irreps_node, num_heads), persistent=False)
-        self.scale = avg_num_neighbors**-0.5
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
+    def edge_terms(self, edge_radial: Tensor) -> Tensor:
+        """[E, tp weights + radial hidden]: what the block needs per edge that depends only on r_ij."""
+        first = self.attention_mlp[0].weight
+        radial_part = edge_radial @ (first[2 * self.num_scalars :] * self.attention_in_scale)
+        return torch.cat([self.tp_weights(edge_radial), radial_part], dim=-1)
+
+    def attention_logits(self, scalars: Tensor, edge_index: Tensor, radial_part: Tensor) -> Tensor:
+        """[E, heads] from node scalars [N, S] and the radial part of the first layer [E, hidden]."""
+        first = self.attention_mlp[0]
+        weight = first.weight * self.attention_in_scale
+        s = self.num_scalars
+        receiver_part = scalars @ weight[:s]
+        sender_part = scalars @ weight[s : 2 * s]
+        hidden = first.act(receiver_part[edge_index[1]] + sender_part[edge_index[0]] + radial_part)
+        return self.attention_mlp[1](hidden)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
         sender = edge_index[0]
         receiver = edge_index[1]
-        scalars = h[:, : self.num_scalars]
-        logits = self.attention_mlp(torch.cat([scalars[receiver], scalars[sender], edge_radial], dim=-1))
-        alpha = scatter_softmax(logits, receiver, h.shape[0])  # [E, H]
-        values = self.linear(self.tp(h[sender], edge_sh, self.tp_weights(edge_radial)))  # [E, node dim]
-        weighted = values * alpha[:, self.head_of_component]
-        return scatter_sum(weighted, receiver, h.shape[0])
+        num_nodes = h.shape[0]
+        tp_weights = edge_terms[:, : self.num_tp_weights]
+        logits = self.attention_logits(
+            h[:, : self.num_scalars], edge_index, edge_terms[:, self.num_tp_weights :]
+        )
+        alpha = scatter_softmax(logits, receiver, num_nodes)  # [E, H]
+        messages = self.tp(h[sender], edge_sh, tp_weights)  # [E, M]
+        if self.num_heads == 1:
+            return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
+        weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]
+        per_head = scatter_sum(weighted, receiver, num_nodes)  # [N, H, M]
+        values = self.linear(per_head.reshape(num_nodes * self.num_heads, -1))
+        values = values.reshape(num_nodes, self.num_heads, self.feature_dim)
+        index = self.head_of_component.reshape(1, 1, -1).expand(num_nodes, 1, self.feature_dim)
+        return values.gather(1, index).squeeze(1)

@@ -48,7 +48,8 @@ class EquivariantBlock(torch.nn.Module):
     a tiny model: 24 Anderson steps to 1e-12 with 0.1, no convergence in 300 with 1.0).
 
     h [N, irreps_node.dim]; edge_index [2, E] (sender, receiver); edge_sh [E, irreps_sh.dim];
-    edge_radial [E, num_basis]. Returns [N, irreps_node.dim].
+    edge_terms [E, *] = `edge_terms(edge_radial [E, num_basis])`, computed once per geometry.
+    Returns [N, irreps_node.dim].
     """
 
     def __init__(
@@ -71,6 +72,10 @@ class EquivariantBlock(torch.nn.Module):
         self.attention_scale = ChannelScale(irreps_node, branch_scale)
         self.feed_forward_scale = ChannelScale(irreps_node, branch_scale)
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
-        h = h + self.attention_scale(self.attention(self.norm_attention(h), edge_index, edge_sh, edge_radial))
+    def edge_terms(self, edge_radial: Tensor) -> Tensor:
+        """Per-edge quantities of this block that depend only on the geometry: [E, *]."""
+        return self.attention.edge_terms(edge_radial)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
+        h = h + self.attention_scale(self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms))
         return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))

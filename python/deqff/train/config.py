@@ -101,7 +101,11 @@ class TrainConfig:
                           (lr * decay_rate ** ((step - warmup) / decay_steps)), or "constant".
     ema_decay:            EMA of the weights (0 = off); the EMA is validated and saved as 'best'.
     grad_clip:            max global gradient norm (null = no clipping).
+    amsgrad:              AdamW with the AMSGrad correction (MACE's recipe uses it).
     energy_weight / force_weight: loss = we * MSE(E/atom) + wf * MSE(F components), in eV² / (eV/Å)².
+    energy_stage_epoch / energy_stage_weight: a second stage (as MACE's): from epoch
+                          `energy_stage_epoch` (1-based, counted over the whole run; null = no stage)
+                          the energy weight is `energy_stage_weight`. Forces first, then energies.
     fpc_weight / fpc_gamma: fixed-point correction loss (DEQ): fpc_weight * Σ_i fpc_gamma^(n-i) L_i over
                           the n intermediate solver states the model returns (`model.correction_states`
                           - 1 of them, evenly spaced), L_i the energy/force loss read out from state i
@@ -128,8 +132,11 @@ class TrainConfig:
     decay_steps: int = 1000
     ema_decay: float = 0.99
     grad_clip: float | None = 10.0
+    amsgrad: bool = False
     energy_weight: float = 1.0
     force_weight: float = 10.0
+    energy_stage_epoch: int | None = None
+    energy_stage_weight: float = 1.0
     fpc_weight: float = 0.0
     fpc_gamma: float = 0.8
     jac_weight: float = 0.0
@@ -169,6 +176,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 out.append(f"{name}={value} (must be a finite number >= 0)")
+        if self.energy_stage_epoch is not None and self.energy_stage_epoch < 1:
+            out.append(f"energy_stage_epoch={self.energy_stage_epoch} (1-based epoch, or null for no stage)")
+        if not (self.energy_stage_weight >= 0 and math.isfinite(self.energy_stage_weight)):
+            out.append(f"energy_stage_weight={self.energy_stage_weight} (must be a finite number >= 0)")
         if self.energy_weight == 0 and self.force_weight == 0:
             out.append("energy_weight and force_weight are both 0 (nothing to learn)")
         if not 0 < self.fpc_gamma <= 1:

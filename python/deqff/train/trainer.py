@@ -133,14 +133,13 @@ class Trainer:
         if t.max_steps is not None:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay
+            self.model.parameters(), lr=t.lr, betas=t.betas, weight_decay=t.weight_decay, amsgrad=t.amsgrad
         )
         self.lr_factor = WarmupDecay(
             t.schedule, self.total_steps, t.warmup_steps, t.min_lr_ratio, t.decay_rate, t.decay_steps
         )
         self.scheduler = make_scheduler(self.optimizer, self.lr_factor)
         self.ema = ExponentialMovingAverage(self.model, t.ema_decay)
-        self.weights = LossWeights(t.energy_weight, t.force_weight, t.fpc_weight, t.fpc_gamma, t.jac_weight)
         self.state = TrainState()
         self.epoch_stats = RunningStats()
         self.stop_requested = False
@@ -204,6 +203,15 @@ class Trainer:
             self.state.finished = False
             log.info("extending the finished run from step %d to %d", self.state.step, self.total_steps)
         log.info("resumed %s at epoch %d, step %d", self.paths.last, self.state.epoch, self.state.step)
+
+    @property
+    def weights(self) -> LossWeights:
+        """Loss weights of the current epoch (the energy stage, if any, raises the energy weight)."""
+        t = self.config.train
+        energy = t.energy_weight
+        if t.energy_stage_epoch is not None and self.state.epoch + 1 >= t.energy_stage_epoch:
+            energy = t.energy_stage_weight
+        return LossWeights(energy, t.force_weight, t.fpc_weight, t.fpc_gamma, t.jac_weight)
 
     # -- one step ----------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> StepResult | None:
@@ -307,6 +315,8 @@ class Trainer:
         row.update({f"train_{k}": v for k, v in train.items()})
         row.update({f"val_{k}": v for k, v in val.items()})
         value = val[BEST_KEYS[t.best_metric]]
+        if t.energy_stage_epoch == s.epoch + 1 and t.best_metric == "val_loss":
+            s.best_value = math.inf  # the loss changed with the energy stage: its values do not compare
         is_best = math.isfinite(value) and value < s.best_value
         row["best"] = int(is_best)
         if is_best:

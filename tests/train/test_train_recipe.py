@@ -1,0 +1,66 @@
+"""Recipe pieces of the training loop (issue #13): AMSGrad, the energy stage, the best checkpoint
+across the stage, and a stage that survives a resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from deqff.train.config import ConfigError
+from deqff.train.trainer import Trainer
+
+
+def test_amsgrad_reaches_the_optimizer(make_config) -> None:
+    plain = Trainer(make_config("plain", **{"train.max_steps": 1}))
+    ams = Trainer(make_config("ams", **{"train.max_steps": 1, "train.amsgrad": True}))
+    assert plain.optimizer.param_groups[0]["amsgrad"] is False
+    assert ams.optimizer.param_groups[0]["amsgrad"] is True
+    ams.fit()
+    assert all("max_exp_avg_sq" in state for state in ams.optimizer.state.values())
+
+
+def test_energy_stage_switches_the_energy_weight(make_config) -> None:
+    overrides = {
+        "train.epochs": 3,
+        "train.energy_weight": 1.0,
+        "train.force_weight": 10.0,
+        "train.energy_stage_epoch": 2,
+        "train.energy_stage_weight": 250.0,
+        "output.plot": False,
+    }
+    trainer = Trainer(make_config("stage", **overrides))
+    seen = []
+    original = trainer.train_step
+
+    def recording_step(batch):
+        seen.append((trainer.state.epoch, trainer.weights.energy, trainer.weights.forces))
+        return original(batch)
+
+    trainer.train_step = recording_step
+    history = trainer.fit()
+    weights_by_epoch = {epoch: (we, wf) for epoch, we, wf in seen}
+    assert weights_by_epoch == {0: (1.0, 10.0), 1: (250.0, 10.0), 2: (250.0, 10.0)}
+    # the best checkpoint of a val_loss run is chosen among the epochs of the last stage
+    assert trainer.state.best_epoch >= 2
+    assert all(math.isfinite(row["val_loss"]) for row in history)
+
+
+def test_energy_stage_is_kept_across_a_resume(make_config) -> None:
+    overrides = {
+        "train.epochs": 3,
+        "train.energy_stage_epoch": 3,
+        "train.energy_stage_weight": 50.0,
+        "output.plot": False,
+    }
+    first = Trainer(make_config("resume-stage", **overrides))
+    first.fit(stop_at_step=first.steps_per_epoch * 2)
+    assert first.weights.energy == 50.0  # the third epoch is next
+    resumed = Trainer(make_config("resume-stage", **overrides), resume=True)
+    assert resumed.state.epoch == 2 and resumed.weights.energy == 50.0
+
+
+@pytest.mark.parametrize("value", [0, -1])
+def test_energy_stage_epoch_is_validated(make_config, value: int) -> None:
+    with pytest.raises(ConfigError, match="energy_stage_epoch"):
+        make_config("bad", **{"train.energy_stage_epoch": value})
