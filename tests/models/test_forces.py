@@ -11,14 +11,19 @@ from deqff.deq.config import SolverConfig
 TIGHT = SolverConfig(max_iter=200, tol=1e-11, stop_mode="rel")
 
 
-@pytest.mark.parametrize("model_type", ["deq", "explicit"])
-def test_conservative_forces_match_finite_differences(model_type, molecule: Molecule):
+@pytest.mark.parametrize(
+    ("model_type", "product_channels"),
+    [("deq", 0), ("explicit", 0), ("deq", 2)],
+    ids=["deq", "explicit", "deq-product"],
+)
+def test_conservative_forces_match_finite_differences(model_type, product_channels, molecule: Molecule):
     model = tiny_model(
         model_type=model_type,
         force_mode="conservative",
         depth=2,
         solver_inference=TIGHT,
         solver_backward=TIGHT,
+        product_channels=product_channels,
     )
     reference = molecule.run(model)
     if model_type == "deq":

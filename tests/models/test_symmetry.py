@@ -63,3 +63,16 @@ def test_permutation(model_type, force_mode, molecule):
     model = cached_tiny_model(model_type=model_type, force_mode=force_mode, depth=2)
     permutation = torch.tensor([3, 0, 6, 1, 5, 2, 4])
     check(model, molecule, lambda r: r, lambda f: f, permutation)
+
+
+@pytest.mark.parametrize("model_type", ["deq", "explicit"])
+def test_many_body_product_keeps_the_symmetries(model_type, molecule):
+    """The channel-wise tensor square (model.product_channels) mixes degrees: still E(3)-equivariant."""
+    model = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2, product_channels=2)
+    R = o3.rand_matrix(dtype=torch.float64)
+    check(model, molecule, lambda r: r @ R.T, lambda f: f @ R.T)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    check(model, molecule, lambda r: r @ mirror, lambda f: f @ mirror)
+    check(model, molecule, lambda r: r, lambda f: f, torch.tensor([3, 0, 6, 1, 5, 2, 4]))
+    plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
+    assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())

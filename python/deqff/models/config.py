@@ -24,6 +24,8 @@ class ModelConfig:
     lmax_sh:             max degree of the edge spherical harmonics.
     branch_scale:        initial LayerScale of the attention and feed-forward branches (small = contractive).
     blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
+    product_channels:    0 = off; else channels of the many-body product (channel-wise tensor square of
+                         the node features, MACE-style correlation 2) in each block's feed-forward.
     depth:               number of stacked layers (explicit model; untied copies of the same layer).
     force_mode:          "direct" (l=1 head), "conservative" (-dE/dx, exact through the fixed point),
                          "phantom" (-dE/dx through `phantom_steps` damped steps after a no-grad solve).
@@ -50,6 +52,7 @@ class ModelConfig:
     avg_num_neighbors: float = 10.0
     branch_scale: float = 0.1
     blocks_per_layer: int = 1
+    product_channels: int = 0
     depth: int = 4
     force_mode: str = "direct"
     grad_mode: str = "ift"
@@ -86,6 +89,8 @@ class ModelConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if self.product_channels < 0:
+            problems.append(f"product_channels={self.product_channels} (0 = off, or channels >= 1)")
         if not 0 < self.phantom_tau <= 1:
             problems.append(f"phantom_tau={self.phantom_tau} (must be in (0, 1])")
         if problems:

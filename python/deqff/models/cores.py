@@ -44,6 +44,7 @@ def make_layer(config: ModelConfig) -> InjectedLayer:
             config.num_heads,
             config.avg_num_neighbors,
             config.branch_scale,
+            config.product_channels,
         )
         for _ in range(config.blocks_per_layer)
     ]

@@ -10,10 +10,34 @@ from deqff.nn.irreps_tools import channel_index
 from deqff.nn.norm import EquivariantLayerNorm
 
 
-class GatedFeedForward(torch.nn.Module):
-    """Linear -> gate nonlinearity (SiLU on scalars, sigmoid gates on l > 0) -> linear."""
+def channelwise_square(irreps: o3.Irreps, irreps_out: o3.Irreps) -> o3.TensorProduct:
+    """u ⊗ u per channel ('uuu': channel c of the output from channel c of both inputs) over every
+    pair of degrees of `irreps` (one multiplicity) whose product contains an irrep of `irreps_out`."""
+    irreps = o3.Irreps(irreps)
+    mul = irreps[0].mul
+    kept = {ir for _, ir in o3.Irreps(irreps_out)}
+    out, instructions = [], []
+    for i1, (_, ir1) in enumerate(irreps):
+        for i2, (_, ir2) in enumerate(irreps):
+            if i2 < i1:
+                continue  # u_a ⊗ u_b and u_b ⊗ u_a span the same features
+            for ir in ir1 * ir2:
+                if ir in kept:
+                    instructions.append((i1, i2, len(out), "uuu", False))
+                    out.append((mul, ir))
+    return o3.TensorProduct(irreps, irreps, o3.Irreps(out), instructions)
 
-    def __init__(self, irreps_node: o3.Irreps) -> None:
+
+class GatedFeedForward(torch.nn.Module):
+    """Linear -> gate nonlinearity (SiLU on scalars, sigmoid gates on l > 0) -> linear.
+
+    product_channels > 0 adds many-body features to the gate's input (MACE-style product basis,
+    correlation 2): h is mapped to `product_channels` channels of every degree, squared channel-wise
+    (u ⊗ u, all degree pairs, e.g. 1o ⊗ 1o -> 0e gives angles between neighborhood directions),
+    and mapped linearly into the gate's input. h [N, irreps_node.dim] -> [N, irreps_node.dim].
+    """
+
+    def __init__(self, irreps_node: o3.Irreps, product_channels: int = 0) -> None:
         super().__init__()
         irreps_node = o3.Irreps(irreps_node)
         scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_node if ir.l == 0])
@@ -22,9 +46,19 @@ class GatedFeedForward(torch.nn.Module):
         self.gate = Gate(scalars, [torch.nn.functional.silu], gates, [torch.sigmoid], gated)
         self.linear_in = o3.Linear(irreps_node, self.gate.irreps_in)
         self.linear_out = o3.Linear(self.gate.irreps_out, irreps_node)
+        self.product = product_channels > 0
+        if self.product:
+            uniform = o3.Irreps([(product_channels, ir) for _, ir in irreps_node])
+            self.product_in = o3.Linear(irreps_node, uniform)
+            self.square = channelwise_square(uniform, self.gate.irreps_in)
+            self.product_out = o3.Linear(self.square.irreps_out, self.gate.irreps_in)
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.linear_out(self.gate(self.linear_in(h)))
+        x = self.linear_in(h)
+        if self.product:
+            u = self.product_in(h)
+            x = x + self.product_out(self.square(u, u))
+        return self.linear_out(self.gate(x))
 
 
 class ChannelScale(torch.nn.Module):
@@ -61,6 +95,7 @@ class EquivariantBlock(torch.nn.Module):
         num_heads: int = 2,
         avg_num_neighbors: float = 10.0,
         branch_scale: float = 0.1,
+        product_channels: int = 0,
     ) -> None:
         super().__init__()
         self.norm_attention = EquivariantLayerNorm(irreps_node)
@@ -68,7 +103,7 @@ class EquivariantBlock(torch.nn.Module):
             irreps_node, irreps_sh, num_basis, radial_hidden, num_heads, avg_num_neighbors
         )
         self.norm_feed_forward = EquivariantLayerNorm(irreps_node)
-        self.feed_forward = GatedFeedForward(irreps_node)
+        self.feed_forward = GatedFeedForward(irreps_node, product_channels)
         self.attention_scale = ChannelScale(irreps_node, branch_scale)
         self.feed_forward_scale = ChannelScale(irreps_node, branch_scale)
 
