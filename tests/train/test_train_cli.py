@@ -34,3 +34,50 @@ def test_config_errors_exit_2_with_the_message(tmp_path: Path, capsys: pytest.Ca
     assert main(["train", str(TINY_CONFIG), "--set", f"data.path={tmp_path / 'none.npz'}",
                  "--output", str(tmp_path / "x")]) == 2  # fmt: skip
     assert "deqff data recipe standard" in capsys.readouterr().err
+
+
+def test_sigterm_stops_with_a_checkpoint_that_resumes(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A session or batch job ending sends SIGTERM: the run saves 'last' and --resume continues it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    run = tmp_path / "run"
+    sets = [f"data.path={tiny_dataset}", "train.epochs=500", "output.plot=false"]
+    args = [
+        sys.executable,
+        "-m",
+        "deqff.cli",
+        "train",
+        str(TINY_CONFIG),
+        "--output",
+        str(run),
+        "--no-progress",
+    ]
+    args += [item for s in sets for item in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = run / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert last.exists(), "the run did not finish its first epoch in time"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "--resume" in err
+    state = torch.load(last, weights_only=False)["train_state"]
+    assert not state["finished"] and 0 < state["step"] < 500 * 4
+    resumed = subprocess.run(
+        [*args, "--set", f"train.epochs={state['epoch'] + 1}", "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert torch.load(last, weights_only=False)["train_state"]["finished"]

@@ -116,7 +116,9 @@ def _train(config: Any, resume: bool, overwrite: bool) -> int:
 
 @contextmanager
 def _stop_on_sigint(trainer: Any) -> Iterator[None]:
-    """First Ctrl-C: `trainer.stop_requested` (stop at the next step, saving); second: KeyboardInterrupt."""
+    """First Ctrl-C or SIGTERM (a batch system or a session ending): `trainer.stop_requested` (stop
+    after this step, saving 'last' so that --resume continues exactly); a second Ctrl-C:
+    KeyboardInterrupt."""
 
     def request_stop(signum: int, frame: Any) -> None:
         trainer.stop_requested = True
@@ -124,10 +126,12 @@ def _stop_on_sigint(trainer: Any) -> Iterator[None]:
         print("\nstopping after this step (Ctrl-C again to abort without saving)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, request_stop)
+    previous_term = signal.signal(signal.SIGTERM, request_stop)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _evaluate(config: Any, split: str) -> int:
