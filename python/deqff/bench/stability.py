@@ -415,7 +415,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_rows(out / "stability.csv", [dataclasses.asdict(r) for r in results])
     table = markdown_table(results, aggregated, settings)
     (out / "stability.md").write_text(table)
-    curves = {r.seed: read_h_r(Path(r.directory)) for r in results}
+    curves = {r.seed: read_h_r(Path(r.directory)) for r in results if r.frames > 0}
     plot_stability(
         [r.seed for r in results],
         [r.time_to_failure_ps for r in results],
