@@ -148,3 +148,9 @@ def test_a_stopped_run_fails_early_and_a_survivor_reports_the_run_length(
     assert summary["median_time_to_failure_ps"] == pytest.approx(0.015)
     table = (out / "stability.md").read_text()
     assert "≥ 0.02 (survived)" in table and f"stopped: {STOP}" in table
+
+
+def test_a_run_shorter_than_the_report_interval_is_refused(dataset, exported_direct, tmp_path):
+    """Without a frame nothing is checked: such a run must not count as survived."""
+    with pytest.raises(ValueError, match="no frame to check"):
+        main(stability_argv(exported_direct, dataset, tmp_path / "short", 4))

@@ -367,6 +367,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(
             f"need --seeds >= 1, --jobs >= 1 and --ps > 0 (got {args.seeds}, {args.jobs}, {args.ps})"
         )
+    if steps_of(args) < args.report_interval:
+        raise ValueError(
+            f"a run of {steps_of(args)} steps has no frame to check at --report-interval "
+            f"{args.report_interval}: lengthen --ps or shorten the interval"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = prepare_model(args, out)
