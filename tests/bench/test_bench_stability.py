@@ -154,3 +154,22 @@ def test_a_run_shorter_than_the_report_interval_is_refused(dataset, exported_dir
     """Without a frame nothing is checked: such a run must not count as survived."""
     with pytest.raises(ValueError, match="no frame to check"):
         main(stability_argv(exported_direct, dataset, tmp_path / "short", 4))
+
+
+def test_a_start_structure_in_another_atom_order_is_refused_before_running(
+    dataset, exported_direct, tmp_path
+):
+    from ase import Atoms
+    from ase.io import write
+
+    from deqff.bench.frames import load_frames
+
+    numbers, positions = load_frames(dataset)
+    order = np.roll(np.arange(len(numbers)), 1)  # an H first
+    write(tmp_path / "shuffled.xyz", Atoms(numbers=numbers[order], positions=positions[0][order]))
+    argv = stability_argv(
+        exported_direct, dataset, tmp_path / "out", 40, "--structure", str(tmp_path / "shuffled.xyz")
+    )
+    with pytest.raises(ValueError, match="elements and order must match"):
+        main(argv)
+    assert not (tmp_path / "out" / "seed_0").exists()

@@ -261,18 +261,27 @@ def start_structure(args: argparse.Namespace, out: Path) -> str:
     """One start structure for every seed, as out/start.xyz: the dataset's first frame (default) or
     --structure (a file, or a molecule name / SMILES built once with seed 0; its atom order must be
     the dataset's)."""
+    from ase.io import read, write
+
     from deqff.bench.md import first_frame_structure
+    from deqff.data.formats import read as read_dataset
 
     if not args.structure:
         return first_frame_structure(args.dataset, out)
     if Path(args.structure).is_file():
-        return str(args.structure)
-    from ase.io import write
+        path = Path(args.structure)
+    else:
+        from deqff.data.structures import build_structure
 
-    from deqff.data.structures import build_structure
-
-    path = out / "start.xyz"
-    write(path, build_structure(args.structure, seed=0))
+        path = out / "start.xyz"
+        write(path, build_structure(args.structure, seed=0))
+    numbers, expected = read(path).numbers, read_dataset(args.dataset).z
+    if not np.array_equal(numbers, expected):  # checked now, not after the runs (as the structure bench does)
+        raise ValueError(
+            f"the start structure {args.structure!r} has atoms {numbers.tolist()}, the dataset "
+            f"{expected.tolist()}: bonds are compared atom by atom, so elements and order must match "
+            "(leave out --structure to start from the dataset's first frame)"
+        )
     return str(path)
 
 
