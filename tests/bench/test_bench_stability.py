@@ -173,3 +173,21 @@ def test_a_start_structure_in_another_atom_order_is_refused_before_running(
     with pytest.raises(ValueError, match="elements and order must match"):
         main(argv)
     assert not (tmp_path / "out" / "seed_0").exists()
+
+
+def test_a_checkpoint_is_exported_once_with_the_given_solver_settings(checkpoints, exported_direct, tmp_path):
+    import argparse
+
+    from deqff.bench.stability import model_description, prepare_model
+
+    args = argparse.Namespace(model=str(checkpoints["conservative"]), force_mode=None, tol=1e-3, max_iter=7)
+    exported = prepare_model(args, tmp_path)
+    assert exported == str(tmp_path / "model.pt")
+    info = model_description(exported)
+    assert info["force_mode"] == "conservative" and info["dtype"] == "float64"
+    assert info["solver"]["inference"]["tol"] == 1e-3 and info["solver"]["inference"]["max_iter"] == 7
+    args = argparse.Namespace(model=str(exported_direct), force_mode=None, tol=1e-3, max_iter=None)
+    with pytest.raises(ValueError, match="--tol: an exported model has its solver settings built in"):
+        prepare_model(args, tmp_path)
+    args.tol = None
+    assert prepare_model(args, tmp_path) == str(exported_direct)
