@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from deqff.bench.md import first_frame_structure, md_settings, run_md
 
         structure = args.structure or first_frame_structure(args.dataset, out)
+        (out / "trajectory.dcd").unlink(missing_ok=True)  # a previous run's frames are not this run's
         stopped = run_until_model_error(md_settings(args, "nvt", structure), run_md)
         if (out / "trajectory.dcd").is_file():
             numbers, positions = load_trajectory(out / "trajectory.dcd", out / "topology.pdb")
