@@ -108,6 +108,8 @@ benchmarks: build
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
 	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
+	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz \
+	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2
 
 clean:
 	rm -rf $(BUILD)

@@ -74,7 +74,8 @@ def structure_row(model: str, ps: float, tol: float, directory: Path) -> tuple[s
     row = (
         f"| {Path(model).name} | {export} | {ps:g} | {verdict} | {st['frames']} | "
         f"{np.mean(temperature):.0f} ± {np.std(temperature):.0f} (max {np.max(temperature):.3g}) | "
-        f"{st['h_r_difference']:.3f} | {iterations:.1f} |"
+        f"{'n/a' if st['h_r_difference'] is None else format(st['h_r_difference'], '.3f')} | "
+        f"{iterations:.1f} |"
     )
     return row, time_ps, temperature
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from deqff.bench.frames import load_frames
 from deqff.bench.structure import bonded_pairs, compare_structure
@@ -87,3 +88,27 @@ def test_a_model_error_stops_the_run_as_a_result(tmp_path):
     log.write_text("step,time_ps,temperature_k\n100,0.05,480.0\n200,0.1,510.0\n")
     assert run_extent(log, collapse) == {"simulated_ps": 0.1, "stopped": collapse, "stable": False}
     assert run_extent(log, None) == {"simulated_ps": 0.1, "stopped": None}
+
+
+def test_a_run_stopped_before_its_first_frame_has_no_h_r(dataset):
+    numbers, reference = load_frames(dataset)
+    summary = compare_structure(numbers, np.empty((0, *reference.shape[1:])), reference)["summary"]
+    assert summary["frames"] == 0 and summary["h_r_difference"] is None
+    assert summary["first_broken_frame"] == -1
+
+
+def test_a_setup_error_is_not_a_stability_result(monkeypatch):
+    """OpenMM failing to build the simulation (here: a platform without the TorchForce kernels) is an
+    error, not a run the model stopped."""
+    import openmm
+
+    import deqff.md.simulate
+    from deqff.bench.md import run_md
+    from deqff.bench.structure import run_until_model_error
+
+    def failing_setup(settings):
+        raise openmm.OpenMMException("Specified a Platform for a Context which does not support all kernels")
+
+    monkeypatch.setattr(deqff.md.simulate, "prepare_run", failing_setup)
+    with pytest.raises(RuntimeError, match="setting up the MD failed: Specified a Platform"):
+        run_until_model_error(None, run_md)

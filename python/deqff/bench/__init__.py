@@ -9,5 +9,6 @@ jacobian.py      `deqff bench jacobian`: antisymmetric ratio lambda of the force
 md.py            an OpenMM run with a progress bar (shared by nve and structure)
 nve.py           `deqff bench nve`: total-energy drift per atom per ps
 structure.py     `deqff bench structure`: h(r) against the reference data, broken bonds
+stability.py     `deqff bench stability`: time to failure over seeds (structure runs), survival
 cli.py           the `deqff bench` command
 """

@@ -1,4 +1,4 @@
-"""`deqff bench equivariance | jacobian | nve | structure`: physics metrics of a model, with plots.
+"""`deqff bench equivariance | jacobian | nve | structure | stability`: physics metrics, with plots.
 
 Each subcommand takes a model (exported file or training checkpoint) and the reference dataset,
 shows a progress bar and writes a CSV, a JSON summary and a PNG into --out.
@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "jacobian": "deqff.bench.jacobian",
     "nve": "deqff.bench.nve",
     "structure": "deqff.bench.structure",
+    "stability": "deqff.bench.stability",
 }
 #: Commands that compare several models (--model repeated, --label per model).
 MULTI_MODEL = ("jacobian",)
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench", help="physics metrics: equivariance, Jacobian, NVE drift, structure", description=__doc__
+        "bench",
+        help="physics metrics: equivariance, Jacobian, NVE drift, structure, stability",
+        description=__doc__,
     )
     commands = parser.add_subparsers(dest="bench_command", required=True)
     for name, module_name in COMMANDS.items():

@@ -14,10 +14,18 @@ from typing import Any
 
 def run_md(settings: Any, trajectory: bool = False) -> tuple[list[dict[str, float]], Any]:
     """Run `settings` (a deqff.md.simulate.SimulationSettings; a checkpoint is exported with default
-    options first) warm-started under a progress bar; returns (log rows, MDStructure)."""
+    options first) warm-started under a progress bar; returns (log rows, MDStructure). OpenMM errors
+    while setting up (e.g. a platform without the TorchForce kernels) are raised as RuntimeError: only
+    errors of the run itself are stability results (`deqff.bench.structure.run_until_model_error`)."""
+    import openmm
+
+    from deqff.export.export import script_error
     from deqff.md import simulate
 
-    settings, structure, start = simulate.prepare_run(settings)
+    try:
+        settings, structure, start = simulate.prepare_run(settings)
+    except openmm.OpenMMException as error:
+        raise RuntimeError(f"setting up the MD failed: {script_error(error)}") from error
     out = Path(settings.out)
     path = out / "trajectory.dcd" if trajectory else None
     result = simulate.run_md(settings, structure, start, True, out / "log.csv", path, progress=True)

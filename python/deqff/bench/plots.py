@@ -87,3 +87,47 @@ def plot_temperatures(series: dict[str, tuple[np.ndarray, np.ndarray]], target_k
     axis.set_ylabel("temperature (K)")
     axis.legend(fontsize=8)
     return _save(figure, path)
+
+
+def plot_stability(
+    seeds: list[int],
+    times_ps: list[float],
+    survived: list[bool],
+    total_ps: float,
+    h_r: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    title: str,
+    path: Path,
+) -> Path:
+    """Three panels: time to failure per seed (survived runs hatched at T), the fraction of runs
+    still intact against time, and every run's h(r) over the reference's."""
+    figure, (bars, curve, overlay) = plt.subplots(1, 3, figsize=(13.0, 3.6))
+    positions = np.arange(len(seeds))
+    colors = ["tab:green" if ok else "tab:red" for ok in survived]
+    drawn = bars.bar(positions, times_ps, color=colors)
+    for patch, ok in zip(drawn, survived, strict=True):
+        if ok:
+            patch.set_hatch("//")
+    bars.axhline(total_ps, color="black", ls="--", lw=0.8, label=f"T = {total_ps:g} ps (survived, ≥)")
+    bars.set_xticks(positions, [str(seed) for seed in seeds])
+    bars.set_xlabel("seed")
+    bars.set_ylabel("time to failure (ps)")
+    bars.legend(fontsize=8)
+    failures = np.sort([t for t, ok in zip(times_ps, survived, strict=True) if not ok])
+    steps_t = np.concatenate([[0.0], failures, [total_ps]])
+    remaining = len(seeds) - np.arange(len(failures) + 1)
+    curve.step(steps_t, np.append(remaining, remaining[-1]) / len(seeds), where="post")
+    curve.set_xlim(0.0, total_ps)
+    curve.set_ylim(0.0, 1.05)
+    curve.set_xlabel("time (ps)")
+    curve.set_ylabel("fraction of runs intact")
+    reference = None
+    for seed, (r, h_run, h_ref) in h_r.items():
+        overlay.plot(r, h_run, lw=0.8, label=f"seed {seed}")
+        reference = (r, h_ref)
+    if reference is not None:
+        overlay.plot(*reference, color="black", lw=1.4, label="reference")
+        overlay.legend(fontsize=7)
+    overlay.set_xlabel("r (Å)")
+    overlay.set_ylabel("h(r) (1/Å)")
+    figure.suptitle(title, fontsize=9)
+    return _save(figure, path)

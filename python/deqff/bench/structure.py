@@ -70,7 +70,8 @@ def compare_structure(
     factor: float = 1.5,
 ) -> dict[str, Any]:
     """Compare a run's frames [F, N, 3] Å with reference frames [G, N, 3] Å (same atoms, same order):
-    h(r) of both on `bins` bins up to r_max Å, their difference, broken bonds per frame."""
+    h(r) of both on `bins` bins up to r_max Å, their difference (None without frames: a run the model
+    stopped before its first frame), broken bonds per frame."""
     edges = np.linspace(0.0, r_max, bins + 1)
     h_run = distance_histogram(positions, edges)
     h_ref = distance_histogram(reference, edges)
@@ -83,7 +84,7 @@ def compare_structure(
         "h_ref": h_ref,
         "broken_per_frame": broken,
         "summary": {
-            "h_r_difference": histogram_difference(h_run, h_ref, edges),
+            "h_r_difference": histogram_difference(h_run, h_ref, edges) if len(positions) else None,
             "bonds": len(pairs),
             "frames": int(positions.shape[0]),
             "reference_frames": int(reference.shape[0]),
@@ -172,8 +173,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from deqff.bench.md import first_frame_structure, md_settings, run_md
 
         structure = args.structure or first_frame_structure(args.dataset, out)
+        (out / "trajectory.dcd").unlink(missing_ok=True)  # a previous run's frames are not this run's
         stopped = run_until_model_error(md_settings(args, "nvt", structure), run_md)
-        numbers, positions = load_trajectory(out / "trajectory.dcd", out / "topology.pdb")
+        if (out / "trajectory.dcd").is_file():
+            numbers, positions = load_trajectory(out / "trajectory.dcd", out / "topology.pdb")
+        else:  # stopped before the first frame (the reporter creates the file with it)
+            numbers, positions = numbers_ref, np.empty((0, *reference.shape[1:]))
     if not np.array_equal(numbers, numbers_ref):
         raise ValueError(
             "the trajectory's atoms differ from the dataset's (elements or order); start the run from a "
@@ -201,10 +206,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     verdict = "stable" if summary["stable"] else "BONDS BROKEN"
     if summary.get("stopped"):
         verdict = f"STOPPED at {summary['simulated_ps']:.1f} ps"
-    title = f"∫|Δh| dr = {summary['h_r_difference']:.3g}; {verdict}"
+    difference = "n/a" if summary["h_r_difference"] is None else f"{summary['h_r_difference']:.4f}"
+    title = f"∫|Δh| dr = {difference}; {verdict}"
     plot_h_r(centres, {"run": result["h_run"], "reference (xTB)": result["h_ref"]}, title, out / "h_r.png")
     print(
-        f"h(r) difference {summary['h_r_difference']:.4f}; {summary['bonds']} bonds, "
+        f"h(r) difference {difference}; {summary['bonds']} bonds, "
         f"{summary['frames_with_broken_bonds']} of {summary['frames']} frames with broken bonds; "
         f"outputs in {out}"
     )

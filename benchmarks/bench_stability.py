@@ -1,0 +1,67 @@
+"""MD stability as time to failure over seeds (`deqff bench stability`): each model runs --seeds NVT
+runs of --ps ps at --temperature (Langevin, 0.5 fs, from the dataset's first frame), --jobs at a time
+in one-thread processes; the per-seed table (time to the first broken bond or model stop, h(r)
+difference) and the aggregate (median time to failure, survival) go into RESULTS.md, each model's
+JSON, table, plot and runs into benchmarks/stability/<model name>/.
+
+    python benchmarks/bench_stability.py --model models/ethanol_conservative.pt \\
+        --dataset data/ethanol.npz --seeds 5 --ps 50 --temperature 500 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from results_file import machine_line, write_section
+
+HERE = Path(__file__).resolve().parent
+DEQFF = [sys.executable, "-m", "deqff.cli"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", nargs="+", default=["models/ethanol_conservative.pt"])
+    parser.add_argument("--dataset", default="data/ethanol.npz", help="reference frames of h(r) and bonds")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--ps", type=float, default=50.0)
+    parser.add_argument("--temperature", type=float, default=500.0)
+    parser.add_argument("--timestep", type=float, default=0.5)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default=str(HERE / "stability"))
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+
+    lines = [
+        f"Command: `python benchmarks/bench_stability.py {shlex.join(sys.argv[1:])}`  ",
+        machine_line() + "  ",
+        "",
+    ]
+    for model in args.model:
+        out = Path(args.out) / Path(model).stem
+        subprocess.run(
+            [*DEQFF, "bench", "stability", "--model", model, "--dataset", args.dataset,
+             "--seeds", str(args.seeds), "--ps", f"{args.ps:g}", "--temperature", f"{args.temperature:g}",
+             "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out)],
+            check=True,
+        )  # fmt: skip
+        figure = out / "stability.png"
+        if figure.resolve().is_relative_to(HERE.parent):
+            figure = figure.resolve().relative_to(HERE.parent)
+        lines += [
+            f"**{Path(model).name}** (plot: `{figure}`):",
+            "",
+            *(out / "stability.md").read_text().splitlines(),
+        ]
+        lines.append("")
+    write_section(Path(args.results), "bench_stability", "MD stability over seeds (time to failure)", lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,446 @@
+"""`deqff bench stability`: MD stability as time to failure over independent seeds.
+
+One MD run is not a measurement (runs are not bitwise reproducible), so this runs `--seeds` NVT
+(Langevin) runs of `--ps` ps from the same start structure; the seeds differ in the initial velocities
+and the thermostat noise. Each run is a `deqff bench structure` run in `out/seed_<k>/` (with `--jobs`
+> 1 each in its own process, one torch/OpenMP thread), so a run's files are the structure bench's.
+
+* failure: the first frame with a broken bond (as in `deqff bench structure`: a bond of the reference
+  topology longer than --bond-factor x its mean reference length), or the model stopping the run
+  (atoms collapsing onto each other, a solve failing even cold), whichever comes first. Its time is
+  the frame's time, or for a stop the last logged time before it: resolution --report-interval steps.
+* survived: neither; its time to failure is recorded as T = --ps, a lower bound. The median time to
+  failure counts survived runs as T, so it is a lower bound ("≥") when half or more survived.
+* h(r) difference: per run, against the dataset's frames (∫|h_run - h_ref| dr, 0 ... 2), over the
+  frames up to the end of the run (including those after a failure).
+
+Writes stability.json (settings, per seed, aggregate), stability.md (table), stability.csv and
+stability.png (time to failure per seed, survival curve, h(r) of every run over the reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HELP = "time to failure (broken bond / stopped run) over N seeds of NVT, h(r), survival; with a plot"
+
+
+@dataclass
+class SeedResult:
+    """One run: time_to_failure_ps is T (the run length) for a survived run; reason is "survived",
+    "broken bond" or "stopped"; stopped holds the model's message if it stopped the run (also after a
+    broken bond); first_broken_ps the time of the first frame with a broken bond (None: none)."""
+
+    seed: int
+    survived: bool
+    time_to_failure_ps: float
+    reason: str
+    stopped: str | None
+    first_broken_ps: float | None
+    simulated_ps: float
+    h_r_difference: float | None
+    frames: int
+    directory: str = ""
+
+
+def seed_result(
+    seed: int, summary: dict[str, Any], frame_times_ps: Sequence[float], total_ps: float, directory: str = ""
+) -> SeedResult:
+    """A run's outcome from its `deqff bench structure` summary (structure.json) and the times (ps) of
+    its analysed frames; total_ps is the requested run length T."""
+    first = int(summary.get("first_broken_frame", -1))
+    first_broken = float(frame_times_ps[first]) if first >= 0 else None
+    stopped = summary.get("stopped")
+    simulated = float(summary.get("simulated_ps", total_ps))
+    if first_broken is not None:  # frames precede a stop: the bond broke first
+        survived, time_ps, reason = False, first_broken, "broken bond"
+    elif stopped:
+        survived, time_ps, reason = False, simulated, "stopped"
+    else:
+        survived, time_ps, reason = True, float(total_ps), "survived"
+    frames = int(summary.get("frames", 0))
+    return SeedResult(
+        seed=seed,
+        survived=survived,
+        time_to_failure_ps=time_ps,
+        reason=reason,
+        stopped=stopped,
+        first_broken_ps=first_broken,
+        simulated_ps=simulated,
+        h_r_difference=float(summary["h_r_difference"]) if frames > 0 else None,
+        frames=frames,
+        directory=directory,
+    )
+
+
+def aggregate(results: Sequence[SeedResult], total_ps: float) -> dict[str, Any]:
+    """Median time to failure (survived runs count as total_ps; the median is then a lower bound if
+    half or more survived), survival fraction, and mean h(r) difference over the runs that have frames."""
+    if not results:
+        raise ValueError("no runs to aggregate")
+    times = np.array([r.time_to_failure_ps for r in results], dtype=float)
+    survived = sum(r.survived for r in results)
+    failed = times[[not r.survived for r in results]]
+    differences = [r.h_r_difference for r in results if r.h_r_difference is not None]
+    return {
+        "runs": len(results),
+        "survived": survived,
+        "failed": len(results) - survived,
+        "survival_fraction": survived / len(results),
+        "run_ps": float(total_ps),
+        "median_time_to_failure_ps": float(np.median(times)),
+        # the median involves a survived run's T exactly when at least half survived
+        "median_is_lower_bound": 2 * survived >= len(results),
+        "min_time_to_failure_ps": float(times.min()),
+        "mean_failure_time_ps": float(failed.mean()) if failed.size else None,
+        "mean_h_r_difference": float(np.mean(differences)) if differences else None,
+        "std_h_r_difference": float(np.std(differences)) if differences else None,
+    }
+
+
+def frame_times(directory: Path, frames: int, report_interval: int, timestep_fs: float) -> np.ndarray:
+    """Times (ps) of a run's `frames` trajectory frames: the log's rows (written at the same steps,
+    before each frame) or, where the log is shorter, (f + 1) x report_interval x timestep."""
+    times = (np.arange(frames) + 1) * report_interval * timestep_fs * 1e-3
+    log = directory / "log.csv"
+    if log.is_file():
+        from deqff.bench.nve import read_log
+
+        logged = [row["time_ps"] for row in read_log(log)][:frames]
+        times[: len(logged)] = logged
+    return times
+
+
+# -- running the seeds ----------------------------------------------------------------------------
+
+
+def seed_directory(out: Path, seed: int) -> Path:
+    return out / f"seed_{seed}"
+
+
+def steps_of(args: argparse.Namespace) -> int:
+    return max(1, round(args.ps * 1000.0 / args.timestep))
+
+
+def structure_argv(args: argparse.Namespace, model: str, structure: str, seed: int) -> list[str]:
+    """`deqff bench structure` arguments of one seed's run (one torch thread when runs share cores)."""
+    return [
+        "bench", "structure", "--model", model, "--dataset", str(args.dataset),
+        "--structure", structure, "--steps", str(steps_of(args)), "--timestep", f"{args.timestep:g}",
+        "--temperature", f"{args.temperature:g}", "--report-interval", str(args.report_interval),
+        "--platform", args.platform, "--seed", str(seed), "--bond-factor", f"{args.bond_factor:g}",
+        "--r-max", f"{args.r_max:g}", "--bins", str(args.bins),
+        "--threads", str(1 if args.jobs > 1 else args.threads),
+        "--out", str(seed_directory(Path(args.out), seed)),
+    ]  # fmt: skip
+
+
+def child_environment() -> dict[str, str]:
+    """Environment of a run's process: one OpenMP/BLAS thread, and this deqff on the path first."""
+    import deqff
+
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = "1"
+    package_root = str(Path(deqff.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def logged_step(log: Path) -> int:
+    """Last step in a run's log.csv (0 before the first report)."""
+    try:
+        lines = log.read_text().strip().splitlines()
+    except OSError:
+        return 0
+    if len(lines) < 2:
+        return 0
+    try:
+        return int(float(lines[-1].split(",", 1)[0]))
+    except ValueError:  # a row being written
+        return 0
+
+
+def run_in_process(argvs: dict[int, list[str]]) -> None:
+    """The runs one after another in this process (the structure bench's progress bar per run)."""
+    from deqff.cli import main
+
+    for number, (seed, argv) in enumerate(argvs.items(), 1):
+        print(f"seed {seed} ({number}/{len(argvs)})")
+        main(argv)
+
+
+def run_in_processes(argvs: dict[int, list[str]], jobs: int, steps: int, out: Path) -> None:
+    """At most `jobs` runs at a time, each `python -m deqff.cli bench structure ...` with one thread
+    (output in its directory's run.log); a progress bar per run follows its log.csv. Raises after all
+    runs ended if any process failed (a model stopping a run is a result, not a failure)."""
+    from tqdm import tqdm
+
+    pending = list(argvs.items())
+    running: dict[int, tuple[subprocess.Popen, Any, tqdm, int, Any]] = {}
+    free_slots = list(range(jobs))
+    failed: dict[int, Path] = {}
+    env = child_environment()
+    try:
+        while pending or running:
+            while pending and free_slots:
+                seed, argv = pending.pop(0)
+                directory = seed_directory(out, seed)
+                directory.mkdir(parents=True, exist_ok=True)
+                handle = open(directory / "run.log", "w")  # noqa: SIM115 (closed when the run ends)
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "deqff.cli", *argv],
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+                slot = free_slots.pop(0)
+                bar = tqdm(total=steps, desc=f"seed {seed}", unit="step", position=slot, leave=True)
+                running[seed] = (process, handle, bar, slot, directory)
+            time.sleep(0.5)
+            for seed in list(running):
+                process, handle, bar, slot, directory = running[seed]
+                done = logged_step(directory / "log.csv") - bar.n
+                if done > 0:
+                    bar.update(done)
+                if process.poll() is None:
+                    continue
+                handle.close()
+                if process.returncode != 0:
+                    failed[seed] = directory / "run.log"
+                    bar.set_postfix_str("process failed")
+                bar.close()
+                free_slots.append(slot)
+                del running[seed]
+    finally:
+        for process, handle, bar, _, _ in running.values():  # interrupted: end the runs started here
+            process.terminate()
+            process.wait()
+            handle.close()
+            bar.close()
+    if failed:
+        details = "; ".join(f"seed {seed}: see {path}" for seed, path in failed.items())
+        raise RuntimeError(f"{len(failed)} run(s) failed (not a model stop, an error): {details}")
+
+
+def prepare_model(args: argparse.Namespace, out: Path) -> str:
+    """The exported model the runs load: args.model, or a checkpoint exported once to out/model.pt
+    (float64, --force-mode/--tol/--max-iter if given; --tol also for the adjoint solve)."""
+    from deqff.export.export import export_checkpoint, is_torchscript_archive
+    from deqff.export.options import ExportOptions
+
+    overrides = {"force_mode": args.force_mode, "tol": args.tol, "max_iter": args.max_iter}
+    if is_torchscript_archive(args.model):
+        given = [f"--{name.replace('_', '-')}" for name, value in overrides.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{' '.join(given)}: an exported model has its solver settings built in; re-export "
+                "(`deqff export --tol ...`) or pass the training checkpoint"
+            )
+        return str(args.model)
+    options = ExportOptions(**overrides, adjoint_tol=args.tol)
+    path = export_checkpoint(args.model, out / "model.pt", options)
+    print(f"exported {args.model} -> {path}")
+    return str(path)
+
+
+def start_structure(args: argparse.Namespace, out: Path) -> str:
+    """One start structure for every seed, as out/start.xyz: the dataset's first frame (default) or
+    --structure (a file, or a molecule name / SMILES built once with seed 0; its atom order must be
+    the dataset's)."""
+    from ase.io import read, write
+
+    from deqff.bench.md import first_frame_structure
+    from deqff.data.formats import read as read_dataset
+
+    if not args.structure:
+        return first_frame_structure(args.dataset, out)
+    if Path(args.structure).is_file():
+        path = Path(args.structure)
+    else:
+        from deqff.data.structures import build_structure
+
+        path = out / "start.xyz"
+        write(path, build_structure(args.structure, seed=0))
+    numbers, expected = read(path).numbers, read_dataset(args.dataset).z
+    if not np.array_equal(numbers, expected):  # checked now, not after the runs (as the structure bench does)
+        raise ValueError(
+            f"the start structure {args.structure!r} has atoms {numbers.tolist()}, the dataset "
+            f"{expected.tolist()}: bonds are compared atom by atom, so elements and order must match "
+            "(leave out --structure to start from the dataset's first frame)"
+        )
+    return str(path)
+
+
+def model_description(model: str) -> dict[str, Any]:
+    """Force mode, dtype and solver settings of an exported model (its metadata)."""
+    from deqff.export.metadata import read_metadata
+
+    meta = read_metadata(model)
+    return {"force_mode": meta.force_mode, "dtype": meta.dtype, "solver": meta.solver}
+
+
+# -- outputs ---------------------------------------------------------------------------------------
+
+
+def outcome(result: SeedResult) -> str:
+    if result.survived:
+        return "survived"
+    if result.reason == "broken bond":
+        return "bond broke" + (f", then stopped: {result.stopped}" if result.stopped else "")
+    return f"stopped: {result.stopped}"
+
+
+def markdown_table(results: Sequence[SeedResult], summary: dict[str, Any], settings: dict[str, Any]) -> str:
+    """stability.md: settings, one row per seed, the aggregate."""
+    total = summary["run_ps"]
+    lines = [
+        f"NVT (Langevin, {settings['friction_per_ps']:g}/ps) at {settings['temperature_k']:g} K, "
+        f"{settings['timestep_fs']:g} fs steps, {total:g} ps per run, {summary['runs']} seeds; model "
+        f"{settings['model']} ({settings['model_info']['force_mode']} forces); bonds broken beyond "
+        f"{settings['bond_factor']:g}x the reference length; time resolution "
+        f"{settings['report_interval'] * settings['timestep_fs'] * 1e-3:g} ps.",
+        "",
+        "| seed | outcome | time to failure (ps) | h(r) difference | frames |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        time_text = f"≥ {total:g} (survived)" if r.survived else f"{r.time_to_failure_ps:.3f}"
+        difference = "n/a" if r.h_r_difference is None else f"{r.h_r_difference:.3f}"
+        lines.append(f"| {r.seed} | {outcome(r)} | {time_text} | {difference} | {r.frames} |")
+    bound = "≥ " if summary["median_is_lower_bound"] else ""
+    mean = summary["mean_h_r_difference"]
+    lines += [
+        "",
+        f"Median time to failure {bound}{summary['median_time_to_failure_ps']:.3g} ps (survived runs "
+        f"count as {total:g} ps{'; a lower bound: half or more survived' if bound else ''}); survived "
+        f"{summary['survived']}/{summary['runs']} ({100 * summary['survival_fraction']:.0f}%); mean h(r) "
+        f"difference {'n/a' if mean is None else f'{mean:.3f}'}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def read_h_r(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(r, h_run, h_ref) of a run's h_r.csv (None if missing)."""
+    path = directory / "h_r.csv"
+    if not path.is_file():
+        return None
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [np.array([float(row[key]) for row in rows]) for key in ("r", "h_run", "h_ref")]
+    return columns[0], columns[1], columns[2]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--structure",
+        help="start structure of every seed: file, molecule name (ethanol, aspirin) or SMILES, in the "
+        "dataset's atom order (default: the dataset's first frame)",
+    )
+    parser.add_argument("--seeds", type=int, default=5, help="number of runs")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed ... + seeds - 1")
+    parser.add_argument("--ps", type=float, default=50.0, help="length of each run T (ps)")
+    parser.add_argument("--timestep", type=float, default=0.5, help="fs")
+    parser.add_argument("--temperature", type=float, default=500.0, help="K (thermostat and velocities)")
+    parser.add_argument(
+        "--report-interval", type=int, default=100, help="steps between frames (the time resolution)"
+    )
+    parser.add_argument("--platform", choices=("Reference", "CPU"), default="CPU")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each its own 1-thread process")
+    parser.add_argument("--r-max", type=float, default=8.0, help="largest distance of h(r), Å")
+    parser.add_argument("--bins", type=int, default=400)
+    parser.add_argument(
+        "--bond-factor", type=float, default=1.5, help="broken beyond this x reference length"
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the seeds, write stability.json / .md / .csv / .png into args.out; returns the JSON."""
+    from deqff.bench.output import write_rows, write_summary
+    from deqff.bench.plots import plot_stability
+
+    if args.seeds < 1 or args.jobs < 1 or args.ps <= 0:
+        raise ValueError(
+            f"need --seeds >= 1, --jobs >= 1 and --ps > 0 (got {args.seeds}, {args.jobs}, {args.ps})"
+        )
+    if steps_of(args) < args.report_interval:
+        raise ValueError(
+            f"a run of {steps_of(args)} steps has no frame to check at --report-interval "
+            f"{args.report_interval}: lengthen --ps or shorten the interval"
+        )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = prepare_model(args, out)
+    structure = start_structure(args, out)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    argvs = {seed: structure_argv(args, model, structure, seed) for seed in seeds}
+    steps = steps_of(args)
+    total_ps = steps * args.timestep * 1e-3
+    began = time.perf_counter()
+    if args.jobs == 1:
+        run_in_process(argvs)
+    else:
+        run_in_processes(argvs, min(args.jobs, len(seeds)), steps, out)
+    seconds = time.perf_counter() - began
+
+    results = []
+    for seed in seeds:
+        directory = seed_directory(out, seed)
+        summary = json.loads((directory / "structure.json").read_text())
+        times = frame_times(directory, int(summary["frames"]), args.report_interval, args.timestep)
+        results.append(seed_result(seed, summary, times, total_ps, str(directory)))
+    aggregated = aggregate(results, total_ps)
+    settings = {
+        "model": str(args.model),
+        "exported_model": model,
+        "model_info": model_description(model),
+        "dataset": str(args.dataset),
+        "structure": structure,
+        "seeds": seeds,
+        "steps": steps,
+        "timestep_fs": args.timestep,
+        "temperature_k": args.temperature,
+        "friction_per_ps": 1.0,  # SimulationSettings' default, which the structure bench uses
+        "report_interval": args.report_interval,
+        "platform": args.platform,
+        "bond_factor": args.bond_factor,
+        "jobs": args.jobs,
+        "wall_seconds": seconds,
+    }
+    document = {
+        "settings": settings,
+        "runs": [dataclasses.asdict(r) for r in results],
+        "summary": aggregated,
+    }
+    write_summary(out / "stability.json", document)
+    write_rows(out / "stability.csv", [dataclasses.asdict(r) for r in results])
+    table = markdown_table(results, aggregated, settings)
+    (out / "stability.md").write_text(table)
+    curves = {r.seed: read_h_r(Path(r.directory)) for r in results if r.frames > 0}
+    plot_stability(
+        [r.seed for r in results],
+        [r.time_to_failure_ps for r in results],
+        [r.survived for r in results],
+        total_ps,
+        {seed: c for seed, c in curves.items() if c is not None},
+        f"{Path(str(args.model)).name}, {args.temperature:g} K: median time to failure "
+        f"{'≥ ' if aggregated['median_is_lower_bound'] else ''}"
+        f"{aggregated['median_time_to_failure_ps']:.3g} ps, survived {aggregated['survived']}/"
+        f"{aggregated['runs']}",
+        out / "stability.png",
+    )
+    print(table + f"outputs in {out} ({seconds:.0f} s)")
+    return document

@@ -1,0 +1,193 @@
+"""`deqff bench stability`: a run's outcome from its structure-bench summary, the aggregate over seeds
+(pure functions), and the command end to end: two seeds side by side in their own processes (different
+trajectories, bonds broken by a strict --bond-factor), and in one process a survived run (time = T) next
+to a run the model stops halfway (failed, time < T)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from deqff.bench.stability import SeedResult, aggregate, frame_times, seed_result
+from deqff.bench.structure import load_trajectory
+from deqff.cli import main
+from deqff.export.testing import jit_optimized
+
+STOP = "atom 3 (H) and atom 4 (H) are 0.0855 Å apart, closer than the allowed 0.1 Å"
+
+
+def structure_summary(first_broken: int = -1, stopped: str | None = None, frames: int = 10) -> dict:
+    summary = {"first_broken_frame": first_broken, "frames": frames, "h_r_difference": 0.25, "stable": True}
+    if stopped is not None:
+        summary.update(stopped=stopped, simulated_ps=0.4, stable=False)
+    return summary
+
+
+def test_seed_result_outcomes():
+    times = 0.1 * (np.arange(10) + 1)
+    survived = seed_result(3, structure_summary(), times, total_ps=1.0)
+    assert survived.survived and survived.reason == "survived" and survived.time_to_failure_ps == 1.0
+    assert survived.first_broken_ps is None and survived.h_r_difference == 0.25 and survived.seed == 3
+    broken = seed_result(0, structure_summary(first_broken=2), times, total_ps=1.0)
+    assert not broken.survived and broken.reason == "broken bond"
+    assert broken.time_to_failure_ps == pytest.approx(0.3) == broken.first_broken_ps
+    stopped = seed_result(0, structure_summary(stopped=STOP, frames=4), times[:4], total_ps=1.0)
+    assert not stopped.survived and stopped.reason == "stopped" and stopped.stopped == STOP
+    assert stopped.time_to_failure_ps == 0.4
+    both = seed_result(0, structure_summary(first_broken=1, stopped=STOP, frames=4), times[:4], 1.0)
+    assert both.reason == "broken bond" and both.time_to_failure_ps == pytest.approx(0.2)
+    assert both.stopped == STOP
+    early = seed_result(0, structure_summary(stopped=STOP, frames=0), [], total_ps=1.0)
+    assert early.h_r_difference is None and not early.survived
+
+
+def result(time_ps: float, survived: bool = False, difference: float | None = 0.1) -> SeedResult:
+    reason = "survived" if survived else "broken bond"
+    return SeedResult(0, survived, time_ps, reason, None, None, time_ps, difference, 5)
+
+
+def test_aggregate_counts_survived_runs_as_the_run_length():
+    T = 50.0
+    odd = aggregate([result(3.0), result(T, True), result(1.0), result(T, True), result(2.0)], T)
+    assert odd["median_time_to_failure_ps"] == 3.0 and not odd["median_is_lower_bound"]
+    assert odd["runs"] == 5 and odd["survived"] == 2 and odd["failed"] == 3
+    assert odd["survival_fraction"] == pytest.approx(0.4)
+    assert odd["mean_failure_time_ps"] == pytest.approx(2.0) and odd["min_time_to_failure_ps"] == 1.0
+    most = aggregate([result(T, True), result(4.0), result(T, True)], T)
+    assert most["median_time_to_failure_ps"] == T and most["median_is_lower_bound"]
+    half = aggregate([result(10.0), result(T, True)], T)
+    assert half["median_time_to_failure_ps"] == 30.0 and half["median_is_lower_bound"]
+    even = aggregate([result(1.0), result(2.0), result(3.0), result(T, True)], T)
+    assert even["median_time_to_failure_ps"] == 2.5 and not even["median_is_lower_bound"]
+    all_survived = aggregate([result(T, True), result(T, True)], T)
+    assert all_survived["survival_fraction"] == 1.0 and all_survived["mean_failure_time_ps"] is None
+    mixed = aggregate([result(1.0, difference=0.2), result(2.0, difference=None), result(T, True, 0.4)], T)
+    assert mixed["mean_h_r_difference"] == pytest.approx(0.3)  # runs without frames have no h(r)
+    with pytest.raises(ValueError):
+        aggregate([], T)
+
+
+def test_frame_times_from_the_log_or_the_report_interval(tmp_path):
+    assert np.allclose(frame_times(tmp_path, 3, 10, 0.5), [0.005, 0.01, 0.015])
+    (tmp_path / "log.csv").write_text("step,time_ps\n10,0.0051\n20,0.0102\n")
+    assert np.allclose(frame_times(tmp_path, 3, 10, 0.5), [0.0051, 0.0102, 0.015])
+
+
+def stability_argv(model, dataset, out, steps: int, *options: str) -> list[str]:
+    return [
+        "bench", "stability", "--model", str(model), "--dataset", str(dataset), "--seeds", "2",
+        "--ps", f"{steps * 0.5e-3:g}", "--timestep", "0.5", "--temperature", "300",
+        "--report-interval", "5", "--platform", "Reference", "--out", str(out), *options,
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_seeds_in_parallel_processes_differ_and_fail(dataset, exported_direct, tmp_path):
+    """--jobs 2: each seed a `deqff bench structure` process; a bond factor below 1 breaks every bond
+    in the first frame: both runs fail at the first frame's time."""
+    out = tmp_path / "parallel"
+    argv = stability_argv(exported_direct, dataset, out, 30, "--jobs", "2", "--bond-factor", "0.5")
+    assert main(argv) == 0
+    document = json.loads((out / "stability.json").read_text())
+    runs = document["runs"]
+    assert [run["seed"] for run in runs] == [0, 1]
+    for run in runs:
+        assert not run["survived"] and run["reason"] == "broken bond"
+        assert run["time_to_failure_ps"] == pytest.approx(5 * 0.5e-3)  # the first frame, T = 0.015
+        assert run["frames"] == 6
+        assert (out / f"seed_{run['seed']}" / "run.log").is_file()  # ran in its own process
+    _, first = load_trajectory(out / "seed_0" / "trajectory.dcd", out / "seed_0" / "topology.pdb")
+    _, second = load_trajectory(out / "seed_1" / "trajectory.dcd", out / "seed_1" / "topology.pdb")
+    assert first.shape == second.shape and np.abs(first - second).max() > 1e-3  # different seeds
+    summary = document["summary"]
+    assert summary["survived"] == 0 and summary["survival_fraction"] == 0.0
+    assert summary["median_time_to_failure_ps"] == pytest.approx(5 * 0.5e-3)
+    assert summary == aggregate([SeedResult(**run) for run in runs], 0.015)
+    assert document["settings"]["model_info"]["force_mode"] == "direct"
+    for name in ("stability.md", "stability.png", "stability.csv"):
+        assert (out / name).is_file()
+    assert "| 1 | bond broke |" in (out / "stability.md").read_text()
+
+
+def test_a_stopped_run_fails_early_and_a_survivor_reports_the_run_length(
+    dataset, exported_direct, tmp_path, monkeypatch
+):
+    """In one process (--jobs 1): seed 1's run is stopped by the model after half its steps (the
+    structure bench's MD raising OpenMM's error, as a collapse does); seed 0 runs its full length and,
+    with bonds that cannot break (--bond-factor 100), survives."""
+    import openmm
+
+    import deqff.bench.md
+
+    real_run_md = deqff.bench.md.run_md
+    seeds_run = []
+
+    def run_md(settings, trajectory=False):
+        seeds_run.append(settings.seed)
+        if settings.seed != 1:
+            return real_run_md(settings, trajectory)
+        real_run_md(dataclasses.replace(settings, steps=settings.steps // 2), trajectory)
+        raise openmm.OpenMMException(f"builtins.ValueError: {STOP}")
+
+    monkeypatch.setattr(deqff.bench.md, "run_md", run_md)
+    out = tmp_path / "stopped"
+    with jit_optimized():
+        assert main(stability_argv(exported_direct, dataset, out, 40, "--bond-factor", "100")) == 0
+    assert seeds_run == [0, 1]
+    document = json.loads((out / "stability.json").read_text())
+    survivor, stopped = document["runs"]
+    assert survivor["survived"] and survivor["reason"] == "survived" and survivor["stopped"] is None
+    assert survivor["time_to_failure_ps"] == pytest.approx(0.02) and survivor["frames"] == 8
+    assert not stopped["survived"] and stopped["reason"] == "stopped" and stopped["stopped"] == STOP
+    assert stopped["time_to_failure_ps"] == pytest.approx(0.01) and stopped["frames"] == 4
+    summary = document["summary"]
+    assert summary["survival_fraction"] == 0.5 and summary["median_is_lower_bound"]
+    assert summary["median_time_to_failure_ps"] == pytest.approx(0.015)
+    table = (out / "stability.md").read_text()
+    assert "≥ 0.02 (survived)" in table and f"stopped: {STOP}" in table
+
+
+def test_a_run_shorter_than_the_report_interval_is_refused(dataset, exported_direct, tmp_path):
+    """Without a frame nothing is checked: such a run must not count as survived."""
+    with pytest.raises(ValueError, match="no frame to check"):
+        main(stability_argv(exported_direct, dataset, tmp_path / "short", 4))
+
+
+def test_a_start_structure_in_another_atom_order_is_refused_before_running(
+    dataset, exported_direct, tmp_path
+):
+    from ase import Atoms
+    from ase.io import write
+
+    from deqff.bench.frames import load_frames
+
+    numbers, positions = load_frames(dataset)
+    order = np.roll(np.arange(len(numbers)), 1)  # an H first
+    write(tmp_path / "shuffled.xyz", Atoms(numbers=numbers[order], positions=positions[0][order]))
+    argv = stability_argv(
+        exported_direct, dataset, tmp_path / "out", 40, "--structure", str(tmp_path / "shuffled.xyz")
+    )
+    with pytest.raises(ValueError, match="elements and order must match"):
+        main(argv)
+    assert not (tmp_path / "out" / "seed_0").exists()
+
+
+def test_a_checkpoint_is_exported_once_with_the_given_solver_settings(checkpoints, exported_direct, tmp_path):
+    import argparse
+
+    from deqff.bench.stability import model_description, prepare_model
+
+    args = argparse.Namespace(model=str(checkpoints["conservative"]), force_mode=None, tol=1e-3, max_iter=7)
+    exported = prepare_model(args, tmp_path)
+    assert exported == str(tmp_path / "model.pt")
+    info = model_description(exported)
+    assert info["force_mode"] == "conservative" and info["dtype"] == "float64"
+    assert info["solver"]["inference"]["tol"] == 1e-3 and info["solver"]["inference"]["max_iter"] == 7
+    args = argparse.Namespace(model=str(exported_direct), force_mode=None, tol=1e-3, max_iter=None)
+    with pytest.raises(ValueError, match="--tol: an exported model has its solver settings built in"):
+        prepare_model(args, tmp_path)
+    args.tol = None
+    assert prepare_model(args, tmp_path) == str(exported_direct)
