@@ -16,7 +16,7 @@ from deqff.data.dataset import Frames
 from deqff.data.formats import write
 from deqff.data.graph import neighbor_list
 from deqff.data.splits import split_dataset
-from deqff.export.export import build_potential, export_model, load_potential
+from deqff.export.export import build_potential, export_model, load_potential, model_from_checkpoint
 from deqff.export.metadata import FORMAT_VERSION, read_metadata
 from deqff.export.options import ExportOptions
 from deqff.export.testing import (
@@ -210,3 +210,16 @@ def test_export_repulsion_options(tmp_path, dataset):
     assert results["kept"][0][0].item() > results["plain"][0][0].item() + 10.0
     assert results["dropped"][0][0].item() == pytest.approx(results["plain"][0][0].item(), rel=1e-12)
     torch.testing.assert_close(results["dropped"][0][1], results["plain"][0][1])
+
+
+def test_files_and_checkpoints_from_before_the_prior_still_load(tmp_path):
+    """The shipped ethanol model: its export (format version 1, no "repulsion" entry) and its training
+    checkpoint (no model.repulsion key) load as models without the prior."""
+    shipped = Path(__file__).resolve().parents[2] / "models"
+    module, meta = load_potential(shipped / "ethanol_deq.pt", ETHANOL_NUMBERS)
+    assert meta.format_version == 1 and "repulsion" not in meta.extra
+    assert "repulsion" not in torch.load(shipped / "ethanol_deq.ckpt", weights_only=True)["model_config"]
+    model = model_from_checkpoint(shipped / "ethanol_deq.ckpt")
+    assert model.config.repulsion == "none" and model.repulsion is None
+    energy, _ = module.compute(torch.tensor(ETHANOL, dtype=torch.float64))
+    assert np.isfinite(energy.item())
