@@ -103,3 +103,14 @@ def test_direct_loop_two_ranks_equal_one_rank(lammps_plugin, zbl_models, tmp_pat
     energy, forces = python_reference(zbl_models["direct"], water_box(), x1)
     assert e1.sum() == pytest.approx(energy, abs=1e-7)
     np.testing.assert_allclose(f1, forces, atol=1e-6)
+
+
+def test_format_version_1_exports_still_run(lammps_plugin):
+    """The shipped ethanol model was exported before the prior (format version 1): it still loads and
+    equals the Python module (no prior)."""
+    model = Path(__file__).resolve().parents[2] / "models" / "ethanol_deq.pt"
+    system = SYSTEMS["ethanol"]()
+    snap = evaluate(lammps_plugin, model, system)
+    energy, forces = python_reference(model, system, snap.positions)
+    assert snap.pe == pytest.approx(energy, abs=1e-6)
+    np.testing.assert_allclose(snap.forces, forces, atol=1e-5)
