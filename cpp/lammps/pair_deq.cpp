@@ -142,6 +142,9 @@ void PairDeq::settings(int narg, char **arg) {
       utils::logmesg(lmp, "pair_style deq: solver {} tol {} max_iter {} (fallback {}), warm starts {}\n",
                      settings_.anderson ? "anderson" : "fixed-point", settings_.tol, settings_.max_iter,
                      settings_.fallback_max_iter, settings_.warm_start ? "on" : "off");
+    if (model_->has_prior())
+      utils::logmesg(lmp, "pair_style deq: short-range prior {} included in energies and forces\n",
+                     meta.repulsion);
     if (mdet_.any())
       utils::logmesg(lmp, "pair_style deq: MD-ET options: remove_net_force {}, remove_net_torque {}, "
                           "random_rotation {}{}\n", mdet_.remove_net_force ? "on" : "off",
@@ -383,8 +386,18 @@ void PairDeq::compute_steps() {
   LammpsExchange exchange(this, world);
   deqff::DeqResult result;
   try {
-    result = solver_->evaluate(tensor_from(positions_, {nall, 3}), tensor_from(species_, {nall}),
-                               tensor_from(edges_, {2, n_edges}), nlocal, z0, exchange);
+    const torch::Tensor positions = tensor_from(positions_, {nall, 3});
+    const torch::Tensor species = tensor_from(species_, {nall});
+    const torch::Tensor edges = tensor_from(edges_, {2, n_edges});
+    result = solver_->evaluate(positions, species, edges, nlocal, z0, exchange);
+    if (model_->has_prior() && nlocal > 0) {
+      // Per local atom from the full neighbor list (half of each pair energy, the whole pair force on
+      // the local atom): no ghost forces, so the ranks' sums equal one rank's. In the call's frame,
+      // like the direct forces, so finish_forces() treats both alike.
+      auto prior = model_->prior(positions, species, edges, nlocal);
+      result.atom_energy = result.atom_energy + prior.first;
+      result.forces = result.forces.to(torch::kFloat64) + prior.second;
+    }
   } catch (const deqff::SolveError &e) {
     error->all(FLERR, "pair deq: {}", e.what());  // decided from global residuals: the same on all ranks
   } catch (const std::exception &e) {

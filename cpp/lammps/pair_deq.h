@@ -6,9 +6,10 @@
 // Three ways to evaluate, chosen from the model:
 //  * direct-force DEQ and explicit models: the C++ solver loop (deqff/solver.h) around the model's
 //    exported steps, on any number of MPI ranks; ghost features by forward communication, residuals
-//    summed over ranks, warm starts per atom in fix DEQ_STATE (they move with the atoms);
+//    summed over ranks, warm starts per atom in fix DEQ_STATE (they move with the atoms); a
+//    short-range prior (metadata "repulsion") is added per local atom by the model's lammps_prior();
 //  * conservative/phantom models: the model's own step_graph on one rank (ghosts mapped to their
-//    owners with periodic shifts); more ranks are rejected with an error;
+//    owners with periodic shifts; the prior is part of its energy); more ranks are rejected;
 //  * analytic test models: their compute_local().
 // MD-ET options recorded in the model (deqff export --remove-net-force / --remove-net-torque /
 // --random-rotation) are applied here in every mode (deqff/mdet.h): net force / torque removal with

@@ -24,6 +24,8 @@ HARTREE_TO_EV: float = 27.211386245988
 BOHR_TO_ANGSTROM: float = 0.529177210903
 #: 1 kcal/mol in eV.
 KCAL_PER_MOL_TO_EV: float = 1.0 / EV_TO_KCAL_PER_MOL
+#: Coulomb constant e^2 / (4 pi eps0) in eV Å (= 1 Hartree * 1 Bohr): two unit charges 1 Å apart.
+COULOMB_EV_ANGSTROM: float = HARTREE_TO_EV * BOHR_TO_ANGSTROM
 
 #: Energy unit name -> factor that converts eV into that unit.
 ENERGY_FROM_EV: dict[str, float] = {

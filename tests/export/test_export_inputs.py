@@ -73,10 +73,10 @@ def test_periodic_box_smaller_than_twice_the_cutoff(scripted_model, ethanol):
 
 def test_wrong_format_version_and_foreign_files(tmp_path, scripted_model):
     module, meta = load_potential(scripted_model)
-    meta.format_version = 2
+    meta.format_version = 99
     save_scripted(module, tmp_path / "future.pt", meta)
     with pytest.raises(
-        ModelFormatError, match=r"model format version 2, but deqff .* reads format version 1"
+        ModelFormatError, match=r"model format version 99, but deqff .* reads format versions 1, 2"
     ):
         load_potential(tmp_path / "future.pt")
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "plain.pt"))

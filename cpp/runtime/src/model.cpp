@@ -88,9 +88,10 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
   } catch (const std::exception&) {
     throw ModelError("deqff model '" + path + "' has a non-integer format_version '" + version + "'.");
   }
-  if (meta.format_version != kFormatVersion) {
+  if (meta.format_version < kOldestFormatVersion || meta.format_version > kFormatVersion) {
     throw ModelError("deqff model '" + path + "' has format version " + version +
-                     ", but this build of deqff reads format version " + std::to_string(kFormatVersion) +
+                     ", but this build of deqff reads format versions " + std::to_string(kOldestFormatVersion) +
+                     " to " + std::to_string(kFormatVersion) +
                      "; re-export the model with the deqff version that matches this runtime.");
   }
   meta.deqff_version = require_key(raw, "deqff_version", path);
@@ -105,6 +106,12 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
     throw ModelError("deqff model '" + path + "' has a non-numeric cutoff '" + cutoff + "'.");
   }
   if (!(meta.cutoff > 0.0)) throw ModelError("deqff model '" + path + "' has cutoff " + cutoff + " <= 0.");
+  auto repulsion = raw.find("repulsion");
+  if (repulsion != raw.end()) meta.repulsion = repulsion->second;
+  if (meta.repulsion != "none" && meta.repulsion != "zbl") {
+    throw ModelError("deqff model '" + path + "' has a short-range prior '" + meta.repulsion +
+                     "' this runtime does not know (it knows none, zbl); use the deqff version that exported it.");
+  }
   meta.mdet.remove_net_force = mdet_flag(raw, "remove_net_force", path);
   meta.mdet.remove_net_torque = mdet_flag(raw, "remove_net_torque", path);
   meta.mdet.random_rotation = mdet_flag(raw, "random_rotation", path);
@@ -141,6 +148,10 @@ Model::Model(const std::string& path) : path_(path) {
                      "checkpoint with this deqff: `deqff export CHECKPOINT -o model.pt`.");
   }
   if (has_graph_step_) settings_ = read_settings(module_, path);
+  if (metadata_.repulsion != "none" && !module_.find_method("lammps_prior")) {
+    throw ModelError("deqff model '" + path + "' has a short-range prior (" + metadata_.repulsion +
+                     ") but no lammps_prior() method; re-export the checkpoint with this deqff.");
+  }
   has_wigner_ = module_.find_method("lammps_wigner").has_value();
 }
 
@@ -169,6 +180,23 @@ std::pair<torch::Tensor, torch::Tensor> Model::readout(const torch::Tensor& z, c
   torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("lammps_readout")({z, species}).toTuple();
   return {output->elements()[0].toTensor(), output->elements()[1].toTensor()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::prior(const torch::Tensor& positions, const torch::Tensor& species,
+                                                     const torch::Tensor& edges, int64_t n_local) {
+  if (!has_prior()) {
+    throw ModelError("deqff model '" + path_ + "' has no short-range prior (metadata repulsion = none)");
+  }
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  auto output = module_.get_method("lammps_prior")({positions, species, edges, n_local}).toTuple();
+  torch::Tensor energy = output->elements()[0].toTensor().to(torch::kFloat64).contiguous();
+  torch::Tensor forces = output->elements()[1].toTensor().to(torch::kFloat64).contiguous();
+  if (energy.numel() != n_local || forces.numel() != n_local * 3) {
+    throw ModelError("deqff model '" + path_ + "': lammps_prior() returned " + std::to_string(energy.numel()) +
+                     " energies and " + std::to_string(forces.numel()) + " force components for " +
+                     std::to_string(n_local) + " local atoms.");
+  }
+  return {energy, forces.reshape({n_local, 3})};
 }
 
 torch::Tensor Model::wigner(const torch::Tensor& rotation) {

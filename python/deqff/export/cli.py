@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 
 from deqff.export.export import export_checkpoint
 from deqff.export.mdet import MDET_OPTIONS
 from deqff.export.metadata import read_metadata
 from deqff.export.options import CONVENTIONS, DTYPES, WEIGHTS, ExportOptions
-from deqff.models.config import FORCE_MODES
+from deqff.models.config import FORCE_MODES, REPULSIONS
 
 
 def options_from_args(args: argparse.Namespace) -> ExportOptions:
@@ -28,11 +30,24 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         remove_net_force=args.remove_net_force,
         remove_net_torque=args.remove_net_torque,
         random_rotation=args.random_rotation,
+        repulsion=args.repulsion,
+        repulsion_data=args.repulsion_data,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_checkpoint(args.checkpoint, args.output, options_from_args(args))
+    options = options_from_args(args)
+    logger = logging.getLogger("deqff")
+    console = logging.StreamHandler(sys.stderr)  # the prior's fit (data, fallback pairs) is logged
+    console.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(console)
+    logger.setLevel(logging.INFO)
+    try:
+        path = export_checkpoint(args.checkpoint, args.output, options)
+    finally:
+        logger.removeHandler(console)
+        logger.setLevel(level)
     meta = read_metadata(path)
     print(f"wrote {path}")
     print(
@@ -44,6 +59,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  MD-ET options: {', '.join(enabled)}")
     if meta.solver.get("inference"):
         print(f"  solver: {json.dumps(meta.solver['inference'], sort_keys=True)}")
+    if meta.extra.get("repulsion", "none") != "none":
+        inner = json.loads(meta.extra["repulsion_r_inner"])
+        outer = json.loads(meta.extra["repulsion_r_outer"])
+        pairs = [
+            f"{a}-{meta.elements[t]} {inner[s][t]:.3f}-{outer[s][t]:.3f}"
+            for s, a in enumerate(meta.elements)
+            for t in range(s, len(meta.elements))
+        ]
+        print(f"  short-range prior {meta.extra['repulsion']} (r_inner-r_outer, Å): {', '.join(pairs)}")
     return 0
 
 
@@ -78,6 +102,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--min-distance", type=float, default=0.1, help="closest allowed atom distance, Å")
     parser.add_argument("--weights", choices=WEIGHTS, default="ema", help="EMA or raw weights")
+    parser.add_argument(
+        "--repulsion",
+        choices=REPULSIONS,
+        help="short-range prior (default: the checkpoint's); 'zbl' on a model trained without it needs "
+        "--repulsion-data",
+    )
+    parser.add_argument(
+        "--repulsion-data",
+        metavar="DATA",
+        help="dataset whose shortest element-pair distances set the ZBL prior's r_outer (its training "
+        "split if DATA's splits file lies beside it, else all frames); refits a checkpoint's prior",
+    )
     mdet = parser.add_argument_group("MD-ET inference options (default off; see deqff.export.mdet)")
     mdet.add_argument("--remove-net-force", action="store_true", help="subtract the mean force (sum F = 0)")
     mdet.add_argument(

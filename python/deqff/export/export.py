@@ -10,6 +10,7 @@ load_potential(path, atomic_numbers=None, indices=None) -> (ScriptModule, ModelM
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from deqff.export.options import ExportOptions
 from deqff.export.runner import ExplicitRunner, ImplicitRunner
 from deqff.models.config import ModelConfig
 from deqff.models.force_field import EquivariantForceField
+
+log = logging.getLogger(__name__)
 
 #: Units of the exported `forward` per convention: (length, energy, force).
 FORWARD_UNITS = {"openmm": ("nm", "kJ/mol", "kJ/mol/nm"), "openmm-energy": ("nm", "kJ/mol", "kJ/mol/nm")}
@@ -81,6 +84,11 @@ def configure_model(model: EquivariantForceField, options: ExportOptions) -> Equ
     exact constants instead of the source model's.
     """
     config = options.apply(model.config)
+    if config.repulsion != "none" and model.repulsion is None:
+        raise ValueError(
+            f"the model has no {config.repulsion!r} short-range prior to export (trained without one): "
+            "fit it at export time on data, `deqff export ... --repulsion zbl --repulsion-data DATA.npz`"
+        )
     dtype = getattr(torch, options.dtype)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
@@ -90,6 +98,8 @@ def configure_model(model: EquivariantForceField, options: ExportOptions) -> Equ
         torch.set_default_dtype(previous)
     exact = {k: v for k, v in configured.state_dict().items() if E3NN_CONSTANT_MARK in k}
     state = {k: exact.get(k, v) for k, v in model.state_dict().items()}
+    if configured.repulsion is None:  # exported without the checkpoint's prior (--repulsion none)
+        state = {k: v for k, v in state.items() if not k.startswith("repulsion.")}
     configured.load_state_dict(state)
     return configured.to(dtype).eval()
 
@@ -126,6 +136,19 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
     )
 
 
+def repulsion_metadata(model: EquivariantForceField) -> dict[str, str]:
+    """The short-range prior as metadata strings: repulsion ("none" | "zbl") and, with a prior, its
+    r_inner and r_outer tables [S, S] (Å, the model's element order) as JSON."""
+    repulsion = model.repulsion
+    if repulsion is None:
+        return {"repulsion": "none"}
+    return {
+        "repulsion": model.config.repulsion,
+        "repulsion_r_inner": json.dumps(repulsion.r_inner.double().tolist()),
+        "repulsion_r_outer": json.dumps(repulsion.r_outer.double().tolist()),
+    }
+
+
 def mdet_metadata(options: ExportOptions) -> dict[str, str]:
     """The MD-ET options as metadata strings ("true" / "false")."""
     return {name: str(bool(getattr(options, name))).lower() for name in MDET_OPTIONS}
@@ -141,6 +164,8 @@ def build_potential(
 def _build(
     model: EquivariantForceField, options: ExportOptions, source: str
 ) -> tuple[DeqffPotential, ModelMetadata]:
+    if options.repulsion_data is not None:
+        model = with_fitted_repulsion(model, options.repulsion_data)
     model = configure_model(model, options)
     config = model.config
     if config.model_type == "deq":
@@ -149,6 +174,7 @@ def _build(
     else:
         runner = ExplicitRunner(model)
     meta = export_metadata(config, options, source)
+    meta.extra.update(repulsion_metadata(model))
     cls = DeqffEnergyPotential if options.convention == "openmm-energy" else DeqffPotential
     potential = cls(
         runner,
@@ -164,6 +190,17 @@ def _build(
         ),
     )
     return potential.eval(), meta
+
+
+def with_fitted_repulsion(model: EquivariantForceField, data: str | Path) -> EquivariantForceField:
+    """A copy of `model` with a ZBL prior whose r_outer is fitted on the dataset `data` (its training
+    split if a splits file lies beside it): `deqff export --repulsion zbl --repulsion-data DATA`."""
+    from deqff.train.repulsion import fit_repulsion_radii, repulsion_data, with_repulsion
+
+    frames, indices, what = repulsion_data(data)
+    log.info("fitting the ZBL prior's r_outer on %s", what)
+    fit = fit_repulsion_radii(frames, indices, model.config.elements, model.config.cutoff)
+    return with_repulsion(model, fit)
 
 
 def script_potential(potential: DeqffPotential) -> torch.jit.ScriptModule:

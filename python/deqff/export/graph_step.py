@@ -24,7 +24,12 @@ Calls (all float64 in and out; the model computes in its own dtype):
   explicit (stacked) model is one pass of depth * blocks stages from z = 0, no solve;
 * `readout(z [n_local, D], species [n_local])` -> (atom energies [n_local] eV, direct forces
   [n_local, 3] eV/Å; zeros [n_local, 3] unless the force mode is "direct"). Per atom, so no ghost
-  contribution and no reverse communication.
+  contribution and no reverse communication;
+* `prior(positions [n_all, 3] Å, species [n_all], edges, n_local)` -> (atom energies [n_local] eV,
+  forces [n_local, 3] eV/Å) of the short-range prior (ModelConfig.repulsion; zeros without one), to add
+  to `readout`'s. `edges` must be a FULL list (every neighbor j of every local i): atom i gets half of
+  each of its pair energies (the ranks' sums add up to the total) and the whole force -dE_pair/dx_i
+  of each pair, so no ghost forces and no reverse communication are needed.
 
 Conservative and phantom forces need gradients through the ghosts' features; this split does not
 provide them (the LAMMPS plugin runs those models on one rank through `DeqffPotential.step_graph`).
@@ -150,4 +155,25 @@ class GraphStep(nn.Module):
                 forces = self.model.force_head(x, species)
             else:
                 forces = torch.zeros((z.shape[0], 3), dtype=x.dtype, device=x.device)
+        return atom_energy.to(torch.float64), forces.to(torch.float64)
+
+    def prior(self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int) -> tuple[Tensor, Tensor]:
+        repulsion = self.model.repulsion
+        if repulsion is None:
+            zeros = torch.zeros((n_local, 3), dtype=torch.float64, device=positions.device)
+            return zeros[:, 0], zeros
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        x = positions.to(self.like.dtype)
+        # Only the local (receiver) positions are differentiated: each pair energy's derivative with
+        # respect to x_i is the whole force on i from that pair (the neighbor's half included).
+        local = x[:n_local].clone().requires_grad_(True)
+        lengths = torch.linalg.norm(x[edges[1]] - local[edges[0]], dim=-1)
+        pair = repulsion.pair_energy(lengths, species[edges[0]], species[edges[1]])
+        grad = torch.autograd.grad([pair.sum()], [local], allow_unused=True)[0]
+        torch.set_grad_enabled(False)  # results without graph (no `with` block after an early return)
+        forces = torch.zeros_like(local) if grad is None else -grad
+        atom_energy = torch.zeros(n_local, dtype=pair.dtype, device=pair.device)
+        atom_energy = atom_energy.index_add(0, edges[0], 0.5 * pair)
+        torch.set_grad_enabled(enabled)
         return atom_energy.to(torch.float64), forces.to(torch.float64)

@@ -17,8 +17,12 @@ import torch
 from deqff import __version__
 
 #: Version of the exported-model format. Bump it when the calling convention or metadata changes;
-#: cpp/runtime/include/deqff/model.h (kFormatVersion) must agree.
-FORMAT_VERSION: int = 1
+#: cpp/runtime/include/deqff/model.h (kFormatVersion, kOldestFormatVersion) must agree.
+#: 2: the short-range prior (metadata "repulsion", `lammps_prior`), which a version-1 reader would
+#: silently leave out of LAMMPS's direct-force loop; version-1 files (no prior) are still read.
+FORMAT_VERSION: int = 2
+#: Format versions this deqff reads.
+READABLE_FORMAT_VERSIONS: tuple[int, ...] = (1, 2)
 #: Name of the JSON metadata entry in the TorchScript archive.
 METADATA_FILE: str = "deqff_metadata.json"
 
@@ -76,15 +80,16 @@ class ModelMetadata:
 
 
 def check_format_version(version: object, source: str) -> None:
-    """Raise ModelFormatError unless `version` is the format version this deqff reads."""
+    """Raise ModelFormatError unless `version` is a format version this deqff reads."""
     if version is None:
         raise ModelFormatError(
             f"{source}: no format_version in the metadata; this is not a deqff model file."
         )
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
         raise ModelFormatError(
-            f"{source}: model format version {version}, but deqff {__version__} reads format version "
-            f"{FORMAT_VERSION}. Re-export the checkpoint with this deqff (`deqff export`), or use the deqff "
+            f"{source}: model format version {version}, but deqff {__version__} reads format versions "
+            f"{readable}. Re-export the checkpoint with this deqff (`deqff export`), or use the deqff "
             "version that wrote the file."
         )
 

@@ -30,8 +30,9 @@
   then kept as it was. Checks run in free functions called by each entry point (deqff.export.inputs
   explains why: frozen modules).
 * host-driven solves (LAMMPS, several MPI ranks): `lammps_info`, `lammps_embed`, `lammps_iterate`,
-  `lammps_readout` expose the DEQ step by step on local + ghost atoms (deqff.export.graph_step), and
-  `lammps_step_graph` evaluates any force mode on one rank's periodic graph with species given.
+  `lammps_readout` expose the DEQ step by step on local + ghost atoms (deqff.export.graph_step),
+  `lammps_prior` the short-range prior (if any) of the local atoms, and `lammps_step_graph` evaluates
+  any force mode on one rank's periodic graph with species given (prior included).
 * statistics: `last_iterations()`, `total_iterations()`, `num_calls()`, `last_was_cold()`, ... and
   `metadata()`. Under openmm-torch the module lives inside the C++ Context; pass a global parameter
   (`deqff.md.openmm.STATS_PARAMETER`) as `probe` and request its energy derivative: the derivative is
@@ -433,6 +434,16 @@ class DeqffPotential(nn.Module):
         return self.graph.readout(z, species)
 
     @torch.jit.export
+    def lammps_prior(
+        self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int
+    ) -> tuple[Tensor, Tensor]:
+        """The short-range prior (metadata "repulsion") of the local atoms from a FULL neighbor list:
+        positions [n_all, 3] Å, species [n_all], edges [2, E] (row 0 local i, row 1 neighbor j) ->
+        (atom energies [n_local] eV, forces [n_local, 3] eV/Å), zeros without a prior; add them to
+        `lammps_readout`'s. Needs no ghost forces (deqff.export.graph_step)."""
+        return self.graph.prior(positions, species, edges, n_local)
+
+    @torch.jit.export
     def lammps_wigner(self, rotation: Tensor) -> Tensor:
         """rotation [3, 3] -> D(R) [D, D] float64, the block-diagonal Wigner-D matrix of the state's
         irreps: a host that rotates the model's input by R rotates a state z [N, D] as z @ D^T
@@ -462,6 +473,12 @@ class DeqffPotential(nn.Module):
         atom_energy = torch.zeros(0, dtype=torch.float64)
         if state_out[0].shape[0] == positions.shape[0]:
             atom_energy = self.graph.readout(state_out[0], species)[0]
+            if self.runner.has_prior:
+                x = positions.to(self.like.dtype)
+                shifts = shift_vectors.to(self.like.dtype)
+                with torch.no_grad():
+                    prior = self.runner.model.prior_energy(x, species, edge_index, shifts, False)[0]
+                atom_energy = atom_energy + prior.to(torch.float64)
         with torch.no_grad():
             energy_out = energy.to(torch.float64).clone()
             forces_out = forces.to(torch.float64).clone()

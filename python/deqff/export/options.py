@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from deqff.models.config import FORCE_MODES, ModelConfig
+from deqff.models.config import FORCE_MODES, REPULSIONS, ModelConfig
 
 #: Engine conventions of the exported `forward` (every file also has `compute` in Å / eV):
 #: "openmm":        forward(positions nm, box nm?) -> (energy kJ/mol, forces kJ/mol/nm), for
@@ -41,6 +41,12 @@ class ExportOptions:
                        a random rotation of every call, forces rotated back, warm-start state rotated
                        with the Wigner-D matrices of its irreps. Net force / torque removal act on the
                        returned forces, so they need convention "openmm".
+    repulsion:         short-range prior of the exported model: "zbl" or "none" (None keeps the
+                       checkpoint's; deqff.models.repulsion). "zbl" on a checkpoint trained without it
+                       needs `repulsion_data`.
+    repulsion_data:    dataset file whose shortest element-pair distances set the prior's r_outer (its
+                       training split if a splits file lies beside it, else all frames); needs
+                       repulsion "zbl" and replaces a checkpoint's own fit.
     """
 
     force_mode: str | None = None
@@ -57,6 +63,8 @@ class ExportOptions:
     remove_net_force: bool = False
     remove_net_torque: bool = False
     random_rotation: bool = False
+    repulsion: str | None = None
+    repulsion_data: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -81,6 +89,10 @@ class ExportOptions:
                 "remove_net_force / remove_net_torque with convention 'openmm-energy' (that convention "
                 "returns only the energy; OpenMM differentiates it): use convention 'openmm'"
             )
+        if self.repulsion is not None and self.repulsion not in REPULSIONS:
+            problems.append(f"repulsion={self.repulsion!r} (choose from {REPULSIONS})")
+        if self.repulsion_data is not None and self.repulsion != "zbl":
+            problems.append("repulsion_data is given but repulsion is not 'zbl' (--repulsion zbl)")
         if self.min_distance < 0:
             problems.append(f"min_distance={self.min_distance} (must be >= 0 Å)")
         if problems:
@@ -91,6 +103,8 @@ class ExportOptions:
         changes: dict[str, Any] = {}
         if self.force_mode is not None:
             changes["force_mode"] = self.force_mode
+        if self.repulsion is not None:
+            changes["repulsion"] = self.repulsion
         inference = {}
         if self.tol is not None:
             inference["tol"] = self.tol

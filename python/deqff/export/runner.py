@@ -98,15 +98,32 @@ class ExplicitRunner(nn.Module):
         self.model = model
         self.force_mode: str = model.force_mode
         self.feature_dim: int = 0
+        self.has_prior: bool = model.repulsion is not None
 
     def finish(
-        self, x: Tensor, energy: Tensor, z: Tensor, species: Tensor, forces: bool
+        self,
+        x: Tensor,
+        energy: Tensor,
+        z: Tensor,
+        species: Tensor,
+        forces: bool,
+        edge_index: Tensor,
+        shifts: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """(energy [], forces [N, 3] or [0, 3]): direct head or -dE/dx (the graph is then consumed)."""
+        """(energy [], forces [N, 3] or [0, 3]): the learned energy plus the short-range prior (if the
+        model has one); forces from the direct head plus the prior's, or -dE/dx of the whole energy
+        (the graph is then consumed)."""
         if self.force_mode == "direct":
+            if self.has_prior:
+                prior, prior_forces = self.model.prior_energy(x, species, edge_index, shifts, forces)
+                energy = energy + prior.sum()
+                if forces:
+                    return energy, self.model.force_head(z, species) + prior_forces
             if forces:
                 return energy, self.model.force_head(z, species)
             return energy, x[:0]
+        if self.has_prior:
+            energy = energy + self.model.prior_energy(x, species, edge_index, shifts, False)[0].sum()
         if forces:
             grad = torch.autograd.grad([energy], [x], allow_unused=True)[0]
             if grad is None:
@@ -132,7 +149,7 @@ class ExplicitRunner(nn.Module):
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
         core = self.model.core(inputs, batch, 1, None, needs_grad)
         energy, _ = self.model.readout(core.z, species, batch, 1)
-        energy, force_out = self.finish(x, energy.sum(), core.z, species, forces)
+        energy, force_out = self.finish(x, energy.sum(), core.z, species, forces, edge_index, shifts)
         empty = x.new_zeros((0, 0))
         stats = new_stats()
         stats["cold"] = 1.0
@@ -303,10 +320,10 @@ class ImplicitRunner(ExplicitRunner):
             energy, g = self.attach(energy.sum(), state, leaf, batch, g0, stats, errors)
             if len(errors) > 0:
                 return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0])
-            energy, force_out = self.finish(x, energy, state, species, forces)
+            energy, force_out = self.finish(x, energy, state, species, forces, edge_index, shifts)
             return RunOutput(energy, force_out, z, g, stats, "")
         energy, _ = self.model.readout(state, species, batch, 1)
-        energy, force_out = self.finish(x, energy.sum(), state, species, forces)
+        energy, force_out = self.finish(x, energy.sum(), state, species, forces, edge_index, shifts)
         return RunOutput(energy, force_out, z, g, stats, "")
 
 

@@ -12,6 +12,7 @@ MODEL_TYPES = ("deq", "explicit")
 FORCE_MODES = ("direct", "conservative", "phantom")
 GRAD_MODES = ("ift", "phantom", "bptt")
 ENERGY_READOUTS = ("joint", "joint+detached")
+REPULSIONS = ("none", "zbl")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class ModelConfig:
                          energy MAE 114.5 -> 77.5 meV, forces 143 -> 135.5 meV/Å). Trained with direct
                          forces only; in eval mode nothing is detached, so exports in conservative or
                          phantom mode differentiate the whole energy.
+    repulsion:           short-range prior added to the energy in every force mode: "none" or "zbl"
+                         (deqff.models.repulsion: ZBL screened nuclear repulsion, switched off before
+                         the shortest distance of each element pair in the training data, so exactly
+                         zero on it; the trainer fits those distances). Old configs mean "none".
     """
 
     model_type: str = "deq"
@@ -60,6 +65,7 @@ class ModelConfig:
     phantom_tau: float = 0.8
     correction_states: int = 1
     energy_readout: str = "joint"
+    repulsion: str = "none"
     solver_train: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-3))
     solver_inference: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-2))
     solver_backward: SolverConfig = field(default_factory=lambda: SolverConfig(max_iter=30, tol=1e-4))
@@ -74,6 +80,8 @@ class ModelConfig:
             problems.append(f"grad_mode={self.grad_mode!r} (choose from {GRAD_MODES})")
         if self.energy_readout not in ENERGY_READOUTS:
             problems.append(f"energy_readout={self.energy_readout!r} (choose from {ENERGY_READOUTS})")
+        if self.repulsion not in REPULSIONS:
+            problems.append(f"repulsion={self.repulsion!r} (choose from {REPULSIONS})")
         if not self.elements:
             problems.append("elements is empty")
         if self.cutoff <= 0:

@@ -10,9 +10,11 @@ import torch
 from e3nn import o3
 from torch import Tensor
 
+from deqff.data.elements import atomic_number
 from deqff.models.config import ModelConfig
 from deqff.models.cores import ExplicitCore, ImplicitCore, make_layer
 from deqff.models.features import EdgeFeatures
+from deqff.models.repulsion import ZBLRepulsion, fallback_radii
 from deqff.nn.embedding import EdgeDegreeEmbedding, SpeciesEmbedding
 from deqff.nn.heads import AtomicEnergyHead, DirectForceHead, EnergyCorrectionHead
 from deqff.nn.irreps_tools import scalar_dim
@@ -67,6 +69,12 @@ class EquivariantForceField(torch.nn.Module):
         if config.energy_readout == "joint+detached":
             self.energy_correction = EnergyCorrectionHead(irreps_node, num_species, config.radial_hidden)
         self.force_head = DirectForceHead(irreps_node, num_species)
+        # Short-range prior (config.repulsion); its r_outer table starts at the fallback radii and is
+        # fitted on the training data (deqff.train.repulsion).
+        self.repulsion: ZBLRepulsion | None = None
+        if config.repulsion == "zbl":
+            numbers = [atomic_number(symbol) for symbol in config.elements]
+            self.repulsion = ZBLRepulsion(numbers, fallback_radii(numbers, config.cutoff), config.cutoff)
 
     def embed(self, species: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
         """Input embedding x [N, D]: species scalars plus the edge-degree embedding (all orders)."""
@@ -103,6 +111,35 @@ class EquivariantForceField(torch.nn.Module):
             atom_energy = atom_energy + correction(z.detach() if self.training else z, species)
         return atom_energy
 
+    def prior_energy(
+        self, positions: Tensor, species: Tensor, edge_index: Tensor, shift_vectors: Tensor, forces: bool
+    ) -> tuple[Tensor, Tensor]:
+        """The short-range prior (config.repulsion) on a graph: (per-atom energies [N] eV, forces [N, 3]
+        eV/Å = -dE_prior/dx by autograd on the prior alone when `forces`, else [0, 3]). Without
+        `forces` the energies keep a graph to `positions` (when they require grad), to be
+        differentiated with the rest of the energy; with `forces` they carry none. Zeros without a prior."""
+        repulsion = self.repulsion
+        if repulsion is None:
+            zeros = torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
+            return zeros, torch.zeros_like(positions) if forces else positions[:0]
+        if not forces:
+            vectors = positions[edge_index[0]] - positions[edge_index[1]] + shift_vectors
+            lengths = torch.linalg.norm(vectors, dim=-1)
+            return repulsion.atom_energies(lengths, species, edge_index), positions[:0]
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)  # direct forces are also wanted under no_grad (inference)
+        x = positions.clone().requires_grad_(True)
+        vectors = x[edge_index[0]] - x[edge_index[1]] + shift_vectors
+        atom_energy = repulsion.atom_energies(torch.linalg.norm(vectors, dim=-1), species, edge_index)
+        grad = torch.autograd.grad([atom_energy.sum()], [x], allow_unused=True)[0]
+        # A copy without the consumed graph (not .detach(), which freezing drops; no `with` block, which
+        # TorchScript cannot compile after an early return).
+        torch.set_grad_enabled(False)
+        atom_energy = atom_energy.clone()
+        torch.set_grad_enabled(enabled)
+        prior_forces = -grad if grad is not None else torch.zeros_like(positions)
+        return atom_energy, prior_forces
+
     def forward(
         self,
         positions: Tensor,
@@ -121,12 +158,22 @@ class EquivariantForceField(torch.nn.Module):
         inputs = self.layer_inputs(positions, species, edge_index, shift_vectors)
         core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
         energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
+        prior_atoms, prior_forces = self.prior_energy(
+            positions, species, edge_index, shift_vectors, not needs_position_grad
+        )
+        if self.repulsion is not None:
+            atom_energy = atom_energy + prior_atoms
         if needs_position_grad:
             energy, _, _ = self.core.attach(energy, core, batch, num_graphs, None)
+            if self.repulsion is not None:
+                energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
             grad = torch.autograd.grad([energy.sum()], [positions], create_graph=self.training)[0]
             forces = -grad if grad is not None else torch.zeros_like(positions)
         else:
             forces = self.force_head(core.z, species)
+            if self.repulsion is not None:
+                energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+                forces = forces + prior_forces
         return ForceFieldOutput(
             energy,
             atom_energy,

@@ -34,6 +34,7 @@ from deqff.train.evaluate import EvaluationResult, evaluate, run_batches
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.train.losses import LossTerms, LossWeights, compute_loss, jacobian_penalty, supports_jacobian
 from deqff.train.metrics import RunningStats, peak_memory_mb, plot_curves, write_csv
+from deqff.train.repulsion import apply_repulsion, fit_repulsion_radii
 from deqff.train.schedule import WarmupDecay, make_scheduler
 from deqff.train.statistics import SpeciesStatistics, apply_statistics, fit_species_statistics
 
@@ -119,6 +120,11 @@ class Trainer:
             )
         self.statistics = self._fit_statistics()
         apply_statistics(self.model, self.statistics)
+        if config.model.repulsion == "zbl":  # r_outer from the training split: zero on all its frames
+            fit = fit_repulsion_radii(
+                self.data.frames, self.data.splits["train"], config.model.elements, config.model.cutoff
+            )
+            apply_repulsion(self.model, fit)
         batch, val_batch = config.data.batch_size, config.data.val_batch_size or config.data.batch_size
         cutoff, backend = config.model.cutoff, config.data.graph_backend
         self.train_loader = make_loader(
@@ -175,8 +181,12 @@ class Trainer:
         old = checkpoint["run_config"]
         new = self.config.to_dict()
         for section in ("model", "data"):
+            # Keys an older deqff did not write (e.g. model.repulsion) had their default value.
+            defaults = {"repulsion": "none"} if section == "model" else {}
             changed = sorted(
-                k for k in set(old[section]) | set(new[section]) if old[section].get(k) != new[section].get(k)
+                k
+                for k in set(old[section]) | set(new[section])
+                if old[section].get(k, defaults.get(k)) != new[section].get(k)
             )
             if changed:
                 raise ValueError(

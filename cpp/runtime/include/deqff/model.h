@@ -12,8 +12,11 @@
 
 namespace deqff {
 
-// Version of the exported-model format this runtime reads (python/deqff/export/metadata.py).
-constexpr int kFormatVersion = 1;
+// Versions of the exported-model format this runtime reads (python/deqff/export/metadata.py):
+// kFormatVersion is the newest (2: the short-range prior, "repulsion" and lammps_prior()), down to
+// kOldestFormatVersion (1: no prior).
+constexpr int kFormatVersion = 2;
+constexpr int kOldestFormatVersion = 1;
 
 // A model file that cannot be used: not a deqff model, wrong format version, bad metadata.
 class ModelError : public std::runtime_error {
@@ -38,6 +41,7 @@ struct ModelMetadata {
   double cutoff = 0.0;                 // Å
   std::vector<std::string> elements;   // chemical symbols; species index = position in this list
   std::string force_mode;              // "direct", "conservative", "phantom" or "analytic"
+  std::string repulsion = "none";      // short-range prior: "none" or "zbl" (absent: none)
   MdetOptions mdet;
   std::map<std::string, std::string> raw;
 };
@@ -118,6 +122,13 @@ class Model {
                         int64_t n_local, int64_t stage);
   // (atom energies [n_local] eV, direct forces [n_local, 3] eV/Å; zeros unless force mode is direct).
   std::pair<torch::Tensor, torch::Tensor> readout(const torch::Tensor& z, const torch::Tensor& species);
+  // The short-range prior of the local atoms (its exported `lammps_prior`), to add to readout()'s:
+  // (atom energies [n_local] eV, forces [n_local, 3] eV/Å) from positions [n_all, 3] Å, species
+  // [n_all] and a FULL neighbor list edges [2, E] (row 0 local i, row 1 neighbor j); no ghost forces.
+  // Call it when has_prior(); throws ModelError for models without the method.
+  bool has_prior() const { return metadata_.repulsion != "none"; }
+  std::pair<torch::Tensor, torch::Tensor> prior(const torch::Tensor& positions, const torch::Tensor& species,
+                                                const torch::Tensor& edges, int64_t n_local);
   // Any force mode on one rank's own atoms: positions [N, 3], species [N], edges [2, E] (row 0 i,
   // row 1 j, both owned), shifts [E, 3] Å (image of j minus j), warm starts z0, g0 ([0, D]: cold).
   // Wigner-D matrix D(R) [D, D] float64 of the state's irreps for a rotation R [3, 3] (its exported
