@@ -64,3 +64,21 @@ def test_energy_stage_is_kept_across_a_resume(make_config) -> None:
 def test_energy_stage_epoch_is_validated(make_config, value: int) -> None:
     with pytest.raises(ConfigError, match="energy_stage_epoch"):
         make_config("bad", **{"train.energy_stage_epoch": value})
+
+
+def test_runs_written_before_new_model_keys_still_resume(make_config) -> None:
+    """A checkpoint from an older deqff lacks newer model keys (product_channels, repulsion): they had
+    their defaults, so resuming is allowed; a real change of a model setting is still refused."""
+    import torch
+
+    config = make_config("old-keys", **{"train.max_steps": 1, "train.epochs": 2})
+    Trainer(config).fit()
+    last = Trainer(config, resume=True).paths.last
+    checkpoint = torch.load(last, weights_only=False)
+    for key in ("product_channels", "repulsion"):
+        checkpoint["run_config"]["model"].pop(key)
+    torch.save(checkpoint, last)
+    resumed = Trainer(make_config("old-keys", **{"train.max_steps": 2, "train.epochs": 2}), resume=True)
+    assert resumed.state.step == 1
+    with pytest.raises(ValueError, match=r"model\.product_channels"):
+        Trainer(make_config("old-keys", **{"model.product_channels": 2}), resume=True)

@@ -24,10 +24,11 @@ import torch
 from tqdm import tqdm
 
 from deqff.data.splits import write_splits
+from deqff.models.config import ModelConfig
 from deqff.models.force_field import EquivariantForceField
 from deqff.models.species import SpeciesMap
 from deqff.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
-from deqff.train.config import RunConfig, save_config
+from deqff.train.config import DataConfig, RunConfig, save_config
 from deqff.train.datasets import batches, load_training_data, make_loader
 from deqff.train.ema import ExponentialMovingAverage
 from deqff.train.evaluate import EvaluationResult, evaluate, run_batches
@@ -182,7 +183,7 @@ class Trainer:
         new = self.config.to_dict()
         for section in ("model", "data"):
             # Keys an older deqff did not write (e.g. model.repulsion) had their default value.
-            defaults = {"repulsion": "none"} if section == "model" else {}
+            defaults = ModelConfig().to_dict() if section == "model" else dataclasses.asdict(DataConfig())
             changed = sorted(
                 k
                 for k in set(old[section]) | set(new[section])

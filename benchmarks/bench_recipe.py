@@ -1,0 +1,165 @@
+"""Training recipes side by side (issue #13, item 1): what each choice did to the validation force
+error, per epoch and per second of training, read from finished (or stopped) run directories.
+
+Every row comes from a run directory written by `deqff train` (config.yaml, metrics.csv and, when
+the run finished, test_metrics.json); nothing is typed in. Writes the "recipe" section of
+benchmarks/RESULTS.md and benchmarks/recipe.png (validation force MAE vs training wall time).
+
+    python benchmarks/bench_recipe.py --runs runs/eth_v2_ift runs/eth_v2_phantom \
+        --labels "IFT" "phantom" --title "ethanol, conservative DEQ"
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from results_file import machine_line, write_section  # noqa: E402
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One training run as read from its directory."""
+
+    label: str
+    path: Path
+    config: dict
+    rows: list[dict[str, float]]
+    test: dict | None
+    parameters: int | None
+
+    @property
+    def best(self) -> dict[str, float]:
+        """The epoch row with the lowest validation force MAE."""
+        return min(self.rows, key=lambda row: row["val_force_mae_meV_A"])
+
+    def describe(self) -> str:
+        """Model and recipe settings that differ between runs, in one cell."""
+        model, train, data = self.config["model"], self.config["train"], self.config["data"]
+        parts = [
+            model["model_type"],
+            model["irreps_node"],
+            f"forces {model['force_mode']}",
+            f"grad {model['grad_mode']}" if model["model_type"] == "deq" else f"depth {model['depth']}",
+            f"product {model.get('product_channels', 0)}",
+            f"batch {data['batch_size']}",
+            f"E:F {train['energy_weight']:g}:{train['force_weight']:g}",
+            f"lr {train['lr']:g}" + (" AMSGrad" if train.get("amsgrad") else ""),
+        ]
+        return ", ".join(parts)
+
+
+def read_run(path: Path, label: str) -> RunSummary:
+    """Read `path` (a `deqff train` output directory); raises if it has no finished epoch."""
+    metrics = path / "metrics.csv"
+    if not metrics.exists():
+        raise FileNotFoundError(f"{metrics} does not exist: train the run first (deqff train ...)")
+    with open(metrics) as handle:
+        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+    if not rows:
+        raise ValueError(f"{metrics} has no finished epoch yet")
+    config = yaml.safe_load((path / "config.yaml").read_text())
+    test_path = path / "test_metrics.json"
+    test = json.loads(test_path.read_text()) if test_path.exists() else None
+    return RunSummary(label, path, config, rows, test, count_parameters(path))
+
+
+def count_parameters(path: Path) -> int | None:
+    """Trainable parameters of the run's model (from its last checkpoint), or None without one."""
+    checkpoint = path / "checkpoints" / "last.pt"
+    if not checkpoint.exists():
+        return None
+    from deqff.train.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(checkpoint)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def table(runs: list[RunSummary]) -> list[str]:
+    lines = [
+        "| run | settings | parameters | epochs (steps) | training time | best val force MAE (meV/Å) "
+        "| its val energy MAE (meV) | test force / energy MAE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        last, best = run.rows[-1], run.best
+        test = (
+            f"{run.test['force_mae_meV_A']:.1f} / {run.test['energy_mae_meV']:.1f}"
+            if run.test
+            else "not finished"
+        )
+        lines.append(
+            f"| {run.label} | {run.describe()} | {run.parameters or '—':,} | {int(last['epoch'])} "
+            f"({int(last['step'])}) | {last['time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} "
+            f"(epoch {int(best['epoch'])}) | {best['val_energy_mae_meV']:.1f} | {test} |"
+        )
+    return lines
+
+
+def plot(runs: list[RunSummary], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        minutes = [row["time_s"] / 60 for row in run.rows]
+        ax.plot(minutes, [row["val_force_mae_meV_A"] for row in run.rows], marker="o", label=run.label)
+    ax.set_xlabel("training wall time (min, one torch thread)")
+    ax.set_ylabel("validation force MAE (meV/Å)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", nargs="+", type=Path, required=True, help="run directories")
+    parser.add_argument("--labels", nargs="+", default=None, help="one label per run (default: names)")
+    parser.add_argument("--title", default="training recipes", help="plot title")
+    parser.add_argument("--notes", nargs="*", default=[], help="lines of findings to print under the table")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--plot", type=Path, default=HERE / "recipe.png")
+    args = parser.parse_args(argv)
+    labels = args.labels or [path.name for path in args.runs]
+    if len(labels) != len(args.runs):
+        parser.error(f"{len(args.runs)} runs but {len(labels)} labels")
+    runs = [read_run(path, label) for path, label in zip(args.runs, labels, strict=True)]
+    plot(runs, args.plot, args.title)
+    command = "python benchmarks/bench_recipe.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    lines = [
+        f"Command: `{command}`",
+        "",
+        machine_line() + " Each run trained with one torch thread, two runs side by side.",
+        "",
+        *table(runs),
+        "",
+        *[f"- {note}" for note in args.notes],
+        "",
+        f"![validation force MAE vs training time]({args.plot.name})",
+    ]
+    write_section(args.results, "recipe", f"Training recipes: {args.title} (issue #13)", lines)
+    for line in table(runs):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
