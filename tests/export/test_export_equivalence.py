@@ -114,3 +114,21 @@ def test_explicit_baseline_exports(tmp_path, ethanol):
     assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-12)
     torch.testing.assert_close(forces, forces_ref)
     assert module.last_iterations() == 0 and not module.has_state()
+
+
+@pytest.mark.parametrize("model_type", ["deq", "explicit"])
+def test_many_body_product_exports(tmp_path, ethanol, model_type):
+    """A model with the many-body product (model.product_channels) scripts, freezes and equals eager."""
+    from deqff.export.export import export_model
+
+    positions, numbers = ethanol
+    model = tiny_model(model_type=model_type, depth=2, force_mode="conservative", product_channels=2)
+    module, _ = load_potential(export_model(model, tmp_path / "product.pt"), numbers)
+    module = freeze(module)
+    eager = build_potential(model)
+    eager.set_atomic_numbers(numbers)
+    for frame in md_like_frames(positions, 3):
+        energy, forces = module(openmm_inputs(frame))
+        energy_ref, forces_ref = eager(openmm_inputs(frame))
+        assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-11, abs=1e-9)
+        torch.testing.assert_close(forces, forces_ref, rtol=1e-9, atol=1e-8)

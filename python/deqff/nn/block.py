@@ -28,13 +28,28 @@ def channelwise_square(irreps: o3.Irreps, irreps_out: o3.Irreps) -> o3.TensorPro
     return o3.TensorProduct(irreps, irreps, o3.Irreps(out), instructions)
 
 
+class ManyBodyProduct(torch.nn.Module):
+    """h [N, irreps_in] -> [N, irreps_out]: h mapped to `channels` channels of every degree of
+    irreps_in, squared channel-wise (u ⊗ u over all degree pairs, e.g. 1o ⊗ 1o -> 0e: angles between
+    neighborhood directions), mapped linearly to irreps_out. MACE-style product basis, correlation 2."""
+
+    def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, channels: int) -> None:
+        super().__init__()
+        uniform = o3.Irreps([(channels, ir) for _, ir in o3.Irreps(irreps_in)])
+        self.linear_in = o3.Linear(irreps_in, uniform)
+        self.square = channelwise_square(uniform, irreps_out)
+        self.linear_out = o3.Linear(self.square.irreps_out, irreps_out)
+
+    def forward(self, h: Tensor) -> Tensor:
+        u = self.linear_in(h)
+        return self.linear_out(self.square(u, u))
+
+
 class GatedFeedForward(torch.nn.Module):
     """Linear -> gate nonlinearity (SiLU on scalars, sigmoid gates on l > 0) -> linear.
 
-    product_channels > 0 adds many-body features to the gate's input (MACE-style product basis,
-    correlation 2): h is mapped to `product_channels` channels of every degree, squared channel-wise
-    (u ⊗ u, all degree pairs, e.g. 1o ⊗ 1o -> 0e gives angles between neighborhood directions),
-    and mapped linearly into the gate's input. h [N, irreps_node.dim] -> [N, irreps_node.dim].
+    product_channels > 0 adds a `ManyBodyProduct` of h to the gate's input (many-body features).
+    h [N, irreps_node.dim] -> [N, irreps_node.dim].
     """
 
     def __init__(self, irreps_node: o3.Irreps, product_channels: int = 0) -> None:
@@ -46,18 +61,15 @@ class GatedFeedForward(torch.nn.Module):
         self.gate = Gate(scalars, [torch.nn.functional.silu], gates, [torch.sigmoid], gated)
         self.linear_in = o3.Linear(irreps_node, self.gate.irreps_in)
         self.linear_out = o3.Linear(self.gate.irreps_out, irreps_node)
-        self.product = product_channels > 0
-        if self.product:
-            uniform = o3.Irreps([(product_channels, ir) for _, ir in irreps_node])
-            self.product_in = o3.Linear(irreps_node, uniform)
-            self.square = channelwise_square(uniform, self.gate.irreps_in)
-            self.product_out = o3.Linear(self.square.irreps_out, self.gate.irreps_in)
+        self.product: ManyBodyProduct | None = None
+        if product_channels > 0:
+            self.product = ManyBodyProduct(irreps_node, self.gate.irreps_in, product_channels)
 
     def forward(self, h: Tensor) -> Tensor:
         x = self.linear_in(h)
-        if self.product:
-            u = self.product_in(h)
-            x = x + self.product_out(self.square(u, u))
+        product = self.product
+        if product is not None:
+            x = x + product(h)
         return self.linear_out(self.gate(x))
 
 
