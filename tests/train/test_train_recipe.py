@@ -58,6 +58,13 @@ def test_energy_stage_is_kept_across_a_resume(make_config) -> None:
     assert first.weights.energy == 50.0  # the third epoch is next
     resumed = Trainer(make_config("resume-stage", **overrides), resume=True)
     assert resumed.state.epoch == 2 and resumed.weights.energy == 50.0
+    changed = Trainer(
+        make_config("resume-stage", **{**overrides, "train.energy_stage_epoch": 4}), resume=True
+    )
+    assert changed.weights.energy == 1.0
+    from deqff.train.config import load_config
+
+    assert load_config(changed.paths.config, {}).train.energy_stage_epoch == 4  # the run dir says so
 
 
 @pytest.mark.parametrize("value", [0, -1])

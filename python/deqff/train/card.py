@@ -23,7 +23,8 @@ from deqff import __version__
 from deqff.train.checkpoint import load_checkpoint
 
 
-def _machine() -> str:
+def _machine(threads: int | None) -> str:
+    """CPU model, the run's torch threads (train.num_threads; None: torch's default here), torch version."""
     model_name = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -31,7 +32,8 @@ def _machine() -> str:
             if line.startswith("model name"):
                 model_name = line.split(":", 1)[1].strip()
                 break
-    return f"{model_name}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    threads = threads or torch.get_num_threads()
+    return f"{model_name}, {threads} torch thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
 
 
 def _dataset_facts(dataset: Path) -> dict[str, Any]:
@@ -116,9 +118,12 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         "",
         "## Training",
         f"- {training['epochs']} epochs ({training['steps']} steps of {data_cfg['batch_size']} frames), "
-        f"AdamW lr {train_cfg['lr']} with {train_cfg['schedule']} decay, EMA {train_cfg['ema_decay']}.",
+        f"{'AdamW with AMSGrad' if train_cfg.get('amsgrad') else 'AdamW'} lr {train_cfg['lr']} with "
+        f"{train_cfg['schedule']} decay, EMA {train_cfg['ema_decay']}.",
+        f"- Loss: {train_cfg['energy_weight']:g} × MSE(energy per atom) + {train_cfg['force_weight']:g} × "
+        f"MSE(force components){_stage(train_cfg)}.",
         f"- Wall time {training['hours']:.2f} h, peak memory {training['peak_mem_MB']:.0f} MB, "
-        f"on {_machine()}.",
+        f"on {_machine(train_cfg.get('num_threads'))}.",
         f"- Curves: `{name}_curves.png`. Checkpoint format {checkpoint.get('format_version', '?')}.",
         "",
         "## Reproduce",
@@ -128,6 +133,14 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         "",
     ]
     return "\n".join(lines)
+
+
+def _stage(train_cfg: dict[str, Any]) -> str:
+    """', energy weight W from epoch K' when the run had an energy stage, else ''."""
+    epoch = train_cfg.get("energy_stage_epoch")
+    if epoch is None:
+        return ""
+    return f", energy weight {train_cfg['energy_stage_weight']:g} from epoch {epoch}"
 
 
 def write_card(name: str, run_dir: Path, out_dir: Path, command: str, note: str | None = None) -> Path:

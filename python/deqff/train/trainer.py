@@ -197,6 +197,7 @@ class Trainer:
         changed = sorted(k for k in new["train"] if old["train"].get(k) != new["train"][k])
         if changed:
             log.warning("resuming with changed train settings: %s", ", ".join(changed))
+            save_config(self.config, self.paths.config)  # the run directory states what is in effect
         self.model.load_state_dict(checkpoint["state_dict"])  # includes the heads' statistics buffers
         self.statistics = SpeciesStatistics.from_dict(checkpoint["statistics"])
         ema_weights = checkpoint["ema_state_dict"]
