@@ -81,3 +81,21 @@ def test_sigterm_stops_with_a_checkpoint_that_resumes(tiny_dataset: Path, tmp_pa
     )
     assert resumed.returncode == 0, resumed.stderr
     assert torch.load(last, weights_only=False)["train_state"]["finished"]
+
+
+def test_evaluate_at_another_tolerance_and_save(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    """--evaluate test --tol T --save: a DEQ solved to T (as its export at --tol T), written for the card."""
+    run = tmp_path / "run"
+    sets = [f"data.path={tiny_dataset}", "train.max_steps=2", "output.plot=false"]
+    args = ["train", str(TINY_CONFIG), "--output", str(run), "--no-progress"]
+    args += [item for s in sets for item in ("--set", s)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--evaluate", "test"]) == 0
+    loose = json.loads(capsys.readouterr().out)
+    assert main([*args, "--evaluate", "test", "--tol", "1e-9", "--save"]) == 0
+    tight = json.loads(capsys.readouterr().out)
+    assert loose["solver_tol"] == pytest.approx(1e-2) and tight["solver_tol"] == pytest.approx(1e-9)
+    assert tight["iters_mean"] > loose["iters_mean"]  # the tighter solve really ran
+    assert json.loads((run / "test_metrics.json").read_text()) == tight
+    assert main([*args, "--evaluate", "val", "--save"]) == 2

@@ -104,8 +104,8 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
     if model_cfg["model_type"] == "deq":
         inference = model_cfg["solver_inference"]
         lines += [
-            f"- Inference solver: {inference['method']}, tol {inference['tol']} ({inference['stop_mode']}), "
-            f"max {inference['max_iter']} iterations; on the test split (cold starts) "
+            f"- Inference solver: {inference['method']}, tol {test.get('solver_tol', inference['tol'])} "
+            f"({inference['stop_mode']}); on the test split (cold starts, the accuracy above) "
             f"{test['iters_mean']:.1f} iterations on average (max {test['iters_max']:.0f}), "
             f"{100 * test['converged_frac']:.0f}% converged.",
             f"- Training: gradients `{model_cfg['grad_mode']}`, "

@@ -45,6 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="do not train: evaluate the run's best checkpoint (EMA weights) on SPLIT, e.g. test",
     )
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="with --evaluate: solve the DEQ to this relative tolerance (e.g. the export's 1e-4) instead "
+        "of the config's inference tolerance",
+    )
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="with --evaluate test: write the result to the run's test_metrics.json (model cards read it)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -74,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"deqff train: {error}", file=sys.stderr)
         return 2
     if args.evaluate is not None:
-        return _evaluate(config, args.evaluate)
+        return _evaluate(config, args.evaluate, args.tol, args.save)
     return _train(config, args.resume, args.overwrite)
 
 
@@ -134,15 +146,23 @@ def _stop_on_sigint(trainer: Any) -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous_term)
 
 
-def _evaluate(config: Any, split: str) -> int:
+def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = False) -> int:
     from deqff.train.checkpoint import CheckpointError, load_checkpoint
     from deqff.train.datasets import read_run_splits
-    from deqff.train.evaluate import evaluate
+    from deqff.train.evaluate import evaluate, with_solver_tolerance
     from deqff.train.trainer import RunDirectory
 
     paths = RunDirectory(config.output.dir)
+    if save and split != "test":
+        print(
+            "deqff train --evaluate: --save writes test_metrics.json: use it with --evaluate test",
+            file=sys.stderr,
+        )
+        return 2
     try:
         model, checkpoint = load_checkpoint(paths.best)
+        if tol is not None:
+            model = with_solver_tolerance(model, tol)
         splits = read_run_splits(paths.splits) if paths.splits.exists() else None
         batch_size = config.data.val_batch_size or config.data.batch_size
         result = evaluate(
@@ -152,6 +172,11 @@ def _evaluate(config: Any, split: str) -> int:
     except (CheckpointError, FileNotFoundError, KeyError, ValueError) as error:
         print(f"deqff train --evaluate: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({"checkpoint": str(paths.best), "epoch": checkpoint["epoch"], "split": split,
-                      **result.to_dict()}, indent=2))  # fmt: skip
+    report = {"checkpoint": str(paths.best), "epoch": checkpoint["epoch"], "weights": "ema",
+              "dataset": config.data.path, "split": split, **result.to_dict()}  # fmt: skip
+    if model.config.model_type == "deq":
+        report["solver_tol"] = model.config.solver_inference.tol
+    print(json.dumps(report, indent=2))
+    if save:
+        paths.test_metrics.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -414,6 +414,8 @@ class Trainer:
         )
         report = {"checkpoint": str(self.paths.best), "epoch": checkpoint["epoch"], "weights": "ema",
                   "dataset": self.config.data.path, "split": "test", **result.to_dict()}  # fmt: skip
+        if model.config.model_type == "deq":
+            report["solver_tol"] = model.config.solver_inference.tol
         self.paths.test_metrics.write_text(json.dumps(report, indent=2) + "\n")
         log.info(
             "test (best EMA, epoch %d, %d frames): E %.3g meV (%.3g meV/atom), F %.3g meV/Å (RMSE %.3g), "
