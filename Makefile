@@ -79,6 +79,7 @@ model-%: setup
 	else \
 	  $(VENV)/bin/deqff train configs/$*.yaml --no-progress; \
 	fi
+	$(VENV)/bin/deqff train configs/$*.yaml --evaluate test --tol 1e-4 --save --no-progress
 	cp runs/$*/checkpoints/best.pt models/$*.ckpt
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(EXPORT_OPTIONS) $(PRIOR_$*)
 	$(VENV)/bin/deqff card runs/$* --name $* --out models \
