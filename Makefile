@@ -106,6 +106,17 @@ benchmarks: build
 	test -f runs/ethanol_explicit/test_metrics.json || $(DEQFF) train configs/ethanol_deq.yaml \
 	  --set model.model_type=explicit --set model.depth=4 --set train.fpc_weight=0 \
 	  --set train.num_threads=1 --output runs/ethanol_explicit --no-progress
+	test -f runs/ethanol_conservative/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_conservative
+	test -f runs/ethanol_explicit/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_explicit
+	test -f runs/ethanol_explicit_L1/test_metrics.json || $(DEQFF) train configs/ethanol_explicit.yaml \
+	  --set model.depth=1 --output runs/ethanol_explicit_L1 --no-progress
+	test -f runs/ethanol_product8/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml \
+	  --set model.product_channels=8 --output runs/ethanol_product8 --stop-at-step 600 --no-progress
+	test -f runs/ethanol_phantom/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml \
+	  --set model.grad_mode=phantom --set model.phantom_tau=1.0 --output runs/ethanol_phantom \
+	  --stop-at-step 400 --no-progress
+	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative runs/ethanol_explicit_L1 runs/ethanol_explicit \
+	  runs/ethanol_product8 runs/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13"
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

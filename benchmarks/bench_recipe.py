@@ -36,7 +36,7 @@ class RunSummary:
     config: dict
     rows: list[dict[str, float]]
     test: dict | None
-    parameters: int | None
+    parameters: int
 
     @property
     def best(self) -> dict[str, float]:
@@ -71,17 +71,15 @@ def read_run(path: Path, label: str) -> RunSummary:
     config = yaml.safe_load((path / "config.yaml").read_text())
     test_path = path / "test_metrics.json"
     test = json.loads(test_path.read_text()) if test_path.exists() else None
-    return RunSummary(label, path, config, rows, test, count_parameters(path))
+    return RunSummary(label, path, config, rows, test, count_parameters(config["model"]))
 
 
-def count_parameters(path: Path) -> int | None:
-    """Trainable parameters of the run's model (from its last checkpoint), or None without one."""
-    checkpoint = path / "checkpoints" / "last.pt"
-    if not checkpoint.exists():
-        return None
-    from deqff.train.checkpoint import load_checkpoint
+def count_parameters(model_config: dict) -> int:
+    """Trainable parameters of the model a run's `model` config section builds."""
+    from deqff.models.config import ModelConfig
+    from deqff.models.force_field import EquivariantForceField
 
-    model, _ = load_checkpoint(checkpoint)
+    model = EquivariantForceField(ModelConfig.from_dict(model_config))
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
@@ -99,7 +97,7 @@ def table(runs: list[RunSummary]) -> list[str]:
             else "not finished"
         )
         lines.append(
-            f"| {run.label} | {run.describe()} | {run.parameters or '—':,} | {int(last['epoch'])} "
+            f"| {run.label} | {run.describe()} | {run.parameters:,} | {int(last['epoch'])} "
             f"({int(last['step'])}) | {last['time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} "
             f"(epoch {int(best['epoch'])}) | {best['val_energy_mae_meV']:.1f} | {test} |"
         )

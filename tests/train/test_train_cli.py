@@ -99,3 +99,19 @@ def test_evaluate_at_another_tolerance_and_save(tiny_dataset: Path, tmp_path: Pa
     assert tight["iters_mean"] > loose["iters_mean"]  # the tighter solve really ran
     assert json.loads((run / "test_metrics.json").read_text()) == tight
     assert main([*args, "--evaluate", "val", "--save"]) == 2
+
+
+def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    """--stop-at-step N: a run of the full schedule stopped (resumable) after N steps."""
+    import torch
+
+    run = tmp_path / "run"
+    sets = [f"data.path={tiny_dataset}", "train.epochs=3", "output.plot=false"]
+    args = ["train", str(TINY_CONFIG), "--output", str(run), "--no-progress"]
+    args += [item for s in sets for item in ("--set", s)]
+    assert main([*args, "--stop-at-step", "5"]) == 0
+    assert "stopped at step 5" in capsys.readouterr().err
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    assert state["step"] == 5 and not state["finished"]
+    assert main([*args, "--resume"]) == 0
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["finished"]

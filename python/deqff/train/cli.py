@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --evaluate test: write the result to the run's test_metrics.json (model cards read it)",
     )
+    p.add_argument(
+        "--stop-at-step",
+        type=int,
+        default=None,
+        help="stop (saving, resumable) after this many optimizer steps of the run's schedule",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
@@ -87,10 +93,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     if args.evaluate is not None:
         return _evaluate(config, args.evaluate, args.tol, args.save)
-    return _train(config, args.resume, args.overwrite)
+    return _train(config, args.resume, args.overwrite, args.stop_at_step)
 
 
-def _train(config: Any, resume: bool, overwrite: bool) -> int:
+def _train(config: Any, resume: bool, overwrite: bool, stop_at_step: int | None = None) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from deqff.train.trainer import Trainer
@@ -113,7 +119,7 @@ def _train(config: Any, resume: bool, overwrite: bool) -> int:
         logger.addHandler(log_file)
         handlers.append(log_file)
         with _stop_on_sigint(trainer), logging_redirect_tqdm(loggers=[logger]):
-            trainer.fit()
+            trainer.fit(stop_at_step=stop_at_step)
     finally:
         for handler in handlers:
             logger.removeHandler(handler)
@@ -122,6 +128,9 @@ def _train(config: Any, resume: bool, overwrite: bool) -> int:
     if trainer.stop_requested and not trainer.state.finished:
         print("stopped; to continue, run the same command with --resume", file=sys.stderr)
         return 130
+    if not trainer.state.finished:
+        print(f"stopped at step {trainer.state.step} (--stop-at-step); --resume continues", file=sys.stderr)
+        return 0
     print(f"done: {trainer.paths.root} (best epoch {trainer.state.best_epoch})")
     return 0
 
