@@ -116,7 +116,9 @@ benchmarks: build
 	  --set model.grad_mode=phantom --set model.phantom_tau=1.0 --output runs/ethanol_phantom \
 	  --stop-at-step 400 --no-progress
 	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative runs/ethanol_explicit_L1 runs/ethanol_explicit \
-	  runs/ethanol_product8 runs/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13"
+	  runs/ethanol_product8 runs/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13" \
+	  --labels "DEQ (shipped ethanol_conservative)" "explicit, 1 layer" "explicit, 2 layers (shipped ethanol_explicit)" \
+	  "DEQ + many-body product (stopped)" "DEQ, phantom gradients (stopped)"
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
