@@ -9,16 +9,11 @@ from deqff.data.graph import neighbor_list
 from deqff.deq.config import SolverConfig
 from deqff.export.export import build_potential, load_potential
 from deqff.export.options import ExportOptions
-from deqff.export.testing import freeze, md_like_frames, tiny_model
+from deqff.export.testing import freeze, md_like_frames, openmm_inputs, tiny_model
 from deqff.models.config import FORCE_MODES
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
 KJ_PER_NM = EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM  # eV/Å -> kJ/mol/nm
-
-
-def openmm_inputs(frame: torch.Tensor) -> torch.Tensor:
-    """Positions as openmm-torch passes them: nm, float64, requiring grad."""
-    return (frame / NM_TO_ANGSTROM).clone().requires_grad_(True)
 
 
 @pytest.mark.parametrize("frozen", [False, True], ids=["scripted", "frozen"])

@@ -24,13 +24,14 @@ from deqff.export.testing import (
     ETHANOL_NUMBERS,
     freeze,
     md_like_frames,
+    openmm_inputs,
     tiny_model,
     write_checkpoint,
 )
 from deqff.models.config import FORCE_MODES
 from deqff.models.repulsion import INNER_FRACTION
 from deqff.train.repulsion import FIT_MARGIN
-from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+from deqff.units import EV_TO_KJ_PER_MOL
 
 #: r_outer of every pair in the test models: above the ethanol's C-H, C-C, C-O and O-H bonds, so the
 #: prior is active on the unmodified molecule (below the 3 Å cutoff of the tiny models).
@@ -55,10 +56,6 @@ def zbl_exports(tmp_path_factory: pytest.TempPathFactory):
         return cache[force_mode]
 
     return make
-
-
-def openmm_inputs(frame: torch.Tensor) -> torch.Tensor:
-    return (frame / NM_TO_ANGSTROM).clone().requires_grad_(True)
 
 
 @pytest.mark.parametrize("frozen", [False, True], ids=["scripted", "frozen"])

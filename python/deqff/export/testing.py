@@ -58,6 +58,13 @@ def md_like_frames(
     return frames
 
 
+def openmm_inputs(frame: torch.Tensor) -> torch.Tensor:
+    """Positions [N, 3] Å as openmm-torch passes them to a model: nm, float64, requiring grad."""
+    from deqff.units import NM_TO_ANGSTROM
+
+    return (frame.to(torch.float64) / NM_TO_ANGSTROM).clone().requires_grad_(True)
+
+
 def tiny_config(**overrides: Any) -> ModelConfig:
     """ModelConfig of a tiny model (TINY, inference tolerance 1e-6 relative); `overrides` win."""
     settings: dict[str, Any] = dict(TINY)
