@@ -66,6 +66,17 @@ SHIPPED_MODELS := ethanol_deq aspirin_deq aspirin_explicit ethanol_conservative 
 EXPORT_OPTIONS := --dtype float64 --tol 1e-4 --adjoint-tol 1e-4
 PRIOR_ethanol_conservative := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_ethanol_explicit := --repulsion zbl --repulsion-data data/ethanol.npz
+NOTE_ethanol_conservative := The default model of deqff simulate and make demo. Conservative forces (-dE/dx \
+  through the fixed point, exact by implicit differentiation), trained with the recipe of issue 13 \
+  (configs/ethanol_conservative.yaml). Accuracy above at the export's solver tolerance 1e-4: a DEQ is only as \
+  accurate as its solve (at the config's inference tolerance 1e-2 its energies are several times worse). The \
+  export carries the ZBL short-range prior, exactly zero on the training data. Its explicit twins trained with \
+  the same recipe are more accurate (ethanol_explicit, and a 1-layer stack with the same parameter count): \
+  benchmarks/RESULTS.md, Training recipes; MD stability over seeds: benchmarks/RESULTS.md.
+NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same block stacked twice with untied \
+  weights, the same recipe and epochs; conservative forces with exact gradients (no fixed point, so no warm \
+  starts). The export carries the ZBL short-range prior, exactly zero on the training data. DEQ vs this twin: \
+  benchmarks/RESULTS.md, Training recipes.
 models: setup
 	$(VENV)/bin/deqff data recipe standard
 	for name in $(SHIPPED_MODELS); do \
@@ -83,7 +94,8 @@ model-%: setup
 	cp runs/$*/checkpoints/best.pt models/$*.ckpt
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(EXPORT_OPTIONS) $(PRIOR_$*)
 	$(VENV)/bin/deqff card runs/$* --name $* --out models \
-	  --command "make model-$*  # deqff train configs/$*.yaml; deqff export ... $(EXPORT_OPTIONS) $(PRIOR_$*)"
+	  --command "make model-$*  # deqff train configs/$*.yaml; deqff export ... $(EXPORT_OPTIONS) $(PRIOR_$*)" \
+	  $(if $(NOTE_$*),--note "$(NOTE_$*)")
 
 # Re-measure benchmarks/RESULTS.md (several hours on 2 cores). Makes what is missing first: the
 # datasets, the shipped models' runs (as `make models`), the explicit stacks of other depths, an
