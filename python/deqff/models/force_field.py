@@ -158,21 +158,21 @@ class EquivariantForceField(torch.nn.Module):
         inputs = self.layer_inputs(positions, species, edge_index, shift_vectors)
         core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
         energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
-        prior_atoms, prior_forces = self.prior_energy(
-            positions, species, edge_index, shift_vectors, not needs_position_grad
-        )
-        if self.repulsion is not None:
-            atom_energy = atom_energy + prior_atoms
         if needs_position_grad:
             energy, _, _ = self.core.attach(energy, core, batch, num_graphs, None)
-            if self.repulsion is not None:
-                energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+        prior_forces = positions[:0]
+        if self.repulsion is not None:  # direct forces get the prior's own -dE/dx, the others its energy
+            prior_atoms, prior_forces = self.prior_energy(
+                positions, species, edge_index, shift_vectors, not needs_position_grad
+            )
+            atom_energy = atom_energy + prior_atoms
+            energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+        if needs_position_grad:
             grad = torch.autograd.grad([energy.sum()], [positions], create_graph=self.training)[0]
             forces = -grad if grad is not None else torch.zeros_like(positions)
         else:
             forces = self.force_head(core.z, species)
             if self.repulsion is not None:
-                energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
                 forces = forces + prior_forces
         return ForceFieldOutput(
             energy,
