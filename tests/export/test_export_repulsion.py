@@ -22,6 +22,7 @@ from deqff.export.options import ExportOptions
 from deqff.export.testing import (
     ETHANOL,
     ETHANOL_NUMBERS,
+    assert_matches_eager,
     freeze,
     md_like_frames,
     openmm_inputs,
@@ -70,11 +71,8 @@ def test_exported_equals_eager_with_the_prior_active(zbl_exports, ethanol, force
     module, meta = load_potential(zbl_exports(force_mode), numbers)
     if frozen:
         module = freeze(module)
-    for k, frame in enumerate(md_like_frames(positions, 4)):
-        energy, forces = module(openmm_inputs(frame))
-        energy_ref, forces_ref = eager(openmm_inputs(frame))
-        assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-11, abs=1e-9), f"step {k}"
-        torch.testing.assert_close(forces, forces_ref, rtol=1e-9, atol=1e-8)
+    frames = md_like_frames(positions, 4)
+    for frame, (energy, forces) in zip(frames, assert_matches_eager(module, eager, frames), strict=True):
         energy_plain, forces_plain = plain(openmm_inputs(frame))
         assert energy.item() - energy_plain.item() > 10.0 * EV_TO_KJ_PER_MOL, "the prior must be active"
         assert (forces - forces_plain).abs().max() > 10.0
