@@ -106,6 +106,12 @@ def _add_recipe(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=sorted(RECIPES), help="recipe name")
     p.add_argument("--out", type=Path, default=Path("data"), help="output folder (default %(default)s)")
     p.add_argument("--frames", type=int, default=None, help="override frames per dataset (quick trial runs)")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="DATASET",
+        help="generate only this dataset of the recipe (repeatable; e.g. --only aspirin)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_recipe)
 
@@ -116,7 +122,9 @@ def _recipe(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     try:
-        manifest = run_recipe(args.name, args.out, RunOptions(progress=not args.no_progress), args.frames)
+        manifest = run_recipe(
+            args.name, args.out, RunOptions(progress=not args.no_progress), args.frames, args.only
+        )
     except KeyboardInterrupt:
         print("\ninterrupted; rerun the same command to continue where it stopped")
         return 130

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,17 @@ def run_recipe(
     out_dir: str | os.PathLike = "data",
     options: RunOptions | None = None,
     n_frames: int | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Generate every dataset of recipe `name` into `out_dir` (existing outputs are kept, unfinished
-    ones continued) and write `<out_dir>/<name>.manifest.json`; returns the manifest."""
+    """Generate every dataset of recipe `name` (or the ones named in `only`) into `out_dir` (existing
+    outputs are kept, unfinished ones continued) and write `<out_dir>/<name>.manifest.json`; returns
+    the manifest (entries of datasets skipped by `only` are kept from the previous manifest)."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; available: {', '.join(RECIPES)}")
+    known = [item.name for item in RECIPES[name]]
+    unknown = sorted(set(only or ()) - set(known))
+    if unknown:
+        raise ValueError(f"recipe {name!r} has no dataset {', '.join(unknown)}; it has: {', '.join(known)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / f"{name}.manifest.json"
@@ -110,6 +117,10 @@ def run_recipe(
     for item in scaled(RECIPES[name], n_frames):
         path = out / f"{item.name}.npz"
         old_entry = old.get("datasets", {}).get(item.name, {})
+        if only and item.name not in only:
+            if old_entry and path.exists():
+                manifest["datasets"][item.name] = old_entry
+            continue
         seconds = old_entry.get("seconds")
         if not path.exists():
             t0 = time.perf_counter()

@@ -11,7 +11,10 @@ State layout: z [N, D] (rows = atoms of all samples), segment [N] int64 sample i
     SolverResult(z, iterations, nstep[B], abs_res[B], rel_res[B], converged[B], finite[B], trace, states)
     DEQ(func, forward_config, backward_config, grad_mode="ift"|"phantom"|"bptt", phantom_steps, tau,
         n_states, indices)(z0, inputs, segment, num_segments) -> (states, SolverResult)
+        .attach(fz, z, segment, num_segments) -> fz with the implicit gradient of a fixed point z
         correction_indices(max_iter, n_states, indices) -> iteration numbers of the returned states
+    implicit_state(deq, z0, inputs, readout, segment, num_segments) -> ImplicitState(z, g, energy, ...):
+        fixed point and adjoint with exact parameter gradients (training on -dE/dx, second order)
     apply_norm(module, "weight_norm"|"spectral_norm", names, **kw); prepare_norms / detach_norms /
         remove_norms(root); VariationalDropout(p); reset_stabilizers(func)
     jacobian_reg(func, z, inputs, n_samples) -> Tensor;  correction_loss(losses, gamma) -> Tensor
@@ -28,6 +31,7 @@ from .function import DEQFunction
 from .layer import DEQ, correction_indices
 from .norms import SpectralNorm, WeightNorm, apply_norm, detach_norms, prepare_norms, remove_norms
 from .regularizers import correction_loss, jacobian_reg
+from .second_order import ImplicitState, implicit_state
 from .segments import segment_norm, segment_sum
 from .solver import FixedPointSolver
 from .stabilizers import reset_stabilizers
@@ -38,6 +42,7 @@ __all__ = [
     "AdjointSolver",
     "DEQFunction",
     "FixedPointSolver",
+    "ImplicitState",
     "SolverConfig",
     "SolverResult",
     "SpectralNorm",
@@ -47,6 +52,7 @@ __all__ = [
     "correction_indices",
     "correction_loss",
     "detach_norms",
+    "implicit_state",
     "jacobian_reg",
     "prepare_norms",
     "remove_norms",

@@ -98,7 +98,13 @@ class DEQ(nn.Module):
 
     def _ift(self, z_star: Tensor, inputs: dict[str, Tensor], segment: Tensor, num_segments: int) -> Tensor:
         z = z_star.detach().requires_grad_()
-        fz = self.func(z, inputs)
+        return self.attach(self.func(z, inputs), z, segment, num_segments)
+
+    def attach(self, fz: Tensor, z: Tensor, segment: Tensor, num_segments: int) -> Tensor:
+        """fz [N, D] = F(z) computed from a leaf z [N, D] that holds a fixed point of F, re-attached
+        with the implicit gradient: same value; its backward solves g = g dF/dz + dL/dfz (adjoint
+        solver, VJPs through fz's graph) and passes g into fz's graph (to F's parameters and inputs).
+        F is any map with an autograd graph, also one that is itself a VJP of f (second order)."""
         if not fz.requires_grad:
             return fz
         return _IFTGrad.apply(fz, z, self, segment, num_segments)

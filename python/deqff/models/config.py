@@ -11,6 +11,7 @@ from deqff.deq.config import SolverConfig
 MODEL_TYPES = ("deq", "explicit")
 FORCE_MODES = ("direct", "conservative", "phantom")
 GRAD_MODES = ("ift", "phantom", "bptt")
+FORCE_TRAINING = ("exact", "fixed_adjoint")
 ENERGY_READOUTS = ("joint", "joint+detached")
 REPULSIONS = ("none", "zbl")
 
@@ -31,6 +32,11 @@ class ModelConfig:
     force_mode:          "direct" (l=1 head), "conservative" (-dE/dx, exact through the fixed point),
                          "phantom" (-dE/dx through `phantom_steps` damped steps after a no-grad solve).
     grad_mode:           how training differentiates through the DEQ: "ift", "phantom" or "bptt".
+    force_training:      parameter gradients of conservative DEQ forces under grad_mode "ift": "exact"
+                         (fixed point and adjoint differentiated implicitly, deqff.deq.second_order;
+                         two more implicit solves per step) or "fixed_adjoint" (both held fixed in the
+                         double backward: cheaper, but its gradient's cosine with the exact one is
+                         ~0.3 on ethanol, benchmarks/gradient_check.py). Old configs mean "exact".
     solver_train/solver_inference: forward solver settings (training is tight, inference relaxed).
     solver_backward:     adjoint solver settings for IFT.
     correction_states:   solver states returned for the fixed-point correction loss (1 = only z*).
@@ -61,6 +67,7 @@ class ModelConfig:
     depth: int = 4
     force_mode: str = "direct"
     grad_mode: str = "ift"
+    force_training: str = "exact"
     phantom_steps: int = 3
     phantom_tau: float = 0.8
     correction_states: int = 1
@@ -78,6 +85,8 @@ class ModelConfig:
             problems.append(f"force_mode={self.force_mode!r} (choose from {FORCE_MODES})")
         if self.grad_mode not in GRAD_MODES:
             problems.append(f"grad_mode={self.grad_mode!r} (choose from {GRAD_MODES})")
+        if self.force_training not in FORCE_TRAINING:
+            problems.append(f"force_training={self.force_training!r} (choose from {FORCE_TRAINING})")
         if self.energy_readout not in ENERGY_READOUTS:
             problems.append(f"energy_readout={self.energy_readout!r} (choose from {ENERGY_READOUTS})")
         if self.repulsion not in REPULSIONS:

@@ -6,13 +6,14 @@ With tied weights and a plain fixed-point solver, L iterations of the DEQ from z
 explicit stack of L copies of its layer.
 """
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from e3nn import o3
 from torch import Tensor
 
-from deqff.deq import DEQ, AdjointSolver, FixedPointSolver
+from deqff.deq import DEQ, AdjointSolver, FixedPointSolver, ImplicitState, implicit_state
 from deqff.models.config import ModelConfig
 from deqff.models.layer import InjectedLayer
 from deqff.nn.block import EquivariantBlock
@@ -150,12 +151,10 @@ class ImplicitCore(torch.nn.Module):
         return energy, result.z, result.iterations
 
     @torch.jit.unused
-    def train_forward(
-        self, inputs: dict[str, Tensor], batch: Tensor, num_graphs: int, z0: Tensor | None
-    ) -> CoreOutput:
-        """Training solve with gradients through the fixed point (eager only)."""
+    def training_deq(self) -> DEQ:
+        """The eager training wrapper of the layer with the config's training settings."""
         config = self.config
-        deq = DEQ(
+        return DEQ(
             self.solver.func,
             config.solver_train,
             config.solver_backward,
@@ -164,6 +163,27 @@ class ImplicitCore(torch.nn.Module):
             tau=config.phantom_tau,
             n_states=config.correction_states,
         )
+
+    @torch.jit.unused
+    def train_implicit_state(
+        self,
+        inputs: dict[str, Tensor],
+        readout: Callable[[Tensor], Tensor],
+        batch: Tensor,
+        num_graphs: int,
+        z0: Tensor | None,
+    ) -> ImplicitState:
+        """Training solve of z* and its adjoint for `readout`, both with exact parameter gradients
+        (deqff.deq.second_order; `inputs` without a graph to the positions)."""
+        start = z0 if z0 is not None else torch.zeros_like(inputs["injection"])
+        return implicit_state(self.training_deq(), start, inputs, readout, batch, num_graphs)
+
+    @torch.jit.unused
+    def train_forward(
+        self, inputs: dict[str, Tensor], batch: Tensor, num_graphs: int, z0: Tensor | None
+    ) -> CoreOutput:
+        """Training solve with gradients through the fixed point (eager only)."""
+        deq = self.training_deq()
         start = z0 if z0 is not None else torch.zeros_like(inputs["injection"])
         states, result = deq(start, inputs, batch, num_graphs)
         return CoreOutput(

@@ -69,6 +69,13 @@ class EquivariantForceField(torch.nn.Module):
         if config.energy_readout == "joint+detached":
             self.energy_correction = EnergyCorrectionHead(irreps_node, num_species, config.radial_hidden)
         self.force_head = DirectForceHead(irreps_node, num_species)
+        # Conservative DEQs trained by IFT get exact second-order gradients (deqff.deq.second_order).
+        self.exact_force_training: bool = (
+            config.model_type == "deq"
+            and config.force_mode == "conservative"
+            and config.grad_mode == "ift"
+            and config.force_training == "exact"
+        )
         # Short-range prior (config.repulsion); its r_outer table starts at the fallback radii and is
         # fitted on the training data (deqff.train.repulsion).
         self.repulsion: ZBLRepulsion | None = None
@@ -155,6 +162,10 @@ class EquivariantForceField(torch.nn.Module):
         needs_position_grad = self.force_mode != "direct"
         if needs_position_grad and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
+        if self.training and self.exact_force_training:
+            return self._train_exact_forces(
+                positions, species, edge_index, shift_vectors, batch, num_graphs, z0
+            )
         inputs = self.layer_inputs(positions, species, edge_index, shift_vectors)
         core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
         energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
@@ -183,4 +194,48 @@ class EquivariantForceField(torch.nn.Module):
             core.residual,
             core.converged,
             core.states,
+        )
+
+    @torch.jit.unused
+    def _train_exact_forces(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        z0: Tensor | None,
+    ) -> ForceFieldOutput:
+        """Training forward of a conservative DEQ whose forces have exact parameter gradients.
+
+        The fixed point z and adjoint g are solved on layer inputs built from detached positions
+        (graph to the parameters only); forces are then -d<g, f(z, x)>/dx at fixed z and g, from a
+        second evaluation of f on inputs built from `positions` [N, 3] (requires grad)."""
+        frozen = self.layer_inputs(positions.detach(), species, edge_index, shift_vectors)
+
+        def energy_of(z: Tensor) -> Tensor:
+            return self.readout(z, species, batch, num_graphs)[0]
+
+        state = self.core.train_implicit_state(frozen, energy_of, batch, num_graphs, z0)
+        live = self.layer_inputs(positions, species, edge_index, shift_vectors)
+        layer = self.core.solver.func
+        pairing = (state.g * layer(state.z, live)).sum()
+        forces = -torch.autograd.grad([pairing], [positions], create_graph=True)[0]
+        energy, atom_energy = self.readout(state.z, species, batch, num_graphs)
+        if self.repulsion is not None:  # no parameters: its energy and forces are constants here
+            prior_atoms, prior_forces = self.prior_energy(positions, species, edge_index, shift_vectors, True)
+            atom_energy = atom_energy + prior_atoms
+            energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+            forces = forces + prior_forces
+        solve = state.forward
+        return ForceFieldOutput(
+            energy,
+            atom_energy,
+            forces,
+            state.z.detach(),
+            solve.iterations,
+            solve.rel_res,
+            solve.converged,
+            [],
         )
