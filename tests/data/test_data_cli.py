@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from deqff.cli import main
 from deqff.data.formats import read
@@ -58,3 +59,20 @@ def test_recipe_quick(tmp_path: Path, capsys, monkeypatch) -> None:
     assert (tmp_path / "ethanol.npz").exists() and (tmp_path / "ethanol.splits.npz").exists()
     assert (tmp_path / "standard.manifest.json").exists()
     assert main(["data", "recipe", "standard", "--out", str(tmp_path), "--frames", "3", "--no-progress"]) == 0
+
+
+def test_recipe_only_generates_the_named_datasets(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+
+    from deqff.data import recipes
+
+    tiny = tuple(
+        dataclasses.replace(item, config=dataclasses.replace(item.config, equilibration_steps=4, stride=2))
+        for item in recipes.STANDARD[:2]
+    )
+    monkeypatch.setitem(recipes.RECIPES, "standard", tiny)
+    args = ["data", "recipe", "standard", "--out", str(tmp_path), "--frames", "3", "--no-progress"]
+    assert main([*args, "--only", tiny[1].name]) == 0
+    assert (tmp_path / f"{tiny[1].name}.npz").exists() and not (tmp_path / f"{tiny[0].name}.npz").exists()
+    with pytest.raises(ValueError, match="has no dataset nonsense"):
+        recipes.run_recipe("standard", tmp_path, n_frames=3, only=["nonsense"])
