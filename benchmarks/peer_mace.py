@@ -1,0 +1,277 @@
+"""The peer row (issue #13, item 5): MACE trained by its own CLI on a deqff run's split, same machine,
+same thread count, side by side with the deqff runs: force MAE vs training wall time on one PNG.
+
+MACE (mace-torch 0.3.16) pins e3nn 0.4.4, so it lives in its own venv, made by `setup` and kept out
+of the project's. Steps:
+
+    python benchmarks/peer_mace.py setup                      # .venv-mace: torch + mace-torch (pinned)
+    python benchmarks/peer_mace.py train --run runs/aspirin_deq --out benchmarks/peer/aspirin --epochs 40
+    python benchmarks/peer_mace.py report --peer benchmarks/peer/aspirin \
+        --runs runs/aspirin_deq runs/aspirin_explicit --labels "deqff DEQ" "deqff explicit"
+
+`train` writes the run's train/val/test frames as extended XYZ (REF_energy/REF_forces, eV and eV/Å),
+runs `mace_run_train` with one torch thread (32 channels, max_L 1, correlation 3, 2 interactions,
+r_max 5 Å, batch 5, lr 0.01 AMSGrad, EMA 0.99, E:F 1:100, float32: the settings of issue #13),
+timestamps every validation line it prints (curve.csv: epoch, wall seconds, validation force and
+energy MAE), then evaluates the final model on the test frames (test_metrics.json). `report` writes
+the "peer" section of benchmarks/RESULTS.md and benchmarks/peer.png from those files and the deqff run
+directories; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+VENV = ROOT / ".venv-mace"
+PINS = ("torch==2.13.0", "mace-torch==0.3.16")
+#: Validation line of mace_run_train with --error_table TotalMAE.
+EPOCH_LINE = re.compile(
+    r"Epoch (\d+): head: \S+, loss=\s*[\d.eE+-]+, MAE_E=\s*([\d.]+) meV, MAE_F=\s*([\d.]+) meV"
+)
+MACE_SETTINGS = (
+    "--model=MACE --num_channels=32 --max_L=1 --correlation=3 --num_interactions=2 --r_max=5.0 "
+    "--batch_size=5 --valid_batch_size=20 --lr=0.01 --amsgrad --ema --ema_decay=0.99 "
+    "--energy_weight=1.0 --forces_weight=100.0 --loss=weighted --default_dtype=float32 --device=cpu "
+    "--E0s=average --error_table=TotalMAE --eval_interval=1 --seed=0 --energy_key=REF_energy "
+    "--forces_key=REF_forces --num_workers=0"
+)
+
+
+def one_thread_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return env
+
+
+# -- setup ---------------------------------------------------------------------------------------------
+def setup(venv: Path) -> None:
+    """Create `venv` with the pinned torch and mace-torch (idempotent)."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
+    print(f"MACE venv ready: {venv} ({', '.join(PINS)})")
+
+
+# -- data ----------------------------------------------------------------------------------------------
+def write_split_xyz(run: Path, out: Path) -> dict[str, Path]:
+    """The run's train/val/test frames as extended XYZ files in `out` (REF_energy eV, REF_forces eV/Å)."""
+    import yaml
+
+    from deqff.data.elements import symbol
+    from deqff.data.formats import read
+    from deqff.train.datasets import read_run_splits
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    frames = read(ROOT / config["data"]["path"])
+    splits = read_run_splits(run / "splits.npz", frames.n_frames)
+    names = [symbol(int(z)) for z in frames.z]
+    paths = {}
+    for split in ("train", "val", "test"):
+        path = out / f"{split}.xyz"
+        with open(path, "w") as handle:
+            for k in splits[split]:
+                header = f"Properties=species:S:1:pos:R:3:REF_forces:R:3 REF_energy={float(frames.E[k])!r}"
+                handle.write(f'{frames.n_atoms}\n{header} pbc="F F F"\n')
+                for name, r, f in zip(names, frames.R[k], frames.F[k], strict=True):
+                    handle.write(f"{name} {' '.join(repr(float(x)) for x in (*r, *f))}\n")
+        paths[split] = path
+    return paths
+
+
+# -- train ---------------------------------------------------------------------------------------------
+def train(run: Path, out: Path, epochs: int, venv: Path) -> None:
+    """Train MACE on `run`'s split with one thread; write curve.csv, test_metrics.json, command.txt."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write_split_xyz(run, out)
+    work = out / "work"
+    command = [
+        str(venv / "bin" / "mace_run_train"),
+        "--name=mace",
+        f"--train_file={paths['train']}",
+        f"--valid_file={paths['val']}",
+        f"--max_num_epochs={epochs}",
+        f"--log_dir={work / 'logs'}",
+        f"--checkpoints_dir={work / 'checkpoints'}",
+        f"--results_dir={work / 'results'}",
+        f"--model_dir={work}",
+        *MACE_SETTINGS.split(),
+    ]
+    (out / "command.txt").write_text(shlex.join(command) + "\n")
+    rows = []
+    start = time.perf_counter()
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=one_thread_env(), cwd=out
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            match = EPOCH_LINE.search(line)
+            if match:
+                epoch, mae_e, mae_f = int(match[1]), float(match[2]), float(match[3])
+                rows.append({"epoch": epoch + 1, "time_s": round(time.perf_counter() - start, 1),
+                             "val_force_mae_meV_A": mae_f, "val_energy_mae_meV": mae_e})  # fmt: skip
+                print(f"MACE epoch {epoch + 1}/{epochs}: {rows[-1]['time_s'] / 60:.1f} min, val force MAE "
+                      f"{mae_f:.1f} meV/Å, energy {mae_e:.1f} meV", flush=True)  # fmt: skip
+    if process.returncode != 0:
+        raise RuntimeError(f"mace_run_train failed (exit {process.returncode}); see {work / 'logs'}")
+    with open(out / "curve.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    model = work / "mace.model"
+    metrics = evaluate(model, paths["test"], out, venv)
+    metrics.update(
+        epochs=epochs, training_time_s=rows[-1]["time_s"], parameters=count_mace_parameters(model, venv)
+    )
+    (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps(metrics, indent=2))
+
+
+def evaluate(model: Path, test: Path, out: Path, venv: Path) -> dict[str, float]:
+    """Test force/energy MAE of a MACE model file on extended XYZ `test` (REF_ keys)."""
+    from ase.io import read
+
+    predicted = out / "work" / "test_predicted.xyz"
+    subprocess.run(
+        [str(venv / "bin" / "mace_eval_configs"), f"--configs={test}", f"--model={model}",
+         f"--output={predicted}", "--default_dtype=float32", "--batch_size=20", "--device=cpu"],
+        check=True, env=one_thread_env(),
+    )  # fmt: skip
+    reference, images = read(test, ":"), read(predicted, ":")
+    energy = np.array(
+        [[r.info["REF_energy"], p.info["MACE_energy"]] for r, p in zip(reference, images, strict=True)]
+    )
+    forces = np.concatenate(
+        [
+            np.stack([r.arrays["REF_forces"], p.arrays["MACE_forces"]])
+            for r, p in zip(reference, images, strict=True)
+        ],
+        axis=1,
+    )
+    return {
+        "n_frames": len(images),
+        "energy_mae_meV": float(np.abs(energy[:, 0] - energy[:, 1]).mean() * 1000),
+        "force_mae_meV_A": float(np.abs(forces[0] - forces[1]).mean() * 1000),
+    }
+
+
+def count_mace_parameters(model: Path, venv: Path) -> int:
+    code = (
+        f"import torch; m = torch.load({str(model)!r}, weights_only=False); "
+        "print(sum(p.numel() for p in m.parameters()))"
+    )
+    result = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                            check=True, env=one_thread_env())  # fmt: skip
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+# -- report --------------------------------------------------------------------------------------------
+def report(
+    peer: Path, runs: list[Path], labels: list[str], title: str, results: Path, plot_path: Path
+) -> None:
+    from bench_recipe import read_run
+    from results_file import machine_line, write_section
+
+    summaries = [read_run(path, label) for path, label in zip(runs, labels, strict=True)]
+    with open(peer / "curve.csv") as handle:
+        curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    test = json.loads((peer / "test_metrics.json").read_text())
+    plot(summaries, curve, plot_path, title)
+    lines = [
+        f"MACE trained by `python benchmarks/peer_mace.py train` (its mace_run_train command line: "
+        f"`{peer / 'command.txt'}`); this section by `python benchmarks/peer_mace.py "
+        f"{' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
+        "",
+        machine_line() + " Every run trained with one torch thread, beside one other job.",
+        "",
+        "| model | parameters | epochs | training time | best val force MAE (meV/Å) "
+        "| test force / energy MAE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in summaries:
+        best = run.best
+        tested = (
+            f"{run.test['force_mae_meV_A']:.1f} / {run.test['energy_mae_meV']:.1f}"
+            if run.test
+            else "not finished"
+        )
+        minutes = run.rows[-1]["time_s"] / 60
+        lines.append(f"| {run.label} | {run.parameters:,} | {int(run.rows[-1]['epoch'])} | "
+                     f"{minutes:.1f} min | {best['val_force_mae_meV_A']:.1f} | {tested} |")  # fmt: skip
+    best = min(curve, key=lambda row: row["val_force_mae_meV_A"])
+    lines.append(f"| MACE (mace-torch 0.3.16) | {test['parameters']:,} | {test['epochs']} | "
+                 f"{test['training_time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} | "
+                 f"{test['force_mae_meV_A']:.1f} / {test['energy_mae_meV']:.1f} |")  # fmt: skip
+    lines += ["", f"![force MAE vs training time]({plot_path.name})"]
+    write_section(results, "peer", f"Peer: MACE, {title} (issue #13)", lines)
+    print("\n".join(lines))
+
+
+def plot(runs, curve: list[dict[str, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        ax.plot([r["time_s"] / 60 for r in run.rows], [r["val_force_mae_meV_A"] for r in run.rows],
+                marker="o", label=f"{run.label} ({run.parameters:,} parameters)")  # fmt: skip
+    ax.plot([r["time_s"] / 60 for r in curve], [r["val_force_mae_meV_A"] for r in curve], marker="s",
+            color="black", label="MACE")  # fmt: skip
+    ax.set_xlabel("training wall time (min, one torch thread)")
+    ax.set_ylabel("validation force MAE (meV/Å)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--venv", type=Path, default=VENV, help="MACE's own venv (default %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="create the MACE venv")
+    p = sub.add_parser("train", help="train MACE on a deqff run's split")
+    p.add_argument("--run", type=Path, required=True, help="deqff run directory whose split MACE uses")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=40)
+    p = sub.add_parser("report", help="RESULTS.md section and PNG")
+    p.add_argument("--peer", type=Path, required=True, help="output folder of `train`")
+    p.add_argument("--runs", nargs="+", type=Path, required=True)
+    p.add_argument("--labels", nargs="+", required=True)
+    p.add_argument("--title", default="aspirin")
+    p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    p.add_argument("--plot", type=Path, default=HERE / "peer.png")
+    args = parser.parse_args(argv)
+    if args.command == "setup":
+        setup(args.venv)
+    elif args.command == "train":
+        train(args.run, args.out, args.epochs, args.venv)
+    else:
+        report(args.peer, args.runs, args.labels, args.title, args.results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
