@@ -50,13 +50,21 @@ class RunSummary:
             model["model_type"],
             model["irreps_node"],
             f"forces {model['force_mode']}",
-            f"grad {model['grad_mode']}" if model["model_type"] == "deq" else f"depth {model['depth']}",
+            _gradients(model) if model["model_type"] == "deq" else f"depth {model['depth']}",
             f"product {model.get('product_channels', 0)}",
             f"batch {data['batch_size']}",
             f"E:F {train['energy_weight']:g}:{train['force_weight']:g}",
             f"lr {train['lr']:g}" + (" AMSGrad" if train.get("amsgrad") else ""),
         ]
         return ", ".join(parts)
+
+
+def _gradients(model: dict) -> str:
+    """'grad ift (exact)' / 'grad ift (fixed adjoint)' for conservative IFT runs, else 'grad MODE'."""
+    if model["grad_mode"] == "ift" and model["force_mode"] == "conservative":
+        exact = model.get("force_training", "exact") == "exact"
+        return f"grad ift ({'exact' if exact else 'fixed adjoint'})"
+    return f"grad {model['grad_mode']}"
 
 
 def read_run(path: Path, label: str) -> RunSummary:
@@ -133,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", nargs="+", default=None, help="one label per run (default: names)")
     parser.add_argument("--title", default="training recipes", help="plot title")
     parser.add_argument("--notes", nargs="*", default=[], help="lines of findings to print under the table")
+    parser.add_argument(
+        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
+    )
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--plot", type=Path, default=HERE / "recipe.png")
     args = parser.parse_args(argv)
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         *table(runs),
         "",
         *[f"- {note}" for note in args.notes],
+        *(args.notes_file.read_text().rstrip("\n").splitlines() if args.notes_file else []),
         "",
         f"![validation force MAE vs training time]({args.plot.name})",
     ]

@@ -97,19 +97,20 @@ def write_split_xyz(run: Path, out: Path) -> dict[str, Path]:
 # -- train ---------------------------------------------------------------------------------------------
 def train(run: Path, out: Path, epochs: int, venv: Path) -> None:
     """Train MACE on `run`'s split with one thread; write curve.csv, test_metrics.json, command.txt."""
+    out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     paths = write_split_xyz(run, out)
-    work = out / "work"
+    work = out / "work"  # paths in the command are relative to `out`, its working directory
     command = [
-        str(venv / "bin" / "mace_run_train"),
+        str(venv.resolve() / "bin" / "mace_run_train"),
         "--name=mace",
-        f"--train_file={paths['train']}",
-        f"--valid_file={paths['val']}",
+        f"--train_file={paths['train'].name}",
+        f"--valid_file={paths['val'].name}",
         f"--max_num_epochs={epochs}",
-        f"--log_dir={work / 'logs'}",
-        f"--checkpoints_dir={work / 'checkpoints'}",
-        f"--results_dir={work / 'results'}",
-        f"--model_dir={work}",
+        "--log_dir=work/logs",
+        "--checkpoints_dir=work/checkpoints",
+        "--results_dir=work/results",
+        "--model_dir=work",
         *MACE_SETTINGS.split(),
     ]
     (out / "command.txt").write_text(shlex.join(command) + "\n")

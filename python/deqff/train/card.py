@@ -108,7 +108,7 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
             f"({inference['stop_mode']}); on the test split (cold starts, the accuracy above) "
             f"{test['iters_mean']:.1f} iterations on average (max {test['iters_max']:.0f}), "
             f"{100 * test['converged_frac']:.0f}% converged.",
-            f"- Training: gradients `{model_cfg['grad_mode']}`, "
+            f"- Training: gradients `{model_cfg['grad_mode']}`{_force_training(model_cfg)}, "
             f"solver tol {model_cfg['solver_train']['tol']}, "
             f"{training['train_iters_mean']:.1f} iterations on average in the last epoch.",
         ]
@@ -167,3 +167,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--command", help="the exact commands that made the model (shown in the card)")
     parser.add_argument("--note", help="known limitations or status, in words (numbers come from the run)")
     parser.set_defaults(func=_run)
+
+
+def _force_training(model_cfg: dict[str, Any]) -> str:
+    """How a conservative IFT run differentiated its forces w.r.t. the parameters ('' otherwise)."""
+    if model_cfg["force_mode"] != "conservative" or model_cfg["grad_mode"] != "ift":
+        return ""
+    if model_cfg.get("force_training", "exact") == "exact":
+        return " with exact second-order force gradients"
+    return " with the adjoint held fixed in the force gradients (approximate second order)"
