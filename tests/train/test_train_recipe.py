@@ -89,3 +89,23 @@ def test_runs_written_before_new_model_keys_still_resume(make_config) -> None:
     assert resumed.state.step == 1
     with pytest.raises(ValueError, match=r"model\.product_channels"):
         Trainer(make_config("old-keys", **{"model.product_channels": 2}), resume=True)
+
+
+def test_resume_accepts_a_changed_inference_solver(make_config) -> None:
+    """model.solver_inference only sets validation and test solves: a resumed run may change it (and its
+    run directory then states the new one); a training solver change is still refused."""
+    from deqff.train.config import load_config
+
+    config = make_config("inference", **{"train.max_steps": 1, "train.epochs": 2})
+    Trainer(config).fit()
+    tight = {"method": "anderson", "max_iter": 30, "tol": 1.0e-4}
+    resumed = Trainer(
+        make_config(
+            "inference", **{"train.max_steps": 2, "train.epochs": 2, "model.solver_inference": tight}
+        ),
+        resume=True,
+    )
+    assert resumed.state.step == 1
+    assert load_config(resumed.paths.config, {}).model.solver_inference.tol == 1.0e-4
+    with pytest.raises(ValueError, match=r"model\.solver_train"):
+        Trainer(make_config("inference", **{"model.solver_train": tight}), resume=True)

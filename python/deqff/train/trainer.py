@@ -181,6 +181,7 @@ class Trainer:
         """Load everything `_payload` saved; the run's model and data settings must not have changed."""
         old = checkpoint["run_config"]
         new = self.config.to_dict()
+        rewrite = False
         for section in ("model", "data"):
             # Keys an older deqff did not write (e.g. model.repulsion) had their default value.
             defaults = ModelConfig().to_dict() if section == "model" else dataclasses.asdict(DataConfig())
@@ -189,6 +190,10 @@ class Trainer:
                 for k in set(old[section]) | set(new[section])
                 if old[section].get(k, defaults.get(k)) != new[section].get(k)
             )
+            if section == "model" and "solver_inference" in changed:  # only validation/test solves use it
+                log.warning("resuming with a changed model.solver_inference (validation and test solves)")
+                changed.remove("solver_inference")
+                rewrite = True
             if changed:
                 raise ValueError(
                     f"cannot resume {self.paths.last}: {section} settings changed since it was written "
@@ -197,6 +202,7 @@ class Trainer:
         changed = sorted(k for k in new["train"] if old["train"].get(k) != new["train"][k])
         if changed:
             log.warning("resuming with changed train settings: %s", ", ".join(changed))
+        if changed or rewrite:
             save_config(self.config, self.paths.config)  # the run directory states what is in effect
         self.model.load_state_dict(checkpoint["state_dict"])  # includes the heads' statistics buffers
         self.statistics = SpeciesStatistics.from_dict(checkpoint["statistics"])
