@@ -32,7 +32,8 @@ class DEQ(nn.Module):
     steps, before the final state. Stabilizers in func (norms, dropout masks) are reset once per call.
     Gradients are attached whenever grad mode is on (also in eval, e.g. forces by autograd, which
     then get dE/dx = dE/dx|explicit + g df/dx); under torch.no_grad() only the solve runs. In IFT
-    mode a double backward (create_graph, force training) holds g fixed: second order is approximate.
+    mode a double backward (create_graph, force training) holds g fixed: second order is approximate;
+    `deqff.deq.second_order.implicit_state` gives exact second-order gradients from `attach`.
     """
 
     def __init__(
