@@ -106,6 +106,8 @@ model-%: setup
 DEQFF := $(VENV)/bin/deqff
 BENCH := $(PY) benchmarks
 BENCH_DEPTHS := 1 2 8
+TIGHT_SOLVER := {method: anderson, max_iter: 30, tol: 1.0e-4, stop_mode: rel, m: 5}
+TIGHT_SOLVES := --set 'model.solver_train=$(TIGHT_SOLVER)' --set 'model.solver_backward=$(TIGHT_SOLVER)'
 benchmarks: build
 	test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
 	test -f data/aspirin_md500K_every_step.npz || $(DEQFF) data generate aspirin \
@@ -118,9 +120,9 @@ benchmarks: build
 	    --set model.depth=$$L --set train.num_threads=1 --output runs/aspirin_explicit_L$$L --no-progress \
 	    || exit 1; \
 	done
-	test -f runs/ethanol_explicit/test_metrics.json || $(DEQFF) train configs/ethanol_deq.yaml \
+	test -f runs/ethanol_direct_explicit/test_metrics.json || $(DEQFF) train configs/ethanol_deq.yaml \
 	  --set model.model_type=explicit --set model.depth=4 --set train.fpc_weight=0 \
-	  --set train.num_threads=1 --output runs/ethanol_explicit --no-progress
+	  --set train.num_threads=1 --output runs/ethanol_direct_explicit --no-progress
 	test -f runs/ethanol_conservative/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_conservative
 	test -f runs/ethanol_explicit/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_explicit
 	test -f runs/ethanol_explicit_L1/test_metrics.json || $(DEQFF) train configs/ethanol_explicit.yaml \
@@ -130,10 +132,30 @@ benchmarks: build
 	test -f runs/ethanol_phantom/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml \
 	  --set model.grad_mode=phantom --set model.phantom_tau=1.0 --output runs/ethanol_phantom \
 	  --stop-at-step 400 --no-progress
-	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative runs/ethanol_explicit_L1 runs/ethanol_explicit \
+	test -f runs/ethanol_conservative_fixed_adjoint/test_metrics.json || { $(DEQFF) train \
+	  configs/ethanol_conservative.yaml --set model.force_training=fixed_adjoint \
+	  --output runs/ethanol_conservative_fixed_adjoint --no-progress && $(DEQFF) train \
+	  configs/ethanol_conservative.yaml --output runs/ethanol_conservative_fixed_adjoint \
+	  --set model.force_training=fixed_adjoint --evaluate test --tol 1e-4 --save --no-progress; }
+	test -f runs/ethanol_exact_tight/test_metrics.json || { $(DEQFF) train configs/ethanol_conservative.yaml \
+	  $(TIGHT_SOLVES) --output runs/ethanol_exact_tight --no-progress && $(DEQFF) train \
+	  configs/ethanol_conservative.yaml $(TIGHT_SOLVES) --output runs/ethanol_exact_tight --evaluate test \
+	  --tol 1e-4 --save --no-progress; }
+	$(BENCH)/gradient_check.py --checkpoint models/ethanol_conservative.ckpt --batches 3 \
+	  --modes ift,ift-fixed,ift-tight,ift-fixed-tight,bptt40 --results benchmarks/RESULTS.md
+	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative runs/ethanol_exact_tight \
+	  runs/ethanol_conservative_fixed_adjoint runs/ethanol_explicit_L1 runs/ethanol_explicit \
 	  runs/ethanol_product8 runs/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13" \
-	  --labels "DEQ (shipped ethanol_conservative)" "explicit, 1 layer" "explicit, 2 layers (shipped ethanol_explicit)" \
-	  "DEQ + many-body product (stopped)" "DEQ, phantom gradients (stopped)"
+	  --labels "DEQ, exact gradients (shipped ethanol_conservative)" "DEQ, exact gradients, solves to 1e-4" \
+	  "DEQ, adjoint held fixed (previous ethanol_conservative)" "explicit, 1 layer" \
+	  "explicit, 2 layers (shipped ethanol_explicit)" "DEQ + many-body product (stopped)" \
+	  "DEQ, phantom gradients (stopped)" --notes-file benchmarks/recipe_notes.md
+	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
+	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/ethanol_conservative \
+	  --out benchmarks/peer/ethanol --epochs 12
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs runs/ethanol_conservative \
+	  runs/ethanol_explicit_L1 runs/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 1 layer" \
+	  "deqff explicit, 2 layers" --title ethanol
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
@@ -142,9 +164,9 @@ benchmarks: build
 	$(BENCH)/bench_deq_vs_explicit.py --runs runs/aspirin_deq runs/aspirin_explicit \
 	  $(foreach L,$(BENCH_DEPTHS),runs/aspirin_explicit_L$(L)) --structure aspirin --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
-	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_explicit/checkpoints/best.pt
+	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
 	$(BENCH)/bench_conservation.py --checkpoint models/ethanol_conservative.ckpt --structure ethanol \
-	  --tols 1e-2 1e-3 1e-4 1e-5 1e-6 --explicit runs/ethanol_explicit/checkpoints/best.pt
+	  --tols 1e-2 1e-3 1e-4 1e-5 1e-6 --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
 	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
