@@ -167,6 +167,10 @@ benchmarks: build
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs runs/ethanol_conservative \
 	  runs/ethanol_explicit_L1 runs/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 1 layer" \
 	  "deqff explicit, 2 layers" --title ethanol
+	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/aspirin_deq \
+	  --out benchmarks/peer/aspirin --epochs 12
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs runs/aspirin_deq runs/aspirin_explicit \
+	  --labels "deqff DEQ" "deqff explicit, 4 layers" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

@@ -14,7 +14,7 @@ runs `mace_run_train` with one torch thread (32 channels, max_L 1, correlation 3
 r_max 5 Å, batch 5, lr 0.01 AMSGrad, EMA 0.99, E:F 1:100, float32: the settings of issue #13),
 timestamps every validation line it prints (curve.csv: epoch, wall seconds, validation force and
 energy MAE), then evaluates the final model on the test frames (test_metrics.json). `report` writes
-the "peer" section of benchmarks/RESULTS.md and benchmarks/peer.png from those files and the deqff run
+the "peer_TITLE" section of benchmarks/RESULTS.md and benchmarks/peer_TITLE.png from those files and the deqff run
 directories; nothing is typed in.
 """
 
@@ -219,7 +219,7 @@ def report(
                  f"{test['training_time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} | "
                  f"{test['force_mae_meV_A']:.1f} / {test['energy_mae_meV']:.1f} |")  # fmt: skip
     lines += ["", f"![force MAE vs training time]({plot_path.name})"]
-    write_section(results, "peer", f"Peer: MACE, {title} (issue #13)", lines)
+    write_section(results, f"peer_{title}", f"Peer: MACE, {title} (issue #13)", lines)
     print("\n".join(lines))
 
 
@@ -263,14 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", nargs="+", required=True)
     p.add_argument("--title", default="aspirin")
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
-    p.add_argument("--plot", type=Path, default=HERE / "peer.png")
+    p.add_argument("--plot", type=Path, default=None, help="default benchmarks/peer_TITLE.png")
     args = parser.parse_args(argv)
     if args.command == "setup":
         setup(args.venv)
     elif args.command == "train":
         train(args.run, args.out, args.epochs, args.venv)
     else:
-        report(args.peer, args.runs, args.labels, args.title, args.results, args.plot)
+        plot_path = args.plot or HERE / f"peer_{args.title}.png"
+        report(args.peer, args.runs, args.labels, args.title, args.results, plot_path)
     return 0
 
 
