@@ -14,8 +14,8 @@ runs `mace_run_train` with one torch thread (32 channels, max_L 1, correlation 3
 r_max 5 Å, batch 5, lr 0.01 AMSGrad, EMA 0.99, E:F 1:100, float32: the settings of issue #13),
 timestamps every validation line it prints (curve.csv: epoch, wall seconds, validation force and
 energy MAE), then evaluates the final model on the test frames (test_metrics.json). `report` writes
-the "peer_TITLE" section of benchmarks/RESULTS.md and benchmarks/peer_TITLE.png from those files and the deqff run
-directories; nothing is typed in.
+the "peer_TITLE" section of benchmarks/RESULTS.md and benchmarks/peer_TITLE.png from those files and
+the deqff run directories; nothing is typed in.
 """
 
 from __future__ import annotations
