@@ -113,15 +113,21 @@ def table(runs: list[RunSummary]) -> list[str]:
 
 
 def plot(runs: list[RunSummary], path: Path, title: str) -> None:
+    curves = [(run.label, run.rows, {"marker": "o"}) for run in runs]
+    plot_force_curves(curves, path, title)
+
+
+def plot_force_curves(curves: list[tuple[str, list[dict[str, float]], dict]], path: Path, title: str) -> None:
+    """Validation force MAE vs training wall time, one line per (label, metric rows, plot style)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run in runs:
-        minutes = [row["time_s"] / 60 for row in run.rows]
-        ax.plot(minutes, [row["val_force_mae_meV_A"] for row in run.rows], marker="o", label=run.label)
+    for label, rows, style in curves:
+        minutes = [row["time_s"] / 60 for row in rows]
+        ax.plot(minutes, [row["val_force_mae_meV_A"] for row in rows], label=label, **style)
     ax.set_xlabel("training wall time (min, one torch thread)")
     ax.set_ylabel("validation force MAE (meV/Å)")
     ax.set_yscale("log")

@@ -224,26 +224,10 @@ def report(
 
 
 def plot(runs, curve: list[dict[str, float]], path: Path, title: str) -> None:
-    import matplotlib
+    from bench_recipe import plot_force_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for run in runs:
-        ax.plot([r["time_s"] / 60 for r in run.rows], [r["val_force_mae_meV_A"] for r in run.rows],
-                marker="o", label=f"{run.label} ({run.parameters:,} parameters)")  # fmt: skip
-    ax.plot([r["time_s"] / 60 for r in curve], [r["val_force_mae_meV_A"] for r in curve], marker="s",
-            color="black", label="MACE")  # fmt: skip
-    ax.set_xlabel("training wall time (min, one torch thread)")
-    ax.set_ylabel("validation force MAE (meV/Å)")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    curves = [(f"{run.label} ({run.parameters:,} parameters)", run.rows, {"marker": "o"}) for run in runs]
+    plot_force_curves([*curves, ("MACE", curve, {"marker": "s", "color": "black"})], path, title)
 
 
 def main(argv: list[str] | None = None) -> int:
