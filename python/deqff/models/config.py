@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deqff.deq.config import SolverConfig
+from deqff.nn.attention import AGGREGATIONS
 
 MODEL_TYPES = ("deq", "explicit")
 FORCE_MODES = ("direct", "conservative", "phantom")
@@ -24,10 +25,18 @@ class ModelConfig:
     elements:            chemical symbols the model knows; species index = position in this list.
     irreps_node:         e3nn irreps of node features (scalars first), e.g. "32x0e + 16x1o + 8x2e".
     lmax_sh:             max degree of the edge spherical harmonics.
+    radial_hidden:       width of the hidden layers of the radial MLPs (tensor-product weights from
+                         the Bessel basis; attention and energy MLPs use it too).
+    radial_layers:       hidden layers of each block's tensor-product-weight MLP (computed once per
+                         geometry, so depth here costs little in a DEQ; MACE uses 3 of 64).
     branch_scale:        initial LayerScale of the attention and feed-forward branches (small = contractive).
     blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
     product_channels:    0 = off; else channels of the many-body product (channel-wise tensor square of
                          the node features, MACE-style correlation 2) in each block's feed-forward.
+    aggregation:         how a block weighs its neighbors' messages (deqff.nn.attention): "gated_sum"
+                         (sigmoid gates, summed; smooth when atoms cross the cutoff) or "softmax"
+                         (Equiformer's weighted mean; the energy jumps when the neighbor list changes).
+                         Old configs mean "softmax".
     depth:               number of stacked layers (explicit model; untied copies of the same layer).
     force_mode:          "direct" (l=1 head), "conservative" (-dE/dx, exact through the fixed point),
                          "phantom" (-dE/dx through `phantom_steps` damped steps after a no-grad solve).
@@ -59,11 +68,13 @@ class ModelConfig:
     lmax_sh: int = 2
     num_basis: int = 8
     radial_hidden: int = 32
+    radial_layers: int = 1
     num_heads: int = 2
     avg_num_neighbors: float = 10.0
     branch_scale: float = 0.1
     blocks_per_layer: int = 1
     product_channels: int = 0
+    aggregation: str = "softmax"
     depth: int = 4
     force_mode: str = "direct"
     grad_mode: str = "ift"
@@ -91,6 +102,8 @@ class ModelConfig:
             problems.append(f"energy_readout={self.energy_readout!r} (choose from {ENERGY_READOUTS})")
         if self.repulsion not in REPULSIONS:
             problems.append(f"repulsion={self.repulsion!r} (choose from {REPULSIONS})")
+        if self.aggregation not in AGGREGATIONS:
+            problems.append(f"aggregation={self.aggregation!r} (choose from {AGGREGATIONS})")
         if not self.elements:
             problems.append("elements is empty")
         if self.cutoff <= 0:
@@ -99,6 +112,7 @@ class ModelConfig:
             "lmax_sh",
             "num_basis",
             "radial_hidden",
+            "radial_layers",
             "num_heads",
             "blocks_per_layer",
             "depth",

@@ -41,11 +41,13 @@ def make_layer(config: ModelConfig) -> InjectedLayer:
             o3.Irreps(config.irreps_node),
             irreps_sh,
             config.num_basis,
-            config.radial_hidden,
-            config.num_heads,
-            config.avg_num_neighbors,
-            config.branch_scale,
-            config.product_channels,
+            radial_hidden=config.radial_hidden,
+            num_heads=config.num_heads,
+            avg_num_neighbors=config.avg_num_neighbors,
+            branch_scale=config.branch_scale,
+            product_channels=config.product_channels,
+            aggregation=config.aggregation,
+            radial_layers=config.radial_layers,
         )
         for _ in range(config.blocks_per_layer)
     ]

@@ -1,6 +1,16 @@
 """Equivariant graph attention (Equiformer-style): tensor-product messages from each neighbor,
 weighted by attention computed from invariant features, summed over neighbors.
 
+Two ways to weigh the neighbors (`AGGREGATIONS`):
+* "softmax" (Equiformer): α_ij = softmax over j of the logits. The weights of the other neighbors
+  jump when an atom crosses the cutoff (its logit is finite there, so it enters the denominator
+  with a finite weight): the energy is discontinuous whenever the neighbor list changes, and a
+  weighted mean cannot count neighbors. Kept so that models trained with it load unchanged.
+* "gated_sum": α_ij = sigmoid(logit_ij) / avg_num_neighbors, summed as in NequIP and MACE. Every
+  message vanishes smoothly at the cutoff (its tensor-product weights are a bias-free MLP of the
+  enveloped radial basis), so the energy is smooth there, and the sum sees how many neighbors an
+  atom has.
+
 What depends only on the geometry (the tensor-product weights from the radial embedding, and the
 radial part of the attention MLP's first layer) is computed once per geometry by `edge_terms`, not
 in every application of the block: a DEQ applies the block 10-30 times per geometry.
@@ -13,6 +23,8 @@ from torch import Tensor
 
 from deqff.nn.irreps_tools import head_index, scalar_dim
 from deqff.nn.scatter import scatter_softmax, scatter_sum
+
+AGGREGATIONS = ("softmax", "gated_sum")
 
 
 def message_irreps(irreps_node: o3.Irreps, irreps_sh: o3.Irreps) -> tuple[o3.Irreps, list]:
@@ -37,8 +49,8 @@ def message_irreps(irreps_node: o3.Irreps, irreps_sh: o3.Irreps) -> tuple[o3.Irr
 class EquivariantGraphAttention(torch.nn.Module):
     """h [N, irreps_node] -> Σ_j α_ij W·TP(h_j, Y(r̂_ij); w(r_ij)) [N, irreps_node].
 
-    α_ij: softmax over the neighbors j of i, per head, of an MLP of (scalars of h_i, scalars of h_j,
-    radial embedding of r_ij). Channels of every irrep block are split evenly among the heads.
+    α_ij: per head, from the logits of an MLP of (scalars of h_i, scalars of h_j, radial embedding
+    of r_ij), by `aggregation` (module docstring). Channels of every irrep block are split evenly among the heads.
     The linear map W is applied after the sum over neighbors (per head: W is linear, so
     Σ_j α_ij W m_ij = W Σ_j α_ij m_ij), on N·heads rows instead of E rows.
     """
@@ -51,15 +63,21 @@ class EquivariantGraphAttention(torch.nn.Module):
         radial_hidden: int,
         num_heads: int,
         avg_num_neighbors: float,
+        aggregation: str = "softmax",
+        radial_layers: int = 1,
     ) -> None:
         super().__init__()
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation={aggregation!r}: choose from {AGGREGATIONS}")
+        self.use_softmax = aggregation == "softmax"
+        self.inv_num_neighbors = 1.0 / avg_num_neighbors
         irreps_node = o3.Irreps(irreps_node)
         irreps_message, instructions = message_irreps(irreps_node, irreps_sh)
         self.tp = o3.TensorProduct(
             irreps_node, irreps_sh, irreps_message, instructions, shared_weights=False, internal_weights=False
         )
         self.tp_weights = FullyConnectedNet(
-            [num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu
+            [num_basis] + [radial_hidden] * radial_layers + [self.tp.weight_numel], torch.nn.functional.silu
         )
         self.linear = o3.Linear(irreps_message, irreps_node)
         self.num_heads = num_heads
@@ -90,6 +108,12 @@ class EquivariantGraphAttention(torch.nn.Module):
         hidden = first.act(receiver_part[edge_index[1]] + sender_part[edge_index[0]] + radial_part)
         return self.attention_mlp[1](hidden)
 
+    def neighbor_weights(self, logits: Tensor, receiver: Tensor, num_nodes: int) -> Tensor:
+        """α [E, H] from the logits [E, H]: softmax over each receiver's edges, or gated sum."""
+        if self.use_softmax:
+            return scatter_softmax(logits, receiver, num_nodes)
+        return torch.sigmoid(logits) * self.inv_num_neighbors
+
     def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
         sender = edge_index[0]
         receiver = edge_index[1]
@@ -98,7 +122,7 @@ class EquivariantGraphAttention(torch.nn.Module):
         logits = self.attention_logits(
             h[:, : self.num_scalars], edge_index, edge_terms[:, self.num_tp_weights :]
         )
-        alpha = scatter_softmax(logits, receiver, num_nodes)  # [E, H]
+        alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
         messages = self.tp(h[sender], edge_sh, tp_weights)  # [E, M]
         if self.num_heads == 1:
             return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))

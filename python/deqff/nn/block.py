@@ -108,11 +108,20 @@ class EquivariantBlock(torch.nn.Module):
         avg_num_neighbors: float = 10.0,
         branch_scale: float = 0.1,
         product_channels: int = 0,
+        aggregation: str = "softmax",
+        radial_layers: int = 1,
     ) -> None:
         super().__init__()
         self.norm_attention = EquivariantLayerNorm(irreps_node)
         self.attention = EquivariantGraphAttention(
-            irreps_node, irreps_sh, num_basis, radial_hidden, num_heads, avg_num_neighbors
+            irreps_node,
+            irreps_sh,
+            num_basis,
+            radial_hidden,
+            num_heads,
+            avg_num_neighbors,
+            aggregation=aggregation,
+            radial_layers=radial_layers,
         )
         self.norm_feed_forward = EquivariantLayerNorm(irreps_node)
         self.feed_forward = GatedFeedForward(irreps_node, product_channels)
