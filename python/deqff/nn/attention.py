@@ -50,7 +50,8 @@ class EquivariantGraphAttention(torch.nn.Module):
     """h [N, irreps_node] -> Σ_j α_ij W·TP(h_j, Y(r̂_ij); w(r_ij)) [N, irreps_node].
 
     α_ij: per head, from the logits of an MLP of (scalars of h_i, scalars of h_j, radial embedding
-    of r_ij), by `aggregation` (module docstring). Channels of every irrep block are split evenly among the heads.
+    of r_ij), by `aggregation` (module docstring). Channels of every irrep block are split evenly
+    among the heads.
     The linear map W is applied after the sum over neighbors (per head: W is linear, so
     Σ_j α_ij W m_ij = W Σ_j α_ij m_ij), on N·heads rows instead of E rows.
     """
