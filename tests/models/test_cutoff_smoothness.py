@@ -19,9 +19,7 @@ CUTOFF = 4.0  # tiny_models.TINY
 def energy_at(model, separation: float) -> float:
     """Energy (eV) of a bonded pair at the origin plus a third atom at `separation` Å from atom 0
     (atom 1 is on the far side, so only the 0-2 pair crosses the cutoff)."""
-    positions = torch.tensor(
-        [[0.0, 0.0, 0.0], [-1.1, 0.3, 0.0], [separation, 0.4, 0.2]], dtype=torch.float64
-    )
+    positions = torch.tensor([[0.0, 0.0, 0.0], [-1.1, 0.3, 0.0], [separation, 0.4, 0.2]], dtype=torch.float64)
     positions[2] *= separation / positions[2].norm()
     species = torch.tensor([1, 0, 2])
     edge_index, shifts = neighbor_list(positions, CUTOFF)
