@@ -39,9 +39,23 @@ def test_generate_split_info_convert(tmp_path: Path, capsys) -> None:
     np.testing.assert_array_equal(read(xyz).F, frames.F)
 
     md17 = tmp_path / "md17.npz"
-    np.savez(md17, z=frames.z, R=frames.R, E=frames.E * EV_TO_KCAL_PER_MOL, F=frames.F * EV_TO_KCAL_PER_MOL)
+    kcal = {"E": frames.E * EV_TO_KCAL_PER_MOL, "F": frames.F * EV_TO_KCAL_PER_MOL}
+    np.savez(md17, z=frames.z, R=frames.R, name="water", theory="GFN2-xTB", **kcal)  # published keys
     assert main(["data", "convert", str(md17), str(tmp_path / "back.npz")]) == 0
+    assert "units: file in Angstrom, kcal/mol" in capsys.readouterr().out
     np.testing.assert_allclose(read(tmp_path / "back.npz").E, frames.E, rtol=1e-14)
+
+
+def test_info_prints_units_and_needs_them_declared(tmp_path: Path, capsys, frames) -> None:
+    path = tmp_path / "own.npz"
+    np.savez(path, z=frames.z, R=frames.R, E=frames.E, F=frames.F)  # eV, no unit keys
+    assert main(["data", "info", str(path)]) == 2
+    assert "deqff data: " in (err := capsys.readouterr().err) and "does not declare its units" in err
+    assert main(["data", "info", str(path), "--energy-unit", "eV"]) == 0
+    assert "units: file in Angstrom, eV (read as Å, eV, eV/Å)" in capsys.readouterr().out
+    assert main(["data", "split", str(path), "--energy-unit", "eV", "--length-unit", "Ang"]) == 0
+    assert main(["data", "info", str(path), "--energy-unit", "kcal/mol"]) == 0
+    assert "units: file in Angstrom, kcal/mol" in capsys.readouterr().out
 
 
 def test_recipe_quick(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -107,12 +107,50 @@ def test_rmd17_keys(tmp_path: Path, frames: Frames) -> None:
 
 def test_unit_override_and_units_in_metadata(tmp_path: Path, frames: Frames) -> None:
     np.savez(tmp_path / "ev.npz", z=frames.z, R=frames.R, E=frames.E, F=frames.F)
-    as_md17 = read(tmp_path / "ev.npz")  # no unit information: MD17 convention (kcal/mol)
-    np.testing.assert_allclose(as_md17.E, frames.E * KCAL_PER_MOL_TO_EV)
+    as_kcal = read(tmp_path / "ev.npz", energy_unit="kcal/mol")
+    np.testing.assert_allclose(as_kcal.E, frames.E * KCAL_PER_MOL_TO_EV)
+    assert as_kcal.metadata["source_units"] == {"length": "Angstrom", "energy": "kcal/mol"}
     assert_same(frames, read(tmp_path / "ev.npz", energy_unit="eV"))
-    nm = read(tmp_path / "ev.npz", energy_unit="eV", length_unit="nm")
-    np.testing.assert_allclose(nm.R, frames.R * 10.0)
-    np.testing.assert_allclose(nm.F, frames.F / 10.0)
+    np.savez(tmp_path / "nm.npz", z=frames.z, R=frames.R / 10.0, E=frames.E, F=frames.F * 10.0)
+    nm = read(tmp_path / "nm.npz", energy_unit="eV", length_unit="nm")
+    assert_same(frames, nm, atol=1e-12)
+    assert nm.metadata["source_units"] == {"length": "nm", "energy": "eV"}
+
+
+def test_undeclared_units_are_an_error_showing_both_readings(tmp_path: Path, frames: Frames) -> None:
+    """An MD17-style file in eV without unit keys is not read as kcal/mol (issue 16's trap)."""
+    np.savez(tmp_path / "ev.npz", z=frames.z, R=frames.R, E=frames.E, F=frames.F)
+    rms = float(np.sqrt(np.mean(frames.F**2)))
+    with pytest.raises(ValueError, match="does not declare its units") as error:
+        read(tmp_path / "ev.npz")
+    message = str(error.value)
+    assert f"{rms:.4g} eV/Å" in message and f"{rms * KCAL_PER_MOL_TO_EV:.4g} eV/Å" in message
+    for fix in ("e_unit", "--energy-unit", "data.units", "deqff data convert"):
+        assert fix in message
+    # rMD17 key names alone are not the published rMD17 file (old_indices etc. are missing).
+    rmd17_names = {"nuclear_charges": frames.z, "coords": frames.R, "energies": frames.E, "forces": frames.F}
+    np.savez(tmp_path / "r.npz", **rmd17_names)
+    with pytest.raises(ValueError, match="does not declare its units"):
+        read(tmp_path / "r.npz")
+    # An energy unit alone declares the file (lengths in Å); unlabeled files need no energy unit.
+    np.savez(tmp_path / "e_unit.npz", z=frames.z, R=frames.R, E=frames.E, F=frames.F, e_unit="eV")
+    assert_same(frames, read(tmp_path / "e_unit.npz"))
+    np.savez(tmp_path / "positions.npz", z=frames.z, R=frames.R)
+    np.testing.assert_array_equal(read(tmp_path / "positions.npz").R, frames.R)
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_positions_in_nm_read_as_angstrom_are_an_error(tmp_path: Path, make_frames, periodic: bool) -> None:
+    frames = make_frames(periodic=periodic)
+    np.savez(tmp_path / "nm.npz", z=frames.z, R=frames.R / 10.0, E=frames.E, F=frames.F, e_unit="eV")
+    if periodic:
+        np.savez(
+            tmp_path / "nm.npz", z=frames.z, R=frames.R / 10.0, E=frames.E, F=frames.F, e_unit="eV",
+            cell=frames.cell / 10.0, pbc=frames.pbc,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match=r"look like nm taken as Å.*--length-unit nm"):
+        read(tmp_path / "nm.npz")
+    assert read(tmp_path / "nm.npz", length_unit="nm").n_frames == frames.n_frames
 
 
 def test_clear_errors(tmp_path: Path, frames: Frames) -> None:
@@ -125,7 +163,7 @@ def test_clear_errors(tmp_path: Path, frames: Frames) -> None:
         read(tmp_path / "missing.npz")
     broken = frames.R.copy()
     broken[3, 2, 1] = np.nan
-    np.savez(tmp_path / "nan.npz", z=frames.z, R=broken, E=frames.E, F=frames.F)
+    np.savez(tmp_path / "nan.npz", z=frames.z, R=broken, E=frames.E, F=frames.F, e_unit="eV")
     with pytest.raises(ValueError, match=r"R has NaN or infinite values in frames \[3\]"):
         read(tmp_path / "nan.npz")
     write(tmp_path / "set.npz", frames)

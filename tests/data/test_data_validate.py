@@ -71,3 +71,20 @@ def test_check_elements_and_finite_standalone() -> None:
     with pytest.raises(ValueError, match=r"unknown element.*Cl"):
         check_elements(torch.tensor([1, 17, 17]), [1, 8])
     check_finite(torch.zeros(3, 3))
+
+
+@pytest.mark.parametrize("scripted", [False, True])
+def test_positions_in_nm_name_the_unit_mix_up(scripted: bool) -> None:
+    """Bonds all ~10x too short: nm read as Å (even water, whose O-H of 0.096 "Å" is below the
+    0.1 Å overlap limit); atoms on top of each other stay the overlap error."""
+    check = torch.jit.script(check_positions) if scripted else check_positions
+    error = torch.jit.Error if scripted else ValueError
+    positions, numbers = water_dimer()
+    for nm, z in ((positions / 10.0, numbers), (positions[:3] / 10.0, numbers[:3])):
+        edge_index, shifts = neighbor_list(nm, 5.0)
+        with pytest.raises(error, match=r"every atom has a neighbor closer than 0\.5 Å.*look like nm"):
+            check(nm, z, [1, 8], edge_index, edge_vectors(nm, edge_index, shifts), 0.1)
+    doubled = torch.cat([positions, positions + 0.001])
+    edge_index, shifts = neighbor_list(doubled, 5.0)
+    with pytest.raises(error, match=r"0\.0017 Å apart.*overlapping atoms"):
+        check(doubled, numbers.repeat(2), [1, 8], edge_index, edge_vectors(doubled, edge_index, shifts), 0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from train_fixtures import TINY_CONFIG
 
@@ -25,6 +26,26 @@ def test_train_then_evaluate(tiny_dataset: Path, tmp_path: Path, capsys: pytest.
     assert main(args) == 2  # the run exists: --resume or --overwrite
     assert "--resume" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0  # already finished: nothing to do
+
+
+def test_dataset_units_must_be_declared_and_are_printed(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A plain z/R/E/F npz (eV, no unit keys) is refused until data.units names its units."""
+    with np.load(tiny_dataset) as data:
+        np.savez(tmp_path / "plain.npz", **{key: data[key] for key in ("z", "R", "E", "F")})
+    sets = [f"data.path={tmp_path / 'plain.npz'}", "data.splits={train: 8, val: 4}", "train.max_steps=1",
+            "output.plot=false"]  # fmt: skip
+    args = ["train", str(TINY_CONFIG), "--output", str(tmp_path / "run"), "--no-progress"]
+    args += [item for s in sets for item in ("--set", s)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "does not declare its units" in err and "data.units" in err
+    args += ["--set", "data.units={energy: eV}"]
+    assert main(args) == 0
+    assert "file units Angstrom, eV (read as Å, eV, eV/Å)" in capsys.readouterr().err
+    assert main([*args, "--evaluate", "val"]) == 0  # reads the dataset with the same units
+    assert json.loads(capsys.readouterr().out)["n_frames"] == 4
 
 
 def test_config_errors_exit_2_with_the_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -68,6 +68,8 @@ def test_unknown_section(tmp_path: Path) -> None:
             r"data\.split_mode='shuffled' \(choose from \['temporal'",
         ),
         ({"data.splits": {"train": 5}}, r"data\.splits lacks part\(s\) \['val'\]"),
+        ({"data.units": {"energy": "furlongs"}}, r"data\.units\.energy: unknown unit 'furlongs'"),
+        ({"data.units": {"mass": "g"}}, r"data\.units\.mass \(allowed keys: \['energy', 'length'\]\)"),
         ({"model.force_mode": "magic"}, r"section 'model': invalid model config: force_mode='magic'"),
         ({"model.irreps": "8x0e"}, r"section 'model': unknown model config key\(s\) \['irreps'\]"),
         ({"model.correction_states": 1}, r"train\.fpc_weight > 0 needs model\.correction_states >= 2"),

@@ -6,8 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deqff.data.structures import MOLECULES
+
+if TYPE_CHECKING:
+    from deqff.data.dataset import Frames
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
@@ -149,14 +153,45 @@ def _add_split(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test", type=_size, default=0.1, help="fraction (0.1) or frame count")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--gap", type=int, default=0, help="frames left out between temporal blocks")
+    _add_unit_options(p)
     p.set_defaults(func=_split)
 
 
-def _split(args: argparse.Namespace) -> int:
+def _add_unit_options(p: argparse.ArgumentParser) -> None:
+    """--energy-unit / --length-unit: the file's units (needed when it does not declare them)."""
+    p.add_argument(
+        "--energy-unit",
+        default=None,
+        help="the file's energy unit (eV, kcal/mol, kJ/mol, Hartree; forces in it per length unit); "
+        "overrides what the file declares, required when it declares nothing",
+    )
+    p.add_argument("--length-unit", default=None, help="the file's length unit (Angstrom, nm, Bohr)")
+
+
+def _read(path: Path, args: argparse.Namespace) -> Frames | None:
+    """The dataset at `path` in the units of --energy-unit/--length-unit; None (message printed) if
+    it cannot be read as given, e.g. a file that does not declare its units."""
     from deqff.data.formats import read
+
+    try:
+        return read(path, energy_unit=args.energy_unit, length_unit=args.length_unit)
+    except ValueError as error:
+        print(f"deqff data: {error}", file=sys.stderr)
+        return None
+
+
+def _source_units(frames: Frames) -> str:
+    """The units the file was read in, for printing."""
+    units = frames.metadata.get("source_units", {})
+    return f"units: file in {units.get('length')}, {units.get('energy')} (read as Å, eV, eV/Å)"
+
+
+def _split(args: argparse.Namespace) -> int:
     from deqff.data.splits import load_splits, split_dataset
 
-    frames = read(args.dataset)
+    frames = _read(args.dataset, args)
+    if frames is None:
+        return 2
     sizes = {"train": args.train, "val": args.val, "test": args.test}
     path = split_dataset(args.dataset, frames.n_frames, sizes, args.mode, args.seed, args.gap)
     parts = load_splits(args.dataset, frames.n_frames)
@@ -167,19 +202,20 @@ def _split(args: argparse.Namespace) -> int:
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a dataset file (npz: deqff, MD17, rMD17; extxyz)")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--energy-unit", default=None, help="override the file's energy unit")
-    p.add_argument("--length-unit", default=None, help="override the file's length unit")
+    _add_unit_options(p)
     p.set_defaults(func=_info)
 
 
 def _info(args: argparse.Namespace) -> int:
     import json
 
-    from deqff.data.formats import read
     from deqff.data.splits import splits_path
 
-    frames = read(args.dataset, energy_unit=args.energy_unit, length_unit=args.length_unit)
+    frames = _read(args.dataset, args)
+    if frames is None:
+        return 2
     print(frames.summary())
+    print(_source_units(frames))
     print(json.dumps(frames.metadata, indent=2, sort_keys=True, default=str))
     if splits_path(args.dataset).exists():
         print(f"splits: {splits_path(args.dataset)}")
@@ -190,17 +226,18 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert between npz (deqff/MD17/rMD17) and extxyz, into Å and eV")
     p.add_argument("source", type=Path)
     p.add_argument("target", type=Path)
-    p.add_argument("--energy-unit", default=None, help="override the source's energy unit")
-    p.add_argument("--length-unit", default=None, help="override the source's length unit")
+    _add_unit_options(p)
     p.set_defaults(func=_convert)
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from deqff.data.formats import read, write
+    from deqff.data.formats import write
 
-    frames = read(args.source, energy_unit=args.energy_unit, length_unit=args.length_unit)
+    frames = _read(args.source, args)
+    if frames is None:
+        return 2
     write(args.target, frames)
-    print(f"wrote {args.target}: {frames.summary()}")
+    print(f"wrote {args.target}: {frames.summary()}; {_source_units(frames)}")
     return 0
 
 

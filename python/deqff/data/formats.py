@@ -8,7 +8,12 @@ seed, units, ...). Readers also accept the published key conventions:
   the file says otherwise in `e_unit` / `r_unit`;
 * rMD17: `nuclear_charges`, `coords`, `energies`, `forces` (kcal/mol, Å).
 
+Units are never guessed: a file that neither declares its units (deqff `metadata`, `e_unit` /
+`r_unit`) nor carries the keys of the published MD17 (`name`, `theory`, `md5`, `type`) or rMD17
+(`old_indices`, `old_energies`, `old_forces`) files is an error unless the caller names the units
+(`energy_unit` / `length_unit`; `deqff data ... --energy-unit`, `data.units` in a training config).
 Everything is converted to Å and eV on reading; `metadata["source_units"]` records the file's units.
+A molecule whose atoms all sit closer than 0.5 Å to a neighbor (positions in nm read as Å) is an error.
 Extended XYZ is written with full float precision (readable by ASE) and read with ASE.
 """
 
@@ -20,17 +25,24 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import torch
 
 from deqff.data.atomic import atomic_save_npz, atomic_write
 from deqff.data.dataset import INTERNAL_UNITS, Frames
 from deqff.data.elements import symbols
-from deqff.units import energy_factor, length_factor
+from deqff.data.graph import neighbor_list
+from deqff.data.validate import MIN_NEIGHBOR_DISTANCE, check_length_scale
+from deqff.units import KCAL_PER_MOL_TO_EV, energy_factor, length_factor
 
 #: Formats by file suffix.
 SUFFIXES: dict[str, str] = {".npz": "npz", ".xyz": "extxyz", ".extxyz": "extxyz"}
 
-#: Units assumed for MD17-style files that do not name their units (the published convention).
+#: Units of the published MD17 / rMD17 files (used only for files recognized by their keys).
 MD17_UNITS: dict[str, str] = {"length": "Angstrom", "energy": "kcal/mol"}
+#: Keys only the published MD17 / sGDML files carry (besides z, R, E, F).
+MD17_KEYS: frozenset[str] = frozenset({"name", "theory", "md5", "type"})
+#: Keys only the published rMD17 files carry (besides nuclear_charges, coords, energies, forces).
+RMD17_KEYS: frozenset[str] = frozenset({"old_indices", "old_energies", "old_forces"})
 
 _UNIT_ALIASES: dict[str, str] = {
     "ev": "eV",
@@ -87,7 +99,46 @@ def _to_internal(frames: Frames, length_unit: str, energy_unit: str) -> Frames:
         frames.F = frames.F * (ef / lf)
     frames.metadata["source_units"] = {"length": length_unit, "energy": energy_unit}
     frames.metadata["units"] = dict(INTERNAL_UNITS)
+    _check_length_scale(frames, length_unit)
     return frames
+
+
+def _check_length_scale(frames: Frames, length_unit: str) -> None:
+    """Raise if every atom of the first frame has a neighbor closer than 0.5 Å (nm read as Å)."""
+    if frames.n_frames == 0 or frames.n_atoms < 2:
+        return
+    positions = torch.as_tensor(frames.R[0])
+    cell = None if frames.cell is None or not frames.periodic else torch.as_tensor(frames.cell[0])
+    pbc = torch.as_tensor(frames.pbc) if cell is not None else None
+    edge_index, shifts = neighbor_list(positions, MIN_NEIGHBOR_DISTANCE, cell, pbc)
+    vectors = positions[edge_index[0]] - positions[edge_index[1]]
+    if cell is not None:
+        vectors = vectors + shifts @ cell
+    check_length_scale(
+        edge_index,
+        vectors,
+        frames.n_atoms,
+        torch.as_tensor(frames.z),
+        MIN_NEIGHBOR_DISTANCE,
+        f"frame 0 was read in {length_unit}: if the file is in nm, declare it with an r_unit key, "
+        "--length-unit nm (`deqff data`) or data.units: {length: nm} in a training config",
+    )
+
+
+def _undeclared_units(F: np.ndarray, source: str | None) -> ValueError:
+    """The error for a file without unit information: its force scale under both readings."""
+    rms = float(np.sqrt(np.mean(np.square(np.asarray(F, dtype=np.float64)))))
+    name = source or "the dataset"
+    return ValueError(
+        f"{name} does not declare its units (no e_unit/r_unit keys, no deqff metadata) and is not a "
+        "published MD17/rMD17 file (their keys name/theory/md5/type or old_indices/old_energies are "
+        "missing), so its energies cannot be read without a guess. RMS force component if the file is "
+        f"in eV and eV/Å: {rms:.4g} eV/Å; if in kcal/mol and kcal/mol/Å: {rms * KCAL_PER_MOL_TO_EV:.4g} "
+        "eV/Å. Declare the units: add keys to the file (e.g. e_unit='eV', r_unit='Ang'), pass "
+        "--energy-unit eV (or kcal/mol) and --length-unit to `deqff data info/convert/split`, or set "
+        "data.units: {energy: eV, length: Angstrom} in the training config; "
+        "`deqff data convert FILE OUT.npz --energy-unit eV` writes a copy that declares them"
+    )
 
 
 # -- npz ---------------------------------------------------------------------------------------------
@@ -123,15 +174,19 @@ def frames_from_arrays(
 ) -> Frames:
     """`Frames` from the arrays of an npz file (deqff, MD17/sGDML or rMD17 keys), in Å and eV.
 
-    `length_unit` / `energy_unit` override the units the file declares (or the MD17 default).
+    `length_unit` / `energy_unit` override the units the file declares. A labeled file that does
+    not declare its energy unit and is not a published MD17/rMD17 file (recognized by its keys) is
+    a ValueError showing both readings; a declared energy unit without a length unit means Å.
     """
     keys = set(data.keys())
+    units: dict[str, str] = {}
     if {"nuclear_charges", "coords"} <= keys:  # rMD17
         z, R = data["nuclear_charges"], data["coords"]
         E = data["energies"] if "energies" in keys else None
         F = data["forces"] if "forces" in keys else None
         meta: dict[str, Any] = {"source": source, "format": "rMD17"}
-        units = dict(MD17_UNITS)
+        if keys & RMD17_KEYS:
+            units = dict(MD17_UNITS)
     elif {"z", "R"} <= keys:
         z, R = data["z"], data["R"]
         E = data["E"] if "E" in keys else None
@@ -141,7 +196,8 @@ def frames_from_arrays(
             units = {"length": meta["units"]["length"], "energy": meta["units"]["energy"]}
         else:  # MD17 / sGDML
             meta = {"source": source, "format": "MD17"}
-            units = dict(MD17_UNITS)
+            if keys & MD17_KEYS:
+                units = dict(MD17_UNITS)
             if "r_unit" in keys:
                 units["length"] = _text(data["r_unit"])
             if "e_unit" in keys:
@@ -158,6 +214,12 @@ def frames_from_arrays(
         )
     if E is not None and F is None:
         raise ValueError("the file has energies but no forces; deqff datasets need both (or neither)")
+    energy_unit = energy_unit or units.get("energy")
+    if energy_unit is None:
+        if F is not None:
+            raise _undeclared_units(F, source)
+        energy_unit = "eV"  # unlabeled: no energies to convert
+    length_unit = length_unit or units.get("length", "Angstrom")
     frames = Frames(
         z=z,
         R=R,
@@ -167,7 +229,7 @@ def frames_from_arrays(
         pbc=data["pbc"] if "pbc" in keys else np.zeros(3, dtype=bool),
         metadata=meta,
     )
-    return _to_internal(frames, length_unit or units["length"], energy_unit or units["energy"])
+    return _to_internal(frames, length_unit, energy_unit)
 
 
 def read_npz(

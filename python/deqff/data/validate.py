@@ -12,6 +12,9 @@ from deqff.data.graph import check_cell, format_length
 
 #: Default closest allowed distance between two atoms (Å).
 DEFAULT_MIN_DISTANCE: float = 0.1
+#: No atom in real matter has all its neighbors this close (Å; H2's bond is 0.74 Å): when every atom
+#: has a neighbor closer than this, the positions are in nm read as Å (bonds 10x too short).
+MIN_NEIGHBOR_DISTANCE: float = 0.5
 
 
 def element_symbol(z: int) -> str:
@@ -87,6 +90,38 @@ def check_min_distance(
         )
 
 
+def check_length_scale(
+    edge_index: Tensor,
+    edge_vectors: Tensor,
+    n_atoms: int,
+    atomic_numbers: Tensor | None = None,
+    threshold: float = MIN_NEIGHBOR_DISTANCE,
+    fix: str = "pass positions in Å (multiply nm by 10)",
+) -> None:
+    """Raise if every one of `n_atoms` (>= 2) atoms has a neighbor closer than `threshold` Å, the
+    farthest of these nearest neighbors being at least threshold / 10 away: bonds ~10x too short,
+    positions in nm where Å are expected (atoms on top of each other are `check_min_distance`'s
+    error). Uses radius-graph edges as `check_min_distance`; `fix` ends the message."""
+    if n_atoms < 2 or edge_vectors.shape[0] == 0:
+        return
+    lengths = torch.linalg.norm(edge_vectors, dim=-1)
+    nearest = torch.full((n_atoms,), float("inf"), dtype=lengths.dtype, device=lengths.device)
+    nearest = nearest.scatter_reduce(0, edge_index[1], lengths, reduce="amin")
+    k = int(torch.argmax(nearest))
+    if float(nearest[k]) < threshold and float(nearest[k]) >= 0.1 * threshold:
+        raise ValueError(
+            "every atom has a neighbor closer than "
+            + format_length(threshold)
+            + " Å (even the most isolated, "
+            + _atom_name(k, atomic_numbers)
+            + ", has one at "
+            + format_length(float(nearest[k]))
+            + " Å; real bonds are 0.74-3 Å): the positions look like nm taken as Å, bonds 10x too "
+            + "short; "
+            + fix
+        )
+
+
 def check_elements(atomic_numbers: Tensor, known: list[int]) -> None:
     """Raise if `atomic_numbers` [N] contains an element outside `known` (the model's element list)."""
     allowed = torch.tensor(known, dtype=atomic_numbers.dtype, device=atomic_numbers.device)
@@ -110,6 +145,28 @@ def check_elements(atomic_numbers: Tensor, known: list[int]) -> None:
         )
 
 
+def check_particle_indices(indices: Tensor) -> None:
+    """Raise if particle `indices` [N] (the model's atoms among all particles) hold a negative or a
+    repeated index, naming the first offender."""
+    if bool((indices < 0).any()):
+        raise ValueError(
+            "particle index "
+            + str(int(indices[torch.nonzero(indices < 0)[0, 0]]))
+            + " is negative; particle indices count from 0"
+        )
+    unique, counts = torch.unique(indices, return_counts=True)
+    if bool((counts > 1).any()):
+        k = int(torch.nonzero(counts > 1)[0, 0])
+        raise ValueError(
+            "particle index "
+            + str(int(unique[k]))
+            + " appears "
+            + str(int(counts[k]))
+            + " times in the model's atom list; each atom must be listed once: remove the duplicates "
+            + "(e.g. list(dict.fromkeys(atoms)) or sorted(set(atoms)))"
+        )
+
+
 def check_positions(
     positions: Tensor,
     atomic_numbers: Tensor,
@@ -118,9 +175,10 @@ def check_positions(
     edge_vectors: Tensor,
     threshold: float = DEFAULT_MIN_DISTANCE,
 ) -> None:
-    """All input checks in order: finite positions, known elements, no overlapping atoms."""
+    """All input checks in order: finite positions, known elements, Å not nm, no overlapping atoms."""
     check_finite(positions, atomic_numbers)
     check_elements(atomic_numbers, known)
+    check_length_scale(edge_index, edge_vectors, positions.shape[0], atomic_numbers)
     check_min_distance(edge_index, edge_vectors, threshold, atomic_numbers)
 
 

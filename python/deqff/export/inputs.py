@@ -12,7 +12,12 @@ import torch
 from torch import Tensor
 
 from deqff.data.graph import neighbor_list
-from deqff.data.validate import check_cell_fits_cutoff, check_finite, check_min_distance
+from deqff.data.validate import (
+    check_cell_fits_cutoff,
+    check_finite,
+    check_length_scale,
+    check_min_distance,
+)
 
 
 def split_inputs(box: Tensor | None, probe: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
@@ -80,7 +85,8 @@ def validated_graph(
     positions [M, 3] Å of all particles; cell [3, 3] Å (rows = lattice vectors) or None; indices,
     species, atomic_numbers [N] as set by `set_atomic_numbers`. Returns (atom positions [N, 3],
     edge_index [2, E], shift_vectors [E, 3] Å). Raises ValueError for: no atoms set, a different atom
-    count, NaN/inf positions, a periodic box narrower than 2 * cutoff, atoms closer than min_distance.
+    count, NaN/inf positions, a periodic box narrower than 2 * cutoff, every atom closer than 0.5 Å to
+    a neighbor (nm passed as Å), atoms closer than min_distance.
     """
     atoms = select_atoms(positions, indices)
     n = species.shape[0]
@@ -100,5 +106,13 @@ def validated_graph(
     if cell is not None:
         check_cell_fits_cutoff(cell, torch.ones(3, dtype=torch.bool), cutoff)
     edge_index, shift_vectors, vectors = radius_graph(atoms, cell, cutoff)
+    check_length_scale(
+        edge_index,
+        vectors,
+        n,
+        atomic_numbers,
+        fix="pass positions in Å to compute() and the ASE calculator (multiply nm by 10); OpenMM's nm are "
+        + "converted by the model",
+    )
     check_min_distance(edge_index, vectors, min_distance, atomic_numbers)
     return atoms, edge_index, shift_vectors

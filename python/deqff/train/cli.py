@@ -177,6 +177,7 @@ def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = Fa
         result = evaluate(
             model, config.data.path, split, splits=splits, batch_size=batch_size,
             backend=config.data.graph_backend, progress=config.output.progress,
+            units=config.data.read_units(),
         )  # fmt: skip
     except (CheckpointError, FileNotFoundError, KeyError, ValueError) as error:
         print(f"deqff train --evaluate: {error}", file=sys.stderr)

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from deqff.data.formats import normalize_unit
 from deqff.models.config import ModelConfig
 
 SPLIT_MODES = ("temporal", "random")
@@ -32,6 +33,7 @@ DTYPES = ("float32", "float64")
 ENERGY_SCALES = ("forces", "residual")
 BEST_METRICS = ("val_loss", "val_energy_mae", "val_force_mae")
 SECTIONS = ("data", "model", "train", "output")
+UNIT_KEYS = ("energy", "length")
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,9 @@ class DataConfig:
     split_mode:      "temporal" (contiguous blocks, `split_gap` frames apart) or "random" (seeded).
     seed:            seed of a random split.
     graph_backend:   radius graph backend: "auto", "cluster" (torch-cluster) or "torch".
+    units:           the file's units, {energy: eV, length: Angstrom} (either key may be left out);
+                     null = what the file declares. Required for an MD17-style npz that declares no
+                     units and is not a published MD17/rMD17 file (deqff.data.formats).
     """
 
     path: str = ""
@@ -60,9 +65,24 @@ class DataConfig:
     split_gap: int = 0
     seed: int = 0
     graph_backend: str = "auto"
+    units: dict[str, str] | None = None
+
+    def read_units(self) -> dict[str, str | None]:
+        """`units` as keyword arguments of `deqff.data.formats.read` (energy_unit, length_unit)."""
+        units = self.units or {}
+        return {"energy_unit": units.get("energy"), "length_unit": units.get("length")}
 
     def problems(self) -> list[str]:
         out = []
+        if self.units is not None:
+            for key, unit in self.units.items():
+                if key not in UNIT_KEYS:
+                    out.append(f"units.{key} (allowed keys: {list(UNIT_KEYS)})")
+                    continue
+                try:
+                    normalize_unit(unit)
+                except ValueError as error:
+                    out.append(f"units.{key}: {error}")
         if not self.path:
             out.append("path is missing (the dataset file, e.g. data/aspirin.npz)")
         if self.batch_size < 1:

@@ -33,7 +33,7 @@ def load_training_data(config: DataConfig) -> TrainingData:
             f"dataset {str(path)!r} not found: create it with `deqff data recipe standard` "
             "or `deqff data generate`"
         )
-    frames = read(path)
+    frames = read(path, **config.read_units())
     if not frames.has_labels:
         raise ValueError(f"dataset {str(path)!r} has no energies/forces: training needs labeled frames")
     if config.splits is None:

@@ -111,16 +111,19 @@ def evaluate(
     batch_size: int = 16,
     backend: str = "auto",
     progress: bool = False,
+    units: Mapping[str, str | None] | None = None,
 ) -> EvaluationResult:
     """Energy/force errors and solver statistics of `model` on frames `split` of `dataset`.
 
-    dataset: `Frames` or a dataset file. split: a part name (looked up in `splits`, else in the
-    dataset's split file), an index array, or None for all frames. Runs in the model's dtype.
+    dataset: `Frames` or a dataset file (read with `units`, the energy_unit / length_unit keywords
+    of `deqff.data.formats.read`, e.g. `DataConfig.read_units()`). split: a part name (looked up in
+    `splits`, else in the dataset's split file), an index array, or None for all frames. Runs in the
+    model's dtype.
     """
     path = None
     if not isinstance(dataset, Frames):
         path = Path(dataset)
-        dataset = read(path)
+        dataset = read(path, **(units or {}))
     indices = split_indices(split, dataset.n_frames, splits, path)
     if indices.size == 0:
         raise ValueError(f"split {split!r} is empty")

@@ -111,6 +111,11 @@ class Trainer:
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         self.data = load_training_data(config.data)
+        units = self.data.frames.metadata.get("source_units", {})
+        log.info(
+            "dataset %s: %s; file units %s, %s (read as Å, eV, eV/Å)",
+            config.data.path, self.data.frames.summary(), units.get("length"), units.get("energy"),
+        )  # fmt: skip
         self.species_map = SpeciesMap(list(config.model.elements))
         torch.manual_seed(t.seed)
         self.model = EquivariantForceField(config.model).to(self.dtype)
