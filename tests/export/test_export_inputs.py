@@ -9,7 +9,7 @@ from deqff.data.graph import neighbor_list
 from deqff.export.analytic import export_smooth_pair
 from deqff.export.export import build_potential, load_potential
 from deqff.export.metadata import ModelFormatError, read_metadata, save_scripted
-from deqff.export.testing import tiny_model
+from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,9 @@ def test_wrong_format_version_and_foreign_files(tmp_path, scripted_model):
     meta.format_version = 99
     save_scripted(module, tmp_path / "future.pt", meta)
     with pytest.raises(
-        ModelFormatError, match=r"model format version 99, but deqff .* reads format versions 1, 2"
+        ModelFormatError,
+        match=r"model format version 99, but deqff .* reads format versions 1, 2\. It was written by a newer "
+        r"deqff: upgrade deqff",
     ):
         load_potential(tmp_path / "future.pt")
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "plain.pt"))
@@ -179,3 +181,45 @@ def test_frozen_modules_report_errors_instead_of_crashing(exported):
     assert lines[3].startswith(
         "solve builtins.RuntimeError: deqff: the DEQ fixed-point solve did not converge"
     )
+
+
+def test_positions_in_nm_name_the_unit_mix_up(scripted_model, ethanol):
+    """Ethanol in nm passed to compute() (which takes Å): all bonds 10x too short."""
+    positions, numbers = ethanol
+    module = fresh(scripted_model, numbers)
+    with pytest.raises(torch.jit.Error, match=r"look like nm taken as Å.*pass positions in Å to compute\(\)"):
+        module.compute(positions / 10.0)
+    assert not module.has_state() and module.num_calls() == 0
+    module.compute(positions)
+
+
+def test_duplicate_particle_indices_and_an_empty_system(scripted_model, ethanol):
+    _, numbers = ethanol
+    with pytest.raises(ValueError, match=r"particle index 4 appears 2 times.*each atom must be listed once"):
+        load_potential(scripted_model, numbers[:3], [2, 4, 4])
+    with pytest.raises(ValueError, match=r"particle index -1 is negative"):
+        load_potential(scripted_model, numbers[:2], [0, -1])
+    with pytest.raises(ValueError, match=r"the system is empty \(no atoms given\); pass the atomic numbers"):
+        load_potential(scripted_model, torch.zeros(0, dtype=torch.long))
+
+
+def test_broyden_models_are_refused_with_the_fix():
+    """Exported models run Anderson or fixed-point iteration (also in LAMMPS); `solver` switches."""
+    from deqff.deq.config import SolverConfig
+    from deqff.export.options import ExportOptions
+
+    model = tiny_model(solver_inference=SolverConfig(method="broyden", max_iter=60, tol=1e-6))
+    with pytest.raises(ValueError, match=r"inference solver is Broyden.*deqff export --solver anderson"):
+        build_potential(model)
+    with pytest.raises(ValueError, match=r"solver='broyden' \(choose from \('anderson', 'fixed_point'\)\)"):
+        ExportOptions(solver="broyden")
+    potential = build_potential(model, ExportOptions(solver="anderson"))
+    reference = build_potential(tiny_model(solver_inference=SolverConfig(max_iter=60, tol=1e-6)))
+    assert potential.runner.model.config.solver_inference.method == "anderson"
+    positions = torch.tensor(ETHANOL, dtype=torch.float64)
+    potential.set_atomic_numbers(torch.tensor(ETHANOL_NUMBERS))
+    reference.set_atomic_numbers(torch.tensor(ETHANOL_NUMBERS))
+    energy, forces = potential.compute(positions)
+    energy_ref, forces_ref = reference.compute(positions)
+    assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-12)
+    torch.testing.assert_close(forces, forces_ref)

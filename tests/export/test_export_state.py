@@ -7,7 +7,7 @@ import torch
 
 from deqff.export.export import build_potential, load_potential
 from deqff.export.options import ExportOptions
-from deqff.export.testing import ETHANOL_NUMBERS, md_like_frames, tiny_model
+from deqff.export.testing import ETHANOL_NUMBERS, md_like_frames, openmm_inputs, tiny_model
 
 #: |F - F_tight| / max|F_tight| <= FORCE_BOUND * tol. A solve stopped at relative residual tol is
 #: within ~tol / (1 - L) of the fixed point (L: contraction factor); the heads amplify that by a
@@ -180,3 +180,22 @@ def test_warm_up_solves_then_leaves_the_module_cold_with_zero_statistics(exporte
     assert module.num_calls() == 0 and module.total_iterations() == 0
     module.compute(positions, None)
     assert module.last_was_cold()
+
+
+@pytest.mark.parametrize("convention", ["openmm", "openmm-energy"])
+def test_set_state_then_the_same_positions_solves_again(exported, ethanol, convention):
+    """A call at the previous positions after `set_state` is no repeat: neither the cached result nor
+    the installed state (taken as converged for a repeat) may stand in for a solve."""
+    positions, numbers = ethanol
+    module, _ = load_potential(exported("conservative", convention), numbers)
+    fresh, _ = load_potential(exported("conservative", convention), numbers)
+    energy = module(openmm_inputs(positions))
+    z, g = module.get_state()
+    module.set_state([-5.0 * z, g])  # another state, e.g. from another replica
+    again = module(openmm_inputs(positions))
+    assert module.num_repeats() == 0 and module.last_iterations() > 0
+    reference = fresh(openmm_inputs(positions))
+    if convention == "openmm":
+        energy, again, reference = energy[0], again[0], reference[0]
+    assert again.item() == pytest.approx(reference.item(), rel=1e-9)
+    assert again.item() == pytest.approx(energy.item(), rel=1e-9)

@@ -89,3 +89,13 @@ def test_periodic_cell_and_live_checkpoint(checkpoint):
             pbc=True,
             calculator=calc,
         ).get_potential_energy()
+
+
+def test_positions_in_nm_and_an_empty_system_are_clear_errors(models):
+    calc = DeqffCalculator(models("direct"))
+    water_nm = Atoms("OH2", positions=[[0.0, 0.0, 0.0], [0.076, 0.059, 0.0], [-0.076, 0.059, 0.0]])
+    water_nm.calc = calc
+    with pytest.raises(ValueError, match=r"look like nm taken as Å.*multiply nm by 10"):
+        water_nm.get_potential_energy()
+    with pytest.raises(ValueError, match=r"the system is empty \(no atoms given\)"):
+        Atoms(calculator=calc).get_potential_energy()

@@ -108,3 +108,13 @@ def test_missing_model_path():
         MLPotential("deqff")
     with pytest.raises(FileNotFoundError, match="no deqff model at"):
         MLPotential("deqff", modelPath="/nonexistent/model.pt")
+
+
+@pytest.mark.parametrize("backend", ["torch", "python"])
+def test_duplicate_and_empty_ml_atom_lists_are_refused(models, ethanol, backend):
+    topology, _, mm_system = ethanol_and_argon(ethanol)
+    potential = MLPotential("deqff", modelPath=str(models("conservative")))
+    with pytest.raises(ValueError, match=r"particle index 3 appears 2 times.*listed once"):
+        potential.createMixedSystem(topology, mm_system, [0, 1, 2, 3, 3, 4, 5, 6, 7, 8], backend=backend)
+    with pytest.raises(ValueError, match=r"the system is empty"):
+        potential.createMixedSystem(topology, mm_system, [], backend=backend)

@@ -10,13 +10,14 @@ import sys
 from deqff.export.export import export_checkpoint
 from deqff.export.mdet import MDET_OPTIONS
 from deqff.export.metadata import read_metadata
-from deqff.export.options import CONVENTIONS, DTYPES, WEIGHTS, ExportOptions
+from deqff.export.options import CONVENTIONS, DTYPES, EXPORT_SOLVERS, WEIGHTS, ExportOptions
 from deqff.models.config import FORCE_MODES, REPULSIONS
 
 
 def options_from_args(args: argparse.Namespace) -> ExportOptions:
     return ExportOptions(
         force_mode=args.force_mode,
+        solver=args.solver,
         tol=args.tol,
         max_iter=args.max_iter,
         fallback_max_iter=args.fallback_max_iter,
@@ -80,6 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("checkpoint", help="training checkpoint (.pt) from `deqff train`")
     parser.add_argument("-o", "--output", required=True, help="exported model file to write")
     parser.add_argument("--force-mode", choices=FORCE_MODES, help="default: the checkpoint's")
+    parser.add_argument(
+        "--solver",
+        choices=EXPORT_SOLVERS,
+        help="inference solver (default: the checkpoint's; a model trained with Broyden needs one of these)",
+    )
     parser.add_argument("--tol", type=float, help="inference solver tolerance (default: the checkpoint's)")
     parser.add_argument("--max-iter", type=int, help="inference solver iteration cap")
     parser.add_argument(

@@ -65,8 +65,10 @@ def solver_info(model: EquivariantForceField, fallback_max_iter: int, warm_start
     solver = config.solver_inference
     if solver.method == "broyden":
         raise ValueError(
-            "deqff: the host-driven solve (LAMMPS) implements Anderson and fixed-point iteration, not "
-            "Broyden; export with an Anderson or fixed-point inference solver"
+            "deqff: the model's inference solver is Broyden, which exported models do not run (the "
+            "LAMMPS host-driven solve implements Anderson and fixed-point iteration only); export with "
+            "`deqff export --solver anderson` (or ExportOptions(solver='anderson') for the ASE calculator "
+            "and PythonForce): the fixed point, and so the energy and forces, stay the same"
         )
     info.update(
         {

@@ -87,9 +87,13 @@ def check_format_version(version: object, source: str) -> None:
         )
     if version not in READABLE_FORMAT_VERSIONS:
         readable = ", ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
+        newer = isinstance(version, int) and version > max(READABLE_FORMAT_VERSIONS)
+        fix = "It was written by a newer deqff: upgrade deqff to load it, or re-export"
+        if not newer:
+            fix = "Re-export"
         raise ModelFormatError(
             f"{source}: model format version {version}, but deqff {__version__} reads format versions "
-            f"{readable}. Re-export the checkpoint with this deqff (`deqff export`), or use the deqff "
+            f"{readable}. {fix} the checkpoint with this deqff (`deqff export`), or use the deqff "
             "version that wrote the file."
         )
 

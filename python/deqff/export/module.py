@@ -45,7 +45,7 @@ Positions from OpenMM arrive in nm as float64; unit factors come from `deqff.uni
 import torch
 from torch import Tensor, nn
 
-from deqff.data.validate import check_elements
+from deqff.data.validate import check_elements, check_particle_indices
 from deqff.export.graph_step import GraphStep, solver_info
 from deqff.export.inputs import scatter_forces, split_inputs, validated_graph, zero_with_unit_gradient
 from deqff.export.mdet import InferenceTransforms
@@ -141,16 +141,20 @@ class DeqffPotential(nn.Module):
     def set_atomic_numbers(self, numbers: Tensor, indices: Tensor | None = None) -> None:
         """Atoms of the system: atomic numbers [N]; optional particle indices [N] of these atoms among
         all particles passed to `forward`/`compute` (default: all particles, in order). Resets the state."""
-        if numbers.dim() != 1 or numbers.shape[0] == 0:
-            raise ValueError("atomic numbers must be a non-empty 1-D tensor [N]")
+        if numbers.dim() != 1:
+            raise ValueError("atomic numbers must be a 1-D tensor [N]")
+        if numbers.shape[0] == 0:
+            raise ValueError(
+                "deqff model: the system is empty (no atoms given); pass the atomic numbers of at least "
+                "one atom (for a mixed system, a non-empty list of the model's atoms)"
+            )
         numbers = numbers.to(torch.long)
         check_elements(numbers, self.known_numbers)
         selected = torch.zeros(0, dtype=torch.long)
         if indices is not None:
             if indices.dim() != 1 or indices.shape[0] != numbers.shape[0]:
                 raise ValueError("indices must be a 1-D tensor with one particle index per atomic number")
-            if bool((indices < 0).any()):
-                raise ValueError("particle indices must be >= 0")
+            check_particle_indices(indices)
             selected = indices.to(torch.long)
         with torch.no_grad():
             self.atomic_numbers = numbers.clone()
@@ -182,10 +186,13 @@ class DeqffPotential(nn.Module):
 
     @torch.jit.export
     def set_state(self, state: list[Tensor]) -> None:
-        """Install a warm-start state from `get_state`/`step` (checked against the next input anyway)."""
+        """Install a warm-start state from `get_state`/`step` (checked against the next input anyway).
+        Drops the cached last result: the next call solves even at the previous call's positions."""
         with torch.no_grad():
             self.z_state = state[0].to(self.like.dtype).clone()
             self.g_state = state[1].to(self.like.dtype).clone()
+            self.cache_positions = torch.zeros((0, 3), dtype=torch.float64)
+            self.cache_forces = torch.zeros((0, 3), dtype=torch.float64)
 
     # -- pure evaluation ------------------------------------------------------------------------------
     def _step_graph(

@@ -18,6 +18,8 @@ CONVENTIONS = ("openmm", "openmm-energy")
 #: Smallest solver tolerance a float32 model can reach (relative residuals bottom out near 1e-7).
 FLOAT32_MIN_TOL = 1e-6
 DTYPES = ("float32", "float64")
+#: Inference solvers an exported model runs (in the module and in the LAMMPS host-driven solve).
+EXPORT_SOLVERS = ("anderson", "fixed_point")
 WEIGHTS = ("ema", "model")
 
 
@@ -26,6 +28,8 @@ class ExportOptions:
     """How a checkpoint becomes an exported model. `None` keeps the checkpoint's setting.
 
     force_mode:        "direct", "conservative" or "phantom".
+    solver:            inference solver method, "anderson" or "fixed_point" (exported models do not run
+                       Broyden: a model trained with it needs one of these; the fixed point is the same).
     tol, max_iter:     inference solver tolerance (in the solver's stop mode, relative by default) and
                        iteration cap of a normal (warm or cold) solve.
     fallback_max_iter: cap of the cold retry after a solve failed to converge (default
@@ -50,6 +54,7 @@ class ExportOptions:
     """
 
     force_mode: str | None = None
+    solver: str | None = None
     tol: float | None = None
     max_iter: int | None = None
     fallback_max_iter: int | None = None
@@ -70,6 +75,8 @@ class ExportOptions:
         problems = []
         if self.force_mode is not None and self.force_mode not in FORCE_MODES:
             problems.append(f"force_mode={self.force_mode!r} (choose from {FORCE_MODES})")
+        if self.solver is not None and self.solver not in EXPORT_SOLVERS:
+            problems.append(f"solver={self.solver!r} (choose from {EXPORT_SOLVERS})")
         if self.dtype not in DTYPES:
             problems.append(f"dtype={self.dtype!r} (choose from {DTYPES})")
         if self.convention not in CONVENTIONS:
@@ -105,7 +112,9 @@ class ExportOptions:
             changes["force_mode"] = self.force_mode
         if self.repulsion is not None:
             changes["repulsion"] = self.repulsion
-        inference = {}
+        inference: dict[str, Any] = {}
+        if self.solver is not None:
+            inference["method"] = self.solver
         if self.tol is not None:
             inference["tol"] = self.tol
         if self.max_iter is not None:

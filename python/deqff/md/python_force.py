@@ -18,6 +18,7 @@ import openmm
 import torch
 from openmm import unit
 
+from deqff.data.validate import check_particle_indices
 from deqff.export.export import (
     build_potential,
     is_torchscript_archive,
@@ -101,7 +102,9 @@ def python_force(
     force = openmm.PythonForce(PotentialComputation(potential, periodic))
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     if particles is not None:
-        force.setParticles([int(i) for i in particles])
+        particles = [int(i) for i in particles]
+        check_particle_indices(torch.as_tensor(particles, dtype=torch.long))
+        force.setParticles(particles)
     force.setForceGroup(force_group)
     force.setName("deqff")
     return force, potential

@@ -63,9 +63,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a deqff training checkpoint (kind {checkpoint.get('kind')!r})")
     version = checkpoint.get("format_version")
     if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        fix = (
+            "it was written by a newer deqff: upgrade deqff to read it"
+            if newer
+            else "read it with the deqff version that wrote it, or train again"
+        )
         raise CheckpointError(
             f"{path}: checkpoint format version {version} (deqff {checkpoint.get('deqff_version')}); this "
-            f"deqff ({deqff.__version__}) reads version {FORMAT_VERSION}"
+            f"deqff ({deqff.__version__}) reads version {FORMAT_VERSION}: {fix}"
         )
     return checkpoint
 
