@@ -52,6 +52,8 @@ class RunSummary:
             f"forces {model['force_mode']}",
             _gradients(model) if model["model_type"] == "deq" else f"depth {model['depth']}",
             f"product {model.get('product_channels', 0)}",
+            f"{model.get('aggregation', 'softmax')}",
+            f"radial {'x'.join([str(model['radial_hidden'])] * model.get('radial_layers', 1))}",
             f"batch {data['batch_size']}",
             f"E:F {train['energy_weight']:g}:{train['force_weight']:g}",
             f"lr {train['lr']:g}" + (" AMSGrad" if train.get("amsgrad") else ""),
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
     )
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--section", default="recipe", help="RESULTS.md section to (re)write (one per comparison)"
+    )
     parser.add_argument("--plot", type=Path, default=HERE / "recipe.png")
     args = parser.parse_args(argv)
     labels = args.labels or [path.name for path in args.runs]
@@ -171,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"![validation force MAE vs training time]({args.plot.name})",
     ]
-    write_section(args.results, "recipe", f"Training recipes: {args.title} (issue #13)", lines)
+    write_section(args.results, args.section, f"Training recipes: {args.title} (issue #13)", lines)
     for line in table(runs):
         print(line)
     return 0

@@ -107,13 +107,22 @@ def test_explicit_baseline_exports(tmp_path, ethanol):
     assert module.last_iterations() == 0 and not module.has_state()
 
 
+ARCHITECTURES = {
+    "product": dict(product_channels=2),
+    "gated-sum": dict(aggregation="gated_sum", radial_layers=2),
+}
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("model_type", ["deq", "explicit"])
-def test_many_body_product_exports(tmp_path, ethanol, model_type):
-    """A model with the many-body product (model.product_channels) scripts, freezes and equals eager."""
+def test_architecture_options_export(tmp_path, ethanol, model_type, architecture):
+    """Models with the many-body product (model.product_channels) or gated-sum aggregation and deeper
+    radial MLPs (model.aggregation, model.radial_layers) script, freeze and equal eager."""
     from deqff.export.export import export_model
 
     positions, numbers = ethanol
-    model = tiny_model(model_type=model_type, depth=2, force_mode="conservative", product_channels=2)
+    settings = ARCHITECTURES[architecture]
+    model = tiny_model(model_type=model_type, depth=2, force_mode="conservative", **settings)
     module, _ = load_potential(export_model(model, tmp_path / "product.pt"), numbers)
     module = freeze(module)
     eager = build_potential(model)

@@ -27,8 +27,9 @@ class ModelConfig:
     lmax_sh:             max degree of the edge spherical harmonics.
     radial_hidden:       width of the hidden layers of the radial MLPs (tensor-product weights from
                          the Bessel basis; attention and energy MLPs use it too).
-    radial_layers:       hidden layers of each block's tensor-product-weight MLP (computed once per
-                         geometry, so depth here costs little in a DEQ; MACE uses 3 of 64).
+    radial_layers:       hidden layers of the tensor-product-weight MLPs (the embedding's and each
+                         block's; computed once per geometry, so depth here costs little in a DEQ;
+                         MACE uses 3 of 64).
     branch_scale:        initial LayerScale of the attention and feed-forward branches (small = contractive).
     blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
     product_channels:    0 = off; else channels of the many-body product (channel-wise tensor square of

@@ -59,6 +59,7 @@ class EquivariantForceField(torch.nn.Module):
             config.num_basis,
             config.radial_hidden,
             config.avg_num_neighbors,
+            radial_layers=config.radial_layers,
         )
         if config.model_type == "deq":
             self.core = ImplicitCore(make_layer(config), config)

@@ -37,13 +37,14 @@ class EdgeDegreeEmbedding(torch.nn.Module):
         num_basis: int,
         radial_hidden: int,
         avg_num_neighbors: float,
+        radial_layers: int = 1,
     ) -> None:
         super().__init__()
         self.tp = o3.FullyConnectedTensorProduct(
             irreps_scalars, irreps_sh, irreps_out, shared_weights=False, internal_weights=False
         )
         self.radial = FullyConnectedNet(
-            [num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu
+            [num_basis] + [radial_hidden] * radial_layers + [self.tp.weight_numel], torch.nn.functional.silu
         )
         self.inv_sqrt_num_neighbors = avg_num_neighbors**-0.5
 
