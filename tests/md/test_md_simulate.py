@@ -24,8 +24,10 @@ def test_simulate_command(models, tmp_path, capsys):
     argv += ["--report-interval", "5", "--platform", "Reference", "--out", str(out), "--threads", "1"]
     with jit_optimized():  # as users run it (Contexts freeze their module)
         assert main(argv) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "warm start:" in printed and "cold start:" in printed and "ns/day" in printed
+    assert "warm start: 0/" not in captured.err  # progress only with --progress
     summary = json.loads((out / "summary.json").read_text())
     assert summary["warm"]["mean_iterations"] < summary["cold"]["mean_iterations"]
     with open(out / "log.csv") as handle:
@@ -41,11 +43,17 @@ def test_simulate_exports_a_checkpoint_and_rejects_missing_models(tmp_path, chec
     with pytest.raises(SystemExit, match="no model at"):
         main(["simulate", "--model", str(tmp_path / "missing.pt"), "--out", str(tmp_path)])
     argv = ["simulate", "--model", str(checkpoint), "--steps", "2", "--report-interval", "1", "--no-cold"]
+    argv += ["--progress"]  # status lines on stderr, which is not a terminal here
     with jit_optimized():
         assert (
             main([*argv, "--platform", "Reference", "--out", str(tmp_path / "run"), "--format", "xtc"]) == 0
         )
-    assert "exported" in capsys.readouterr().out and (tmp_path / "run" / "model.pt").is_file()
+    captured = capsys.readouterr()
+    assert "exported" in captured.out and (tmp_path / "run" / "model.pt").is_file()
+    err = captured.err.splitlines()
+    assert "NVT MD, warm start: creating the OpenMM Context and warming up the model ..." in err
+    assert "NVT MD, warm start: 0/2 steps" in err
+    assert any(line.startswith("NVT MD, warm start: 2/2 steps (100%)") for line in err)
     run = tmp_path / "run"
     assert mdtraj.load(str(run / "trajectory.xtc"), top=str(run / "topology.pdb")).n_frames == 2
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if not Path(settings.model).is_file():
         raise SystemExit(f"deqff simulate: no model at {settings.model}; export one with `deqff export`")
-    print(format_summary(simulate(settings)))
+    print(format_summary(simulate(settings, progress=args.progress)))
     return 0
 
 
@@ -72,6 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="velocities, thermostat and structure seed")
     parser.add_argument("--minimize", action="store_true", help="minimize the energy before MD")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start comparison run")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on stderr (a bar on a terminal, a status line every 10 s in a log)",
+    )
     parser.add_argument(
         "--threads",
         type=int,

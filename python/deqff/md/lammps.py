@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from deqff.data.elements import masses, symbol
+from deqff.md.progress import Progress
 from deqff.md.structure import MDStructure
 from deqff.units import LAMMPS_TIME_PER_FS, NM_TO_ANGSTROM
 
@@ -120,19 +120,16 @@ def run_nve(
         start_energy = lmp.get_thermo("etotal")
         iterations, cold = [], 0
         elapsed = 0.0
-        for _ in tqdm(
-            range(steps),
-            desc=f"LAMMPS {'warm' if warm else 'cold'}",
-            unit="step",
-            leave=False,
-            mininterval=1.0,
-        ):
+        progress = Progress(steps, f"LAMMPS NVE, {'warm' if warm else 'cold'} start", leave=False)
+        for _ in range(steps):
             begin = time.perf_counter()
             lmp.command("run 1 pre no post no")
             elapsed += time.perf_counter() - begin
             stats = lmp.extract_compute("deq", 0, 1)
             iterations.append(float(stats[0]))
             cold += int(stats[2] > 0.5)
+            progress.update()
+        progress.close()
         drift = lmp.get_thermo("etotal") - start_energy
     finally:
         lmp.close()

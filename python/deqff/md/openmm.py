@@ -3,6 +3,8 @@
     torch_force(model, atomic_numbers, periodic=False, indices=None, solver_stats=True) -> TorchForce
     create_system(model, structure, backend="torch" | "python", ...) -> (openmm.System, MDStructure)
     solver_iterations(context) -> float   (running total of solver iterations, TorchForce)
+    model_calls() / context_creation()    TorchScript optimization for model calls (off) and for
+                                          Context creation (on: openmm-torch's freeze needs it)
 
 Species: an exported file is generic; `torch_force` loads it, calls its `set_atomic_numbers(z)` (which
 checks the elements) and hands that module object to `TorchForce(module)`. openmm-torch serializes the
@@ -18,10 +20,18 @@ dE/d(probe) the running total of forward-solver iterations of that Context.
 between `getState` and `step`); that is the solve the next step needs, and the step then gets it from
 the model's cache of its last call (a repeat, not counted), so the total counts one solve per
 configuration.
+
+First calls: TorchScript's profiling executor optimizes each Context's (new, frozen) module during its
+first calls: ~5 s over the first three calls of the shipped aspirin model, then no faster than
+unoptimized calls (benchmarks/RESULTS.md, "First model calls"). deqff's own MD runs therefore call the
+model with optimization off (`model_calls()`; `DEQFF_JIT_OPTIMIZE=1` turns it on, as in the C++
+runtime) and create Contexts with it on (`context_creation()`). Both switches are thread-local and
+apply to the thread that calls `getState`/`step`.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +127,24 @@ def create_system(
     else:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return system, structure
+
+
+def jit_optimize() -> bool:
+    """Whether model calls use TorchScript's optimizing executor (`DEQFF_JIT_OPTIMIZE=1`; off by default)."""
+    return os.environ.get("DEQFF_JIT_OPTIMIZE") == "1"
+
+
+def model_calls() -> Any:
+    """Context manager for stepping a Context / reading its forces: TorchScript optimization off
+    (unless `DEQFF_JIT_OPTIMIZE=1`), which cuts the first call of a new Context from seconds to a
+    fraction of a second and was not slower afterwards (benchmarks/first_call.py)."""
+    return torch.jit.optimized_execution(jit_optimize())
+
+
+def context_creation() -> Any:
+    """Context manager for creating (or reinitializing) a Context with a TorchForce: optimization on,
+    which `torch.jit.freeze` needs to inline the module's methods."""
+    return torch.jit.optimized_execution(True)
 
 
 def solver_iterations(context: openmm.Context) -> float:

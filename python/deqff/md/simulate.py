@@ -28,7 +28,8 @@ import torch
 from openmm import unit
 
 from deqff.export.export import export_checkpoint, is_torchscript_archive, load_potential
-from deqff.md.openmm import solver_iterations, system_for, torch_force
+from deqff.md.openmm import context_creation, model_calls, solver_iterations, system_for, torch_force
+from deqff.md.progress import Progress, note
 from deqff.md.reporter import SolverStatsReporter
 from deqff.md.structure import MDStructure, load_structure
 
@@ -106,7 +107,8 @@ def make_simulation(settings: SimulationSettings, structure: MDStructure, warm_s
     system = system_for(structure)
     system.addForce(torch_force(module, structure.atomic_numbers, structure.periodic))
     platform = openmm.Platform.getPlatformByName(settings.platform)
-    simulation = app.Simulation(structure.topology, system, make_integrator(settings), platform)
+    with context_creation():
+        simulation = app.Simulation(structure.topology, system, make_integrator(settings), platform)
     simulation.context.setPositions(structure.positions)
     if structure.box is not None:
         simulation.context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in structure.box])
@@ -117,13 +119,14 @@ def start_state(settings: SimulationSettings, structure: MDStructure) -> openmm.
     """Positions (optionally minimized) and velocities at the temperature, shared by both runs."""
     simulation = make_simulation(settings, structure, warm_start=True)
     if settings.minimize:
-        simulation.minimizeEnergy()
+        with model_calls():
+            simulation.minimizeEnergy()
     simulation.context.setVelocitiesToTemperature(settings.temperature * unit.kelvin, settings.seed + 1)
     return simulation.context.getState(getPositions=True, getVelocities=True)
 
 
-#: Untimed model calls before a timed run: TorchScript's profiling executor optimizes the module
-#: during its first calls (seconds for a DEQ), which would otherwise be charged to the first run.
+#: Untimed model calls before a timed run: the first calls of a new Context's module cost more (~0.4 s
+#: for aspirin with optimization off, seconds with it on), which would otherwise be charged to the run.
 WARMUP_CALLS = 3
 WARMUP_DISPLACEMENT_NM = 1e-4
 
@@ -148,7 +151,11 @@ def run_md(
     progress: bool = False,
 ) -> RunResult:
     """`settings.steps` steps from `start`; logs every report_interval steps; returns timings. With
-    `progress`, the steps run in ~100 chunks under a progress bar."""
+    `progress`, the set-up is announced and the steps run in ~100 chunks under a progress display
+    (a bar on a terminal, status lines in a log: deqff.md.progress)."""
+    description = f"{settings.ensemble.upper()} MD, {'warm' if warm_start else 'cold'} start"
+    if progress:
+        note(f"{description}: creating the OpenMM Context and warming up the model ...")
     simulation = make_simulation(settings, structure, warm_start)
     simulation.context.setPositions(start.getPositions())
     simulation.context.setVelocities(start.getVelocities())
@@ -159,19 +166,20 @@ def run_md(
 
         cls = mdtraj.reporters.DCDReporter if trajectory.suffix == ".dcd" else mdtraj.reporters.XTCReporter
         simulation.reporters.append(cls(str(trajectory), settings.report_interval))
-    warm_up(simulation.context, start)
-    total_before = solver_iterations(simulation.context)  # solves the start (step 1 reuses it)
-    began = time.perf_counter()
-    try:
-        with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
-            warnings.filterwarnings("ignore", message="Casting xyz dtype")
-            step(simulation, settings.steps, progress, f"{settings.ensemble.upper()} MD")
-    finally:  # also when the model stops the run: the log and trajectory so far stay readable
-        for item in simulation.reporters:
-            if hasattr(item, "close"):
-                item.close()
-    seconds = time.perf_counter() - began
-    total_after = solver_iterations(simulation.context)  # solves the last configuration
+    with model_calls():  # TorchScript optimization off: first calls ~0.4 s, not ~5 s (deqff.md.openmm)
+        warm_up(simulation.context, start)
+        total_before = solver_iterations(simulation.context)  # solves the start (step 1 reuses it)
+        began = time.perf_counter()
+        try:
+            with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
+                warnings.filterwarnings("ignore", message="Casting xyz dtype")
+                step(simulation, settings.steps, progress, description)
+        finally:  # also when the model stops the run: the log and trajectory so far stay readable
+            for item in simulation.reporters:
+                if hasattr(item, "close"):
+                    item.close()
+        seconds = time.perf_counter() - began
+        total_after = solver_iterations(simulation.context)  # solves the last configuration
     simulated_ns = settings.steps * settings.timestep * 1e-6
     return RunResult(
         seconds=seconds,
@@ -182,14 +190,12 @@ def run_md(
 
 
 def step(simulation: app.Simulation, steps: int, progress: bool, description: str = "MD") -> None:
-    """`steps` MD steps; with `progress`, in ~100 chunks under a tqdm bar."""
+    """`steps` MD steps; with `progress`, in ~100 chunks under a deqff.md.progress.Progress."""
     if not progress:
         simulation.step(steps)
         return
-    from tqdm import tqdm
-
     chunk = max(1, steps // 100)
-    with tqdm(total=steps, desc=description, unit="step") as bar:
+    with Progress(total=steps, description=description) as bar:
         done = 0
         while done < steps:
             n = min(chunk, steps - done)
@@ -227,17 +233,18 @@ def write_topology(structure: MDStructure, path: Path) -> None:
     trajectory.save_pdb(str(path))
 
 
-def simulate(settings: SimulationSettings) -> dict[str, Any]:
-    """Run the warm (and cold comparison) simulations and write the outputs; returns the summary."""
+def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, Any]:
+    """Run the warm (and cold comparison) simulations and write the outputs; returns the summary.
+    `progress`: show the runs' progress on stderr (a bar on a terminal, status lines in a log)."""
     from deqff.md.plots import plot_energy, plot_iterations
 
     settings, structure, start = prepare_run(settings)
     out = Path(settings.out)
     trajectory = out / f"trajectory.{settings.trajectory_format}"
-    warm = run_md(settings, structure, start, True, out / "log.csv", trajectory)
+    warm = run_md(settings, structure, start, True, out / "log.csv", trajectory, progress)
     cold = None
     if settings.cold_comparison:
-        cold = run_md(settings, structure, start, False, out / "cold_log.csv")
+        cold = run_md(settings, structure, start, False, out / "cold_log.csv", progress=progress)
     plot_iterations(warm.rows, None if cold is None else cold.rows, out / "iterations.png")
     plot_energy(warm.rows, out / "energy.png")
     summary: dict[str, Any] = {
