@@ -78,8 +78,9 @@ NOTE_ethanol_conservative := The default model of deqff simulate and make demo. 
   benchmarks/RESULTS.md, Training recipes; MD stability over seeds: benchmarks/RESULTS.md.
 NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same block stacked twice with untied \
   weights, the same recipe and epochs; conservative forces with exact gradients (no fixed point, so no warm \
-  starts). The export carries the ZBL short-range prior, exactly zero on the training data. DEQ vs this twin: \
-  benchmarks/RESULTS.md, Training recipes.
+  starts). The export carries the ZBL short-range prior, exactly zero on the training data. Architecture of \
+  issue 13 (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous \
+  architecture: benchmarks/RESULTS.md, Architecture.
 NOTE_aspirin_deq := Conservative DEQ for aspirin with the recipe of issue 13 (configs/aspirin_deq.yaml: batch 5, \
   E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients; 12 epochs, one torch \
   thread), exported with the ZBL short-range prior (exactly zero on the training data). Forces are 2x better \
@@ -116,6 +117,11 @@ model-%: setup
 DEQFF := $(VENV)/bin/deqff
 BENCH := $(PY) benchmarks
 BENCH_DEPTHS := 1 2 8
+# The architecture of the models shipped before gated-sum aggregation and deep radial MLPs (the runs of
+# the "recipe" section were trained with it; RESULTS.md "Architecture" compares it with the current one).
+V2_ARCH := --set model.radial_hidden=16 --set model.radial_layers=1 --set model.aggregation=softmax \
+  --set train.lr=5.0e-3
+WIDE := --set 'model.irreps_node=32x0e + 16x1o + 8x2e' --set model.radial_hidden=32
 TIGHT_SOLVER := {method: anderson, max_iter: 30, tol: 1.0e-4, stop_mode: rel, m: 5}
 TIGHT_SOLVES := --set 'model.solver_train=$(TIGHT_SOLVER)' --set 'model.solver_backward=$(TIGHT_SOLVER)'
 benchmarks: build
@@ -135,32 +141,56 @@ benchmarks: build
 	  --set train.num_threads=1 --output runs/ethanol_direct_explicit --no-progress
 	test -f runs/ethanol_conservative/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_conservative
 	test -f runs/ethanol_explicit/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_explicit
-	test -f runs/ethanol_explicit_L1/test_metrics.json || $(DEQFF) train configs/ethanol_explicit.yaml \
-	  --set model.depth=1 --output runs/ethanol_explicit_L1 --no-progress
-	test -f runs/ethanol_product8/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml \
+	test -f runs/ethanol_explicit_L1/test_metrics.json || { $(DEQFF) train configs/ethanol_explicit.yaml \
+	  --set model.depth=1 --output runs/ethanol_explicit_L1 --no-progress && $(DEQFF) train \
+	  configs/ethanol_explicit.yaml --set model.depth=1 --output runs/ethanol_explicit_L1 --evaluate test \
+	  --tol 1e-4 --save --no-progress; }
+	$(MAKE) --no-print-directory runs/ethanol_conservative_v2/test_metrics.json \
+	  V2_RUN="configs/ethanol_conservative.yaml $(V2_ARCH)"
+	$(MAKE) --no-print-directory runs/ethanol_explicit_v2/test_metrics.json \
+	  V2_RUN="configs/ethanol_explicit.yaml $(V2_ARCH)"
+	$(MAKE) --no-print-directory runs/ethanol_explicit_L1_v2/test_metrics.json \
+	  V2_RUN="configs/ethanol_explicit.yaml $(V2_ARCH) --set model.depth=1"
+	test -f runs/ethanol_product8/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml $(V2_ARCH) \
 	  --set model.product_channels=8 --set model.force_training=fixed_adjoint --output runs/ethanol_product8 \
 	  --stop-at-step 600 --no-progress
-	test -f runs/ethanol_phantom/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml \
+	test -f runs/ethanol_phantom/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml $(V2_ARCH) \
 	  --set model.grad_mode=phantom --set model.phantom_tau=1.0 --output runs/ethanol_phantom \
 	  --stop-at-step 400 --no-progress
 	test -f runs/ethanol_conservative_fixed_adjoint/test_metrics.json || { $(DEQFF) train \
-	  configs/ethanol_conservative.yaml --set model.force_training=fixed_adjoint \
+	  configs/ethanol_conservative.yaml $(V2_ARCH) --set model.force_training=fixed_adjoint \
 	  --output runs/ethanol_conservative_fixed_adjoint --no-progress && $(DEQFF) train \
-	  configs/ethanol_conservative.yaml --output runs/ethanol_conservative_fixed_adjoint \
+	  configs/ethanol_conservative.yaml $(V2_ARCH) --output runs/ethanol_conservative_fixed_adjoint \
 	  --set model.force_training=fixed_adjoint --evaluate test --tol 1e-4 --save --no-progress; }
 	test -f runs/ethanol_exact_tight/test_metrics.json || { $(DEQFF) train configs/ethanol_conservative.yaml \
-	  $(TIGHT_SOLVES) --output runs/ethanol_exact_tight --no-progress && $(DEQFF) train \
-	  configs/ethanol_conservative.yaml $(TIGHT_SOLVES) --output runs/ethanol_exact_tight --evaluate test \
-	  --tol 1e-4 --save --no-progress; }
+	  $(V2_ARCH) $(TIGHT_SOLVES) --output runs/ethanol_exact_tight --no-progress && $(DEQFF) train \
+	  configs/ethanol_conservative.yaml $(V2_ARCH) $(TIGHT_SOLVES) --output runs/ethanol_exact_tight \
+	  --evaluate test --tol 1e-4 --save --no-progress; }
+	test -f runs/ethanol_wide_explicit_probe/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
+	  $(V2_ARCH) $(WIDE) --output runs/ethanol_wide_explicit_probe --no-progress
+	test -f runs/ethanol_wide_explicit_gsum/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
+	  $(V2_ARCH) $(WIDE) --set model.aggregation=gated_sum --output runs/ethanol_wide_explicit_gsum --no-progress
+	test -f runs/ethanol_explicit_radial64x2/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
+	  $(V2_ARCH) --set model.aggregation=gated_sum --set model.radial_hidden=64 --set model.radial_layers=2 \
+	  --output runs/ethanol_explicit_radial64x2 --no-progress
+	test -f runs/ethanol_explicit_v3_product16/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
+	  --set model.product_channels=16 --output runs/ethanol_explicit_v3_product16 --stop-at-step 1000 --no-progress
 	$(BENCH)/gradient_check.py --checkpoint models/ethanol_conservative.ckpt --batches 3 \
 	  --modes ift,ift-fixed,ift-tight,ift-fixed-tight,bptt40 --results benchmarks/RESULTS.md
-	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative runs/ethanol_exact_tight \
-	  runs/ethanol_conservative_fixed_adjoint runs/ethanol_explicit_L1 runs/ethanol_explicit \
+	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative_v2 runs/ethanol_exact_tight \
+	  runs/ethanol_conservative_fixed_adjoint runs/ethanol_explicit_L1_v2 runs/ethanol_explicit_v2 \
 	  runs/ethanol_product8 runs/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13" \
-	  --labels "DEQ, exact gradients (shipped ethanol_conservative)" "DEQ, exact gradients, solves to 1e-4" \
-	  "DEQ, adjoint held fixed (previous ethanol_conservative)" "explicit, 1 layer" \
-	  "explicit, 2 layers (shipped ethanol_explicit)" "DEQ + many-body product (stopped)" \
+	  --labels "DEQ, exact gradients" "DEQ, exact gradients, solves to 1e-4" \
+	  "DEQ, adjoint held fixed" "explicit, 1 layer" "explicit, 2 layers" "DEQ + many-body product (stopped)" \
 	  "DEQ, phantom gradients (stopped)" --notes-file benchmarks/recipe_notes.md
+	$(BENCH)/bench_recipe.py --section architecture --plot benchmarks/architecture.png \
+	  --runs runs/ethanol_explicit_v2 runs/ethanol_wide_explicit_probe runs/ethanol_wide_explicit_gsum \
+	  runs/ethanol_explicit_radial64x2 runs/ethanol_explicit runs/ethanol_explicit_v3_product16 \
+	  runs/ethanol_explicit_L1 runs/ethanol_conservative_v2 runs/ethanol_conservative \
+	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
+	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current (shipped)" "current + product 16 (stopped)" \
+	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current (shipped)" \
+	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12
@@ -187,6 +217,12 @@ benchmarks: build
 	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
 	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz \
 	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2
+	$(BENCH)/first_call.py
+
+# A run of the previous architecture (V2_RUN = config and overrides), trained and evaluated on its test split.
+runs/%_v2/test_metrics.json:
+	$(DEQFF) train $(V2_RUN) --output runs/$*_v2 --no-progress
+	$(DEQFF) train $(V2_RUN) --output runs/$*_v2 --evaluate test --tol 1e-4 --save --no-progress
 
 clean:
 	rm -rf $(BUILD)
