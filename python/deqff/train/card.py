@@ -100,6 +100,13 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
             if model_cfg["model_type"] == "deq"
             else f"{model_cfg['depth']} stacked layers of {model_cfg['blocks_per_layer']} block(s)."
         ),
+        f"- Neighbors weighed by `{model_cfg.get('aggregation', 'softmax')}`; radial MLPs of "
+        f"{model_cfg.get('radial_layers', 1)} hidden layer(s) of {model_cfg['radial_hidden']}"
+        + (
+            f"; many-body product of {model_cfg['product_channels']} channels."
+            if model_cfg.get("product_channels")
+            else "."
+        ),
     ]
     if model_cfg["model_type"] == "deq":
         inference = model_cfg["solver_inference"]
