@@ -148,6 +148,26 @@ class EquivariantForceField(torch.nn.Module):
         prior_forces = -grad if grad is not None else torch.zeros_like(positions)
         return atom_energy, prior_forces
 
+    def add_prior(
+        self,
+        energy: Tensor,
+        atom_energy: Tensor,
+        positions: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        forces: bool,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(energy [B], atom_energy [N], prior forces) with the short-range prior's energies added
+        (`prior_energy`; the prior forces are [N, 3] when `forces`, else [0, 3]). Unchanged without one."""
+        if self.repulsion is None:
+            return energy, atom_energy, positions[:0]
+        prior_atoms, prior_forces = self.prior_energy(positions, species, edge_index, shift_vectors, forces)
+        energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+        return energy, atom_energy + prior_atoms, prior_forces
+
     def forward(
         self,
         positions: Tensor,
@@ -172,13 +192,18 @@ class EquivariantForceField(torch.nn.Module):
         energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
         if needs_position_grad:
             energy, _, _ = self.core.attach(energy, core, batch, num_graphs, None)
-        prior_forces = positions[:0]
-        if self.repulsion is not None:  # direct forces get the prior's own -dE/dx, the others its energy
-            prior_atoms, prior_forces = self.prior_energy(
-                positions, species, edge_index, shift_vectors, not needs_position_grad
-            )
-            atom_energy = atom_energy + prior_atoms
-            energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+        # Direct forces get the prior's own -dE/dx, the others its energy (differentiated below).
+        energy, atom_energy, prior_forces = self.add_prior(
+            energy,
+            atom_energy,
+            positions,
+            species,
+            edge_index,
+            shift_vectors,
+            batch,
+            num_graphs,
+            not needs_position_grad,
+        )
         if needs_position_grad:
             grad = torch.autograd.grad([energy.sum()], [positions], create_graph=self.training)[0]
             forces = -grad if grad is not None else torch.zeros_like(positions)
@@ -225,9 +250,9 @@ class EquivariantForceField(torch.nn.Module):
         forces = -torch.autograd.grad([pairing], [positions], create_graph=True)[0]
         energy, atom_energy = self.readout(state.z, species, batch, num_graphs)
         if self.repulsion is not None:  # no parameters: its energy and forces are constants here
-            prior_atoms, prior_forces = self.prior_energy(positions, species, edge_index, shift_vectors, True)
-            atom_energy = atom_energy + prior_atoms
-            energy = energy + scatter_sum(prior_atoms, batch, num_graphs)
+            energy, atom_energy, prior_forces = self.add_prior(
+                energy, atom_energy, positions, species, edge_index, shift_vectors, batch, num_graphs, True
+            )
             forces = forces + prior_forces
         solve = state.forward
         return ForceFieldOutput(
