@@ -97,8 +97,12 @@ models: setup
 	  $(MAKE) --no-print-directory model-$$name || exit 1; \
 	done
 
-# One shipped model: train (continuing runs/NAME with --resume when it holds a stopped run), export, card.
+# One shipped model: train (continuing runs/NAME with --resume when it holds a stopped run, or from
+# models/in_progress/NAME.last.pt, a stopped run committed for the next session), export, card.
 model-%: setup
+	if test ! -f runs/$*/checkpoints/last.pt -a -f models/in_progress/$*.last.pt; then \
+	  mkdir -p runs/$*/checkpoints && cp models/in_progress/$*.last.pt runs/$*/checkpoints/last.pt; \
+	fi
 	if test -f runs/$*/checkpoints/last.pt; then \
 	  $(VENV)/bin/deqff train configs/$*.yaml --resume --no-progress; \
 	else \
