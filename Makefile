@@ -222,6 +222,7 @@ benchmarks: build
 	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz \
 	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2
 	$(BENCH)/first_call.py
+	$(DEQFF) demo && cp out/demo/summary.md benchmarks/demo_summary.md
 
 # A run of the previous architecture (V2_RUN = config and overrides), trained and evaluated on its test split.
 runs/%_v2/test_metrics.json:
