@@ -83,11 +83,11 @@ NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same blo
   architecture: benchmarks/RESULTS.md, Architecture.
 NOTE_aspirin_deq := Conservative DEQ for aspirin with the recipe of issue 13 (configs/aspirin_deq.yaml: batch 5, \
   E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients; 12 epochs, one torch \
-  thread), exported with the ZBL short-range prior (exactly zero on the training data). Forces are 2x better \
-  than the previous direct-force aspirin_deq (195.7 meV/Å); energies are NOT learned well: test energy MAE is \
-  above what predicting the training mean gives (193 meV) on the later test trajectory. Use it for forces and \
-  MD, not for energies. The model is small (16 scalar channels): MACE trained on the same split and thread \
-  count reaches 37.3 meV/Å in 28 min against this model's 94.4 in 50 min (benchmarks/RESULTS.md, Peer).
+  thread) and its architecture (gated-sum aggregation, smooth when atoms cross the cutoff, as they do in \
+  aspirin; radial MLPs of 3x64; lr 1e-2), exported with the ZBL short-range prior (exactly zero on the \
+  training data). Predicting the training mean energy gives 193 meV on the test trajectory. The shipped \
+  aspirin_explicit twin still has the previous architecture (its retraining continues from \
+  models/in_progress/); peer comparison: benchmarks/RESULTS.md, Peer.
 NOTE_aspirin_explicit := The explicit twin of aspirin_deq: the same block stacked 4 times with untied weights \
   (about twice the DEQ's parameters), the same recipe and epochs; conservative forces with exact gradients, \
   exported with the ZBL short-range prior. DEQ vs this twin: benchmarks/RESULTS.md.
