@@ -117,7 +117,7 @@ class GraphStep(nn.Module):
         features = [edge_index, edge_sh, edge_radial]
         for layer in self.layers:
             for block in layer.blocks:
-                features.append(block.edge_terms(edge_radial))
+                features.append(block.edge_terms(edge_radial, edge_sh))
         return features
 
     def embed(

@@ -34,7 +34,7 @@ class InjectedLayer(torch.nn.Module):
         """A copy of `inputs` with every block's per-edge terms added (keys `edge_terms_key(k)`)."""
         out = dict(inputs)
         for k, block in enumerate(self.blocks):
-            out[edge_terms_key(k)] = block.edge_terms(inputs["edge_radial"])
+            out[edge_terms_key(k)] = block.edge_terms(inputs["edge_radial"], inputs["edge_sh"])
         return out
 
     def forward(self, z: Tensor, inputs: dict[str, Tensor]) -> Tensor:

@@ -11,9 +11,10 @@ Two ways to weigh the neighbors (`AGGREGATIONS`):
   enveloped radial basis), so the energy is smooth there, and the sum sees how many neighbors an
   atom has.
 
-What depends only on the geometry (the tensor-product weights from the radial embedding, and the
-radial part of the attention MLP's first layer) is computed once per geometry by `edge_terms`, not
-in every application of the block: a DEQ applies the block 10-30 times per geometry.
+What depends only on the geometry (the tensor product with the spherical harmonics as a per-edge
+linear map of the neighbor's features, `EdgeTensorProduct`, and the radial part of the attention
+MLP's first layer) is computed once per geometry by `edge_terms`, not in every application of the
+block: a DEQ applies the block 10-30 times per geometry.
 """
 
 import torch
@@ -21,6 +22,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import Tensor
 
+from deqff.nn.edge_operator import EdgeTensorProduct
 from deqff.nn.irreps_tools import head_index, scalar_dim
 from deqff.nn.scatter import scatter_softmax, scatter_sum
 
@@ -80,10 +82,13 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.tp_weights = FullyConnectedNet(
             [num_basis] + [radial_hidden] * radial_layers + [self.tp.weight_numel], torch.nn.functional.silu
         )
-        self.linear = o3.Linear(irreps_message, irreps_node)
+        self.edge_tp = EdgeTensorProduct(self.tp)
+        # Same weights and function as a Linear on the unmerged message irreps (each output's fan-in and
+        # the flattened weight order are the same), with one matrix product per degree.
+        self.linear = o3.Linear(irreps_message.simplify(), irreps_node)
         self.num_heads = num_heads
         self.num_scalars = scalar_dim(irreps_node)
-        self.num_tp_weights = self.tp.weight_numel
+        self.operator_dim = self.edge_tp.operator_dim
         self.feature_dim = irreps_node.dim
         self.attention_mlp = FullyConnectedNet(
             [2 * self.num_scalars + num_basis, radial_hidden, num_heads], torch.nn.functional.silu
@@ -93,11 +98,13 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.attention_in_scale = (2 * self.num_scalars + num_basis) ** -0.5
         self.register_buffer("head_of_component", head_index(irreps_node, num_heads), persistent=False)
 
-    def edge_terms(self, edge_radial: Tensor) -> Tensor:
-        """[E, tp weights + radial hidden]: what the block needs per edge that depends only on r_ij."""
+    def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> Tensor:
+        """[E, operator + radial hidden]: what the block needs per edge that depends only on the edge
+        vector (edge_radial [E, K], edge_sh [E, S])."""
         first = self.attention_mlp[0].weight
         radial_part = edge_radial @ (first[2 * self.num_scalars :] * self.attention_in_scale)
-        return torch.cat([self.tp_weights(edge_radial), radial_part], dim=-1)
+        operator = self.edge_tp.build(edge_sh, self.tp_weights(edge_radial))
+        return torch.cat([operator, radial_part], dim=-1)
 
     def attention_logits(self, scalars: Tensor, edge_index: Tensor, radial_part: Tensor) -> Tensor:
         """[E, heads] from node scalars [N, S] and the radial part of the first layer [E, hidden]."""
@@ -119,12 +126,11 @@ class EquivariantGraphAttention(torch.nn.Module):
         sender = edge_index[0]
         receiver = edge_index[1]
         num_nodes = h.shape[0]
-        tp_weights = edge_terms[:, : self.num_tp_weights]
         logits = self.attention_logits(
-            h[:, : self.num_scalars], edge_index, edge_terms[:, self.num_tp_weights :]
+            h[:, : self.num_scalars], edge_index, edge_terms[:, self.operator_dim :]
         )
         alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
-        messages = self.tp(h[sender], edge_sh, tp_weights)  # [E, M]
+        messages = self.edge_tp.apply(h[sender], edge_terms[:, : self.operator_dim])  # [E, M]
         if self.num_heads == 1:
             return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
         weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]

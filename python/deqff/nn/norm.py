@@ -4,7 +4,7 @@ import torch
 from e3nn import o3
 from torch import Tensor
 
-from deqff.nn.irreps_tools import irrep_blocks
+from deqff.nn.irreps_tools import channel_index
 
 
 class EquivariantLayerNorm(torch.nn.Module):
@@ -22,25 +22,24 @@ class EquivariantLayerNorm(torch.nn.Module):
         super().__init__()
         self.irreps = o3.Irreps(irreps)
         self.eps = eps
-        self.blocks = irrep_blocks(self.irreps)
         self.num_channels = self.irreps.num_irreps
         self.weight = torch.nn.Parameter(torch.ones(self.num_channels))
-        self.bias = torch.nn.Parameter(torch.zeros(sum(mul for mul, ir in self.irreps if ir.l == 0)))
+        num_scalars = sum(mul for mul, ir in self.irreps if ir.l == 0)
+        self.bias = torch.nn.Parameter(torch.zeros(num_scalars))
+        weight_dim, scalar_slot, scalar = [], [], 0
+        for mul, ir in self.irreps:
+            for _ in range(mul):
+                weight_dim.extend([ir.dim * self.num_channels] * ir.dim)
+                scalar_slot.extend([scalar] if ir.l == 0 else [num_scalars] * ir.dim)
+                scalar += 1 if ir.l == 0 else 0
+        # Per component: (2l+1) * channels (an integer: exact in any dtype), its channel, and its
+        # scalar's bias slot (num_scalars: none).
+        self.register_buffer("weight_dim", torch.tensor(weight_dim, dtype=torch.long), persistent=False)
+        self.register_buffer("channel", channel_index(self.irreps), persistent=False)
+        self.register_buffer("scalar_slot", torch.tensor(scalar_slot, dtype=torch.long), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        mean_square = torch.zeros_like(x[:, 0])
-        for start, mul, dim, _ in self.blocks:
-            mean_square = mean_square + x[:, start : start + mul * dim].pow(2).sum(dim=-1) / dim
-        inv = torch.rsqrt(mean_square / self.num_channels + self.eps).reshape(-1, 1, 1)
-        pieces: list[Tensor] = []
-        channel = 0
-        scalar = 0
-        for start, mul, dim, degree in self.blocks:
-            block = x[:, start : start + mul * dim].reshape(-1, mul, dim) * inv
-            block = block * self.weight[channel : channel + mul].reshape(1, mul, 1)
-            if degree == 0:
-                block = block + self.bias[scalar : scalar + mul].reshape(1, mul, 1)
-                scalar += mul
-            channel += mul
-            pieces.append(block.reshape(-1, mul * dim))
-        return torch.cat(pieces, dim=-1)
+        mean_square = (x * x) @ (1.0 / self.weight_dim.to(x.dtype))
+        inv = torch.rsqrt(mean_square + self.eps).unsqueeze(-1)
+        bias = torch.cat([self.bias, self.bias.new_zeros(1)]).index_select(0, self.scalar_slot)
+        return x * inv * self.weight.index_select(0, self.channel) + bias

@@ -1,0 +1,107 @@
+"""The block's fast evaluations equal e3nn's definitions: the tensor product as a per-edge operator,
+the gate, the norm, the linear on merged message irreps (values and gradients, float64, scripted)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from e3nn import o3
+
+from deqff.nn.attention import message_irreps
+from deqff.nn.block import GatedFeedForward
+from deqff.nn.edge_operator import EdgeTensorProduct
+from deqff.nn.norm import EquivariantLayerNorm
+
+IRREPS = ["16x0e + 8x1o + 4x2e", "8x0e + 4x1o", "6x0e + 4x1o + 2x2e + 2x3o"]
+
+
+def edge_tensor_product(irreps_node: str, lmax_sh: int) -> o3.TensorProduct:
+    """e3nn's tensor product with its Wigner 3j constants computed in float64 (not rounded to float32)."""
+    irreps_sh = o3.Irreps.spherical_harmonics(lmax_sh)
+    irreps_message, instructions = message_irreps(o3.Irreps(irreps_node), irreps_sh)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        return o3.TensorProduct(
+            irreps_node, irreps_sh, irreps_message, instructions, shared_weights=False, internal_weights=False
+        )
+    finally:
+        torch.set_default_dtype(default)
+
+
+@pytest.mark.parametrize("irreps_node", IRREPS)
+@pytest.mark.parametrize("lmax_sh", [1, 2, 3])
+def test_edge_operator_equals_tensor_product(irreps_node: str, lmax_sh: int) -> None:
+    torch.manual_seed(0)
+    tp = edge_tensor_product(irreps_node, lmax_sh)
+    operator = torch.jit.script(EdgeTensorProduct(tp))
+    edges = 17
+    x = torch.randn(edges, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
+    vectors = torch.randn(edges, 3, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(edges, tp.weight_numel, dtype=torch.float64, requires_grad=True)
+    sh = o3.spherical_harmonics(tp.irreps_in2, vectors, normalize=True)
+    expected = tp(x, sh, weights)
+    result = operator.apply(x, operator.build(sh, weights))
+    assert torch.allclose(result, expected, atol=1e-12, rtol=0)
+    probe = torch.randn_like(expected)
+    grads = torch.autograd.grad((expected * probe).sum(), [x, vectors, weights], retain_graph=True)
+    fast_grads = torch.autograd.grad((result * probe).sum(), [x, vectors, weights])
+    for grad, fast in zip(grads, fast_grads, strict=True):
+        assert torch.allclose(fast, grad, atol=1e-11, rtol=0)
+
+
+def test_edge_operator_refuses_other_connection_modes() -> None:
+    tp = o3.FullyConnectedTensorProduct("4x0e + 2x1o", "1x0e + 1x1o", "4x0e")
+    with pytest.raises(ValueError, match="uvu"):
+        EdgeTensorProduct(tp)
+
+
+def reference_norm(norm: EquivariantLayerNorm, x: torch.Tensor) -> torch.Tensor:
+    """The norm block by block, as its docstring defines it."""
+    mean_square = torch.zeros_like(x[:, 0])
+    start = 0
+    for mul, ir in norm.irreps:
+        mean_square = mean_square + x[:, start : start + mul * ir.dim].pow(2).sum(-1) / ir.dim
+        start += mul * ir.dim
+    inv = torch.rsqrt(mean_square / norm.irreps.num_irreps + norm.eps)
+    pieces, start, channel, scalar = [], 0, 0, 0
+    for mul, ir in norm.irreps:
+        block = x[:, start : start + mul * ir.dim].reshape(-1, mul, ir.dim) * inv.reshape(-1, 1, 1)
+        block = block * norm.weight[channel : channel + mul].reshape(1, mul, 1)
+        if ir.l == 0:
+            block = block + norm.bias[scalar : scalar + mul].reshape(1, mul, 1)
+            scalar += mul
+        pieces.append(block.reshape(-1, mul * ir.dim))
+        start += mul * ir.dim
+        channel += mul
+    return torch.cat(pieces, dim=-1)
+
+
+@pytest.mark.parametrize("irreps", [*IRREPS, "4x1o + 8x0e + 2x0o"])
+def test_norm_equals_blockwise_definition(irreps: str) -> None:
+    torch.manual_seed(1)
+    norm = EquivariantLayerNorm(o3.Irreps(irreps)).double()
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(5, norm.irreps.dim, dtype=torch.float64)
+    assert torch.allclose(torch.jit.script(norm)(x), reference_norm(norm, x), atol=1e-13, rtol=0)
+
+
+@pytest.mark.parametrize("irreps", IRREPS)
+def test_gate_equals_e3nn_gate(irreps: str) -> None:
+    torch.manual_seed(2)
+    feed_forward = GatedFeedForward(o3.Irreps(irreps)).double()
+    x = torch.randn(6, feed_forward.gate.irreps_in.dim, dtype=torch.float64)
+    assert torch.allclose(feed_forward.gated(x), feed_forward.gate(x), atol=1e-13, rtol=0)
+
+
+def test_linear_on_merged_message_irreps_is_the_same_map() -> None:
+    """Old checkpoints stored the attention's output linear on the unmerged message irreps."""
+    torch.manual_seed(3)
+    irreps_message, _ = message_irreps(o3.Irreps(IRREPS[0]), o3.Irreps.spherical_harmonics(2))
+    unmerged = o3.Linear(irreps_message, IRREPS[0]).double()
+    merged = o3.Linear(irreps_message.simplify(), IRREPS[0]).double()
+    merged.load_state_dict(unmerged.state_dict())
+    x = torch.randn(4, irreps_message.dim, dtype=torch.float64)
+    assert torch.allclose(merged(x), unmerged(x), atol=1e-13, rtol=0)
