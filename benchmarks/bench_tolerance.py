@@ -6,7 +6,9 @@ The trajectory is GFN2-xTB Langevin MD at 500 K saved every 0.5 fs step (`deqff 
 (the file `deqff export` writes, float64) is called once per frame in order, warm-started (the
 production path) and cold (warm starts off); forces are compared with a cold solve at tolerance 1e-8.
 The floor is the same model forced to one solver iteration (what a warm step can at best cost).
-Time per step is the model call (`compute`), one call per frame, all in one run.
+"Predicted" is the warm start from the polynomial extrapolation of the last fixed points (export
+option `--predictor-order`, issue #15). Time per step is the model call (`compute`), one call per
+frame, all in one run.
 
     deqff data generate aspirin -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 \\
         --temperature 500 --split none --seed 7
@@ -43,9 +45,11 @@ WARMUP_CALLS = 4
 
 @dataclasses.dataclass
 class Run:
-    """Per-frame iterations, seconds per call and forces [F, N, 3] eV/Å of one model over the frames."""
+    """Per-frame iterations (forward solver; adjoint for conservative forces), seconds per call and
+    forces [F, N, 3] eV/Å of one model over the frames."""
 
     iterations: np.ndarray
+    adjoint_iterations: np.ndarray
     seconds: np.ndarray
     forces: np.ndarray
 
@@ -63,14 +67,17 @@ def scripted(
 
 def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], desc: str) -> Run:
     """Call `module.compute` once per frame, in order (each call warm-starts from the last)."""
-    iterations, seconds, forces = [], [], []
+    iterations, adjoint, seconds, forces = [], [], [], []
     for positions in tqdm(frames, desc=desc, unit="step", leave=False):
         start = time.perf_counter()
         _, f = module.compute(positions, None)
         seconds.append(time.perf_counter() - start)
         iterations.append(module.last_iterations())
+        adjoint.append(module.last_adjoint_iterations())
         forces.append(f.numpy())
-    return Run(np.array(iterations, dtype=float), np.array(seconds), np.stack(forces))
+    return Run(
+        np.array(iterations, dtype=float), np.array(adjoint, dtype=float), np.array(seconds), np.stack(forces)
+    )
 
 
 def force_error(run: Run, reference: Run) -> tuple[float, float]:
@@ -86,6 +93,7 @@ def main() -> None:
     parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
     parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
     parser.add_argument("--tolerances", type=float, nargs="+", default=list(TOLERANCES))
+    parser.add_argument("--predictor-order", type=int, default=2, help="of the predicted warm start")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--plot", default=str(HERE / "tolerance.png"))
@@ -104,31 +112,43 @@ def main() -> None:
     for tol in tqdm(args.tolerances, desc="tolerances"):
         warm = run(scripted(model, numbers, frames[0], tol=tol), frames, f"warm {tol:g}")
         cold = run(scripted(model, numbers, frames[0], tol=tol, warm_start=False), frames, f"cold {tol:g}")
-        rows.append((tol, warm, cold))
+        order = args.predictor_order
+        predicted = run(
+            scripted(model, numbers, frames[0], tol=tol, predictor_order=order), frames, f"pred {tol:g}"
+        )
+        rows.append((tol, warm, cold, predicted))
 
     floor_ms = 1e3 * floor.seconds.mean()
     lines = [
         f"Command: `python benchmarks/bench_tolerance.py --checkpoint {args.checkpoint} --trajectory "
-        f"{args.trajectory} --steps {len(frames)}`  ",
+        f"{args.trajectory} --steps {len(frames)} --tolerances {' '.join(f'{t:g}' for t in args.tolerances)} "
+        f"--predictor-order {args.predictor_order}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, force mode {model.config.force_mode}), "
         f"{len(numbers)} atoms, exported float64 (Anderson m = {model.config.solver_inference.m}, relative "
         f"residual); {len(frames)} consecutive 0.5 fs steps of GFN2-xTB Langevin MD at 500 K. "
         f"Force error vs a cold solve at tol {REFERENCE_TOL:g}. Time = the model call, mean over "
-        f"steps. Floor = one solver iteration per step: {floor_ms:.2f} ms.",
+        f"steps. Floor = one solver iteration per step: {floor_ms:.2f} ms. Warm = the last fixed point; "
+        f"predicted = extrapolated from the last {args.predictor_order + 1} (order {args.predictor_order}).",
         "",
-        "| tol | warm iters | cold iters | warm/cold iters | warm ms | cold ms | warm speed-up | "
-        "warm / floor | warm force err mean / max (meV/Å) | cold force err mean / max (meV/Å) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| tol | warm iters | predicted iters | cold iters | warm/cold | predicted/cold | "
+        "adjoint iters warm / predicted / cold | warm ms | predicted ms | cold ms | predicted / floor | "
+        "force err mean / max (meV/Å): warm | predicted | cold |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for tol, warm, cold in rows:
+    for tol, warm, cold, predicted in rows:
         w_err, c_err = force_error(warm, reference), force_error(cold, reference)
+        p_err = force_error(predicted, reference)
         warm_ms, cold_ms = 1e3 * warm.seconds.mean(), 1e3 * cold.seconds.mean()
+        predicted_ms = 1e3 * predicted.seconds.mean()
         lines.append(
-            f"| {tol:g} | {warm.iterations.mean():.2f} | {cold.iterations.mean():.2f} | "
-            f"{warm.iterations.mean() / cold.iterations.mean():.2f} | {warm_ms:.2f} | {cold_ms:.2f} | "
-            f"{cold_ms / warm_ms:.2f}x | {warm_ms / floor_ms:.2f} | {w_err[0]:.3f} / {w_err[1]:.2f} | "
-            f"{c_err[0]:.3f} / {c_err[1]:.2f} |"
+            f"| {tol:g} | {warm.iterations.mean():.2f} | {predicted.iterations.mean():.2f} | "
+            f"{cold.iterations.mean():.2f} | {warm.iterations.mean() / cold.iterations.mean():.2f} | "
+            f"**{predicted.iterations.mean() / cold.iterations.mean():.2f}** | "
+            f"{warm.adjoint_iterations.mean():.2f} / {predicted.adjoint_iterations.mean():.2f} / "
+            f"{cold.adjoint_iterations.mean():.2f} | {warm_ms:.2f} | {predicted_ms:.2f} | {cold_ms:.2f} | "
+            f"{predicted_ms / floor_ms:.2f} | {w_err[0]:.3f} / {w_err[1]:.2f} | "
+            f"{p_err[0]:.3f} / {p_err[1]:.2f} | {c_err[0]:.3f} / {c_err[1]:.2f} |"
         )
     lines += ["", f"Plot: `benchmarks/{Path(args.plot).name}`."]
     title = "Fixed-point reuse vs tolerance (issue #8: 1, 3)"
@@ -137,11 +157,11 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def plot(rows: list[tuple[float, Run, Run]], reference: Run, floor_ms: float, path: Path) -> None:
-    """Iterations, time per step and force error against the tolerance, warm and cold."""
+def plot(rows: list[tuple[float, Run, Run, Run]], reference: Run, floor_ms: float, path: Path) -> None:
+    """Iterations, time per step and force error against the tolerance: warm, cold, predicted."""
     tols = [r[0] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for index, label in ((1, "warm"), (2, "cold")):
+    for index, label in ((1, "warm"), (2, "cold"), (3, "predicted")):
         axes[0].plot(tols, [r[index].iterations.mean() for r in rows], "o-", label=label)
         axes[1].plot(tols, [1e3 * r[index].seconds.mean() for r in rows], "o-", label=label)
         axes[2].plot(tols, [force_error(r[index], reference)[0] for r in rows], "o-", label=label)

@@ -26,6 +26,7 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         dtype=args.dtype,
         convention=args.convention,
         warm_start=not args.no_warm_start,
+        predictor_order=args.predictor_order,
         min_distance=args.min_distance,
         weights=args.weights,
         remove_net_force=args.remove_net_force,
@@ -55,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
         f"  {meta.model_type} model, elements {','.join(meta.elements)}, cutoff {meta.cutoff} Å, "
         f"force mode {meta.force_mode}, {meta.dtype}, convention {meta.extra['convention']}"
     )
+    if meta.solver.get("predictor_order", 0):
+        print(
+            f"  warm starts extrapolated from the last fixed points, order {meta.solver['predictor_order']}"
+        )
     enabled = [name for name in MDET_OPTIONS if meta.extra.get(name) == "true"]
     if enabled:
         print(f"  MD-ET options: {', '.join(enabled)}")
@@ -105,6 +110,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--no-warm-start", action="store_true", help="start every call cold (for comparisons)"
+    )
+    parser.add_argument(
+        "--predictor-order",
+        type=int,
+        default=0,
+        help="warm start from the polynomial extrapolation of the last ORDER + 1 fixed points (0: the "
+        "last fixed point; 2 measured best on 500 K MD: benchmarks/RESULTS.md). OpenMM, ASE and Python; "
+        "the LAMMPS plugin uses the last fixed point",
     )
     parser.add_argument("--min-distance", type=float, default=0.1, help="closest allowed atom distance, Å")
     parser.add_argument("--weights", choices=WEIGHTS, default="ema", help="EMA or raw weights")

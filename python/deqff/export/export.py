@@ -109,6 +109,8 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
     length, energy, force = FORWARD_UNITS[options.convention]
     solver: dict[str, Any] = {"warm_start": options.warm_start}
     if config.model_type == "deq":
+        solver["predictor_order"] = options.predictor_order
+    if config.model_type == "deq":
         solver["inference"] = config.solver_inference.to_dict()
         solver["fallback"] = config.solver_inference.replace(
             max_iter=options.fallback_iterations(config)
@@ -188,6 +190,7 @@ def _build(
         InferenceTransforms(
             config.irreps_node, options.remove_net_force, options.remove_net_torque, options.random_rotation
         ),
+        options.predictor_order if config.model_type == "deq" else 0,
     )
     return potential.eval(), meta
 

@@ -9,9 +9,14 @@
   (mixed ML/MM systems); the other particles get zero force.
 * the warm-start state: buffers `z_state` (fixed point [N, D]) and `g_state` (adjoint [N, D],
   conservative mode), written only after a successful call, under no_grad (they survive
-  `torch.jit.freeze`). `set_atomic_numbers` (a new system, e.g. another atom count), `reset()` and
-  `set_warm_start(False)` give cold starts; a state of the wrong shape is never used; a warm start
-  worse than a cold one falls back to cold (`deqff.export.runner`).
+  `torch.jit.freeze`). With `predictor_order` p > 0 (export option) the module also keeps the p
+  previous states (`z_history`, `g_history` [p, N, D], lab frame) and starts each solve from their
+  polynomial extrapolation (`extrapolate`: exact for fixed points moving as polynomials of degree
+  <= p in the step index), under the same rule as a plain warm start (worse than cold: discarded).
+  A cold solve (first call, rejected start, jump) clears the history. `set_atomic_numbers` (a new
+  system, e.g. another atom count), `reset()` and `set_warm_start(False)` give cold starts; a state
+  of the wrong shape is never used; a warm start worse than a cold one falls back to cold
+  (`deqff.export.runner`).
 * an explicit, pure core: `step(positions, cell, state, forces) -> (energy, forces, state_out, stats)`
   and `step_graph(...)` on a given neighbor list (for hosts that bring their own, e.g. LAMMPS),
   so a host that owns the state (torch.export) can reuse them.
@@ -49,6 +54,7 @@ from deqff.data.validate import check_elements, check_particle_indices
 from deqff.export.graph_step import GraphStep, solver_info
 from deqff.export.inputs import scatter_forces, split_inputs, validated_graph, zero_with_unit_gradient
 from deqff.export.mdet import InferenceTransforms
+from deqff.export.options import MAX_PREDICTOR_ORDER
 from deqff.export.runner import ExplicitRunner, new_stats
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
@@ -80,6 +86,38 @@ def new_totals() -> dict[str, float]:
     }
 
 
+def extrapolation_weights(order: int) -> list[float]:
+    """Weights of s_t, s_{t-1}, ..., s_{t-order} in the value at t + 1 of the polynomial of degree
+    `order` through them (equal steps): (-1)^j C(order + 1, j + 1), e.g. [2, -1], [3, -3, 1]."""
+    weights: list[float] = []
+    binomial = 1.0  # C(order + 1, j + 1), updated in the loop
+    for j in range(order + 1):
+        binomial = binomial * (order + 1 - j) / (j + 1)
+        weights.append(binomial if j % 2 == 0 else -binomial)
+    return weights
+
+
+def extrapolate(current: Tensor, history: Tensor) -> Tensor:
+    """current [N, D] (step t) and history [H, N, D] (steps t-1, t-2, ... newest first) -> the
+    polynomial extrapolation to step t + 1 over all of them ([N, D]); `current` itself when the
+    history is empty or of another shape."""
+    if current.shape[0] == 0 or history.shape[0] == 0 or history.shape[1:] != current.shape:
+        return current
+    weights = extrapolation_weights(history.shape[0])
+    out = current * weights[0]
+    for j in range(history.shape[0]):
+        out = out + history[j] * weights[j + 1]
+    return out
+
+
+def pushed(state: Tensor, history: Tensor, depth: int) -> Tensor:
+    """history [H, N, D] with `state` [N, D] put in front, cut to `depth` entries (restarted when the
+    shapes differ: another system)."""
+    if history.shape[0] == 0 or history.shape[1:] != state.shape:
+        return state.unsqueeze(0).clone()
+    return torch.cat([state.unsqueeze(0), history], dim=0)[:depth].clone()
+
+
 class DeqffPotential(nn.Module):
     """Stateful deqff model; `forward` follows the "openmm" convention (energy and forces)."""
 
@@ -100,6 +138,7 @@ class DeqffPotential(nn.Module):
         warm_start: bool = True,
         min_distance: float = 0.1,
         transforms: InferenceTransforms | None = None,
+        predictor_order: int = 0,
     ) -> None:
         super().__init__()
         self.runner = runner
@@ -112,6 +151,11 @@ class DeqffPotential(nn.Module):
         self.cutoff = float(cutoff)
         self.min_distance = float(min_distance)
         self.warm_start = warm_start
+        if predictor_order < 0 or predictor_order > MAX_PREDICTOR_ORDER:
+            raise ValueError(
+                f"predictor_order={predictor_order}: use 0 (the last fixed point) to {MAX_PREDICTOR_ORDER}"
+            )
+        self.predictor_order = predictor_order
         self.feature_dim: int = runner.feature_dim
         fallback_max_iter = int(getattr(runner, "fallback_max_iter", 0))
         self.graph = GraphStep(runner.model, solver_info(runner.model, fallback_max_iter, warm_start), dtype)
@@ -130,6 +174,8 @@ class DeqffPotential(nn.Module):
         self.register_buffer("atom_indices", torch.zeros(0, dtype=torch.long))
         self.register_buffer("z_state", torch.zeros((0, self.feature_dim), dtype=dtype))
         self.register_buffer("g_state", torch.zeros((0, self.feature_dim), dtype=dtype))
+        self.register_buffer("z_history", torch.zeros((0, 0, self.feature_dim), dtype=dtype))
+        self.register_buffer("g_history", torch.zeros((0, 0, self.feature_dim), dtype=dtype))
         # The last call's inputs and results (Å, eV, float64) for repeats; empty = nothing cached.
         self.register_buffer("cache_positions", torch.zeros((0, 3), dtype=torch.float64))
         self.register_buffer("cache_cell", torch.zeros((0, 3), dtype=torch.float64))
@@ -170,6 +216,13 @@ class DeqffPotential(nn.Module):
             self.g_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype)
             self.cache_positions = torch.zeros((0, 3), dtype=torch.float64)
             self.cache_forces = torch.zeros((0, 3), dtype=torch.float64)
+        self._clear_history()
+
+    def _clear_history(self) -> None:
+        """Forget the states before the current one (the predictor starts again from plain warm starts)."""
+        with torch.no_grad():
+            self.z_history = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype)
+            self.g_history = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype)
 
     @torch.jit.export
     def set_warm_start(self, enabled: bool) -> None:
@@ -187,12 +240,37 @@ class DeqffPotential(nn.Module):
     @torch.jit.export
     def set_state(self, state: list[Tensor]) -> None:
         """Install a warm-start state from `get_state`/`step` (checked against the next input anyway).
-        Drops the cached last result: the next call solves even at the previous call's positions."""
+        Drops the cached last result (the next call solves even at the previous call's positions) and
+        the predictor's history (the next start is this state itself)."""
         with torch.no_grad():
             self.z_state = state[0].to(self.like.dtype).clone()
             self.g_state = state[1].to(self.like.dtype).clone()
             self.cache_positions = torch.zeros((0, 3), dtype=torch.float64)
             self.cache_forces = torch.zeros((0, 3), dtype=torch.float64)
+        self._clear_history()
+
+    def _start_state(self, repeat: bool) -> list[Tensor]:
+        """The next solve's start [z, g]: the last state, or with a predictor its extrapolation over the
+        kept history (as far back as the history reaches; not for a repeat of the last positions,
+        whose fixed point is the last state); [0, D] tensors start cold."""
+        state = [self.z_state, self.g_state]
+        if not self.warm_start:
+            state = [self.z_state[:0], self.g_state[:0]]
+        elif self.predictor_order > 0 and not repeat:
+            with torch.no_grad():
+                state = [extrapolate(self.z_state, self.z_history), extrapolate(self.g_state, self.g_history)]
+        return state
+
+    def _push_history(self, cold: bool) -> None:
+        """Before the state is replaced: keep it in the history (newest first, at most predictor_order),
+        or clear the history after a cold solve (the states before it belong to another trajectory)."""
+        if self.predictor_order > 0:
+            if cold or self.z_state.shape[0] == 0:
+                self._clear_history()
+            else:
+                with torch.no_grad():
+                    self.z_history = pushed(self.z_state, self.z_history, self.predictor_order)
+                    self.g_history = pushed(self.g_state, self.g_history, self.predictor_order)
 
     # -- pure evaluation ------------------------------------------------------------------------------
     def _step_graph(
@@ -273,6 +351,7 @@ class DeqffPotential(nn.Module):
         """Keep the new state and count the call (only after a successful evaluation). A repeat keeps
         the state it started from, so the warm-start sequence does not depend on re-evaluations."""
         if self.warm_start and not repeat:
+            self._push_history(stats["cold"] > 0.0)
             with torch.no_grad():
                 self.z_state = state[0]
                 self.g_state = state[1]
@@ -340,9 +419,7 @@ class DeqffPotential(nn.Module):
         """Stateful evaluation in Å / eV of checked input (all particles [M, 3], the model's atoms and
         their graph): (energy [], forces [M, 3] or [0, 3], error). State is kept only on success."""
         repeat = self._is_repeat(positions, cell)
-        state = [self.z_state, self.g_state]
-        if not self.warm_start:
-            state = [self.z_state[:0], self.g_state[:0]]
+        state = self._start_state(repeat)
         lab_atoms, rotation = atoms, self.transforms.draw()
         atoms, shift_vectors, state = self.transforms.enter(rotation, atoms, shift_vectors, state)
         energy, atom_forces, state_out, stats, error = self._step_graph(

@@ -9,6 +9,9 @@ from typing import Any
 
 from deqff.models.config import FORCE_MODES, REPULSIONS, ModelConfig
 
+#: Highest polynomial order of the warm-start predictor (`predictor_order`, `--predictor-order`).
+MAX_PREDICTOR_ORDER = 6
+
 #: Engine conventions of the exported `forward` (every file also has `compute` in Å / eV):
 #: "openmm":        forward(positions nm, box nm?) -> (energy kJ/mol, forces kJ/mol/nm), for
 #:                  `TorchForce.setOutputsForces(True)`; works in every force mode.
@@ -38,6 +41,9 @@ class ExportOptions:
     dtype:             "float32" or "float64" (parameters and computation; OpenMM I/O stays float64).
     convention:        see CONVENTIONS.
     warm_start:        reuse the previous call's fixed point (False: always cold, for comparisons).
+    predictor_order:   0: a warm start is the previous call's fixed point; p > 0: the polynomial
+                       extrapolation of the last p + 1 fixed points (and adjoint states), which
+                       predicts the next one along an MD trajectory (deqff.export.module.extrapolate).
     min_distance:      closest allowed distance between atoms, Å (closer is an error).
     weights:           "ema" (averaged weights, when the checkpoint has them) or "model".
     remove_net_force, remove_net_torque, random_rotation: MD-ET inference options (deqff.export.mdet):
@@ -63,6 +69,7 @@ class ExportOptions:
     dtype: str = "float64"
     convention: str = "openmm"
     warm_start: bool = True
+    predictor_order: int = 0
     min_distance: float = 0.1
     weights: str = "ema"
     remove_net_force: bool = False
@@ -77,6 +84,10 @@ class ExportOptions:
             problems.append(f"force_mode={self.force_mode!r} (choose from {FORCE_MODES})")
         if self.solver is not None and self.solver not in EXPORT_SOLVERS:
             problems.append(f"solver={self.solver!r} (choose from {EXPORT_SOLVERS})")
+        if not 0 <= self.predictor_order <= MAX_PREDICTOR_ORDER:
+            problems.append(
+                f"predictor_order={self.predictor_order} (choose from 0 to {MAX_PREDICTOR_ORDER})"
+            )
         if self.dtype not in DTYPES:
             problems.append(f"dtype={self.dtype!r} (choose from {DTYPES})")
         if self.convention not in CONVENTIONS:

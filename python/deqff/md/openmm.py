@@ -43,7 +43,10 @@ from openmmtorch import TorchForce
 from deqff.export.export import load_potential
 from deqff.export.metadata import ModelMetadata
 from deqff.export.options import ExportOptions
+from deqff.md.plugins import ensure_torch_kernels
 from deqff.md.structure import MDStructure, load_structure
+
+ensure_torch_kernels()  # in case openmm was imported before torch
 
 #: Global parameter whose energy derivative is the running total of solver iterations.
 STATS_PARAMETER = "deqff_iterations"

@@ -21,7 +21,10 @@ from typing import Any
 import openmm
 from openmmml.mlpotential import MLPotentialImpl, MLPotentialImplFactory
 
+from deqff.md.plugins import ensure_torch_kernels
 from deqff.md.structure import atomic_numbers
+
+ensure_torch_kernels()  # openmm-ml imports openmm before torch
 
 
 class DeqffPotentialImplFactory(MLPotentialImplFactory):
