@@ -5,7 +5,8 @@ The trajectory is GFN2-xTB Langevin MD at 500 K saved every 0.5 fs step (`deqff 
 --stride 1`), so every model sees the same positions. For each tolerance the exported, scripted model
 (the file `deqff export` writes, float64) is called once per frame in order, warm-started (the
 production path) and cold (warm starts off); forces are compared with a cold solve at tolerance 1e-8.
-The floor is the same model forced to one solver iteration (what a warm step can at best cost).
+The floor is the same model forced to one solver iteration (and one adjoint iteration for
+conservative forces): what a warm step can at best cost.
 "Predicted" is the warm start from the polynomial extrapolation of the last fixed points (export
 option `--predictor-order`, issue #15). Time per step is the model call (`compute`), one call per
 frame, all in one run.
@@ -104,17 +105,25 @@ def main() -> None:
     numbers = np.asarray(data.z)
     frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
     model = model_from_checkpoint(args.checkpoint)
-    tight = scripted(model, numbers, frames[0], tol=REFERENCE_TOL, max_iter=400, warm_start=False)
+    reference_options = {
+        "tol": REFERENCE_TOL,
+        "max_iter": 400,
+        "adjoint_tol": REFERENCE_TOL,
+        "adjoint_max_iter": 400,
+    }
+    tight = scripted(model, numbers, frames[0], **reference_options, warm_start=False)
     reference = run(tight, frames, "reference")
-    floor = run(scripted(model, numbers, frames[0], tol=1e9, max_iter=1), frames, "floor")
+    one = {"tol": 1e9, "max_iter": 1, "adjoint_tol": 1e9, "adjoint_max_iter": 1}  # adjoint: conservative
+    floor = run(scripted(model, numbers, frames[0], **one), frames, "floor")
 
     rows = []
     for tol in tqdm(args.tolerances, desc="tolerances"):
-        warm = run(scripted(model, numbers, frames[0], tol=tol), frames, f"warm {tol:g}")
-        cold = run(scripted(model, numbers, frames[0], tol=tol, warm_start=False), frames, f"cold {tol:g}")
+        both = {"tol": tol, "adjoint_tol": tol}  # conservative forces: the adjoint as tight as the solve
+        warm = run(scripted(model, numbers, frames[0], **both), frames, f"warm {tol:g}")
+        cold = run(scripted(model, numbers, frames[0], **both, warm_start=False), frames, f"cold {tol:g}")
         order = args.predictor_order
         predicted = run(
-            scripted(model, numbers, frames[0], tol=tol, predictor_order=order), frames, f"pred {tol:g}"
+            scripted(model, numbers, frames[0], **both, predictor_order=order), frames, f"pred {tol:g}"
         )
         rows.append((tol, warm, cold, predicted))
 
@@ -126,10 +135,11 @@ def main() -> None:
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, force mode {model.config.force_mode}), "
         f"{len(numbers)} atoms, exported float64 (Anderson m = {model.config.solver_inference.m}, relative "
-        f"residual); {len(frames)} consecutive 0.5 fs steps of GFN2-xTB Langevin MD at 500 K. "
-        f"Force error vs a cold solve at tol {REFERENCE_TOL:g}. Time = the model call, mean over "
-        f"steps. Floor = one solver iteration per step: {floor_ms:.2f} ms. Warm = the last fixed point; "
-        f"predicted = extrapolated from the last {args.predictor_order + 1} (order {args.predictor_order}).",
+        f"residual; adjoint tolerance = tol); {len(frames)} consecutive 0.5 fs steps of GFN2-xTB "
+        f"Langevin MD at 500 K. Force error vs a cold solve at tol {REFERENCE_TOL:g} (adjoint too). Time "
+        f"= the model call, mean over steps. Floor = one solver iteration per step: {floor_ms:.2f} ms. "
+        "Warm = the last fixed point; predicted = extrapolated from the last "
+        f"{args.predictor_order + 1} (order {args.predictor_order}).",
         "",
         "| tol | warm iters | predicted iters | cold iters | warm/cold | predicted/cold | "
         "adjoint iters warm / predicted / cold | warm ms | predicted ms | cold ms | predicted / floor | "

@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from deqff.export.export import script_error, set_atoms
 from deqff.export.options import ExportOptions
+from deqff.md.jit import model_calls
 from deqff.md.python_force import live_potential
 
 
@@ -52,7 +53,8 @@ class DeqffCalculator(Calculator):
                 raise ValueError("deqff supports fully periodic cells or molecules (pbc all True or False)")
             cell = torch.as_tensor(np.asarray(self.atoms.cell.array), dtype=torch.float64)
         try:
-            energy, forces = self.model.compute(positions, cell)
+            with model_calls():  # TorchScript optimization off: first calls fast (deqff.md.jit)
+                energy, forces = self.model.compute(positions, cell)
         except torch.jit.Error as error:
             raise script_error(error) from None
         self.results = {

@@ -31,7 +31,6 @@ apply to the thread that calls `getState`/`step`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from openmmtorch import TorchForce
 from deqff.export.export import load_potential
 from deqff.export.metadata import ModelMetadata
 from deqff.export.options import ExportOptions
+from deqff.md.jit import context_creation, jit_optimize, model_calls  # noqa: F401  (re-exported)
 from deqff.md.plugins import ensure_torch_kernels
 from deqff.md.structure import MDStructure, load_structure
 
@@ -130,24 +130,6 @@ def create_system(
     else:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return system, structure
-
-
-def jit_optimize() -> bool:
-    """Whether model calls use TorchScript's optimizing executor (`DEQFF_JIT_OPTIMIZE=1`; off by default)."""
-    return os.environ.get("DEQFF_JIT_OPTIMIZE") == "1"
-
-
-def model_calls() -> Any:
-    """Context manager for stepping a Context / reading its forces: TorchScript optimization off
-    (unless `DEQFF_JIT_OPTIMIZE=1`), which cuts the first call of a new Context from seconds to a
-    fraction of a second and was not slower afterwards (benchmarks/first_call.py)."""
-    return torch.jit.optimized_execution(jit_optimize())
-
-
-def context_creation() -> Any:
-    """Context manager for creating (or reinitializing) a Context with a TorchForce: optimization on,
-    which `torch.jit.freeze` needs to inline the module's methods."""
-    return torch.jit.optimized_execution(True)
 
 
 def solver_iterations(context: openmm.Context) -> float:

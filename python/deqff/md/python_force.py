@@ -29,6 +29,7 @@ from deqff.export.export import (
 )
 from deqff.export.module import DeqffPotential
 from deqff.export.options import ExportOptions
+from deqff.md.jit import model_calls
 from deqff.models.force_field import EquivariantForceField
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
@@ -78,7 +79,8 @@ class PotentialComputation:
             box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)
             cell = torch.as_tensor(np.asarray(box), dtype=torch.float64) * NM_TO_ANGSTROM
         try:
-            energy, forces = self.potential.compute(x, cell)
+            with model_calls():  # TorchScript optimization off: first calls fast (deqff.md.jit)
+                energy, forces = self.potential.compute(x, cell)
         except torch.jit.Error as error:
             raise script_error(error) from None
         return (
