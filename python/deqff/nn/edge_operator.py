@@ -25,7 +25,6 @@ class EdgeTensorProduct(torch.nn.Module):
     block_width: list[int]
     block_operator_start: list[int]
     block_first_path: list[int]
-    path_block: list[int]
     path_sh_start: list[int]
     path_sh_dim: list[int]
     path_out_dim: list[int]
@@ -45,9 +44,9 @@ class EdgeTensorProduct(torch.nn.Module):
             raise ValueError("EdgeTensorProduct needs per-edge weights (shared_weights=False)")
         self.weight_numel = tp.weight_numel
         self.out_dim = irreps_out.dim
-        in1_starts = [sum(m * ir.dim for m, ir in irreps_in1[:b]) for b in range(len(irreps_in1))]
-        in2_starts = [sum(m * ir.dim for m, ir in irreps_in2[:b]) for b in range(len(irreps_in2))]
-        out_starts = [sum(m * ir.dim for m, ir in irreps_out[:b]) for b in range(len(irreps_out))]
+        in1_starts = [piece.start for piece in irreps_in1.slices()]
+        in2_starts = [piece.start for piece in irreps_in2.slices()]
+        out_starts = [piece.start for piece in irreps_out.slices()]
         weight_starts, offset = [], 0
         for ins in tp.instructions:
             weight_starts.append(offset)
@@ -62,7 +61,6 @@ class EdgeTensorProduct(torch.nn.Module):
         self.block_first_path = []
         # Paths of block b: block_first_path[b] to block_first_path[b + 1].
         # Per path (grouped by input block): SH slice, Wigner 3j slice and shape, weight slice, scale.
-        self.path_block = []
         self.path_sh_start = []
         self.path_sh_dim = []
         self.path_out_dim = []
@@ -80,14 +78,13 @@ class EdgeTensorProduct(torch.nn.Module):
             self.block_dim.append(ir_in.dim)
             self.block_width.append(width)
             self.block_operator_start.append(operator_offset)
-            self.block_first_path.append(len(self.path_block))
+            self.block_first_path.append(len(self.path_scale))
             operator_offset += mul * ir_in.dim * width
             k_offset = 0
             for n, ins in paths:
                 ir_sh = irreps_in2[ins.i_in2].ir
                 ir_out = irreps_out[ins.i_out].ir
                 w3j = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64)  # [d_in, d_sh, d_out]
-                self.path_block.append(b)
                 self.path_sh_start.append(in2_starts[ins.i_in2])
                 self.path_sh_dim.append(ir_sh.dim)
                 self.path_out_dim.append(ir_out.dim)
@@ -107,9 +104,8 @@ class EdgeTensorProduct(torch.nn.Module):
             result_offset += mul * width
         if bool((permutation < 0).any()):
             raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
-        self.block_first_path.append(len(self.path_block))
+        self.block_first_path.append(len(self.path_scale))
         self.operator_dim = operator_offset
-        self.num_paths = len(self.path_block)
         self.register_buffer("w3j", torch.cat(w3j_pieces), persistent=False)
         self.register_buffer("permutation", permutation, persistent=False)
 
