@@ -31,8 +31,25 @@ Calls (all float64 in and out; the model computes in its own dtype):
   each of its pair energies (the ranks' sums add up to the total) and the whole force -dE_pair/dx_i
   of each pair, so no ghost forces and no reverse communication are needed.
 
-Conservative and phantom forces need gradients through the ghosts' features; this split does not
-provide them (the LAMMPS plugin runs those models on one rank through `DeqffPotential.step_graph`).
+Conservative forces of a DEQ (forces = -dE/dx through the fixed point, E read out from s = f(z*) as in
+`deqff.export.runner`) add three differentiable pieces, each a vector-Jacobian product by torch
+autograd, so the host can solve the adjoint across ranks as it solves the fixed point:
+
+* `energy_grad(s [n_local, D], species [n_local])` -> (atom energies [n_local] eV, v = dE/ds
+  [n_local, D]): the right-hand side of the adjoint equation g = v + J^T g;
+* `iterate_vjp(h, injection, edge features, n_local, stage, cotangent [n_local, D])` -> (dh
+  [n_all, D], dinjection [n_all, D]; zeros unless stage 0): the transpose of one stage at its input h
+  (ghost rows included). The host sums ghost rows into their owners (reverse communication) between
+  stages; over all stages that gives J^T g;
+* `position_grad(positions, species, edges, n_local, stage inputs [S] of [n_all, D], injection
+  [n_all, D], cotangents [S] of [n_local, D], injection cotangent [n_local, D])` -> (prior atom
+  energies [n_local] eV, dL/dpositions [n_all, 3] eV/Å) of L = sum_k <c_k, stage_k> + <r, injection of
+  the local atoms> + prior (half of each pair from the full list), where c_k are the stage cotangents
+  of the converged adjoint and r the injection cotangents the other ranks sent for the local atoms.
+  Its gradient on ghost positions goes to their owners with the forces (LAMMPS `newton_pair on`), so
+  the fdotr virial over local + ghost atoms is exact.
+
+Phantom forces are not split (the LAMMPS plugin runs them on one rank through `DeqffPotential.step_graph`).
 
 (No `from __future__ import annotations` here: TorchScript must see real annotations.)
 """
@@ -40,17 +57,22 @@ provide them (the LAMMPS plugin runs those models on one rank through `DeqffPote
 import torch
 from torch import Tensor, nn
 
+from deqff.deq.config import SolverConfig
 from deqff.models.force_field import EquivariantForceField
 from deqff.models.layer import inject
 
 
-def solver_info(model: EquivariantForceField, fallback_max_iter: int, warm_start: bool) -> dict[str, float]:
+def solver_info(
+    model: EquivariantForceField, fallback_max_iter: int, warm_start: bool, fallback_adjoint_max_iter: int = 0
+) -> dict[str, float]:
     """The numbers a host needs to run the solve (eager; stored in the module as floats).
 
     feature_dim, stages (calls of `iterate` per application of f, or per pass of an explicit model),
     implicit (1: solve to a fixed point, 0: one pass), warm_start (1/0), and for implicit models the
     inference solver: tol, max_iter, fallback_max_iter, stop_rel (1: relative residual, 0: absolute),
-    anderson (1: Anderson, 0: damped fixed-point iteration), m, beta, lam, damping, return_best.
+    anderson (1: Anderson, 0: damped fixed-point iteration), m, beta, lam, damping, return_best; for
+    conservative DEQs also the adjoint solver's, prefixed "adjoint_" (adjoint_tol, ...), and
+    adjoint_fallback_max_iter (its cold retry's cap).
     """
     config = model.config
     info = {
@@ -70,21 +92,28 @@ def solver_info(model: EquivariantForceField, fallback_max_iter: int, warm_start
             "`deqff export --solver anderson` (or ExportOptions(solver='anderson') for the ASE calculator "
             "and PythonForce): the fixed point, and so the energy and forces, stay the same"
         )
-    info.update(
-        {
-            "tol": float(solver.tol),
-            "max_iter": float(solver.max_iter),
-            "fallback_max_iter": float(fallback_max_iter),
-            "stop_rel": 1.0 if solver.stop_mode == "rel" else 0.0,
-            "anderson": 1.0 if solver.method == "anderson" else 0.0,
-            "m": float(solver.m),
-            "beta": float(solver.beta),
-            "lam": float(solver.lam),
-            "damping": float(solver.damping),
-            "return_best": 1.0 if solver.return_best else 0.0,
-        }
-    )
+    info.update(_solver_numbers(solver, "", fallback_max_iter))
+    if model.force_mode == "conservative":
+        adjoint = model.core.adjoint.config
+        info.update(_solver_numbers(adjoint, "adjoint_", fallback_adjoint_max_iter or 4 * adjoint.max_iter))
     return info
+
+
+def _solver_numbers(solver: SolverConfig, prefix: str, fallback_max_iter: int) -> dict[str, float]:
+    """One solver's settings as host numbers (keys prefixed with `prefix`)."""
+    numbers = {
+        "tol": float(solver.tol),
+        "max_iter": float(solver.max_iter),
+        "fallback_max_iter": float(fallback_max_iter),
+        "stop_rel": 1.0 if solver.stop_mode == "rel" else 0.0,
+        "anderson": 1.0 if solver.method == "anderson" else 0.0,
+        "m": float(solver.m),
+        "beta": float(solver.beta),
+        "lam": float(solver.lam),
+        "damping": float(solver.damping),
+        "return_best": 1.0 if solver.return_best else 0.0,
+    }
+    return {prefix + key: value for key, value in numbers.items()}
 
 
 class GraphStep(nn.Module):
@@ -130,24 +159,99 @@ class GraphStep(nn.Module):
             out = injection[:n_local].to(torch.float64)
         return out, features
 
+    def stage_output(self, h: Tensor, injection: Tensor, features: list[Tensor], stage: int) -> Tensor:
+        """Stage `stage` of f on all rows: h, injection [n_all, D] (model dtype) -> [n_all, D] (rows of
+        ghosts are not meaningful: their neighbors are not all present)."""
+        if stage < 0 or stage >= len(self.layers) * self.blocks_per_layer:
+            raise ValueError("deqff: stage " + str(stage) + " out of range")
+        layer_index = stage // self.blocks_per_layer
+        block_index = stage % self.blocks_per_layer
+        out = h
+        for i, layer in enumerate(self.layers):
+            if i == layer_index:
+                for k, block in enumerate(layer.blocks):
+                    if k == block_index:
+                        x = inject(h, injection) if k == 0 else h
+                        out = block(x, features[0], features[1], features[3 + stage])
+        return out
+
     def iterate(
         self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int
     ) -> Tensor:
-        layer_index = stage // self.blocks_per_layer
-        block_index = stage % self.blocks_per_layer
-        out = h[:n_local]
         with torch.no_grad():
-            x = h.to(self.like.dtype)
-            for i, layer in enumerate(self.layers):
-                if i == layer_index:
-                    for k, block in enumerate(layer.blocks):
-                        if k == block_index:
-                            if k == 0:
-                                x = inject(x, injection.to(self.like.dtype))
-                            out = block(x, features[0], features[1], features[3 + stage])[:n_local]
-        if stage < 0 or stage >= len(self.layers) * self.blocks_per_layer:
-            raise ValueError("deqff: iterate() stage " + str(stage) + " out of range")
-        return out.to(torch.float64)
+            out = self.stage_output(h.to(self.like.dtype), injection.to(self.like.dtype), features, stage)
+        return out[:n_local].to(torch.float64)
+
+    def energy_grad(self, s: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        with torch.no_grad():
+            x = s.to(self.like.dtype).clone()  # a leaf without .detach() (torch.jit.freeze drops it)
+        x.requires_grad_(True)
+        atom_energy = self.model.atom_energies(x, species)
+        grad = torch.autograd.grad([atom_energy.sum()], [x], allow_unused=True)[0]
+        torch.set_grad_enabled(False)
+        v = torch.zeros_like(x) if grad is None else grad
+        atom_energy = atom_energy.clone()
+        torch.set_grad_enabled(enabled)
+        return atom_energy.to(torch.float64), v.to(torch.float64)
+
+    def iterate_vjp(
+        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int, cotangent: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        with torch.no_grad():
+            x = h.to(self.like.dtype).clone()
+            u = injection.to(self.like.dtype).clone()
+        x.requires_grad_(True)
+        u.requires_grad_(True)
+        out = self.stage_output(x, u, features, stage)[:n_local]
+        grad_out: list[Tensor | None] = [cotangent.to(out.dtype)]
+        grads = torch.autograd.grad([out], [x, u], grad_out, allow_unused=True)
+        torch.set_grad_enabled(enabled)
+        dh = grads[0]
+        du = grads[1]
+        dh_out = torch.zeros_like(h) if dh is None else dh.to(torch.float64)
+        du_out = torch.zeros_like(h) if du is None else du.to(torch.float64)
+        return dh_out, du_out
+
+    def position_grad(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edges: Tensor,
+        n_local: int,
+        stage_inputs: list[Tensor],
+        injection: Tensor,
+        cotangents: list[Tensor],
+        injection_cotangent: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        with torch.no_grad():
+            x = positions.to(self.like.dtype).clone()
+        x.requires_grad_(True)
+        features = self.edge_inputs(x, edges)
+        own = self.model.embed(species, features[0], features[1], features[2])[:n_local]
+        u = torch.cat([own, injection[n_local:].to(own.dtype)], dim=0)
+        total = (own * injection_cotangent.to(own.dtype)).sum()
+        for stage in range(len(stage_inputs)):
+            out = self.stage_output(stage_inputs[stage].to(own.dtype), u, features, stage)[:n_local]
+            total = total + (out * cotangents[stage].to(out.dtype)).sum()
+        prior_energy = torch.zeros(n_local, dtype=x.dtype, device=x.device)
+        repulsion = self.model.repulsion
+        if repulsion is not None:
+            lengths = torch.linalg.norm(x[edges[1]] - x[edges[0]], dim=-1)
+            pair = repulsion.pair_energy(lengths, species[edges[0]], species[edges[1]])
+            total = total + 0.5 * pair.sum()
+            prior_energy = prior_energy.index_add(0, edges[0], 0.5 * pair)
+        grad = torch.autograd.grad([total], [x], allow_unused=True)[0]
+        torch.set_grad_enabled(False)
+        grad_out = torch.zeros_like(x) if grad is None else grad
+        prior_out = prior_energy.clone()
+        torch.set_grad_enabled(enabled)
+        return prior_out.to(torch.float64), grad_out.to(torch.float64)
 
     def readout(self, z: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():

@@ -158,7 +158,10 @@ class DeqffPotential(nn.Module):
         self.predictor_order = predictor_order
         self.feature_dim: int = runner.feature_dim
         fallback_max_iter = int(getattr(runner, "fallback_max_iter", 0))
-        self.graph = GraphStep(runner.model, solver_info(runner.model, fallback_max_iter, warm_start), dtype)
+        fallback_adjoint = getattr(runner, "fallback_adjoint", None)
+        fallback_adjoint_max_iter = 0 if fallback_adjoint is None else int(fallback_adjoint.config.max_iter)
+        info = solver_info(runner.model, fallback_max_iter, warm_start, fallback_adjoint_max_iter)
+        self.graph = GraphStep(runner.model, info, dtype)
         self.angstrom_per_nm = NM_TO_ANGSTROM
         self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
         self._metadata = dict(metadata)
@@ -516,6 +519,38 @@ class DeqffPotential(nn.Module):
         """z [n_local, D], species [n_local] -> (atom energies [n_local] eV, direct forces
         [n_local, 3] eV/Å; zeros unless the force mode is direct)."""
         return self.graph.readout(z, species)
+
+    @torch.jit.export
+    def lammps_energy_grad(self, s: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        """Conservative DEQs: s = f(z*) [n_local, D], species [n_local] -> (atom energies [n_local] eV,
+        dE/ds [n_local, D]), the adjoint's right-hand side (deqff.export.graph_step)."""
+        return self.graph.energy_grad(s, species)
+
+    @torch.jit.export
+    def lammps_iterate_vjp(
+        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int, cotangent: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Transpose of one stage of f at h [n_all, D]: cotangent [n_local, D] of its output ->
+        (d/dh [n_all, D], d/dinjection [n_all, D]); the host reverse-communicates ghost rows."""
+        return self.graph.iterate_vjp(h, injection, features, n_local, stage, cotangent)
+
+    @torch.jit.export
+    def lammps_position_grad(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edges: Tensor,
+        n_local: int,
+        stage_inputs: list[Tensor],
+        injection: Tensor,
+        cotangents: list[Tensor],
+        injection_cotangent: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """Gradient [n_all, 3] eV/Å of the converged adjoint's objective (and the prior) with respect
+        to local and ghost positions, and the prior's atom energies [n_local] eV (graph_step)."""
+        return self.graph.position_grad(
+            positions, species, edges, n_local, stage_inputs, injection, cotangents, injection_cotangent
+        )
 
     @torch.jit.export
     def lammps_prior(
