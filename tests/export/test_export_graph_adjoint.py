@@ -146,7 +146,10 @@ def conservative(request, tmp_path_factory):
     return module, blocks
 
 
-@pytest.mark.parametrize("owned", [[list(range(9))], [[0, 2, 3, 5, 7], [1, 4, 6, 8]]], ids=["1rank", "2ranks"])
+TWO_RANKS = [[0, 2, 3, 5, 7], [1, 4, 6, 8]]
+
+
+@pytest.mark.parametrize("owned", [[list(range(9))], TWO_RANKS], ids=["1rank", "2ranks"])
 def test_host_driven_conservative_equals_module(conservative, owned):
     module, stages = conservative
     assert int(module.lammps_info()["stages"]) == stages
@@ -168,7 +171,7 @@ def test_host_virial_equals_strain_derivative(conservative):
     module, stages = conservative
     x, cell = periodic_ethanol()
     species = module.species.clone()
-    ranks = [build_rank(x, species, cell, part) for part in ([0, 2, 3, 5, 7], [1, 4, 6, 8])]
+    ranks = [build_rank(x, species, cell, part) for part in TWO_RANKS]
     _, _, virial = host_conservative(module, ranks, 9, stages)
     h = 1e-5
     for a, b in [(0, 0), (1, 2), (2, 0)]:

@@ -197,7 +197,13 @@ class GraphStep(nn.Module):
         return atom_energy.to(torch.float64), v.to(torch.float64)
 
     def iterate_vjp(
-        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int, cotangent: Tensor
+        self,
+        h: Tensor,
+        injection: Tensor,
+        features: list[Tensor],
+        n_local: int,
+        stage: int,
+        cotangent: Tensor,
     ) -> tuple[Tensor, Tensor]:
         enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(True)

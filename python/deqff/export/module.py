@@ -528,7 +528,13 @@ class DeqffPotential(nn.Module):
 
     @torch.jit.export
     def lammps_iterate_vjp(
-        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int, cotangent: Tensor
+        self,
+        h: Tensor,
+        injection: Tensor,
+        features: list[Tensor],
+        n_local: int,
+        stage: int,
+        cotangent: Tensor,
     ) -> tuple[Tensor, Tensor]:
         """Transpose of one stage of f at h [n_all, D]: cotangent [n_local, D] of its output ->
         (d/dh [n_all, D], d/dinjection [n_all, D]); the host reverse-communicates ghost rows."""
