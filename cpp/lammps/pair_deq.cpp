@@ -28,6 +28,7 @@ class LammpsExchange : public deqff::Exchange {
   LammpsExchange(PairDeq *pair, MPI_Comm world) : pair_(pair), world_(world) {}
   void forward(torch::Tensor &rows) override { pair_->forward_rows(rows); }
   void sum(double *values, int n) override { MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, world_); }
+  void reverse(torch::Tensor &rows) override { pair_->reverse_rows(rows); }
 
  private:
   PairDeq *pair_;
@@ -86,7 +87,11 @@ void PairDeq::settings(int narg, char **arg) {
   const auto &meta = model_->metadata();
   if (model_->has_graph_step()) {
     settings_ = model_->solver_settings();
-    mode_ = meta.force_mode == "direct" ? Mode::Steps : Mode::OneRank;
+    if (meta.force_mode == "direct") {
+      mode_ = Mode::Steps;
+    } else {
+      mode_ = model_->has_adjoint_steps() ? Mode::Adjoint : Mode::OneRank;
+    }
   } else {
     mode_ = Mode::Analytic;
   }
@@ -125,13 +130,15 @@ void PairDeq::settings(int narg, char **arg) {
     error->all(FLERR, "pair_style deq: {} asks for random rotations but has no lammps_wigner() method (an "
                       "older export); re-export the checkpoint with this deqff", arg[0]);
   rotations_ = std::make_unique<deqff::RotationSource>(static_cast<uint64_t>(seed));
-  if (solver_overridden_ && mode_ != Mode::Steps)
-    error->all(FLERR, "pair_style deq: the tol/max_iter options apply to direct-force models, whose solve runs "
-                      "in LAMMPS; this {} model solves with its exported settings (re-export it with "
-                      "`deqff export --tol ... --max-iter ...`)", meta.force_mode);
-  if (mode_ == Mode::Steps) {
+  if (solver_overridden_ && mode_ != Mode::Steps && mode_ != Mode::Adjoint)
+    error->all(FLERR, "pair_style deq: the tol/max_iter options apply to models whose solve runs in LAMMPS "
+                      "(direct forces, and conservative DEQs exported by this deqff); this {} model solves with "
+                      "its exported settings (re-export it with `deqff export --tol ... --max-iter ...`)",
+               meta.force_mode);
+  if (mode_ == Mode::Steps || mode_ == Mode::Adjoint) {
     solver_ = std::make_unique<deqff::DeqSolver>(*model_, settings_);
     comm_forward = static_cast<int>(settings_.feature_dim);
+    comm_reverse = mode_ == Mode::Adjoint ? static_cast<int>(settings_.feature_dim) : 0;
   }
   if (comm->me == 0) {
     std::string elements;
@@ -195,10 +202,19 @@ void PairDeq::init_style() {
                       "which is only defined for non-periodic systems (molecules), but this box is periodic; "
                       "re-export the checkpoint without --remove-net-torque, or use `boundary f f f`");
   if (mode_ == Mode::OneRank && comm->nprocs > 1)
-    error->all(FLERR, "pair_style deq: {} forces need gradients through other ranks' atoms, which this "
-                      "version does not communicate; run this model on 1 MPI rank, or export the checkpoint "
-                      "with `deqff export --force-mode direct` to run on {} ranks",
-               model_->metadata().force_mode, comm->nprocs);
+    error->all(FLERR, "pair_style deq: this {} model runs on one MPI rank only ({}); run it on 1 rank, or "
+                      "export the checkpoint with `deqff export --force-mode conservative` (the adjoint solve "
+                      "then runs across ranks) or `--force-mode direct` to run on {} ranks",
+               model_->metadata().force_mode,
+               model_->metadata().force_mode == "phantom"
+                   ? "phantom gradients are not split across ranks"
+                   : "it was exported before the adjoint pieces; re-export it with this deqff",
+               comm->nprocs);
+  if (mode_ == Mode::Adjoint && mdet_.remove_net_torque && comm->nprocs > 1)
+    error->all(FLERR, "pair_style deq: the model removes the net torque (--remove-net-torque), which needs the "
+                      "summed forces of every atom and runs on 1 MPI rank only; conservative forces carry no net "
+                      "torque beyond the solver tolerance: re-export without --remove-net-torque to run on {} "
+                      "ranks", comm->nprocs);
   // force->qe2f converts (charge * electric field), i.e. eV/Å for unit charge, into the force unit:
   // 1 for metal, 23.060549 for real. force->angstrom is 1 Å in the length unit (1 for both).
   energy_factor_ = force->qe2f * force->angstrom;
@@ -223,6 +239,7 @@ void PairDeq::ensure_state_fix() {
 }
 
 bool PairDeq::has_adjoint() const {
+  if (mode_ == Mode::Adjoint) return true;
   return mode_ == Mode::OneRank && settings_.implicit && model_->metadata().force_mode == "conservative";
 }
 
@@ -254,6 +271,28 @@ void PairDeq::unpack_forward_comm(int n, int first, double *buf) {
   const int D = comm_forward;
   double *rows = comm_rows_->data_ptr<double>();
   std::memcpy(rows + static_cast<size_t>(first) * D, buf, sizeof(double) * D * n);
+}
+
+void PairDeq::reverse_rows(torch::Tensor &rows) {
+  comm_rows_ = &rows;
+  comm->reverse_comm(this);
+  comm_rows_ = nullptr;
+}
+
+int PairDeq::pack_reverse_comm(int n, int first, double *buf) {
+  const int D = comm_reverse;
+  const double *rows = comm_rows_->data_ptr<double>();
+  std::memcpy(buf, rows + static_cast<size_t>(first) * D, sizeof(double) * D * n);
+  return n * D;
+}
+
+void PairDeq::unpack_reverse_comm(int n, int *list, double *buf) {
+  const int D = comm_reverse;
+  double *rows = comm_rows_->data_ptr<double>();
+  for (int k = 0; k < n; ++k) {
+    double *row = rows + static_cast<size_t>(list[k]) * D;
+    for (int d = 0; d < D; ++d) row[d] += buf[k * D + d];
+  }
 }
 
 void PairDeq::gather_inputs() {
@@ -349,11 +388,15 @@ void PairDeq::compute(int eflag, int vflag) {
     compute_analytic();
   } else if (mode_ == Mode::Steps) {
     compute_steps();
+  } else if (mode_ == Mode::Adjoint) {
+    compute_adjoint();
   } else {
     compute_one_rank();
   }
   // The virial is the fdotr sum of the forces as applied (after the MD-ET options): rotated back to
   // the lab frame and with net force / torque removed, so it is that of the forces LAMMPS integrates.
+  // Conservative DEQs put forces on ghost atoms too, so it is then exactly -dE/dstrain; the direct
+  // loop's forces are per local atom only (see README, LAMMPS).
   if (vflag_fdotr) virial_fdotr_compute();
   const double stats[kNumStats] = {last_iterations_, last_residual_, last_cold_, total_iterations_};
   // compute pair sums pvector over ranks: rank 0 reports the (global) values.
@@ -407,6 +450,35 @@ void PairDeq::compute_steps() {
   record_stats(result.stats);
   const torch::Tensor forces = finish_forces(result.forces);
   add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nlocal);
+}
+
+// Conservative forces of a DEQ on any number of ranks: fixed point and adjoint solved here, forces
+// on local and ghost atoms (LAMMPS reverse-communicates the ghost forces, newton_pair on).
+void PairDeq::compute_adjoint() {
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
+  const int64_t D = settings_.feature_dim;
+  torch::Tensor z0, g0;
+  if (load_warm_start(0, z0)) {
+    z0 = to_call_frame(z0);
+    if (load_warm_start(static_cast<int>(D), g0)) g0 = to_call_frame(g0);
+  }
+  LammpsExchange exchange(this, world);
+  deqff::ConservativeResult result;
+  try {
+    result = solver_->evaluate_conservative(tensor_from(positions_, {nall, 3}), tensor_from(species_, {nall}),
+                                            tensor_from(edges_, {2, n_edges}), nlocal, z0, g0, exchange);
+  } catch (const deqff::SolveError &e) {
+    error->all(FLERR, "pair deq: {}", e.what());  // decided from global residuals: the same on all ranks
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair deq: model evaluation failed: {}", deqff::script_error_message(e));
+  }
+  store_state(0, to_lab_frame(result.z));
+  store_state(static_cast<int>(D), to_lab_frame(result.g));
+  record_stats(result.stats);
+  const torch::Tensor forces = finish_forces(result.forces);
+  add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nall);
 }
 
 // Conservative and phantom forces on one rank: the model's own solve and gradients on the graph of
@@ -489,13 +561,15 @@ torch::Tensor PairDeq::to_lab_frame(const torch::Tensor &state) const {
 // removal over all ranks' atoms (lab positions), in this order as in deqff.export.mdet. Collective.
 torch::Tensor PairDeq::finish_forces(const torch::Tensor &forces) {
   const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
   torch::Tensor out = forces.to(torch::kFloat64).contiguous().clone();
-  if (out.numel() != static_cast<int64_t>(nlocal) * 3)
+  const int64_t rows = out.numel() / 3;
+  if (out.numel() % 3 != 0 || (rows != nlocal && rows != nall))
     error->one(FLERR, "pair deq: the model returned {} force components for {} local atoms", out.numel(), nlocal);
   double *f = out.data_ptr<double>();
-  if (mdet_.random_rotation) deqff::rotate_rows(f, nlocal, rotation_, true);
+  if (mdet_.random_rotation) deqff::rotate_rows(f, rows, rotation_, true);
   LammpsExchange exchange(this, world);
-  if (mdet_.remove_net_force) deqff::remove_net_force(f, nlocal, exchange);
+  if (mdet_.remove_net_force) deqff::remove_net_force(f, nlocal, exchange, rows);
   if (mdet_.remove_net_torque) {
     std::vector<double> lab(static_cast<size_t>(nlocal) * 3);
     for (int i = 0; i < nlocal; ++i)

@@ -3,13 +3,19 @@
 //   pair_coeff * * C H O      (one element per LAMMPS atom type, NULL for types the model skips)
 // Supports `units metal` (Å, eV) and `units real` (Å, kcal/mol); needs `newton_pair on`.
 //
-// Three ways to evaluate, chosen from the model:
+// Four ways to evaluate, chosen from the model:
 //  * direct-force DEQ and explicit models: the C++ solver loop (deqff/solver.h) around the model's
 //    exported steps, on any number of MPI ranks; ghost features by forward communication, residuals
 //    summed over ranks, warm starts per atom in fix DEQ_STATE (they move with the atoms); a
 //    short-range prior (metadata "repulsion") is added per local atom by the model's lammps_prior();
-//  * conservative/phantom models: the model's own step_graph on one rank (ghosts mapped to their
-//    owners with periodic shifts; the prior is part of its energy); more ranks are rejected;
+//  * conservative DEQs (exported with the adjoint pieces): the same loop for the fixed point, then
+//    the adjoint solve in C++ too (DeqSolver::evaluate_conservative), its ghost rows summed into their
+//    owners by reverse communication every iteration, warm-started from a per-atom adjoint state in
+//    fix DEQ_STATE; forces on local and ghost atoms (LAMMPS adds ghost forces to their owners), so the
+//    fdotr virial is exact; any number of ranks;
+//  * phantom models and conservative ones exported before the adjoint pieces: the model's own
+//    step_graph on one rank (ghosts mapped to their owners with periodic shifts; the prior is part
+//    of its energy); more ranks are rejected;
 //  * analytic test models: their compute_local().
 // MD-ET options recorded in the model (deqff export --remove-net-force / --remove-net-torque /
 // --random-rotation) are applied here in every mode (deqff/mdet.h): net force / torque removal with
@@ -47,12 +53,16 @@ class PairDeq : public Pair {
 
   int pack_forward_comm(int n, int *list, double *buf, int pbc_flag, int *pbc) override;
   void unpack_forward_comm(int n, int first, double *buf) override;
+  int pack_reverse_comm(int n, int first, double *buf) override;
+  void unpack_reverse_comm(int n, int *list, double *buf) override;
 
   // Fill the ghost rows of `rows` [nall, D] from their owners (LAMMPS forward communication).
   void forward_rows(torch::Tensor &rows);
+  // Add the ghost rows of `rows` [nall, D] to their owners' rows (LAMMPS reverse communication).
+  void reverse_rows(torch::Tensor &rows);
 
  private:
-  enum class Mode { Analytic, Steps, OneRank };
+  enum class Mode { Analytic, Steps, Adjoint, OneRank };
 
   void allocate();
   void check_units() const;
@@ -64,13 +74,15 @@ class PairDeq : public Pair {
   void record_stats(const deqff::SolveStats &stats);
   void compute_analytic();
   void compute_steps();
+  void compute_adjoint();
   void compute_one_rank();
   void add_results(const double *atom_energy, const double *forces, int n_forces);
   // MD-ET options (deqff/mdet.h) around an evaluation of the non-analytic modes.
   void draw_rotation();                                     // rotation_, wigner_ and rotated positions_
   torch::Tensor to_call_frame(const torch::Tensor &state) const;  // lab-frame state [N, D] -> z @ D^T
   torch::Tensor to_lab_frame(const torch::Tensor &state) const;   // call-frame state -> z @ D
-  torch::Tensor finish_forces(const torch::Tensor &forces);       // [nlocal, 3]: R^T F, net force/torque
+  // [nlocal, 3] (or [nall, 3] with ghost rows for their owners): R^T F, net force/torque. Collective.
+  torch::Tensor finish_forces(const torch::Tensor &forces);
 
   std::unique_ptr<deqff::Model> model_;
   std::unique_ptr<deqff::DeqSolver> solver_;
@@ -91,7 +103,7 @@ class PairDeq : public Pair {
   FixDeqState *fix_ = nullptr;
   bigint natoms_seen_ = -1;  // atom count of the last evaluation (a change resets the state)
 
-  // Rows being forward-communicated (set only during forward_rows).
+  // Rows being forward- or reverse-communicated (set only during forward_rows / reverse_rows).
   torch::Tensor *comm_rows_ = nullptr;
 
   // Statistics of the last evaluation (the same on every rank).

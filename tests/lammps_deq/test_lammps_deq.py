@@ -171,22 +171,24 @@ def migration_script(plugin: Path, model: Path, workdir: Path) -> list[str]:
     return lines
 
 
-@pytest.fixture(scope="module")
-def migration_runs(lammps_plugin, models, tmp_path_factory):
-    """The migration script run on 1 and on 2 MPI ranks: {nprocs: (workdir, stdout)}."""
+@pytest.fixture(scope="module", params=["direct", "conservative"])
+def migration_runs(lammps_plugin, models, tmp_path_factory, request):
+    """The migration script run on 1 and on 2 MPI ranks for a direct-force and a conservative DEQ
+    (adjoint solved across ranks): (kind, {nprocs: (workdir, stdout)})."""
     runs = {}
     for nprocs in (1, 2):
-        workdir = tmp_path_factory.mktemp(f"ranks{nprocs}")
-        result = run_lmp(migration_script(lammps_plugin, models["direct"], workdir), workdir, nprocs)
+        workdir = tmp_path_factory.mktemp(f"{request.param}_ranks{nprocs}")
+        result = run_lmp(migration_script(lammps_plugin, models[request.param], workdir), workdir, nprocs)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert f"on {nprocs} procs" in result.stdout
         runs[nprocs] = (workdir, result.stdout)
-    return runs
+    return request.param, runs
 
 
 def test_two_ranks_equal_one_rank(migration_runs):
     """Energies and forces after warm-started NVE with sorting and migration: 2 ranks == 1 rank."""
-    (one, _), (two, _) = migration_runs[1], migration_runs[2]
+    _, runs = migration_runs
+    (one, _), (two, _) = runs[1], runs[2]
     for name in ("md.dump", "moved.dump", "cold.dump"):
         x1, f1, e1 = read_dump(one / name)
         x2, f2, e2 = read_dump(two / name)
@@ -200,7 +202,8 @@ def test_state_follows_atoms_through_sorting_and_migration(migration_runs, model
     """The warm-start state belongs to the atoms: after sorting every step and a rigid displacement
     that moves atoms between ranks (translation leaves the fixed point unchanged), the next solve
     starts warm and converges at once; forces equal a cold tight solve and the Python module's."""
-    workdir, stdout = migration_runs[nprocs]
+    kind, runs = migration_runs
+    workdir, stdout = runs[nprocs]
     md_iterations, md_cold = printed(stdout, "DEQ_MD")
     moved_iterations, moved_cold = printed(stdout, "DEQ_MOVED")
     cold_iterations, cold_cold = printed(stdout, "DEQ_COLD")
@@ -212,7 +215,7 @@ def test_state_follows_atoms_through_sorting_and_migration(migration_runs, model
     _, f_cold, e_cold = read_dump(workdir / "cold.dump")
     np.testing.assert_allclose(f_moved, f_md, atol=1e-8)
     np.testing.assert_allclose(f_moved, f_cold, atol=1e-8)
-    energy, forces = python_reference(models["direct"], water_box(), x_moved)
+    energy, forces = python_reference(models[kind], water_box(), x_moved)
     assert e_cold.sum() == pytest.approx(energy, abs=1e-8)
     np.testing.assert_allclose(f_cold, forces, atol=1e-8)
 
@@ -233,12 +236,12 @@ def test_rank_without_atoms(lammps_plugin, models, tmp_path):
     np.testing.assert_allclose(forces, expected, atol=1e-8)
 
 
-def test_conservative_model_on_two_ranks_is_rejected(lammps_plugin, models, tmp_path):
-    lines = [*setup_lines(lammps_plugin, water_box(), "metal", f"deq {models['conservative']}"), "run 0"]
+def test_phantom_model_on_two_ranks_is_rejected(lammps_plugin, models, tmp_path):
+    lines = [*setup_lines(lammps_plugin, water_box(), "metal", f"deq {models['phantom']}"), "run 0"]
     result = run_lmp(lines, tmp_path, nprocs=2)
     assert result.returncode != 0
-    assert "conservative forces need gradients through other ranks" in result.stdout + result.stderr
-    assert "--force-mode direct" in result.stdout + result.stderr
+    assert "phantom gradients are not split across ranks" in result.stdout + result.stderr
+    assert "--force-mode conservative" in result.stdout + result.stderr
 
 
 def failing_setup(lammps_plugin, models, replace: tuple[str, str] = ("", ""), units: str = "metal") -> str:
@@ -269,11 +272,13 @@ def test_unsupported_units_are_rejected(lammps_plugin, models):
     assert "supports `units metal`" in message and "not `units lj`" in message
 
 
-def test_solver_options_apply_only_to_direct_models(lammps_plugin, models):
+def test_solver_options_apply_only_where_lammps_solves(lammps_plugin, models):
+    """tol / max_iter set LAMMPS's own solve (direct and conservative DEQs); a phantom model solves
+    inside the model with its exported settings, so they are rejected there."""
     lmp = new_lammps()
     try:
-        lines = setup_lines(lammps_plugin, ethanol(), "metal", f"deq {models['conservative']} tol 1e-3")
-        with pytest.raises(Exception, match="tol/max_iter options apply to direct-force models"):
+        lines = setup_lines(lammps_plugin, ethanol(), "metal", f"deq {models['phantom']} tol 1e-3")
+        with pytest.raises(Exception, match="tol/max_iter options apply to models whose solve runs in"):
             run_commands(lmp, lines)
     finally:
         lmp.close()

@@ -1,5 +1,6 @@
 #include "deqff/mdet.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -35,9 +36,9 @@ void rotate_rows(double* rows, int64_t n, const Rotation& r, bool transpose) {
   }
 }
 
-void remove_net_force(double* forces, int64_t n, Exchange& exchange) {
+void remove_net_force(double* forces, int64_t n, Exchange& exchange, int64_t n_rows) {
   double sums[4] = {0.0, 0.0, 0.0, static_cast<double>(n)};
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < std::max(n, n_rows); ++i)
     for (int a = 0; a < 3; ++a) sums[a] += forces[3 * i + a];
   exchange.sum(sums, 4);
   if (sums[3] < 1.0) return;

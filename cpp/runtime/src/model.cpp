@@ -50,25 +50,33 @@ double setting(const c10::Dict<std::string, double>& info, const std::string& ke
   return info.at(key);
 }
 
+// The iteration settings of one solver from lammps_info(), keys prefixed with `prefix` ("" or "adjoint_").
+void read_iteration(const c10::Dict<std::string, double>& info, const std::string& prefix, const std::string& path,
+                    SolverSettings& s) {
+  s.tol = setting(info, prefix + "tol", path);
+  s.max_iter = static_cast<int64_t>(setting(info, prefix + "max_iter", path));
+  s.fallback_max_iter = static_cast<int64_t>(setting(info, prefix + "fallback_max_iter", path));
+  s.stop_rel = setting(info, prefix + "stop_rel", path) > 0.5;
+  s.anderson = setting(info, prefix + "anderson", path) > 0.5;
+  s.m = static_cast<int64_t>(setting(info, prefix + "m", path));
+  s.beta = setting(info, prefix + "beta", path);
+  s.lam = setting(info, prefix + "lam", path);
+  s.damping = setting(info, prefix + "damping", path);
+  s.return_best = setting(info, prefix + "return_best", path) > 0.5;
+}
+
+c10::Dict<std::string, double> read_info(torch::jit::Module& module) {
+  return c10::impl::toTypedDict<std::string, double>(module.run_method("lammps_info").toGenericDict());
+}
+
 SolverSettings read_settings(torch::jit::Module& module, const std::string& path) {
-  auto info = c10::impl::toTypedDict<std::string, double>(module.run_method("lammps_info").toGenericDict());
+  auto info = read_info(module);
   SolverSettings s;
   s.feature_dim = static_cast<int64_t>(setting(info, "feature_dim", path));
   s.stages = static_cast<int64_t>(setting(info, "stages", path));
   s.implicit = setting(info, "implicit", path) > 0.5;
   s.warm_start = setting(info, "warm_start", path) > 0.5;
-  if (s.implicit) {
-    s.tol = setting(info, "tol", path);
-    s.max_iter = static_cast<int64_t>(setting(info, "max_iter", path));
-    s.fallback_max_iter = static_cast<int64_t>(setting(info, "fallback_max_iter", path));
-    s.stop_rel = setting(info, "stop_rel", path) > 0.5;
-    s.anderson = setting(info, "anderson", path) > 0.5;
-    s.m = static_cast<int64_t>(setting(info, "m", path));
-    s.beta = setting(info, "beta", path);
-    s.lam = setting(info, "lam", path);
-    s.damping = setting(info, "damping", path);
-    s.return_best = setting(info, "return_best", path) > 0.5;
-  }
+  if (s.implicit) read_iteration(info, "", path, s);
   if (s.feature_dim < 1 || s.stages < 1) {
     throw ModelError("deqff model '" + path + "': lammps_info() gives feature_dim " +
                      std::to_string(s.feature_dim) + " and stages " + std::to_string(s.stages) +
@@ -153,6 +161,54 @@ Model::Model(const std::string& path) : path_(path) {
                      ") but no lammps_prior() method; re-export the checkpoint with this deqff.");
   }
   has_wigner_ = module_.find_method("lammps_wigner").has_value();
+  has_adjoint_steps_ = has_graph_step_ && settings_.implicit && metadata_.force_mode == "conservative" &&
+                       module_.find_method("lammps_position_grad").has_value();
+  if (has_adjoint_steps_) {
+    adjoint_settings_ = settings_;
+    read_iteration(read_info(module_), "adjoint_", path, adjoint_settings_);
+  }
+}
+
+const SolverSettings& Model::adjoint_settings() const {
+  if (!has_adjoint_steps_) {
+    throw ModelError("model '" + path_ + "' has no adjoint pieces (lammps_position_grad); re-export the "
+                     "conservative checkpoint with this deqff");
+  }
+  return adjoint_settings_;
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::energy_grad(const torch::Tensor& s, const torch::Tensor& species) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  auto output = module_.get_method("lammps_energy_grad")({s, species}).toTuple();
+  return {output->elements()[0].toTensor().to(torch::kFloat64).contiguous(),
+          output->elements()[1].toTensor().to(torch::kFloat64).contiguous()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::iterate_vjp(const torch::Tensor& h, const torch::Tensor& injection,
+                                                           const c10::IValue& features, int64_t n_local,
+                                                           int64_t stage, const torch::Tensor& cotangent) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  auto output =
+      module_.get_method("lammps_iterate_vjp")({h, injection, features, n_local, stage, cotangent}).toTuple();
+  return {output->elements()[0].toTensor().to(torch::kFloat64).contiguous(),
+          output->elements()[1].toTensor().to(torch::kFloat64).contiguous()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::position_grad(const torch::Tensor& positions,
+                                                             const torch::Tensor& species, const torch::Tensor& edges,
+                                                             int64_t n_local,
+                                                             const std::vector<torch::Tensor>& stage_inputs,
+                                                             const torch::Tensor& injection,
+                                                             const std::vector<torch::Tensor>& cotangents,
+                                                             const torch::Tensor& injection_cotangent) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  c10::List<torch::Tensor> inputs(stage_inputs);
+  c10::List<torch::Tensor> cots(cotangents);
+  auto output = module_.get_method("lammps_position_grad")(
+                           {positions, species, edges, n_local, inputs, injection, cots, injection_cotangent})
+                    .toTuple();
+  return {output->elements()[0].toTensor().to(torch::kFloat64).contiguous(),
+          output->elements()[1].toTensor().to(torch::kFloat64).contiguous()};
 }
 
 const SolverSettings& Model::solver_settings() const {

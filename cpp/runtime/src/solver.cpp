@@ -87,9 +87,9 @@ DeqSolver::Residual DeqSolver::residual(const torch::Tensor& z, const torch::Ten
 
 // deqff.deq.solver.FixedPointSolver._solve for one segment: evaluate f at z_k, stop when the residual
 // of (z_k, f(z_k)) is below tol, keep the best iterate, step with Anderson or damped iteration.
-DeqSolver::Solve DeqSolver::solve(const Func& f, const torch::Tensor& z0, int64_t max_iter,
+DeqSolver::Solve DeqSolver::solve(const Func& f, const torch::Tensor& z0, int64_t max_iter, const SolverSettings& s,
                                   Exchange& exchange) const {
-  Anderson anderson(z0, settings_.m, settings_.beta, settings_.lam);
+  Anderson anderson(z0, s.m, s.beta, s.lam);
   Solve last, best;
   best.residual.abs = best.residual.rel = std::numeric_limits<double>::infinity();
   bool found = false;
@@ -99,18 +99,18 @@ DeqSolver::Solve DeqSolver::solve(const Func& f, const torch::Tensor& z0, int64_
     Residual r = residual(z, fz, exchange);
     last = Solve{z, k + 1, r, false};
     if (!r.finite) break;
-    if (r.stop(settings_.stop_rel) < best.residual.stop(settings_.stop_rel)) {
+    if (r.stop(s.stop_rel) < best.residual.stop(s.stop_rel)) {
       best = last;
       found = true;
     }
-    if (r.stop(settings_.stop_rel) < settings_.tol) {
+    if (r.stop(s.stop_rel) < s.tol) {
       last.converged = true;
       break;
     }
     if (k + 1 == max_iter) break;
-    z = settings_.anderson ? anderson.step(z, fz, k, exchange) : z + settings_.damping * (fz - z);
+    z = s.anderson ? anderson.step(z, fz, k, exchange) : z + s.damping * (fz - z);
   }
-  if (settings_.return_best && found) {
+  if (s.return_best && found) {
     best.iterations = last.iterations;
     best.converged = last.converged;
     return best;
@@ -122,13 +122,13 @@ torch::Tensor DeqSolver::cold_solve(const Func& f, const torch::Tensor& zero, bo
                                     Exchange& exchange) const {
   stats.cold = true;
   if (!retry_only) {
-    Solve result = solve(f, zero, settings_.max_iter, exchange);
+    Solve result = solve(f, zero, settings_.max_iter, settings_, exchange);
     stats.iterations += result.iterations;
     stats.residual = result.residual.stop(settings_.stop_rel);
     if (result.converged) return result.z;
   }
   stats.retried += 1;
-  Solve result = solve(f, zero, settings_.fallback_max_iter, exchange);
+  Solve result = solve(f, zero, settings_.fallback_max_iter, settings_, exchange);
   stats.iterations += result.iterations;
   stats.residual = result.residual.stop(settings_.stop_rel);
   if (!result.converged) {
@@ -159,62 +159,163 @@ torch::Tensor DeqSolver::warm_solve(const Func& f, const torch::Tensor& z0, cons
     stats.residual = r.stop(settings_.stop_rel);
     return fz;
   }
-  Solve result = solve(f, fz, settings_.max_iter, exchange);
+  Solve result = solve(f, fz, settings_.max_iter, settings_, exchange);
   stats.iterations += result.iterations;
   stats.residual = result.residual.stop(settings_.stop_rel);
   if (result.converged) return result.z;
   return cold_solve(f, zero, true, stats, exchange);
 }
 
+DeqSolver::Pass DeqSolver::prepare(const torch::Tensor& positions, const torch::Tensor& species,
+                                   const torch::Tensor& edges, int64_t n_local, Exchange& exchange) {
+  const int64_t n_all = positions.size(0);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  Pass pass;
+  pass.n_local = n_local;
+  pass.injection = torch::zeros({n_all, settings_.feature_dim}, f64);
+  pass.h = torch::zeros({n_all, settings_.feature_dim}, f64);
+  // Injection of the local atoms (a rank may own none: a molecule in a big box); ghosts' from owners.
+  if (n_local > 0)
+    pass.injection.narrow(0, 0, n_local).copy_(model_.embed(positions, species, edges, n_local, &pass.features));
+  exchange.forward(pass.injection);
+  return pass;
+}
+
+// Stages with ghost rows refreshed before each.
+torch::Tensor DeqSolver::apply(Pass& pass, const torch::Tensor& z, Exchange& exchange,
+                               std::vector<torch::Tensor>* inputs) {
+  const int64_t n_local = pass.n_local;
+  torch::Tensor out = z;
+  if (inputs) inputs->clear();
+  for (int64_t stage = 0; stage < settings_.stages; ++stage) {
+    pass.h.narrow(0, 0, n_local).copy_(out);
+    exchange.forward(pass.h);
+    if (inputs) inputs->push_back(pass.h.clone());
+    out = n_local > 0 ? model_.iterate(pass.h, pass.injection, pass.features, n_local, stage)
+                      : torch::zeros({0, settings_.feature_dim}, pass.h.options());
+  }
+  return out;
+}
+
+torch::Tensor DeqSolver::fixed_point(const Func& f, const torch::Tensor& z0, int64_t n_local, SolveStats& stats,
+                                     Exchange& exchange) {
+  const torch::Tensor zero = torch::zeros({n_local, settings_.feature_dim}, torch::kFloat64);
+  // Warm only if every rank has a warm start for all of its atoms.
+  const bool usable = settings_.warm_start && z0.defined() && z0.size(0) == n_local &&
+                      z0.size(1) == settings_.feature_dim;
+  double missing = usable ? 0.0 : 1.0;
+  exchange.sum(&missing, 1);
+  if (missing > 0.0) return cold_solve(f, zero, false, stats, exchange);
+  return warm_solve(f, z0.to(torch::kFloat64).contiguous(), zero, stats, exchange);
+}
+
 DeqResult DeqSolver::evaluate(const torch::Tensor& positions, const torch::Tensor& species,
                               const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
                               Exchange& exchange) {
-  const int64_t n_all = positions.size(0);
-  const int64_t D = settings_.feature_dim;
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  const bool has_local = n_local > 0;  // a rank may own no atoms (a molecule in a big box)
-
-  // Injection of the local atoms; ghosts' rows from their owners.
-  c10::IValue features;
-  torch::Tensor injection = torch::zeros({n_all, D}, f64);
-  if (has_local) injection.narrow(0, 0, n_local).copy_(model_.embed(positions, species, edges, n_local, &features));
-  exchange.forward(injection);
-
-  // f (or one pass of an explicit model): stages with ghost rows refreshed before each.
-  torch::Tensor h = torch::zeros({n_all, D}, f64);
-  const Func f = [&](const torch::Tensor& z) {
-    torch::Tensor out = z;
-    for (int64_t stage = 0; stage < settings_.stages; ++stage) {
-      h.narrow(0, 0, n_local).copy_(out);
-      exchange.forward(h);
-      out = has_local ? model_.iterate(h, injection, features, n_local, stage) : torch::zeros({0, D}, f64);
-    }
-    return out;
-  };
-
+  Pass pass = prepare(positions, species, edges, n_local, exchange);
+  const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
   DeqResult result;
-  const torch::Tensor zero = torch::zeros({n_local, D}, f64);
   if (!settings_.implicit) {
-    result.z = f(zero);
+    result.z = f(torch::zeros({n_local, settings_.feature_dim}, f64));
     result.stats.cold = true;
   } else {
-    // Warm only if every rank has a warm start for all of its atoms.
-    const bool usable = settings_.warm_start && z0.defined() && z0.size(0) == n_local && z0.size(1) == D;
-    double missing = usable ? 0.0 : 1.0;
-    exchange.sum(&missing, 1);
-    if (missing > 0.0) {
-      result.z = cold_solve(f, zero, false, result.stats, exchange);
-    } else {
-      result.z = warm_solve(f, z0.to(torch::kFloat64).contiguous(), zero, result.stats, exchange);
-    }
+    result.z = fixed_point(f, z0, n_local, result.stats, exchange);
   }
-  if (has_local) {
+  if (n_local > 0) {
     auto [energy, forces] = model_.readout(result.z, species.narrow(0, 0, n_local));
     result.atom_energy = energy.to(torch::kFloat64).contiguous();
     result.forces = forces.to(torch::kFloat64).contiguous();
   } else {
     result.atom_energy = torch::zeros({0}, f64);
     result.forces = torch::zeros({0, 3}, f64);
+  }
+  return result;
+}
+
+torch::Tensor DeqSolver::transpose(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& c,
+                                   Exchange& exchange, std::vector<torch::Tensor>* cotangents,
+                                   torch::Tensor* injection_grad) {
+  const int64_t n_local = pass.n_local;
+  const int64_t n_all = pass.h.size(0);
+  if (cotangents) cotangents->assign(settings_.stages, torch::Tensor());
+  torch::Tensor out = c;
+  for (int64_t stage = settings_.stages - 1; stage >= 0; --stage) {
+    if (cotangents) (*cotangents)[stage] = out;
+    torch::Tensor dh, du;
+    if (n_local > 0) {
+      std::tie(dh, du) = model_.iterate_vjp(inputs[stage], pass.injection, pass.features, n_local, stage, out);
+    } else {
+      dh = torch::zeros({n_all, settings_.feature_dim}, pass.h.options());
+      du = torch::zeros_like(dh);
+    }
+    exchange.reverse(dh);  // ghost rows' cotangents to their owners
+    out = dh.narrow(0, 0, n_local).clone();
+    if (stage == 0 && injection_grad) {
+      du.narrow(0, 0, n_local).zero_();  // only what ghost rows send: the own rows are differentiated
+      exchange.reverse(du);              // again by position_grad, through the local embedding
+      *injection_grad = du.narrow(0, 0, n_local).clone();
+    }
+  }
+  return out;
+}
+
+ConservativeResult DeqSolver::evaluate_conservative(const torch::Tensor& positions, const torch::Tensor& species,
+                                                    const torch::Tensor& edges, int64_t n_local,
+                                                    const torch::Tensor& z0, const torch::Tensor& g0,
+                                                    Exchange& exchange) {
+  const SolverSettings& adjoint = model_.adjoint_settings();
+  const int64_t n_all = positions.size(0);
+  const int64_t D = settings_.feature_dim;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  Pass pass = prepare(positions, species, edges, n_local, exchange);
+  const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
+  ConservativeResult result;
+  result.z = fixed_point(f, z0, n_local, result.stats, exchange);
+
+  // E from s = f(z*) (one more application, as the Python runner), and its stage inputs.
+  std::vector<torch::Tensor> inputs;
+  const torch::Tensor s = apply(pass, result.z, exchange, &inputs);
+  torch::Tensor v = torch::zeros({n_local, D}, f64);
+  result.atom_energy = torch::zeros({n_local}, f64);
+  if (n_local > 0) std::tie(result.atom_energy, v) = model_.energy_grad(s, species.narrow(0, 0, n_local));
+
+  // Adjoint g = v + J^T g: warm from g0 if every rank has one, else from v; retried from v.
+  const Func map = [&](const torch::Tensor& g) { return v + transpose(pass, inputs, g, exchange); };
+  const bool usable = settings_.warm_start && g0.defined() && g0.size(0) == n_local && g0.size(1) == D;
+  double missing = usable ? 0.0 : 1.0;
+  exchange.sum(&missing, 1);
+  result.stats.adjoint_cold = missing > 0.0;
+  Solve solved = solve(map, missing > 0.0 ? v : g0.to(torch::kFloat64).contiguous(), adjoint.max_iter, adjoint,
+                       exchange);
+  result.stats.adjoint_iterations = solved.iterations;
+  if (!solved.converged) {
+    result.stats.retried += 1;
+    result.stats.adjoint_cold = true;
+    solved = solve(map, v, adjoint.fallback_max_iter, adjoint, exchange);
+    result.stats.adjoint_iterations += solved.iterations;
+  }
+  result.stats.adjoint_residual = solved.residual.stop(adjoint.stop_rel);
+  if (!solved.converged) {
+    throw SolveError("deqff: the adjoint solve of the conservative forces did not converge: residual " +
+                     format_residual(result.stats.adjoint_residual) + " (" + (adjoint.stop_rel ? "rel" : "abs") +
+                     ") after " + std::to_string(solved.iterations) + " iterations, tolerance " +
+                     format_residual(adjoint.tol) +
+                     ". Check the structure (atoms too close, a blown-up simulation), or export with a larger "
+                     "--adjoint-max-iter or a looser --adjoint-tol.");
+  }
+  result.g = solved.z;
+
+  // Forces on local and ghost positions: -d/dx of g f(z*, x) (stage by stage) and of the prior.
+  std::vector<torch::Tensor> cotangents;
+  torch::Tensor remote;
+  transpose(pass, inputs, result.g, exchange, &cotangents, &remote);
+  result.forces = torch::zeros({n_all, 3}, f64);
+  if (n_local > 0) {
+    auto [prior, grad] = model_.position_grad(positions, species, edges, n_local, inputs, pass.injection,
+                                              cotangents, remote);
+    result.atom_energy = result.atom_energy + prior;
+    result.forces = -grad;
   }
   return result;
 }

@@ -36,8 +36,10 @@
   explains why: frozen modules).
 * host-driven solves (LAMMPS, several MPI ranks): `lammps_info`, `lammps_embed`, `lammps_iterate`,
   `lammps_readout` expose the DEQ step by step on local + ghost atoms (deqff.export.graph_step),
-  `lammps_prior` the short-range prior (if any) of the local atoms, and `lammps_step_graph` evaluates
-  any force mode on one rank's periodic graph with species given (prior included).
+  `lammps_prior` the short-range prior (if any) of the local atoms; for conservative forces
+  `lammps_energy_grad`, `lammps_iterate_vjp` and `lammps_position_grad` give the adjoint's pieces;
+  `lammps_step_graph` evaluates any force mode on one rank's periodic graph with species given
+  (prior included; phantom models).
 * statistics: `last_iterations()`, `total_iterations()`, `num_calls()`, `last_was_cold()`, ... and
   `metadata()`. Under openmm-torch the module lives inside the C++ Context; pass a global parameter
   (`deqff.md.openmm.STATS_PARAMETER`) as `probe` and request its energy derivative: the derivative is

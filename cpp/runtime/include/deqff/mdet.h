@@ -38,7 +38,10 @@ class RotationSource {
 void rotate_rows(double* rows, int64_t n, const Rotation& rotation, bool transpose);
 
 // Subtract the mean force over all ranks' atoms (forces [n, 3] of this rank's atoms). Collective.
-void remove_net_force(double* forces, int64_t n, Exchange& exchange);
+// With n_rows > n, forces has n_rows rows: the n local atoms' then ghost rows that the host will add to
+// their owners' (conservative forces); all rows enter the sum, the mean is over local atoms and is
+// subtracted from the local rows only, so every atom's total loses the mean once.
+void remove_net_force(double* forces, int64_t n, Exchange& exchange, int64_t n_rows = -1);
 
 // Subtract the rigid-rotation part about the centre of geometry of all ranks' atoms (forces and
 // positions [n, 3] of this rank's atoms); leaves the net force unchanged. Collective.

@@ -113,6 +113,30 @@ class Model {
   // Solver settings of a deqff model; throws ModelError for models without the graph-step interface.
   const SolverSettings& solver_settings() const;
 
+  // --- conservative DEQs: the adjoint pieces (graph_step energy_grad / iterate_vjp / position_grad) ----
+  // True when the model exports them (conservative DEQs exported by this deqff): the host can then
+  // solve the adjoint and the forces across ranks (DeqSolver::evaluate_conservative).
+  bool has_adjoint_steps() const { return has_adjoint_steps_; }
+  // The adjoint solve's settings (tol, max_iter, fallback_max_iter, Anderson; feature_dim and stages
+  // as the forward's). Throws ModelError without the adjoint pieces.
+  const SolverSettings& adjoint_settings() const;
+  // (atom energies [n_local] eV, dE/ds [n_local, D]) of s = f(z*) [n_local, D], species [n_local].
+  std::pair<torch::Tensor, torch::Tensor> energy_grad(const torch::Tensor& s, const torch::Tensor& species);
+  // Transpose of stage `stage` at its input h [n_all, D]: cotangent [n_local, D] of its output ->
+  // (d/dh [n_all, D], d/dinjection [n_all, D]); ghost rows belong to other atoms' owners.
+  std::pair<torch::Tensor, torch::Tensor> iterate_vjp(const torch::Tensor& h, const torch::Tensor& injection,
+                                                      const c10::IValue& features, int64_t n_local, int64_t stage,
+                                                      const torch::Tensor& cotangent);
+  // (prior atom energies [n_local] eV, gradient [n_all, 3] eV/Å with respect to local and ghost
+  // positions) of sum_k <cotangents[k], stage k at stage_inputs[k]> + <injection_cotangent, the local
+  // atoms' injection> + the prior (half of each pair of the full list `edges`).
+  std::pair<torch::Tensor, torch::Tensor> position_grad(const torch::Tensor& positions, const torch::Tensor& species,
+                                                        const torch::Tensor& edges, int64_t n_local,
+                                                        const std::vector<torch::Tensor>& stage_inputs,
+                                                        const torch::Tensor& injection,
+                                                        const std::vector<torch::Tensor>& cotangents,
+                                                        const torch::Tensor& injection_cotangent);
+
   // Injection [n_local, D] of the local atoms, and the edge features for iterate().
   //   positions [n_all, 3] Å, species [n_all] int64, edges [2, E] int64 (row 0 local i, row 1 j)
   torch::Tensor embed(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
@@ -147,8 +171,10 @@ class Model {
   bool has_compute_local_ = false;
   bool has_graph_step_ = false;
   bool has_wigner_ = false;
+  bool has_adjoint_steps_ = false;
   bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)
   SolverSettings settings_;
+  SolverSettings adjoint_settings_;
 };
 
 // Error message of a TorchScript exception without its TorchScript traceback (the Python message).

@@ -9,6 +9,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <torch/script.h>
 
@@ -30,6 +31,9 @@ class Exchange {
   virtual void forward(torch::Tensor& rows) = 0;
   // Sum values[0..n) over all ranks, in place.
   virtual void sum(double* values, int n) = 0;
+  // rows: [n_all, D] float64, contiguous; add each ghost row [n_local, n_all) to its owner's row
+  // (LAMMPS reverse communication). Ghost rows are undefined afterwards.
+  virtual void reverse(torch::Tensor& rows) = 0;
 };
 
 // Exchange of a single process without ghost atoms (a molecule, tests).
@@ -37,6 +41,7 @@ class NoExchange : public Exchange {
  public:
   void forward(torch::Tensor&) override {}
   void sum(double*, int) override {}
+  void reverse(torch::Tensor&) override {}
 };
 
 // Statistics of one evaluation (same meaning as deqff.export.runner.STAT_NAMES).
@@ -47,6 +52,9 @@ struct SolveStats {
   int64_t retried = 0;          // solves retried cold with the fallback cap
   double residual = 0.0;        // stop-mode residual of the returned fixed point
   double start_residual = 1.0;  // relative residual of the warm start (1 when cold)
+  int64_t adjoint_iterations = 0;  // evaluations of the adjoint map (conservative forces)
+  double adjoint_residual = 0.0;   // stop-mode residual of the returned adjoint
+  bool adjoint_cold = false;       // the adjoint was solved from its right-hand side, not a warm start
 };
 
 // Result of DeqSolver::evaluate, local atoms only, float64.
@@ -55,6 +63,16 @@ struct DeqResult {
   torch::Tensor forces;       // [n_local, 3] eV/Å (direct head; zeros for other force modes)
   torch::Tensor z;            // [n_local, D] fixed point (the next warm start); [n_local, D] of the
                               // last stage for explicit models
+  SolveStats stats;
+};
+
+// Result of DeqSolver::evaluate_conservative, float64.
+struct ConservativeResult {
+  torch::Tensor atom_energy;  // [n_local] eV, read out from f(z*), plus the prior's halves of pairs
+  torch::Tensor forces;       // [n_all, 3] eV/Å = -dE/dx of local AND ghost positions: the host adds
+                              // ghost rows to their owners (LAMMPS newton_pair on); fdotr over all
+                              // rows is the exact virial
+  torch::Tensor z, g;         // [n_local, D] fixed point and adjoint (the next warm starts)
   SolveStats stats;
 };
 
@@ -73,7 +91,24 @@ class DeqSolver {
   DeqResult evaluate(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
                      int64_t n_local, const torch::Tensor& z0, Exchange& exchange);
 
+  // Conservative forces of a DEQ (Model::has_adjoint_steps), as deqff.export.runner computes them on
+  // one process: z* = f(z*) (warm start z0 as `evaluate`), E = sum_i e(s_i) with s = f(z*), the
+  // adjoint g = dE/ds + J^T g (warm start g0 [n_local, D] or undefined: from dE/ds; retried from
+  // dE/ds with the fallback cap), forces -g df/dx - dE_prior/dx on local and ghost positions. J^T
+  // reaches other ranks' atoms through Exchange::reverse every adjoint iteration. Throws SolveError
+  // (on every rank) if the fixed point or the adjoint does not converge.
+  ConservativeResult evaluate_conservative(const torch::Tensor& positions, const torch::Tensor& species,
+                                           const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
+                                           const torch::Tensor& g0, Exchange& exchange);
+
  private:
+  // One geometry's inputs of f on local + ghost rows.
+  struct Pass {
+    c10::IValue features;     // edge features (Model::embed)
+    torch::Tensor injection;  // [n_all, D], ghost rows from their owners
+    torch::Tensor h;          // [n_all, D] buffer of a stage's input
+    int64_t n_local = 0;
+  };
   struct Residual {
     double abs = 0.0, rel = 0.0;
     bool finite = true;
@@ -88,11 +123,27 @@ class DeqSolver {
   using Func = std::function<torch::Tensor(const torch::Tensor&)>;
 
   Residual residual(const torch::Tensor& z, const torch::Tensor& fz, Exchange& exchange) const;
-  Solve solve(const Func& f, const torch::Tensor& z0, int64_t max_iter, Exchange& exchange) const;
+  Solve solve(const Func& f, const torch::Tensor& z0, int64_t max_iter, const SolverSettings& s,
+              Exchange& exchange) const;
   torch::Tensor cold_solve(const Func& f, const torch::Tensor& zero, bool retry_only, SolveStats& stats,
                            Exchange& exchange) const;
   torch::Tensor warm_solve(const Func& f, const torch::Tensor& z0, const torch::Tensor& zero, SolveStats& stats,
                            Exchange& exchange) const;
+  // The embedding and ghost injection rows of a geometry (collective).
+  Pass prepare(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
+               int64_t n_local, Exchange& exchange);
+  // f(z) [n_local, D] (or one explicit pass); with `inputs`, each stage's input with ghost rows filled.
+  torch::Tensor apply(Pass& pass, const torch::Tensor& z, Exchange& exchange,
+                      std::vector<torch::Tensor>* inputs = nullptr);
+  // The fixed point from z0 (warm if every rank has one) or cold; stats filled.
+  torch::Tensor fixed_point(const Func& f, const torch::Tensor& z0, int64_t n_local, SolveStats& stats,
+                            Exchange& exchange);
+  // J^T c [n_local, D] for a cotangent c [n_local, D] of f's output at the stage inputs; with
+  // `cotangents`, each stage's output cotangent, and with `injection_grad`, the injection cotangent
+  // [n_local, D] that other ranks' ghost rows send to the local atoms.
+  torch::Tensor transpose(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& c,
+                          Exchange& exchange, std::vector<torch::Tensor>* cotangents = nullptr,
+                          torch::Tensor* injection_grad = nullptr);
 
   Model& model_;
   SolverSettings settings_;
