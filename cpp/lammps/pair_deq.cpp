@@ -1,6 +1,7 @@
 #include "pair_deq.h"
 
 #include <cstring>
+#include <fstream>
 #include <unordered_map>
 
 #include "atom.h"
@@ -35,6 +36,20 @@ class LammpsExchange : public deqff::Exchange {
   MPI_Comm world_;
 };
 
+// FNV-1a hash of a file's bytes, as a positive integer exactly representable in a double (52 bits).
+double file_fingerprint(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t hash = 1469598103934665603ULL;
+  char buffer[65536];
+  while (in.read(buffer, sizeof(buffer)) || in.gcount() > 0) {
+    for (std::streamsize k = 0; k < in.gcount(); ++k) {
+      hash ^= static_cast<unsigned char>(buffer[k]);
+      hash *= 1099511628211ULL;
+    }
+  }
+  return static_cast<double>((hash >> 12) | 1ULL);
+}
+
 torch::Tensor tensor_from(std::vector<double> &data, std::vector<int64_t> shape) {
   return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kFloat64)).clone();
 }
@@ -52,8 +67,6 @@ PairDeq::PairDeq(LAMMPS *lmp) : Pair(lmp) {
   manybody_flag = 1;
   nextra = kNumStats;
   pvector = new double[kNumStats]();
-  static int instances = 0;
-  fix_id_ = "DEQ_STATE_" + std::to_string(instances++);
 }
 
 PairDeq::~PairDeq() {
@@ -84,6 +97,7 @@ void PairDeq::settings(int narg, char **arg) {
   } catch (const std::exception &e) {
     error->all(FLERR, "pair_style deq: {}", e.what());
   }
+  fingerprint_ = file_fingerprint(arg[0]);
   const auto &meta = model_->metadata();
   if (model_->has_graph_step()) {
     settings_ = model_->solver_settings();
@@ -227,7 +241,14 @@ void PairDeq::init_style() {
 void PairDeq::ensure_state_fix() {
   // Validity flag, z [D], and for conservative forces (one rank) the adjoint g [D].
   const int nvalues = 1 + static_cast<int>(settings_.feature_dim) * (has_adjoint() ? 2 : 1);
-  auto *existing = dynamic_cast<FixDeqState *>(modify->get_fix_by_id(fix_id_));
+  Fix *found = modify->get_fix_by_id(fix_id_);
+  auto *existing = dynamic_cast<FixDeqState *>(found);
+  if (found && found != fix_ && !existing)
+    error->all(FLERR, "pair_style deq: fix ID {} is taken by another fix; rename that fix", fix_id_);
+  if (existing && existing != fix_ && !existing->restored())
+    error->all(FLERR, "pair_style deq: its state fix {} already belongs to another pair_style deq; one "
+                      "pair_style deq per simulation is supported (not two deq sub-styles of pair hybrid)",
+               fix_id_);
   if (existing && existing->nvalues() == nvalues) {
     fix_ = existing;
     return;
@@ -236,6 +257,23 @@ void PairDeq::ensure_state_fix() {
   fix_ = dynamic_cast<FixDeqState *>(modify->add_fix(fmt::format("{} all DEQ_STATE {}", fix_id_, nvalues)));
   if (!fix_) error->all(FLERR, "pair_style deq: could not create its internal fix DEQ_STATE");
   natoms_seen_ = -1;
+}
+
+// The state read from a restart file: used if the run that wrote it had this model and atom count.
+void PairDeq::check_restored_state() {
+  const bool same_model = fix_->restored_fingerprint() == fingerprint_;
+  const bool same_atoms = fix_->restored_natoms() == static_cast<double>(atom->natoms);
+  if (!same_model || !same_atoms) fix_->clear();
+  if (comm->me == 0) {
+    if (same_model && same_atoms) {
+      utils::logmesg(lmp, "pair_style deq: continuing warm from the restart file's per-atom state\n");
+    } else {
+      utils::logmesg(lmp, "pair_style deq: the restart file's warm-start state was written {}; starting cold\n",
+                     same_model ? fmt::format("for {} atoms, not {}", fix_->restored_natoms(), atom->natoms)
+                                : std::string("with another model file"));
+    }
+  }
+  fix_->forget_restart();
 }
 
 bool PairDeq::has_adjoint() const {
@@ -328,16 +366,21 @@ void PairDeq::gather_inputs() {
   edges_.insert(edges_.end(), second.begin(), second.end());
 }
 
-// State rows [1 + offset, 1 + offset + D) of all local atoms as [nlocal, D]; false if any atom has none.
+// State rows [1 + offset, 1 + offset + D) of all local atoms as [nlocal, D]; false (and `out` undefined)
+// if any atom has none.
 bool PairDeq::load_warm_start(int offset, torch::Tensor &out) const {
   const int nlocal = atom->nlocal;
   const int64_t D = settings_.feature_dim;
+  out = torch::Tensor();
   if (!fix_ || !settings_.warm_start) return false;
   out = torch::empty({nlocal, D}, torch::TensorOptions().dtype(torch::kFloat64));
   double *data = out.data_ptr<double>();
   for (int i = 0; i < nlocal; ++i) {
     const double *row = fix_->row(i);
-    if (row[0] == 0.0) return false;
+    if (row[0] != fingerprint_) {  // no state, or one written by another model
+      out = torch::Tensor();
+      return false;
+    }
     std::memcpy(data + i * D, row + 1 + offset, sizeof(double) * D);
   }
   return true;
@@ -352,7 +395,7 @@ void PairDeq::store_state(int offset, const torch::Tensor &z) {
   const double *data = values.data_ptr<double>();
   for (int i = 0; i < nlocal; ++i) {
     double *row = fix_->row(i);
-    row[0] = 1.0;
+    row[0] = fingerprint_;
     std::memcpy(row + 1 + offset, data + i * D, sizeof(double) * D);
   }
 }
@@ -380,8 +423,13 @@ void PairDeq::add_results(const double *atom_energy, const double *forces, int n
 
 void PairDeq::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
-  if (fix_ && atom->natoms != natoms_seen_) fix_->clear();  // a new system: start cold
+  if (fix_ && fix_->restored()) {
+    check_restored_state();
+  } else if (fix_ && natoms_seen_ >= 0 && atom->natoms != natoms_seen_) {
+    fix_->clear();  // atoms were added or deleted: start cold
+  }
   natoms_seen_ = atom->natoms;
+  if (fix_) fix_->describe(static_cast<double>(atom->natoms), fingerprint_);
   gather_inputs();
   if (mode_ != Mode::Analytic && mdet_.random_rotation) draw_rotation();
   if (mode_ == Mode::Analytic) {
@@ -459,7 +507,7 @@ void PairDeq::compute_adjoint() {
   const int nall = nlocal + atom->nghost;
   const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
   const int64_t D = settings_.feature_dim;
-  torch::Tensor z0, g0;
+  torch::Tensor z0, g0;  // undefined: cold
   if (load_warm_start(0, z0)) {
     z0 = to_call_frame(z0);
     if (load_warm_start(static_cast<int>(D), g0)) g0 = to_call_frame(g0);

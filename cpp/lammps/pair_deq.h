@@ -98,10 +98,13 @@ class PairDeq : public Pair {
   double length_factor_ = 1.0;            // LAMMPS length unit -> Å
   double cutoff_ = 0.0;                   // in LAMMPS length units
 
-  // Warm-start state per atom (fix DEQ_STATE, created by init_style).
-  std::string fix_id_;
+  // Warm-start state per atom (fix DEQ_STATE, created by init_style; one pair_style deq per run).
+  std::string fix_id_ = "DEQ_STATE";
   FixDeqState *fix_ = nullptr;
-  bigint natoms_seen_ = -1;  // atom count of the last evaluation (a change resets the state)
+  bigint natoms_seen_ = -1;   // atom count of the last evaluation (a change resets the state)
+  double fingerprint_ = 0.0;  // of the model file (FNV-1a of its bytes, exact in a double, > 0):
+                              // a state row written by another model is never used
+  void check_restored_state();
 
   // Rows being forward- or reverse-communicated (set only during forward_rows / reverse_rows).
   torch::Tensor *comm_rows_ = nullptr;
