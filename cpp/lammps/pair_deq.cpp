@@ -1,5 +1,6 @@
 #include "pair_deq.h"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <unordered_map>
@@ -348,7 +349,14 @@ void PairDeq::gather_inputs() {
     species_[i] = s;
     for (int d = 0; d < 3; ++d) positions_[3 * i + d] = x[i][d] * length_factor_;
   }
+  // Bad input is named before any solve: the model would only report a failed solve.
+  for (int i = 0; i < nlocal; ++i)
+    if (!std::isfinite(x[i][0]) || !std::isfinite(x[i][1]) || !std::isfinite(x[i][2]))
+      error->one(FLERR, "pair deq: atom {} has a non-finite position ({} {} {}): the simulation blew up or the "
+                        "input is broken; check the structure and the time step", atom->tag[i], x[i][0], x[i][1],
+                 x[i][2]);
   const double cut2 = cutoff_ * cutoff_;
+  const double min2 = std::pow(model_->metadata().min_distance * force->angstrom, 2);
   std::vector<int64_t> first, second;
   for (int ii = 0; ii < list->inum; ++ii) {
     const int i = list->ilist[ii];
@@ -356,7 +364,13 @@ void PairDeq::gather_inputs() {
     for (int jj = 0; jj < list->numneigh[i]; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-      if (dx * dx + dy * dy + dz * dz < cut2) {
+      const double r2 = dx * dx + dy * dy + dz * dz;
+      if (r2 < min2)
+        error->one(FLERR, "pair deq: atoms {} and {} are {:.3g} A apart, closer than the model's minimum distance "
+                          "{} A (deqff export --min-distance): overlapping atoms in the input, or a blown-up "
+                          "simulation; check the structure and the time step", atom->tag[i], atom->tag[j],
+                   std::sqrt(r2) / force->angstrom, model_->metadata().min_distance);
+      if (r2 < cut2) {
         first.push_back(i);
         second.push_back(j);
       }

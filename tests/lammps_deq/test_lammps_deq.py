@@ -282,3 +282,40 @@ def test_solver_options_apply_only_where_lammps_solves(lammps_plugin, models):
             run_commands(lmp, lines)
     finally:
         lmp.close()
+
+
+@pytest.mark.parametrize("kind", ["direct", "conservative"])
+def test_overlapping_atoms_are_named_before_any_solve(lammps_plugin, models, kind):
+    """Two atoms 0.05 Å apart (the model's minimum distance is 0.1 Å): an error naming both atom IDs."""
+    system = ethanol()
+    system.positions[4] = system.positions[0] + np.array([0.05, 0.0, 0.0])
+    lmp = new_lammps()
+    try:
+        run_commands(lmp, setup_lines(lammps_plugin, system, "metal", f"deq {models[kind]}"))
+        with pytest.raises(Exception) as error:
+            lmp.command("run 0")
+    finally:
+        lmp.close()
+    message = str(error.value)
+    assert re.search(
+        r"atoms [15] and [15] are 0\.05 A apart, closer than the model's minimum distance 0\.1", message
+    )
+
+
+def test_non_finite_position_is_named_before_any_solve(lammps_plugin, models):
+    """A NaN coordinate stops the run with an error that says so (LAMMPS's own check when it remaps
+    atoms, or the pair style's, naming the atom), never with a failed solve."""
+    lmp = new_lammps()
+    try:
+        run_commands(lmp, setup_lines(lammps_plugin, ethanol(), "metal", f"deq {models['conservative']}"))
+        run_commands(lmp, ["run 0"])
+        x = lmp.numpy.extract_atom("x")
+        tags = lmp.numpy.extract_atom("id")
+        x[list(tags).index(3), 1] = np.nan
+        with pytest.raises(Exception) as error:
+            lmp.command("run 0")
+    finally:
+        lmp.close()
+    message = str(error.value)
+    assert "atom 3 has a non-finite position" in message or "Non-numeric atom coords" in message
+    assert "did not converge" not in message

@@ -120,6 +120,14 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
     throw ModelError("deqff model '" + path + "' has a short-range prior '" + meta.repulsion +
                      "' this runtime does not know (it knows none, zbl); use the deqff version that exported it.");
   }
+  auto min_distance = raw.find("min_distance");
+  if (min_distance != raw.end()) {
+    try {
+      meta.min_distance = std::stod(min_distance->second);
+    } catch (const std::exception&) {
+      throw ModelError("deqff model '" + path + "' has a non-numeric min_distance '" + min_distance->second + "'.");
+    }
+  }
   meta.mdet.remove_net_force = mdet_flag(raw, "remove_net_force", path);
   meta.mdet.remove_net_torque = mdet_flag(raw, "remove_net_torque", path);
   meta.mdet.random_rotation = mdet_flag(raw, "random_rotation", path);

@@ -42,6 +42,7 @@ struct ModelMetadata {
   std::vector<std::string> elements;   // chemical symbols; species index = position in this list
   std::string force_mode;              // "direct", "conservative", "phantom" or "analytic"
   std::string repulsion = "none";      // short-range prior: "none" or "zbl" (absent: none)
+  double min_distance = 0.0;           // Å: closer atoms are an input error (absent: 0, no check)
   MdetOptions mdet;
   std::map<std::string, std::string> raw;
 };
