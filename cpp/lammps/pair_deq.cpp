@@ -1,5 +1,6 @@
 #include "pair_deq.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -150,6 +151,7 @@ void PairDeq::settings(int narg, char **arg) {
                       "(direct forces, and conservative DEQs exported by this deqff); this {} model solves with "
                       "its exported settings (re-export it with `deqff export --tol ... --max-iter ...`)",
                meta.force_mode);
+  predictor_order_ = settings_.implicit ? static_cast<int>(settings_.predictor_order) : 0;
   if (mode_ == Mode::Steps || mode_ == Mode::Adjoint) {
     solver_ = std::make_unique<deqff::DeqSolver>(*model_, settings_);
     comm_forward = static_cast<int>(settings_.feature_dim);
@@ -240,8 +242,8 @@ void PairDeq::init_style() {
 }
 
 void PairDeq::ensure_state_fix() {
-  // Validity flag, z [D], and for conservative forces (one rank) the adjoint g [D].
-  const int nvalues = 1 + static_cast<int>(settings_.feature_dim) * (has_adjoint() ? 2 : 1);
+  // Fingerprint, history depth, then the last state and predictor_order_ past ones ([z (, g)] each).
+  const int nvalues = block_offset(predictor_order_ + 1, 0);
   Fix *found = modify->get_fix_by_id(fix_id_);
   auto *existing = dynamic_cast<FixDeqState *>(found);
   if (found && found != fix_ && !existing)
@@ -380,37 +382,74 @@ void PairDeq::gather_inputs() {
   edges_.insert(edges_.end(), second.begin(), second.end());
 }
 
-// State rows [1 + offset, 1 + offset + D) of all local atoms as [nlocal, D]; false (and `out` undefined)
-// if any atom has none.
-bool PairDeq::load_warm_start(int offset, torch::Tensor &out) const {
+int PairDeq::block_offset(int block, int part) const {
+  return 2 + (block * state_parts() + part) * static_cast<int>(settings_.feature_dim);
+}
+
+int PairDeq::history_depth() {
+  int depth = predictor_order_;
+  if (!fix_ || !settings_.warm_start) depth = 0;
+  for (int i = 0; i < atom->nlocal && depth > 0; ++i) {
+    const double *row = fix_->row(i);
+    depth = row[0] == fingerprint_ ? std::min(depth, static_cast<int>(row[1])) : 0;
+  }
+  MPI_Allreduce(MPI_IN_PLACE, &depth, 1, MPI_INT, MPI_MIN, world);
+  return depth;
+}
+
+namespace {
+// Weights of s_t, s_{t-1}, ..., s_{t-order} in the value at t + 1 of the polynomial of degree `order`
+// through them: (-1)^j C(order + 1, j + 1) (deqff.export.module.extrapolation_weights).
+std::vector<double> extrapolation_weights(int order) {
+  std::vector<double> weights;
+  double binomial = 1.0;
+  for (int j = 0; j <= order; ++j) {
+    binomial = binomial * (order + 1 - j) / (j + 1);
+    weights.push_back(j % 2 == 0 ? binomial : -binomial);
+  }
+  return weights;
+}
+}  // namespace
+
+torch::Tensor PairDeq::warm_start(int part, int depth) const {
   const int nlocal = atom->nlocal;
   const int64_t D = settings_.feature_dim;
-  out = torch::Tensor();
-  if (!fix_ || !settings_.warm_start) return false;
-  out = torch::empty({nlocal, D}, torch::TensorOptions().dtype(torch::kFloat64));
+  if (!fix_ || !settings_.warm_start) return {};
+  const std::vector<double> weights = extrapolation_weights(depth);
+  torch::Tensor out = torch::zeros({nlocal, D}, torch::TensorOptions().dtype(torch::kFloat64));
   double *data = out.data_ptr<double>();
   for (int i = 0; i < nlocal; ++i) {
     const double *row = fix_->row(i);
-    if (row[0] != fingerprint_) {  // no state, or one written by another model
-      out = torch::Tensor();
-      return false;
+    if (row[0] != fingerprint_) return {};  // no state, or one written by another model
+    for (int j = 0; j <= depth; ++j) {
+      const double *block = row + block_offset(j, part);
+      for (int64_t d = 0; d < D; ++d) data[i * D + d] += weights[j] * block[d];
     }
-    std::memcpy(data + i * D, row + 1 + offset, sizeof(double) * D);
   }
-  return true;
+  return out;
 }
 
-void PairDeq::store_state(int offset, const torch::Tensor &z) {
+void PairDeq::commit_state(const torch::Tensor &z, const torch::Tensor &g, bool cold) {
   if (!fix_) return;
   const int nlocal = atom->nlocal;
   const int64_t D = settings_.feature_dim;
-  if (z.size(0) != nlocal || z.size(1) != D) return;  // no state (explicit models)
-  const torch::Tensor values = z.to(torch::kFloat64).contiguous();
-  const double *data = values.data_ptr<double>();
+  if (!z.defined() || z.size(0) != nlocal || z.size(1) != D) return;  // no state (explicit models)
+  const int block_size = block_offset(1, 0) - block_offset(0, 0);
+  const torch::Tensor zs = z.to(torch::kFloat64).contiguous();
+  const bool with_g = has_adjoint() && g.defined() && g.size(0) == nlocal;
+  const torch::Tensor gs = with_g ? g.to(torch::kFloat64).contiguous() : torch::Tensor();
   for (int i = 0; i < nlocal; ++i) {
     double *row = fix_->row(i);
+    int depth = 0;
+    if (!cold && row[0] == fingerprint_ && predictor_order_ > 0) {
+      depth = std::min(static_cast<int>(row[1]) + 1, predictor_order_);
+      // Shift blocks 0..depth-1 to 1..depth: the last state becomes the newest past one.
+      std::memmove(row + block_offset(1, 0), row + block_offset(0, 0), sizeof(double) * block_size * depth);
+    }
     row[0] = fingerprint_;
-    std::memcpy(row + 1 + offset, data + i * D, sizeof(double) * D);
+    row[1] = depth;
+    std::memcpy(row + block_offset(0, 0), zs.data_ptr<double>() + i * D, sizeof(double) * D);
+    if (with_g) std::memcpy(row + block_offset(0, 1), gs.data_ptr<double>() + i * D, sizeof(double) * D);
   }
 }
 
@@ -482,12 +521,7 @@ void PairDeq::compute_steps() {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
-  torch::Tensor z0;
-  if (load_warm_start(0, z0)) {
-    z0 = to_call_frame(z0);
-  } else {
-    z0 = torch::Tensor();
-  }
+  const torch::Tensor z0 = to_call_frame(warm_start(0, history_depth()));  // undefined: cold
   LammpsExchange exchange(this, world);
   deqff::DeqResult result;
   try {
@@ -508,7 +542,7 @@ void PairDeq::compute_steps() {
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: model evaluation failed: {}", deqff::script_error_message(e));
   }
-  store_state(0, to_lab_frame(result.z));
+  commit_state(to_lab_frame(result.z), torch::Tensor(), result.stats.cold);
   record_stats(result.stats);
   const torch::Tensor forces = finish_forces(result.forces);
   add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nlocal);
@@ -520,12 +554,9 @@ void PairDeq::compute_adjoint() {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
-  const int64_t D = settings_.feature_dim;
-  torch::Tensor z0, g0;  // undefined: cold
-  if (load_warm_start(0, z0)) {
-    z0 = to_call_frame(z0);
-    if (load_warm_start(static_cast<int>(D), g0)) g0 = to_call_frame(g0);
-  }
+  const int depth = history_depth();
+  const torch::Tensor z0 = to_call_frame(warm_start(0, depth));  // undefined: cold
+  const torch::Tensor g0 = z0.defined() ? to_call_frame(warm_start(1, depth)) : torch::Tensor();
   LammpsExchange exchange(this, world);
   deqff::ConservativeResult result;
   try {
@@ -536,8 +567,7 @@ void PairDeq::compute_adjoint() {
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: model evaluation failed: {}", deqff::script_error_message(e));
   }
-  store_state(0, to_lab_frame(result.z));
-  store_state(static_cast<int>(D), to_lab_frame(result.g));
+  commit_state(to_lab_frame(result.z), to_lab_frame(result.g), result.stats.cold);
   record_stats(result.stats);
   const torch::Tensor forces = finish_forces(result.forces);
   add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nall);
@@ -560,12 +590,12 @@ void PairDeq::compute_one_rank() {
     edges_[n_edges + e] = it->second;
   }
   const int64_t D = settings_.feature_dim;
-  torch::Tensor z0, g0;
   const auto empty = torch::zeros({0, D}, torch::TensorOptions().dtype(torch::kFloat64));
-  if (!settings_.implicit || !load_warm_start(0, z0)) z0 = empty;
-  if (!has_adjoint() || z0.size(0) == 0 || !load_warm_start(static_cast<int>(D), g0)) g0 = empty;
-  z0 = to_call_frame(z0);
-  g0 = to_call_frame(g0);
+  const int depth = settings_.implicit ? history_depth() : 0;
+  torch::Tensor z0 = settings_.implicit ? warm_start(0, depth) : torch::Tensor();
+  torch::Tensor g0 = has_adjoint() && z0.defined() ? warm_start(1, depth) : torch::Tensor();
+  z0 = z0.defined() ? to_call_frame(z0) : empty;
+  g0 = g0.defined() ? to_call_frame(g0) : empty;
   positions_.resize(static_cast<size_t>(nlocal) * 3);
   species_.resize(nlocal);
   deqff::GraphStepResult result;
@@ -575,12 +605,11 @@ void PairDeq::compute_one_rank() {
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: {}", deqff::script_error_message(e));  // one rank: `one` is `all`
   }
-  store_state(0, to_lab_frame(result.z));
-  if (has_adjoint()) store_state(static_cast<int>(D), to_lab_frame(result.g));
   deqff::SolveStats stats;
   stats.iterations = static_cast<int64_t>(result.stats["iterations"]);
   stats.residual = result.stats["residual"];
   stats.cold = result.stats["cold"] > 0.5;
+  commit_state(to_lab_frame(result.z), has_adjoint() ? to_lab_frame(result.g) : torch::Tensor(), stats.cold);
   record_stats(stats);
   const torch::Tensor forces = finish_forces(result.forces);
   add_results(nullptr, forces.data_ptr<double>(), nlocal);

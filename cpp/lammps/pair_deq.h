@@ -68,9 +68,20 @@ class PairDeq : public Pair {
   void check_units() const;
   void gather_inputs();
   void ensure_state_fix();
-  bool has_adjoint() const;  // the state also keeps the adjoint g (conservative DEQ, one rank)
-  bool load_warm_start(int offset, torch::Tensor &out) const;
-  void store_state(int offset, const torch::Tensor &z);
+  // Per-atom state rows of fix DEQ_STATE: [model fingerprint (0: none), history depth H, then blocks
+  // 0..predictor_order of state_parts() * D values each: block 0 the last state [z (, g)], block j the
+  // state j steps before it (lab frame), valid for j <= H].
+  bool has_adjoint() const;  // the state also keeps the adjoint g (conservative DEQs)
+  int state_parts() const { return has_adjoint() ? 2 : 1; }
+  int block_offset(int block, int part) const;
+  int history_depth();  // past states every atom on every rank holds (<= predictor_order_). Collective.
+  // The warm start of part 0 (z) or 1 (g) of the local atoms [nlocal, D], lab frame: the last state,
+  // or its polynomial extrapolation over `depth` past states (as deqff.export.module); undefined if
+  // some local atom has no state.
+  torch::Tensor warm_start(int part, int depth) const;
+  // Keep the new state (lab frame; g undefined without adjoint): push the last one into the history,
+  // or clear the history after a cold solve (as the Python module).
+  void commit_state(const torch::Tensor &z, const torch::Tensor &g, bool cold);
   void record_stats(const deqff::SolveStats &stats);
   void compute_analytic();
   void compute_steps();
@@ -102,6 +113,7 @@ class PairDeq : public Pair {
   std::string fix_id_ = "DEQ_STATE";
   FixDeqState *fix_ = nullptr;
   bigint natoms_seen_ = -1;   // atom count of the last evaluation (a change resets the state)
+  int predictor_order_ = 0;   // past states kept per atom for extrapolated warm starts (export option)
   double fingerprint_ = 0.0;  // of the model file (FNV-1a of its bytes, exact in a double, > 0):
                               // a state row written by another model is never used
   void check_restored_state();

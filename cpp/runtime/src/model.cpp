@@ -77,6 +77,7 @@ SolverSettings read_settings(torch::jit::Module& module, const std::string& path
   s.implicit = setting(info, "implicit", path) > 0.5;
   s.warm_start = setting(info, "warm_start", path) > 0.5;
   if (s.implicit) read_iteration(info, "", path, s);
+  if (info.contains("predictor_order")) s.predictor_order = static_cast<int64_t>(info.at("predictor_order"));
   if (s.feature_dim < 1 || s.stages < 1) {
     throw ModelError("deqff model '" + path + "': lammps_info() gives feature_dim " +
                      std::to_string(s.feature_dim) + " and stages " + std::to_string(s.stages) +

@@ -13,7 +13,8 @@ of messages), row 1 = its neighbor j (local or ghost), positions of ghosts are t
 
 Calls (all float64 in and out; the model computes in its own dtype):
 
-* `info()` -> feature_dim D, stages per iteration, implicit (1/0) and the inference solver settings;
+* `info()` -> feature_dim D, stages per iteration, implicit (1/0), the inference solver settings and
+  predictor_order (warm starts extrapolated from that many past states, as the module does);
 * `embed(positions [n_all, 3] Å, species [n_all], edges, n_local)` -> (injection [n_local, D] of the
   local atoms, edge features [edge_index, edge_sh, edge_radial, per-stage edge terms] to pass to
   `iterate`). The host obtains the ghosts' injection rows by communication (not recomputed: they

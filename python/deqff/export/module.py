@@ -163,6 +163,7 @@ class DeqffPotential(nn.Module):
         fallback_adjoint = getattr(runner, "fallback_adjoint", None)
         fallback_adjoint_max_iter = 0 if fallback_adjoint is None else int(fallback_adjoint.config.max_iter)
         info = solver_info(runner.model, fallback_max_iter, warm_start, fallback_adjoint_max_iter)
+        info["predictor_order"] = float(predictor_order)  # hosts keep as many past states per atom
         self.graph = GraphStep(runner.model, info, dtype)
         self.angstrom_per_nm = NM_TO_ANGSTROM
         self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL

@@ -63,6 +63,7 @@ struct SolverSettings {
   double lam = 1e-4;             // Anderson ridge, relative to the newest residual's squared norm
   double damping = 1.0;          // fixed-point step z + damping (f(z) - z)
   bool return_best = true;       // return the lowest-residual iterate
+  int64_t predictor_order = 0;   // warm starts extrapolated over this many past states (absent: 0)
 };
 
 // Result of `Model::step_graph` (any force mode, one rank). eV, eV/Å, float64 tensors.
