@@ -1,0 +1,149 @@
+"""LAMMPS scaling (issue #14, item 6): time per MD step vs system size for a periodic water model, on 1
+and 2 MPI ranks, in each force mode its checkpoint is exported to (direct, conservative).
+
+The 32-water box of `--data` (frame 0) replicated n x n x n times (`--replicas`: 32, 256, 864, ...
+waters), NVE from 300 K velocities, 0.5 fs steps, warm-started (predicted starts as exported);
+`--warmup` untimed steps, then `--steps` timed steps (LAMMPS's own loop time). Per force mode, size
+and rank count: ms per step, µs per step and atom, solver iterations per step, and the per-atom time
+of 2 ranks relative to 1 rank's on the same box (issue #14's target: within 1.2x of 1 rank's per-atom
+time at the largest box, i.e. a 2-rank speed-up of at least 2 / 1.2 = 1.67). Runs are sequential,
+one thread per rank; with 2 ranks on a 2-core machine, nothing else should run.
+
+    python benchmarks/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5
+
+(one step of the 32-water box takes ~0.4 s with direct and ~2 s with conservative forces on one core:
+864 waters are minutes per step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from deqff.data.formats import read
+from deqff.export.export import export_checkpoint
+from deqff.export.options import ExportOptions
+from deqff.md.lammps import system_lines
+from results_file import machine_line, write_section
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+PLUGIN = REPO / "build" / "libdeqff_lammps.so"
+#: Export settings of the shipped models (Makefile EXPORT_OPTIONS).
+EXPORT = dict(dtype="float64", tol=1e-4, adjoint_tol=1e-4, predictor_order=2)
+
+
+def lammps_input(
+    model: Path, positions: np.ndarray, numbers: np.ndarray, edge: float, n: int, args
+) -> list[str]:
+    """The box replicated n^3 times, `args.warmup` untimed and `args.steps` timed NVE steps."""
+    elements = sorted({int(z) for z in numbers})
+    region = f"0 {edge} 0 {edge} 0 {edge}"
+    lines = system_lines(PLUGIN, "metal", positions, numbers, elements, region, True, f"deq {model}")
+    lines += [
+        f"replicate {n} {n} {n}",
+        "compute deq all pair deq",
+        "variable total equal c_deq[4]",
+        "velocity all create 300 4928459 loop geom",
+        "timestep 0.0005",
+        "fix nve all nve",
+        "thermo 0",
+        f"run {args.warmup}",
+        'print "DEQ_BEFORE ${total}"',
+        f"run {args.steps}",
+        'print "DEQ_AFTER ${total}"',
+    ]
+    return lines
+
+
+def run(lines: list[str], workdir: Path, ranks: int) -> tuple[float, int, float]:
+    """(seconds of the timed run, atoms, solver iterations per timed step)."""
+    script = workdir / "in.scaling"
+    script.write_text("\n".join(lines) + "\n")
+    command = [str(VENV_BIN / "lmp"), "-in", str(script), "-log", "none", "-nocite"]
+    if ranks > 1:
+        command = [str(VENV_BIN / "mpirun"), "-np", str(ranks), *command]
+    env = dict(os.environ, LD_LIBRARY_PATH=str(VENV_BIN.parent / "lib"), OMP_NUM_THREADS="1")
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"LAMMPS failed on {ranks} rank(s):\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+        )
+    loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps with (\d+) atoms", result.stdout)
+    seconds, steps, atoms = loops[-1]
+    before = float(re.search(r"^DEQ_BEFORE (\S+)$", result.stdout, re.MULTILINE).group(1))
+    after = float(re.search(r"^DEQ_AFTER (\S+)$", result.stdout, re.MULTILINE).group(1))
+    return float(seconds), int(atoms), (after - before) / int(steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="periodic water model checkpoint (.ckpt)")
+    parser.add_argument("--data", default=str(REPO / "data" / "water-box.npz"))
+    parser.add_argument("--modes", nargs="+", default=["direct", "conservative"])
+    parser.add_argument("--replicas", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+
+    frames = read(args.data)
+    edge = float(frames.cell[0][0, 0])
+    positions, numbers = np.mod(frames.R[0], edge), frames.z  # wrapped: create_atoms skips atoms outside
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        jobs = [(m, n, r) for m in args.modes for n in args.replicas for r in args.ranks]
+        models = {}
+        for mode in args.modes:
+            models[mode] = export_checkpoint(
+                args.checkpoint, workdir / f"{mode}.pt", ExportOptions(force_mode=mode, **EXPORT)
+            )
+        for mode, n, ranks in tqdm(jobs, desc="LAMMPS scaling", unit="run"):
+            seconds, atoms, iterations = run(
+                lammps_input(models[mode], positions, numbers, edge, n, args), workdir, ranks
+            )
+            rows.append((mode, n, ranks, atoms, 1e3 * seconds / args.steps, iterations))
+    table = [
+        "| force mode | waters | atoms | ranks | ms / step | µs / (step atom) | solver iterations / step "
+        "| per-atom time vs 1 rank |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    one_rank = {(m, n): ms for m, n, r, _, ms, _ in rows if r == 1}
+    for mode, n, ranks, atoms, ms, iterations in rows:
+        ratio = ranks * ms / one_rank[(mode, n)] if (mode, n) in one_rank else float("nan")
+        table.append(
+            f"| {mode} | {atoms // 3} | {atoms} | {ranks} | {ms:.1f} | {1e3 * ms / atoms:.1f} | "
+            f"{iterations:.2f} | {ratio:.2f} |"
+        )
+    command = "python benchmarks/bench_lammps_scaling.py " + " ".join(sys.argv[1:])
+    write_section(
+        Path(args.results),
+        "lammps_scaling",
+        "LAMMPS scaling with system size and MPI ranks",
+        [
+            f"Command: `{command}`. {machine_line()}",
+            "",
+            f"Water boxes replicated from `{Path(args.data).name}` (frame 0), NVE from 300 K, 0.5 fs, "
+            f"{args.warmup} untimed then {args.steps} timed steps, warm-started; exported with {EXPORT}. "
+            "Per-atom time vs 1 rank = ranks x (ms / step) / (1 rank's ms / step): 1.0 is perfect "
+            "scaling, issue #14 asks for at most 1.2 at the largest box.",
+            "",
+            *table,
+        ],
+    )
+    print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
