@@ -1,10 +1,11 @@
 // Internal fix DEQ_STATE, created by pair_style deq: the warm-start state of the DEQ, `nvalues`
-// doubles per atom (the fingerprint of the model that wrote the row, 0 = no state; then the fixed
-// point z [D] and, for conservative forces, the adjoint g [D]). The values belong to the atom, not
-// to an index: LAMMPS moves them with the atom when it sorts atoms (copy_arrays) or migrates them to
-// another rank (pack/unpack_exchange), and writes them to restart files (pack_restart) with the atom
-// count and model fingerprint of the writing run (write_restart), so that `read_restart` followed by
-// the same pair_style continues warm (pair_style deq checks both before using them).
+// doubles per atom: the fingerprint of the model that wrote the row (0 = no state), the depth of the
+// history, then the last fixed point z [D] (and, for conservative forces, the adjoint g [D]) and as
+// many past ones as the model's predictor order (layout: PairDeq::block_offset). The values belong to
+// the atom, not to an index: LAMMPS moves them with the atom when it sorts atoms (copy_arrays) or
+// migrates them to another rank (pack/unpack_exchange), and writes them to restart files
+// (pack_restart) with the atom count and model fingerprint of the writing run (write_restart), so that
+// `read_restart` followed by the same pair_style continues warm (pair_style deq checks both first).
 // Syntax (internal): fix ID all DEQ_STATE nvalues
 #pragma once
 
