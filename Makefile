@@ -62,7 +62,7 @@ demo: build
 # Re-make the shipped models (data recipe ~1 h, then each training ~10-60 min on 2 cores; see the cards).
 # Conservative models ship with the ZBL short-range prior, fitted on their training split (exactly zero
 # on the data). A training run can be stopped (Ctrl-C, SIGTERM) and continued: see README, "Long runs".
-SHIPPED_MODELS := ethanol_deq aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit
+SHIPPED_MODELS := ethanol_deq aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq
 # Warm starts extrapolated from the last 3 fixed points (order 2: fewest iterations on 500 K xTB MD;
 # RESULTS.md "Predicted warm starts").
 EXPORT_OPTIONS := --dtype float64 --tol 1e-4 --adjoint-tol 1e-4 --predictor-order 2
@@ -70,8 +70,13 @@ PRIOR_ethanol_conservative := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_ethanol_explicit := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_aspirin_deq := --repulsion zbl --repulsion-data data/aspirin.npz
 PRIOR_aspirin_explicit := --repulsion zbl --repulsion-data data/aspirin.npz
-# In training (models/in_progress/water_deq.last.pt), not yet shipped: `make model-water_deq` continues it.
 PRIOR_water_deq := --repulsion zbl --repulsion-data data/water-box.npz
+NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters (flexible-TIP3P configurations \
+  at 300 K, 1 ps apart, labeled with periodic GFN2-xTB; deqff data recipe standard --only water-box), the recipe \
+  of issue 13 with one frame (96 atoms) per step (configs/water_deq.yaml). Cutoff 4.5 Å, so that the 32-water \
+  box (9.86 Å) is at least twice the cutoff, as the exported model requires in OpenMM (LAMMPS takes any box). \
+  Test split: 25 frames (7,200 force components). Exported with the ZBL short-range prior, exactly zero on the \
+  training data.
 NOTE_ethanol_conservative := The default model of deqff simulate and make demo. Conservative forces (-dE/dx \
   through the fixed point, exact by implicit differentiation), trained with the recipe of issue 13 \
   (configs/ethanol_conservative.yaml) and exact second-order parameter gradients of its forces \
