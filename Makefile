@@ -261,6 +261,11 @@ benchmarks: build
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200
 	PY=$(PY) bash benchmarks/compare_exports.sh
+	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
+	mkdir -p out/bench && git show 5a998dc~1:models/ethanol_conservative.pt > out/bench/one_rank.pt
+	$(DEQFF) export models/ethanol_conservative.ckpt -o out/bench/cpp_loop.pt --dtype float64 --tol 1e-4 \
+	  --adjoint-tol 1e-4 $(PRIOR_ethanol_conservative)
+	$(BENCH)/bench_lammps_paths.py --old out/bench/one_rank.pt --new out/bench/cpp_loop.pt
 	$(DEQFF) demo && cp out/demo/summary.md benchmarks/demo_summary.md
 
 # A run of the previous architecture (V2_RUN = config and overrides), trained and evaluated on its test split.
