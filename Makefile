@@ -262,6 +262,7 @@ benchmarks: build
 	  --steps 200
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
+	$(BENCH)/bench_mixed_water.py --model models/water_deq.pt --ml-waters 8 --steps 6000
 	mkdir -p out/bench && git show 5a998dc~1:models/ethanol_conservative.pt > out/bench/one_rank.pt
 	$(DEQFF) export models/ethanol_conservative.ckpt -o out/bench/cpp_loop.pt --dtype float64 --tol 1e-4 \
 	  --adjoint-tol 1e-4 $(PRIOR_ethanol_conservative)

@@ -1,4 +1,5 @@
-"""`deqff simulate`: MD with an exported model in OpenMM; warm-started vs cold solver statistics."""
+"""`deqff simulate`: MD with an exported model in OpenMM; warm-started vs cold solver statistics.
+`deqff simulate-mixed`: a TIP3P water box whose central waters are modeled by a deqff water model."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ DEFAULT_MODELS = (
     REPO_ROOT / "models" / "ethanol_conservative.ckpt",
 )
 DEFAULT_STRUCTURE = "ethanol"
+#: The shipped water model, the default of `deqff simulate-mixed`.
+DEFAULT_WATER_MODEL = REPO_ROOT / "models" / "water_deq.pt"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,3 +88,75 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="out/simulate", help="output directory")
     parser.set_defaults(func=run)
+    register_mixed(subparsers)
+
+
+def run_mixed(args: argparse.Namespace) -> int:
+    import torch  # noqa: F401  (before openmmtorch, which needs the libraries torch preloads)
+
+    from deqff.md.mixed import MixedSettings, format_mixed_summary
+    from deqff.md.mixed import run_mixed as run_mixed_md
+
+    settings = MixedSettings(
+        model=str(args.model),
+        out=str(args.out),
+        ml_waters=args.ml_waters,
+        box_nm=args.box,
+        steps=args.steps,
+        timestep=args.timestep,
+        temperature=args.temperature,
+        friction=args.friction,
+        cutoff_nm=args.cutoff,
+        report_interval=args.report_interval,
+        minimize_steps=args.minimize_steps,
+        mm_reference_steps=args.mm_reference_steps,
+        platform=args.platform,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    if not Path(settings.model).is_file():
+        raise SystemExit(
+            f"deqff simulate-mixed: no exported model at {settings.model}; export one with `deqff export`"
+        )
+    print(format_mixed_summary(run_mixed_md(settings, progress=args.progress)))
+    return 0
+
+
+def register_mixed(subparsers: argparse._SubParsersAction) -> None:
+    from deqff.md import mixed
+
+    parser = subparsers.add_parser(
+        "simulate-mixed",
+        help="mixed ML/MM NVT: a TIP3P water box (PME) whose central waters are modeled by a deqff model",
+        description=mixed.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = mixed.MixedSettings(model="", out="")
+    parser.add_argument("--model", default=str(DEFAULT_WATER_MODEL), help="exported deqff water model")
+    parser.add_argument(
+        "--ml-waters", type=int, default=defaults.ml_waters, help="waters modeled by the model"
+    )
+    parser.add_argument("--box", type=float, default=defaults.box_nm, help="edge of the cubic water box (nm)")
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument(
+        "--timestep", type=float, default=defaults.timestep, help="fs (ML waters are flexible)"
+    )
+    parser.add_argument("--temperature", type=float, default=defaults.temperature, help="K")
+    parser.add_argument("--friction", type=float, default=defaults.friction, help="Langevin friction (1/ps)")
+    parser.add_argument(
+        "--cutoff", type=float, default=defaults.cutoff_nm, help="MM nonbonded cutoff (nm), PME"
+    )
+    parser.add_argument("--report-interval", type=int, default=defaults.report_interval)
+    parser.add_argument("--minimize-steps", type=int, default=defaults.minimize_steps)
+    parser.add_argument(
+        "--mm-reference-steps",
+        type=int,
+        default=defaults.mm_reference_steps,
+        help="steps of the all-MM box timed for comparison (0: skip)",
+    )
+    parser.add_argument("--platform", choices=mixed.PLATFORMS, default=defaults.platform)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--progress", action="store_true", help="show progress on stderr")
+    parser.add_argument("--out", default="out/mixed", help="output directory")
+    parser.set_defaults(func=run_mixed)

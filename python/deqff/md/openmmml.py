@@ -9,7 +9,9 @@
                  (OpenMM PythonForce running the model live in this process).
     solverStats: add the solver-statistics parameter (TorchForce; default True; see deqff.md.openmm).
 The model's atoms get their species from the topology's elements; elements the model does not
-know are an error naming them.
+know are an error naming them. The model is local (`getMLLongRange` is False): in a periodic mixed
+system (e.g. PME water, `deqff simulate-mixed`) openmm-ml removes every MM interaction within the
+ML subset, and the subset interacts with the rest through the MM force field (mechanical embedding).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class DeqffPotentialImpl(MLPotentialImpl):
         self.modelPath = str(modelPath)
         if not Path(self.modelPath).is_file():
             raise FileNotFoundError(f"no deqff model at {self.modelPath}")
+
+    def getMLLongRange(self) -> bool:  # noqa: N802
+        """False: a deqff model is local (its energy sees neighbors within the cutoff only), so in a
+        periodic mixed system the embedding drops the MM electrostatics within the ML subset entirely."""
+        return False
 
     def addForces(  # noqa: N802
         self,

@@ -1,0 +1,308 @@
+"""Mixed ML/MM water: a periodic TIP3P box whose central cluster of waters is modeled by a deqff model.
+
+The MM system is OpenMM's amber14 TIP3P with PME; openmm-ml's `createMixedSystem` (through the
+"deqff" MLPotential, `deqff.md.openmmml`) hands the interactions within the cluster to the model
+(openmm-torch TorchForce, warm-started) and keeps the cluster-solvent interactions in the MM
+force field (mechanical embedding); the cluster's waters become flexible (their constraints are
+removed), so the time step is that of flexible water (0.5 fs by default). NVT with a Langevin
+middle integrator.
+
+    deqff simulate-mixed --model models/water_deq.pt --ml-waters 8 --box 2.2 --steps 2000
+
+Writes to `out`: topology.pdb, trajectory.dcd, log.csv (energies, temperature, solver iterations
+per step), iterations.png, energy.png, and summary.json with ms per step and iterations per step,
+the MM-only time per step of the same box, and how intact the cluster stayed (the longest O-H bond
+and the largest distance of an ML oxygen from the cluster's center at every report).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openmm
+import openmm.app as app
+import torch
+from openmm import unit
+
+from deqff.md.openmm import context_creation, model_calls, solver_iterations
+from deqff.md.progress import Progress, note
+
+#: The MM water model: OpenMM's amber14 TIP3P.
+MM_FORCE_FIELD = "amber14/tip3p.xml"
+PLATFORMS = ("Reference", "CPU")
+
+
+@dataclass
+class MixedSettings:
+    """model: exported deqff water model; box_nm: edge of the cubic solvent box (nm); ml_waters:
+    waters nearest the box center given to the model; timestep fs, temperature K, friction 1/ps,
+    cutoff_nm: the MM nonbonded (PME direct-space) cutoff; minimize_steps: L-BFGS iterations of the
+    mixed system before MD (0: none), after the all-MM box is minimized; mm_reference_steps: steps
+    of the all-MM box timed for comparison (0: none)."""
+
+    model: str
+    out: str
+    ml_waters: int = 8
+    box_nm: float = 2.2
+    steps: int = 2000
+    timestep: float = 0.5
+    temperature: float = 300.0
+    friction: float = 1.0
+    cutoff_nm: float = 0.9
+    report_interval: int = 20
+    minimize_steps: int = 20
+    mm_reference_steps: int = 200
+    platform: str = "CPU"
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.ml_waters < 1:
+            problems.append(f"ml_waters={self.ml_waters} (must be >= 1)")
+        if self.steps < 1 or self.report_interval < 1:
+            problems.append(f"steps={self.steps}, report_interval={self.report_interval} (must be >= 1)")
+        if self.timestep <= 0 or self.temperature < 0 or self.friction < 0:
+            problems.append(
+                f"timestep={self.timestep} fs, temperature={self.temperature} K, friction={self.friction}"
+                " /ps (timestep must be > 0, the others >= 0)"
+            )
+        if self.box_nm < 2 * self.cutoff_nm:
+            problems.append(
+                f"box {self.box_nm} nm is smaller than twice the MM cutoff {self.cutoff_nm} nm: "
+                "use a larger --box or a smaller --cutoff"
+            )
+        if self.platform not in PLATFORMS:
+            problems.append(f"platform={self.platform!r} (choose from {PLATFORMS})")
+        if problems:
+            raise ValueError("invalid mixed ML/MM settings: " + "; ".join(problems))
+
+
+@dataclass
+class WaterBox:
+    """A solvated periodic box: topology (with box vectors), positions [N, 3] nm, force field."""
+
+    topology: app.Topology
+    positions: np.ndarray
+    forcefield: app.ForceField
+
+
+def water_box(box_nm: float) -> WaterBox:
+    """A cubic box of TIP3P water of edge `box_nm` (OpenMM's pre-equilibrated solvent)."""
+    forcefield = app.ForceField(MM_FORCE_FIELD)
+    modeller = app.Modeller(app.Topology(), [])
+    modeller.addSolvent(
+        forcefield, model="tip3p", boxSize=openmm.Vec3(box_nm, box_nm, box_nm) * unit.nanometer
+    )
+    positions = np.array(modeller.positions.value_in_unit(unit.nanometer), dtype=np.float64)
+    return WaterBox(modeller.topology, positions, forcefield)
+
+
+def central_waters(box: WaterBox, count: int) -> list[int]:
+    """Atom indices (sorted) of the `count` waters whose oxygens are nearest the box center
+    (minimum image)."""
+    waters = [residue for residue in box.topology.residues() if residue.name == "HOH"]
+    if count > len(waters):
+        raise ValueError(f"{count} ML waters asked for, but the box holds {len(waters)}: use a larger --box")
+    edge = np.diag(np.array(box.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)))
+    oxygens = np.array([next(a.index for a in w.atoms() if a.element.symbol == "O") for w in waters])
+    offset = box.positions[oxygens] - edge / 2
+    offset -= edge * np.round(offset / edge)
+    nearest = np.argsort(np.linalg.norm(offset, axis=1), kind="stable")[:count]
+    return sorted(atom.index for i in nearest for atom in waters[i].atoms())
+
+
+def mm_system(box: WaterBox, cutoff_nm: float) -> openmm.System:
+    """The all-MM system: TIP3P, PME, rigid waters."""
+    return box.forcefield.createSystem(
+        box.topology,
+        nonbondedMethod=app.PME,
+        nonbondedCutoff=cutoff_nm * unit.nanometer,
+        constraints=app.HBonds,
+        rigidWater=True,
+    )
+
+
+def mixed_system(model: str | Path, box: WaterBox, mm: openmm.System, ml_atoms: list[int]) -> openmm.System:
+    """`mm` with the interactions within `ml_atoms` computed by the deqff model (openmm-ml)."""
+    from openmmml import MLPotential
+
+    return MLPotential("deqff", modelPath=str(model)).createMixedSystem(box.topology, mm, ml_atoms)
+
+
+def make_simulation(system: openmm.System, box: WaterBox, settings: MixedSettings) -> app.Simulation:
+    integrator = openmm.LangevinMiddleIntegrator(
+        settings.temperature * unit.kelvin,
+        settings.friction / unit.picosecond,
+        settings.timestep * unit.femtosecond,
+    )
+    integrator.setRandomNumberSeed(settings.seed + 1)
+    platform = openmm.Platform.getPlatformByName(settings.platform)
+    with context_creation():
+        simulation = app.Simulation(box.topology, system, integrator, platform)
+    simulation.context.setPositions(box.positions)
+    return simulation
+
+
+def cluster_shape(positions_nm: np.ndarray, ml_atoms: list[int], edge_nm: np.ndarray) -> tuple[float, float]:
+    """(longest O-H bond in Å, largest distance in Å of an ML oxygen from the cluster's oxygen
+    centroid) of the ML waters, atoms in O, H, H order per water; minimum image throughout."""
+    water = positions_nm[np.asarray(ml_atoms)].reshape(-1, 3, 3)
+    bonds = water[:, 1:] - water[:, :1]
+    bonds -= edge_nm * np.round(bonds / edge_nm)
+    oxygens = water[:, 0]
+    relative = oxygens - oxygens[0]
+    relative -= edge_nm * np.round(relative / edge_nm)
+    relative -= relative.mean(axis=0)
+    return 10 * float(np.linalg.norm(bonds, axis=-1).max()), 10 * float(
+        np.linalg.norm(relative, axis=1).max()
+    )
+
+
+def relax_and_time_mm(box: WaterBox, mm: openmm.System, settings: MixedSettings) -> float | None:
+    """Minimize the all-MM box in place (a solvent box cut from a larger one has close contacts at
+    its faces: forces of ~1e5 kJ/mol/nm) and return its ms per step (same integrator, rigid waters)
+    over `settings.mm_reference_steps` steps after 10 untimed ones, or None for 0 steps."""
+    simulation = make_simulation(mm, box, settings)
+    simulation.minimizeEnergy()
+    state = simulation.context.getState(getPositions=True)
+    box.positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    if settings.mm_reference_steps <= 0:
+        return None
+    simulation.context.setVelocitiesToTemperature(settings.temperature * unit.kelvin, settings.seed + 1)
+    simulation.step(10)
+    began = time.perf_counter()
+    simulation.step(settings.mm_reference_steps)
+    return 1000 * (time.perf_counter() - began) / settings.mm_reference_steps
+
+
+@dataclass
+class MixedRun:
+    """The NVT run: wall seconds, solver iterations, cluster shape per report (step, longest O-H bond
+    Å, largest oxygen distance from the cluster center Å), the reporter's rows."""
+
+    seconds: float
+    iterations: float
+    shapes: list[tuple[int, float, float]]
+    rows: list[dict[str, float]]
+
+
+def prepare(
+    settings: MixedSettings, out: Path, progress: bool
+) -> tuple[app.Simulation, list[int], float | None]:
+    """(simulation of the mixed system at the relaxed start, ML atom indices, all-MM ms per step);
+    writes `out/topology.pdb` at the relaxed positions."""
+    box = water_box(settings.box_nm)
+    ml_atoms = central_waters(box, settings.ml_waters)
+    if progress:
+        note(
+            f"mixed ML/MM: {settings.ml_waters} of {box.topology.getNumResidues()} waters given to the model"
+        )
+    mm = mm_system(box, settings.cutoff_nm)
+    mm_ms_per_step = relax_and_time_mm(box, mm, settings)
+    app.PDBFile.writeFile(box.topology, box.positions * unit.nanometer, str(out / "topology.pdb"))
+    simulation = make_simulation(mixed_system(settings.model, box, mm, ml_atoms), box, settings)
+    return simulation, ml_atoms, mm_ms_per_step
+
+
+def run_nvt(
+    simulation: app.Simulation, ml_atoms: list[int], settings: MixedSettings, out: Path, progress: bool
+) -> MixedRun:
+    """Minimize (settings.minimize_steps), draw velocities, run `settings.steps` steps reporting
+    every report_interval (log.csv, trajectory.dcd, cluster shape); model calls unoptimized."""
+    from deqff.md.reporter import SolverStatsReporter
+
+    box_vectors = simulation.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)
+    edge = np.diag(np.array(box_vectors))
+    reporter = SolverStatsReporter(out / "log.csv", settings.report_interval, thermo=True)
+    shapes: list[tuple[int, float, float]] = []
+    with model_calls():
+        if settings.minimize_steps > 0:
+            simulation.minimizeEnergy(maxIterations=settings.minimize_steps)
+        simulation.context.setVelocitiesToTemperature(settings.temperature * unit.kelvin, settings.seed + 1)
+        simulation.reporters.append(reporter)
+        simulation.reporters.append(app.DCDReporter(str(out / "trajectory.dcd"), settings.report_interval))
+        total_before = solver_iterations(simulation.context)
+        began = time.perf_counter()
+        bar = Progress(total=settings.steps, description="mixed ML/MM NVT") if progress else None
+        done = 0
+        while done < settings.steps:
+            n = min(settings.report_interval, settings.steps - done)
+            simulation.step(n)
+            done += n
+            if bar is not None:
+                bar.update(n)
+            positions = simulation.context.getState(getPositions=True).getPositions(asNumpy=True)
+            shapes.append((done, *cluster_shape(positions.value_in_unit(unit.nanometer), ml_atoms, edge)))
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - began
+        total_after = solver_iterations(simulation.context)
+    reporter.close()
+    return MixedRun(seconds, total_after - total_before, shapes, reporter.rows)
+
+
+def run_mixed(settings: MixedSettings, progress: bool = False) -> dict[str, Any]:
+    """Build the mixed system, relax, run NVT; write the outputs (module docstring) and return the
+    summary."""
+    from deqff.md.plots import plot_energy, plot_iterations
+
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    simulation, ml_atoms, mm_ms_per_step = prepare(settings, out, progress)
+    run = run_nvt(simulation, ml_atoms, settings, out, progress)
+    write_shapes(run.shapes, out / "cluster.csv")
+    plot_iterations(run.rows, None, out / "iterations.png")
+    plot_energy(run.rows, out / "energy.png")
+    topology = simulation.topology
+    summary = {
+        "settings": dataclasses.asdict(settings),
+        "atoms": topology.getNumAtoms(),
+        "waters": topology.getNumResidues(),
+        "ml_atoms": len(ml_atoms),
+        "ms_per_step": 1000 * run.seconds / settings.steps,
+        "iterations_per_step": run.iterations / settings.steps,
+        "ns_per_day": settings.steps * settings.timestep * 1e-6 / (run.seconds / 86400.0),
+        "mm_only_ms_per_step": mm_ms_per_step,
+        "max_oh_bond_angstrom": max(shape[1] for shape in run.shapes),
+        "max_cluster_radius_angstrom": max(shape[2] for shape in run.shapes),
+        "mean_temperature_k": float(np.mean([row["temperature_k"] for row in run.rows])),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def write_shapes(shapes: list[tuple[int, float, float]], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "max_oh_bond_angstrom", "max_cluster_radius_angstrom"])
+        writer.writerows(shapes)
+
+
+def format_mixed_summary(summary: dict[str, Any]) -> str:
+    """Human-readable lines for the terminal."""
+    settings = summary["settings"]
+    lines = [
+        f"{settings['steps']} steps of {settings['timestep']} fs, NVT at {settings['temperature']} K: "
+        f"{summary['ml_atoms']} ML atoms ({settings['ml_waters']} waters) in {summary['waters']} waters "
+        f"({summary['atoms']} atoms), TIP3P + PME",
+        f"  {summary['ms_per_step']:.1f} ms/step ({summary['ns_per_day']:.3f} ns/day), "
+        f"{summary['iterations_per_step']:.2f} solver iterations per step",
+    ]
+    if summary["mm_only_ms_per_step"] is not None:
+        lines.append(f"  the same box all-MM: {summary['mm_only_ms_per_step']:.2f} ms/step")
+    lines.append(
+        f"  cluster: longest O-H bond {summary['max_oh_bond_angstrom']:.2f} Å, largest oxygen distance "
+        f"from its center {summary['max_cluster_radius_angstrom']:.2f} Å"
+    )
+    lines.append(f"  outputs in {settings['out']}")
+    return "\n".join(lines)
