@@ -70,7 +70,6 @@ def main() -> None:
         box_nm=args.box,
         steps=args.steps,
         report_interval=20,
-        mm_reference_steps=500,
         threads=1,
     )
     summary = run_mixed(settings, progress=True)
@@ -87,10 +86,10 @@ def main() -> None:
             f"A {settings.box_nm} nm box of {summary['waters']} TIP3P waters (amber14, PME, cutoff "
             f"{settings.cutoff_nm} nm, rigid), the {settings.ml_waters} waters nearest its center given to "
             f"`{Path(args.model).name}` through openmm-ml `createMixedSystem` (mechanical embedding; the "
-            "model waters flexible), the all-MM box minimized, then the mixed one for "
-            f"{settings.minimize_steps} iterations; NVT (Langevin middle, {settings.friction}/ps, "
-            f"{settings.temperature} K) for {settings.steps} steps of {settings.timestep} fs ({ps:g} ps). "
-            "The box starts minimized, so the temperature first halves and the thermostat brings it back.",
+            "model waters flexible); the all-MM box minimized and run for "
+            f"{settings.mm_equilibration_steps} steps of NVT (timed: the all-MM column), then the mixed "
+            f"system from that state: NVT (Langevin middle, {settings.friction}/ps, "
+            f"{settings.temperature} K) for {settings.steps} steps of {settings.timestep} fs ({ps:g} ps).",
             "",
             "| ML atoms / all atoms | ms / step | all-MM ms / step | solver iterations / step | "
             "ns / day | mean T (K) | longest O-H bond (Å) | largest O distance from the cluster center (Å) |",

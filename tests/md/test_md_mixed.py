@@ -91,8 +91,7 @@ def test_short_run_writes_its_outputs(tmp_path):
         box_nm=BOX_NM,
         steps=6,
         report_interval=3,
-        minimize_steps=2,
-        mm_reference_steps=3,
+        mm_equilibration_steps=3,
     )
     summary = run_mixed(settings)
     for name in ("topology.pdb", "trajectory.dcd", "log.csv", "cluster.csv", "iterations.png", "energy.png"):

@@ -108,8 +108,7 @@ def run_mixed(args: argparse.Namespace) -> int:
         friction=args.friction,
         cutoff_nm=args.cutoff,
         report_interval=args.report_interval,
-        minimize_steps=args.minimize_steps,
-        mm_reference_steps=args.mm_reference_steps,
+        mm_equilibration_steps=args.mm_equilibration_steps,
         platform=args.platform,
         seed=args.seed,
         threads=args.threads,
@@ -147,12 +146,11 @@ def register_mixed(subparsers: argparse._SubParsersAction) -> None:
         "--cutoff", type=float, default=defaults.cutoff_nm, help="MM nonbonded cutoff (nm), PME"
     )
     parser.add_argument("--report-interval", type=int, default=defaults.report_interval)
-    parser.add_argument("--minimize-steps", type=int, default=defaults.minimize_steps)
     parser.add_argument(
-        "--mm-reference-steps",
+        "--mm-equilibration-steps",
         type=int,
-        default=defaults.mm_reference_steps,
-        help="steps of the all-MM box timed for comparison (0: skip)",
+        default=defaults.mm_equilibration_steps,
+        help="NVT steps of the minimized all-MM box before the model takes over (also its timing)",
     )
     parser.add_argument("--platform", choices=mixed.PLATFORMS, default=defaults.platform)
     parser.add_argument("--seed", type=int, default=defaults.seed)

@@ -4,8 +4,9 @@ The MM system is OpenMM's amber14 TIP3P with PME; openmm-ml's `createMixedSystem
 "deqff" MLPotential, `deqff.md.openmmml`) hands the interactions within the cluster to the model
 (openmm-torch TorchForce, warm-started) and keeps the cluster-solvent interactions in the MM
 force field (mechanical embedding); the cluster's waters become flexible (their constraints are
-removed), so the time step is that of flexible water (0.5 fs by default). NVT with a Langevin
-middle integrator.
+removed), so the time step is that of flexible water (0.5 fs by default). The all-MM box is
+minimized and thermalized by a short NVT run first (cheap), then the mixed system continues from
+that state: NVT with a Langevin middle integrator.
 
     deqff simulate-mixed --model models/water_deq.pt --ml-waters 8 --box 2.2 --steps 2000
 
@@ -37,15 +38,18 @@ from deqff.md.progress import Progress, note
 #: The MM water model: OpenMM's amber14 TIP3P.
 MM_FORCE_FIELD = "amber14/tip3p.xml"
 PLATFORMS = ("Reference", "CPU")
+#: Langevin friction (1/ps) of the all-MM equilibration: a minimized box starts at half the
+#: temperature; at 1/ps the thermostat needs ~3 ps to bring it back, at 10/ps a few tenths.
+EQUILIBRATION_FRICTION = 10.0
 
 
 @dataclass
 class MixedSettings:
     """model: exported deqff water model; box_nm: edge of the cubic solvent box (nm); ml_waters:
     waters nearest the box center given to the model; timestep fs, temperature K, friction 1/ps,
-    cutoff_nm: the MM nonbonded (PME direct-space) cutoff; minimize_steps: L-BFGS iterations of the
-    mixed system before MD (0: none), after the all-MM box is minimized; mm_reference_steps: steps
-    of the all-MM box timed for comparison (0: none)."""
+    cutoff_nm: the MM nonbonded (PME direct-space) cutoff; mm_equilibration_steps: NVT steps of the
+    minimized all-MM box (cheap) before the model takes over the cluster, timed for the all-MM
+    ms/step (at least 1)."""
 
     model: str
     out: str
@@ -57,8 +61,7 @@ class MixedSettings:
     friction: float = 1.0
     cutoff_nm: float = 0.9
     report_interval: int = 20
-    minimize_steps: int = 20
-    mm_reference_steps: int = 200
+    mm_equilibration_steps: int = 2000
     platform: str = "CPU"
     seed: int = 0
     threads: int | None = None
@@ -67,8 +70,11 @@ class MixedSettings:
         problems = []
         if self.ml_waters < 1:
             problems.append(f"ml_waters={self.ml_waters} (must be >= 1)")
-        if self.steps < 1 or self.report_interval < 1:
-            problems.append(f"steps={self.steps}, report_interval={self.report_interval} (must be >= 1)")
+        if min(self.steps, self.report_interval, self.mm_equilibration_steps) < 1:
+            problems.append(
+                f"steps={self.steps}, report_interval={self.report_interval}, mm_equilibration_steps="
+                f"{self.mm_equilibration_steps} (each must be >= 1)"
+            )
         if self.timestep <= 0 or self.temperature < 0 or self.friction < 0:
             problems.append(
                 f"timestep={self.timestep} fs, temperature={self.temperature} K, friction={self.friction}"
@@ -166,21 +172,21 @@ def cluster_shape(positions_nm: np.ndarray, ml_atoms: list[int], edge_nm: np.nda
     )
 
 
-def relax_and_time_mm(box: WaterBox, mm: openmm.System, settings: MixedSettings) -> float | None:
-    """Minimize the all-MM box in place (a solvent box cut from a larger one has close contacts at
-    its faces: forces of ~1e5 kJ/mol/nm) and return its ms per step (same integrator, rigid waters)
-    over `settings.mm_reference_steps` steps after 10 untimed ones, or None for 0 steps."""
-    simulation = make_simulation(mm, box, settings)
+def equilibrate_mm(box: WaterBox, mm: openmm.System, settings: MixedSettings) -> tuple[openmm.State, float]:
+    """Minimize the all-MM box (a solvent box cut from a larger one has close contacts at its faces:
+    forces of ~1e5 kJ/mol/nm), then run `settings.mm_equilibration_steps` NVT steps at the
+    temperature with a friction of at least EQUILIBRATION_FRICTION (timed): the mixed run starts
+    from this state, thermalized, instead of from a minimum whose temperature the thermostat would
+    need picoseconds to restore. Returns (the final state with positions and velocities, all-MM ms
+    per step)."""
+    thermalizing = dataclasses.replace(settings, friction=max(settings.friction, EQUILIBRATION_FRICTION))
+    simulation = make_simulation(mm, box, thermalizing)
     simulation.minimizeEnergy()
-    state = simulation.context.getState(getPositions=True)
-    box.positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-    if settings.mm_reference_steps <= 0:
-        return None
     simulation.context.setVelocitiesToTemperature(settings.temperature * unit.kelvin, settings.seed + 1)
-    simulation.step(10)
     began = time.perf_counter()
-    simulation.step(settings.mm_reference_steps)
-    return 1000 * (time.perf_counter() - began) / settings.mm_reference_steps
+    simulation.step(settings.mm_equilibration_steps)
+    ms_per_step = 1000 * (time.perf_counter() - began) / settings.mm_equilibration_steps
+    return simulation.context.getState(getPositions=True, getVelocities=True), ms_per_step
 
 
 @dataclass
@@ -194,29 +200,30 @@ class MixedRun:
     rows: list[dict[str, float]]
 
 
-def prepare(
-    settings: MixedSettings, out: Path, progress: bool
-) -> tuple[app.Simulation, list[int], float | None]:
-    """(simulation of the mixed system at the relaxed start, ML atom indices, all-MM ms per step);
-    writes `out/topology.pdb` at the relaxed positions."""
+def prepare(settings: MixedSettings, out: Path, progress: bool) -> tuple[app.Simulation, list[int], float]:
+    """(simulation of the mixed system at the equilibrated all-MM state, ML atom indices, all-MM ms
+    per step); writes `out/topology.pdb` at the start positions."""
     box = water_box(settings.box_nm)
-    ml_atoms = central_waters(box, settings.ml_waters)
+    central_waters(box, settings.ml_waters)  # enough waters? (before the equilibration's cost)
     if progress:
         note(
             f"mixed ML/MM: {settings.ml_waters} of {box.topology.getNumResidues()} waters given to the model"
         )
     mm = mm_system(box, settings.cutoff_nm)
-    mm_ms_per_step = relax_and_time_mm(box, mm, settings)
+    start, mm_ms_per_step = equilibrate_mm(box, mm, settings)
+    box.positions = start.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    ml_atoms = central_waters(box, settings.ml_waters)
     app.PDBFile.writeFile(box.topology, box.positions * unit.nanometer, str(out / "topology.pdb"))
     simulation = make_simulation(mixed_system(settings.model, box, mm, ml_atoms), box, settings)
+    simulation.context.setVelocities(start.getVelocities())
     return simulation, ml_atoms, mm_ms_per_step
 
 
 def run_nvt(
     simulation: app.Simulation, ml_atoms: list[int], settings: MixedSettings, out: Path, progress: bool
 ) -> MixedRun:
-    """Minimize (settings.minimize_steps), draw velocities, run `settings.steps` steps reporting
-    every report_interval (log.csv, trajectory.dcd, cluster shape); model calls unoptimized."""
+    """Run `settings.steps` steps reporting every report_interval (log.csv, trajectory.dcd, cluster
+    shape); model calls unoptimized."""
     from deqff.md.reporter import SolverStatsReporter
 
     box_vectors = simulation.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)
@@ -224,9 +231,6 @@ def run_nvt(
     reporter = SolverStatsReporter(out / "log.csv", settings.report_interval, thermo=True)
     shapes: list[tuple[int, float, float]] = []
     with model_calls():
-        if settings.minimize_steps > 0:
-            simulation.minimizeEnergy(maxIterations=settings.minimize_steps)
-        simulation.context.setVelocitiesToTemperature(settings.temperature * unit.kelvin, settings.seed + 1)
         simulation.reporters.append(reporter)
         simulation.reporters.append(app.DCDReporter(str(out / "trajectory.dcd"), settings.report_interval))
         total_before = solver_iterations(simulation.context)
@@ -250,8 +254,8 @@ def run_nvt(
 
 
 def run_mixed(settings: MixedSettings, progress: bool = False) -> dict[str, Any]:
-    """Build the mixed system, relax, run NVT; write the outputs (module docstring) and return the
-    summary."""
+    """Equilibrate the all-MM box, hand the cluster to the model, run NVT; write the outputs (module
+    docstring) and return the summary."""
     from deqff.md.plots import plot_energy, plot_iterations
 
     if settings.threads is not None:
