@@ -184,3 +184,30 @@ def test_host_virial_equals_strain_derivative(conservative):
             energies.append(float(module.compute(x @ deform.T, cell @ deform.T)[0]))
         derivative = (energies[0] - energies[1]) / (2 * h)
         assert float(virial[a, b]) == pytest.approx(-derivative, rel=1e-6, abs=1e-8)
+
+
+def test_stage_graph_transposes_as_iterate_vjp(conservative):
+    """`lammps_stage_graph` records a stage once; its transposes by autograd (retain_graph, several
+    cotangents, as the C++ adjoint loop takes them) equal `lammps_iterate_vjp`'s."""
+    module, stages = conservative
+    x, cell = periodic_ethanol()
+    rank = build_rank(x, module.species.clone(), cell, TWO_RANKS[0])
+    _, features = module.lammps_embed(rank.positions, rank.species, rank.edges, rank.n_local)
+    D = int(module.lammps_info()["feature_dim"])
+    generator = torch.Generator().manual_seed(0)
+    n_all = rank.positions.shape[0]
+    h = torch.randn(n_all, D, generator=generator, dtype=torch.float64)
+    u = torch.randn(n_all, D, generator=generator, dtype=torch.float64)
+    for stage in range(stages):
+        leaf_h, leaf_u, out = module.lammps_stage_graph(h, u, features, rank.n_local, stage)
+        assert out.requires_grad and out.shape == (rank.n_local, D)
+        for _ in range(2):
+            cotangent = torch.randn(rank.n_local, D, generator=generator, dtype=torch.float64)
+            dh, du = torch.autograd.grad(
+                [out], [leaf_h, leaf_u], [cotangent.to(out.dtype)], retain_graph=True, allow_unused=True
+            )
+            ref_dh, ref_du = module.lammps_iterate_vjp(h, u, features, rank.n_local, stage, cotangent)
+            torch.testing.assert_close(dh.to(torch.float64), ref_dh, atol=1e-12, rtol=1e-12)
+            expected_du = torch.zeros_like(ref_du) if du is None else du.to(torch.float64)
+            torch.testing.assert_close(expected_du, ref_du, atol=1e-12, rtol=1e-12)
+            assert float(ref_dh.abs().max()) > 0

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
 namespace deqff {
@@ -172,6 +173,12 @@ Model::Model(const std::string& path) : path_(path) {
   has_wigner_ = module_.find_method("lammps_wigner").has_value();
   has_adjoint_steps_ = has_graph_step_ && settings_.implicit && metadata_.force_mode == "conservative" &&
                        module_.find_method("lammps_position_grad").has_value();
+  // DEQFF_STAGE_GRAPH=0 makes the adjoint use iterate_vjp even when the model has stage graphs (for
+  // measuring the difference: benchmarks/bench_lammps_paths.py).
+  const char* stage_graph = std::getenv("DEQFF_STAGE_GRAPH");
+  const bool stage_graph_off = stage_graph != nullptr && std::string(stage_graph) == "0";
+  has_stage_graph_ =
+      has_adjoint_steps_ && !stage_graph_off && module_.find_method("lammps_stage_graph").has_value();
   if (has_adjoint_steps_) {
     adjoint_settings_ = settings_;
     read_iteration(read_info(module_), "adjoint_", path, adjoint_settings_);
@@ -201,6 +208,24 @@ std::pair<torch::Tensor, torch::Tensor> Model::iterate_vjp(const torch::Tensor& 
       module_.get_method("lammps_iterate_vjp")({h, injection, features, n_local, stage, cotangent}).toTuple();
   return {output->elements()[0].toTensor().to(torch::kFloat64).contiguous(),
           output->elements()[1].toTensor().to(torch::kFloat64).contiguous()};
+}
+
+StageGraph Model::stage_graph(const torch::Tensor& h, const torch::Tensor& injection, const c10::IValue& features,
+                              int64_t n_local, int64_t stage) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  torch::AutoGradMode grad_mode(true);
+  auto output = module_.get_method("lammps_stage_graph")({h, injection, features, n_local, stage}).toTuple();
+  return {output->elements()[0].toTensor(), output->elements()[1].toTensor(), output->elements()[2].toTensor()};
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::stage_vjp(const StageGraph& graph, const torch::Tensor& cotangent) {
+  auto grads = torch::autograd::grad({graph.out}, {graph.h, graph.injection},
+                                     {cotangent.to(graph.out.scalar_type())}, /*retain_graph=*/true,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+  auto as_f64 = [&](const torch::Tensor& g) {
+    return g.defined() ? g.to(torch::kFloat64).contiguous() : torch::zeros(graph.h.sizes(), torch::kFloat64);
+  };
+  return {as_f64(grads[0]), as_f64(grads[1])};
 }
 
 std::pair<torch::Tensor, torch::Tensor> Model::position_grad(const torch::Tensor& positions,

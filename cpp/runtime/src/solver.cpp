@@ -244,7 +244,9 @@ torch::Tensor DeqSolver::transpose(Pass& pass, const std::vector<torch::Tensor>&
     if (cotangents) (*cotangents)[stage] = out;
     torch::Tensor dh, du;
     if (n_local > 0) {
-      std::tie(dh, du) = model_.iterate_vjp(inputs[stage], pass.injection, pass.features, n_local, stage, out);
+      std::tie(dh, du) = pass.graphs.empty()
+                             ? model_.iterate_vjp(inputs[stage], pass.injection, pass.features, n_local, stage, out)
+                             : Model::stage_vjp(pass.graphs[stage], out);
     } else {
       dh = torch::zeros({n_all, settings_.feature_dim}, pass.h.options());
       du = torch::zeros_like(dh);
@@ -279,6 +281,11 @@ ConservativeResult DeqSolver::evaluate_conservative(const torch::Tensor& positio
   torch::Tensor v = torch::zeros({n_local, D}, f64);
   result.atom_energy = torch::zeros({n_local}, f64);
   if (n_local > 0) std::tie(result.atom_energy, v) = model_.energy_grad(s, species.narrow(0, 0, n_local));
+  // Every adjoint iteration transposes f at the same point: record each stage's graph once.
+  if (n_local > 0 && model_.has_stage_graph()) {
+    for (int64_t stage = 0; stage < settings_.stages; ++stage)
+      pass.graphs.push_back(model_.stage_graph(inputs[stage], pass.injection, pass.features, n_local, stage));
+  }
 
   // Adjoint g = v + J^T g: warm from g0 if every rank has one, else from v; retried from v.
   const Func map = [&](const torch::Tensor& g) { return v + transpose(pass, inputs, g, exchange); };

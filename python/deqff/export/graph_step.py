@@ -41,7 +41,9 @@ autograd, so the host can solve the adjoint across ranks as it solves the fixed 
 * `iterate_vjp(h, injection, edge features, n_local, stage, cotangent [n_local, D])` -> (dh
   [n_all, D], dinjection [n_all, D]; zeros unless stage 0): the transpose of one stage at its input h
   (ghost rows included). The host sums ghost rows into their owners (reverse communication) between
-  stages; over all stages that gives J^T g;
+  stages; over all stages that gives J^T g. `stage_graph(h, injection, edge features, n_local,
+  stage)` -> (x, u, out) records the stage once with its autograd graph, so a host that transposes
+  it at one point many times (every adjoint iteration) only runs the backward pass each time;
 * `position_grad(positions, species, edges, n_local, stage inputs [S] of [n_all, D], injection
   [n_all, D], cotangents [S] of [n_local, D], injection cotangent [n_local, D])` -> (prior atom
   energies [n_local] eV, dL/dpositions [n_all, 3] eV/Å) of L = sum_k <c_k, stage_k> + <r, injection of
@@ -183,12 +185,18 @@ class GraphStep(nn.Module):
             out = self.stage_output(h.to(self.like.dtype), injection.to(self.like.dtype), features, stage)
         return out[:n_local].to(torch.float64)
 
+    def leaf(self, t: Tensor) -> Tensor:
+        """A copy of t in the model dtype that requires grad: an autograd leaf made without
+        `.detach()`, which torch.jit.freeze drops."""
+        with torch.no_grad():
+            x = t.to(self.like.dtype).clone()
+        x.requires_grad_(True)
+        return x
+
     def energy_grad(self, s: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(True)
-        with torch.no_grad():
-            x = s.to(self.like.dtype).clone()  # a leaf without .detach() (torch.jit.freeze drops it)
-        x.requires_grad_(True)
+        x = self.leaf(s)
         atom_energy = self.model.atom_energies(x, species)
         grad = torch.autograd.grad([atom_energy.sum()], [x], allow_unused=True)[0]
         torch.set_grad_enabled(False)
@@ -196,6 +204,23 @@ class GraphStep(nn.Module):
         atom_energy = atom_energy.clone()
         torch.set_grad_enabled(enabled)
         return atom_energy.to(torch.float64), v.to(torch.float64)
+
+    def stage_graph(
+        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(x, u, out): leaves x = h and u = injection [n_all, D] in the model dtype, requiring grad, and
+        out = stage `stage` at (x, u), local rows [n_local, D], with its autograd graph (recorded
+        whatever the caller's grad mode, which is restored). A host that takes many transposes at one
+        point (the adjoint solve: every iteration at the same fixed point) keeps it and calls
+        autograd.grad(out, [x, u], cotangent, retain_graph) per iteration instead of `iterate_vjp`,
+        which runs the stage forward again each time."""
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        x = self.leaf(h)
+        u = self.leaf(injection)
+        out = self.stage_output(x, u, features, stage)[:n_local]
+        torch.set_grad_enabled(enabled)
+        return x, u, out
 
     def iterate_vjp(
         self,
@@ -206,17 +231,9 @@ class GraphStep(nn.Module):
         stage: int,
         cotangent: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        enabled = torch.is_grad_enabled()
-        torch.set_grad_enabled(True)
-        with torch.no_grad():
-            x = h.to(self.like.dtype).clone()
-            u = injection.to(self.like.dtype).clone()
-        x.requires_grad_(True)
-        u.requires_grad_(True)
-        out = self.stage_output(x, u, features, stage)[:n_local]
+        x, u, out = self.stage_graph(h, injection, features, n_local, stage)
         grad_out: list[Tensor | None] = [cotangent.to(out.dtype)]
         grads = torch.autograd.grad([out], [x, u], grad_out, allow_unused=True)
-        torch.set_grad_enabled(enabled)
         dh = grads[0]
         du = grads[1]
         dh_out = torch.zeros_like(h) if dh is None else dh.to(torch.float64)
@@ -236,9 +253,7 @@ class GraphStep(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(True)
-        with torch.no_grad():
-            x = positions.to(self.like.dtype).clone()
-        x.requires_grad_(True)
+        x = self.leaf(positions)
         features = self.edge_inputs(x, edges)
         own = self.model.embed(species, features[0], features[1], features[2])[:n_local]
         u = torch.cat([own, injection[n_local:].to(own.dtype)], dim=0)

@@ -37,7 +37,8 @@
 * host-driven solves (LAMMPS, several MPI ranks): `lammps_info`, `lammps_embed`, `lammps_iterate`,
   `lammps_readout` expose the DEQ step by step on local + ghost atoms (deqff.export.graph_step),
   `lammps_prior` the short-range prior (if any) of the local atoms; for conservative forces
-  `lammps_energy_grad`, `lammps_iterate_vjp` and `lammps_position_grad` give the adjoint's pieces;
+  `lammps_energy_grad`, `lammps_iterate_vjp` (or `lammps_stage_graph`) and `lammps_position_grad`
+  give the adjoint's pieces;
   `lammps_step_graph` evaluates any force mode on one rank's periodic graph with species given
   (prior included; phantom models).
 * statistics: `last_iterations()`, `total_iterations()`, `num_calls()`, `last_was_cold()`, ... and
@@ -542,6 +543,15 @@ class DeqffPotential(nn.Module):
         """Transpose of one stage of f at h [n_all, D]: cotangent [n_local, D] of its output ->
         (d/dh [n_all, D], d/dinjection [n_all, D]); the host reverse-communicates ghost rows."""
         return self.graph.iterate_vjp(h, injection, features, n_local, stage, cotangent)
+
+    @torch.jit.export
+    def lammps_stage_graph(
+        self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """One stage of f recorded with its autograd graph: (x, u, out) with leaves x = h, u = injection
+        [n_all, D] and out [n_local, D] (model dtype); the host takes each adjoint iteration's transpose
+        as autograd.grad(out, [x, u], cotangent, retain_graph) (graph_step.stage_graph)."""
+        return self.graph.stage_graph(h, injection, features, n_local, stage)
 
     @torch.jit.export
     def lammps_position_grad(

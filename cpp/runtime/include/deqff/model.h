@@ -24,6 +24,14 @@ class ModelError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One stage of f recorded with its autograd graph at fixed inputs (graph_step.stage_graph): leaves
+// h and injection [n_all, D] and the local output out [n_local, D], in the model's dtype.
+struct StageGraph {
+  torch::Tensor h;
+  torch::Tensor injection;
+  torch::Tensor out;
+};
+
 // MD-ET inference options recorded at export (python/deqff/export/mdet.py); a host that drives the
 // model itself (LAMMPS) must apply them (deqff/mdet.h). Absent entries (older exports) mean off.
 struct MdetOptions {
@@ -129,6 +137,15 @@ class Model {
   std::pair<torch::Tensor, torch::Tensor> iterate_vjp(const torch::Tensor& h, const torch::Tensor& injection,
                                                       const c10::IValue& features, int64_t n_local, int64_t stage,
                                                       const torch::Tensor& cotangent);
+  // True when the model also exports lammps_stage_graph: the adjoint loop then records each stage once
+  // per geometry (stage_graph) and takes every iteration's transpose from that graph (stage_vjp),
+  // instead of iterate_vjp's forward + backward per iteration.
+  bool has_stage_graph() const { return has_stage_graph_; }
+  StageGraph stage_graph(const torch::Tensor& h, const torch::Tensor& injection, const c10::IValue& features,
+                         int64_t n_local, int64_t stage);
+  // (d/dh [n_all, D], d/dinjection [n_all, D]) float64 of <cotangent [n_local, D], graph.out>; the graph
+  // is kept for the next call.
+  static std::pair<torch::Tensor, torch::Tensor> stage_vjp(const StageGraph& graph, const torch::Tensor& cotangent);
   // (prior atom energies [n_local] eV, gradient [n_all, 3] eV/Å with respect to local and ghost
   // positions) of sum_k <cotangents[k], stage k at stage_inputs[k]> + <injection_cotangent, the local
   // atoms' injection> + the prior (half of each pair of the full list `edges`).
@@ -174,6 +191,7 @@ class Model {
   bool has_graph_step_ = false;
   bool has_wigner_ = false;
   bool has_adjoint_steps_ = false;
+  bool has_stage_graph_ = false;
   bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)
   SolverSettings settings_;
   SolverSettings adjoint_settings_;

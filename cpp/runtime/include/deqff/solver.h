@@ -108,6 +108,7 @@ class DeqSolver {
     torch::Tensor injection;  // [n_all, D], ghost rows from their owners
     torch::Tensor h;          // [n_all, D] buffer of a stage's input
     int64_t n_local = 0;
+    std::vector<StageGraph> graphs;  // conservative: each stage at the fixed point (Model::stage_graph)
   };
   struct Residual {
     double abs = 0.0, rel = 0.0;
