@@ -18,9 +18,7 @@ one thread per rank; with 2 ranks on a 2-core machine, nothing else should run.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,12 +29,11 @@ from tqdm import tqdm
 from deqff.data.formats import read
 from deqff.export.export import export_checkpoint
 from deqff.export.options import ExportOptions
-from deqff.md.lammps import system_lines
+from deqff.md.lammps import run_script, system_lines
 from results_file import machine_line, write_section
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-VENV_BIN = Path(sys.executable).parent
 PLUGIN = REPO / "build" / "libdeqff_lammps.so"
 #: Export settings of the shipped models (Makefile EXPORT_OPTIONS).
 EXPORT = dict(dtype="float64", tol=1e-4, adjoint_tol=1e-4, predictor_order=2)
@@ -67,13 +64,7 @@ def lammps_input(
 
 def run(lines: list[str], workdir: Path, ranks: int) -> tuple[float, int, float]:
     """(seconds of the timed run, atoms, solver iterations per timed step)."""
-    script = workdir / "in.scaling"
-    script.write_text("\n".join(lines) + "\n")
-    command = [str(VENV_BIN / "lmp"), "-in", str(script), "-log", "none", "-nocite"]
-    if ranks > 1:
-        command = [str(VENV_BIN / "mpirun"), "-np", str(ranks), *command]
-    env = dict(os.environ, LD_LIBRARY_PATH=str(VENV_BIN.parent / "lib"), OMP_NUM_THREADS="1")
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+    result = run_script(lines, workdir, ranks)
     if result.returncode != 0:
         raise RuntimeError(
             f"LAMMPS failed on {ranks} rank(s):\n{result.stdout[-3000:]}{result.stderr[-2000:]}"

