@@ -61,18 +61,28 @@ def without_option(argv: list[str], option: str) -> list[str]:
 def measure(args: argparse.Namespace) -> dict:
     """Alternating calls of both modules on the same frames -> per-module times, iterations, deviations."""
     data = np.load(args.dataset)
-    positions_nm = torch.tensor(data["R"][: args.frames + 1], dtype=torch.float64) / 10.0
-    modules = {"before": load(args.before, data["z"]), "after": load(args.after, data["z"])}
+    positions = data["R"][: args.frames + 1]  # Å
+    numbers = data["z"]
+    box_nm = None
+    if "cell" in data.files and np.abs(data["cell"][0]).sum() > 0:  # periodic: replicate n^3 times
+        cell = data["cell"][0]
+        n = args.replicate
+        shifts = np.array([[i, j, k] for i in range(n) for j in range(n) for k in range(n)]) @ cell
+        positions = (positions[:, None] + shifts[None, :, None]).reshape(len(positions), -1, 3)
+        numbers = np.tile(numbers, n**3)
+        box_nm = torch.tensor(cell * n, dtype=torch.float64) / 10.0
+    positions_nm = torch.tensor(positions, dtype=torch.float64) / 10.0
+    modules = {"before": load(args.before, numbers), "after": load(args.after, numbers)}
     seconds = {name: 0.0 for name in modules}
     outputs: dict[str, list] = {name: [] for name in modules}
     with torch.jit.optimized_execution(False):
         for module in modules.values():
-            module(positions_nm[0])  # first call: not timed
+            module(positions_nm[0], box_nm)  # first call: not timed
             module.reset_stats()
         for frame in positions_nm[1:]:
             for name, module in modules.items():
                 start = time.perf_counter()
-                outputs[name].append(module(frame))
+                outputs[name].append(module(frame, box_nm))
                 seconds[name] += time.perf_counter() - start
     result = {}
     for name, module in modules.items():
@@ -117,17 +127,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", required=True, help="the same model exported after the change")
     parser.add_argument("--dataset", required=True, help="frames (positions in Å, key R) and numbers (z)")
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument(
+        "--replicate", type=int, default=1, help="periodic datasets: n x n x n copies of the box"
+    )
     parser.add_argument("--label", required=True, help="row name, e.g. the model's name")
     parser.add_argument("--change", default="", help="what changed, for the section's text")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--json", default=str(HERE / "compare_exports.json"))
+    parser.add_argument("--json", default=str(HERE / "compare_exports.json"), help="rows of this section")
+    parser.add_argument("--section", default=SECTION, help="RESULTS.md section name (one per change)")
+    parser.add_argument("--title", default=TITLE)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     store = Path(args.json)
     rows = json.loads(store.read_text()) if store.is_file() else {}
     result = measure(args)
-    command = shlex.join(without_option(sys.argv[1:], "--change"))
+    command = shlex.join(without_option(without_option(sys.argv[1:], "--change"), "--title"))
     rows[args.label] = {
         "command": f"python benchmarks/compare_exports.py {command}",
         **result,
@@ -150,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.change:
         lines = [args.change, "", *lines]
-    write_section(Path(args.results), SECTION, TITLE, lines)
+    write_section(Path(args.results), args.section, args.title, lines)
     print("\n".join(lines))
     return 0
 

@@ -99,12 +99,14 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.register_buffer("head_of_component", head_index(irreps_node, num_heads), persistent=False)
 
     def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> Tensor:
-        """[E, operator + radial hidden]: what the block needs per edge that depends only on the edge
-        vector (edge_radial [E, K], edge_sh [E, S])."""
+        """[E * (operator + radial hidden)], flat: what the block needs per edge that depends only on
+        the edge vector (edge_radial [E, K], edge_sh [E, S]): the tensor-product operator (flat,
+        block-major: deqff.nn.edge_operator), then the radial part of the attention MLP's first
+        layer [E, hidden] flattened."""
         first = self.attention_mlp[0].weight
         radial_part = edge_radial @ (first[2 * self.num_scalars :] * self.attention_in_scale)
         operator = self.edge_tp.build(edge_sh, self.tp_weights(edge_radial))
-        return torch.cat([operator, radial_part], dim=-1)
+        return torch.cat([operator, radial_part.reshape(-1)])
 
     def attention_logits(self, scalars: Tensor, edge_index: Tensor, radial_part: Tensor) -> Tensor:
         """[E, heads] from node scalars [N, S] and the radial part of the first layer [E, hidden]."""
@@ -126,11 +128,12 @@ class EquivariantGraphAttention(torch.nn.Module):
         sender = edge_index[0]
         receiver = edge_index[1]
         num_nodes = h.shape[0]
-        logits = self.attention_logits(
-            h[:, : self.num_scalars], edge_index, edge_terms[:, self.operator_dim :]
-        )
+        num_edges = edge_index.shape[1]
+        split = num_edges * self.operator_dim
+        radial_part = edge_terms[split:].view(num_edges, -1)
+        logits = self.attention_logits(h[:, : self.num_scalars], edge_index, radial_part)
         alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
-        messages = self.edge_tp.apply(h[sender], edge_terms[:, : self.operator_dim])  # [E, M]
+        messages = self.edge_tp.apply(h[sender], edge_terms[:split])  # [E, M]
         if self.num_heads == 1:
             return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
         weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]

@@ -115,7 +115,8 @@ class EquivariantBlock(torch.nn.Module):
     a tiny model: 24 Anderson steps to 1e-12 with 0.1, no convergence in 300 with 1.0).
 
     h [N, irreps_node.dim]; edge_index [2, E] (sender, receiver); edge_sh [E, irreps_sh.dim];
-    edge_terms [E, *] = `edge_terms(edge_radial [E, num_basis], edge_sh)`, computed once per geometry.
+    edge_terms [E * T] (flat) = `edge_terms(edge_radial [E, num_basis], edge_sh)`, computed once per
+    geometry.
     Returns [N, irreps_node.dim].
     """
 
@@ -150,7 +151,7 @@ class EquivariantBlock(torch.nn.Module):
         self.feed_forward_scale = ChannelScale(irreps_node, branch_scale)
 
     def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> Tensor:
-        """Per-edge quantities of this block that depend only on the geometry: [E, *]."""
+        """Per-edge quantities of this block that depend only on the geometry: [E * T], flat."""
         return self.attention.edge_terms(edge_radial, edge_sh)
 
     def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
