@@ -173,6 +173,8 @@ benchmarks: build
 	  --set train.num_threads=1 --output runs/ethanol_direct_explicit --no-progress
 	test -f runs/ethanol_conservative/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_conservative
 	test -f runs/ethanol_explicit/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_explicit
+	test -f runs/ethanol_conservative_48ep/test_metrics.json || $(DEQFF) train \
+	  configs/ethanol_conservative_48ep.yaml --no-progress
 	test -f runs/ethanol_explicit_L1/test_metrics.json || { $(DEQFF) train configs/ethanol_explicit.yaml \
 	  --set model.depth=1 $(EPOCHS_12) --output runs/ethanol_explicit_L1 --no-progress && $(DEQFF) train \
 	  configs/ethanol_explicit.yaml --set model.depth=1 $(EPOCHS_12) --output runs/ethanol_explicit_L1 \
@@ -225,11 +227,11 @@ benchmarks: build
 	  --runs runs/ethanol_explicit_v2 runs/ethanol_wide_explicit_probe runs/ethanol_wide_explicit_gsum \
 	  runs/ethanol_explicit_radial64x2 runs/ethanol_explicit_12ep runs/ethanol_explicit_v3_product16 \
 	  runs/ethanol_explicit_L1 runs/ethanol_conservative_v2 runs/ethanol_conservative_12ep \
-	  runs/ethanol_explicit runs/ethanol_conservative \
+	  runs/ethanol_explicit runs/ethanol_conservative runs/ethanol_conservative_48ep \
 	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
 	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current" "current + product 16 (stopped)" \
 	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "explicit 2 layers, 24 epochs (shipped)" \
-	  "DEQ, 24 epochs (shipped)" \
+	  "DEQ, 24 epochs (shipped)" "DEQ, 48 epochs (probe)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/ethanol_conservative \
