@@ -241,8 +241,10 @@ benchmarks: build
 	  "deqff explicit, 2 layers" --title ethanol
 	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/aspirin_deq \
 	  --out benchmarks/peer/aspirin --epochs 12
-	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs runs/aspirin_deq runs/aspirin_explicit \
-	  --labels "deqff DEQ" "deqff explicit, 4 layers" --title aspirin
+	test -f runs/aspirin_deq_24ep/test_metrics.json || $(DEQFF) train configs/aspirin_deq_24ep.yaml --no-progress
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs runs/aspirin_deq runs/aspirin_deq_24ep \
+	  runs/aspirin_explicit --labels "deqff DEQ" "deqff DEQ, 24 epochs (probe)" "deqff explicit, 4 layers" \
+	  --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
