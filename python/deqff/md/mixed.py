@@ -33,7 +33,8 @@ import torch
 from openmm import unit
 
 from deqff.md.openmm import context_creation, model_calls, solver_iterations
-from deqff.md.progress import Progress, note
+from deqff.md.progress import note
+from deqff.md.simulate import langevin_integrator, step
 
 #: The MM water model: OpenMM's amber14 TIP3P.
 MM_FORCE_FIELD = "amber14/tip3p.xml"
@@ -144,12 +145,10 @@ def mixed_system(model: str | Path, box: WaterBox, mm: openmm.System, ml_atoms: 
 
 
 def make_simulation(system: openmm.System, box: WaterBox, settings: MixedSettings) -> app.Simulation:
-    integrator = openmm.LangevinMiddleIntegrator(
-        settings.temperature * unit.kelvin,
-        settings.friction / unit.picosecond,
-        settings.timestep * unit.femtosecond,
+    """A Simulation of `system` (NVT, Langevin middle) at the box's positions."""
+    integrator = langevin_integrator(
+        settings.temperature, settings.friction, settings.timestep, settings.seed
     )
-    integrator.setRandomNumberSeed(settings.seed + 1)
     platform = openmm.Platform.getPlatformByName(settings.platform)
     with context_creation():
         simulation = app.Simulation(box.topology, system, integrator, platform)
@@ -219,6 +218,23 @@ def prepare(settings: MixedSettings, out: Path, progress: bool) -> tuple[app.Sim
     return simulation, ml_atoms, mm_ms_per_step
 
 
+class ClusterShapeReporter:
+    """OpenMM reporter: every `interval` steps, (step, longest O-H bond Å, largest oxygen distance
+    from the cluster center Å) of the ML waters (`cluster_shape`) appended to `rows`."""
+
+    def __init__(self, ml_atoms: list[int], edge_nm: np.ndarray, interval: int) -> None:
+        self.ml_atoms, self.edge_nm, self.interval = ml_atoms, edge_nm, interval
+        self.rows: list[tuple[int, float, float]] = []
+
+    def describeNextReport(self, simulation: app.Simulation) -> dict[str, Any]:  # noqa: N802 (OpenMM API)
+        steps = self.interval - simulation.currentStep % self.interval
+        return {"steps": steps, "periodic": None, "include": ["positions"]}
+
+    def report(self, simulation: app.Simulation, state: openmm.State) -> None:
+        positions = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+        self.rows.append((simulation.currentStep, *cluster_shape(positions, self.ml_atoms, self.edge_nm)))
+
+
 def run_nvt(
     simulation: app.Simulation, ml_atoms: list[int], settings: MixedSettings, out: Path, progress: bool
 ) -> MixedRun:
@@ -227,30 +243,19 @@ def run_nvt(
     from deqff.md.reporter import SolverStatsReporter
 
     box_vectors = simulation.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)
-    edge = np.diag(np.array(box_vectors))
+    shapes = ClusterShapeReporter(ml_atoms, np.diag(np.array(box_vectors)), settings.report_interval)
     reporter = SolverStatsReporter(out / "log.csv", settings.report_interval, thermo=True)
-    shapes: list[tuple[int, float, float]] = []
     with model_calls():
-        simulation.reporters.append(reporter)
-        simulation.reporters.append(app.DCDReporter(str(out / "trajectory.dcd"), settings.report_interval))
+        simulation.reporters.extend(
+            [reporter, shapes, app.DCDReporter(str(out / "trajectory.dcd"), settings.report_interval)]
+        )
         total_before = solver_iterations(simulation.context)
         began = time.perf_counter()
-        bar = Progress(total=settings.steps, description="mixed ML/MM NVT") if progress else None
-        done = 0
-        while done < settings.steps:
-            n = min(settings.report_interval, settings.steps - done)
-            simulation.step(n)
-            done += n
-            if bar is not None:
-                bar.update(n)
-            positions = simulation.context.getState(getPositions=True).getPositions(asNumpy=True)
-            shapes.append((done, *cluster_shape(positions.value_in_unit(unit.nanometer), ml_atoms, edge)))
-        if bar is not None:
-            bar.close()
+        step(simulation, settings.steps, progress, "mixed ML/MM NVT")
         seconds = time.perf_counter() - began
         total_after = solver_iterations(simulation.context)
     reporter.close()
-    return MixedRun(seconds, total_after - total_before, shapes, reporter.rows)
+    return MixedRun(seconds, total_after - total_before, shapes.rows, reporter.rows)
 
 
 def run_mixed(settings: MixedSettings, progress: bool = False) -> dict[str, Any]:

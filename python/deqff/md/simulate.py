@@ -89,15 +89,20 @@ class RunResult:
     rows: list[dict[str, float]]
 
 
-def make_integrator(settings: SimulationSettings) -> openmm.Integrator:
-    dt = settings.timestep * unit.femtosecond
-    if settings.ensemble == "nve":
-        return openmm.VerletIntegrator(dt)
+def langevin_integrator(temperature: float, friction: float, timestep: float, seed: int) -> openmm.Integrator:
+    """OpenMM's Langevin middle integrator: temperature K, friction 1/ps, timestep fs; its random
+    numbers seeded with seed + 1 (OpenMM takes 0 for "choose one")."""
     integrator = openmm.LangevinMiddleIntegrator(
-        settings.temperature * unit.kelvin, settings.friction / unit.picosecond, dt
+        temperature * unit.kelvin, friction / unit.picosecond, timestep * unit.femtosecond
     )
-    integrator.setRandomNumberSeed(settings.seed + 1)
+    integrator.setRandomNumberSeed(seed + 1)
     return integrator
+
+
+def make_integrator(settings: SimulationSettings) -> openmm.Integrator:
+    if settings.ensemble == "nve":
+        return openmm.VerletIntegrator(settings.timestep * unit.femtosecond)
+    return langevin_integrator(settings.temperature, settings.friction, settings.timestep, settings.seed)
 
 
 def make_simulation(settings: SimulationSettings, structure: MDStructure, warm_start: bool) -> app.Simulation:
