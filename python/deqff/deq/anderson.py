@@ -52,7 +52,9 @@ def anderson_step(
 
     Updates `hist` in place (one new Gram row/column per step). Safeguard: a segment whose weights
     are not finite or have |alpha|_1 > alpha_max (ill-conditioned history) restarts its history from
-    the newest pair, i.e. takes a damped fixed-point step.
+    the newest pair, i.e. takes a damped fixed-point step. The safeguard is applied with `torch.where`
+    (a no-op for good segments) rather than behind `if bad.any()`, so a step never waits for the
+    device (no host sync on a GPU).
     """
     Y, G, H, valid = hist[0], hist[1], hist[2], hist[3]
     m = Y.shape[0]
@@ -66,9 +68,8 @@ def anderson_step(
     valid[:, slot] = True
     alpha = mixing_weights(H, valid, slot, lam)
     bad = ~torch.isfinite(alpha).all(1) | (alpha.abs().sum(1) > alpha_max)
-    if bool(bad.any()):
-        newest = torch.zeros(m, dtype=torch.bool, device=z.device)
-        newest[slot] = True
-        valid.copy_(torch.where(bad.unsqueeze(1), newest.unsqueeze(0), valid))
-        alpha = torch.where(bad.unsqueeze(1), newest.to(alpha.dtype).unsqueeze(0), alpha)
+    newest = torch.zeros(m, dtype=torch.bool, device=z.device)
+    newest[slot] = True
+    valid.copy_(torch.where(bad.unsqueeze(1), newest.unsqueeze(0), valid))
+    alpha = torch.where(bad.unsqueeze(1), newest.to(alpha.dtype).unsqueeze(0), alpha)
     return segment_combine(alpha, Y, segment)

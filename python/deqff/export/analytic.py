@@ -126,7 +126,9 @@ class SmoothPairPotential(torch.nn.Module):
         i = edge_index[0]
         j = edge_index[1]
         half = 0.5 * self.pair_energy(positions[j] - positions[i], species[i], species[j])
-        atom_energy = torch.zeros(n_local, dtype=positions.dtype).index_add(0, i, half)
+        atom_energy = torch.zeros(n_local, dtype=positions.dtype, device=positions.device).index_add(
+            0, i, half
+        )
         grad = torch.autograd.grad([atom_energy.sum()], [positions], allow_unused=True)[0]
         forces = torch.zeros_like(positions) if grad is None else -grad
         return atom_energy.detach(), forces.detach()

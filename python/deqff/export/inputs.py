@@ -104,7 +104,7 @@ def validated_graph(
         )
     check_finite(atoms, atomic_numbers)
     if cell is not None:
-        check_cell_fits_cutoff(cell, torch.ones(3, dtype=torch.bool), cutoff)
+        check_cell_fits_cutoff(cell, torch.ones(3, dtype=torch.bool, device=cell.device), cutoff)
     edge_index, shift_vectors, vectors = radius_graph(atoms, cell, cutoff)
     check_length_scale(
         edge_index,

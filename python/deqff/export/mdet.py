@@ -39,10 +39,11 @@ PERIODIC_TORQUE_ERROR = (
 )
 
 
-def random_rotation(dtype: torch.dtype = torch.float64) -> Tensor:
-    """A uniformly distributed rotation matrix [3, 3] (det +1) from a random unit quaternion.
+def random_rotation(dtype: torch.dtype = torch.float64, device: torch.device | None = None) -> Tensor:
+    """A uniformly distributed rotation matrix [3, 3] (det +1) from a random unit quaternion, on
+    `device` (drawn from that device's generator; default: torch's default device).
     (Built from tensor ops: TorchScript's torch.tensor(list of floats) rounds through float32.)"""
-    q = torch.randn(4, dtype=torch.float64)
+    q = torch.randn(4, dtype=torch.float64, device=device)
     q = q / torch.linalg.norm(q)
     w, x, y, z = q[0], q[1], q[2], q[3]
     entries = [
@@ -79,7 +80,8 @@ def remove_net_torque(forces: Tensor, positions: Tensor) -> Tensor:
 class InferenceTransforms(nn.Module):
     """The MD-ET options of one exported model, applied around each evaluation (see module docstring).
 
-    `draw()` gives the call's rotation ([3, 3] float64, the identity without random_rotation);
+    `draw(device)` gives the call's rotation ([3, 3] float64 on the inputs' device, the identity
+    without random_rotation);
     `enter(R, positions, shifts, state)` rotates the inputs into the call's frame;
     `leave(R, forces, state, positions, cell, error)` rotates forces and state back to the lab frame,
     removes net force / torque and returns an error message for invalid requests ("" if fine).
@@ -100,11 +102,12 @@ class InferenceTransforms(nn.Module):
         self.state_dim: int = self.wigner.dim
         self.periodic_torque_error: str = PERIODIC_TORQUE_ERROR
 
-    def draw(self) -> Tensor:
-        """The rotation of this call: random if random_rotation, else the identity."""
+    def draw(self, device: torch.device | None = None) -> Tensor:
+        """The rotation of this call on `device` (pass the inputs'; None: torch's default device):
+        random if random_rotation, else the identity."""
         if self.random_rotation:
-            return random_rotation()
-        return torch.eye(3, dtype=torch.float64)
+            return random_rotation(torch.float64, device)
+        return torch.eye(3, dtype=torch.float64, device=device)
 
     def _rotate_state(self, state: list[Tensor], rotation: Tensor) -> list[Tensor]:
         """Each [N, D] state tensor -> D(R) applied per atom ([0, D] and non-irreps shapes kept)."""

@@ -201,14 +201,15 @@ class DeqffPotential(nn.Module):
                 "deqff model: the system is empty (no atoms given); pass the atomic numbers of at least "
                 "one atom (for a mixed system, a non-empty list of the model's atoms)"
             )
-        numbers = numbers.to(torch.long)
+        device = self.species_table.device  # the module's device (after `module.to(device)`)
+        numbers = numbers.to(device=device, dtype=torch.long)
         check_elements(numbers, self.known_numbers)
-        selected = torch.zeros(0, dtype=torch.long)
+        selected = torch.zeros(0, dtype=torch.long, device=device)
         if indices is not None:
             if indices.dim() != 1 or indices.shape[0] != numbers.shape[0]:
                 raise ValueError("indices must be a 1-D tensor with one particle index per atomic number")
             check_particle_indices(indices)
-            selected = indices.to(torch.long)
+            selected = indices.to(device=device, dtype=torch.long)
         with torch.no_grad():
             self.atomic_numbers = numbers.clone()
             self.species = self.species_table[numbers]
@@ -218,18 +219,20 @@ class DeqffPotential(nn.Module):
     @torch.jit.export
     def reset(self) -> None:
         """Forget the warm-start state (and the cached last result): the next call starts cold."""
+        device = self.like.device
         with torch.no_grad():
-            self.z_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype)
-            self.g_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype)
-            self.cache_positions = torch.zeros((0, 3), dtype=torch.float64)
-            self.cache_forces = torch.zeros((0, 3), dtype=torch.float64)
+            self.z_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype, device=device)
+            self.g_state = torch.zeros((0, self.feature_dim), dtype=self.like.dtype, device=device)
+            self.cache_positions = torch.zeros((0, 3), dtype=torch.float64, device=device)
+            self.cache_forces = torch.zeros((0, 3), dtype=torch.float64, device=device)
         self._clear_history()
 
     def _clear_history(self) -> None:
         """Forget the states before the current one (the predictor starts again from plain warm starts)."""
+        device = self.like.device
         with torch.no_grad():
-            self.z_history = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype)
-            self.g_history = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype)
+            self.z_history = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype, device=device)
+            self.g_history = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype, device=device)
 
     @torch.jit.export
     def set_warm_start(self, enabled: bool) -> None:
@@ -249,11 +252,12 @@ class DeqffPotential(nn.Module):
         """Install a warm-start state from `get_state`/`step` (checked against the next input anyway).
         Drops the cached last result (the next call solves even at the previous call's positions) and
         the predictor's history (the next start is this state itself)."""
+        device = self.like.device
         with torch.no_grad():
-            self.z_state = state[0].to(self.like.dtype).clone()
-            self.g_state = state[1].to(self.like.dtype).clone()
-            self.cache_positions = torch.zeros((0, 3), dtype=torch.float64)
-            self.cache_forces = torch.zeros((0, 3), dtype=torch.float64)
+            self.z_state = state[0].to(device=device, dtype=self.like.dtype).clone()
+            self.g_state = state[1].to(device=device, dtype=self.like.dtype).clone()
+            self.cache_positions = torch.zeros((0, 3), dtype=torch.float64, device=device)
+            self.cache_forces = torch.zeros((0, 3), dtype=torch.float64, device=device)
         self._clear_history()
 
     def _start_state(self, repeat: bool) -> list[Tensor]:
@@ -397,7 +401,7 @@ class DeqffPotential(nn.Module):
         with torch.no_grad():
             self.cache_positions = positions.to(torch.float64).clone()
             if cell is None:
-                self.cache_cell = torch.zeros((0, 3), dtype=torch.float64)
+                self.cache_cell = torch.zeros((0, 3), dtype=torch.float64, device=positions.device)
             else:
                 self.cache_cell = cell.to(torch.float64).clone()
             self.cache_energy = energy.to(torch.float64).clone()
@@ -427,7 +431,7 @@ class DeqffPotential(nn.Module):
         their graph): (energy [], forces [M, 3] or [0, 3], error). State is kept only on success."""
         repeat = self._is_repeat(positions, cell)
         state = self._start_state(repeat)
-        lab_atoms, rotation = atoms, self.transforms.draw()
+        lab_atoms, rotation = atoms, self.transforms.draw(atoms.device)
         atoms, shift_vectors, state = self.transforms.enter(rotation, atoms, shift_vectors, state)
         energy, atom_forces, state_out, stats, error = self._step_graph(
             atoms, self.species, edge_index, shift_vectors, state, forces, repeat
@@ -466,7 +470,7 @@ class DeqffPotential(nn.Module):
 
     def _probe_term(self, probe: Tensor | None) -> Tensor:
         """probe' * (running total of iterations), zero in value: its derivative is the statistic."""
-        term = torch.zeros((), dtype=torch.float64)
+        term = torch.zeros((), dtype=torch.float64, device=self.like.device)
         if probe is not None:
             term = zero_with_unit_gradient(probe) * self._totals["total_iterations"]
         return term
@@ -608,7 +612,7 @@ class DeqffPotential(nn.Module):
         )
         if error != "":
             raise RuntimeError(error)
-        atom_energy = torch.zeros(0, dtype=torch.float64)
+        atom_energy = torch.zeros(0, dtype=torch.float64, device=positions.device)
         if state_out[0].shape[0] == positions.shape[0]:
             atom_energy = self.graph.readout(state_out[0], species)[0]
             if self.runner.has_prior:
