@@ -8,6 +8,10 @@
 The model object keeps the previous fixed point exactly as under OpenMM (same code): a new set of
 atomic numbers (another system) resets it, a jump in positions falls back to a cold start, and
 `reset_solver_state()` forgets it. (ASE's own `reset()` only drops cached results.)
+
+`DeqffCalculator(model, device="cuda")` runs the model and keeps its state on that torch device ("cpu"
+(default), "cuda", "cuda:N"; an unusable device is a clear error): each calculation sends the
+positions once and brings energy and forces back in one copy.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from deqff.export.export import script_error, set_atoms
 from deqff.export.options import ExportOptions
 from deqff.md.jit import model_calls
-from deqff.md.python_force import live_potential
+from deqff.md.python_force import live_potential, model_device, results_to_host
 
 
 class DeqffCalculator(Calculator):
@@ -29,9 +33,12 @@ class DeqffCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE API)
 
-    def __init__(self, model: Any, options: ExportOptions | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, model: Any, options: ExportOptions | None = None, device: Any = "cpu", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.model = live_potential(model, options)
+        self.model = live_potential(model, options, device)
+        self.device = model_device(self.model)
         self._numbers: np.ndarray | None = None
 
     def calculate(
@@ -45,23 +52,20 @@ class DeqffCalculator(Calculator):
         if self._numbers is None or not np.array_equal(numbers, self._numbers):
             set_atoms(self.model, torch.as_tensor(numbers))
             self._numbers = numbers.copy()
-        positions = torch.as_tensor(np.asarray(self.atoms.positions), dtype=torch.float64)
+        positions = torch.as_tensor(np.asarray(self.atoms.positions), dtype=torch.float64, device=self.device)
         cell = None
         pbc = np.asarray(self.atoms.pbc)
         if pbc.any():
             if not pbc.all():
                 raise ValueError("deqff supports fully periodic cells or molecules (pbc all True or False)")
-            cell = torch.as_tensor(np.asarray(self.atoms.cell.array), dtype=torch.float64)
+            cell = torch.as_tensor(np.asarray(self.atoms.cell.array), dtype=torch.float64, device=self.device)
         try:
             with model_calls():  # TorchScript optimization off: first calls fast (deqff.md.jit)
                 energy, forces = self.model.compute(positions, cell)
         except torch.jit.Error as error:
             raise script_error(error) from None
-        self.results = {
-            "energy": float(energy),
-            "free_energy": float(energy),
-            "forces": forces.numpy().copy(),
-        }
+        energy_ev, forces_ev = results_to_host(energy, forces)
+        self.results = {"energy": energy_ev, "free_energy": energy_ev, "forces": forces_ev.copy()}
 
     def reset_solver_state(self) -> None:
         """Forget the warm-start state: the next calculation starts cold."""

@@ -19,10 +19,37 @@ DEFAULT_STRUCTURE = "ethanol"
 DEFAULT_WATER_MODEL = REPO_ROOT / "models" / "water_deq.pt"
 
 
+def check_platform_args(command: str, args: argparse.Namespace) -> None:
+    """Exit with a clear message (nothing written) unless OpenMM has the requested platform here."""
+    from deqff.md.devices import openmm_platform
+
+    try:
+        openmm_platform(args.platform, args.device_index)
+    except ValueError as error:
+        raise SystemExit(f"deqff {command}: {error}") from None
+
+
+def add_platform_args(parser: argparse.ArgumentParser, default: str) -> None:
+    from deqff.md.devices import PLATFORMS
+
+    parser.add_argument(
+        "--platform",
+        choices=PLATFORMS,
+        default=default,
+        help="OpenMM platform; CUDA and OpenCL need OpenMM's and openmm-torch's GPU plugins (the model then "
+        "runs on the GPU with its state; README, Environment notes)",
+    )
+    parser.add_argument(
+        "--device-index", type=int, default=None, help="GPU of the CUDA/OpenCL platform (default: OpenMM's)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import torch  # noqa: F401  (before openmmtorch, which needs the libraries torch preloads)
 
     from deqff.md.simulate import SimulationSettings, format_summary, simulate
+
+    check_platform_args("simulate", args)
 
     settings = SimulationSettings(
         model=str(args.model),
@@ -40,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         minimize=args.minimize,
         cold_comparison=not args.no_cold,
         threads=args.threads,
+        device_index=args.device_index,
     )
     if not Path(settings.model).is_file():
         raise SystemExit(f"deqff simulate: no model at {settings.model}; export one with `deqff export`")
@@ -68,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=300.0, help="K")
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
     parser.add_argument("--ensemble", choices=("nvt", "nve"), default="nvt")
-    parser.add_argument("--platform", choices=("Reference", "CPU"), default="CPU")
+    add_platform_args(parser, "CPU")
     parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction (1/ps), NVT")
     parser.add_argument("--report-interval", type=int, default=10, help="steps between log rows and frames")
     parser.add_argument("--format", choices=("dcd", "xtc"), default="dcd", help="trajectory format")
@@ -97,6 +125,8 @@ def run_mixed(args: argparse.Namespace) -> int:
     from deqff.md.mixed import MixedSettings, format_mixed_summary
     from deqff.md.mixed import run_mixed as run_mixed_md
 
+    check_platform_args("simulate-mixed", args)
+
     settings = MixedSettings(
         model=str(args.model),
         out=str(args.out),
@@ -112,6 +142,7 @@ def run_mixed(args: argparse.Namespace) -> int:
         platform=args.platform,
         seed=args.seed,
         threads=args.threads,
+        device_index=args.device_index,
     )
     if not Path(settings.model).is_file():
         raise SystemExit(
@@ -152,7 +183,7 @@ def register_mixed(subparsers: argparse._SubParsersAction) -> None:
         default=defaults.mm_equilibration_steps,
         help="NVT steps of the minimized all-MM box before the model takes over (also its timing)",
     )
-    parser.add_argument("--platform", choices=mixed.PLATFORMS, default=defaults.platform)
+    add_platform_args(parser, defaults.platform)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--progress", action="store_true", help="show progress on stderr")

@@ -32,13 +32,13 @@ import openmm.app as app
 import torch
 from openmm import unit
 
+from deqff.md.devices import PLATFORMS, openmm_platform
 from deqff.md.openmm import context_creation, model_calls, solver_iterations
 from deqff.md.progress import note
 from deqff.md.simulate import langevin_integrator, step
 
 #: The MM water model: OpenMM's amber14 TIP3P.
 MM_FORCE_FIELD = "amber14/tip3p.xml"
-PLATFORMS = ("Reference", "CPU")
 #: Langevin friction (1/ps) of the all-MM equilibration: a minimized box starts at half the
 #: temperature; at 1/ps the thermostat needs ~3 ps to bring it back, at 10/ps a few tenths.
 EQUILIBRATION_FRICTION = 10.0
@@ -66,6 +66,7 @@ class MixedSettings:
     platform: str = "CPU"
     seed: int = 0
     threads: int | None = None
+    device_index: int | None = None  # the GPU of a CUDA/OpenCL platform (OpenMM's DeviceIndex)
 
     def __post_init__(self) -> None:
         problems = []
@@ -149,9 +150,9 @@ def make_simulation(system: openmm.System, box: WaterBox, settings: MixedSetting
     integrator = langevin_integrator(
         settings.temperature, settings.friction, settings.timestep, settings.seed
     )
-    platform = openmm.Platform.getPlatformByName(settings.platform)
+    platform, properties = openmm_platform(settings.platform, settings.device_index)
     with context_creation():
-        simulation = app.Simulation(box.topology, system, integrator, platform)
+        simulation = app.Simulation(box.topology, system, integrator, platform, properties)
     simulation.context.setPositions(box.positions)
     return simulation
 
@@ -263,6 +264,7 @@ def run_mixed(settings: MixedSettings, progress: bool = False) -> dict[str, Any]
     docstring) and return the summary."""
     from deqff.md.plots import plot_energy, plot_iterations
 
+    openmm_platform(settings.platform, settings.device_index)  # a missing platform fails before any output
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     out = Path(settings.out)

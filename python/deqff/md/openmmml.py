@@ -8,6 +8,8 @@
     backend:     "torch" (default; openmm-torch TorchForce running the exported file) or "python"
                  (OpenMM PythonForce running the model live in this process).
     solverStats: add the solver-statistics parameter (TorchForce; default True; see deqff.md.openmm).
+    device:      torch device of the "python" backend ("cpu", "cuda", "cuda:N"; deqff.md.devices). A
+                 TorchForce runs where openmm-torch puts it: on the CUDA platform, the Context's GPU.
 The model's atoms get their species from the topology's elements; elements the model does not
 know are an error naming them. The model is local (`getMLLongRange` is False): in a periodic mixed
 system (e.g. PME water, `deqff simulate-mixed`) openmm-ml removes every MM interaction within the
@@ -60,6 +62,7 @@ class DeqffPotentialImpl(MLPotentialImpl):
         forceGroup: int,
         backend: str = "torch",
         solverStats: bool = True,
+        device: str = "cpu",
         **args: Any,
     ) -> None:
         numbers = atomic_numbers(topology)
@@ -71,12 +74,18 @@ class DeqffPotentialImpl(MLPotentialImpl):
         if backend == "torch":
             from deqff.md.openmm import torch_force
 
+            if device != "cpu":
+                raise ValueError(
+                    f"device={device!r} applies to backend='python'; a TorchForce runs where openmm-torch "
+                    "puts it: create the Context on the CUDA platform to run the model on its GPU"
+                )
+
             force = torch_force(self.modelPath, numbers, periodic, indices, solverStats, forceGroup)
         elif backend == "python":
             from deqff.md.python_force import python_force
 
             force, _ = python_force(
-                self.modelPath, numbers, periodic, particles=indices, force_group=forceGroup
+                self.modelPath, numbers, periodic, particles=indices, force_group=forceGroup, device=device
             )
         else:
             raise ValueError(f"backend must be 'torch' or 'python', got {backend!r}")

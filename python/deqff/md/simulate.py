@@ -28,20 +28,22 @@ import torch
 from openmm import unit
 
 from deqff.export.export import export_checkpoint, is_torchscript_archive, load_potential
+from deqff.md.devices import PLATFORMS, openmm_platform
 from deqff.md.openmm import context_creation, model_calls, solver_iterations, system_for, torch_force
 from deqff.md.progress import Progress, note
 from deqff.md.reporter import SolverStatsReporter
 from deqff.md.structure import MDStructure, load_structure
 
 ENSEMBLES = ("nvt", "nve")
-PLATFORMS = ("Reference", "CPU")
 FORMATS = ("dcd", "xtc")
 
 
 @dataclass
 class SimulationSettings:
     """model: exported file (or a training checkpoint, exported with default options); structure:
-    file, molecule name, SMILES or water-box[:n]; timestep in fs, temperature in K, friction in 1/ps."""
+    file, molecule name, SMILES or water-box[:n]; timestep in fs, temperature in K, friction in 1/ps;
+    platform: an OpenMM platform (deqff.md.devices: CUDA and OpenCL when OpenMM has them here),
+    device_index: its GPU (OpenMM's DeviceIndex; None: OpenMM's choice)."""
 
     model: str
     structure: str
@@ -58,6 +60,7 @@ class SimulationSettings:
     minimize: bool = False
     cold_comparison: bool = True
     threads: int | None = None
+    device_index: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -111,9 +114,11 @@ def make_simulation(settings: SimulationSettings, structure: MDStructure, warm_s
     module.set_warm_start(warm_start)
     system = system_for(structure)
     system.addForce(torch_force(module, structure.atomic_numbers, structure.periodic))
-    platform = openmm.Platform.getPlatformByName(settings.platform)
+    platform, properties = openmm_platform(settings.platform, settings.device_index)
     with context_creation():
-        simulation = app.Simulation(structure.topology, system, make_integrator(settings), platform)
+        simulation = app.Simulation(
+            structure.topology, system, make_integrator(settings), platform, properties
+        )
     simulation.context.setPositions(structure.positions)
     if structure.box is not None:
         simulation.context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in structure.box])
@@ -243,6 +248,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, 
     `progress`: show the runs' progress on stderr (a bar on a terminal, status lines in a log)."""
     from deqff.md.plots import plot_energy, plot_iterations
 
+    openmm_platform(settings.platform, settings.device_index)  # a missing platform fails before any output
     settings, structure, start = prepare_run(settings)
     out = Path(settings.out)
     trajectory = out / f"trajectory.{settings.trajectory_format}"
