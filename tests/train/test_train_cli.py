@@ -136,3 +136,49 @@ def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys) ->
     assert state["step"] == 5 and not state["finished"]
     assert main([*args, "--resume"]) == 0
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["finished"]
+
+
+def test_resume_from_a_copied_checkpoint_keeps_the_runs_splits(
+    tiny_dataset: Path, tmp_path: Path, capsys
+) -> None:
+    """A checkpoint copied into an empty run directory (as `make model-NAME` does with
+    models/in_progress/NAME.last.pt) resumes with the run's files written and is evaluated on the
+    run's own test split, not the dataset's default split file; a dataset that now splits into other
+    frames refuses to resume."""
+    import shutil
+
+    import torch
+
+    from deqff.data.formats import read, write
+    from deqff.data.splits import write_splits
+
+    dataset = tmp_path / "data.npz"
+    shutil.copy(tiny_dataset, dataset)
+    sets = [f"data.path={dataset}", "train.epochs=2", "output.plot=false", "data.split_gap=0",
+            "data.splits={train: 6, val: 2, test: 4}", "data.split_mode=random"]  # fmt: skip
+    source = tmp_path / "source"
+    args = ["train", str(TINY_CONFIG), "--no-progress", *(item for s in sets for item in ("--set", s))]
+    assert main([*args, "--output", str(source), "--stop-at-step", "3"]) == 0
+    # The dataset's own split file says something else: frames 0-2 are "test" there.
+    write_splits(tmp_path / "data.splits.npz", {"train": np.arange(3, 12), "test": np.arange(3)}, 12)
+
+    def copied_run(name: str) -> Path:
+        run = tmp_path / name
+        (run / "checkpoints").mkdir(parents=True)
+        shutil.copy(source / "checkpoints" / "last.pt", run / "checkpoints" / "last.pt")
+        return run
+
+    copy = copied_run("copy")
+    assert main([*args, "--output", str(copy), "--resume"]) == 0
+    assert (copy / "config.yaml").is_file() and (copy / "splits.npz").is_file()
+    stored = torch.load(copy / "checkpoints" / "last.pt", weights_only=False)["splits"]
+    with np.load(copy / "splits.npz") as splits:
+        assert np.array_equal(splits["test"], stored["test"].numpy())
+    (copy / "splits.npz").unlink()  # an older run directory: the checkpoint's splits are used
+    capsys.readouterr()
+    assert main([*args, "--output", str(copy), "--evaluate", "test"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_frames"] == 4  # the file's test split has 3
+    frames = read(dataset)
+    write(dataset, frames.subset(np.r_[np.arange(12), 0, 1, 2, 3]))  # regenerated longer: other random splits
+    assert main([*args, "--output", str(copied_run("other")), "--resume"]) == 2
+    assert "split differs" in capsys.readouterr().err

@@ -156,6 +156,8 @@ def _stop_on_sigint(trainer: Any) -> Iterator[None]:
 
 
 def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = False) -> int:
+    import numpy as np
+
     from deqff.train.checkpoint import CheckpointError, load_checkpoint
     from deqff.train.datasets import read_run_splits
     from deqff.train.evaluate import evaluate, with_solver_tolerance
@@ -172,7 +174,14 @@ def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = Fa
         model, checkpoint = load_checkpoint(paths.best)
         if tol is not None:
             model = with_solver_tolerance(model, tol)
-        splits = read_run_splits(paths.splits) if paths.splits.exists() else None
+        # The run's own splits (its splits.npz, else those stored in the checkpoint), never the
+        # dataset's default split file: a run may split differently.
+        if paths.splits.exists():
+            splits = read_run_splits(paths.splits)
+        elif "splits" in checkpoint:
+            splits = {name: np.asarray(idx) for name, idx in checkpoint["splits"].items()}
+        else:
+            splits = None
         batch_size = config.data.val_batch_size or config.data.batch_size
         result = evaluate(
             model, config.data.path, split, splits=splits, batch_size=batch_size,

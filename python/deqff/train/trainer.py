@@ -177,10 +177,25 @@ class Trainer:
         self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
         for stale in (self.paths.last, self.paths.best, self.paths.test_metrics, self.paths.metrics):
             stale.unlink(missing_ok=True)
+        self._write_run_files()
+
+    def _write_run_files(self) -> None:
+        """config.yaml and splits.npz: what the run trains with, for `--evaluate` and cards."""
         save_config(self.config, self.paths.config)
         write_splits(
             self.paths.splits, self.data.splits, self.data.frames.n_frames, dataset=self.config.data.path
         )
+
+    def _check_splits(self, stored: dict[str, Any]) -> None:
+        """The checkpoint's splits must be this run's: a resumed run continues on the same frames."""
+        for name, indices in stored.items():
+            ours = np.asarray(self.data.splits.get(name, ()))
+            if not np.array_equal(np.asarray(indices), ours):
+                raise ValueError(
+                    f"cannot resume {self.paths.last}: its {name!r} split differs from the one this "
+                    f"config makes of {self.config.data.path} (another dataset or split settings); "
+                    "train from scratch, or resume with the dataset and split it was trained on"
+                )
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         """Load everything `_payload` saved; the run's model and data settings must not have changed."""
@@ -207,8 +222,11 @@ class Trainer:
         changed = sorted(k for k in new["train"] if old["train"].get(k) != new["train"][k])
         if changed:
             log.warning("resuming with changed train settings: %s", ", ".join(changed))
-        if changed or rewrite:
-            save_config(self.config, self.paths.config)  # the run directory states what is in effect
+        if "splits" in checkpoint:
+            self._check_splits(checkpoint["splits"])
+        if changed or rewrite or not self.paths.config.exists() or not self.paths.splits.exists():
+            # The run directory states what is in effect (also when it holds only a copied checkpoint).
+            self._write_run_files()
         self.model.load_state_dict(checkpoint["state_dict"])  # includes the heads' statistics buffers
         self.statistics = SpeciesStatistics.from_dict(checkpoint["statistics"])
         ema_weights = checkpoint["ema_state_dict"]
