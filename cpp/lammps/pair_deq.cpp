@@ -52,13 +52,17 @@ double file_fingerprint(const std::string &path) {
   return static_cast<double>((hash >> 12) | 1ULL);
 }
 
-torch::Tensor tensor_from(std::vector<double> &data, std::vector<int64_t> shape) {
-  return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kFloat64)).clone();
+// A copy of host data on `device` (one transfer; a clone on the CPU).
+torch::Tensor tensor_from(std::vector<double> &data, std::vector<int64_t> shape, const torch::Device &device) {
+  return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kFloat64)).clone().to(device);
 }
 
-torch::Tensor tensor_from(std::vector<int64_t> &data, std::vector<int64_t> shape) {
-  return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kInt64)).clone();
+torch::Tensor tensor_from(std::vector<int64_t> &data, std::vector<int64_t> shape, const torch::Device &device) {
+  return torch::from_blob(data.data(), shape, torch::TensorOptions().dtype(torch::kInt64)).clone().to(device);
 }
+
+// A model result as a contiguous float64 host tensor, for LAMMPS's arrays.
+torch::Tensor host(const torch::Tensor &t) { return t.to(torch::kCPU, torch::kFloat64).contiguous(); }
 
 }  // namespace
 
@@ -93,9 +97,13 @@ void PairDeq::allocate() {
 void PairDeq::settings(int narg, char **arg) {
   if (narg < 1 || narg % 2 == 0)
     error->all(FLERR, "Illegal pair_style deq command: expected `pair_style deq model.pt [tol X] [max_iter N] "
-                      "[warm yes|no] [seed N]`");
+                      "[warm yes|no] [seed N] [device cpu|cuda|cuda:N]`");
+  // The device first: the model is loaded onto it (an unusable device fails before loading).
+  std::string device = "cpu";
+  for (int iarg = 1; iarg + 1 < narg; iarg += 2)
+    if (std::string(arg[iarg]) == "device") device = arg[iarg + 1];
   try {
-    model_ = std::make_unique<deqff::Model>(arg[0]);
+    model_ = std::make_unique<deqff::Model>(arg[0], device);
   } catch (const std::exception &e) {
     error->all(FLERR, "pair_style deq: {}", e.what());
   }
@@ -131,8 +139,10 @@ void PairDeq::settings(int narg, char **arg) {
       seed = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
       if (seed < 1) error->all(FLERR, "pair_style deq: seed must be a positive integer");
       seed_given = true;
+    } else if (key == "device") {
+      // read above
     } else {
-      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm, seed)", key);
+      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm, seed, device)", key);
     }
   }
   mdet_ = meta.mdet;
@@ -160,8 +170,8 @@ void PairDeq::settings(int narg, char **arg) {
   if (comm->me == 0) {
     std::string elements;
     for (const auto &element : meta.elements) elements += " " + element;
-    utils::logmesg(lmp, "pair_style deq: loaded {} ({} model, force mode {}, cutoff {} A, elements{})\n", arg[0],
-                   meta.model_type, meta.force_mode, meta.cutoff, elements);
+    utils::logmesg(lmp, "pair_style deq: loaded {} ({} model, force mode {}, cutoff {} A, elements{}) on {}\n",
+                   arg[0], meta.model_type, meta.force_mode, meta.cutoff, elements, model_->device().str());
     if (mode_ != Mode::Analytic && settings_.implicit)
       utils::logmesg(lmp, "pair_style deq: solver {} tol {} max_iter {} (fallback {}), warm starts {}\n",
                      settings_.anderson ? "anderson" : "fixed-point", settings_.tol, settings_.max_iter,
@@ -295,10 +305,14 @@ void *PairDeq::extract(const char *name, int &dim) {
   return nullptr;
 }
 
+// Rows on a GPU go through a host copy: LAMMPS packs and sends host buffers (one device -> host ->
+// device round trip of the [n_all, D] rows per call, i.e. per stage of every solver iteration).
 void PairDeq::forward_rows(torch::Tensor &rows) {
-  comm_rows_ = &rows;
+  torch::Tensor staged = rows.is_cpu() ? rows : rows.to(torch::kCPU).contiguous();
+  comm_rows_ = &staged;
   comm->forward_comm(this);
   comm_rows_ = nullptr;
+  if (!rows.is_cpu()) rows.copy_(staged);
 }
 
 int PairDeq::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/) {
@@ -315,9 +329,11 @@ void PairDeq::unpack_forward_comm(int n, int first, double *buf) {
 }
 
 void PairDeq::reverse_rows(torch::Tensor &rows) {
-  comm_rows_ = &rows;
+  torch::Tensor staged = rows.is_cpu() ? rows : rows.to(torch::kCPU).contiguous();
+  comm_rows_ = &staged;
   comm->reverse_comm(this);
   comm_rows_ = nullptr;
+  if (!rows.is_cpu()) rows.copy_(staged);
 }
 
 int PairDeq::pack_reverse_comm(int n, int first, double *buf) {
@@ -426,7 +442,7 @@ torch::Tensor PairDeq::warm_start(int part, int depth) const {
       for (int64_t d = 0; d < D; ++d) data[i * D + d] += weights[j] * block[d];
     }
   }
-  return out;
+  return out.to(model_->device());  // the per-atom state lives in the fix (host); one copy per step
 }
 
 void PairDeq::commit_state(const torch::Tensor &z, const torch::Tensor &g, bool cold) {
@@ -435,9 +451,9 @@ void PairDeq::commit_state(const torch::Tensor &z, const torch::Tensor &g, bool 
   const int64_t D = settings_.feature_dim;
   if (!z.defined() || z.size(0) != nlocal || z.size(1) != D) return;  // no state (explicit models)
   const int block_size = block_offset(1, 0) - block_offset(0, 0);
-  const torch::Tensor zs = z.to(torch::kFloat64).contiguous();
+  const torch::Tensor zs = host(z);
   const bool with_g = has_adjoint() && g.defined() && g.size(0) == nlocal;
-  const torch::Tensor gs = with_g ? g.to(torch::kFloat64).contiguous() : torch::Tensor();
+  const torch::Tensor gs = with_g ? host(g) : torch::Tensor();
   for (int i = 0; i < nlocal; ++i) {
     double *row = fix_->row(i);
     int depth = 0;
@@ -524,10 +540,11 @@ void PairDeq::compute_steps() {
   const torch::Tensor z0 = to_call_frame(warm_start(0, history_depth()));  // undefined: cold
   LammpsExchange exchange(this, world);
   deqff::DeqResult result;
+  const torch::Device device = model_->device();  // inputs go there once; the solve's tensors stay there
   try {
-    const torch::Tensor positions = tensor_from(positions_, {nall, 3});
-    const torch::Tensor species = tensor_from(species_, {nall});
-    const torch::Tensor edges = tensor_from(edges_, {2, n_edges});
+    const torch::Tensor positions = tensor_from(positions_, {nall, 3}, device);
+    const torch::Tensor species = tensor_from(species_, {nall}, device);
+    const torch::Tensor edges = tensor_from(edges_, {2, n_edges}, device);
     result = solver_->evaluate(positions, species, edges, nlocal, z0, exchange);
     if (model_->has_prior() && nlocal > 0) {
       // Per local atom from the full neighbor list (half of each pair energy, the whole pair force on
@@ -545,7 +562,7 @@ void PairDeq::compute_steps() {
   commit_state(to_lab_frame(result.z), torch::Tensor(), result.stats.cold);
   record_stats(result.stats);
   const torch::Tensor forces = finish_forces(result.forces);
-  add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nlocal);
+  add_results(host(result.atom_energy).data_ptr<double>(), forces.data_ptr<double>(), nlocal);
 }
 
 // Conservative forces of a DEQ on any number of ranks: fixed point and adjoint solved here, forces
@@ -559,9 +576,11 @@ void PairDeq::compute_adjoint() {
   const torch::Tensor g0 = z0.defined() ? to_call_frame(warm_start(1, depth)) : torch::Tensor();
   LammpsExchange exchange(this, world);
   deqff::ConservativeResult result;
+  const torch::Device device = model_->device();
   try {
-    result = solver_->evaluate_conservative(tensor_from(positions_, {nall, 3}), tensor_from(species_, {nall}),
-                                            tensor_from(edges_, {2, n_edges}), nlocal, z0, g0, exchange);
+    result = solver_->evaluate_conservative(tensor_from(positions_, {nall, 3}, device),
+                                            tensor_from(species_, {nall}, device),
+                                            tensor_from(edges_, {2, n_edges}, device), nlocal, z0, g0, exchange);
   } catch (const deqff::SolveError &e) {
     error->all(FLERR, "pair deq: {}", e.what());  // decided from global residuals: the same on all ranks
   } catch (const std::exception &e) {
@@ -570,7 +589,7 @@ void PairDeq::compute_adjoint() {
   commit_state(to_lab_frame(result.z), to_lab_frame(result.g), result.stats.cold);
   record_stats(result.stats);
   const torch::Tensor forces = finish_forces(result.forces);
-  add_results(result.atom_energy.data_ptr<double>(), forces.data_ptr<double>(), nall);
+  add_results(host(result.atom_energy).data_ptr<double>(), forces.data_ptr<double>(), nall);
 }
 
 // Conservative and phantom forces on one rank: the model's own solve and gradients on the graph of
@@ -590,7 +609,8 @@ void PairDeq::compute_one_rank() {
     edges_[n_edges + e] = it->second;
   }
   const int64_t D = settings_.feature_dim;
-  const auto empty = torch::zeros({0, D}, torch::TensorOptions().dtype(torch::kFloat64));
+  const torch::Device device = model_->device();
+  const auto empty = torch::zeros({0, D}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   const int depth = settings_.implicit ? history_depth() : 0;
   torch::Tensor z0 = settings_.implicit ? warm_start(0, depth) : torch::Tensor();
   torch::Tensor g0 = has_adjoint() && z0.defined() ? warm_start(1, depth) : torch::Tensor();
@@ -600,8 +620,9 @@ void PairDeq::compute_one_rank() {
   species_.resize(nlocal);
   deqff::GraphStepResult result;
   try {
-    result = model_->step_graph(tensor_from(positions_, {nlocal, 3}), tensor_from(species_, {nlocal}),
-                                tensor_from(edges_, {2, n_edges}), tensor_from(shifts, {n_edges, 3}), z0, g0);
+    result = model_->step_graph(tensor_from(positions_, {nlocal, 3}, device), tensor_from(species_, {nlocal}, device),
+                                tensor_from(edges_, {2, n_edges}, device), tensor_from(shifts, {n_edges, 3}, device),
+                                z0, g0);
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: {}", deqff::script_error_message(e));  // one rank: `one` is `all`
   }
@@ -618,7 +639,8 @@ void PairDeq::compute_one_rank() {
     if (result.atom_energy.numel() != nlocal)
       error->one(FLERR, "pair deq: per-atom energies are not available for an explicit {} model; export it "
                         "with `--force-mode direct`", model_->metadata().force_mode);
-    const double *atom_energy = result.atom_energy.data_ptr<double>();
+    const torch::Tensor atom_energies = host(result.atom_energy);
+    const double *atom_energy = atom_energies.data_ptr<double>();
     for (int i = 0; i < nlocal; ++i) eatom[i] += energy_factor_ * atom_energy[i];
   }
 }
@@ -632,7 +654,8 @@ void PairDeq::draw_rotation() {
   deqff::rotate_rows(positions_.data(), atom->nlocal + atom->nghost, rotation_, false);
   if (!settings_.implicit) return;
   try {
-    wigner_ = model_->wigner(torch::from_blob(rotation_.data(), {3, 3}, torch::kFloat64).clone());
+    const torch::Tensor rotation = torch::from_blob(rotation_.data(), {3, 3}, torch::kFloat64).clone();
+    wigner_ = model_->wigner(rotation.to(model_->device()));
   } catch (const std::exception &e) {
     error->one(FLERR, "pair deq: {}", deqff::script_error_message(e));
   }
@@ -653,7 +676,7 @@ torch::Tensor PairDeq::to_lab_frame(const torch::Tensor &state) const {
 torch::Tensor PairDeq::finish_forces(const torch::Tensor &forces) {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
-  torch::Tensor out = forces.to(torch::kFloat64).contiguous().clone();
+  torch::Tensor out = host(forces).clone();
   const int64_t rows = out.numel() / 3;
   if (out.numel() % 3 != 0 || (rows != nlocal && rows != nall))
     error->one(FLERR, "pair deq: the model returned {} force components for {} local atoms", out.numel(), nlocal);

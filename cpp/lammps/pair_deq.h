@@ -1,7 +1,16 @@
 // LAMMPS pair style `deq`: energies and forces from an exported deqff model (see README, "LAMMPS").
-//   pair_style deq model.pt [tol X] [max_iter N] [warm yes|no] [seed N]
+//   pair_style deq model.pt [tol X] [max_iter N] [warm yes|no] [seed N] [device cpu|cuda|cuda:N]
 //   pair_coeff * * C H O      (one element per LAMMPS atom type, NULL for types the model skips)
 // Supports `units metal` (Å, eV) and `units real` (Å, kcal/mol); needs `newton_pair on`.
+//
+// `device` (default cpu) loads the model onto that torch device (deqff::parse_device: an unusable
+// device is an error naming the fix). Each step copies positions, species and the neighbor list there
+// once, and the solve's tensors (states, Anderson history, adjoint) stay there; what crosses to the
+// host: the per-atom warm-start state (fix DEQ_STATE, once per step each way), the results, the two
+// residual sums and Anderson's Gram column of every iteration (summed over ranks with MPI), and, in
+// the solver loops below, the [n_all, D] rows of every stage for the ghost exchange (LAMMPS
+// communicates host buffers, so ghosts -- other ranks' atoms and periodic images -- need a device ->
+// host -> device copy per stage). The one-rank mode solves entirely on the device.
 //
 // Four ways to evaluate, chosen from the model:
 //  * direct-force DEQ and explicit models: the C++ solver loop (deqff/solver.h) around the model's

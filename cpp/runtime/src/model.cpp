@@ -1,8 +1,13 @@
 #include "deqff/model.h"
 
+#include <dlfcn.h>
+
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 
+#include <c10/core/CPUAllocator.h>
+#include <torch/cuda.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
@@ -136,9 +141,60 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
   return meta;
 }
 
-Model::Model(const std::string& path) : path_(path) {
+namespace {
+
+// Load libtorch's CUDA backend (libtorch_cuda.so registers the CUDA device and kernels) from the
+// directory of the libc10.so this process runs; "" on success, else why not.
+std::string load_torch_cuda() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&c10::GetCPUAllocator), &info) == 0 || info.dli_fname == nullptr)
+    return "cannot locate the loaded libc10.so";
+  std::string dir = info.dli_fname;
+  dir = dir.substr(0, dir.rfind('/') + 1);
+  const std::string library = dir + "libtorch_cuda.so";
+  if (dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL) == nullptr) {
+    const char* why = dlerror();
+    return library + ": " + (why ? why : "dlopen failed");
+  }
+  return "";
+}
+
+}  // namespace
+
+torch::Device parse_device(const std::string& spec) {
+  const std::string usage = " (use cpu, cuda or cuda:N)";
+  std::optional<torch::Device> parsed;
   try {
-    module_ = torch::jit::load(path, torch::kCPU);
+    parsed = torch::Device(spec);
+  } catch (const c10::Error&) {
+    throw ModelError("unknown device '" + spec + "'" + usage);
+  }
+  const torch::Device device = *parsed;
+  if (device.is_cpu()) return device;
+  if (!device.is_cuda()) throw ModelError("device '" + spec + "' is not supported" + usage);
+  if (!torch::cuda::is_available()) {
+    const std::string loaded = load_torch_cuda();
+    if (!loaded.empty()) {
+      throw ModelError("device '" + spec + "' needs libtorch's CUDA backend, which could not be loaded (" + loaded +
+                       "): install a CUDA build of torch (the PyPI wheel is one) and rebuild the plugin, or use "
+                       "device cpu");
+    }
+  }
+  const int64_t count = torch::cuda::device_count();
+  if (count == 0) {
+    throw ModelError("device '" + spec + "': torch sees no CUDA device (no NVIDIA GPU, no driver, or "
+                     "CUDA_VISIBLE_DEVICES hides them); run on a machine with a GPU and its driver, or use device cpu");
+  }
+  if (device.has_index() && device.index() >= count) {
+    throw ModelError("device '" + spec + "': torch sees " + std::to_string(count) + " CUDA device(s), cuda:0 to cuda:" +
+                     std::to_string(count - 1) + "; pick one of them");
+  }
+  return device.has_index() ? device : torch::Device(torch::kCUDA, 0);
+}
+
+Model::Model(const std::string& path, const std::string& device) : path_(path), device_(parse_device(device)) {
+  try {
+    module_ = torch::jit::load(path, device_);
   } catch (const c10::Error& error) {
     throw ModelError("cannot load '" + path + "' as a TorchScript model (" + error.what_without_backtrace() +
                      "); pass a file written by `deqff export`.");
@@ -223,7 +279,8 @@ std::pair<torch::Tensor, torch::Tensor> Model::stage_vjp(const StageGraph& graph
                                      {cotangent.to(graph.out.scalar_type())}, /*retain_graph=*/true,
                                      /*create_graph=*/false, /*allow_unused=*/true);
   auto as_f64 = [&](const torch::Tensor& g) {
-    return g.defined() ? g.to(torch::kFloat64).contiguous() : torch::zeros(graph.h.sizes(), torch::kFloat64);
+    return g.defined() ? g.to(torch::kFloat64).contiguous()
+                       : torch::zeros(graph.h.sizes(), graph.h.options().dtype(torch::kFloat64));
   };
   return {as_f64(grads[0]), as_f64(grads[1])};
 }
@@ -353,14 +410,14 @@ LocalResult Model::compute_local(const double* positions, const int64_t* species
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
   // from_blob does not own the memory: clone so the model may keep (warm-start) references.
-  torch::Tensor pos = torch::from_blob(const_cast<double*>(positions), {n_all, 3}, f64).clone();
-  torch::Tensor spc = torch::from_blob(const_cast<int64_t*>(species), {n_all}, i64).clone();
-  torch::Tensor edge = torch::from_blob(const_cast<int64_t*>(edges), {2, n_edges}, i64).clone();
+  torch::Tensor pos = torch::from_blob(const_cast<double*>(positions), {n_all, 3}, f64).clone().to(device_);
+  torch::Tensor spc = torch::from_blob(const_cast<int64_t*>(species), {n_all}, i64).clone().to(device_);
+  torch::Tensor edge = torch::from_blob(const_cast<int64_t*>(edges), {2, n_edges}, i64).clone().to(device_);
 
   torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
   auto output = module_.get_method("compute_local")({pos, spc, edge, n_local}).toTuple();
-  torch::Tensor atom_energy = output->elements()[0].toTensor().to(torch::kFloat64).contiguous();
-  torch::Tensor forces = output->elements()[1].toTensor().to(torch::kFloat64).contiguous();
+  torch::Tensor atom_energy = output->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  torch::Tensor forces = output->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
   if (atom_energy.numel() != n_local || forces.numel() != n_all * 3) {
     throw ModelError("deqff model '" + path_ + "' returned " + std::to_string(atom_energy.numel()) +
                      " atom energies and " + std::to_string(forces.numel()) + " force components for " +

@@ -21,14 +21,16 @@ std::string format_residual(double value) {
 
 // Anderson acceleration on the local rows with global inner products, as deqff.deq.anderson:
 // history of mixed points Y_i = z_i + beta g_i and residuals g_i = f(z_i) - z_i; weights alpha
-// minimize |sum alpha_i g_i|^2 + lam |g_newest|^2 |alpha|^2 with sum alpha = 1.
+// minimize |sum alpha_i g_i|^2 + lam |g_newest|^2 |alpha|^2 with sum alpha = 1. The history Y, G
+// lives on the state's device; the small Gram matrix H [m, m] and the weights are on the host (its
+// new column is summed over ranks there anyway), so a step moves m values each way.
 class Anderson {
  public:
   Anderson(const torch::Tensor& like, int64_t m, double beta, double lam)
       : m_(m), beta_(beta), lam_(lam),
         Y_(torch::zeros({m, like.size(0), like.size(1)}, like.options())),
         G_(torch::zeros({m, like.size(0), like.size(1)}, like.options())),
-        H_(torch::zeros({m, m}, like.options())), valid_(m, false) {}
+        H_(torch::zeros({m, m}, like.options().device(torch::kCPU))), valid_(m, false) {}
 
   torch::Tensor step(const torch::Tensor& z, const torch::Tensor& fz, int64_t k, Exchange& exchange) {
     const int64_t slot = k % m_;
@@ -36,7 +38,7 @@ class Anderson {
     Y_[slot] = z + beta_ * g;
     G_[slot] = g;
     // <g, G_i> over local rows, summed over ranks: the same Gram matrix (and weights) everywhere.
-    torch::Tensor col = (G_ * g.unsqueeze(0)).sum({1, 2}).contiguous();
+    torch::Tensor col = (G_ * g.unsqueeze(0)).sum({1, 2}).to(torch::kCPU).contiguous();
     exchange.sum(col.data_ptr<double>(), static_cast<int>(m_));
     H_.index_put_({slot}, col);
     H_.index_put_({torch::indexing::Slice(), slot}, col);
@@ -49,7 +51,7 @@ class Anderson {
       alpha = torch::zeros({m_}, H_.options());
       alpha[slot] = 1.0;
     }
-    return (alpha.view({m_, 1, 1}) * Y_).sum(0);
+    return (alpha.to(Y_.device()).view({m_, 1, 1}) * Y_).sum(0);
   }
 
  private:
@@ -76,7 +78,9 @@ class Anderson {
 DeqSolver::DeqSolver(Model& model, const SolverSettings& settings) : model_(model), settings_(settings) {}
 
 DeqSolver::Residual DeqSolver::residual(const torch::Tensor& z, const torch::Tensor& fz, Exchange& exchange) const {
-  double sums[2] = {(fz - z).pow(2).sum().item<double>(), fz.pow(2).sum().item<double>()};
+  // Both sums in one copy to the host (one wait per iteration on a GPU): the stopping test needs them.
+  const torch::Tensor local = torch::stack({(fz - z).pow(2).sum(), fz.pow(2).sum()}).to(torch::kCPU, torch::kFloat64);
+  double sums[2] = {local[0].item<double>(), local[1].item<double>()};
   exchange.sum(sums, 2);
   Residual r;
   r.abs = std::sqrt(sums[0]);
@@ -169,7 +173,7 @@ torch::Tensor DeqSolver::warm_solve(const Func& f, const torch::Tensor& z0, cons
 DeqSolver::Pass DeqSolver::prepare(const torch::Tensor& positions, const torch::Tensor& species,
                                    const torch::Tensor& edges, int64_t n_local, Exchange& exchange) {
   const int64_t n_all = positions.size(0);
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto f64 = positions.options().dtype(torch::kFloat64);  // on the inputs' (the model's) device
   Pass pass;
   pass.n_local = n_local;
   pass.injection = torch::zeros({n_all, settings_.feature_dim}, f64);
@@ -199,7 +203,8 @@ torch::Tensor DeqSolver::apply(Pass& pass, const torch::Tensor& z, Exchange& exc
 
 torch::Tensor DeqSolver::fixed_point(const Func& f, const torch::Tensor& z0, int64_t n_local, SolveStats& stats,
                                      Exchange& exchange) {
-  const torch::Tensor zero = torch::zeros({n_local, settings_.feature_dim}, torch::kFloat64);
+  const torch::Tensor zero =
+      torch::zeros({n_local, settings_.feature_dim}, torch::TensorOptions().dtype(torch::kFloat64).device(model_.device()));
   // Warm only if every rank has a warm start for all of its atoms.
   const bool usable = settings_.warm_start && z0.defined() && z0.size(0) == n_local &&
                       z0.size(1) == settings_.feature_dim;
@@ -212,7 +217,7 @@ torch::Tensor DeqSolver::fixed_point(const Func& f, const torch::Tensor& z0, int
 DeqResult DeqSolver::evaluate(const torch::Tensor& positions, const torch::Tensor& species,
                               const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
                               Exchange& exchange) {
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto f64 = positions.options().dtype(torch::kFloat64);
   Pass pass = prepare(positions, species, edges, n_local, exchange);
   const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
   DeqResult result;
@@ -269,7 +274,7 @@ ConservativeResult DeqSolver::evaluate_conservative(const torch::Tensor& positio
   const SolverSettings& adjoint = model_.adjoint_settings();
   const int64_t n_all = positions.size(0);
   const int64_t D = settings_.feature_dim;
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto f64 = positions.options().dtype(torch::kFloat64);
   Pass pass = prepare(positions, species, edges, n_local, exchange);
   const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
   ConservativeResult result;

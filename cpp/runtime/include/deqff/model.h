@@ -93,13 +93,22 @@ struct LocalResult {
 // Parse the `metadata()` dictionary of a model; throws ModelError naming what is wrong.
 ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, const std::string& path);
 
+// The torch device of a device option: "cpu", "cuda" (device 0) or "cuda:N". A CUDA device needs
+// libtorch's CUDA backend, which this runtime (linked to libtorch_cpu only) loads on demand from
+// libtorch_cuda.so next to libc10.so (a CUDA build of torch, as the PyPI wheel), an NVIDIA driver and
+// a GPU that torch sees; otherwise throws ModelError naming what is missing and the fix.
+torch::Device parse_device(const std::string& spec);
+
 class Model {
  public:
-  // Loads `path` on the CPU and checks its metadata; throws ModelError with a fix in the message.
-  explicit Model(const std::string& path);
+  // Loads `path` onto `device` (parse_device; its parameters and buffers live there) and checks its
+  // metadata; throws ModelError with a fix in the message. Tensors passed to the calls below must be
+  // on device(); the results are on device() too (compute_local returns host vectors).
+  explicit Model(const std::string& path, const std::string& device = "cpu");
 
   const ModelMetadata& metadata() const { return metadata_; }
   const std::string& path() const { return path_; }
+  const torch::Device& device() const { return device_; }
 
   // Index of `element` in the model's element list; throws ModelError listing the known elements.
   int64_t species_index(const std::string& element) const;
@@ -185,6 +194,7 @@ class Model {
 
  private:
   std::string path_;
+  torch::Device device_ = torch::kCPU;
   torch::jit::Module module_;
   ModelMetadata metadata_;
   bool has_compute_local_ = false;
