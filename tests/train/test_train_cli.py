@@ -143,8 +143,8 @@ def test_resume_from_a_copied_checkpoint_keeps_the_runs_splits(
 ) -> None:
     """A checkpoint copied into an empty run directory (as `make model-NAME` does with
     models/in_progress/NAME.last.pt) resumes with the run's files written and is evaluated on the
-    run's own test split, not the dataset's default split file; a dataset that now splits into other
-    frames refuses to resume."""
+    run's own test split, not the dataset's default split file; a dataset file that changed is named
+    in a warning, one that now splits into other frames refuses to resume."""
     import shutil
 
     import torch
@@ -179,6 +179,11 @@ def test_resume_from_a_copied_checkpoint_keeps_the_runs_splits(
     assert main([*args, "--output", str(copy), "--evaluate", "test"]) == 0
     assert json.loads(capsys.readouterr().out)["n_frames"] == 4  # the file's test split has 3
     frames = read(dataset)
+    relabeled = frames.subset(np.arange(12))
+    relabeled.E = relabeled.E + 1e-6  # regenerated elsewhere: same frames, other bytes
+    write(dataset, relabeled)
+    assert main([*args, "--output", str(copied_run("relabeled")), "--resume"]) == 0
+    assert "was trained on a dataset with sha256" in capsys.readouterr().err
     write(dataset, frames.subset(np.r_[np.arange(12), 0, 1, 2, 3]))  # regenerated longer: other random splits
     assert main([*args, "--output", str(copied_run("other")), "--resume"]) == 2
     assert "split differs" in capsys.readouterr().err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deqff.data.atomic import atomic_write
+from deqff.data.fingerprint import file_sha256
 from deqff.data.formats import read
 from deqff.data.generate import GenerateConfig, RunOptions, generate
 from deqff.data.splits import split_dataset
@@ -84,14 +84,6 @@ def scaled(items: tuple[RecipeItem, ...], n_frames: int | None) -> tuple[RecipeI
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_recipe(
     name: str,
     out_dir: str | os.PathLike = "data",
@@ -139,7 +131,7 @@ def run_recipe(
             "n_frames": frames.n_frames,
             "periodic": frames.periodic,
             "bytes": path.stat().st_size,
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
             "seconds": None if seconds is None else round(seconds, 1),
             "config": item.config.settings(),
         }

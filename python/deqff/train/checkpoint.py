@@ -4,7 +4,8 @@
 Keys: kind, format_version, deqff_version, torch_version, model_config (dict), run_config (dict),
 dtype, state_dict, ema_state_dict (full model state with averaged weights), ema {decay, num_updates},
 optimizer, scheduler, statistics, epoch (completed epochs), step (optimizer steps), batch_in_epoch,
-epoch_stats (partial running statistics), best {metric, value, epoch}, history (metrics rows), rng.
+epoch_stats (partial running statistics), best {metric, value, epoch}, history (metrics rows), rng,
+splits (frame indices per part), dataset_sha256 (the dataset file's, deqff.data.fingerprint).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from deqff.data.fingerprint import file_sha256
 from deqff.data.splits import write_splits
 from deqff.models.config import ModelConfig
 from deqff.models.force_field import EquivariantForceField
@@ -111,6 +112,7 @@ class Trainer:
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         self.data = load_training_data(config.data)
+        self.dataset_sha256 = file_sha256(config.data.path)
         units = self.data.frames.metadata.get("source_units", {})
         log.info(
             "dataset %s: %s; file units %s, %s (read as Å, eV, eV/Å)",
@@ -224,6 +226,13 @@ class Trainer:
             log.warning("resuming with changed train settings: %s", ", ".join(changed))
         if "splits" in checkpoint:
             self._check_splits(checkpoint["splits"])
+        trained_on = checkpoint.get("dataset_sha256")
+        if trained_on is not None and trained_on != self.dataset_sha256:
+            log.warning(
+                "%s was trained on a dataset with sha256 %s…; %s now has %s… (regenerated, e.g. on "
+                "another machine): training continues on the new file's frames",
+                self.paths.last, trained_on[:16], self.config.data.path, self.dataset_sha256[:16],
+            )  # fmt: skip
         if changed or rewrite or not self.paths.config.exists() or not self.paths.splits.exists():
             # The run directory states what is in effect (also when it holds only a copied checkpoint).
             self._write_run_files()
@@ -413,6 +422,7 @@ class Trainer:
             "scheduler": scheduler,
             "statistics": self.statistics.to_dict(),
             "splits": {name: torch.from_numpy(np.asarray(idx)) for name, idx in self.data.splits.items()},
+            "dataset_sha256": self.dataset_sha256,
             "train_state": dataclasses.asdict(self.state),
             "epoch_stats": self.epoch_stats.state_dict(),
             "rng": rng_state(),
