@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from deqff.bench.frames import load_frames
-from deqff.bench.structure import bonded_pairs, compare_structure
+from deqff.bench.structure import (
+    bonded_pairs,
+    compare_structure,
+    distance_histogram,
+    histogram_difference,
+    reference_floor,
+)
 from deqff.cli import main
 from deqff.export.testing import jit_optimized
 
@@ -112,3 +118,23 @@ def test_a_setup_error_is_not_a_stability_result(monkeypatch):
     monkeypatch.setattr(deqff.md.simulate, "prepare_run", failing_setup)
     with pytest.raises(RuntimeError, match="setting up the MD failed: Specified a Platform"):
         run_until_model_error(None, run_md)
+
+
+def test_reference_floor_is_the_references_own_score_at_a_runs_sampling():
+    """A stationary reference scored against itself: few frames per window are far from all of it,
+    many are close; a run as long as the reference has no window; identical frames score 0."""
+    rng = np.random.default_rng(0)
+    reference = rng.normal(scale=0.3, size=(4000, 3, 3)) + np.array([[0.0, 0, 0], [1.5, 0, 0], [0, 1.5, 0]])
+    edges = np.linspace(0.0, 4.0, 201)
+    few = reference_floor(reference, 20, 500, edges)
+    many = reference_floor(reference, 500, 500, edges)
+    assert few is not None and many is not None and few > 2 * many > 0
+    two = reference[:1000]
+    picked = np.linspace(0, 499, 20).round().astype(int)
+    h_all = distance_histogram(two, edges)
+    by_hand = [
+        histogram_difference(distance_histogram(two[s + picked], edges), h_all, edges) for s in (0, 500)
+    ]
+    assert reference_floor(two, 20, 500, edges) == pytest.approx(np.mean(by_hand), rel=1e-12)
+    assert reference_floor(reference, 20, 5000, edges) is None  # longer than the reference
+    assert reference_floor(np.repeat(reference[:1], 100, axis=0), 10, 50, edges) == 0.0

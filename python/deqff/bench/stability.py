@@ -330,7 +330,34 @@ def markdown_table(results: Sequence[SeedResult], summary: dict[str, Any], setti
         f"{summary['survived']}/{summary['runs']} ({100 * summary['survival_fraction']:.0f}%); mean h(r) "
         f"difference {'n/a' if mean is None else f'{mean:.3f}'}.",
     ]
+    floor = summary.get("reference_h_r_floor")
+    if floor is not None:
+        lines += [
+            "",
+            f"Noise floor of the h(r) difference at this sampling: the reference trajectory itself, "
+            f"{max(r.frames for r in results)} frames from each {total:g} ps window against all of it, "
+            f"scores {floor:.3f}; a run at or near it cannot be told from the reference with {total:g} ps.",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def reference_h_r_floor(
+    args: argparse.Namespace, results: Sequence[SeedResult], total_ps: float
+) -> float | None:
+    """`reference_floor` of the dataset at the runs' length and frame count (None if the dataset does not
+    state its frame spacing, is shorter than a run, or no run has frames)."""
+    from deqff.bench.structure import reference_floor
+    from deqff.data.formats import read
+
+    frames = max((r.frames for r in results), default=0)
+    dataset = read(args.dataset)
+    spacing_fs = float(dataset.metadata.get("timestep_fs") or 0.0) * float(
+        dataset.metadata.get("stride") or 0
+    )
+    if frames < 1 or spacing_fs <= 0:
+        return None
+    edges = np.linspace(0.0, args.r_max, args.bins + 1)
+    return reference_floor(dataset.R, frames, round(total_ps * 1e3 / spacing_fs), edges)
 
 
 def read_h_r(directory: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -403,6 +430,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         times = frame_times(directory, int(summary["frames"]), args.report_interval, args.timestep)
         results.append(seed_result(seed, summary, times, total_ps, str(directory)))
     aggregated = aggregate(results, total_ps)
+    aggregated["reference_h_r_floor"] = reference_h_r_floor(args, results, total_ps)
     settings = {
         "model": str(args.model),
         "exported_model": model,

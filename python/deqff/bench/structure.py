@@ -40,6 +40,23 @@ def histogram_difference(h_a: np.ndarray, h_b: np.ndarray, edges: np.ndarray) ->
     return float(np.sum(np.abs(h_a - h_b) * np.diff(edges)))
 
 
+def reference_floor(reference: np.ndarray, frames: int, window: int, edges: np.ndarray) -> float | None:
+    """The h(r) difference the reference itself scores at a run's sampling: `frames` evenly spaced
+    frames from each non-overlapping window of `window` consecutive reference frames [G, N, 3] Å (a run's
+    length in reference frames), against all reference frames; the mean over windows. A run cannot be
+    told from the reference below this noise floor. None if the reference is shorter than one window
+    or `frames` < 1."""
+    window = max(int(window), frames)
+    if frames < 1 or reference.shape[0] < window:
+        return None
+    h_ref = distance_histogram(reference, edges)
+    differences = []
+    for start in range(0, reference.shape[0] - window + 1, window):
+        picked = start + np.linspace(0, window - 1, frames).round().astype(int)
+        differences.append(histogram_difference(distance_histogram(reference[picked], edges), h_ref, edges))
+    return float(np.mean(differences))
+
+
 def bonded_pairs(
     numbers: np.ndarray, reference: np.ndarray, scale: float = BOND_SCALE
 ) -> tuple[np.ndarray, np.ndarray]:
