@@ -86,7 +86,7 @@ NOTE_ethanol_conservative := The default model of deqff simulate and make demo. 
   DEQ vs its explicit twin and the previous architecture: benchmarks/RESULTS.md, Architecture; MD \
   stability over seeds: benchmarks/RESULTS.md.
 NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same block stacked twice with untied \
-  weights, the same recipe with 24 epochs (the DEQ's 24-epoch run: configs/ethanol_conservative_24ep.yaml); conservative forces with exact gradients (no fixed point, so no warm \
+  weights, the same recipe and epochs (48); conservative forces with exact gradients (no fixed point, so no warm \
   starts). The export carries the ZBL short-range prior, exactly zero on the training data. Architecture of \
   issue 13 (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous \
   architecture: benchmarks/RESULTS.md, Architecture.
@@ -119,17 +119,19 @@ models: setup
 	  $(MAKE) --no-print-directory model-$$name || exit 1; \
 	done
 
-# One shipped model: train (continuing runs/NAME with --resume when it holds a stopped run, or from
-# models/in_progress/NAME.last.pt, a stopped run committed for the next session), export, card.
+# Train runs/NAME ($(1)) with config and overrides $(2), continuing it with --resume when it holds a
+# stopped run, or from models/in_progress/NAME.last.pt (a stopped run committed for the next session).
+define train_run
+	if test ! -f runs/$(1)/checkpoints/last.pt -a -f models/in_progress/$(1).last.pt; then \
+	  mkdir -p runs/$(1)/checkpoints && cp models/in_progress/$(1).last.pt runs/$(1)/checkpoints/last.pt; \
+	fi; \
+	$(VENV)/bin/deqff train $(2) --output runs/$(1) --no-progress \
+	  $$(test -f runs/$(1)/checkpoints/last.pt && echo --resume)
+endef
+
+# One shipped model: train (resumable, see train_run), evaluate at the export's tolerance, export, card.
 model-%: setup
-	if test ! -f runs/$*/checkpoints/last.pt -a -f models/in_progress/$*.last.pt; then \
-	  mkdir -p runs/$*/checkpoints && cp models/in_progress/$*.last.pt runs/$*/checkpoints/last.pt; \
-	fi
-	if test -f runs/$*/checkpoints/last.pt; then \
-	  $(VENV)/bin/deqff train configs/$*.yaml --resume --no-progress; \
-	else \
-	  $(VENV)/bin/deqff train configs/$*.yaml --no-progress; \
-	fi
+	$(call train_run,$*,configs/$*.yaml)
 	$(VENV)/bin/deqff train configs/$*.yaml --evaluate test --tol 1e-4 --save --no-progress
 	cp runs/$*/checkpoints/best.pt models/$*.ckpt
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(EXPORT_OPTIONS) $(PRIOR_$*)
@@ -173,9 +175,10 @@ benchmarks: build
 	  --set train.num_threads=1 --output runs/ethanol_direct_explicit --no-progress
 	test -f runs/ethanol_conservative/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_conservative
 	test -f runs/ethanol_explicit/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_explicit
-	test -f runs/ethanol_conservative_24ep/test_metrics.json || { $(DEQFF) train \
-	  configs/ethanol_conservative_24ep.yaml --no-progress && $(DEQFF) train configs/ethanol_conservative_24ep.yaml \
-	  --evaluate test --tol 1e-4 --save --no-progress; }
+	for name in ethanol_conservative_24ep ethanol_explicit_24ep; do \
+	  test -f runs/$$name/test_metrics.json || { $(DEQFF) train configs/$$name.yaml --no-progress && $(DEQFF) train \
+	    configs/$$name.yaml --evaluate test --tol 1e-4 --save --no-progress; } || exit 1; \
+	done
 	test -f runs/ethanol_explicit_L1/test_metrics.json || { $(DEQFF) train configs/ethanol_explicit.yaml \
 	  --set model.depth=1 $(EPOCHS_12) --output runs/ethanol_explicit_L1 --no-progress && $(DEQFF) train \
 	  configs/ethanol_explicit.yaml --set model.depth=1 $(EPOCHS_12) --output runs/ethanol_explicit_L1 \
@@ -228,11 +231,11 @@ benchmarks: build
 	  --runs runs/ethanol_explicit_v2 runs/ethanol_wide_explicit_probe runs/ethanol_wide_explicit_gsum \
 	  runs/ethanol_explicit_radial64x2 runs/ethanol_explicit_12ep runs/ethanol_explicit_v3_product16 \
 	  runs/ethanol_explicit_L1 runs/ethanol_conservative_v2 runs/ethanol_conservative_12ep \
-	  runs/ethanol_explicit runs/ethanol_conservative_24ep runs/ethanol_conservative \
+	  runs/ethanol_explicit_24ep runs/ethanol_conservative_24ep runs/ethanol_explicit runs/ethanol_conservative \
 	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
 	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current" "current + product 16 (stopped)" \
-	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "explicit 2 layers, 24 epochs (shipped)" \
-	  "DEQ, 24 epochs" "DEQ, 48 epochs (shipped)" \
+	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "explicit 2 layers, 24 epochs" \
+	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/ethanol_conservative \
