@@ -148,7 +148,6 @@ card-%: setup
 # explicit ethanol baseline and a 500 K xTB trajectory saved every step.
 DEQFF := $(VENV)/bin/deqff
 BENCH := $(PY) benchmarks
-BENCH_DEPTHS := 1 2 8
 # The architecture of the models shipped before gated-sum aggregation and deep radial MLPs (the runs of
 # the "recipe" section were trained with it; RESULTS.md "Architecture" compares it with the current one).
 # They and the other probes of those sections ran 12 epochs (the shipped configs now train 24).
@@ -164,11 +163,6 @@ benchmarks: build
 	  -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 --temperature 500 --split none --seed 7
 	for name in aspirin_deq aspirin_explicit; do \
 	  test -f runs/$$name/test_metrics.json || $(DEQFF) train configs/$$name.yaml --no-progress || exit 1; \
-	done
-	for L in $(BENCH_DEPTHS); do \
-	  test -f runs/aspirin_explicit_L$$L/test_metrics.json || $(DEQFF) train configs/aspirin_explicit.yaml \
-	    --set model.depth=$$L --set train.num_threads=1 --output runs/aspirin_explicit_L$$L --no-progress \
-	    || exit 1; \
 	done
 	test -f runs/ethanol_direct_explicit/test_metrics.json || $(DEQFF) train configs/ethanol_deq.yaml \
 	  --set model.model_type=explicit --set model.depth=4 --set train.fpc_weight=0 \
@@ -254,8 +248,8 @@ benchmarks: build
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt --structure aspirin --steps 200
-	$(BENCH)/bench_deq_vs_explicit.py --runs runs/aspirin_deq runs/aspirin_explicit \
-	  $(foreach L,$(BENCH_DEPTHS),runs/aspirin_explicit_L$(L)) --structure aspirin --steps 200
+	$(BENCH)/bench_deq_vs_explicit.py --runs runs/ethanol_conservative runs/ethanol_explicit \
+	  --untrained-depths 1 4 --structure ethanol --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
 	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
 	$(BENCH)/bench_conservation.py --checkpoint models/ethanol_conservative.ckpt --structure ethanol \

@@ -7,13 +7,13 @@ the time per step only (an explicit stack's cost does not depend on its weights;
 claimed for them). Time per step: `deqff simulate`'s OpenMM run (CPU platform, NVT 300 K, warm-started
 for the DEQ), after untimed warm-up calls, exported float64 at the tolerance given.
 
-The explicit stacks of other depths train with the shipped explicit config (same data, schedule and
-budget: 20 epochs, one thread each), e.g. for L = 1, 2, 8:
+Models are exported as shipped (float64, forward and adjoint tolerance --tol, warm starts predicted
+from the last --predictor-order + 1 fixed points). The shipped ethanol pair (same recipe and epochs):
 
-    for L in 1 2 8; do deqff train configs/aspirin_explicit.yaml --set model.depth=$L \\
-        --set train.num_threads=1 --output runs/aspirin_explicit_L$L; done
-    python benchmarks/bench_deq_vs_explicit.py --runs runs/aspirin_deq runs/aspirin_explicit \\
-        runs/aspirin_explicit_L1 runs/aspirin_explicit_L2 runs/aspirin_explicit_L8 --structure aspirin
+    python benchmarks/bench_deq_vs_explicit.py --runs runs/ethanol_conservative runs/ethanol_explicit \\
+        --untrained-depths 1 4 --structure ethanol
+
+Explicit stacks of other depths are trained with the explicit config and `--set model.depth=L`.
 """
 
 from __future__ import annotations
@@ -89,10 +89,10 @@ def untrained_row(reference: EquivariantForceField, depth: int) -> Row:
 
 
 def ms_per_step(
-    model: EquivariantForceField, structure: str, steps: int, tol: float, workdir: Path
+    model: EquivariantForceField, structure: str, steps: int, options: ExportOptions, workdir: Path
 ) -> tuple[float, float]:
     """(ms per OpenMM step, solver iterations per step) of a warm-started NVT run."""
-    path = export_model(model, workdir / "model.pt", ExportOptions(dtype="float64", tol=tol))
+    path = export_model(model, workdir / "model.pt", options)
     settings = SimulationSettings(
         model=str(path),
         structure=structure,
@@ -112,31 +112,31 @@ def main() -> None:
     parser.add_argument(
         "--runs",
         nargs="+",
-        default=[
-            "runs/aspirin_deq",
-            "runs/aspirin_explicit",
-            *(f"runs/aspirin_explicit_L{n}" for n in (1, 2, 8)),
-        ],
+        default=["runs/ethanol_conservative", "runs/ethanol_explicit"],
     )
     parser.add_argument("--untrained-depths", type=int, nargs="*", default=[])
-    parser.add_argument("--structure", default="aspirin")
+    parser.add_argument("--structure", default="ethanol")
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--tol", type=float, default=1e-4, help="forward and adjoint solver tolerance")
+    parser.add_argument("--predictor-order", type=int, default=2, help="warm-start predictor (as shipped)")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
+    options = ExportOptions(
+        dtype="float64", tol=args.tol, adjoint_tol=args.tol, predictor_order=args.predictor_order
+    )
 
     rows = sorted((trained_row(Path(run)) for run in args.runs), key=depth)
     deq = next(row.model for row in rows if row.model.config.model_type == "deq")
     rows += [untrained_row(deq, depth) for depth in args.untrained_depths]
     timings: dict[str, float] = {}
     lines = [
-        f"Command: `python benchmarks/bench_deq_vs_explicit.py {shlex.join(sys.argv[1:])}` (explicit L = "
-        "1, 2, 8 trained by `deqff train configs/aspirin_explicit.yaml --set model.depth=<L> --set "
-        "train.num_threads=1 --output runs/aspirin_explicit_L<L>`)  ",
+        f"Command: `python benchmarks/bench_deq_vs_explicit.py {shlex.join(sys.argv[1:])}` (each run "
+        "trained by `deqff train` with the config.yaml in its directory)  ",
         machine_line() + "  ",
-        f"OpenMM CPU platform, {args.steps} NVT steps of 0.5 fs at 300 K, exported float64, DEQ tolerance "
-        f"{args.tol:g} (warm-started); test errors from each run's held-out test split (EMA weights).",
+        f"OpenMM CPU platform, {args.steps} NVT steps of 0.5 fs at 300 K, exported float64, DEQ forward and "
+        f"adjoint tolerance {args.tol:g}, warm starts predicted with order {args.predictor_order}; test "
+        "errors from each run's held-out test split (EMA weights, solved to 1e-4).",
         "",
         "| model | parameters | test force MAE (meV/Å) | test energy MAE (meV) | ms / MD step "
         "| solver iterations / step |",
@@ -146,7 +146,7 @@ def main() -> None:
         for index, row in enumerate(tqdm(rows, desc="models")):
             workdir = Path(tmp) / str(index)
             workdir.mkdir()
-            ms, iterations = ms_per_step(row.model, args.structure, args.steps, args.tol, workdir)
+            ms, iterations = ms_per_step(row.model, args.structure, args.steps, options, workdir)
             timings[row.name] = ms
             solver = f"{iterations:.2f}" if depth(row) == 0 else "-"
             force = "-" if row.force_mae is None else f"{row.force_mae:.1f}"
