@@ -89,8 +89,12 @@ def test_two_seeds_in_parallel_processes_differ_and_fail(dataset, exported_direc
     """--jobs 2: each seed a `deqff bench structure` process; a bond factor below 1 breaks every bond
     in the first frame: both runs fail at the first frame's time."""
     out = tmp_path / "parallel"
+    stale = out / "seed_1" / "structure.json"  # an earlier run's result: must not be read as this one's
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"stale": true}')
     argv = stability_argv(exported_direct, dataset, out, 30, "--jobs", "2", "--bond-factor", "0.5")
     assert main(argv) == 0
+    assert "stale" not in json.loads(stale.read_text())
     document = json.loads((out / "stability.json").read_text())
     runs = document["runs"]
     assert [run["seed"] for run in runs] == [0, 1]

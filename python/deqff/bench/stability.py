@@ -25,6 +25,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -129,6 +130,12 @@ def frame_times(directory: Path, frames: int, report_interval: int, timestep_fs:
 
 def seed_directory(out: Path, seed: int) -> Path:
     return out / f"seed_{seed}"
+
+
+def clear_seed_directory(out: Path, seed: int) -> None:
+    """Remove what an earlier run left in a seed's directory: its log would show as this run's
+    progress, its structure.json stand in for a result this run did not write."""
+    shutil.rmtree(seed_directory(out, seed), ignore_errors=True)
 
 
 def steps_of(args: argparse.Namespace) -> int:
@@ -414,6 +421,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     structure = start_structure(args, out)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     argvs = {seed: structure_argv(args, model, structure, seed) for seed in seeds}
+    for seed in seeds:
+        clear_seed_directory(out, seed)
     steps = steps_of(args)
     total_ps = steps * args.timestep * 1e-3
     began = time.perf_counter()
