@@ -257,7 +257,7 @@ benchmarks: build
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
 	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
-	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz \
+	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz --report-interval 20 \
 	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2
 	$(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \

@@ -33,6 +33,13 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=500.0)
     parser.add_argument("--timestep", type=float, default=0.5)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--report-interval",
+        type=int,
+        default=20,
+        help="steps between analysed frames: 20 (500 frames per 5 ps) keeps the h(r) difference's noise "
+        "floor near 0.065 on ethanol; 100 frames per 5 ps put it at 0.14",
+    )
     parser.add_argument("--out", default=str(HERE / "stability"))
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
@@ -47,7 +54,8 @@ def main() -> None:
         subprocess.run(
             [*DEQFF, "bench", "stability", "--model", model, "--dataset", args.dataset,
              "--seeds", str(args.seeds), "--ps", f"{args.ps:g}", "--temperature", f"{args.temperature:g}",
-             "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out)],
+             "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out),
+             "--report-interval", str(args.report_interval)],
             check=True,
         )  # fmt: skip
         figure = out / "stability.png"
