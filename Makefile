@@ -136,6 +136,7 @@ model-%: setup
 	cp runs/$*/checkpoints/best.pt models/$*.ckpt
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(EXPORT_OPTIONS) $(PRIOR_$*)
 	$(MAKE) --no-print-directory card-$*
+	$(call keep_run,$*)
 
 # A shipped model's card from its run directory (after a change to its NOTE_ text).
 card-%: setup
@@ -143,112 +144,115 @@ card-%: setup
 	  --command "make model-$*  # deqff train configs/$*.yaml; deqff export ... $(EXPORT_OPTIONS) $(PRIOR_$*)" \
 	  $(if $(NOTE_$*),--note "$(NOTE_$*)")
 
-# Re-measure benchmarks/RESULTS.md (several hours on 2 cores). Makes what is missing first: the
-# datasets, the shipped models' runs (as `make models`), the explicit stacks of other depths, an
-# explicit ethanol baseline and a 500 K xTB trajectory saved every step.
-DEQFF := $(VENV)/bin/deqff
-BENCH := $(PY) benchmarks
+# Training runs the benchmarks compare. Each keeps its record (config.yaml, metrics.csv, splits.npz and,
+# when it finished, test_metrics.json: a few tens of kB) in benchmarks/runs/NAME, committed, so that the
+# RESULTS.md sections built from them can be rewritten when runs/ is gone (issue 16: 3). A record present
+# is not retrained; delete it to re-measure. RUN_NAME: config and overrides (default configs/NAME.yaml);
+# STOP_NAME: the step a probe stops at (no test evaluation).
 # The architecture of the models shipped before gated-sum aggregation and deep radial MLPs (the runs of
 # the "recipe" section were trained with it; RESULTS.md "Architecture" compares it with the current one).
-# They and the other probes of those sections ran 12 epochs (the shipped configs now train 24).
+# They and the other probes of those sections ran 12 epochs.
 EPOCHS_12 := --set train.epochs=12 --set train.energy_stage_epoch=11
 V2_ARCH := --set model.radial_hidden=16 --set model.radial_layers=1 --set model.aggregation=softmax \
   --set train.lr=5.0e-3 $(EPOCHS_12)
 WIDE := --set 'model.irreps_node=32x0e + 16x1o + 8x2e' --set model.radial_hidden=32
 TIGHT_SOLVER := {method: anderson, max_iter: 30, tol: 1.0e-4, stop_mode: rel, m: 5}
 TIGHT_SOLVES := --set 'model.solver_train=$(TIGHT_SOLVER)' --set 'model.solver_backward=$(TIGHT_SOLVER)'
-benchmarks: build
+RUN_ethanol_explicit_L1 := configs/ethanol_explicit.yaml --set model.depth=1 $(EPOCHS_12)
+RUN_ethanol_conservative_12ep := configs/ethanol_conservative.yaml $(EPOCHS_12)
+RUN_ethanol_explicit_12ep := configs/ethanol_explicit.yaml $(EPOCHS_12)
+RUN_ethanol_conservative_v2 := configs/ethanol_conservative.yaml $(V2_ARCH)
+RUN_ethanol_explicit_v2 := configs/ethanol_explicit.yaml $(V2_ARCH)
+RUN_ethanol_explicit_L1_v2 := configs/ethanol_explicit.yaml $(V2_ARCH) --set model.depth=1
+RUN_ethanol_product8 := configs/ethanol_conservative.yaml $(V2_ARCH) --set model.product_channels=8 \
+  --set model.force_training=fixed_adjoint
+STOP_ethanol_product8 := 600
+RUN_ethanol_phantom := configs/ethanol_conservative.yaml $(V2_ARCH) --set model.grad_mode=phantom \
+  --set model.phantom_tau=1.0
+STOP_ethanol_phantom := 400
+RUN_ethanol_conservative_fixed_adjoint := configs/ethanol_conservative.yaml $(V2_ARCH) \
+  --set model.force_training=fixed_adjoint
+RUN_ethanol_exact_tight := configs/ethanol_conservative.yaml $(V2_ARCH) $(TIGHT_SOLVES)
+RUN_ethanol_wide_explicit_probe := configs/ethanol_explicit.yaml $(V2_ARCH) $(WIDE)
+RUN_ethanol_wide_explicit_gsum := configs/ethanol_explicit.yaml $(V2_ARCH) $(WIDE) --set model.aggregation=gated_sum
+RUN_ethanol_explicit_radial64x2 := configs/ethanol_explicit.yaml $(V2_ARCH) --set model.aggregation=gated_sum \
+  --set model.radial_hidden=64 --set model.radial_layers=2
+RUN_ethanol_explicit_v3_product16 := configs/ethanol_explicit.yaml --set model.product_channels=16 $(EPOCHS_12)
+STOP_ethanol_explicit_v3_product16 := 1000
+BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
+  ethanol_conservative_12ep ethanol_explicit_12ep ethanol_explicit_L1 ethanol_conservative_v2 ethanol_explicit_v2 \
+  ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
+  ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
+  ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep
+RECORDS := benchmarks/runs
+RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
+
+# Copy the record of runs/NAME ($(1)) to $(RECORDS)/NAME.
+define keep_run
+	mkdir -p $(RECORDS)/$(1) && cp runs/$(1)/config.yaml runs/$(1)/metrics.csv runs/$(1)/splits.npz $(RECORDS)/$(1)/
+	if test -f runs/$(1)/test_metrics.json; then cp runs/$(1)/test_metrics.json $(RECORDS)/$(1)/; fi
+endef
+
+# One benchmark run: trained (resumable), evaluated on its test split at the export's solver tolerance
+# unless it is a probe stopped early, its record kept. Shipped models go through model-NAME.
+$(RECORDS)/%/metrics.csv:
 	test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
+	if echo " $(SHIPPED_MODELS) " | grep -q " $* "; then $(MAKE) --no-print-directory model-$*; else \
+	  $(call train_run,$*,$(call RUN_CONFIG,$*) $(if $(STOP_$*),--stop-at-step $(STOP_$*))) && \
+	  $(if $(STOP_$*),true,$(DEQFF) train $(call RUN_CONFIG,$*) --output runs/$* --evaluate test --tol 1e-4 \
+	    --save --no-progress); fi
+	$(call keep_run,$*)
+
+benchmark-runs: build
+	for name in $(BENCHMARK_RUNS); do $(MAKE) --no-print-directory $(RECORDS)/$$name/metrics.csv || exit 1; done
+
+# Re-measure benchmarks/RESULTS.md (many hours on 2 cores). Makes what is missing first: the datasets,
+# the benchmark runs above (their records), an explicit ethanol baseline with direct forces and a 500 K
+# xTB trajectory saved every step.
+DEQFF := $(VENV)/bin/deqff
+BENCH := $(PY) benchmarks
+benchmarks: benchmark-runs
 	test -f data/aspirin_md500K_every_step.npz || $(DEQFF) data generate aspirin \
 	  -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 --temperature 500 --split none --seed 7
-	for name in aspirin_deq aspirin_explicit; do \
-	  test -f runs/$$name/test_metrics.json || $(DEQFF) train configs/$$name.yaml --no-progress || exit 1; \
-	done
-	test -f runs/ethanol_direct_explicit/test_metrics.json || $(DEQFF) train configs/ethanol_deq.yaml \
+	test -f runs/ethanol_direct_explicit/checkpoints/best.pt || $(DEQFF) train configs/ethanol_deq.yaml \
 	  --set model.model_type=explicit --set model.depth=4 --set train.fpc_weight=0 \
 	  --set train.num_threads=1 --output runs/ethanol_direct_explicit --no-progress
-	test -f runs/ethanol_conservative/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_conservative
-	test -f runs/ethanol_explicit/test_metrics.json || $(MAKE) --no-print-directory model-ethanol_explicit
-	for name in ethanol_conservative_24ep ethanol_explicit_24ep; do \
-	  test -f runs/$$name/test_metrics.json || { $(DEQFF) train configs/$$name.yaml --no-progress && $(DEQFF) train \
-	    configs/$$name.yaml --evaluate test --tol 1e-4 --save --no-progress; } || exit 1; \
-	done
-	test -f runs/ethanol_explicit_L1/test_metrics.json || { $(DEQFF) train configs/ethanol_explicit.yaml \
-	  --set model.depth=1 $(EPOCHS_12) --output runs/ethanol_explicit_L1 --no-progress && $(DEQFF) train \
-	  configs/ethanol_explicit.yaml --set model.depth=1 $(EPOCHS_12) --output runs/ethanol_explicit_L1 \
-	  --evaluate test --tol 1e-4 --save --no-progress; }
-	for name in ethanol_conservative ethanol_explicit; do \
-	  test -f runs/$${name}_12ep/test_metrics.json || { $(DEQFF) train configs/$$name.yaml $(EPOCHS_12) \
-	    --output runs/$${name}_12ep --no-progress && $(DEQFF) train configs/$$name.yaml $(EPOCHS_12) \
-	    --output runs/$${name}_12ep --evaluate test --tol 1e-4 --save --no-progress; } || exit 1; \
-	done
-	$(MAKE) --no-print-directory runs/ethanol_conservative_v2/test_metrics.json \
-	  V2_RUN="configs/ethanol_conservative.yaml $(V2_ARCH)"
-	$(MAKE) --no-print-directory runs/ethanol_explicit_v2/test_metrics.json \
-	  V2_RUN="configs/ethanol_explicit.yaml $(V2_ARCH)"
-	$(MAKE) --no-print-directory runs/ethanol_explicit_L1_v2/test_metrics.json \
-	  V2_RUN="configs/ethanol_explicit.yaml $(V2_ARCH) --set model.depth=1"
-	test -f runs/ethanol_product8/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml $(V2_ARCH) \
-	  --set model.product_channels=8 --set model.force_training=fixed_adjoint --output runs/ethanol_product8 \
-	  --stop-at-step 600 --no-progress
-	test -f runs/ethanol_phantom/metrics.csv || $(DEQFF) train configs/ethanol_conservative.yaml $(V2_ARCH) \
-	  --set model.grad_mode=phantom --set model.phantom_tau=1.0 --output runs/ethanol_phantom \
-	  --stop-at-step 400 --no-progress
-	test -f runs/ethanol_conservative_fixed_adjoint/test_metrics.json || { $(DEQFF) train \
-	  configs/ethanol_conservative.yaml $(V2_ARCH) --set model.force_training=fixed_adjoint \
-	  --output runs/ethanol_conservative_fixed_adjoint --no-progress && $(DEQFF) train \
-	  configs/ethanol_conservative.yaml $(V2_ARCH) --output runs/ethanol_conservative_fixed_adjoint \
-	  --set model.force_training=fixed_adjoint --evaluate test --tol 1e-4 --save --no-progress; }
-	test -f runs/ethanol_exact_tight/test_metrics.json || { $(DEQFF) train configs/ethanol_conservative.yaml \
-	  $(V2_ARCH) $(TIGHT_SOLVES) --output runs/ethanol_exact_tight --no-progress && $(DEQFF) train \
-	  configs/ethanol_conservative.yaml $(V2_ARCH) $(TIGHT_SOLVES) --output runs/ethanol_exact_tight \
-	  --evaluate test --tol 1e-4 --save --no-progress; }
-	test -f runs/ethanol_wide_explicit_probe/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
-	  $(V2_ARCH) $(WIDE) --output runs/ethanol_wide_explicit_probe --no-progress
-	test -f runs/ethanol_wide_explicit_gsum/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
-	  $(V2_ARCH) $(WIDE) --set model.aggregation=gated_sum --output runs/ethanol_wide_explicit_gsum --no-progress
-	test -f runs/ethanol_explicit_radial64x2/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
-	  $(V2_ARCH) --set model.aggregation=gated_sum --set model.radial_hidden=64 --set model.radial_layers=2 \
-	  --output runs/ethanol_explicit_radial64x2 --no-progress
-	test -f runs/ethanol_explicit_v3_product16/metrics.csv || $(DEQFF) train configs/ethanol_explicit.yaml \
-	  --set model.product_channels=16 $(EPOCHS_12) --output runs/ethanol_explicit_v3_product16 --stop-at-step 1000 \
-	  --no-progress
 	$(BENCH)/gradient_check.py --checkpoint models/ethanol_conservative.ckpt --batches 3 \
 	  --modes ift,ift-fixed,ift-tight,ift-fixed-tight,bptt40 --results benchmarks/RESULTS.md
-	$(BENCH)/bench_recipe.py --runs runs/ethanol_conservative_v2 runs/ethanol_exact_tight \
-	  runs/ethanol_conservative_fixed_adjoint runs/ethanol_explicit_L1_v2 runs/ethanol_explicit_v2 \
-	  runs/ethanol_product8 runs/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13" \
+	$(BENCH)/bench_recipe.py --runs $(RECORDS)/ethanol_conservative_v2 $(RECORDS)/ethanol_exact_tight \
+	  $(RECORDS)/ethanol_conservative_fixed_adjoint $(RECORDS)/ethanol_explicit_L1_v2 $(RECORDS)/ethanol_explicit_v2 \
+	  $(RECORDS)/ethanol_product8 $(RECORDS)/ethanol_phantom --title "ethanol, conservative forces, recipe of issue #13" \
 	  --labels "DEQ, exact gradients" "DEQ, exact gradients, solves to 1e-4" \
 	  "DEQ, adjoint held fixed" "explicit, 1 layer" "explicit, 2 layers" "DEQ + many-body product (stopped)" \
 	  "DEQ, phantom gradients (stopped)" --notes-file benchmarks/recipe_notes.md
 	$(BENCH)/bench_recipe.py --section architecture --plot benchmarks/architecture.png \
-	  --runs runs/ethanol_explicit_v2 runs/ethanol_wide_explicit_probe runs/ethanol_wide_explicit_gsum \
-	  runs/ethanol_explicit_radial64x2 runs/ethanol_explicit_12ep runs/ethanol_explicit_v3_product16 \
-	  runs/ethanol_explicit_L1 runs/ethanol_conservative_v2 runs/ethanol_conservative_12ep \
-	  runs/ethanol_explicit_24ep runs/ethanol_conservative_24ep runs/ethanol_explicit runs/ethanol_conservative \
+	  --runs $(RECORDS)/ethanol_explicit_v2 $(RECORDS)/ethanol_wide_explicit_probe $(RECORDS)/ethanol_wide_explicit_gsum \
+	  $(RECORDS)/ethanol_explicit_radial64x2 $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_v3_product16 \
+	  $(RECORDS)/ethanol_explicit_L1 $(RECORDS)/ethanol_conservative_v2 $(RECORDS)/ethanol_conservative_12ep \
+	  $(RECORDS)/ethanol_explicit_24ep $(RECORDS)/ethanol_conservative_24ep $(RECORDS)/ethanol_explicit $(RECORDS)/ethanol_conservative \
 	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
 	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current" "current + product 16 (stopped)" \
 	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "explicit 2 layers, 24 epochs" \
 	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
-	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/ethanol_conservative \
+	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12
-	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs runs/ethanol_conservative \
-	  runs/ethanol_explicit_L1 runs/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 1 layer (12 epochs)" \
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs $(RECORDS)/ethanol_conservative \
+	  $(RECORDS)/ethanol_explicit_L1 $(RECORDS)/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 1 layer (12 epochs)" \
 	  "deqff explicit, 2 layers" --title ethanol
-	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run runs/aspirin_deq \
+	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/aspirin_deq \
 	  --out benchmarks/peer/aspirin --epochs 12
-	test -f runs/aspirin_deq_24ep/test_metrics.json || $(DEQFF) train configs/aspirin_deq_24ep.yaml --no-progress
-	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs runs/aspirin_deq runs/aspirin_deq_24ep \
-	  runs/aspirin_explicit --labels "deqff DEQ" "deqff DEQ, 24 epochs (probe)" "deqff explicit, 4 layers" \
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq $(RECORDS)/aspirin_deq_24ep \
+	  $(RECORDS)/aspirin_explicit --labels "deqff DEQ" "deqff DEQ, 24 epochs (probe)" "deqff explicit, 4 layers" \
 	  --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt --structure aspirin --steps 200
-	$(BENCH)/bench_deq_vs_explicit.py --runs runs/ethanol_conservative runs/ethanol_explicit \
+	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_explicit \
+	  --checkpoints models/ethanol_conservative.ckpt models/ethanol_explicit.ckpt \
 	  --untrained-depths 1 4 --structure ethanol --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
 	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
@@ -270,11 +274,6 @@ benchmarks: build
 	  --adjoint-tol 1e-4 $(PRIOR_ethanol_conservative)
 	$(BENCH)/bench_lammps_paths.py --old out/bench/one_rank.pt --new out/bench/cpp_loop.pt
 	$(DEQFF) demo && cp out/demo/summary.md benchmarks/demo_summary.md
-
-# A run of the previous architecture (V2_RUN = config and overrides), trained and evaluated on its test split.
-runs/%_v2/test_metrics.json:
-	$(DEQFF) train $(V2_RUN) --output runs/$*_v2 --no-progress
-	$(DEQFF) train $(V2_RUN) --output runs/$*_v2 --evaluate test --tol 1e-4 --save --no-progress
 
 clean:
 	rm -rf $(BUILD)

@@ -10,7 +10,9 @@ for the DEQ), after untimed warm-up calls, exported float64 at the tolerance giv
 Models are exported as shipped (float64, forward and adjoint tolerance --tol, warm starts predicted
 from the last --predictor-order + 1 fixed points). The shipped ethanol pair (same recipe and epochs):
 
-    python benchmarks/bench_deq_vs_explicit.py --runs runs/ethanol_conservative runs/ethanol_explicit \\
+    python benchmarks/bench_deq_vs_explicit.py \\
+        --runs benchmarks/runs/ethanol_conservative benchmarks/runs/ethanol_explicit \\
+        --checkpoints models/ethanol_conservative.ckpt models/ethanol_explicit.ckpt \\
         --untrained-depths 1 4 --structure ethanol
 
 Explicit stacks of other depths are trained with the explicit config and `--set model.depth=L`.
@@ -51,9 +53,14 @@ class Row:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def trained_row(run: Path) -> Row:
+def trained_row(run: Path, checkpoint: Path | None = None) -> Row:
+    """A trained model: its test metrics from `run` (a run directory or its kept record), its weights from
+    `checkpoint` (default: the run's best checkpoint)."""
     metrics = json.loads((run / "test_metrics.json").read_text())
-    model = model_from_checkpoint(run / "checkpoints" / "best.pt")
+    checkpoint = checkpoint or run / "checkpoints" / "best.pt"
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"{checkpoint} does not exist: name the run's checkpoint with --checkpoints")
+    model = model_from_checkpoint(checkpoint)
     config = model.config
     name = f"DEQ ({run.name})" if config.model_type == "deq" else f"explicit L={config.depth} ({run.name})"
     return Row(name, model, metrics["force_mae_meV_A"], metrics["energy_mae_meV"], metrics.get("solver_tol"))
@@ -115,6 +122,12 @@ def main() -> None:
         nargs="+",
         default=["runs/ethanol_conservative", "runs/ethanol_explicit"],
     )
+    parser.add_argument(
+        "--checkpoints",
+        nargs="*",
+        help="the runs' checkpoints, in the order of --runs (default: RUN/checkpoints/best.pt); for run "
+        "records kept without checkpoints (benchmarks/runs/NAME) and the shipped models/NAME.ckpt",
+    )
     parser.add_argument("--untrained-depths", type=int, nargs="*", default=[])
     parser.add_argument("--structure", default="ethanol")
     parser.add_argument("--steps", type=int, default=200)
@@ -127,7 +140,11 @@ def main() -> None:
         dtype="float64", tol=args.tol, adjoint_tol=args.tol, predictor_order=args.predictor_order
     )
 
-    rows = sorted((trained_row(Path(run)) for run in args.runs), key=depth)
+    checkpoints = args.checkpoints or [None] * len(args.runs)
+    if len(checkpoints) != len(args.runs):
+        parser.error(f"--checkpoints names {len(checkpoints)} files for {len(args.runs)} runs")
+    pairs = zip(args.runs, checkpoints, strict=True)
+    rows = sorted((trained_row(Path(run), ckpt and Path(ckpt)) for run, ckpt in pairs), key=depth)
     deq_row = next(row for row in rows if row.model.config.model_type == "deq")
     rows += [untrained_row(deq_row.model, depth) for depth in args.untrained_depths]
     test_solve = "" if deq_row.test_tol is None else f"; the DEQ solved to {deq_row.test_tol:g}"

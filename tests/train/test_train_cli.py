@@ -123,7 +123,8 @@ def test_evaluate_at_another_tolerance_and_save(tiny_dataset: Path, tmp_path: Pa
 
 
 def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
-    """--stop-at-step N: a run of the full schedule stopped (resumable) after N steps."""
+    """--stop-at-step N: a run of the full schedule stopped (resumable) after N steps; resumed with the
+    same N it takes no further step."""
     import torch
 
     run = tmp_path / "run"
@@ -134,6 +135,8 @@ def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys) ->
     assert "stopped at step 5" in capsys.readouterr().err
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]
     assert state["step"] == 5 and not state["finished"]
+    assert main([*args, "--stop-at-step", "5", "--resume"]) == 0  # make re-running a stopped probe
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["step"] == 5
     assert main([*args, "--resume"]) == 0
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["finished"]
 

@@ -309,6 +309,9 @@ class Trainer:
         if s.finished:
             log.info("%s: training already finished (%d epochs, %d steps)", self.paths.root, s.epoch, s.step)
             return s.history
+        if stop_at_step is not None and s.step >= stop_at_step:  # a resumed probe already at its stop
+            log.info("%s: already at step %d (stop at %d)", self.paths.root, s.step, stop_at_step)
+            return s.history
         interval = 0.5 if sys.stderr.isatty() else 30.0  # keep redirected logs short
         bar = tqdm(total=self.total_steps, initial=s.step, desc="train", unit="step", dynamic_ncols=True,
                    disable=not self.config.output.progress, mininterval=interval)  # fmt: skip
