@@ -179,11 +179,15 @@ RUN_ethanol_explicit_radial64x2 := configs/ethanol_explicit.yaml $(V2_ARCH) --se
   --set model.radial_hidden=64 --set model.radial_layers=2
 RUN_ethanol_explicit_v3_product16 := configs/ethanol_explicit.yaml --set model.product_channels=16 $(EPOCHS_12)
 STOP_ethanol_explicit_v3_product16 := 1000
+# Aspirin probes (issue 13: a stronger layer): l <= 1 features, twice the channels (as MACE's max_L 1), at the
+# cost per step of the shipped 16x0e + 8x1o + 4x2e (0.66 s per step of 5 frames, trained).
+RUN_aspirin_deq_l1wide_24ep := configs/aspirin_deq_24ep.yaml --set 'model.irreps_node=32x0e + 16x1o'
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
   ethanol_conservative_12ep ethanol_explicit_12ep ethanol_explicit_L1 ethanol_conservative_v2 ethanol_explicit_v2 \
   ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
-  ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep
+  ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
+  aspirin_deq_l1wide_24ep
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
