@@ -6,6 +6,8 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -188,6 +190,57 @@ void test_bad_files(const std::string& dir) {
   check_throws([&] { analytic.solver_settings(); }, "not a deqff DEQ/explicit model", "analytic has no solver");
 }
 
+// The solve's settings read from the metadata (Model::solver_settings / adjoint_settings) equal the Python
+// reader's (deqff.export.metadata.host_settings, written to host_settings.txt by write_models.py), for
+// this deqff's exports and the shipped files of older formats.
+void test_settings_from_metadata(const std::string& dir) {
+  std::cout << "solver settings from the metadata (C++ == Python)\n";
+  std::ifstream in(dir + "/host_settings.txt");
+  std::string line;
+  int models = 0;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string path, item;
+    fields >> path;
+    std::map<std::string, double> expected;
+    while (fields >> item) {
+      const auto eq = item.find('=');
+      expected[item.substr(0, eq)] = std::stod(item.substr(eq + 1));
+    }
+    deqff::Model model(path);
+    const auto& s = model.solver_settings();
+    std::map<std::string, double> got = {
+        {"feature_dim", double(s.feature_dim)}, {"stages", double(s.stages)},
+        {"implicit", s.implicit ? 1.0 : 0.0},   {"warm_start", s.warm_start ? 1.0 : 0.0},
+        {"predictor_order", double(s.predictor_order)}};
+    auto add = [&](const deqff::SolverSettings& t, const std::string& prefix) {
+      got[prefix + "tol"] = t.tol;
+      got[prefix + "max_iter"] = double(t.max_iter);
+      got[prefix + "fallback_max_iter"] = double(t.fallback_max_iter);
+      got[prefix + "stop_rel"] = t.stop_rel ? 1.0 : 0.0;
+      got[prefix + "anderson"] = t.anderson ? 1.0 : 0.0;
+      got[prefix + "m"] = double(t.m);
+      got[prefix + "beta"] = t.beta;
+      got[prefix + "lam"] = t.lam;
+      got[prefix + "damping"] = t.damping;
+      got[prefix + "return_best"] = t.return_best ? 1.0 : 0.0;
+    };
+    if (s.implicit) add(s, "");
+    if (model.has_adjoint_steps()) add(model.adjoint_settings(), "adjoint_");
+    std::string differences;
+    for (const auto& [key, value] : expected)
+      if (!got.count(key) || got[key] != value) differences += " " + key;
+    for (const auto& [key, value] : got)
+      if (!expected.count(key)) differences += " +" + key;
+    check(differences.empty(), path.substr(path.rfind('/') + 1) + " (format " +
+                                   std::to_string(model.metadata().format_version) + "): " +
+                                   std::to_string(expected.size()) + " settings equal" +
+                                   (differences.empty() ? "" : ", differ:" + differences));
+    ++models;
+  }
+  check(models >= 3, "host_settings.txt lists the exported models (" + std::to_string(models) + ")");
+}
+
 // deqff/mdet.h on one process: rotations are proper and orthogonal, removals are projections that
 // leave zero net force / torque (also for a linear molecule, whose inertia tensor is singular).
 void test_mdet() {
@@ -259,6 +312,7 @@ int main(int argc, char** argv) {
   test_state_persists(dir);
   test_exported_deq(dir);
   test_bad_files(dir);
+  test_settings_from_metadata(dir);
   test_mdet();
   std::cout << (failures == 0 ? "all runtime checks passed\n" : "runtime checks FAILED\n");
   return failures == 0 ? 0 : 1;

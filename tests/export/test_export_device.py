@@ -187,7 +187,7 @@ def test_state_buffers_are_registered_and_follow_the_module_device(device_export
     meta = torch.device("meta")
     module.reset()
     assert {t.device for _, t in torch._C._jit_debug_module_iterators(module._c)["named_buffers"]} == {meta}
-    dim = int(module.lammps_info()["feature_dim"])
+    dim = int(module.metadata()["feature_dim"])
     state = [torch.zeros(9, dim, dtype=torch.float64, device=meta)] * 2
     module.set_state(state)
     assert all(t.device == meta for t in module.get_state())

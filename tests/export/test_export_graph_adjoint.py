@@ -55,7 +55,7 @@ def build_rank(positions: torch.Tensor, species: torch.Tensor, cell: torch.Tenso
 
 def host_conservative(module, ranks: list[Rank], n_atoms: int, stages: int):
     """(energy eV, forces [N, 3] eV/Å, virial [3, 3] eV = sum over ranks and rows of -x ⊗ dE/dx)."""
-    D = int(module.lammps_info()["feature_dim"])
+    D = int(module.metadata()["feature_dim"])
     zeros = torch.zeros(n_atoms, D, dtype=torch.float64)
     owners = [rank.atom[: rank.n_local] for rank in ranks]
     embedded = [module.lammps_embed(r.positions, r.species, r.edges, r.n_local) for r in ranks]
@@ -152,7 +152,7 @@ TWO_RANKS = [[0, 2, 3, 5, 7], [1, 4, 6, 8]]
 @pytest.mark.parametrize("owned", [[list(range(9))], TWO_RANKS], ids=["1rank", "2ranks"])
 def test_host_driven_conservative_equals_module(conservative, owned):
     module, stages = conservative
-    assert int(module.lammps_info()["stages"]) == stages
+    assert int(module.metadata()["stages"]) == stages
     x, cell = periodic_ethanol()
     species = module.species.clone()
     ranks = [build_rank(x, species, cell, part) for part in owned]
@@ -193,7 +193,7 @@ def test_stage_graph_transposes_as_iterate_vjp(conservative):
     x, cell = periodic_ethanol()
     rank = build_rank(x, module.species.clone(), cell, TWO_RANKS[0])
     _, features = module.lammps_embed(rank.positions, rank.species, rank.edges, rank.n_local)
-    D = int(module.lammps_info()["feature_dim"])
+    D = int(module.metadata()["feature_dim"])
     generator = torch.Generator().manual_seed(0)
     n_all = rank.positions.shape[0]
     h = torch.randn(n_all, D, generator=generator, dtype=torch.float64)

@@ -68,10 +68,10 @@ def test_predicted_starts_need_fewer_iterations_within_the_tolerance_bound(ethan
         plain.compute(frame)
         _, forces_tight = tight.compute(frame)
         assert relative_error(forces, forces_tight) <= FORCE_BOUND * tol
-    assert predicted.num_cold_starts() == 1 and predicted.num_rejected() == 0
+    assert predicted.totals()["cold_starts"] == 1 and predicted.totals()["rejected"] == 0
     assert predicted.z_history.shape[0] == 3
-    total = predicted.total_iterations() + predicted.total_adjoint_iterations()
-    total_plain = plain.total_iterations() + plain.total_adjoint_iterations()
+    total = predicted.totals()["total_iterations"] + predicted.totals()["total_adjoint_iterations"]
+    total_plain = plain.totals()["total_iterations"] + plain.totals()["total_adjoint_iterations"]
     assert total < 0.9 * total_plain, (total, total_plain)
 
 
@@ -109,7 +109,7 @@ def test_exported_file_carries_the_predictor(tmp_path, ethanol):
         _, forces = module.compute(frame)
         _, forces_tight = tight.compute(frame)
         assert relative_error(forces, forces_tight) <= FORCE_BOUND * 1e-4  # the export's default tol
-    assert module.num_cold_starts() == 1
+    assert module.totals()["cold_starts"] == 1
 
 
 def test_predictor_order_out_of_range_is_refused():

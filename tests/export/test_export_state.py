@@ -38,9 +38,9 @@ def test_warm_starts_need_fewer_iterations_and_stay_within_the_tolerance_bound(e
         _, forces_tight = tight.compute(frame)
         assert relative_error(forces_warm, forces_tight) <= FORCE_BOUND * tol
         assert relative_error(forces_cold, forces_tight) <= FORCE_BOUND * tol
-    assert warm.num_cold_starts() == 1 and cold.num_cold_starts() == 10
-    mean_warm = warm.total_iterations() / warm.num_calls()
-    mean_cold = cold.total_iterations() / cold.num_calls()
+    assert warm.totals()["cold_starts"] == 1 and cold.totals()["cold_starts"] == 10
+    mean_warm = warm.totals()["total_iterations"] / warm.totals()["calls"]
+    mean_cold = cold.totals()["total_iterations"] / cold.totals()["calls"]
     assert mean_warm < 0.8 * mean_cold, (mean_warm, mean_cold)
 
 
@@ -49,27 +49,33 @@ def test_exported_module_keeps_state_and_resets(exported, ethanol):
     module, _ = load_potential(exported("conservative"), numbers)
     frames = md_like_frames(positions, 3)
     module.compute(frames[0])
-    assert module.last_was_cold() and module.has_state()
+    assert module.last_stats()["cold"] and module.get_state()[0].shape[0] > 0
     cold_iterations = module.last_iterations()
     module.compute(frames[1])
-    assert not module.last_was_cold() and module.last_iterations() < cold_iterations
+    assert not module.last_stats()["cold"] and module.last_iterations() < cold_iterations
     module.reset()
-    assert not module.has_state()
+    assert module.get_state()[0].shape[0] == 0
     module.compute(frames[2])
-    assert module.last_was_cold()
+    assert module.last_stats()["cold"]
     module.set_atomic_numbers(numbers)  # a new system (even the same atoms) starts cold
     module.compute(frames[2])
-    assert module.last_was_cold() and module.num_cold_starts() == 3 and module.num_calls() == 4
+    assert (
+        module.last_stats()["cold"] and module.totals()["cold_starts"] == 3 and module.totals()["calls"] == 4
+    )
 
 
 def test_repeated_positions_are_served_from_the_cache(exported, ethanol):
     positions, numbers = ethanol
     module, _ = load_potential(exported("conservative"), numbers)
     energy, forces = module.compute(positions)
-    total = module.total_iterations()
+    total = module.totals()["total_iterations"]
     energy_again, forces_again = module.compute(positions.clone())
     assert energy_again.item() == energy.item() and torch.equal(forces_again, forces)
-    assert module.total_iterations() == total and module.num_repeats() == 1 and module.num_calls() == 2
+    assert (
+        module.totals()["total_iterations"] == total
+        and module.totals()["repeats"] == 1
+        and module.totals()["calls"] == 2
+    )
 
 
 def test_state_follows_the_atom_count(ethanol):
@@ -79,9 +85,9 @@ def test_state_follows_the_atom_count(ethanol):
     with pytest.raises(ValueError, match="got 8 atoms but the model was set up for 9"):
         model.compute(positions[:8])
     model.set_atomic_numbers(numbers[:8])
-    assert not model.has_state()
+    assert model.get_state()[0].shape[0] == 0
     model.compute(positions[:8])
-    assert model.last_was_cold() and model.z_state.shape[0] == 8
+    assert model.last_stats()["cold"] and model.z_state.shape[0] == 8
 
 
 def test_a_warm_start_worse_than_cold_is_rejected(exported, ethanol):
@@ -95,13 +101,13 @@ def test_a_warm_start_worse_than_cold_is_rejected(exported, ethanol):
     module.set_state([-5.0 * z, g])  # a foreign state (another system, a corrupted restart)
     energy, forces = module.compute(positions + 0.01)
     stats = module.last_stats()
-    assert stats["start_residual"] >= 1.0 and stats["rejected"] == 1.0 and module.last_was_cold()
+    assert stats["start_residual"] >= 1.0 and stats["rejected"] == 1.0 and module.last_stats()["cold"]
     energy_cold, forces_cold = fresh.compute(positions + 0.01)
     assert energy.item() == energy_cold.item()
     torch.testing.assert_close(forces, forces_cold, rtol=1e-6, atol=1e-8)  # adjoint was warm-started
     module.set_state([torch.full_like(z, float("nan")), g])
     module.compute(positions + 0.02)
-    assert module.last_stats()["rejected"] == 1.0 and module.num_rejected() == 2
+    assert module.last_stats()["rejected"] == 1.0 and module.totals()["rejected"] == 2
 
 
 def test_jumps_give_the_forces_of_a_cold_start(ethanol):
@@ -126,7 +132,7 @@ def test_unconverged_warm_solve_is_retried_cold_with_the_fallback_solver(ethanol
     model = potential("direct", tol=1e-8, max_iter=4, fallback_max_iter=200)
     model.compute(positions)
     stats = model.last_stats()
-    assert stats["retried"] == 1.0 and stats["residual"] < 1e-8 and model.last_was_cold()
+    assert stats["retried"] == 1.0 and stats["residual"] < 1e-8 and model.last_stats()["cold"]
     model.compute(positions + 0.001)
     assert model.last_stats()["residual"] < 1e-8
 
@@ -142,7 +148,7 @@ def test_failed_solve_raises_and_keeps_no_state(exported, ethanol, scripted):
         error = RuntimeError
     with pytest.raises(error, match=r"did not converge even from a cold start.*tolerance 1.0e-12.*max-iter"):
         model.compute(positions)
-    assert not model.has_state() and model.num_calls() == 0
+    assert model.get_state()[0].shape[0] == 0 and model.totals()["calls"] == 0
 
 
 def test_unconverged_adjoint_raises(ethanol):
@@ -150,7 +156,7 @@ def test_unconverged_adjoint_raises(ethanol):
     model = potential("conservative", adjoint_tol=1e-14, adjoint_max_iter=1)
     with pytest.raises(RuntimeError, match="adjoint solve of the conservative forces did not converge"):
         model.compute(positions)
-    assert not model.has_state()
+    assert model.get_state()[0].shape[0] == 0
 
 
 def test_state_follows_the_geometry_when_every_start_is_converged(ethanol):
@@ -162,7 +168,7 @@ def test_state_follows_the_geometry_when_every_start_is_converged(ethanol):
     for frame in md_like_frames(positions, 4, size=0.002):
         _, forces = model.compute(frame)
         if previous is not None:
-            assert model.last_iterations() == 1 and not model.last_was_cold()
+            assert model.last_iterations() == 1 and not model.last_stats()["cold"]
             assert not torch.equal(forces, previous)
         previous = forces
     z = model.get_state()[0]
@@ -176,10 +182,10 @@ def test_warm_up_solves_then_leaves_the_module_cold_with_zero_statistics(exporte
     positions, numbers = ethanol
     module, _ = load_potential(exported("direct"), numbers)
     warm_up_potential(module, positions, calls=2)
-    assert not module.has_state()
-    assert module.num_calls() == 0 and module.total_iterations() == 0
+    assert module.get_state()[0].shape[0] == 0
+    assert module.totals()["calls"] == 0 and module.totals()["total_iterations"] == 0
     module.compute(positions, None)
-    assert module.last_was_cold()
+    assert module.last_stats()["cold"]
 
 
 @pytest.mark.parametrize("convention", ["openmm", "openmm-energy"])
@@ -193,7 +199,7 @@ def test_set_state_then_the_same_positions_solves_again(exported, ethanol, conve
     z, g = module.get_state()
     module.set_state([-5.0 * z, g])  # another state, e.g. from another replica
     again = module(openmm_inputs(positions))
-    assert module.num_repeats() == 0 and module.last_iterations() > 0
+    assert module.totals()["repeats"] == 0 and module.last_iterations() > 0
     reference = fresh(openmm_inputs(positions))
     if convention == "openmm":
         energy, again, reference = energy[0], again[0], reference[0]

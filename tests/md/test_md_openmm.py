@@ -79,7 +79,7 @@ def cold_iterations(path, structure, positions_nm) -> int:
     """Iterations of a cold solve at these positions (a fresh module)."""
     module, _ = load_potential(path, structure.atomic_numbers)
     module.compute(torch.as_tensor(positions_nm * NM_TO_ANGSTROM))
-    assert module.last_was_cold()
+    assert module.last_stats()["cold"]
     return module.last_iterations()
 
 

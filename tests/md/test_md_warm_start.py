@@ -111,7 +111,7 @@ def test_reporter_reads_a_live_model(checkpoint, ethanol):
     simulation.reporters.append(reporter)
     simulation.step(6)
     assert [row["step"] for row in reporter.rows] == [2, 4, 6]
-    assert reporter.rows[-1]["total_iterations"] == model.total_iterations()
+    assert reporter.rows[-1]["total_iterations"] == model.totals()["total_iterations"]
     assert reporter.rows[0]["cold_starts"] == 1 and reporter.rows[-1]["cold_starts"] == 0
     assert reporter.rows[-1]["last_iterations"] == model.last_iterations() > 0
-    assert sum(row["iterations_per_step"] * 2 for row in reporter.rows) == model.total_iterations()
+    assert sum(row["iterations_per_step"] * 2 for row in reporter.rows) == model.totals()["total_iterations"]

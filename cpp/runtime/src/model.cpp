@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <optional>
 #include <sstream>
@@ -49,47 +51,257 @@ bool mdet_flag(const std::map<std::string, std::string>& raw, const std::string&
                    "' (expected 'true' or 'false'); re-export it with `deqff export`.");
 }
 
-double setting(const c10::Dict<std::string, double>& info, const std::string& key, const std::string& path) {
-  if (!info.contains(key)) {
-    throw ModelError("deqff model '" + path + "': lammps_info() has no '" + key + "'; re-export it with `deqff export`.");
+// A minimal JSON reader for the metadata's JSON-valued entries ("solver", "model_config"): objects,
+// arrays, strings (with the escapes json.dumps writes), numbers, true/false/null.
+struct Json {
+  enum class Kind { Null, Bool, Number, String, Array, Object };
+  Kind kind = Kind::Null;
+  bool boolean = false;
+  double number = 0.0;
+  std::string text;
+  std::vector<Json> items;
+  std::map<std::string, Json> fields;
+
+  const Json* find(const std::string& key) const {
+    if (kind != Kind::Object) return nullptr;
+    auto it = fields.find(key);
+    return it == fields.end() ? nullptr : &it->second;
   }
-  return info.at(key);
-}
+};
 
-// The iteration settings of one solver from lammps_info(), keys prefixed with `prefix` ("" or "adjoint_").
-void read_iteration(const c10::Dict<std::string, double>& info, const std::string& prefix, const std::string& path,
-                    SolverSettings& s) {
-  s.tol = setting(info, prefix + "tol", path);
-  s.max_iter = static_cast<int64_t>(setting(info, prefix + "max_iter", path));
-  s.fallback_max_iter = static_cast<int64_t>(setting(info, prefix + "fallback_max_iter", path));
-  s.stop_rel = setting(info, prefix + "stop_rel", path) > 0.5;
-  s.anderson = setting(info, prefix + "anderson", path) > 0.5;
-  s.m = static_cast<int64_t>(setting(info, prefix + "m", path));
-  s.beta = setting(info, prefix + "beta", path);
-  s.lam = setting(info, prefix + "lam", path);
-  s.damping = setting(info, prefix + "damping", path);
-  s.return_best = setting(info, prefix + "return_best", path) > 0.5;
-}
+class JsonReader {
+ public:
+  explicit JsonReader(const std::string& text) : text_(text) {}
 
-c10::Dict<std::string, double> read_info(torch::jit::Module& module) {
-  return c10::impl::toTypedDict<std::string, double>(module.run_method("lammps_info").toGenericDict());
-}
-
-SolverSettings read_settings(torch::jit::Module& module, const std::string& path) {
-  auto info = read_info(module);
-  SolverSettings s;
-  s.feature_dim = static_cast<int64_t>(setting(info, "feature_dim", path));
-  s.stages = static_cast<int64_t>(setting(info, "stages", path));
-  s.implicit = setting(info, "implicit", path) > 0.5;
-  s.warm_start = setting(info, "warm_start", path) > 0.5;
-  if (s.implicit) read_iteration(info, "", path, s);
-  if (info.contains("predictor_order")) s.predictor_order = static_cast<int64_t>(info.at("predictor_order"));
-  if (s.feature_dim < 1 || s.stages < 1) {
-    throw ModelError("deqff model '" + path + "': lammps_info() gives feature_dim " +
-                     std::to_string(s.feature_dim) + " and stages " + std::to_string(s.stages) +
-                     " (both must be >= 1); re-export it with `deqff export`.");
+  Json document() {
+    Json value = parse();
+    skip_space();
+    if (at_ < text_.size()) fail("trailing characters");
+    return value;
   }
-  return s;
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error(what + " at offset " + std::to_string(at_));
+  }
+  void skip_space() {
+    while (at_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[at_]))) ++at_;
+  }
+  char peek() {
+    skip_space();
+    if (at_ >= text_.size()) fail("unexpected end");
+    return text_[at_];
+  }
+  void expect(char c) {
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++at_;
+  }
+  bool literal(const std::string& word) {
+    if (text_.compare(at_, word.size(), word) != 0) return false;
+    at_ += word.size();
+    return true;
+  }
+  std::string string() {
+    expect('"');
+    std::string out;
+    while (at_ < text_.size() && text_[at_] != '"') {
+      char c = text_[at_++];
+      if (c == '\\') {
+        if (at_ >= text_.size()) fail("unterminated escape");
+        const char e = text_[at_++];
+        if (e == 'n') c = '\n';
+        else if (e == 't') c = '\t';
+        else if (e == 'r') c = '\r';
+        else if (e == 'b') c = '\b';
+        else if (e == 'f') c = '\f';
+        else if (e == 'u') {
+          if (at_ + 4 > text_.size()) fail("short \\u escape");
+          const unsigned code = std::stoul(text_.substr(at_, 4), nullptr, 16);
+          at_ += 4;
+          c = code < 128 ? static_cast<char>(code) : '?';  // metadata keys and values are ASCII
+        } else {
+          c = e;  // \" \\ \/
+        }
+      }
+      out.push_back(c);
+    }
+    expect('"');
+    return out;
+  }
+  Json parse() {
+    Json value;
+    const char c = peek();
+    if (c == '{') {
+      ++at_;
+      value.kind = Json::Kind::Object;
+      if (peek() == '}') {
+        ++at_;
+        return value;
+      }
+      while (true) {
+        std::string key = string();
+        expect(':');
+        value.fields[key] = parse();
+        if (peek() == ',') {
+          ++at_;
+          continue;
+        }
+        expect('}');
+        return value;
+      }
+    }
+    if (c == '[') {
+      ++at_;
+      value.kind = Json::Kind::Array;
+      if (peek() == ']') {
+        ++at_;
+        return value;
+      }
+      while (true) {
+        value.items.push_back(parse());
+        if (peek() == ',') {
+          ++at_;
+          continue;
+        }
+        expect(']');
+        return value;
+      }
+    }
+    if (c == '"') {
+      value.kind = Json::Kind::String;
+      value.text = string();
+      return value;
+    }
+    if (literal("true") || literal("false")) {
+      value.kind = Json::Kind::Bool;
+      value.boolean = c == 't';
+      return value;
+    }
+    if (literal("null")) return value;
+    size_t used = 0;
+    try {
+      value.number = std::stod(text_.substr(at_, 40), &used);
+    } catch (const std::exception&) {
+      fail("unexpected character");
+    }
+    if (used == 0) fail("unexpected character");
+    at_ += used;
+    value.kind = Json::Kind::Number;
+    return value;
+  }
+
+  const std::string& text_;
+  size_t at_ = 0;
+};
+
+// The JSON value of metadata entry `key`; throws ModelError (naming `deqff export`) if absent or broken.
+Json metadata_json(const ModelMetadata& meta, const std::string& key, const std::string& path) {
+  const std::string& text = require_key(meta.raw, key, path);
+  try {
+    return JsonReader(text).document();
+  } catch (const std::exception& error) {
+    throw ModelError("deqff model '" + path + "': metadata entry '" + key + "' is not valid JSON (" + error.what() +
+                     "); re-export it with `deqff export`.");
+  }
+}
+
+const Json& json_field(const Json& object, const std::string& key, const std::string& where,
+                       const std::string& path) {
+  const Json* value = object.find(key);
+  if (value == nullptr) {
+    throw ModelError("deqff model '" + path + "': metadata " + where + " has no '" + key +
+                     "'; re-export it with `deqff export`.");
+  }
+  return *value;
+}
+
+double json_number(const Json& object, const std::string& key, const std::string& where, const std::string& path) {
+  const Json& value = json_field(object, key, where, path);
+  if (value.kind != Json::Kind::Number) {
+    throw ModelError("deqff model '" + path + "': metadata " + where + "." + key +
+                     " is not a number; re-export it with `deqff export`.");
+  }
+  return value.number;
+}
+
+// An optional setting of a solver dict (absent: the SolverConfig default the Python reader uses too).
+double json_number_or(const Json& object, const std::string& key, double fallback) {
+  const Json* value = object.find(key);
+  if (value == nullptr) return fallback;
+  if (value->kind == Json::Kind::Bool) return value->boolean ? 1.0 : 0.0;
+  return value->kind == Json::Kind::Number ? value->number : fallback;
+}
+
+std::string json_text_or(const Json& object, const std::string& key, const std::string& fallback) {
+  const Json* value = object.find(key);
+  return value != nullptr && value->kind == Json::Kind::String ? value->text : fallback;
+}
+
+// One solver's settings from its dict in the metadata's "solver" entry (SolverConfig.to_dict), as
+// deqff.export.metadata._solver_numbers reads them.
+void read_iteration(const Json& solver, const std::string& where, int64_t fallback_max_iter,
+                    const std::string& path, SolverSettings& s) {
+  s.tol = json_number(solver, "tol", where, path);
+  s.max_iter = static_cast<int64_t>(json_number(solver, "max_iter", where, path));
+  s.fallback_max_iter = fallback_max_iter;
+  s.stop_rel = json_text_or(solver, "stop_mode", "rel") == "rel";
+  s.anderson = json_text_or(solver, "method", "anderson") == "anderson";
+  s.m = static_cast<int64_t>(json_number_or(solver, "m", 5.0));
+  s.beta = json_number_or(solver, "beta", 1.0);
+  s.lam = json_number_or(solver, "lam", 1e-4);
+  s.damping = json_number_or(solver, "damping", 1.0);
+  s.return_best = json_number_or(solver, "return_best", 1.0) > 0.5;
+}
+
+// Dimension of an e3nn irreps string "16x0e + 8x1o + 4x2e" (deqff.export.metadata.irreps_dim).
+int64_t irreps_dim(const std::string& irreps, const std::string& path) {
+  int64_t total = 0;
+  std::string compact;
+  for (char c : irreps)
+    if (!std::isspace(static_cast<unsigned char>(c))) compact.push_back(c);
+  std::stringstream terms(compact);
+  std::string term;
+  while (std::getline(terms, term, '+')) {
+    if (term.empty()) continue;
+    const auto x = term.rfind('x');
+    const std::string mul = x == std::string::npos ? "1" : term.substr(0, x);
+    const std::string irrep = x == std::string::npos ? term : term.substr(x + 1);
+    const bool ok = !mul.empty() && std::all_of(mul.begin(), mul.end(), ::isdigit) && irrep.size() >= 2 &&
+                    (irrep.back() == 'e' || irrep.back() == 'o') &&
+                    std::all_of(irrep.begin(), irrep.end() - 1, ::isdigit);
+    if (!ok) {
+      throw ModelError("deqff model '" + path + "': irreps term '" + term + "' of model_config.irreps_node '" + irreps +
+                       "' is not MULxLp; re-export it with `deqff export`.");
+    }
+    total += std::stoll(mul) * (2 * std::stoll(irrep.substr(0, irrep.size() - 1)) + 1);
+  }
+  return total;
+}
+
+// feature_dim and stages: metadata entries since format 3; before, from the metadata's model_config
+// (irreps_node; blocks_per_layer, times depth for explicit stacks), as deqff.export.metadata.legacy_shape.
+std::pair<int64_t, int64_t> model_shape(const ModelMetadata& meta, const std::string& path) {
+  if (meta.format_version >= 3) {
+    const auto number = [&](const std::string& key) {
+      const std::string& text = require_key(meta.raw, key, path);
+      try {
+        return static_cast<int64_t>(std::stoll(text));
+      } catch (const std::exception&) {
+        throw ModelError("deqff model '" + path + "' has a non-integer " + key + " '" + text +
+                         "'; re-export it with `deqff export`.");
+      }
+    };
+    return {number("feature_dim"), number("stages")};
+  }
+  const Json config = metadata_json(meta, "model_config", path);
+  const Json& irreps = json_field(config, "irreps_node", "model_config", path);
+  if (irreps.kind != Json::Kind::String) {
+    throw ModelError("deqff model '" + path + "': model_config.irreps_node is not a string; re-export it with "
+                     "`deqff export`.");
+  }
+  int64_t stages = static_cast<int64_t>(json_number_or(config, "blocks_per_layer", 1.0));
+  if (meta.model_type != "deq") stages *= static_cast<int64_t>(json_number_or(config, "depth", 1.0));
+  return {irreps_dim(irreps.text, path), stages};
 }
 
 }  // namespace
@@ -104,10 +316,12 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
     throw ModelError("deqff model '" + path + "' has a non-integer format_version '" + version + "'.");
   }
   if (meta.format_version < kOldestFormatVersion || meta.format_version > kFormatVersion) {
+    const bool newer = meta.format_version > kFormatVersion;
     throw ModelError("deqff model '" + path + "' has format version " + version +
                      ", but this build of deqff reads format versions " + std::to_string(kOldestFormatVersion) +
-                     " to " + std::to_string(kFormatVersion) +
-                     "; re-export the model with the deqff version that matches this runtime.");
+                     " to " + std::to_string(kFormatVersion) + "; " +
+                     (newer ? "rebuild the plugin with the deqff that wrote it, or " : "") +
+                     "re-export the checkpoint with this deqff (`deqff export CHECKPOINT -o model.pt`).");
   }
   meta.deqff_version = require_key(raw, "deqff_version", path);
   meta.model_type = require_key(raw, "model_type", path);
@@ -139,6 +353,35 @@ ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, cons
   meta.mdet.remove_net_torque = mdet_flag(raw, "remove_net_torque", path);
   meta.mdet.random_rotation = mdet_flag(raw, "random_rotation", path);
   return meta;
+}
+
+SolverSettings solver_settings_from_metadata(const ModelMetadata& meta, bool adjoint, const std::string& path) {
+  SolverSettings s;
+  std::tie(s.feature_dim, s.stages) = model_shape(meta, path);
+  if (s.feature_dim < 1 || s.stages < 1) {
+    throw ModelError("deqff model '" + path + "': its metadata gives feature_dim " + std::to_string(s.feature_dim) +
+                     " and stages " + std::to_string(s.stages) + " (both must be >= 1); re-export it with "
+                     "`deqff export`.");
+  }
+  s.implicit = meta.model_type == "deq";
+  const Json solver = metadata_json(meta, "solver", path);
+  s.warm_start = json_number_or(solver, "warm_start", 1.0) > 0.5;
+  s.predictor_order = static_cast<int64_t>(json_number_or(solver, "predictor_order", 0.0));
+  if (!s.implicit) return s;
+  if (!adjoint) {
+    const Json& inference = json_field(solver, "inference", "solver", path);
+    const Json* fallback = solver.find("fallback");
+    const int64_t cap = static_cast<int64_t>(
+        fallback ? json_number(*fallback, "max_iter", "solver.fallback", path)
+                 : json_number(inference, "max_iter", "solver.inference", path));
+    read_iteration(inference, "solver.inference", cap, path, s);
+    return s;
+  }
+  const Json& solve = json_field(solver, "adjoint", "solver", path);
+  const int64_t cap = static_cast<int64_t>(
+      json_number_or(solver, "adjoint_fallback_max_iter", 4.0 * json_number(solve, "max_iter", "solver.adjoint", path)));
+  read_iteration(solve, "solver.adjoint", cap, path, s);
+  return s;
 }
 
 namespace {
@@ -215,13 +458,15 @@ Model::Model(const std::string& path, const std::string& device) : path_(path), 
   }
   metadata_ = parse_metadata(raw, path);
   has_compute_local_ = module_.find_method("compute_local").has_value();
-  has_graph_step_ = module_.find_method("lammps_info").has_value();
+  // Everything static (elements, cutoff, feature size, stages, solver and adjoint settings, MD-ET options)
+  // comes from the metadata, read once here; the methods below are only looked up.
+  has_graph_step_ = module_.find_method("lammps_embed").has_value();
   if (!has_compute_local_ && !has_graph_step_) {
-    throw ModelError("deqff model '" + path + "' has neither the LAMMPS calls (lammps_info, lammps_embed, ...) "
+    throw ModelError("deqff model '" + path + "' has neither the LAMMPS calls (lammps_embed, lammps_iterate, ...) "
                      "nor compute_local(); it was exported by an older deqff for OpenMM only. Re-export the "
                      "checkpoint with this deqff: `deqff export CHECKPOINT -o model.pt`.");
   }
-  if (has_graph_step_) settings_ = read_settings(module_, path);
+  if (has_graph_step_) settings_ = solver_settings_from_metadata(metadata_, false, path);
   if (metadata_.repulsion != "none" && !module_.find_method("lammps_prior")) {
     throw ModelError("deqff model '" + path + "' has a short-range prior (" + metadata_.repulsion +
                      ") but no lammps_prior() method; re-export the checkpoint with this deqff.");
@@ -235,10 +480,7 @@ Model::Model(const std::string& path, const std::string& device) : path_(path), 
   const bool stage_graph_off = stage_graph != nullptr && std::string(stage_graph) == "0";
   has_stage_graph_ =
       has_adjoint_steps_ && !stage_graph_off && module_.find_method("lammps_stage_graph").has_value();
-  if (has_adjoint_steps_) {
-    adjoint_settings_ = settings_;
-    read_iteration(read_info(module_), "adjoint_", path, adjoint_settings_);
-  }
+  if (has_adjoint_steps_) adjoint_settings_ = solver_settings_from_metadata(metadata_, true, path);
 }
 
 const SolverSettings& Model::adjoint_settings() const {
@@ -304,7 +546,7 @@ std::pair<torch::Tensor, torch::Tensor> Model::position_grad(const torch::Tensor
 
 const SolverSettings& Model::solver_settings() const {
   if (!has_graph_step_) {
-    throw ModelError("model '" + path_ + "' is not a deqff DEQ/explicit model (no lammps_info() method)");
+    throw ModelError("model '" + path_ + "' is not a deqff DEQ/explicit model (no lammps_embed() method)");
   }
   return settings_;
 }

@@ -20,7 +20,7 @@ from e3nn.util.jit import script
 
 from deqff.data.elements import atomic_number
 from deqff.export.mdet import MDET_OPTIONS, InferenceTransforms
-from deqff.export.metadata import ModelFormatError, ModelMetadata, load_model, save_scripted
+from deqff.export.metadata import ModelFormatError, ModelMetadata, irreps_dim, load_model, save_scripted
 from deqff.export.module import DeqffEnergyPotential, DeqffPotential
 from deqff.export.options import ExportOptions
 from deqff.export.runner import ExplicitRunner, ImplicitRunner
@@ -118,12 +118,15 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
         if config.force_mode == "conservative":
             solver["adjoint"] = config.solver_backward.to_dict()
             solver["adjoint_fallback_max_iter"] = 4 * config.solver_backward.max_iter
+    stages = config.blocks_per_layer * (1 if config.model_type == "deq" else config.depth)
     return ModelMetadata(
         model_type=config.model_type,
         elements=list(config.elements),
         cutoff=float(config.cutoff),
         force_mode=config.force_mode,
         dtype=options.dtype,
+        feature_dim=irreps_dim(config.irreps_node),
+        stages=stages,
         solver=solver,
         extra={
             "convention": options.convention,

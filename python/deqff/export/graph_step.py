@@ -13,8 +13,10 @@ of messages), row 1 = its neighbor j (local or ghost), positions of ghosts are t
 
 Calls (all float64 in and out; the model computes in its own dtype):
 
-* `info()` -> feature_dim D, stages per iteration, implicit (1/0), the inference solver settings and
-  predictor_order (warm starts extrapolated from that many past states, as the module does);
+The host takes the static numbers of the solve (feature_dim D, stages per application of f, implicit,
+the inference and adjoint solver settings, warm starts, predictor_order) from the model's metadata
+(deqff.export.metadata.host_settings; C++: model.cpp), read once when it loads the file.
+
 * `embed(positions [n_all, 3] Å, species [n_all], edges, n_local)` -> (injection [n_local, D] of the
   local atoms, edge features [edge_index, edge_sh, edge_radial, per-stage edge terms] to pass to
   `iterate`). The host obtains the ghosts' injection rows by communication (not recomputed: they
@@ -52,7 +54,8 @@ autograd, so the host can solve the adjoint across ranks as it solves the fixed 
   Its gradient on ghost positions goes to their owners with the forces (LAMMPS `newton_pair on`), so
   the fdotr virial over local + ghost atoms is exact.
 
-Phantom forces are not split (the LAMMPS plugin runs them on one rank through `DeqffPotential.step_graph`).
+Phantom forces are not split (the LAMMPS plugin runs them on one rank through the module's
+`lammps_step_graph`).
 
 (No `from __future__ import annotations` here: TorchScript must see real annotations.)
 """
@@ -60,71 +63,27 @@ Phantom forces are not split (the LAMMPS plugin runs them on one rank through `D
 import torch
 from torch import Tensor, nn
 
-from deqff.deq.config import SolverConfig
 from deqff.models.force_field import EquivariantForceField
 from deqff.models.layer import inject
 
 
-def solver_info(
-    model: EquivariantForceField, fallback_max_iter: int, warm_start: bool, fallback_adjoint_max_iter: int = 0
-) -> dict[str, float]:
-    """The numbers a host needs to run the solve (eager; stored in the module as floats).
-
-    feature_dim, stages (calls of `iterate` per application of f, or per pass of an explicit model),
-    implicit (1: solve to a fixed point, 0: one pass), warm_start (1/0), and for implicit models the
-    inference solver: tol, max_iter, fallback_max_iter, stop_rel (1: relative residual, 0: absolute),
-    anderson (1: Anderson, 0: damped fixed-point iteration), m, beta, lam, damping, return_best; for
-    conservative DEQs also the adjoint solver's, prefixed "adjoint_" (adjoint_tol, ...), and
-    adjoint_fallback_max_iter (its cold retry's cap).
-    """
-    config = model.config
-    info = {
-        "feature_dim": float(model.feature_dim),
-        "stages": float(config.blocks_per_layer),
-        "implicit": 1.0 if config.model_type == "deq" else 0.0,
-        "warm_start": 1.0 if warm_start else 0.0,
-    }
-    if config.model_type != "deq":
-        info["stages"] = float(config.blocks_per_layer * config.depth)
-        return info
-    solver = config.solver_inference
-    if solver.method == "broyden":
+def check_host_solver(model: EquivariantForceField) -> None:
+    """Raise ValueError unless a host can run the model's inference solver (Anderson or fixed-point
+    iteration: what the LAMMPS loop implements). The settings themselves travel in the metadata
+    (deqff.export.metadata.host_settings), not through a call of the model."""
+    if model.config.model_type == "deq" and model.config.solver_inference.method == "broyden":
         raise ValueError(
             "deqff: the model's inference solver is Broyden, which exported models do not run (the "
             "LAMMPS host-driven solve implements Anderson and fixed-point iteration only); export with "
             "`deqff export --solver anderson` (or ExportOptions(solver='anderson') for the ASE calculator "
             "and PythonForce): the fixed point, and so the energy and forces, stay the same"
         )
-    info.update(_solver_numbers(solver, "", fallback_max_iter))
-    if model.force_mode == "conservative":
-        adjoint = model.core.adjoint.config
-        info.update(_solver_numbers(adjoint, "adjoint_", fallback_adjoint_max_iter or 4 * adjoint.max_iter))
-    return info
-
-
-def _solver_numbers(solver: SolverConfig, prefix: str, fallback_max_iter: int) -> dict[str, float]:
-    """One solver's settings as host numbers (keys prefixed with `prefix`)."""
-    numbers = {
-        "tol": float(solver.tol),
-        "max_iter": float(solver.max_iter),
-        "fallback_max_iter": float(fallback_max_iter),
-        "stop_rel": 1.0 if solver.stop_mode == "rel" else 0.0,
-        "anderson": 1.0 if solver.method == "anderson" else 0.0,
-        "m": float(solver.m),
-        "beta": float(solver.beta),
-        "lam": float(solver.lam),
-        "damping": float(solver.damping),
-        "return_best": 1.0 if solver.return_best else 0.0,
-    }
-    return {prefix + key: value for key, value in numbers.items()}
 
 
 class GraphStep(nn.Module):
     """Host-driven pieces of a deqff model (see the module docstring). Shares the model's modules."""
 
-    _info: dict[str, float]
-
-    def __init__(self, model: EquivariantForceField, info: dict[str, float], dtype: torch.dtype) -> None:
+    def __init__(self, model: EquivariantForceField, dtype: torch.dtype) -> None:
         super().__init__()
         self.model = model
         self.direct: bool = model.force_mode == "direct"
@@ -133,11 +92,7 @@ class GraphStep(nn.Module):
             self.layers = nn.ModuleList([model.core.solver.func])
         else:
             self.layers = nn.ModuleList(list(model.core.layers))
-        self._info = dict(info)
         self.register_buffer("like", torch.zeros(0, dtype=dtype))
-
-    def info(self) -> dict[str, float]:
-        return dict(self._info)
 
     def edge_inputs(self, positions: Tensor, edges: Tensor) -> list[Tensor]:
         """[edge_index (deqff: sender, receiver) [2, E], edge_sh [E, S], edge_radial [E, K], then the

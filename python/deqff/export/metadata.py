@@ -3,6 +3,12 @@
 An exported model carries its metadata twice: as JSON in the TorchScript archive's extra files
 (`METADATA_FILE`, read by Python without running the model) and through the model's exported
 `metadata() -> Dict[str, str]` method (read by the C++ runtime). Both come from one `ModelMetadata`.
+
+The metadata is the one contract for everything static: elements, cutoff, dtype, force mode, the
+state's feature size and stages, the solver and adjoint settings, warm starts and the predictor order
+(`host_settings`), the MD-ET options, the short-range prior, min_distance and the format version.
+Hosts read it once when they load a model (Python: `read_metadata` / `host_settings`; C++:
+cpp/runtime model.cpp `parse_metadata`, the same keys); no host asks the model for them by calling it.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from deqff import __version__
 #: cpp/runtime/include/deqff/model.h (kFormatVersion, kOldestFormatVersion) must agree.
 #: 2: the short-range prior (metadata "repulsion", `lammps_prior`), which a version-1 reader would
 #: silently leave out of LAMMPS's direct-force loop; version-1 files (no prior) are still read.
-FORMAT_VERSION: int = 2
+#: 3: feature_dim and stages in the metadata (`host_settings`), no `lammps_info()` method; in files of
+#: versions 1-2 they follow from the metadata's model_config (`legacy_feature_dim`).
+FORMAT_VERSION: int = 3
 #: Format versions this deqff reads.
-READABLE_FORMAT_VERSIONS: tuple[int, ...] = (1, 2)
+READABLE_FORMAT_VERSIONS: tuple[int, ...] = (1, 2, 3)
 #: Name of the JSON metadata entry in the TorchScript archive.
 METADATA_FILE: str = "deqff_metadata.json"
 
@@ -40,6 +48,8 @@ class ModelMetadata:
     cutoff: float  # Å
     force_mode: str  # "direct", "conservative", "phantom" or "analytic"
     dtype: str = "float64"
+    feature_dim: int = 0  # D, floats per atom of the solver state z (0: not recorded, format <= 2)
+    stages: int = 0  # equivariant blocks per application of f (DEQ) or per pass (explicit); 0: as above
     solver: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, str] = dataclasses.field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -71,12 +81,107 @@ class ModelMetadata:
             "cutoff": repr(float(self.cutoff)),
             "force_mode": self.force_mode,
             "dtype": self.dtype,
+            "feature_dim": str(int(self.feature_dim)),
+            "stages": str(int(self.stages)),
             "length_unit": "Angstrom",
             "energy_unit": "eV",
             "solver": json.dumps(self.solver, sort_keys=True),
         }
         strings.update(self.extra)
         return strings
+
+
+#: Settings of one solver in `host_settings` (prefixed "adjoint_" for the adjoint solve).
+SOLVER_SETTING_NAMES = (
+    "tol",
+    "max_iter",
+    "fallback_max_iter",
+    "stop_rel",
+    "anderson",
+    "m",
+    "beta",
+    "lam",
+    "damping",
+    "return_best",
+)
+
+
+def irreps_dim(text: str) -> int:
+    """Dimension of an e3nn irreps string such as "16x0e + 8x1o + 4x2e" (sum of mul * (2l + 1); a term
+    without "x" has multiplicity 1). The C++ runtime parses it the same way (model.cpp)."""
+    total = 0
+    for term in text.replace(" ", "").split("+"):
+        if not term:
+            continue
+        mul, _, irrep = term.rpartition("x")
+        degree = irrep[:-1]
+        if not degree.isdigit() or irrep[-1] not in "eo" or (mul and not mul.isdigit()):
+            raise ModelFormatError(f"irreps term {term!r} of {text!r} is not of the form MULxLp")
+        total += int(mul or 1) * (2 * int(degree) + 1)
+    return total
+
+
+def legacy_shape(meta: ModelMetadata) -> tuple[int, int]:
+    """(feature_dim, stages) of a model, from the metadata fields or, in files of format <= 2, from
+    the model_config the metadata carries (irreps_node; blocks_per_layer, times depth if explicit)."""
+    if meta.feature_dim > 0 and meta.stages > 0:
+        return int(meta.feature_dim), int(meta.stages)
+    if "model_config" not in meta.extra:
+        raise ModelFormatError(
+            f"{meta.model_type} model metadata without feature_dim, stages or model_config; re-export the "
+            "checkpoint with `deqff export`"
+        )
+    config = json.loads(meta.extra["model_config"])
+    stages = int(config.get("blocks_per_layer", 1))
+    if meta.model_type != "deq":
+        stages *= int(config.get("depth", 1))
+    return irreps_dim(config["irreps_node"]), stages
+
+
+def _solver_numbers(solver: dict[str, Any], fallback_max_iter: int, prefix: str) -> dict[str, float]:
+    numbers = {
+        "tol": float(solver["tol"]),
+        "max_iter": float(solver["max_iter"]),
+        "fallback_max_iter": float(fallback_max_iter),
+        "stop_rel": 1.0 if solver.get("stop_mode", "rel") == "rel" else 0.0,
+        "anderson": 1.0 if solver.get("method", "anderson") == "anderson" else 0.0,
+        "m": float(solver.get("m", 5)),
+        "beta": float(solver.get("beta", 1.0)),
+        "lam": float(solver.get("lam", 1e-4)),
+        "damping": float(solver.get("damping", 1.0)),
+        "return_best": 1.0 if solver.get("return_best", True) else 0.0,
+    }
+    return {prefix + key: value for key, value in numbers.items()}
+
+
+def host_settings(meta: ModelMetadata) -> dict[str, float]:
+    """What a host that drives the solve itself needs, read from the metadata alone (the C++ runtime's
+    SolverSettings, cpp/runtime model.h; the same numbers older files returned from `lammps_info()`):
+
+    feature_dim, stages, implicit (1: solve z = f(z), 0: one pass), warm_start (1/0), and for DEQs the
+    inference solver (SOLVER_SETTING_NAMES: tol, max_iter, fallback_max_iter = the cold retry's cap,
+    stop_rel, anderson, m, beta, lam, damping, return_best) and predictor_order; for conservative DEQs
+    the adjoint solver's, prefixed "adjoint_" (adjoint_fallback_max_iter: its retry's cap).
+    """
+    feature_dim, stages = legacy_shape(meta)
+    solver = meta.solver
+    info = {
+        "feature_dim": float(feature_dim),
+        "stages": float(stages),
+        "implicit": 1.0 if meta.model_type == "deq" else 0.0,
+        "warm_start": 1.0 if solver.get("warm_start", True) else 0.0,
+        "predictor_order": float(solver.get("predictor_order", 0)),
+    }
+    if meta.model_type != "deq":
+        return info
+    inference = solver["inference"]
+    fallback = solver.get("fallback", {}).get("max_iter", inference["max_iter"])
+    info.update(_solver_numbers(inference, fallback, ""))
+    if meta.force_mode == "conservative" and "adjoint" in solver:
+        adjoint = solver["adjoint"]
+        cap = solver.get("adjoint_fallback_max_iter", 4 * int(adjoint["max_iter"]))
+        info.update(_solver_numbers(adjoint, cap, "adjoint_"))
+    return info
 
 
 def check_format_version(version: object, source: str) -> None:

@@ -17,34 +17,58 @@
   system, e.g. another atom count), `reset()` and `set_warm_start(False)` give cold starts; a state
   of the wrong shape is never used; a warm start worse than a cold one falls back to cold
   (`deqff.export.runner`).
-* an explicit, pure core: `step(positions, cell, state, forces) -> (energy, forces, state_out, stats)`
-  and `step_graph(...)` on a given neighbor list (for hosts that bring their own, e.g. LAMMPS),
-  so a host that owns the state (torch.export) can reuse them.
+* an explicit, pure core: `_step_graph(positions, species, edge_index, shifts, state, ...)` ->
+  (energy, forces, state_out, stats, error) takes and returns the state, so a host that owns it
+  (a future torch.export artifact) can reuse it; it is not exported (no host calls it).
 * engine calls: `forward` in the OpenMM convention (nm, kJ/mol; see `DeqffPotential.forward` and
   `DeqffEnergyPotential.forward`) and `compute(positions Å, cell Å)` -> (energy eV, forces eV/Å).
 * repeats: a call at bitwise the same positions (and box) as the previous one (OpenMM evaluates
   again after `getState`) returns the cached energy and forces without solving (energy convention:
-  re-evaluated from the kept fixed point, no solve); it counts in `num_repeats()`, not in
-  `total_iterations()`, so that total is one solve per configuration, and leaves the state as it was.
+  re-evaluated from the kept fixed point, no solve); it counts in `totals()["repeats"]`, not in
+  `totals()["total_iterations"]`, so that total is one solve per configuration, and leaves the state
+  as it was.
 * MD-ET options (`deqff.export.mdet`, export flags, default off): net force / torque removal and a
   random rotation of every call, with the warm-start state rotated by the Wigner-D matrices of its
-  irreps; applied in `_evaluate` (the engine calls), not in the pure `step` / `step_graph` nor in
-  the `lammps_*` calls: LAMMPS applies them itself (cpp/runtime mdet.h; `lammps_wigner` gives D(R)).
+  irreps; applied in `_evaluate` (the engine calls), not in `_step_graph` nor in the `lammps_*`
+  calls: LAMMPS applies them itself (cpp/runtime mdet.h; `lammps_wigner` gives D(R)).
 * errors: bad input (NaN, overlapping atoms, unknown elements, a box narrower than 2 * cutoff, a
   wrong atom count) raises ValueError, a solve that fails even cold raises RuntimeError; the state is
   then kept as it was. Checks run in free functions called by each entry point (deqff.export.inputs
   explains why: frozen modules).
-* host-driven solves (LAMMPS, several MPI ranks): `lammps_info`, `lammps_embed`, `lammps_iterate`,
-  `lammps_readout` expose the DEQ step by step on local + ghost atoms (deqff.export.graph_step),
-  `lammps_prior` the short-range prior (if any) of the local atoms; for conservative forces
-  `lammps_energy_grad`, `lammps_iterate_vjp` (or `lammps_stage_graph`) and `lammps_position_grad`
-  give the adjoint's pieces;
-  `lammps_step_graph` evaluates any force mode on one rank's periodic graph with species given
-  (prior included; phantom models).
-* statistics: `last_iterations()`, `total_iterations()`, `num_calls()`, `last_was_cold()`, ... and
-  `metadata()`. Under openmm-torch the module lives inside the C++ Context; pass a global parameter
-  (`deqff.md.openmm.STATS_PARAMETER`) as `probe` and request its energy derivative: the derivative is
-  the running total of solver iterations, while the energy is unchanged.
+* statistics: `last_stats()` (the last call, deqff.export.runner.STAT_NAMES) and `totals()` (running
+  totals, TOTAL_NAMES). Under openmm-torch the module lives inside the C++ Context; pass a global
+  parameter (`deqff.md.openmm.STATS_PARAMETER`) as `probe` and request its energy derivative: the
+  derivative is the running total of solver iterations, while the energy is unchanged.
+
+The contract with the hosts. Everything static (elements, cutoff, dtype, force mode, feature size and
+stages, solver and adjoint settings, warm starts, predictor order, MD-ET options, prior, min_distance,
+format version) is in the metadata JSON (deqff.export.metadata; `host_settings` for the solve), which
+hosts read once at load time. The module exports only what a host calls (EXPORTED_METHODS; a test
+keeps the list exact):
+
+    method                     called by
+    forward                    OpenMM TorchForce (openmm-torch; deqff.md.openmm, openmm-ml factory)
+    set_atomic_numbers         OpenMM (deqff.md.openmm.torch_force), ASE calculator, PythonForce and
+                               the bench evaluator (deqff.export.export.set_atoms)
+    compute                    ASE calculator (deqff.md.ase), PythonForce (deqff.md.python_force),
+                               bench evaluator, warm_up_potential
+    reset                      ASE `reset_solver_state`, warm_up_potential, C++ Model::reset
+    set_warm_start             deqff.md.simulate (warm vs cold runs), bench evaluator (always cold)
+    get_state, set_state       benchmarks/bench_predictor.py (explicit state in and out)
+    last_stats, totals         ASE `solver_stats`, the OpenMM reporter (PythonForce), benchmarks
+    reset_stats                warm_up_potential, benchmarks/compare_exports.py
+    last_iterations,           benchmarks/bench_engines.py, bench_tolerance.py (the same numbers as
+    last_adjoint_iterations    last_stats()["iterations" / "adjoint_iterations"])
+    metadata                   C++ runtime (Model: parse_metadata), deqff.md.openmm and the bench
+                               evaluator for a module given as an object
+    lammps_embed, lammps_iterate, lammps_readout, lammps_prior
+                               C++ DeqSolver / pair_style deq: the host-driven solve on local + ghost
+                               atoms (deqff.export.graph_step)
+    lammps_energy_grad, lammps_stage_graph, lammps_iterate_vjp, lammps_position_grad
+                               C++ DeqSolver::evaluate_conservative: the adjoint's pieces
+                               (lammps_iterate_vjp when DEQFF_STAGE_GRAPH=0)
+    lammps_wigner              pair_style deq with random rotations (MD-ET)
+    lammps_step_graph          pair_style deq, phantom forces on one rank (prior included)
 
 Positions from OpenMM arrive in nm as float64; unit factors come from `deqff.units`.
 (No `from __future__ import annotations` here: TorchScript must see real class annotations.)
@@ -54,12 +78,38 @@ import torch
 from torch import Tensor, nn
 
 from deqff.data.validate import check_elements, check_particle_indices
-from deqff.export.graph_step import GraphStep, solver_info
+from deqff.export.graph_step import GraphStep, check_host_solver
 from deqff.export.inputs import scatter_forces, split_inputs, validated_graph, zero_with_unit_gradient
 from deqff.export.mdet import InferenceTransforms
 from deqff.export.options import MAX_PREDICTOR_ORDER
 from deqff.export.runner import ExplicitRunner, new_stats
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+
+#: The module's exported methods besides `forward` (see the module docstring for who calls each).
+EXPORTED_METHODS = (
+    "set_atomic_numbers",
+    "compute",
+    "reset",
+    "set_warm_start",
+    "get_state",
+    "set_state",
+    "last_stats",
+    "totals",
+    "reset_stats",
+    "last_iterations",
+    "last_adjoint_iterations",
+    "metadata",
+    "lammps_embed",
+    "lammps_iterate",
+    "lammps_readout",
+    "lammps_prior",
+    "lammps_energy_grad",
+    "lammps_stage_graph",
+    "lammps_iterate_vjp",
+    "lammps_position_grad",
+    "lammps_wigner",
+    "lammps_step_graph",
+)
 
 #: Running totals kept by the module (`totals()` keys). A *repeat* is a call at exactly the positions
 #: (and box) of the previous call, as OpenMM makes when `getState` precedes a step: with forces it is
@@ -160,12 +210,8 @@ class DeqffPotential(nn.Module):
             )
         self.predictor_order = predictor_order
         self.feature_dim: int = runner.feature_dim
-        fallback_max_iter = int(getattr(runner, "fallback_max_iter", 0))
-        fallback_adjoint = getattr(runner, "fallback_adjoint", None)
-        fallback_adjoint_max_iter = 0 if fallback_adjoint is None else int(fallback_adjoint.config.max_iter)
-        info = solver_info(runner.model, fallback_max_iter, warm_start, fallback_adjoint_max_iter)
-        info["predictor_order"] = float(predictor_order)  # hosts keep as many past states per atom
-        self.graph = GraphStep(runner.model, info, dtype)
+        check_host_solver(runner.model)
+        self.graph = GraphStep(runner.model, dtype)
         self.angstrom_per_nm = NM_TO_ANGSTROM
         self.kj_per_mol_per_ev = EV_TO_KJ_PER_MOL
         self._metadata = dict(metadata)
@@ -312,48 +358,6 @@ class DeqffPotential(nn.Module):
             z = out.z.clone()
             g = out.g.clone()
         return out.energy, out.forces, [z, g], out.stats, out.error
-
-    @torch.jit.export
-    def step_graph(
-        self,
-        positions: Tensor,
-        edge_index: Tensor,
-        shift_vectors: Tensor,
-        state: list[Tensor],
-        forces: bool,
-    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float]]:
-        """Evaluate on a given graph without touching the module's state.
-
-        positions [N, 3] Å of the model's atoms (species from `set_atomic_numbers`); edge_index [2, E]
-        (row 0 sender j, row 1 receiver i); shift_vectors [E, 3] Å; state [z, g] warm starts.
-        Returns (energy [] eV, forces [N, 3] eV/Å (or [0, 3] if not `forces`), state_out [z, g],
-        stats (deqff.export.runner.STAT_NAMES)); the energy keeps a graph to `positions` when `forces`
-        is False and the force mode is conservative or phantom. Raises if the solve fails.
-        """
-        energy, force_out, state_out, stats, error = self._step_graph(
-            positions, self.species, edge_index, shift_vectors, state, forces, False
-        )
-        if error != "":
-            raise RuntimeError(error)
-        return energy, force_out, state_out, stats
-
-    @torch.jit.export
-    def step(
-        self, positions: Tensor, cell: Tensor | None, state: list[Tensor], forces: bool
-    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float]]:
-        """Check the input, build the neighbor list (pure torch; periodic images for a `cell` [3, 3] Å,
-        rows = lattice vectors, at least 2 * cutoff wide) and evaluate; see `step_graph`.
-        positions [M, 3] Å of all particles; forces are returned for the model's atoms only."""
-        atoms, edge_index, shift_vectors = validated_graph(
-            positions,
-            cell,
-            self.atom_indices,
-            self.species,
-            self.atomic_numbers,
-            self.cutoff,
-            self.min_distance,
-        )
-        return self.step_graph(atoms, edge_index, shift_vectors, state, forces)
 
     # -- stateful calls -------------------------------------------------------------------------------
     # Each engine entry point checks its input with `validated_graph` itself and raises a failed
@@ -502,11 +506,6 @@ class DeqffPotential(nn.Module):
 
     # -- host-driven evaluation (LAMMPS; see deqff.export.graph_step) ---------------------------------
     @torch.jit.export
-    def lammps_info(self) -> dict[str, float]:
-        """feature_dim, stages, implicit, warm_start and the inference solver settings (graph_step)."""
-        return self.graph.info()
-
-    @torch.jit.export
     def lammps_embed(
         self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int
     ) -> tuple[Tensor, list[Tensor]]:
@@ -637,50 +636,9 @@ class DeqffPotential(nn.Module):
         return int(self._last["adjoint_iterations"])
 
     @torch.jit.export
-    def last_was_cold(self) -> bool:
-        """True if the last call's fixed point was solved from zero (no state, rejected or retried)."""
-        return self._last["cold"] > 0.0
-
-    @torch.jit.export
-    def last_residual(self) -> float:
-        """Relative residual of the last call's fixed point."""
-        return self._last["residual"]
-
-    @torch.jit.export
     def last_stats(self) -> dict[str, float]:
         """Every statistic of the last call (see deqff.export.runner.STAT_NAMES)."""
         return dict(self._last)
-
-    @torch.jit.export
-    def total_iterations(self) -> int:
-        return int(self._totals["total_iterations"])
-
-    @torch.jit.export
-    def total_adjoint_iterations(self) -> int:
-        return int(self._totals["total_adjoint_iterations"])
-
-    @torch.jit.export
-    def num_calls(self) -> int:
-        return int(self._totals["calls"])
-
-    @torch.jit.export
-    def num_repeats(self) -> int:
-        """Calls at unchanged positions (served from the cache when forces were requested)."""
-        return int(self._totals["repeats"])
-
-    @torch.jit.export
-    def num_cold_starts(self) -> int:
-        return int(self._totals["cold_starts"])
-
-    @torch.jit.export
-    def num_rejected(self) -> int:
-        """Warm starts discarded because their residual was worse than a cold start's."""
-        return int(self._totals["rejected"])
-
-    @torch.jit.export
-    def num_retries(self) -> int:
-        """Solves that did not converge and were retried cold with the fallback solver."""
-        return int(self._totals["retried"])
 
     @torch.jit.export
     def totals(self) -> dict[str, float]:
@@ -691,15 +649,6 @@ class DeqffPotential(nn.Module):
     def reset_stats(self) -> None:
         self._totals = new_totals()
         self._last = new_stats()
-
-    @torch.jit.export
-    def num_atoms(self) -> int:
-        """Atoms set by `set_atomic_numbers` (0 before)."""
-        return int(self.species.shape[0])
-
-    @torch.jit.export
-    def has_state(self) -> bool:
-        return self.z_state.shape[0] > 0
 
     @torch.jit.export
     def metadata(self) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """OpenMM reporter that logs DEQ solver iterations per MD step, optionally with energies (CSV).
 
 Two sources of the statistics:
-* a live model object (PythonForce, `deqff.md.python_force`): its getters are read directly; without
-  `thermo` nothing is evaluated for the report;
+* a live model object (PythonForce, `deqff.md.python_force`): its `last_stats()` and `totals()` are
+  read directly; without `thermo` nothing is evaluated for the report;
 * the TorchForce inside the Context (built with `solver_stats=True`, `deqff.md.openmm`): the running
   total of iterations is the energy derivative of `STATS_PARAMETER`, so the report asks OpenMM for
   parameter derivatives, which evaluates the model at the current positions. That evaluation is the
@@ -120,10 +120,11 @@ class SolverStatsReporter:
         row["iterations_per_step"] = per_step("total_iterations")
         row["total_iterations"] = totals["total_iterations"]
         if self._model is not None:
-            row["last_iterations"] = self._model.last_iterations()
+            last = self._model.last_stats()
+            row["last_iterations"] = int(last["iterations"])
             row["adjoint_iterations_per_step"] = per_step("total_adjoint_iterations")
             row["cold_starts"] = totals["cold_starts"] - self._last_totals.get("cold_starts", 0.0)
-            row["last_residual"] = self._model.last_residual()
+            row["last_residual"] = last["residual"]
         self._writer.writerow([row[name] for name in self.columns()])
         self._file.flush()
         self.rows.append(row)

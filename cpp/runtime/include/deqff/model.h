@@ -13,9 +13,10 @@
 namespace deqff {
 
 // Versions of the exported-model format this runtime reads (python/deqff/export/metadata.py):
-// kFormatVersion is the newest (2: the short-range prior, "repulsion" and lammps_prior()), down to
-// kOldestFormatVersion (1: no prior).
-constexpr int kFormatVersion = 2;
+// kFormatVersion is the newest (3: feature_dim and stages in the metadata, no lammps_info(); 2: the
+// short-range prior, "repulsion" and lammps_prior()), down to kOldestFormatVersion (1: no prior).
+// Files of versions 1-2 are read from their metadata too (feature_dim and stages from model_config).
+constexpr int kFormatVersion = 3;
 constexpr int kOldestFormatVersion = 1;
 
 // A model file that cannot be used: not a deqff model, wrong format version, bad metadata.
@@ -55,7 +56,8 @@ struct ModelMetadata {
   std::map<std::string, std::string> raw;
 };
 
-// What a deqff (DEQ or explicit) model needs from a host that drives its solve (`lammps_info()`).
+// What a deqff (DEQ or explicit) model needs from a host that drives its solve, read from its metadata
+// (solver_settings_from_metadata; python deqff.export.metadata.host_settings has the same numbers).
 struct SolverSettings {
   int64_t feature_dim = 0;       // D, floats per atom of the state z
   int64_t stages = 1;            // iterate() calls per application of f (DEQ) or per pass (explicit)
@@ -92,6 +94,12 @@ struct LocalResult {
 
 // Parse the `metadata()` dictionary of a model; throws ModelError naming what is wrong.
 ModelMetadata parse_metadata(const std::map<std::string, std::string>& raw, const std::string& path);
+
+// The solve's settings of a deqff DEQ or explicit model from its metadata alone: entries feature_dim and
+// stages (format >= 3; before, from model_config) and the "solver" JSON (inference, fallback,
+// warm_start, predictor_order; with `adjoint`, the adjoint solve of a conservative DEQ and
+// adjoint_fallback_max_iter). Throws ModelError naming `deqff export` when something is missing.
+SolverSettings solver_settings_from_metadata(const ModelMetadata& meta, bool adjoint, const std::string& path);
 
 // The torch device of a device option: "cpu", "cuda" (device 0) or "cuda:N". A CUDA device needs
 // libtorch's CUDA backend, which this runtime (linked to libtorch_cpu only) loads on demand from
