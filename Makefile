@@ -146,7 +146,7 @@ card-%: setup
 
 # Training runs the benchmarks compare. Each keeps its record (config.yaml, metrics.csv, splits.npz and,
 # when it finished, test_metrics.json: a few tens of kB) in benchmarks/runs/NAME, committed, so that the
-# RESULTS.md sections built from them can be rewritten when runs/ is gone (issue 16: 3). A record present
+# RESULTS.md sections built from them can be rewritten when runs/ is gone (issue 16: 3). A finished record
 # is not retrained; delete it to re-measure. RUN_NAME: config and overrides (default configs/NAME.yaml);
 # STOP_NAME: the step a probe stops at (no test evaluation).
 # The architecture of the models shipped before gated-sum aggregation and deep radial MLPs (the runs of
@@ -184,12 +184,15 @@ STOP_ethanol_explicit_v3_product16 := 1000
 # epochs, 93.7 meV/Å validation against 69.4 for the shipped irreps (aspirin_deq_48ep) at epoch 6.
 RUN_aspirin_deq_l1wide_24ep := configs/aspirin_deq_24ep.yaml --set 'model.irreps_node=32x0e + 16x1o'
 STOP_aspirin_deq_l1wide_24ep := 1200
+# Twice the l = 1 and l = 2 channels (the l <= 1 probe above lost most where it dropped l = 2): 75,192
+# parameters, ~1.5x the cost per step of the shipped irreps.
+RUN_aspirin_deq_l12wide_48ep := configs/aspirin_deq_48ep.yaml --set 'model.irreps_node=16x0e + 16x1o + 8x2e'
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
   ethanol_conservative_12ep ethanol_explicit_12ep ethanol_explicit_L1 ethanol_conservative_v2 ethanol_explicit_v2 \
   ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
-  aspirin_deq_l1wide_24ep
+  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
@@ -199,18 +202,21 @@ define keep_run
 	if test -f runs/$(1)/test_metrics.json; then cp runs/$(1)/test_metrics.json $(RECORDS)/$(1)/; fi
 endef
 
-# One benchmark run: trained (resumable), evaluated on its test split at the export's solver tolerance
-# unless it is a probe stopped early, its record kept. Shipped models go through model-NAME.
-$(RECORDS)/%/metrics.csv:
+# One benchmark run: trained (resumable, see train_run), evaluated on its test split at the export's solver
+# tolerance unless it is a probe stopped early, its record kept. Shipped models go through model-NAME (on
+# a line of its own: make -n runs lines that name $(MAKE), so no other command may share it).
+$(RECORDS)/%/metrics.csv $(RECORDS)/%/test_metrics.json:
 	test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
-	if echo " $(SHIPPED_MODELS) " | grep -q " $* "; then $(MAKE) --no-print-directory model-$*; else \
-	  $(call train_run,$*,$(call RUN_CONFIG,$*) $(if $(STOP_$*),--stop-at-step $(STOP_$*))) && \
-	  $(if $(STOP_$*),true,$(DEQFF) train $(call RUN_CONFIG,$*) --output runs/$* --evaluate test --tol 1e-4 \
-	    --save --no-progress); fi
+	$(if $(filter $*,$(SHIPPED_MODELS)),$(MAKE) --no-print-directory model-$*)
+	$(if $(filter $*,$(SHIPPED_MODELS)),,$(call train_run,$*,$(call RUN_CONFIG,$*) $(if $(STOP_$*),--stop-at-step $(STOP_$*))))
+	$(if $(filter $*,$(SHIPPED_MODELS))$(STOP_$*),,$(DEQFF) train $(call RUN_CONFIG,$*) --output runs/$* \
+	  --evaluate test --tol 1e-4 --save --no-progress)
 	$(call keep_run,$*)
 
-benchmark-runs: build
-	for name in $(BENCHMARK_RUNS); do $(MAKE) --no-print-directory $(RECORDS)/$$name/metrics.csv || exit 1; done
+# A run is done when its record has test metrics (a probe stopped early: when it has metrics); a record of
+# a run still in progress (metrics.csv only, models/in_progress/NAME.last.pt) continues it.
+RECORD_FILES := $(foreach n,$(BENCHMARK_RUNS),$(RECORDS)/$(n)/$(if $(STOP_$(n)),metrics.csv,test_metrics.json))
+benchmark-runs: build $(RECORD_FILES)
 
 # Re-measure benchmarks/RESULTS.md (many hours on 2 cores). Makes what is missing first: the datasets,
 # the benchmark runs above (their records), an explicit ethanol baseline with direct forces and a 500 K
@@ -245,13 +251,12 @@ benchmarks: benchmark-runs
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs $(RECORDS)/ethanol_conservative \
-	  $(RECORDS)/ethanol_explicit_L1 $(RECORDS)/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 1 layer (12 epochs)" \
-	  "deqff explicit, 2 layers" --title ethanol
-	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/aspirin_deq \
+	  $(RECORDS)/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 2 layers" --title ethanol
+	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/aspirin_deq_48ep \
 	  --out benchmarks/peer/aspirin --epochs 12
-	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq $(RECORDS)/aspirin_deq_24ep \
-	  $(RECORDS)/aspirin_explicit --labels "deqff DEQ" "deqff DEQ, 24 epochs (probe)" "deqff explicit, 4 layers" \
-	  --title aspirin
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq_48ep \
+	  $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_l1wide_24ep --labels "deqff DEQ" \
+	  "deqff DEQ, 2x l=1,2 channels" "deqff DEQ, l<=1, 2x channels (stopped)" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

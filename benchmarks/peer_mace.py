@@ -198,7 +198,9 @@ def report(
         f"`{peer / 'command.txt'}`); this section by `python benchmarks/peer_mace.py "
         f"{' '.join(shlex.quote(a) for a in sys.argv[1:])}`",
         "",
-        machine_line() + " Every run trained with one torch thread, beside one other job.",
+        machine_line() + " Every run trained with one torch thread on the shared 2 cores, beside one to "
+        "three other single-thread jobs, so training times compare only roughly. Runs still training show "
+        "their epochs so far (test: not finished).",
         "",
         "| model | parameters | epochs | training time | best val force MAE (meV/Å) "
         "| test force / energy MAE |",
