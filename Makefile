@@ -187,12 +187,14 @@ STOP_aspirin_deq_l1wide_24ep := 1200
 # Twice the l = 1 and l = 2 channels (the l <= 1 probe above lost most where it dropped l = 2): 75,192
 # parameters, ~1.5x the cost per step of the shipped irreps.
 RUN_aspirin_deq_l12wide_48ep := configs/aspirin_deq_48ep.yaml --set 'model.irreps_node=16x0e + 16x1o + 8x2e'
+# The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
+RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
   ethanol_conservative_12ep ethanol_explicit_12ep ethanol_explicit_L1 ethanol_conservative_v2 ethanol_explicit_v2 \
   ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
-  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep
+  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_explicit_48ep
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
