@@ -22,7 +22,8 @@ using namespace LAMMPS_NS;
 
 namespace {
 
-constexpr int kNumStats = 4;  // pvector: iterations, residual, cold, total iterations
+// pvector: iterations, residual, cold, total iterations, rejected, retried, adjoint iterations
+constexpr int kNumStats = 7;
 constexpr int kDefaultSeed = 1;  // of the random rotations, when pair_style gives no `seed`
 
 // deqff::Exchange through LAMMPS: forward communication of the pair style, MPI sums over `world`.
@@ -302,6 +303,9 @@ void *PairDeq::extract(const char *name, int &dim) {
   if (strcmp(name, "deq_residual") == 0) return &last_residual_;
   if (strcmp(name, "deq_cold") == 0) return &last_cold_;
   if (strcmp(name, "deq_total_iterations") == 0) return &total_iterations_;
+  if (strcmp(name, "deq_rejected") == 0) return &last_rejected_;
+  if (strcmp(name, "deq_retried") == 0) return &last_retried_;
+  if (strcmp(name, "deq_adjoint_iterations") == 0) return &last_adjoint_iterations_;
   return nullptr;
 }
 
@@ -474,6 +478,9 @@ void PairDeq::record_stats(const deqff::SolveStats &stats) {
   last_residual_ = stats.residual;
   last_cold_ = stats.cold ? 1.0 : 0.0;
   total_iterations_ += last_iterations_;
+  last_rejected_ = stats.rejected ? 1.0 : 0.0;
+  last_retried_ = static_cast<double>(stats.retried);
+  last_adjoint_iterations_ = static_cast<double>(stats.adjoint_iterations);
 }
 
 void PairDeq::add_results(const double *atom_energy, const double *forces, int n_forces) {
@@ -515,7 +522,9 @@ void PairDeq::compute(int eflag, int vflag) {
   // Conservative DEQs put forces on ghost atoms too, so it is then exactly -dE/dstrain; the direct
   // loop's forces are per local atom only (see README, LAMMPS).
   if (vflag_fdotr) virial_fdotr_compute();
-  const double stats[kNumStats] = {last_iterations_, last_residual_, last_cold_, total_iterations_};
+  const double stats[kNumStats] = {last_iterations_, last_residual_,  last_cold_,
+                                   total_iterations_, last_rejected_, last_retried_,
+                                   last_adjoint_iterations_};
   // compute pair sums pvector over ranks: rank 0 reports the (global) values.
   for (int k = 0; k < kNumStats; ++k) pvector[k] = comm->me == 0 ? stats[k] : 0.0;
 }
@@ -630,6 +639,9 @@ void PairDeq::compute_one_rank() {
   stats.iterations = static_cast<int64_t>(result.stats["iterations"]);
   stats.residual = result.stats["residual"];
   stats.cold = result.stats["cold"] > 0.5;
+  stats.rejected = result.stats["rejected"] > 0.5;
+  stats.retried = static_cast<int64_t>(result.stats["retried"]);
+  stats.adjoint_iterations = static_cast<int64_t>(result.stats["adjoint_iterations"]);
   commit_state(to_lab_frame(result.z), has_adjoint() ? to_lab_frame(result.g) : torch::Tensor(), stats.cold);
   record_stats(stats);
   const torch::Tensor forces = finish_forces(result.forces);

@@ -32,7 +32,9 @@
 // drawn on rank 0 from a generator seeded by `seed N` (default 1) and broadcast, with the warm-start
 // state rotated by the model's Wigner-D matrices (lammps_wigner), so warm starts keep working.
 // Solver statistics: `compute ID all pair deq` gives c_ID[1] iterations of the last evaluation,
-// c_ID[2] its residual, c_ID[3] 1 if it started cold, c_ID[4] iterations since pair_style.
+// c_ID[2] its residual, c_ID[3] 1 if it started cold, c_ID[4] iterations since pair_style, c_ID[5] 1 if
+// its warm start was rejected (worse than cold), c_ID[6] cold retries with the fallback cap, c_ID[7]
+// adjoint iterations (conservative forces); the same meaning as the Python module's last_stats().
 #pragma once
 
 #include <memory>
@@ -132,6 +134,7 @@ class PairDeq : public Pair {
 
   // Statistics of the last evaluation (the same on every rank).
   double last_iterations_ = 0.0, last_residual_ = 0.0, last_cold_ = 0.0, total_iterations_ = 0.0;
+  double last_rejected_ = 0.0, last_retried_ = 0.0, last_adjoint_iterations_ = 0.0;
 
   // Per-step buffers, reused across steps.
   std::vector<double> positions_;  // [n_all * 3] Å
