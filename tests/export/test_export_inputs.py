@@ -77,8 +77,8 @@ def test_wrong_format_version_and_foreign_files(tmp_path, scripted_model):
     save_scripted(module, tmp_path / "future.pt", meta)
     with pytest.raises(
         ModelFormatError,
-        match=r"model format version 99, but deqff .* reads format versions 1, 2\. It was written by a newer "
-        r"deqff: upgrade deqff",
+        match=r"model format version 99, but deqff .* reads format versions 1, 2, 3\. It was written by a "
+        r"newer deqff: upgrade deqff",
     ):
         load_potential(tmp_path / "future.pt")
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "plain.pt"))
