@@ -177,7 +177,7 @@ def lammps_sequence(plugin: Path, model: Path, workdir: Path, nprocs: int):
         "dump_modify traj sort id format float %.17g",
         f"rerun {workdir / 'first.dump'} dump x y z box no",
         f"group last id {SMALLER + 1}:{len(system.numbers)}",
-        "delete_atoms group last",
+        "delete_atoms group last compress no",  # keep the IDs (compress renumbers them by rank)
         f"rerun {workdir / 'second.dump'} dump x y z box no",
     ]
     result = run_lmp(lines, workdir, nprocs, timeout=1800.0)  # 2 ranks on a busy machine: slow
