@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from deqff.data.formats import read
+from deqff.export.metadata import host_settings, read_metadata
 from deqff.export.module import extrapolate
 
 matplotlib.use("Agg")
@@ -106,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `python benchmarks/bench_predictor.py {shlex.join(sys.argv[1:])}`  ",
         machine_line() + "  ",
         f"Model `{args.model}` ({module.metadata()['force_mode']} forces, solver tolerance "
-        f"{module.lammps_info()['tol']:g}), {len(data.z)} atoms; {len(frames)} consecutive 0.5 fs steps of "
-        f"GFN2-xTB MD at 500 K; means over steps {skip}-{len(frames) - 1}. Order p: the start is the "
-        "extrapolation of the last p + 1 converged states (0: the last state, the plain warm start).",
+        f"{host_settings(read_metadata(args.model))['tol']:g}), {len(data.z)} atoms; {len(frames)} "
+        f"consecutive 0.5 fs steps of GFN2-xTB MD at 500 K; means over steps {skip}-{len(frames) - 1}. "
+        "Order p: the start is the extrapolation of the last p + 1 converged states (0: the last state, "
+        "the plain warm start).",
         "",
         "| start | solver iters | adjoint iters | total | vs cold | ms / step | "
         "max force deviation from cold (meV/Å) |",
