@@ -257,8 +257,9 @@ benchmarks: benchmark-runs
 	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/aspirin_deq_48ep \
 	  --out benchmarks/peer/aspirin --epochs 12
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq_48ep \
-	  $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_l1wide_24ep --labels "deqff DEQ" \
-	  "deqff DEQ, 2x l=1,2 channels" "deqff DEQ, l<=1, 2x channels (stopped)" --title aspirin
+	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_l1wide_24ep \
+	  --labels "deqff DEQ" "deqff explicit, 4 layers" "deqff DEQ, 2x l=1,2 channels" \
+	  "deqff DEQ, l<=1, 2x channels (stopped)" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
