@@ -115,7 +115,7 @@ void PairDeq::settings(int narg, char **arg) {
     if (meta.force_mode == "direct") {
       mode_ = Mode::Steps;
     } else {
-      mode_ = model_->has_adjoint_steps() ? Mode::Adjoint : Mode::OneRank;
+      mode_ = model_->has_gradient_steps() ? Mode::Gradients : Mode::OneRank;
     }
   } else {
     mode_ = Mode::Analytic;
@@ -157,16 +157,16 @@ void PairDeq::settings(int narg, char **arg) {
     error->all(FLERR, "pair_style deq: {} asks for random rotations but has no lammps_wigner() method (an "
                       "older export); re-export the checkpoint with this deqff", arg[0]);
   rotations_ = std::make_unique<deqff::RotationSource>(static_cast<uint64_t>(seed));
-  if (solver_overridden_ && mode_ != Mode::Steps && mode_ != Mode::Adjoint)
+  if (solver_overridden_ && mode_ != Mode::Steps && mode_ != Mode::Gradients)
     error->all(FLERR, "pair_style deq: the tol/max_iter options apply to models whose solve runs in LAMMPS "
-                      "(direct forces, and conservative DEQs exported by this deqff); this {} model solves with "
-                      "its exported settings (re-export it with `deqff export --tol ... --max-iter ...`)",
+                      "(direct forces, and gradient forces of models exported by this deqff); this {} model solves "
+                      "with its exported settings (re-export it with `deqff export --tol ... --max-iter ...`)",
                meta.force_mode);
   predictor_order_ = settings_.implicit ? static_cast<int>(settings_.predictor_order) : 0;
-  if (mode_ == Mode::Steps || mode_ == Mode::Adjoint) {
+  if (mode_ == Mode::Steps || mode_ == Mode::Gradients) {
     solver_ = std::make_unique<deqff::DeqSolver>(*model_, settings_);
     comm_forward = static_cast<int>(settings_.feature_dim);
-    comm_reverse = mode_ == Mode::Adjoint ? static_cast<int>(settings_.feature_dim) : 0;
+    comm_reverse = mode_ == Mode::Gradients ? static_cast<int>(settings_.feature_dim) : 0;
   }
   if (comm->me == 0) {
     std::string elements;
@@ -230,15 +230,11 @@ void PairDeq::init_style() {
                       "which is only defined for non-periodic systems (molecules), but this box is periodic; "
                       "re-export the checkpoint without --remove-net-torque, or use `boundary f f f`");
   if (mode_ == Mode::OneRank && comm->nprocs > 1)
-    error->all(FLERR, "pair_style deq: this {} model runs on one MPI rank only ({}); run it on 1 rank, or "
-                      "export the checkpoint with `deqff export --force-mode conservative` (the adjoint solve "
-                      "then runs across ranks) or `--force-mode direct` to run on {} ranks",
-               model_->metadata().force_mode,
-               model_->metadata().force_mode == "phantom"
-                   ? "phantom gradients are not split across ranks"
-                   : "it was exported before the adjoint pieces; re-export it with this deqff",
-               comm->nprocs);
-  if (mode_ == Mode::Adjoint && mdet_.remove_net_torque && comm->nprocs > 1)
+    error->all(FLERR, "pair_style deq: this {} model runs on one MPI rank only (it was exported by an older "
+                      "deqff, before its forces could be split across ranks); re-export the checkpoint with this "
+                      "deqff (`deqff export CHECKPOINT -o model.pt`) to run it on {} ranks, or run it on 1 rank",
+               model_->metadata().force_mode, comm->nprocs);
+  if (mode_ == Mode::Gradients && mdet_.remove_net_torque && comm->nprocs > 1)
     error->all(FLERR, "pair_style deq: the model removes the net torque (--remove-net-torque), which needs the "
                       "summed forces of every atom and runs on 1 MPI rank only; conservative forces carry no net "
                       "torque beyond the solver tolerance: re-export without --remove-net-torque to run on {} "
@@ -291,7 +287,7 @@ void PairDeq::check_restored_state() {
 }
 
 bool PairDeq::has_adjoint() const {
-  if (mode_ == Mode::Adjoint) return true;
+  if (mode_ == Mode::Gradients) return model_->has_adjoint_steps();
   return mode_ == Mode::OneRank && settings_.implicit && model_->metadata().force_mode == "conservative";
 }
 
@@ -512,8 +508,8 @@ void PairDeq::compute(int eflag, int vflag) {
     compute_analytic();
   } else if (mode_ == Mode::Steps) {
     compute_steps();
-  } else if (mode_ == Mode::Adjoint) {
-    compute_adjoint();
+  } else if (mode_ == Mode::Gradients) {
+    compute_gradients();
   } else {
     compute_one_rank();
   }
@@ -574,22 +570,23 @@ void PairDeq::compute_steps() {
   add_results(host(result.atom_energy).data_ptr<double>(), forces.data_ptr<double>(), nlocal);
 }
 
-// Conservative forces of a DEQ on any number of ranks: fixed point and adjoint solved here, forces
-// on local and ghost atoms (LAMMPS reverse-communicates the ghost forces, newton_pair on).
-void PairDeq::compute_adjoint() {
+// Gradient forces (conservative or phantom DEQs, conservative explicit stacks) on any number of ranks:
+// fixed point and backward pass (the adjoint solve, or the phantom steps) run here, forces on local
+// and ghost atoms (LAMMPS reverse-communicates the ghost forces, newton_pair on).
+void PairDeq::compute_gradients() {
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int64_t n_edges = static_cast<int64_t>(edges_.size() / 2);
   const int depth = history_depth();
   const torch::Tensor z0 = to_call_frame(warm_start(0, depth));  // undefined: cold
-  const torch::Tensor g0 = z0.defined() ? to_call_frame(warm_start(1, depth)) : torch::Tensor();
+  const torch::Tensor g0 = z0.defined() && has_adjoint() ? to_call_frame(warm_start(1, depth)) : torch::Tensor();
   LammpsExchange exchange(this, world);
-  deqff::ConservativeResult result;
+  deqff::GradientResult result;
   const torch::Device device = model_->device();
   try {
-    result = solver_->evaluate_conservative(tensor_from(positions_, {nall, 3}, device),
-                                            tensor_from(species_, {nall}, device),
-                                            tensor_from(edges_, {2, n_edges}, device), nlocal, z0, g0, exchange);
+    result = solver_->evaluate_gradients(tensor_from(positions_, {nall, 3}, device),
+                                         tensor_from(species_, {nall}, device),
+                                         tensor_from(edges_, {2, n_edges}, device), nlocal, z0, g0, exchange);
   } catch (const deqff::SolveError &e) {
     error->all(FLERR, "pair deq: {}", e.what());  // decided from global residuals: the same on all ranks
   } catch (const std::exception &e) {

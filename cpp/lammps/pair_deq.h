@@ -13,18 +13,20 @@
 // host -> device copy per stage). The one-rank mode solves entirely on the device.
 //
 // Four ways to evaluate, chosen from the model:
-//  * direct-force DEQ and explicit models: the C++ solver loop (deqff/solver.h) around the model's
+//  * direct forces (DEQ or explicit): the C++ solver loop (deqff/solver.h) around the model's
 //    exported steps, on any number of MPI ranks; ghost features by forward communication, residuals
 //    summed over ranks, warm starts per atom in fix DEQ_STATE (they move with the atoms); a
 //    short-range prior (metadata "repulsion") is added per local atom by the model's lammps_prior();
-//  * conservative DEQs (exported with the adjoint pieces): the same loop for the fixed point, then
-//    the adjoint solve in C++ too (DeqSolver::evaluate_conservative), its ghost rows summed into their
-//    owners by reverse communication every iteration, warm-started from a per-atom adjoint state in
-//    fix DEQ_STATE; forces on local and ghost atoms (LAMMPS adds ghost forces to their owners), so the
-//    fdotr virial is exact; any number of ranks;
-//  * phantom models and conservative ones exported before the adjoint pieces: the model's own
-//    step_graph on one rank (ghosts mapped to their owners with periodic shifts; the prior is part
-//    of its energy); more ranks are rejected;
+//  * gradient forces -dE/dx (Model::has_gradient_steps; DeqSolver::evaluate_gradients): the same
+//    loop for the fixed point, then the backward pass in C++ too, with the ghost rows of every
+//    transposed stage summed into their owners by reverse communication: for conservative DEQs the
+//    adjoint solve, warm-started from a per-atom adjoint state in fix DEQ_STATE; for phantom DEQs
+//    (format >= 4) the K damped steps from z*; for conservative explicit stacks their one pass.
+//    Forces on local and ghost atoms (LAMMPS adds ghost forces to their owners), so the fdotr virial
+//    is exact; any number of ranks;
+//  * conservative and phantom models exported before those pieces: the model's own step_graph on one
+//    rank (ghosts mapped to their owners with periodic shifts; the prior is part of its energy);
+//    more ranks are rejected with the re-export to do;
 //  * analytic test models: their compute_local().
 // MD-ET options recorded in the model (deqff export --remove-net-force / --remove-net-torque /
 // --random-rotation) are applied here in every mode (deqff/mdet.h): net force / torque removal with
@@ -73,7 +75,7 @@ class PairDeq : public Pair {
   void reverse_rows(torch::Tensor &rows);
 
  private:
-  enum class Mode { Analytic, Steps, Adjoint, OneRank };
+  enum class Mode { Analytic, Steps, Gradients, OneRank };
 
   void allocate();
   void check_units() const;
@@ -96,7 +98,7 @@ class PairDeq : public Pair {
   void record_stats(const deqff::SolveStats &stats);
   void compute_analytic();
   void compute_steps();
-  void compute_adjoint();
+  void compute_gradients();
   void compute_one_rank();
   void add_results(const double *atom_energy, const double *forces, int n_forces);
   // MD-ET options (deqff/mdet.h) around an evaluation of the non-analytic modes.

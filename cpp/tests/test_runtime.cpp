@@ -226,6 +226,10 @@ void test_settings_from_metadata(const std::string& dir) {
       got[prefix + "return_best"] = t.return_best ? 1.0 : 0.0;
     };
     if (s.implicit) add(s, "");
+    if (s.phantom_steps > 0) {
+      got["phantom_steps"] = double(s.phantom_steps);
+      got["phantom_tau"] = s.phantom_tau;
+    }
     if (model.has_adjoint_steps()) add(model.adjoint_settings(), "adjoint_");
     std::string differences;
     for (const auto& [key, value] : expected)

@@ -77,7 +77,7 @@ def test_wrong_format_version_and_foreign_files(tmp_path, scripted_model):
     save_scripted(module, tmp_path / "future.pt", meta)
     with pytest.raises(
         ModelFormatError,
-        match=r"model format version 99, but deqff .* reads format versions 1, 2, 3\. It was written by a "
+        match=r"model format version 99, but deqff .* reads format versions 1, 2, 3, 4\. It was written by a "
         r"newer deqff: upgrade deqff",
     ):
         load_potential(tmp_path / "future.pt")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deqff.export.export import export_model
+from deqff.export.export import _build, export_model, script_potential
+from deqff.export.metadata import save_scripted
 from deqff.export.options import ExportOptions
 from deqff.export.testing import tiny_model
 
@@ -14,10 +15,22 @@ from deqff.export.testing import tiny_model
 TIGHT = dict(tol=1e-10, max_iter=200)
 
 
+def export_as_format_3(model, path: Path, options: ExportOptions) -> Path:
+    """A phantom DEQ exported as a format-3 file says it is (version 3, no solver "phantom" entry, in
+    the metadata JSON and in its metadata() strings, which the C++ runtime reads): what hosts must run
+    on one rank through `lammps_step_graph`."""
+    potential, meta = _build(model, options, "")
+    meta.format_version = 3
+    meta.solver.pop("phantom")
+    potential._metadata = meta.as_strings()
+    return save_scripted(script_potential(potential), path, meta)
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Exported tiny models (elements H, C, O; cutoff 3 Å): "direct", "conservative" and "phantom"
-    DEQs and an "explicit" direct-force stack of depth 2."""
+    DEQs, an "explicit" direct-force stack of depth 2 and an "explicit_conservative" one, and
+    "phantom_format3", the phantom DEQ as a file of format 3 (before phantom forces ran across ranks)."""
     out = tmp_path_factory.mktemp("lammps_models")
     return {
         "direct": export_model(tiny_model(), out / "direct.pt", ExportOptions(**TIGHT)),
@@ -27,7 +40,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             ExportOptions(adjoint_tol=1e-10, adjoint_max_iter=200, **TIGHT),
         ),
         "phantom": export_model(tiny_model(force_mode="phantom"), out / "phantom.pt", ExportOptions(**TIGHT)),
+        "phantom_format3": export_as_format_3(
+            tiny_model(force_mode="phantom"), out / "phantom_format3.pt", ExportOptions(**TIGHT)
+        ),
         "explicit": export_model(tiny_model(model_type="explicit", depth=2), out / "explicit.pt"),
+        "explicit_conservative": export_model(
+            tiny_model(model_type="explicit", depth=2, force_mode="conservative"),
+            out / "explicit_conservative.pt",
+        ),
     }
 
 

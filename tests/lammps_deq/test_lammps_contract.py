@@ -30,7 +30,7 @@ def predicted(tmp_path_factory) -> dict[str, Path]:
     options = ExportOptions(tol=1e-6, adjoint_tol=1e-6, predictor_order=2)
     return {
         kind: export_model(tiny_model(force_mode=kind), out / f"{kind}.pt", options)
-        for kind in ("direct", "conservative")
+        for kind in ("direct", "conservative", "phantom")
     }
 
 
@@ -66,7 +66,7 @@ def lammps_trajectory(plugin: Path, model: Path, workdir: Path, nprocs: int):
 
 
 @pytest.mark.parametrize("nprocs", [1, 2])
-@pytest.mark.parametrize("kind", ["direct", "conservative"])
+@pytest.mark.parametrize("kind", ["direct", "conservative", "phantom"])
 def test_lammps_loop_equals_python_module_step_by_step(lammps_plugin, predicted, tmp_path, kind, nprocs):
     stats, frames = lammps_trajectory(lammps_plugin, predicted[kind], tmp_path / "lammps", nprocs)
     system = water_box()

@@ -1,6 +1,6 @@
 """pair_style deq applies the MD-ET options recorded in the model (deqff.export.mdet): net force and
-net torque removal and random rotations, in the C++ solver loop (direct forces, 1 and 2 MPI ranks) and
-on the one-rank path of conservative/phantom models.
+net torque removal and random rotations, in the C++ solver loop (direct forces on 1 and 2 MPI ranks,
+and the backward pass of conservative and phantom models).
 
 The references are the exported module's own `compute` (which applies the same options) and, for
 random rotations, the unrotated model: an equivariant model gives the same forces in any frame.
@@ -56,7 +56,7 @@ def run_zero(
         lmp.close()
 
 
-# (model, system): direct forces through the C++ solver loop, conservative/phantom through step_graph.
+# (model, system): direct forces through the C++ solver loop, conservative/phantom through its backward pass.
 CASES = [
     ("net_force", "ethanol"),
     ("net_force", "water"),

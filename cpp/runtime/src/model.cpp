@@ -375,6 +375,16 @@ SolverSettings solver_settings_from_metadata(const ModelMetadata& meta, bool adj
         fallback ? json_number(*fallback, "max_iter", "solver.fallback", path)
                  : json_number(inference, "max_iter", "solver.inference", path));
     read_iteration(inference, "solver.inference", cap, path, s);
+    const Json* phantom = solver.find("phantom");
+    if (meta.force_mode == "phantom" && phantom && meta.format_version >= 4) {
+      s.phantom_steps = static_cast<int64_t>(json_number(*phantom, "steps", "solver.phantom", path));
+      s.phantom_tau = json_number(*phantom, "tau", "solver.phantom", path);
+      if (s.phantom_steps < 1 || !(s.phantom_tau > 0.0 && s.phantom_tau <= 1.0)) {
+        throw ModelError("deqff model '" + path + "': solver.phantom has steps " + std::to_string(s.phantom_steps) +
+                         " and tau " + std::to_string(s.phantom_tau) + " (need steps >= 1, 0 < tau <= 1); "
+                         "re-export it with `deqff export`.");
+      }
+    }
     return s;
   }
   const Json& solve = json_field(solver, "adjoint", "solver", path);
@@ -472,8 +482,15 @@ Model::Model(const std::string& path, const std::string& device) : path_(path), 
                      ") but no lammps_prior() method; re-export the checkpoint with this deqff.");
   }
   has_wigner_ = module_.find_method("lammps_wigner").has_value();
-  has_adjoint_steps_ = has_graph_step_ && settings_.implicit && metadata_.force_mode == "conservative" &&
-                       module_.find_method("lammps_position_grad").has_value();
+  const bool pieces = has_graph_step_ && metadata_.force_mode != "direct" &&
+                      module_.find_method("lammps_position_grad").has_value() &&
+                      module_.find_method("lammps_energy_grad").has_value() &&
+                      module_.find_method("lammps_iterate_vjp").has_value();
+  has_adjoint_steps_ = pieces && settings_.implicit && metadata_.force_mode == "conservative";
+  // Phantom DEQs before format 4 neither record their steps nor take several applications of f in
+  // position_grad; explicit stacks are one pass (K = 1), which every file with the pieces takes.
+  has_gradient_steps_ = has_adjoint_steps_ || (pieces && !settings_.implicit) ||
+                        (pieces && metadata_.force_mode == "phantom" && settings_.phantom_steps > 0);
   // DEQFF_STAGE_GRAPH=0 makes the adjoint use iterate_vjp even when the model has stage graphs (for
   // measuring the difference: benchmarks/bench_lammps_paths.py).
   const char* stage_graph = std::getenv("DEQFF_STAGE_GRAPH");

@@ -190,7 +190,6 @@ torch::Tensor DeqSolver::apply(Pass& pass, const torch::Tensor& z, Exchange& exc
                                std::vector<torch::Tensor>* inputs) {
   const int64_t n_local = pass.n_local;
   torch::Tensor out = z;
-  if (inputs) inputs->clear();
   for (int64_t stage = 0; stage < settings_.stages; ++stage) {
     pass.h.narrow(0, 0, n_local).copy_(out);
     exchange.forward(pass.h);
@@ -245,6 +244,7 @@ torch::Tensor DeqSolver::transpose(Pass& pass, const std::vector<torch::Tensor>&
   const int64_t n_all = pass.h.size(0);
   if (cotangents) cotangents->assign(settings_.stages, torch::Tensor());
   torch::Tensor out = c;
+  torch::Tensor injection_sum;
   for (int64_t stage = settings_.stages - 1; stage >= 0; --stage) {
     if (cotangents) (*cotangents)[stage] = out;
     torch::Tensor dh, du;
@@ -258,70 +258,127 @@ torch::Tensor DeqSolver::transpose(Pass& pass, const std::vector<torch::Tensor>&
     }
     exchange.reverse(dh);  // ghost rows' cotangents to their owners
     out = dh.narrow(0, 0, n_local).clone();
-    if (stage == 0 && injection_grad) {
-      du.narrow(0, 0, n_local).zero_();  // only what ghost rows send: the own rows are differentiated
-      exchange.reverse(du);              // again by position_grad, through the local embedding
-      *injection_grad = du.narrow(0, 0, n_local).clone();
-    }
+    if (injection_grad) injection_sum = injection_sum.defined() ? injection_sum + du : du.clone();
+  }
+  if (injection_grad) {
+    // Only what ghost rows send: the own rows are differentiated again by position_grad, through the
+    // local embedding.
+    injection_sum.narrow(0, 0, n_local).zero_();
+    exchange.reverse(injection_sum);
+    *injection_grad = injection_sum.narrow(0, 0, n_local).clone();
   }
   return out;
 }
 
-ConservativeResult DeqSolver::evaluate_conservative(const torch::Tensor& positions, const torch::Tensor& species,
-                                                    const torch::Tensor& edges, int64_t n_local,
-                                                    const torch::Tensor& z0, const torch::Tensor& g0,
-                                                    Exchange& exchange) {
+torch::Tensor DeqSolver::adjoint(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& v,
+                                 const torch::Tensor& g0, SolveStats& stats, Exchange& exchange) {
   const SolverSettings& adjoint = model_.adjoint_settings();
-  const int64_t n_all = positions.size(0);
+  const int64_t n_local = pass.n_local;
   const int64_t D = settings_.feature_dim;
-  const auto f64 = positions.options().dtype(torch::kFloat64);
-  Pass pass = prepare(positions, species, edges, n_local, exchange);
-  const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
-  ConservativeResult result;
-  result.z = fixed_point(f, z0, n_local, result.stats, exchange);
-
-  // E from s = f(z*) (one more application, as the Python runner), and its stage inputs.
-  std::vector<torch::Tensor> inputs;
-  const torch::Tensor s = apply(pass, result.z, exchange, &inputs);
-  torch::Tensor v = torch::zeros({n_local, D}, f64);
-  result.atom_energy = torch::zeros({n_local}, f64);
-  if (n_local > 0) std::tie(result.atom_energy, v) = model_.energy_grad(s, species.narrow(0, 0, n_local));
   // Every adjoint iteration transposes f at the same point: record each stage's graph once.
   if (n_local > 0 && model_.has_stage_graph()) {
     for (int64_t stage = 0; stage < settings_.stages; ++stage)
       pass.graphs.push_back(model_.stage_graph(inputs[stage], pass.injection, pass.features, n_local, stage));
   }
-
-  // Adjoint g = v + J^T g: warm from g0 if every rank has one, else from v; retried from v.
   const Func map = [&](const torch::Tensor& g) { return v + transpose(pass, inputs, g, exchange); };
   const bool usable = settings_.warm_start && g0.defined() && g0.size(0) == n_local && g0.size(1) == D;
   double missing = usable ? 0.0 : 1.0;
   exchange.sum(&missing, 1);
-  result.stats.adjoint_cold = missing > 0.0;
+  stats.adjoint_cold = missing > 0.0;
   Solve solved = solve(map, missing > 0.0 ? v : g0.to(torch::kFloat64).contiguous(), adjoint.max_iter, adjoint,
                        exchange);
-  result.stats.adjoint_iterations = solved.iterations;
+  stats.adjoint_iterations = solved.iterations;
   if (!solved.converged) {
-    result.stats.retried += 1;
-    result.stats.adjoint_cold = true;
+    stats.retried += 1;
+    stats.adjoint_cold = true;
     solved = solve(map, v, adjoint.fallback_max_iter, adjoint, exchange);
-    result.stats.adjoint_iterations += solved.iterations;
+    stats.adjoint_iterations += solved.iterations;
   }
-  result.stats.adjoint_residual = solved.residual.stop(adjoint.stop_rel);
+  stats.adjoint_residual = solved.residual.stop(adjoint.stop_rel);
   if (!solved.converged) {
     throw SolveError("deqff: the adjoint solve of the conservative forces did not converge: residual " +
-                     format_residual(result.stats.adjoint_residual) + " (" + (adjoint.stop_rel ? "rel" : "abs") +
+                     format_residual(stats.adjoint_residual) + " (" + (adjoint.stop_rel ? "rel" : "abs") +
                      ") after " + std::to_string(solved.iterations) + " iterations, tolerance " +
                      format_residual(adjoint.tol) +
                      ". Check the structure (atoms too close, a blown-up simulation), or export with a larger "
                      "--adjoint-max-iter or a looser --adjoint-tol.");
   }
-  result.g = solved.z;
+  return solved.z;
+}
 
-  // Forces on local and ghost positions: -d/dx of g f(z*, x) (stage by stage) and of the prior.
+void DeqSolver::phantom_cotangents(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& v,
+                                   Exchange& exchange, std::vector<torch::Tensor>& cotangents,
+                                   torch::Tensor& remote) {
+  const int64_t S = settings_.stages;
+  const int64_t K = settings_.phantom_steps;
+  const double tau = settings_.phantom_tau;
+  cotangents.assign(K * S, torch::Tensor());
+  remote = torch::zeros_like(v);
+  // z_{k+1} = (1 - tau) z_k + tau f(z_k): the cotangent c of z_{k+1} gives tau c to f's output at step
+  // k and (1 - tau) c + J_k^T (tau c) to z_k. z_0 = z* is held fixed (no gradient through the solve).
+  torch::Tensor c = v;
+  for (int64_t k = K - 1; k >= 0; --k) {
+    const std::vector<torch::Tensor> step(inputs.begin() + k * S, inputs.begin() + (k + 1) * S);
+    std::vector<torch::Tensor> step_cotangents;
+    torch::Tensor step_remote;
+    const torch::Tensor back = transpose(pass, step, tau * c, exchange, &step_cotangents, &step_remote);
+    for (int64_t stage = 0; stage < S; ++stage) cotangents[k * S + stage] = step_cotangents[stage];
+    remote = remote + step_remote;
+    c = (1.0 - tau) * c + back;
+  }
+}
+
+GradientResult DeqSolver::evaluate_gradients(const torch::Tensor& positions, const torch::Tensor& species,
+                                             const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
+                                             const torch::Tensor& g0, Exchange& exchange) {
+  const int64_t n_all = positions.size(0);
+  const int64_t D = settings_.feature_dim;
+  const auto f64 = positions.options().dtype(torch::kFloat64);
+  const bool phantom = settings_.implicit && settings_.phantom_steps > 0;
+  if (!model_.has_gradient_steps() || (settings_.implicit && !phantom && !model_.has_adjoint_steps())) {
+    throw ModelError("deqff: the model has no pieces for gradient forces across ranks; re-export it with "
+                     "this deqff");
+  }
+  Pass pass = prepare(positions, species, edges, n_local, exchange);
+  const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
+  GradientResult result;
+
+  // The state the energy is read out from, and the stage inputs of every application of f leading to
+  // it (ghost rows filled): s = f(z*) (conservative), z_K (phantom) or the explicit pass from zero.
+  std::vector<torch::Tensor> inputs;
+  torch::Tensor state;
+  if (!settings_.implicit) {
+    state = apply(pass, torch::zeros({n_local, D}, f64), exchange, &inputs);
+    result.stats.cold = true;
+  } else {
+    result.z = fixed_point(f, z0, n_local, result.stats, exchange);
+    if (phantom) {
+      state = result.z;
+      for (int64_t k = 0; k < settings_.phantom_steps; ++k)
+        state = (1.0 - settings_.phantom_tau) * state +
+                settings_.phantom_tau * apply(pass, state, exchange, &inputs);
+    } else {
+      state = apply(pass, result.z, exchange, &inputs);
+    }
+  }
+  torch::Tensor v = torch::zeros({n_local, D}, f64);
+  result.atom_energy = torch::zeros({n_local}, f64);
+  if (n_local > 0) std::tie(result.atom_energy, v) = model_.energy_grad(state, species.narrow(0, 0, n_local));
+
+  // Cotangents of every stage output and of the injection rows other ranks hold of the local atoms.
   std::vector<torch::Tensor> cotangents;
   torch::Tensor remote;
-  transpose(pass, inputs, result.g, exchange, &cotangents, &remote);
+  if (phantom) {
+    phantom_cotangents(pass, inputs, v, exchange, cotangents, remote);
+  } else if (settings_.implicit) {
+    result.g = adjoint(pass, inputs, v, g0, result.stats, exchange);
+    transpose(pass, inputs, result.g, exchange, &cotangents, &remote);
+  } else {
+    transpose(pass, inputs, v, exchange, &cotangents, &remote);
+  }
+
+  // Forces on local and ghost positions: -d/dx of the stage outputs weighted by their cotangents
+  // (stage by stage), of the local injection, and of the prior.
   result.forces = torch::zeros({n_all, 3}, f64);
   if (n_local > 0) {
     auto [prior, grad] = model_.position_grad(positions, species, edges, n_local, inputs, pass.injection,

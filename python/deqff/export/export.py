@@ -110,7 +110,6 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
     solver: dict[str, Any] = {"warm_start": options.warm_start}
     if config.model_type == "deq":
         solver["predictor_order"] = options.predictor_order
-    if config.model_type == "deq":
         solver["inference"] = config.solver_inference.to_dict()
         solver["fallback"] = config.solver_inference.replace(
             max_iter=options.fallback_iterations(config)
@@ -118,6 +117,8 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
         if config.force_mode == "conservative":
             solver["adjoint"] = config.solver_backward.to_dict()
             solver["adjoint_fallback_max_iter"] = 4 * config.solver_backward.max_iter
+        if config.force_mode == "phantom":
+            solver["phantom"] = {"steps": config.phantom_steps, "tau": config.phantom_tau}
     stages = config.blocks_per_layer * (1 if config.model_type == "deq" else config.depth)
     return ModelMetadata(
         model_type=config.model_type,

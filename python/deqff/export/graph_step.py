@@ -46,16 +46,20 @@ autograd, so the host can solve the adjoint across ranks as it solves the fixed 
   stages; over all stages that gives J^T g. `stage_graph(h, injection, edge features, n_local,
   stage)` -> (x, u, out) records the stage once with its autograd graph, so a host that transposes
   it at one point many times (every adjoint iteration) only runs the backward pass each time;
-* `position_grad(positions, species, edges, n_local, stage inputs [S] of [n_all, D], injection
-  [n_all, D], cotangents [S] of [n_local, D], injection cotangent [n_local, D])` -> (prior atom
-  energies [n_local] eV, dL/dpositions [n_all, 3] eV/Å) of L = sum_k <c_k, stage_k> + <r, injection of
-  the local atoms> + prior (half of each pair from the full list), where c_k are the stage cotangents
-  of the converged adjoint and r the injection cotangents the other ranks sent for the local atoms.
-  Its gradient on ghost positions goes to their owners with the forces (LAMMPS `newton_pair on`), so
-  the fdotr virial over local + ghost atoms is exact.
+* `position_grad(positions, species, edges, n_local, stage inputs [K * S] of [n_all, D], injection
+  [n_all, D], cotangents [K * S] of [n_local, D], injection cotangent [n_local, D])` -> (prior atom
+  energies [n_local] eV, dL/dpositions [n_all, 3] eV/Å) of L = sum_k <c_k, stage (k mod S) at input
+  k> + <r, injection of the local atoms> + prior (half of each pair from the full list), where c_k
+  are the stage cotangents (K = 1 for conservative forces: those of the converged adjoint) and r the
+  injection cotangents the other ranks sent for the local atoms. Its gradient on ghost positions goes
+  to their owners with the forces (LAMMPS `newton_pair on`), so the fdotr virial over local + ghost
+  atoms is exact.
 
-Phantom forces are not split (the LAMMPS plugin runs them on one rank through the module's
-`lammps_step_graph`).
+Phantom forces (format >= 4) use the same pieces: from z_0 = z* the host takes K = phantom_steps
+damped steps z_{k+1} = (1 - tau) z_k + tau f(z_k) (metadata solver "phantom"), reads the energy out of
+z_K (`energy_grad`), carries its gradient back through the steps (`iterate_vjp` at each step's stage
+inputs, reverse communication as for the adjoint; the cotangent of step k's f is tau times that of
+z_{k+1}) and passes all K * S stage inputs and cotangents to `position_grad`.
 
 (No `from __future__ import annotations` here: TorchScript must see real annotations.)
 """
@@ -213,9 +217,10 @@ class GraphStep(nn.Module):
         own = self.model.embed(species, features[0], features[1], features[2])[:n_local]
         u = torch.cat([own, injection[n_local:].to(own.dtype)], dim=0)
         total = (own * injection_cotangent.to(own.dtype)).sum()
-        for stage in range(len(stage_inputs)):
-            out = self.stage_output(stage_inputs[stage].to(own.dtype), u, features, stage)[:n_local]
-            total = total + (out * cotangents[stage].to(out.dtype)).sum()
+        stages = len(self.layers) * self.blocks_per_layer
+        for k in range(len(stage_inputs)):
+            out = self.stage_output(stage_inputs[k].to(own.dtype), u, features, k % stages)[:n_local]
+            total = total + (out * cotangents[k].to(out.dtype)).sum()
         prior_energy = torch.zeros(n_local, dtype=x.dtype, device=x.device)
         repulsion = self.model.repulsion
         if repulsion is not None:

@@ -28,9 +28,12 @@ from deqff import __version__
 #: silently leave out of LAMMPS's direct-force loop; version-1 files (no prior) are still read.
 #: 3: feature_dim and stages in the metadata (`host_settings`), no `lammps_info()` method; in files of
 #: versions 1-2 they follow from the metadata's model_config (`legacy_feature_dim`).
-FORMAT_VERSION: int = 3
+#: 4: phantom DEQs record their damped steps (solver "phantom": steps, tau) and `lammps_position_grad`
+#: takes the stage inputs of several applications of f (entry k is stage k mod stages), so hosts run
+#: phantom forces across ranks; older phantom files run on one rank (`lammps_step_graph`).
+FORMAT_VERSION: int = 4
 #: Format versions this deqff reads.
-READABLE_FORMAT_VERSIONS: tuple[int, ...] = (1, 2, 3)
+READABLE_FORMAT_VERSIONS: tuple[int, ...] = (1, 2, 3, 4)
 #: Name of the JSON metadata entry in the TorchScript archive.
 METADATA_FILE: str = "deqff_metadata.json"
 
@@ -161,7 +164,9 @@ def host_settings(meta: ModelMetadata) -> dict[str, float]:
     feature_dim, stages, implicit (1: solve z = f(z), 0: one pass), warm_start (1/0), and for DEQs the
     inference solver (SOLVER_SETTING_NAMES: tol, max_iter, fallback_max_iter = the cold retry's cap,
     stop_rel, anderson, m, beta, lam, damping, return_best) and predictor_order; for conservative DEQs
-    the adjoint solver's, prefixed "adjoint_" (adjoint_fallback_max_iter: its retry's cap).
+    the adjoint solver's, prefixed "adjoint_" (adjoint_fallback_max_iter: its retry's cap); for
+    phantom DEQs of format >= 4 phantom_steps and phantom_tau (forces through that many damped steps
+    z <- (1 - tau) z + tau f(z) from z*).
     """
     feature_dim, stages = legacy_shape(meta)
     solver = meta.solver
@@ -181,6 +186,9 @@ def host_settings(meta: ModelMetadata) -> dict[str, float]:
         adjoint = solver["adjoint"]
         cap = solver.get("adjoint_fallback_max_iter", 4 * int(adjoint["max_iter"]))
         info.update(_solver_numbers(adjoint, cap, "adjoint_"))
+    if meta.force_mode == "phantom" and "phantom" in solver:
+        info["phantom_steps"] = float(solver["phantom"]["steps"])
+        info["phantom_tau"] = float(solver["phantom"]["tau"])
     return info
 
 

@@ -13,10 +13,11 @@
 namespace deqff {
 
 // Versions of the exported-model format this runtime reads (python/deqff/export/metadata.py):
-// kFormatVersion is the newest (3: feature_dim and stages in the metadata, no lammps_info(); 2: the
+// kFormatVersion is the newest (4: phantom DEQs record their damped steps, position_grad takes K * S
+// stage entries; 3: feature_dim and stages in the metadata, no lammps_info(); 2: the
 // short-range prior, "repulsion" and lammps_prior()), down to kOldestFormatVersion (1: no prior).
 // Files of versions 1-2 are read from their metadata too (feature_dim and stages from model_config).
-constexpr int kFormatVersion = 3;
+constexpr int kFormatVersion = 4;
 constexpr int kOldestFormatVersion = 1;
 
 // A model file that cannot be used: not a deqff model, wrong format version, bad metadata.
@@ -74,6 +75,8 @@ struct SolverSettings {
   double damping = 1.0;          // fixed-point step z + damping (f(z) - z)
   bool return_best = true;       // return the lowest-residual iterate
   int64_t predictor_order = 0;   // warm starts extrapolated over this many past states (absent: 0)
+  int64_t phantom_steps = 0;     // phantom DEQs (format >= 4): damped steps z <- (1 - tau) z + tau f(z)
+  double phantom_tau = 1.0;      // from z* that the energy is read out after (0: not recorded)
 };
 
 // Result of `Model::step_graph` (any force mode, one rank). eV, eV/Å, float64 tensors.
@@ -140,9 +143,12 @@ class Model {
   // Solver settings of a deqff model; throws ModelError for models without the graph-step interface.
   const SolverSettings& solver_settings() const;
 
-  // --- conservative DEQs: the adjoint pieces (graph_step energy_grad / iterate_vjp / position_grad) ----
-  // True when the model exports them (conservative DEQs exported by this deqff): the host can then
-  // solve the adjoint and the forces across ranks (DeqSolver::evaluate_conservative).
+  // --- forces as -dE/dx across ranks: the pieces energy_grad / iterate_vjp / position_grad -------------
+  // True when the host can compute the model's gradient forces itself (DeqSolver::evaluate_gradients):
+  // conservative DEQs, phantom DEQs of format >= 4 and conservative/phantom explicit stacks that export
+  // the pieces. False for direct forces and for older conservative/phantom files (one rank, step_graph).
+  bool has_gradient_steps() const { return has_gradient_steps_; }
+  // True for conservative DEQs with the pieces: their forces need the adjoint solve g = dE/ds + J^T g.
   bool has_adjoint_steps() const { return has_adjoint_steps_; }
   // The adjoint solve's settings (tol, max_iter, fallback_max_iter, Anderson; feature_dim and stages
   // as the forward's). Throws ModelError without the adjoint pieces.
@@ -208,6 +214,7 @@ class Model {
   bool has_compute_local_ = false;
   bool has_graph_step_ = false;
   bool has_wigner_ = false;
+  bool has_gradient_steps_ = false;
   bool has_adjoint_steps_ = false;
   bool has_stage_graph_ = false;
   bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)

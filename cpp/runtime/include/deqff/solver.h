@@ -66,13 +66,15 @@ struct DeqResult {
   SolveStats stats;
 };
 
-// Result of DeqSolver::evaluate_conservative, float64.
-struct ConservativeResult {
-  torch::Tensor atom_energy;  // [n_local] eV, read out from f(z*), plus the prior's halves of pairs
+// Result of DeqSolver::evaluate_gradients, float64.
+struct GradientResult {
+  torch::Tensor atom_energy;  // [n_local] eV, read out from the model's final state (see
+                              // evaluate_gradients), plus the prior's halves of pairs
   torch::Tensor forces;       // [n_all, 3] eV/Å = -dE/dx of local AND ghost positions: the host adds
                               // ghost rows to their owners (LAMMPS newton_pair on); fdotr over all
                               // rows is the exact virial
-  torch::Tensor z, g;         // [n_local, D] fixed point and adjoint (the next warm starts)
+  torch::Tensor z, g;         // [n_local, D] fixed point and adjoint (the next warm starts); g is
+                              // undefined but for conservative DEQs, both for explicit stacks
   SolveStats stats;
 };
 
@@ -91,15 +93,18 @@ class DeqSolver {
   DeqResult evaluate(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
                      int64_t n_local, const torch::Tensor& z0, Exchange& exchange);
 
-  // Conservative forces of a DEQ (Model::has_adjoint_steps), as deqff.export.runner computes them on
-  // one process: z* = f(z*) (warm start z0 as `evaluate`), E = sum_i e(s_i) with s = f(z*), the
-  // adjoint g = dE/ds + J^T g (warm start g0 [n_local, D] or undefined: from dE/ds; retried from
-  // dE/ds with the fallback cap), forces -g df/dx - dE_prior/dx on local and ghost positions. J^T
-  // reaches other ranks' atoms through Exchange::reverse every adjoint iteration. Throws SolveError
-  // (on every rank) if the fixed point or the adjoint does not converge.
-  ConservativeResult evaluate_conservative(const torch::Tensor& positions, const torch::Tensor& species,
-                                           const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
-                                           const torch::Tensor& g0, Exchange& exchange);
+  // Forces as -dE/dx (Model::has_gradient_steps), as deqff.export.runner computes them on one process,
+  // on local and ghost positions; J^T reaches other ranks' atoms through Exchange::reverse.
+  //   conservative DEQ: z* = f(z*) (warm start z0 as `evaluate`), E = sum_i e(s_i) with s = f(z*), the
+  //     adjoint g = dE/ds + J^T g (warm start g0 [n_local, D] or undefined: from dE/ds; retried from
+  //     dE/ds with the fallback cap), forces -g df/dx - dE_prior/dx;
+  //   phantom DEQ: z* as above, E read out from z_K after K damped steps z <- (1 - tau) z + tau f(z)
+  //     from z* (held fixed), forces back through the K steps (no adjoint solve; g0 unused);
+  //   explicit stack: E read out from one pass from z = 0, forces back through it.
+  // Throws SolveError (on every rank) if the fixed point or the adjoint does not converge.
+  GradientResult evaluate_gradients(const torch::Tensor& positions, const torch::Tensor& species,
+                                    const torch::Tensor& edges, int64_t n_local, const torch::Tensor& z0,
+                                    const torch::Tensor& g0, Exchange& exchange);
 
  private:
   // One geometry's inputs of f on local + ghost rows.
@@ -133,15 +138,25 @@ class DeqSolver {
   // The embedding and ghost injection rows of a geometry (collective).
   Pass prepare(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
                int64_t n_local, Exchange& exchange);
-  // f(z) [n_local, D] (or one explicit pass); with `inputs`, each stage's input with ghost rows filled.
+  // f(z) [n_local, D] (or one explicit pass); with `inputs`, each stage's input with ghost rows filled
+  // is appended to it.
   torch::Tensor apply(Pass& pass, const torch::Tensor& z, Exchange& exchange,
                       std::vector<torch::Tensor>* inputs = nullptr);
+  // The conservative DEQ's adjoint g = v + J^T g at the stage inputs of s = f(z*) (warm from g0 if
+  // every rank has one, else from v; retried from v); adjoint stats filled. Throws SolveError.
+  torch::Tensor adjoint(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& v,
+                        const torch::Tensor& g0, SolveStats& stats, Exchange& exchange);
+  // Phantom DEQ: the stage cotangents [K * S] of z_K's cotangent v carried back through the K damped
+  // steps whose stage inputs are `inputs` [K * S], and the injection cotangents other ranks send.
+  void phantom_cotangents(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& v,
+                          Exchange& exchange, std::vector<torch::Tensor>& cotangents, torch::Tensor& remote);
   // The fixed point from z0 (warm if every rank has one) or cold; stats filled.
   torch::Tensor fixed_point(const Func& f, const torch::Tensor& z0, int64_t n_local, SolveStats& stats,
                             Exchange& exchange);
-  // J^T c [n_local, D] for a cotangent c [n_local, D] of f's output at the stage inputs; with
+  // J^T c [n_local, D] for a cotangent c [n_local, D] of f's output at the stage inputs [S]; with
   // `cotangents`, each stage's output cotangent, and with `injection_grad`, the injection cotangent
-  // [n_local, D] that other ranks' ghost rows send to the local atoms.
+  // [n_local, D] that other ranks' ghost rows send to the local atoms (summed over stages: explicit
+  // stacks inject in every layer's first stage).
   torch::Tensor transpose(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& c,
                           Exchange& exchange, std::vector<torch::Tensor>* cotangents = nullptr,
                           torch::Tensor* injection_grad = nullptr);
