@@ -227,18 +227,19 @@ def test_state_follows_atoms_through_sorting_and_migration(migration_runs, model
     np.testing.assert_allclose(f_cold, forces, atol=1e-8)
 
 
-def test_rank_without_atoms(lammps_plugin, models, tmp_path):
+@pytest.mark.parametrize("kind", ["direct", "conservative", "phantom"])
+def test_rank_without_atoms(lammps_plugin, models, tmp_path, kind):
     """A molecule on one side of a wide box: one of 2 ranks owns no atom and still takes part in every
-    communication and sum; the result equals the Python module's."""
+    communication and sum (forward solve and backward pass); the result equals the Python module's."""
     system = ethanol()
-    lines = setup_lines(lammps_plugin, system, "metal", f"deq {models['direct']}")
+    lines = setup_lines(lammps_plugin, system, "metal", f"deq {models[kind]}")
     lines = [line.replace("block 0 20.0 0", "block 0 60.0 0") for line in lines]
     lines += [*stats_lines(), "run 0", *dump_lines(tmp_path / "d.dump")]
     result = run_lmp(lines, tmp_path, nprocs=2)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert re.search(r"^Nlocal:.*\s0 min$", result.stdout, re.MULTILINE), "one rank must own no atom"
     positions, forces, atom_energy = read_dump(tmp_path / "d.dump")
-    energy, expected = python_reference(models["direct"], system, positions)
+    energy, expected = python_reference(models[kind], system, positions)
     assert atom_energy.sum() == pytest.approx(energy, abs=1e-8)
     np.testing.assert_allclose(forces, expected, atol=1e-8)
 
