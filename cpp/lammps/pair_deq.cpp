@@ -1,5 +1,7 @@
 #include "pair_deq.h"
 
+#include "deqff/allocator.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -98,7 +100,7 @@ void PairDeq::allocate() {
 void PairDeq::settings(int narg, char **arg) {
   if (narg < 1 || narg % 2 == 0)
     error->all(FLERR, "Illegal pair_style deq command: expected `pair_style deq model.pt [tol X] [max_iter N] "
-                      "[warm yes|no] [seed N] [device cpu|cuda|cuda:N]`");
+                      "[warm yes|no] [seed N] [device cpu|cuda|cuda:N] [malloc keep|system]`");
   // The device first: the model is loaded onto it (an unusable device fails before loading).
   std::string device = "cpu";
   for (int iarg = 1; iarg + 1 < narg; iarg += 2)
@@ -123,6 +125,7 @@ void PairDeq::settings(int narg, char **arg) {
   solver_overridden_ = false;
   int seed = kDefaultSeed;
   bool seed_given = false;
+  bool keep_memory = true;
   for (int iarg = 1; iarg < narg; iarg += 2) {
     const std::string key = arg[iarg];
     if (key == "tol") {
@@ -142,9 +145,23 @@ void PairDeq::settings(int narg, char **arg) {
       seed_given = true;
     } else if (key == "device") {
       // read above
+    } else if (key == "malloc") {
+      const std::string value = arg[iarg + 1];
+      if (value != "keep" && value != "system")
+        error->all(FLERR, "pair_style deq: malloc must be `keep` (default) or `system`, not '{}'", value);
+      keep_memory = value == "keep";
     } else {
-      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm, seed, device)", key);
+      error->all(FLERR, "pair_style deq: unknown option '{}' (known: tol, max_iter, warm, seed, device, malloc)",
+                 key);
     }
+  }
+  if (keep_memory) {
+    const std::string why_not = deqff::keep_freed_memory();
+    if (comm->me == 0)
+      utils::logmesg(lmp, why_not.empty() ? std::string("pair_style deq: malloc keeps freed memory for the next step "
+                                                        "(process-wide; `malloc system` keeps the C library's "
+                                                        "defaults)\n")
+                                          : fmt::format("pair_style deq: malloc left as is ({})\n", why_not));
   }
   mdet_ = meta.mdet;
   if (mode_ == Mode::Analytic && mdet_.any())

@@ -1,7 +1,12 @@
 // LAMMPS pair style `deq`: energies and forces from an exported deqff model (see README, "LAMMPS").
 //   pair_style deq model.pt [tol X] [max_iter N] [warm yes|no] [seed N] [device cpu|cuda|cuda:N]
+//                           [malloc keep|system]
 //   pair_coeff * * C H O      (one element per LAMMPS atom type, NULL for types the model skips)
 // Supports `units metal` (Å, eV) and `units real` (Å, kcal/mol); needs `newton_pair on`.
+//
+// `malloc keep` (default) makes the process's allocator keep freed memory for the next step
+// (deqff/allocator.h: large tensors are otherwise re-mapped, page by page, every step); `malloc
+// system` leaves the C library's defaults.
 //
 // `device` (default cpu) loads the model onto that torch device (deqff::parse_device: an unusable
 // device is an error naming the fix). Each step copies positions, species and the neighbor list there

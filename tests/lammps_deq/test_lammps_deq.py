@@ -329,3 +329,19 @@ def test_non_finite_position_is_named_before_any_solve(lammps_plugin, models):
     message = str(error.value)
     assert "atom 3 has a non-finite position" in message or "Non-numeric atom coords" in message
     assert "did not converge" not in message
+
+
+def test_malloc_option(lammps_plugin, models, tmp_path):
+    """`malloc keep` (the default) is logged; anything but keep/system is an error naming both."""
+    lines = [*setup_lines(lammps_plugin, ethanol(), "metal", f"deq {models['direct']}"), "run 0"]
+    result = run_lmp(lines, tmp_path, nprocs=1)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "pair_style deq: malloc keeps freed memory for the next step" in result.stdout
+    lmp = new_lammps()
+    try:
+        with pytest.raises(Exception, match=r"malloc must be `keep` \(default\) or `system`, not 'huge'"):
+            run_commands(
+                lmp, setup_lines(lammps_plugin, ethanol(), "metal", f"deq {models['direct']} malloc huge")
+            )
+    finally:
+        lmp.close()

@@ -42,6 +42,13 @@ def add_platform_args(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
         "--device-index", type=int, default=None, help="GPU of the CUDA/OpenCL platform (default: OpenMM's)"
     )
+    parser.add_argument(
+        "--malloc",
+        choices=("keep", "system"),
+        default="keep",
+        help="keep: the process's allocator keeps freed memory for the next step (large systems otherwise "
+        "pay page faults every step; deqff.md.allocator); system: the C library's defaults",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         minimize=args.minimize,
         cold_comparison=not args.no_cold,
         threads=args.threads,
+        malloc=args.malloc,
         device_index=args.device_index,
     )
     if not Path(settings.model).is_file():
@@ -142,6 +150,7 @@ def run_mixed(args: argparse.Namespace) -> int:
         platform=args.platform,
         seed=args.seed,
         threads=args.threads,
+        malloc=args.malloc,
         device_index=args.device_index,
     )
     if not Path(settings.model).is_file():

@@ -32,6 +32,7 @@ import openmm.app as app
 import torch
 from openmm import unit
 
+from deqff.md.allocator import MALLOC_CHOICES, apply_malloc_setting
 from deqff.md.devices import PLATFORMS, openmm_platform
 from deqff.md.openmm import context_creation, model_calls, solver_iterations
 from deqff.md.progress import note
@@ -66,10 +67,13 @@ class MixedSettings:
     platform: str = "CPU"
     seed: int = 0
     threads: int | None = None
+    malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
     device_index: int | None = None  # the GPU of a CUDA/OpenCL platform (OpenMM's DeviceIndex)
 
     def __post_init__(self) -> None:
         problems = []
+        if self.malloc not in MALLOC_CHOICES:
+            problems.append(f"malloc={self.malloc!r} (choose from {MALLOC_CHOICES})")
         if self.ml_waters < 1:
             problems.append(f"ml_waters={self.ml_waters} (must be >= 1)")
         if min(self.steps, self.report_interval, self.mm_equilibration_steps) < 1:
@@ -267,6 +271,7 @@ def run_mixed(settings: MixedSettings, progress: bool = False) -> dict[str, Any]
     openmm_platform(settings.platform, settings.device_index)  # a missing platform fails before any output
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
+    apply_malloc_setting(settings.malloc)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     simulation, ml_atoms, mm_ms_per_step = prepare(settings, out, progress)

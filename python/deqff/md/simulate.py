@@ -28,6 +28,7 @@ import torch
 from openmm import unit
 
 from deqff.export.export import export_checkpoint, is_torchscript_archive, load_potential
+from deqff.md.allocator import MALLOC_CHOICES, apply_malloc_setting
 from deqff.md.devices import PLATFORMS, openmm_platform
 from deqff.md.openmm import context_creation, model_calls, solver_iterations, system_for, torch_force
 from deqff.md.progress import Progress, note
@@ -60,10 +61,13 @@ class SimulationSettings:
     minimize: bool = False
     cold_comparison: bool = True
     threads: int | None = None
+    malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
     device_index: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if self.malloc not in MALLOC_CHOICES:
+            problems.append(f"malloc={self.malloc!r} (choose from {MALLOC_CHOICES})")
         if self.steps < 1:
             problems.append(f"steps={self.steps} (must be >= 1)")
         if self.timestep <= 0:
@@ -220,6 +224,7 @@ def prepare_run(settings: SimulationSettings) -> tuple[SimulationSettings, MDStr
     an exported model, structure, start state)."""
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
+    apply_malloc_setting(settings.malloc)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     if not is_torchscript_archive(settings.model):
