@@ -91,15 +91,15 @@ NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same blo
   issue 13 (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous \
   architecture: benchmarks/RESULTS.md, Architecture.
 NOTE_aspirin_deq := Conservative DEQ for aspirin with the recipe of issue 13 (configs/aspirin_deq.yaml: batch 5, \
-  E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients; 12 epochs, one torch \
+  E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients; 48 epochs, one torch \
   thread) and its architecture (gated-sum aggregation, smooth when atoms cross the cutoff, as they do in \
   aspirin; radial MLPs of 3x64; lr 1e-2), exported with the ZBL short-range prior (exactly zero on the \
-  training data). Predicting the training mean energy gives 193 meV on the test trajectory. Its explicit \
-  twin aspirin_explicit (4 layers, 2x the parameters, same recipe and epochs) has lower force errors on \
-  aspirin; peer comparison: benchmarks/RESULTS.md, Peer.
+  training data). Its explicit twin aspirin_explicit (4 layers, 2x the parameters, same recipe and epochs) \
+  and MACE trained on the same split: benchmarks/RESULTS.md, Peer: MACE, aspirin.
 NOTE_aspirin_explicit := The explicit twin of aspirin_deq: the same block stacked 4 times with untied weights \
-  (about twice the DEQ's parameters), the same recipe and epochs; conservative forces with exact gradients, \
-  exported with the ZBL short-range prior. DEQ vs this twin: benchmarks/RESULTS.md.
+  (about twice the DEQ's parameters), the same recipe and epochs (48); conservative forces with exact \
+  gradients, exported with the ZBL short-range prior. DEQ vs this twin and MACE: benchmarks/RESULTS.md, Peer: \
+  MACE, aspirin.
 # Re-export the shipped models from their checkpoints (after a change to the exported code; the numbers
 # do not change: tests/models/test_fast_block.py). EXPORT_NAME overrides the options of one model.
 # ethanol_deq.pt stays the file of export format 1 (tests/export/test_export_repulsion.py loads it
