@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--section", default="lammps_scaling", help="RESULTS.md section to write")
+    parser.add_argument("--title", default="LAMMPS scaling with system size and MPI ranks")
     args = parser.parse_args()
 
     frames = read(args.data)
@@ -134,8 +136,8 @@ def main() -> None:
     command = "python benchmarks/bench_lammps_scaling.py " + " ".join(sys.argv[1:])
     write_section(
         Path(args.results),
-        "lammps_scaling",
-        "LAMMPS scaling with system size and MPI ranks",
+        args.section,
+        args.title,
         [
             f"Command: `{command}`. {machine_line()}",
             "",
