@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -133,7 +134,7 @@ def main() -> None:
             f"| {mode} | {atoms // 3} | {atoms} | {ranks} | {malloc} | {ms:.1f} | {1e3 * ms / atoms:.1f} | "
             f"{iterations:.2f} | {ratio:.2f} | {growth:.2f} |"
         )
-    command = "python benchmarks/bench_lammps_scaling.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/bench_lammps_scaling.py " + shlex.join(sys.argv[1:])
     write_section(
         Path(args.results),
         args.section,
