@@ -5,6 +5,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -109,6 +110,46 @@ void test_state_persists(const std::string& dir) {
 
 // The tiny exported DEQ on ethanol (one process, no ghosts): the C++ solver loop around the model's
 // steps equals the Python module's own result (tiny_deq_ethanol.txt), and warm starts work.
+// A molecule of a reference file (tiny_deq_ethanol.txt: a line `N ENERGY_eV`, then N lines
+// `symbol x y z fx fy fz`, Å and eV/Å) with the Python module's energy and forces.
+struct Molecule {
+  int64_t n = 0;
+  double energy = 0.0;
+  torch::Tensor positions, species, forces;  // [n, 3] Å, [n], [n, 3] eV/Å
+
+  // Full neighbor list [2, E] (row 0 i, row 1 j) of `x` [n, 3] within `cutoff` Å.
+  torch::Tensor edges(const torch::Tensor& x, double cutoff) const {
+    std::vector<int64_t> first, second;
+    const auto d = (x.unsqueeze(0) - x.unsqueeze(1)).pow(2).sum(-1);  // d[i][j] = |x_j - x_i|^2
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        if (i != j && d[i][j].item<double>() < cutoff * cutoff) {
+          first.push_back(i);
+          second.push_back(j);
+        }
+    const int64_t n_edges = static_cast<int64_t>(first.size());
+    first.insert(first.end(), second.begin(), second.end());
+    return torch::tensor(first, torch::kInt64).view({2, n_edges});
+  }
+};
+
+Molecule read_molecule(const std::string& path, const deqff::Model& model) {
+  std::ifstream in(path);
+  Molecule m;
+  in >> m.n >> m.energy;
+  std::vector<double> x(m.n * 3), f(m.n * 3);
+  std::vector<int64_t> species(m.n);
+  for (int64_t i = 0; i < m.n; ++i) {
+    std::string element;
+    in >> element >> x[3 * i] >> x[3 * i + 1] >> x[3 * i + 2] >> f[3 * i] >> f[3 * i + 1] >> f[3 * i + 2];
+    species[i] = model.species_index(element);
+  }
+  m.positions = torch::tensor(x, torch::kFloat64).view({m.n, 3});
+  m.forces = torch::tensor(f, torch::kFloat64).view({m.n, 3});
+  m.species = torch::tensor(species, torch::kInt64);
+  return m;
+}
+
 void test_exported_deq(const std::string& dir) {
   std::cout << "exported deqff DEQ (C++ solver loop)\n";
   deqff::Model model(dir + "/tiny_deq.pt");
@@ -120,38 +161,18 @@ void test_exported_deq(const std::string& dir) {
         "solver settings: implicit, Anderson, D = 20, one stage");
   check_close(settings.tol, 1e-10, 1e-20, "tolerance from the export");
 
-  std::ifstream in(dir + "/tiny_deq_ethanol.txt");
-  int64_t n = 0;
-  double energy = 0.0;
-  in >> n >> energy;
-  std::vector<double> x(n * 3), f(n * 3);
-  std::vector<int64_t> species(n);
-  for (int64_t i = 0; i < n; ++i) {
-    std::string element;
-    in >> element >> x[3 * i] >> x[3 * i + 1] >> x[3 * i + 2] >> f[3 * i] >> f[3 * i + 1] >> f[3 * i + 2];
-    species[i] = model.species_index(element);
-  }
-  std::vector<int64_t> first, second;
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double r2 = 0.0;
-      for (int k = 0; k < 3; ++k) r2 += (x[3 * j + k] - x[3 * i + k]) * (x[3 * j + k] - x[3 * i + k]);
-      if (i != j && r2 < meta.cutoff * meta.cutoff) {
-        first.push_back(i);
-        second.push_back(j);
-      }
-    }
-  const int64_t n_edges = static_cast<int64_t>(first.size());
-  first.insert(first.end(), second.begin(), second.end());
-  const auto positions = torch::tensor(x, torch::kFloat64).view({n, 3});
-  const auto species_t = torch::tensor(species, torch::kInt64);
-  const auto edges = torch::tensor(first, torch::kInt64).view({2, n_edges});
+  const Molecule ethanol = read_molecule(dir + "/tiny_deq_ethanol.txt", model);
+  const int64_t n = ethanol.n;
+  const double energy = ethanol.energy;
+  const auto& positions = ethanol.positions;
+  const auto& species_t = ethanol.species;
+  const auto edges = ethanol.edges(positions, meta.cutoff);
 
   deqff::DeqSolver solver(model, settings);
   deqff::NoExchange exchange;
   auto cold = solver.evaluate(positions, species_t, edges, n, torch::Tensor(), exchange);
   check_close(cold.atom_energy.sum().item<double>(), energy, 1e-9, "energy equals the Python module's");
-  const auto expected = torch::tensor(f, torch::kFloat64).view({n, 3});
+  const auto& expected = ethanol.forces;
   const double max_error = (cold.forces - expected).abs().max().item<double>();
   check(max_error < 1e-9, "forces equal the Python module's (max error " + std::to_string(max_error) + ")");
   check(cold.stats.cold && cold.stats.iterations > 5, "first call is a cold solve (" +
@@ -174,6 +195,43 @@ void test_exported_deq(const std::string& dir) {
     const std::string message = error.what();
     check(message.find("did not converge even from a cold start") != std::string::npos,
           "an unconverged solve raises: \"" + message.substr(0, 80) + "...\"");
+  }
+}
+
+// Gradient forces of the C++ backward pass (DeqSolver::evaluate_gradients: the adjoint solve of a
+// conservative DEQ, the transpose of a conservative explicit stack) equal -dE/dx by central differences
+// of the energy it returns, for every coordinate of ethanol.
+void test_gradient_forces_equal_energy_differences(const std::string& dir) {
+  std::cout << "gradient forces (C++ adjoint) vs central differences of the energy\n";
+  for (const std::string name : {"tiny_conservative.pt", "tiny_explicit_conservative.pt"}) {
+    deqff::Model model(dir + "/" + name);
+    check(model.has_gradient_steps(), name + ": the host computes its gradient forces");
+    const Molecule ethanol = read_molecule(dir + "/tiny_deq_ethanol.txt", model);
+    const double cutoff = model.metadata().cutoff;
+    deqff::DeqSolver solver(model, model.solver_settings());
+    deqff::NoExchange exchange;
+    auto energy_at = [&](const torch::Tensor& x) {
+      return solver.evaluate_gradients(x, ethanol.species, ethanol.edges(x, cutoff), ethanol.n, torch::Tensor(),
+                                       torch::Tensor(), exchange);
+    };
+    const auto result = energy_at(ethanol.positions);
+    const double h = 1e-5;  // Å: truncation ~h^2, solver noise ~1e-12 / h
+    double worst = 0.0, largest = 0.0;
+    for (int64_t i = 0; i < ethanol.n; ++i)
+      for (int64_t k = 0; k < 3; ++k) {
+        auto plus = ethanol.positions.clone(), minus = ethanol.positions.clone();
+        plus[i][k] += h;
+        minus[i][k] -= h;
+        const double difference = (energy_at(plus).atom_energy.sum().item<double>() -
+                                   energy_at(minus).atom_energy.sum().item<double>()) / (2 * h);
+        const double force = result.forces[i][k].item<double>();
+        worst = std::max(worst, std::abs(force + difference));
+        largest = std::max(largest, std::abs(force));
+      }
+    std::ostringstream what;
+    what << name << ": max |F + dE/dx| " << std::scientific << std::setprecision(2) << worst << " eV/A (max |F| "
+         << largest << ")";
+    check(largest > 0.1 && worst < 1e-6, what.str());
   }
 }
 
@@ -315,6 +373,7 @@ int main(int argc, char** argv) {
   test_smooth_pair(dir);
   test_state_persists(dir);
   test_exported_deq(dir);
+  test_gradient_forces_equal_energy_differences(dir);
   test_bad_files(dir);
   test_settings_from_metadata(dir);
   test_mdet();
