@@ -40,12 +40,20 @@ def main() -> None:
         help="steps between analysed frames: 20 (500 frames per 5 ps) keeps the h(r) difference's noise "
         "floor near 0.065 on ethanol; 100 frames per 5 ps put it at 0.14",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep seeds finished earlier with the same model and settings: a run longer than a session "
+        "is done in pieces (stop it any time; the finished seeds' directories are kept in the repo)",
+    )
     parser.add_argument("--out", default=str(HERE / "stability"))
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
 
+    arguments = shlex.join(a for a in sys.argv[1:] if a != "--resume")  # a piece's command: the whole run's
+    pieces = " (run in pieces with --resume)" if args.resume else ""
     lines = [
-        f"Command: `python benchmarks/bench_stability.py {shlex.join(sys.argv[1:])}`  ",
+        f"Command: `python benchmarks/bench_stability.py {arguments}`{pieces}  ",
         machine_line() + "  ",
         "",
     ]
@@ -55,7 +63,7 @@ def main() -> None:
             [*DEQFF, "bench", "stability", "--model", model, "--dataset", args.dataset,
              "--seeds", str(args.seeds), "--ps", f"{args.ps:g}", "--temperature", f"{args.temperature:g}",
              "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out),
-             "--report-interval", str(args.report_interval)],
+             "--report-interval", str(args.report_interval), *(["--resume"] if args.resume else [])],
             check=True,
         )  # fmt: skip
         figure = out / "stability.png"

@@ -196,3 +196,39 @@ def test_a_checkpoint_is_exported_once_with_the_given_solver_settings(checkpoint
         prepare_model(args, tmp_path)
     args.tol = None
     assert prepare_model(args, tmp_path) == str(exported_direct)
+
+
+def test_resume_keeps_finished_seeds_of_the_same_settings_and_reruns_the_rest(
+    dataset, exported_direct, tmp_path, monkeypatch
+):
+    """A long benchmark done in pieces: --resume keeps seed 0 finished earlier with the same settings
+    (not run again; its result and its recorded time in the aggregate), runs seed 1 whose earlier
+    run never finished; another setting (--bond-factor) makes every seed run anew."""
+    import deqff.bench.md
+
+    real_run_md = deqff.bench.md.run_md
+    seeds_run = []
+
+    def run_md(settings, trajectory=False):
+        seeds_run.append(settings.seed)
+        return real_run_md(settings, trajectory)
+
+    monkeypatch.setattr(deqff.bench.md, "run_md", run_md)
+    out = tmp_path / "pieces"
+    argv = stability_argv(exported_direct, dataset, out, 20, "--bond-factor", "100")
+    with jit_optimized():
+        first_piece = [*argv[:7], "1", *argv[8:]]  # --seeds 1
+        assert argv[6] == "--seeds" and main(first_piece) == 0
+        assert seeds_run == [0]
+        first = json.loads((out / "seed_0" / "structure.json").read_text())
+        (out / "seed_1").mkdir()
+        (out / "seed_1" / "structure.json").write_text('{"stale": true}')  # no settings: not finished
+        assert main([*argv, "--resume"]) == 0
+        assert seeds_run == [0, 1]
+        document = json.loads((out / "stability.json").read_text())
+        assert document["settings"]["kept_seeds"] == [0]
+        assert json.loads((out / "seed_0" / "structure.json").read_text()) == first
+        assert [run["seed"] for run in document["runs"]] == [0, 1]
+        assert all(document["settings"]["seed_seconds"][s] > 0 for s in ("0", "1"))
+        assert main([*argv[:-1], "50", "--resume"]) == 0  # --bond-factor 50: another benchmark
+        assert seeds_run == [0, 1, 0, 1]

@@ -14,6 +14,10 @@ and the thermostat noise. Each run is a `deqff bench structure` run in `out/seed
 * h(r) difference: per run, against the dataset's frames (∫|h_run - h_ref| dr, 0 ... 2), over the
   frames up to the end of the run (including those after a failure).
 
+--resume keeps the seeds an earlier invocation finished with the same model, structure, dataset and
+settings (each seed's seed_settings.json): a benchmark longer than a working session is done in pieces,
+a seed at a time; an interrupted seed runs again from its start.
+
 Writes stability.json (settings, per seed, aggregate), stability.md (table), stability.csv and
 stability.png (time to failure per seed, survival curve, h(r) of every run over the reference).
 """
@@ -138,6 +142,40 @@ def clear_seed_directory(out: Path, seed: int) -> None:
     shutil.rmtree(seed_directory(out, seed), ignore_errors=True)
 
 
+SEED_SETTINGS = "seed_settings.json"
+
+
+def seed_settings(args: argparse.Namespace, model: str, structure: str, seed: int) -> dict[str, Any]:
+    """What makes a seed's run the run asked for: the model's and start structure's bytes (SHA-256), the
+    dataset's, and every MD and analysis setting. --resume keeps a finished run only if they are equal."""
+    from deqff.data.fingerprint import file_sha256
+
+    return {
+        "seed": seed,
+        "model_sha256": file_sha256(model),
+        "structure_sha256": file_sha256(structure),
+        "dataset_sha256": file_sha256(args.dataset),
+        "steps": steps_of(args),
+        "timestep_fs": args.timestep,
+        "temperature_k": args.temperature,
+        "report_interval": args.report_interval,
+        "platform": args.platform,
+        "bond_factor": args.bond_factor,
+        "r_max": args.r_max,
+        "bins": args.bins,
+    }
+
+
+def finished_run(out: Path, expected: dict[str, Any]) -> bool:
+    """True if a seed's directory holds a finished run (structure.json) made with `expected` settings."""
+    directory = seed_directory(out, int(expected["seed"]))
+    try:
+        recorded = json.loads((directory / SEED_SETTINGS).read_text())
+    except (OSError, ValueError):
+        return False
+    return recorded == expected and (directory / "structure.json").is_file()
+
+
 def steps_of(args: argparse.Namespace) -> int:
     return max(1, round(args.ps * 1000.0 / args.timestep))
 
@@ -181,13 +219,27 @@ def logged_step(log: Path) -> int:
         return 0
 
 
-def run_in_process(argvs: dict[int, list[str]]) -> None:
+def record_seconds(out: Path, seed: int, seconds: float) -> None:
+    """A finished run's wall time, kept beside its results (seed_seconds.txt)."""
+    (seed_directory(out, seed) / "seed_seconds.txt").write_text(f"{seconds:.1f}\n")
+
+
+def recorded_seconds(out: Path, seed: int) -> float | None:
+    try:
+        return float((seed_directory(out, seed) / "seed_seconds.txt").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_in_process(argvs: dict[int, list[str]], out: Path) -> None:
     """The runs one after another in this process (the structure bench's progress bar per run)."""
     from deqff.cli import main
 
     for number, (seed, argv) in enumerate(argvs.items(), 1):
         print(f"seed {seed} ({number}/{len(argvs)})")
+        began = time.perf_counter()
         main(argv)
+        record_seconds(out, seed, time.perf_counter() - began)
 
 
 def run_in_processes(argvs: dict[int, list[str]], jobs: int, steps: int, out: Path) -> None:
@@ -200,6 +252,7 @@ def run_in_processes(argvs: dict[int, list[str]], jobs: int, steps: int, out: Pa
     running: dict[int, tuple[subprocess.Popen, Any, tqdm, int, Any]] = {}
     free_slots = list(range(jobs))
     failed: dict[int, Path] = {}
+    started: dict[int, float] = {}
     env = child_environment()
     try:
         while pending or running:
@@ -215,6 +268,7 @@ def run_in_processes(argvs: dict[int, list[str]], jobs: int, steps: int, out: Pa
                     env=env,
                 )
                 slot = free_slots.pop(0)
+                started[seed] = time.perf_counter()
                 bar = tqdm(total=steps, desc=f"seed {seed}", unit="step", position=slot, leave=True)
                 running[seed] = (process, handle, bar, slot, directory)
             time.sleep(0.5)
@@ -229,6 +283,8 @@ def run_in_processes(argvs: dict[int, list[str]], jobs: int, steps: int, out: Pa
                 if process.returncode != 0:
                     failed[seed] = directory / "run.log"
                     bar.set_postfix_str("process failed")
+                else:
+                    record_seconds(out, seed, time.perf_counter() - started[seed])
                 bar.close()
                 free_slots.append(slot)
                 del running[seed]
@@ -387,6 +443,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=5, help="number of runs")
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed ... + seeds - 1")
     parser.add_argument("--ps", type=float, default=50.0, help="length of each run T (ps)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the seeds already finished in --out with the same model, structure, dataset and "
+        "settings (a long benchmark done in pieces: stop it any time, run it again); others run anew",
+    )
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
     parser.add_argument("--temperature", type=float, default=500.0, help="K (thermostat and velocities)")
     parser.add_argument(
@@ -420,16 +482,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = prepare_model(args, out)
     structure = start_structure(args, out)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    argvs = {seed: structure_argv(args, model, structure, seed) for seed in seeds}
-    for seed in seeds:
+    expected = {seed: seed_settings(args, model, structure, seed) for seed in seeds}
+    kept = [seed for seed in seeds if args.resume and finished_run(out, expected[seed])]
+    if kept:
+        print(f"--resume: seeds {kept} finished earlier with these settings, kept")
+    argvs = {seed: structure_argv(args, model, structure, seed) for seed in seeds if seed not in kept}
+    for seed in argvs:
         clear_seed_directory(out, seed)
+        seed_directory(out, seed).mkdir(parents=True)
+        (seed_directory(out, seed) / SEED_SETTINGS).write_text(json.dumps(expected[seed], indent=1) + "\n")
     steps = steps_of(args)
     total_ps = steps * args.timestep * 1e-3
     began = time.perf_counter()
     if args.jobs == 1:
-        run_in_process(argvs)
-    else:
-        run_in_processes(argvs, min(args.jobs, len(seeds)), steps, out)
+        run_in_process(argvs, out)
+    elif argvs:
+        run_in_processes(argvs, min(args.jobs, len(argvs)), steps, out)
     seconds = time.perf_counter() - began
 
     results = []
@@ -455,7 +523,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "platform": args.platform,
         "bond_factor": args.bond_factor,
         "jobs": args.jobs,
-        "wall_seconds": seconds,
+        "wall_seconds": seconds,  # this invocation's; the seeds' own below
+        "kept_seeds": kept,
+        "seed_seconds": {str(seed): recorded_seconds(out, seed) for seed in seeds},
     }
     document = {
         "settings": settings,
