@@ -121,7 +121,14 @@ models: setup
 
 # Train runs/NAME ($(1)) with config and overrides $(2), continuing it with --resume when it holds a
 # stopped run, or from models/in_progress/NAME.last.pt (a stopped run committed for the next session).
+# FROM_NAME := OTHER: NAME extends the finished run OTHER (its config raises train.epochs; the cosine is
+# recomputed over the new length, so the rate rises again and anneals anew): OTHER is trained first if
+# needed and its checkpoints and metrics copied into runs/NAME, unless NAME has begun.
+RUN_BEGUN = test -f runs/$(1)/checkpoints/last.pt -o -f models/in_progress/$(1).last.pt
+RUN_COPY = mkdir -p runs/$(1)/checkpoints && cp runs/$(2)/checkpoints/last.pt runs/$(2)/checkpoints/best.pt \
+  runs/$(2)/metrics.csv runs/$(1)/ && mv runs/$(1)/last.pt runs/$(1)/best.pt runs/$(1)/checkpoints/
 define train_run
+	$(if $(FROM_$(1)),$(call RUN_BEGUN,$(1)) || { $(call train_run,$(FROM_$(1)),$(call RUN_CONFIG,$(FROM_$(1)))) && $(call RUN_COPY,$(1),$(FROM_$(1))); };) \
 	if test ! -f runs/$(1)/checkpoints/last.pt -a -f models/in_progress/$(1).last.pt; then \
 	  mkdir -p runs/$(1)/checkpoints && cp models/in_progress/$(1).last.pt runs/$(1)/checkpoints/last.pt; \
 	fi; \
@@ -187,6 +194,9 @@ STOP_aspirin_deq_l1wide_24ep := 1200
 # Twice the l = 1 and l = 2 channels (the l <= 1 probe above lost most where it dropped l = 2): 75,192
 # parameters, ~1.5x the cost per step of the shipped irreps.
 RUN_aspirin_deq_l12wide_48ep := configs/aspirin_deq_48ep.yaml --set 'model.irreps_node=16x0e + 16x1o + 8x2e'
+# The same run extended to 72 epochs (the rate restarts at 2.7e-3 and anneals over 24 more epochs).
+RUN_aspirin_deq_l12wide_72ep := $(RUN_aspirin_deq_l12wide_48ep) --set train.epochs=72 --set train.energy_stage_epoch=71
+FROM_aspirin_deq_l12wide_72ep := aspirin_deq_l12wide_48ep
 # The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
@@ -194,7 +204,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
-  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_explicit_48ep
+  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_explicit_48ep
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
@@ -276,7 +286,7 @@ benchmarks: benchmark-runs
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
 	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
 	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz --report-interval 20 \
-	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2
+	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --resume
 	$(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200

@@ -5,6 +5,7 @@ to a run the model stops halfway (failed, time < T)."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 
@@ -232,3 +233,80 @@ def test_resume_keeps_finished_seeds_of_the_same_settings_and_reruns_the_rest(
         assert all(document["settings"]["seed_seconds"][s] > 0 for s in ("0", "1"))
         assert main([*argv[:-1], "50", "--resume"]) == 0  # --bond-factor 50: another benchmark
         assert seeds_run == [0, 1, 0, 1]
+
+
+def test_a_run_in_pieces_continues_each_piece_and_joins_them_as_one_run(
+    dataset, exported_direct, tmp_path, monkeypatch
+):
+    """--piece-ps: a 40-step run as two 20-step pieces, the second starting from the first's final state
+    (positions, velocities, time); the seed's joined log, frames and h(r) difference are those of all
+    frames. --resume after the second piece was lost keeps the first and runs only the second again."""
+    import openmm
+
+    import deqff.bench.md
+    from deqff.bench.frames import load_frames
+    from deqff.bench.structure import compare_structure
+
+    real_run_md = deqff.bench.md.run_md
+    pieces_run = []
+
+    def run_md(settings, trajectory=False):
+        pieces_run.append(settings.start_state)
+        return real_run_md(settings, trajectory)
+
+    monkeypatch.setattr(deqff.bench.md, "run_md", run_md)
+    out = tmp_path / "pieces"
+    argv = [*stability_argv(exported_direct, dataset, out, 40, "--bond-factor", "100"), "--piece-ps", "0.01"]
+    argv[7] = "1"  # one seed
+    with jit_optimized():
+        assert main(argv) == 0
+    first, second = out / "seed_0" / "piece_0", out / "seed_0" / "piece_1"
+    assert pieces_run == [None, str(first / "final_state.xml")]
+    state = openmm.XmlSerializer.deserialize((first / "final_state.xml").read_text())
+    _, frames_first = load_trajectory(first / "trajectory.dcd", first / "topology.pdb")
+    end = state.getPositions(asNumpy=True).value_in_unit(openmm.unit.angstrom)
+    assert np.abs(frames_first[-1] - end).max() < 1e-3  # the last frame is the saved state (float32 DCD)
+    assert state.getTime().value_in_unit(openmm.unit.picosecond) == pytest.approx(0.01)
+    _, frames_second = load_trajectory(second / "trajectory.dcd", second / "topology.pdb")
+    joined = json.loads((out / "seed_0" / "structure.json").read_text())
+    assert joined["frames"] == 8 and joined["pieces"] == 2 and joined["first_broken_frame"] == -1
+    with open(out / "seed_0" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == list(range(5, 45, 5))
+    assert np.allclose([float(r["time_ps"]) for r in rows], 0.0025 * np.arange(1, 9))  # time continues
+    _, reference = load_frames(dataset)
+    numbers, _ = load_frames(dataset)
+    whole = compare_structure(numbers, np.concatenate([frames_first, frames_second]), reference, factor=100)
+    assert joined["h_r_difference"] == pytest.approx(whole["summary"]["h_r_difference"], rel=1e-9)
+    document = json.loads((out / "stability.json").read_text())
+    assert document["runs"][0]["survived"] and document["runs"][0]["time_to_failure_ps"] == pytest.approx(
+        0.02
+    )
+    assert document["settings"]["piece_steps"] == 20
+
+    (second / "structure.json").unlink()  # the second piece was interrupted
+    (out / "seed_0" / "structure.json").unlink()
+    with jit_optimized():
+        assert main([*argv, "--resume"]) == 0
+    assert pieces_run == [None, str(first / "final_state.xml"), str(first / "final_state.xml")]
+    assert json.loads((out / "seed_0" / "structure.json").read_text())["frames"] == 8
+
+
+def test_the_first_failing_piece_ends_the_run(dataset, exported_direct, tmp_path):
+    """A bond factor below 1 breaks every bond in the first frame: the first piece fails, no second runs,
+    and the failure time is the first frame's."""
+    out = tmp_path / "failing"
+    argv = [*stability_argv(exported_direct, dataset, out, 40, "--bond-factor", "0.5"), "--piece-ps", "0.01"]
+    argv[7] = "1"
+    with jit_optimized():
+        assert main(argv) == 0
+    assert not (out / "seed_0" / "piece_1").exists()
+    run = json.loads((out / "stability.json").read_text())["runs"][0]
+    assert not run["survived"] and run["reason"] == "broken bond"
+    assert run["time_to_failure_ps"] == pytest.approx(0.0025)
+
+
+def test_pieces_must_hold_whole_report_intervals(dataset, exported_direct, tmp_path):
+    argv = [*stability_argv(exported_direct, dataset, tmp_path / "odd", 40), "--piece-ps", "0.006"]
+    with pytest.raises(ValueError, match="not a multiple of --report-interval"):
+        main(argv)

@@ -2,8 +2,9 @@
 
 `deqff.md.simulate` does the work (settings, set-up, start state, reporters, the warm-started run);
 this module adds the bench commands' arguments and start structure. A run writes `log.csv` (step,
-time, energies, temperature, solver iterations), `topology.pdb` and optionally `trajectory.dcd` into
-the output directory.
+time, energies, temperature, solver iterations), `topology.pdb`, optionally `trajectory.dcd`, and when
+it completes `final_state.xml` (positions, velocities, time: `--start-state` of the run continuing
+it) into the output directory.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def run_md(settings: Any, trajectory: bool = False) -> tuple[list[dict[str, floa
         raise RuntimeError(f"setting up the MD failed: {script_error(error)}") from error
     out = Path(settings.out)
     path = out / "trajectory.dcd" if trajectory else None
-    result = simulate.run_md(settings, structure, start, True, out / "log.csv", path, progress=True)
+    final = out / "final_state.xml"
+    final.unlink(missing_ok=True)  # present only if this run completes
+    result = simulate.run_md(settings, structure, start, True, out / "log.csv", path, True, final)
     return result.rows, structure
 
 
@@ -43,6 +46,11 @@ def add_md_arguments(parser: Any, steps: int, temperature: float, ensemble_help:
     parser.add_argument("--report-interval", type=int, default=10, help="steps between log rows and frames")
     parser.add_argument("--platform", choices=("Reference", "CPU"), default="CPU")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--start-state",
+        help="continue from this OpenMM state XML (a run's final_state.xml: positions, velocities, "
+        "time) instead of fresh velocities at --structure's positions",
+    )
 
 
 def md_settings(args: Any, ensemble: str, structure: str) -> Any:
@@ -62,6 +70,7 @@ def md_settings(args: Any, ensemble: str, structure: str) -> Any:
         seed=args.seed,
         cold_comparison=False,
         threads=args.threads,
+        start_state=getattr(args, "start_state", None),
     )
 
 

@@ -14,9 +14,9 @@ and the thermostat noise. Each run is a `deqff bench structure` run in `out/seed
 * h(r) difference: per run, against the dataset's frames (∫|h_run - h_ref| dr, 0 ... 2), over the
   frames up to the end of the run (including those after a failure).
 
---resume keeps the seeds an earlier invocation finished with the same model, structure, dataset and
-settings (each seed's seed_settings.json): a benchmark longer than a working session is done in pieces,
-a seed at a time; an interrupted seed runs again from its start.
+Running the seeds (in this process or worker processes, each run optionally cut into pieces of
+--piece-ps that continue each other, and --resume of what an earlier invocation finished):
+deqff.bench.seed_runs.
 
 Writes stability.json (settings, per seed, aggregate), stability.md (table), stability.csv and
 stability.png (time to failure per seed, survival curve, h(r) of every run over the reference).
@@ -28,10 +28,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deqff.bench.seed_runs import (
+    SeedChain,
+    finished_run,
+    piece_steps_of,
+    recorded_seconds,
+    run_in_process,
+    run_in_processes,
+    seed_directory,
+    seed_settings,
+    steps_of,
+)
 
 HELP = "time to failure (broken bond / stopped run) over N seeds of NVT, h(r), survival; with a plot"
 
@@ -127,176 +135,6 @@ def frame_times(directory: Path, frames: int, report_interval: int, timestep_fs:
         logged = [row["time_ps"] for row in read_log(log)][:frames]
         times[: len(logged)] = logged
     return times
-
-
-# -- running the seeds ----------------------------------------------------------------------------
-
-
-def seed_directory(out: Path, seed: int) -> Path:
-    return out / f"seed_{seed}"
-
-
-def clear_seed_directory(out: Path, seed: int) -> None:
-    """Remove what an earlier run left in a seed's directory: its log would show as this run's
-    progress, its structure.json stand in for a result this run did not write."""
-    shutil.rmtree(seed_directory(out, seed), ignore_errors=True)
-
-
-SEED_SETTINGS = "seed_settings.json"
-
-
-def seed_settings(args: argparse.Namespace, model: str, structure: str, seed: int) -> dict[str, Any]:
-    """What makes a seed's run the run asked for: the model's and start structure's bytes (SHA-256), the
-    dataset's, and every MD and analysis setting. --resume keeps a finished run only if they are equal."""
-    from deqff.data.fingerprint import file_sha256
-
-    return {
-        "seed": seed,
-        "model_sha256": file_sha256(model),
-        "structure_sha256": file_sha256(structure),
-        "dataset_sha256": file_sha256(args.dataset),
-        "steps": steps_of(args),
-        "timestep_fs": args.timestep,
-        "temperature_k": args.temperature,
-        "report_interval": args.report_interval,
-        "platform": args.platform,
-        "bond_factor": args.bond_factor,
-        "r_max": args.r_max,
-        "bins": args.bins,
-    }
-
-
-def finished_run(out: Path, expected: dict[str, Any]) -> bool:
-    """True if a seed's directory holds a finished run (structure.json) made with `expected` settings."""
-    directory = seed_directory(out, int(expected["seed"]))
-    try:
-        recorded = json.loads((directory / SEED_SETTINGS).read_text())
-    except (OSError, ValueError):
-        return False
-    return recorded == expected and (directory / "structure.json").is_file()
-
-
-def steps_of(args: argparse.Namespace) -> int:
-    return max(1, round(args.ps * 1000.0 / args.timestep))
-
-
-def structure_argv(args: argparse.Namespace, model: str, structure: str, seed: int) -> list[str]:
-    """`deqff bench structure` arguments of one seed's run (one torch thread when runs share cores)."""
-    return [
-        "bench", "structure", "--model", model, "--dataset", str(args.dataset),
-        "--structure", structure, "--steps", str(steps_of(args)), "--timestep", f"{args.timestep:g}",
-        "--temperature", f"{args.temperature:g}", "--report-interval", str(args.report_interval),
-        "--platform", args.platform, "--seed", str(seed), "--bond-factor", f"{args.bond_factor:g}",
-        "--r-max", f"{args.r_max:g}", "--bins", str(args.bins),
-        "--threads", str(1 if args.jobs > 1 else args.threads),
-        "--out", str(seed_directory(Path(args.out), seed)),
-    ]  # fmt: skip
-
-
-def child_environment() -> dict[str, str]:
-    """Environment of a run's process: one OpenMP/BLAS thread, and this deqff on the path first."""
-    import deqff
-
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[name] = "1"
-    package_root = str(Path(deqff.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def logged_step(log: Path) -> int:
-    """Last step in a run's log.csv (0 before the first report)."""
-    try:
-        lines = log.read_text().strip().splitlines()
-    except OSError:
-        return 0
-    if len(lines) < 2:
-        return 0
-    try:
-        return int(float(lines[-1].split(",", 1)[0]))
-    except ValueError:  # a row being written
-        return 0
-
-
-def record_seconds(out: Path, seed: int, seconds: float) -> None:
-    """A finished run's wall time, kept beside its results (seed_seconds.txt)."""
-    (seed_directory(out, seed) / "seed_seconds.txt").write_text(f"{seconds:.1f}\n")
-
-
-def recorded_seconds(out: Path, seed: int) -> float | None:
-    try:
-        return float((seed_directory(out, seed) / "seed_seconds.txt").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def run_in_process(argvs: dict[int, list[str]], out: Path) -> None:
-    """The runs one after another in this process (the structure bench's progress bar per run)."""
-    from deqff.cli import main
-
-    for number, (seed, argv) in enumerate(argvs.items(), 1):
-        print(f"seed {seed} ({number}/{len(argvs)})")
-        began = time.perf_counter()
-        main(argv)
-        record_seconds(out, seed, time.perf_counter() - began)
-
-
-def run_in_processes(argvs: dict[int, list[str]], jobs: int, steps: int, out: Path) -> None:
-    """At most `jobs` runs at a time, each `python -m deqff.cli bench structure ...` with one thread
-    (output in its directory's run.log); a progress bar per run follows its log.csv. Raises after all
-    runs ended if any process failed (a model stopping a run is a result, not a failure)."""
-    from tqdm import tqdm
-
-    pending = list(argvs.items())
-    running: dict[int, tuple[subprocess.Popen, Any, tqdm, int, Any]] = {}
-    free_slots = list(range(jobs))
-    failed: dict[int, Path] = {}
-    started: dict[int, float] = {}
-    env = child_environment()
-    try:
-        while pending or running:
-            while pending and free_slots:
-                seed, argv = pending.pop(0)
-                directory = seed_directory(out, seed)
-                directory.mkdir(parents=True, exist_ok=True)
-                handle = open(directory / "run.log", "w")  # noqa: SIM115 (closed when the run ends)
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "deqff.cli", *argv],
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-                slot = free_slots.pop(0)
-                started[seed] = time.perf_counter()
-                bar = tqdm(total=steps, desc=f"seed {seed}", unit="step", position=slot, leave=True)
-                running[seed] = (process, handle, bar, slot, directory)
-            time.sleep(0.5)
-            for seed in list(running):
-                process, handle, bar, slot, directory = running[seed]
-                done = logged_step(directory / "log.csv") - bar.n
-                if done > 0:
-                    bar.update(done)
-                if process.poll() is None:
-                    continue
-                handle.close()
-                if process.returncode != 0:
-                    failed[seed] = directory / "run.log"
-                    bar.set_postfix_str("process failed")
-                else:
-                    record_seconds(out, seed, time.perf_counter() - started[seed])
-                bar.close()
-                free_slots.append(slot)
-                del running[seed]
-    finally:
-        for process, handle, bar, _, _ in running.values():  # interrupted: end the runs started here
-            process.terminate()
-            process.wait()
-            handle.close()
-            bar.close()
-    if failed:
-        details = "; ".join(f"seed {seed}: see {path}" for seed, path in failed.items())
-        raise RuntimeError(f"{len(failed)} run(s) failed (not a model stop, an error): {details}")
 
 
 def prepare_model(args: argparse.Namespace, out: Path) -> str:
@@ -444,10 +282,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed ... + seeds - 1")
     parser.add_argument("--ps", type=float, default=50.0, help="length of each run T (ps)")
     parser.add_argument(
+        "--piece-ps",
+        type=float,
+        help="cut each run into pieces of this many ps (each continues the last one's final state), so "
+        "that --resume loses at most one piece (default: one piece)",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
-        help="keep the seeds already finished in --out with the same model, structure, dataset and "
-        "settings (a long benchmark done in pieces: stop it any time, run it again); others run anew",
+        help="keep the seeds and pieces already finished in --out with the same model, structure, dataset "
+        "and settings (a long benchmark done in pieces: stop it any time, run it again); others run anew",
     )
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
     parser.add_argument("--temperature", type=float, default=500.0, help="K (thermostat and velocities)")
@@ -479,26 +323,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    piece_steps_of(args)  # a bad --piece-ps fails before any run
     model = prepare_model(args, out)
     structure = start_structure(args, out)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    expected = {seed: seed_settings(args, model, structure, seed) for seed in seeds}
-    kept = [seed for seed in seeds if args.resume and finished_run(out, expected[seed])]
+    kept = [s for s in seeds if args.resume and finished_run(out, seed_settings(args, model, structure, s))]
     if kept:
         print(f"--resume: seeds {kept} finished earlier with these settings, kept")
-    argvs = {seed: structure_argv(args, model, structure, seed) for seed in seeds if seed not in kept}
-    for seed in argvs:
-        clear_seed_directory(out, seed)
-        seed_directory(out, seed).mkdir(parents=True)
-        (seed_directory(out, seed) / SEED_SETTINGS).write_text(json.dumps(expected[seed], indent=1) + "\n")
-    steps = steps_of(args)
-    total_ps = steps * args.timestep * 1e-3
+    chains = [SeedChain(args, model, structure, seed, args.resume) for seed in seeds if seed not in kept]
     began = time.perf_counter()
     if args.jobs == 1:
-        run_in_process(argvs, out)
-    elif argvs:
-        run_in_processes(argvs, min(args.jobs, len(argvs)), steps, out)
+        run_in_process(chains)
+    elif chains:
+        run_in_processes(chains, min(args.jobs, len(chains)))
     seconds = time.perf_counter() - began
+    steps = steps_of(args)
+    total_ps = steps * args.timestep * 1e-3
 
     results = []
     for seed in seeds:
@@ -516,6 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "structure": structure,
         "seeds": seeds,
         "steps": steps,
+        "piece_steps": piece_steps_of(args),
         "timestep_fs": args.timestep,
         "temperature_k": args.temperature,
         "friction_per_ps": 1.0,  # SimulationSettings' default, which the structure bench uses
@@ -525,7 +366,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "jobs": args.jobs,
         "wall_seconds": seconds,  # this invocation's; the seeds' own below
         "kept_seeds": kept,
-        "seed_seconds": {str(seed): recorded_seconds(out, seed) for seed in seeds},
+        "seed_seconds": {str(seed): recorded_seconds(seed_directory(out, seed)) for seed in seeds},
     }
     document = {
         "settings": settings,

@@ -44,7 +44,9 @@ class SimulationSettings:
     """model: exported file (or a training checkpoint, exported with default options); structure:
     file, molecule name, SMILES or water-box[:n]; timestep in fs, temperature in K, friction in 1/ps;
     platform: an OpenMM platform (deqff.md.devices: CUDA and OpenCL when OpenMM has them here),
-    device_index: its GPU (OpenMM's DeviceIndex; None: OpenMM's choice)."""
+    device_index: its GPU (OpenMM's DeviceIndex; None: OpenMM's choice); start_state: an OpenMM
+    State XML (positions, velocities, time, box; a run's final_state.xml) to continue from instead
+    of the structure's positions with fresh velocities (the structure still gives the topology)."""
 
     model: str
     structure: str
@@ -63,6 +65,7 @@ class SimulationSettings:
     threads: int | None = None
     malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
     device_index: int | None = None
+    start_state: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -82,6 +85,8 @@ class SimulationSettings:
             problems.append(f"trajectory_format={self.trajectory_format!r} (choose from {FORMATS})")
         if self.report_interval < 1:
             problems.append(f"report_interval={self.report_interval} (must be >= 1)")
+        if self.start_state is not None and self.minimize:
+            problems.append("minimize with a start_state (a continued run keeps its positions)")
         if problems:
             raise ValueError("invalid simulation settings: " + "; ".join(problems))
 
@@ -129,8 +134,37 @@ def make_simulation(settings: SimulationSettings, structure: MDStructure, warm_s
     return simulation
 
 
+def read_state(path: str | Path, atoms: int) -> openmm.State:
+    """An OpenMM State from XML (`save_state`), checked to hold `atoms` positions and velocities."""
+    try:
+        state = openmm.XmlSerializer.deserialize(Path(path).read_text())
+        positions, velocities = state.getPositions(asNumpy=True), state.getVelocities(asNumpy=True)
+    except (OSError, ValueError, openmm.OpenMMException) as error:
+        raise ValueError(
+            f"cannot read the start state {path}: {error}; give a final_state.xml a run wrote"
+        ) from error
+    if len(positions) != atoms or len(velocities) != atoms:
+        raise ValueError(
+            f"the start state {path} has {len(positions)} atoms, the structure {atoms}: continue a run "
+            "with the structure it was made from"
+        )
+    return state
+
+
+def save_state(context: openmm.Context, path: Path) -> None:
+    """Positions, velocities, time and box of `context` as OpenMM State XML (written whole, then moved,
+    so an interrupted write leaves no half file)."""
+    state = context.getState(getPositions=True, getVelocities=True)
+    partial = path.with_suffix(".partial")
+    partial.write_text(openmm.XmlSerializer.serialize(state))
+    partial.replace(path)
+
+
 def start_state(settings: SimulationSettings, structure: MDStructure) -> openmm.State:
-    """Positions (optionally minimized) and velocities at the temperature, shared by both runs."""
+    """Positions (optionally minimized) and velocities at the temperature, shared by both runs; or the
+    settings' start_state (a continued run)."""
+    if settings.start_state is not None:
+        return read_state(settings.start_state, len(structure.atomic_numbers))
     simulation = make_simulation(settings, structure, warm_start=True)
     if settings.minimize:
         with model_calls():
@@ -163,16 +197,20 @@ def run_md(
     log: Path,
     trajectory: Path | None = None,
     progress: bool = False,
+    final_state: Path | None = None,
 ) -> RunResult:
-    """`settings.steps` steps from `start`; logs every report_interval steps; returns timings. With
-    `progress`, the set-up is announced and the steps run in ~100 chunks under a progress display
-    (a bar on a terminal, status lines in a log: deqff.md.progress)."""
+    """`settings.steps` steps from `start` (its positions, velocities and time); logs every
+    report_interval steps; returns timings. With `progress`, the set-up is announced and the steps run
+    in ~100 chunks under a progress display (a bar on a terminal, status lines in a log:
+    deqff.md.progress). `final_state`: where the state after the last step is saved (`save_state`)
+    when the run completes, to continue it (SimulationSettings.start_state)."""
     description = f"{settings.ensemble.upper()} MD, {'warm' if warm_start else 'cold'} start"
     if progress:
         note(f"{description}: creating the OpenMM Context and warming up the model ...")
     simulation = make_simulation(settings, structure, warm_start)
     simulation.context.setPositions(start.getPositions())
     simulation.context.setVelocities(start.getVelocities())
+    simulation.context.setTime(start.getTime())
     reporter = SolverStatsReporter(log, settings.report_interval, thermo=True)
     simulation.reporters.append(reporter)
     if trajectory is not None:
@@ -188,6 +226,8 @@ def run_md(
             with warnings.catch_warnings():  # mdtraj's reporters note each float64 -> float32 cast
                 warnings.filterwarnings("ignore", message="Casting xyz dtype")
                 step(simulation, settings.steps, progress, description)
+            if final_state is not None:
+                save_state(simulation.context, final_state)
         finally:  # also when the model stops the run: the log and trajectory so far stay readable
             for item in simulation.reporters:
                 if hasattr(item, "close"):
