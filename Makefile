@@ -71,6 +71,10 @@ PRIOR_ethanol_explicit := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_aspirin_deq := --repulsion zbl --repulsion-data data/aspirin.npz
 PRIOR_aspirin_explicit := --repulsion zbl --repulsion-data data/aspirin.npz
 PRIOR_water_deq := --repulsion zbl --repulsion-data data/water-box.npz
+NOTE_ethanol_deq := The first shipped model, kept as the file of export format 1 and as the direct-forces DEQ \
+  of the force-mode benchmarks: float64, direct forces, tolerance 1e-4. Direct forces are not conservative: NVE \
+  total energy drifts (benchmarks/RESULTS.md). 20 epochs of CPU training on 1000 frames: a small, not converged \
+  model. The default model of deqff simulate and make demo is ethanol_conservative.
 NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters (flexible-TIP3P configurations \
   at 300 K, 1 ps apart, labeled with periodic GFN2-xTB; deqff data recipe standard --only water-box), the recipe \
   of issue 13 with one frame (96 atoms) per step (configs/water_deq.yaml). Cutoff 4.5 Å, so that the 32-water \
@@ -273,7 +277,7 @@ benchmarks: benchmark-runs
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
-	  --trajectory data/aspirin_md500K_every_step.npz --steps 200
+	  --trajectory data/aspirin_md500K_every_step.npz --steps 200 --tolerances 0.0001 0.001 0.01 --predictor-order 2
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt --structure aspirin --steps 200
 	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_explicit \
 	  --checkpoints models/ethanol_conservative.ckpt models/ethanol_explicit.ckpt \
@@ -284,14 +288,17 @@ benchmarks: benchmark-runs
 	  --tols 1e-2 1e-3 1e-4 1e-5 1e-6 --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
-	  --structure-ps 10 10 100 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
+	  models/ethanol_conservative.pt --structure-ps 10 10 100 30 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
 	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz --report-interval 20 \
 	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --resume
-	$(BENCH)/first_call.py
+	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
+	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --modes direct conservative --replicas 1 2 \
+	  --ranks 1 --malloc keep system --steps 3 --warmup 2 --section lammps_malloc \
+	  --title 'LAMMPS: the allocator setting vs system size (issue #14: 6)'
 	$(BENCH)/bench_mixed_water.py --model models/water_deq.pt --ml-waters 8 --steps 6000
 	mkdir -p out/bench && git show 5a998dc~1:models/ethanol_conservative.pt > out/bench/one_rank.pt
 	$(DEQFF) export models/ethanol_conservative.ckpt -o out/bench/cpp_loop.pt --dtype float64 --tol 1e-4 \
