@@ -223,3 +223,15 @@ def test_broyden_models_are_refused_with_the_fix():
     energy_ref, forces_ref = reference.compute(positions)
     assert energy.item() == pytest.approx(energy_ref.item(), rel=1e-12)
     torch.testing.assert_close(forces, forces_ref)
+
+
+def test_positions_10x_too_large_name_the_unit_mix_up(scripted_model, ethanol):
+    """Ethanol in Å given where nm are expected (as OpenMM takes them: the model sees 10x the Å values):
+    no bond anywhere. Refused before any solve, with OpenMM's unit in the message; the real positions
+    then work."""
+    positions, numbers = ethanol
+    module = fresh(scripted_model, numbers)
+    with pytest.raises(torch.jit.Error, match=r"look 10x too large, Å taken as nm; OpenMM speaks nm"):
+        module.compute(positions * 10.0)
+    assert module.get_state()[0].shape[0] == 0 and module.totals()["calls"] == 0
+    module.compute(positions)

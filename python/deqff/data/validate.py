@@ -122,6 +122,43 @@ def check_length_scale(
         )
 
 
+#: No bond is longer than this (Å): a system of 3 or more atoms none of which has a neighbor this close
+#: has positions 10x too large (Å taken as nm).
+MAX_BOND_LENGTH = 3.0
+
+
+def check_not_dilated(
+    edge_index: Tensor,
+    edge_vectors: Tensor,
+    n_atoms: int,
+    cutoff: float,
+    threshold: float = MAX_BOND_LENGTH,
+    fix: str = "pass positions in Å (divide nm values by 10 only once)",
+) -> None:
+    """Raise if none of `n_atoms` (>= 3) atoms has a neighbor closer than `threshold` Å (radius-graph
+    edges within `cutoff`, as `check_length_scale`): no bond anywhere, positions ~10x too large (Å
+    given where nm are expected, e.g. Å values handed to OpenMM, which multiplies nm by 10)."""
+    if n_atoms < 3:
+        return
+    shortest = float("inf")
+    if edge_vectors.shape[0] > 0:
+        shortest = float(torch.linalg.norm(edge_vectors, dim=-1).min())
+    if shortest > threshold:
+        nearest = "no two atoms within the cutoff " + format_length(cutoff) + " Å"
+        if edge_vectors.shape[0] > 0:
+            nearest = "the closest two atoms " + format_length(shortest) + " Å apart"
+        raise ValueError(
+            "no atom of the "
+            + str(n_atoms)
+            + " has a neighbor closer than "
+            + format_length(threshold)
+            + " Å ("
+            + nearest
+            + "; real bonds are 0.74-3 Å): the positions look 10x too large, Å taken as nm; "
+            + fix
+        )
+
+
 def check_elements(atomic_numbers: Tensor, known: list[int]) -> None:
     """Raise if `atomic_numbers` [N] contains an element outside `known` (the model's element list)."""
     allowed = torch.tensor(known, dtype=atomic_numbers.dtype, device=atomic_numbers.device)

@@ -17,6 +17,7 @@ from deqff.data.validate import (
     check_finite,
     check_length_scale,
     check_min_distance,
+    check_not_dilated,
 )
 
 
@@ -113,6 +114,13 @@ def validated_graph(
         atomic_numbers,
         fix="pass positions in Å to compute() and the ASE calculator (multiply nm by 10); OpenMM's nm are "
         + "converted by the model",
+    )
+    check_not_dilated(
+        edge_index,
+        vectors,
+        n,
+        cutoff,
+        fix="OpenMM speaks nm: give it positions in nm (Å / 10); compute() and the ASE calculator take Å",
     )
     check_min_distance(edge_index, vectors, min_distance, atomic_numbers)
     return atoms, edge_index, shift_vectors
