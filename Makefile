@@ -289,8 +289,9 @@ benchmarks: benchmark-runs
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
 	  models/ethanol_conservative.pt --structure-ps 10 10 100 30 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
-	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt --dataset data/ethanol.npz --report-interval 20 \
-	  --seeds 5 --ps 50 --temperature 500 --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --resume
+	$(BENCH)/bench_stability.py --model models/ethanol_conservative.pt models/aspirin_deq.pt \
+	  --dataset data/ethanol.npz data/aspirin.npz --report-interval 20 --seeds 5 --ps 50 --temperature 500 \
+	  --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --piece-ps 5 --resume
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200

@@ -19,6 +19,7 @@ from pathlib import Path
 from results_file import machine_line, write_section
 
 HERE = Path(__file__).resolve().parent
+TITLE = "MD stability over seeds (time to failure)"
 DEQFF = [sys.executable, "-m", "deqff.cli"]
 
 
@@ -27,7 +28,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", nargs="+", default=["models/ethanol_conservative.pt"])
-    parser.add_argument("--dataset", default="data/ethanol.npz", help="reference frames of h(r) and bonds")
+    parser.add_argument(
+        "--dataset",
+        nargs="+",
+        default=["data/ethanol.npz"],
+        help="reference frames of h(r) and bonds: one for every model, or one for all",
+    )
+    parser.add_argument(
+        "--piece-ps",
+        type=float,
+        help="each run in pieces of this many ps, so that --resume loses at most one piece",
+    )
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--ps", type=float, default=50.0)
     parser.add_argument("--temperature", type=float, default=500.0)
@@ -57,10 +68,14 @@ def main() -> None:
         machine_line() + "  ",
         "",
     ]
-    for model in args.model:
+    if len(args.dataset) not in (1, len(args.model)):
+        parser.error(f"--dataset: give one for every model ({len(args.model)}) or one for all")
+    datasets = args.dataset * len(args.model) if len(args.dataset) == 1 else args.dataset
+    for model, dataset in zip(args.model, datasets, strict=True):
         out = Path(args.out) / Path(model).stem
+        piece_option = ["--piece-ps", f"{args.piece_ps:g}"] if args.piece_ps else []
         subprocess.run(
-            [*DEQFF, "bench", "stability", "--model", model, "--dataset", args.dataset,
+            [*DEQFF, "bench", "stability", "--model", model, "--dataset", dataset, *piece_option,
              "--seeds", str(args.seeds), "--ps", f"{args.ps:g}", "--temperature", f"{args.temperature:g}",
              "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out),
              "--report-interval", str(args.report_interval), *(["--resume"] if args.resume else [])],
@@ -75,7 +90,8 @@ def main() -> None:
             *(out / "stability.md").read_text().splitlines(),
         ]
         lines.append("")
-    write_section(Path(args.results), "bench_stability", "MD stability over seeds (time to failure)", lines)
+        # after every model: a later model's runs may take sessions (--resume), this one's are done
+        write_section(Path(args.results), "bench_stability", TITLE, lines)
     print("\n".join(lines))
 
 

@@ -290,6 +290,9 @@ def test_a_run_in_pieces_continues_each_piece_and_joins_them_as_one_run(
         assert main([*argv, "--resume"]) == 0
     assert pieces_run == [None, str(first / "final_state.xml"), str(first / "final_state.xml")]
     assert json.loads((out / "seed_0" / "structure.json").read_text())["frames"] == 8
+    with jit_optimized():  # a finished run is kept whether or not it ran in pieces
+        assert main([*argv[:-2], "--resume"]) == 0
+    assert len(pieces_run) == 3
 
 
 def test_the_first_failing_piece_ends_the_run(dataset, exported_direct, tmp_path):
