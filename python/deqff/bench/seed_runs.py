@@ -127,17 +127,23 @@ class SeedChain:
         self.piece_steps = piece_steps_of(args)
         self.pieces = math.ceil(self.total_steps / self.piece_steps)
         self.expected = seed_settings(args, model, structure, seed)
-        directory = seed_directory(self.out, seed)
         if not (resume and recorded_settings(self.out, seed) == self.expected):
-            shutil.rmtree(directory, ignore_errors=True)  # an earlier run's files are not this run's
-            directory.mkdir(parents=True)
-            (directory / SEED_SETTINGS).write_text(json.dumps(self.expected, indent=1) + "\n")
+            self._reset()
         self.kept_pieces = self._finished_pieces()
         self.next_piece = self.kept_pieces
+        if self.pieces == 1 and self.kept_pieces == 0:
+            self._reset()  # an interrupted run's log would show as this run's progress
         for piece in range(self.next_piece, self.pieces):  # unfinished pieces run anew
             if self.pieces > 1:
                 shutil.rmtree(self.piece_directory(piece), ignore_errors=True)
         self.started = 0.0
+
+    def _reset(self) -> None:
+        """An empty seed directory with this run's settings: an earlier run's files are not this run's."""
+        directory = seed_directory(self.out, self.seed)
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        (directory / SEED_SETTINGS).write_text(json.dumps(self.expected, indent=1) + "\n")
 
     @property
     def complete(self) -> bool:
