@@ -281,7 +281,10 @@ benchmarks: benchmark-runs
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200 --tolerances 0.0001 0.001 0.01 --predictor-order 2
-	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt --structure aspirin --steps 200
+	mkdir -p out/bench && $(DEQFF) export models/aspirin_deq.ckpt -o out/bench/aspirin_deq_order0.pt --dtype float64 --tol 1e-4 \
+	  --adjoint-tol 1e-4 --predictor-order 0 $(PRIOR_aspirin_deq)
+	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt out/bench/aspirin_deq_order0.pt --structure aspirin \
+	  --steps 1000
 	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_explicit \
 	  --checkpoints models/ethanol_conservative.ckpt models/ethanol_explicit.ckpt \
 	  --untrained-depths 1 4 --structure ethanol --steps 200

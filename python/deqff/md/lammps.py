@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +46,16 @@ def run_script(
 @dataclass
 class LammpsRun:
     """ms per MD step, solver iterations per step (mean), cold starts, total-energy drift (LAMMPS
-    energy units) and the per-step iterations."""
+    energy units), the per-step solver and adjoint iterations and the total energy after each step
+    (LAMMPS energy units)."""
 
     ms_per_step: float
     mean_iterations: float
     cold_starts: int
     energy_drift: float
     iterations: list[float]
+    adjoint_iterations: list[float] = field(default_factory=list)
+    total_energies: list[float] = field(default_factory=list)
 
 
 def system_lines(
@@ -146,7 +149,7 @@ def run_nve(
         ):
             lmp.command(line)
         start_energy = lmp.get_thermo("etotal")
-        iterations, cold = [], 0
+        iterations, adjoint_iterations, energies, cold = [], [], [], 0
         elapsed = 0.0
         progress = Progress(steps, f"LAMMPS NVE, {'warm' if warm else 'cold'} start", leave=False)
         for _ in range(steps):
@@ -155,10 +158,13 @@ def run_nve(
             elapsed += time.perf_counter() - begin
             stats = lmp.extract_compute("deq", 0, 1)
             iterations.append(float(stats[0]))
+            adjoint_iterations.append(float(stats[6]))
             cold += int(stats[2] > 0.5)
+            energies.append(lmp.get_thermo("etotal"))
             progress.update()
         progress.close()
         drift = lmp.get_thermo("etotal") - start_energy
     finally:
         lmp.close()
-    return LammpsRun(1e3 * elapsed / steps, float(np.mean(iterations)), cold, drift, iterations)
+    ms_per_step, mean_iterations = 1e3 * elapsed / steps, float(np.mean(iterations))
+    return LammpsRun(ms_per_step, mean_iterations, cold, drift, iterations, adjoint_iterations, energies)
