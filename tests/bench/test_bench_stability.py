@@ -313,3 +313,36 @@ def test_pieces_must_hold_whole_report_intervals(dataset, exported_direct, tmp_p
     argv = [*stability_argv(exported_direct, dataset, tmp_path / "odd", 40), "--piece-ps", "0.006"]
     with pytest.raises(ValueError, match="not a multiple of --report-interval"):
         main(argv)
+
+
+def write_piece(directory, frames: int, h_run: float, with_log: bool) -> None:
+    """A finished piece: summary, h(r) (3 bins) and, optionally, its log of `frames` reports."""
+    directory.mkdir(parents=True)
+    summary = {"frames": frames, "frames_with_broken_bonds": 0, "first_broken_frame": -1, "stable": True}
+    (directory / "structure.json").write_text(json.dumps(summary))
+    rows = "\n".join(f"{r},{h_run},{1.0}" for r in (0.5, 1.5, 2.5))
+    (directory / "h_r.csv").write_text("r,h_run,h_ref\n" + rows + "\n")
+    (directory / "seed_seconds.txt").write_text("2.0")
+    if with_log:
+        steps = "\n".join(f"{10 * (k + 1)},{0.005 * (k + 1)}" for k in range(frames))
+        (directory / "log.csv").write_text("step,time_ps\n" + steps + "\n")
+
+
+@pytest.mark.parametrize("logs", ["all", "one missing"])
+def test_joined_pieces_weigh_h_r_by_frames_and_join_logs_only_when_every_piece_has_one(tmp_path, logs):
+    from deqff.bench.seed_runs import join_pieces
+
+    pieces = [tmp_path / "piece_0", tmp_path / "piece_1"]
+    write_piece(pieces[0], frames=3, h_run=1.0, with_log=True)
+    write_piece(pieces[1], frames=1, h_run=3.0, with_log=logs == "all")
+    join_pieces(pieces, tmp_path, piece_steps=30, r_max=3.0, bins=3)
+    joined = json.loads((tmp_path / "structure.json").read_text())
+    assert joined["frames"] == 4 and joined["pieces"] == 2 and joined["stable"]
+    h_run = np.loadtxt(tmp_path / "h_r.csv", delimiter=",", skiprows=1)[:, 1]
+    assert h_run == pytest.approx([1.5, 1.5, 1.5])  # (3 x 1.0 + 1 x 3.0) / 4
+    if logs == "all":
+        with open(tmp_path / "log.csv") as handle:
+            steps = [int(row["step"]) for row in csv.DictReader(handle)]
+        assert steps == [10, 20, 30, 40]  # the second piece's steps continue the first's
+    else:
+        assert not (tmp_path / "log.csv").exists()

@@ -236,7 +236,9 @@ def join_pieces(pieces: list[Path], directory: Path, piece_steps: int, r_max: fl
     joined["stable"] = all(bool(s["stable"]) for s in summaries)
     joined["pieces"] = len(pieces)
     rows: list[dict[str, float]] = []
-    for number, piece in enumerate(pieces):
+    # Logs are not committed (a few hundred kB per seed): join them only when every piece has its own.
+    logged = all((piece / "log.csv").is_file() for piece in pieces)
+    for number, piece in enumerate(pieces if logged else []):
         with open(piece / "log.csv") as handle:
             for row in csv.DictReader(handle):
                 row["step"] = str(int(float(row["step"])) + number * piece_steps)
