@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -346,3 +347,45 @@ def test_joined_pieces_weigh_h_r_by_frames_and_join_logs_only_when_every_piece_h
         assert steps == [10, 20, 30, 40]  # the second piece's steps continue the first's
     else:
         assert not (tmp_path / "log.csv").exists()
+
+
+def test_pieces_of_all_seeds_run_in_turn_and_a_failed_seed_leaves_the_queue(tmp_path, monkeypatch):
+    """run_in_process: piece 1 of every seed, then piece 2, ...; a seed whose piece broke a bond ends."""
+    import argparse
+
+    import deqff.cli
+    from deqff.bench.seed_runs import SeedChain, run_in_process
+
+    for name in ("model.pt", "start.xyz", "data.npz"):
+        (tmp_path / name).write_text(name)
+    args = argparse.Namespace(
+        out=str(tmp_path / "out"), dataset=str(tmp_path / "data.npz"), ps=0.03, piece_ps=0.01, timestep=0.5,
+        temperature=500.0, report_interval=10, platform="CPU", bond_factor=1.5, r_max=3.0, bins=3,
+        threads=1, jobs=1,
+    )  # fmt: skip
+    order = []
+
+    def fake_structure_bench(argv):
+        out = Path(argv[argv.index("--out") + 1])
+        seed = int(out.parent.name.split("_")[1])
+        order.append((seed, out.name))
+        broken = seed == 1 and out.name == "piece_1"
+        write_piece(out.parent / "tmp", frames=2, h_run=1.0, with_log=False)
+        for path in (out.parent / "tmp").iterdir():
+            path.rename(out / path.name)
+        (out.parent / "tmp").rmdir()
+        summary = json.loads((out / "structure.json").read_text())
+        summary.update(first_broken_frame=1 if broken else -1, stable=not broken)
+        (out / "structure.json").write_text(json.dumps(summary))
+        (out / "final_state.xml").write_text("<State/>")
+        return 0
+
+    monkeypatch.setattr(deqff.cli, "main", fake_structure_bench)
+    chains = [
+        SeedChain(args, str(tmp_path / "model.pt"), str(tmp_path / "start.xyz"), s, False) for s in (0, 1)
+    ]
+    run_in_process(chains)
+    assert order == [(0, "piece_0"), (1, "piece_0"), (0, "piece_1"), (1, "piece_1"), (0, "piece_2")]
+    joined = [json.loads((tmp_path / "out" / f"seed_{s}" / "structure.json").read_text()) for s in (0, 1)]
+    assert joined[0]["pieces"] == 3 and joined[0]["stable"]
+    assert joined[1]["pieces"] == 2 and joined[1]["first_broken_frame"] == 3  # 2 frames + frame 1

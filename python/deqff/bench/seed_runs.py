@@ -292,23 +292,32 @@ def logged_step(log: Path) -> int:
 
 
 def run_in_process(chains: list[SeedChain]) -> None:
-    """The seeds one after another in this process, piece by piece (the structure bench's progress)."""
+    """The seeds' pieces in turn in this process (piece 1 of every seed, then piece 2, ...: a run stopped
+    early has covered every seed), with the structure bench's progress."""
     from deqff.cli import main
 
-    for number, chain in enumerate(chains, 1):
-        print(f"seed {chain.seed} ({number}/{len(chains)})")
-        while (argv := chain.next_argv()) is not None:
-            if chain.pieces > 1:
-                print(f"seed {chain.seed}, piece {chain.next_piece + 1}/{chain.pieces}")
-            main(argv)
-            chain.piece_ended(True)
-        chain.join()
+    queue = list(chains)
+    while queue:
+        chain = queue.pop(0)
+        argv = chain.next_argv()
+        if argv is None:
+            chain.join()
+            continue
+        if chain.pieces > 1:
+            print(f"seed {chain.seed}, piece {chain.next_piece + 1}/{chain.pieces}")
+        else:
+            print(f"seed {chain.seed}")
+        main(argv)
+        chain.piece_ended(True)
+        queue.append(chain)
 
 
 def run_in_processes(chains: list[SeedChain], jobs: int) -> None:
-    """At most `jobs` seeds at a time, each piece a `python -m deqff.cli bench structure ...` process with
-    one thread (output in its directory's run.log); a progress bar per seed follows its logs. Raises after
-    all runs ended if any process failed (a model stopping a run is a result, not a failure)."""
+    """At most `jobs` pieces at a time, each a `python -m deqff.cli bench structure ...` process with one
+    thread (output in its directory's run.log), the seeds' pieces in turn (a seed whose piece ended goes
+    to the back of the queue: a run stopped early has covered every seed); a progress bar per running
+    seed follows its logs. Raises after all runs ended if any process failed (a model stopping a run is
+    a result, not a failure)."""
     from tqdm import tqdm
 
     pending = list(chains)
@@ -351,8 +360,8 @@ def run_in_processes(chains: list[SeedChain], jobs: int) -> None:
                 if process.returncode != 0:
                     failed[seed] = chain.piece_directory(chain.next_piece) / "run.log"
                     bar.set_postfix_str("process failed")
-                elif launch(chain, slot, bar):
-                    continue
+                elif not chain.complete:
+                    pending.append(chain)
                 bar.update(max(0, chain.steps_done() - bar.n))
                 bar.close()
                 free_slots.append(slot)
