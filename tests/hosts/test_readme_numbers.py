@@ -58,3 +58,31 @@ def test_the_demo_numbers_quoted_in_readme_are_the_demo_summary():
         assert any(round(abs(p), decimals) == round(abs(float(number)), decimals) for p in printed), (
             f"README quotes {number} for the demo; benchmarks/demo_summary.md has no such number"
         )
+
+
+#: Decimal numbers of README prose that are not measurements (versions).
+NOT_MEASURED = {"2.9.1", "2.10"}
+FENCED = re.compile(r"^[ \t]*```.*?^[ \t]*```[ \t]*$", re.M | re.S)
+
+
+def test_every_number_in_readme_prose_is_in_a_written_file():
+    """Each decimal number of README's prose (code blocks aside) is printed by a command's output file:
+    benchmarks/RESULTS.md, a model card, the demo summary or the notes the RESULTS sections include.
+    (Loose: the number may appear anywhere there. It catches a number left behind by a re-measurement.)"""
+    prose = FENCED.sub("", README)
+    for version in NOT_MEASURED:
+        prose = prose.replace(version, "")
+    files = [
+        REPO_ROOT / "benchmarks" / "RESULTS.md",
+        REPO_ROOT / "benchmarks" / "demo_summary.md",
+        REPO_ROOT / "benchmarks" / "recipe_notes.md",
+        REPO_ROOT / "benchmarks" / "architecture_notes.md",
+        *sorted((REPO_ROOT / "models").glob("*.md")),
+    ]
+    written = [float(n) for path in files for n in numbers_in(path.read_text(encoding="utf-8"))]
+    missing = []
+    for number in re.findall(r"(?<![\w.\-])\d+\.\d+(?![\d.])", prose):
+        decimals = len(number.split(".")[1])
+        if not any(round(abs(w), decimals) == round(float(number), decimals) for w in written):
+            missing.append(number)
+    assert not missing, f"README quotes numbers no results file has: {missing}"
