@@ -133,7 +133,8 @@ models: setup
 # needed and its checkpoints and metrics copied into runs/NAME, unless NAME has begun.
 RUN_BEGUN = test -f runs/$(1)/checkpoints/last.pt -o -f models/in_progress/$(1).last.pt
 RUN_COPY = mkdir -p runs/$(1)/checkpoints && cp runs/$(2)/checkpoints/last.pt runs/$(2)/checkpoints/best.pt \
-  runs/$(2)/metrics.csv runs/$(1)/ && mv runs/$(1)/last.pt runs/$(1)/best.pt runs/$(1)/checkpoints/
+  runs/$(2)/metrics.csv runs/$(1)/ && mv runs/$(1)/last.pt runs/$(1)/best.pt runs/$(1)/checkpoints/ && \
+  { test ! -f runs/$(2)/curves.png || cp runs/$(2)/curves.png runs/$(1)/; }
 define train_run
 	$(if $(FROM_$(1)),$(call RUN_BEGUN,$(1)) || { $(call train_run,$(FROM_$(1)),$(call RUN_CONFIG,$(FROM_$(1)))) && $(call RUN_COPY,$(1),$(FROM_$(1))); };) \
 	if test ! -f runs/$(1)/checkpoints/last.pt -a -f models/in_progress/$(1).last.pt; then \
