@@ -132,6 +132,9 @@ def run_child(model: str, structure: str, mode: str) -> dict:
     argv = [sys.executable, __file__, "--child", model, structure, mode]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
     if out.returncode != 0:
+        if mode == "legacy":  # an opt-in executor: its failure is a result of the table, not of the run
+            errors = [line for line in out.stderr.splitlines() if line.split(":")[0].endswith("Exception")]
+            return {"error": (errors or ["failed"])[-1].strip()}
         raise RuntimeError(f"{' '.join(argv)} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -143,6 +146,9 @@ def table(results: dict[tuple[str, str], dict]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (model, mode), r in results.items():
+        if "error" in r:
+            lines.append(f"| {Path(model).name} | - | {mode} | fails: `{r['error'][:160]}` | | | | | | |")
+            continue
         c = r["calls"]
         lines.append(
             f"| {Path(model).name} | {r['atoms']} | {mode} | {r['load']:.2f} | {r['context']:.2f} "
