@@ -37,7 +37,7 @@ from deqff.export.export import load_potential, warm_up_potential
 from deqff.export.metadata import read_metadata
 from deqff.md.lammps import run_nve
 from deqff.md.simulate import SimulationSettings, make_simulation, warm_up
-from deqff.md.structure import load_structure
+from deqff.md.structure import MDStructure, load_structure
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from results_file import machine_line, write_section
 
@@ -51,18 +51,14 @@ TIMESTEP_PS = 0.5e-3
 
 @dataclass
 class EngineRun:
-    """One path's run: seconds per step [S], solver and adjoint iterations per step [S], and the NVE
-    drift (meV/atom/ps; None for the bare replay, which has no trajectory of its own)."""
+    """One path's run: mean ms per step, solver and adjoint iterations per step [S], and the NVE drift
+    (meV/atom/ps; None for the bare replay, which has no trajectory of its own)."""
 
     path: str
-    seconds: np.ndarray
+    ms_per_step: float
     iterations: np.ndarray
     adjoint_iterations: np.ndarray
     drift_mev_per_atom_per_ps: float | None
-
-    @property
-    def ms_per_step(self) -> float:
-        return 1e3 * float(self.seconds.mean())
 
     @property
     def iterations_per_step(self) -> float:
@@ -70,13 +66,13 @@ class EngineRun:
 
 
 def openmm_run(
-    model: str, structure_name: str, steps: int, energy_interval: int
-) -> tuple[EngineRun, list[np.ndarray]]:
-    """An OpenMM NVE run of `steps` steps, and the positions [N, 3] (nm) before each step."""
+    model: str, structure: MDStructure, structure_name: str, steps: int, energy_interval: int
+) -> tuple[float, float, list[np.ndarray]]:
+    """An OpenMM NVE run of `steps` steps: mean ms per step, the NVE drift (meV/atom/ps) and the
+    positions [N, 3] (nm) before each step."""
     from openmm import unit
 
     settings = SimulationSettings(model=model, structure=structure_name, out="", ensemble="nve", steps=steps)
-    structure = load_structure(structure_name)
     simulation = make_simulation(settings, structure, warm_start=True)
     context = simulation.context
     context.setVelocitiesToTemperature(300.0 * unit.kelvin, 1)
@@ -97,19 +93,11 @@ def openmm_run(
         simulation.step(1)
         seconds.append(time.perf_counter() - begin)
     drift = energy_drift(np.array(times), np.array(energies), len(structure.atomic_numbers))
-    run = EngineRun(
-        "OpenMM CPU platform, TorchForce",
-        np.array(seconds),
-        np.zeros(steps),  # filled from the bare replay: the same positions and warm starts
-        np.zeros(steps),
-        drift["drift_mev_per_atom_per_ps"],
-    )
-    return run, positions
+    return 1e3 * float(np.mean(seconds)), drift["drift_mev_per_atom_per_ps"], positions
 
 
-def bare_run(model: str, structure_name: str, positions_nm: list[np.ndarray]) -> EngineRun:
+def bare_run(model: str, structure: MDStructure, positions_nm: list[np.ndarray]) -> EngineRun:
     """The exported module's `compute` replayed on the positions, in order, timed per call."""
-    structure = load_structure(structure_name)
     module, _ = load_potential(model, structure.atomic_numbers)
     frames = [torch.as_tensor(p * NM_TO_ANGSTROM, dtype=torch.float64) for p in positions_nm]
     warm_up_potential(module, frames[0])
@@ -122,23 +110,22 @@ def bare_run(model: str, structure_name: str, positions_nm: list[np.ndarray]) ->
         adjoint.append(module.last_adjoint_iterations())
     return EngineRun(
         "bare model `compute` (replay of the OpenMM positions)",
-        np.array(seconds),
+        1e3 * float(np.mean(seconds)),
         np.array(iterations, dtype=float),
         np.array(adjoint, dtype=float),
         None,
     )
 
 
-def lammps_run(plugin: Path, model: str, structure_name: str, steps: int) -> EngineRun:
+def lammps_run(plugin: Path, model: str, structure: MDStructure, steps: int) -> EngineRun:
     """LAMMPS NVE (units metal, eV) of the model: its own trajectory and solver loop."""
-    structure = load_structure(structure_name)
     run = run_nve(plugin, Path(model), structure, steps)
     energies_kj_mol = np.array(run.total_energies) * EV_TO_KJ_PER_MOL
     times = TIMESTEP_PS * np.arange(1, steps + 1)
     drift = energy_drift(times, energies_kj_mol, len(structure.atomic_numbers))
     return EngineRun(
         "LAMMPS `pair_style deq` (C++ solver loop), own NVE run",
-        np.full(steps, run.ms_per_step / 1e3),
+        run.ms_per_step,
         np.array(run.iterations),
         np.array(run.adjoint_iterations),
         drift["drift_mev_per_atom_per_ps"],
@@ -153,12 +140,17 @@ def model_label(model: str) -> str:
 
 
 def measure(args: argparse.Namespace, model: str) -> list[EngineRun]:
-    """The three paths for one model: bare replay, OpenMM, LAMMPS."""
-    openmm, positions = openmm_run(model, args.structure, args.steps, args.energy_interval)
-    bare = bare_run(model, args.structure, positions)
-    openmm.iterations, openmm.adjoint_iterations = bare.iterations, bare.adjoint_iterations
-    lammps = lammps_run(Path(args.plugin), model, args.structure, args.steps)
-    return [bare, openmm, lammps]
+    """The three paths for one model: bare replay, OpenMM (the replay's iterations: the same positions
+    and warm starts), LAMMPS."""
+    structure = load_structure(args.structure)
+    openmm_ms, openmm_drift, positions = openmm_run(
+        model, structure, args.structure, args.steps, args.energy_interval
+    )
+    bare = bare_run(model, structure, positions)
+    openmm = EngineRun(
+        "OpenMM CPU platform, TorchForce", openmm_ms, bare.iterations, bare.adjoint_iterations, openmm_drift
+    )
+    return [bare, openmm, lammps_run(Path(args.plugin), model, structure, args.steps)]
 
 
 def table(results: dict[str, list[EngineRun]]) -> list[str]:
@@ -185,8 +177,7 @@ def plot_iterations(results: dict[str, list[EngineRun]], path: Path) -> None:
     """Solver + adjoint iterations per MD step, OpenMM (= bare replay) and LAMMPS, every model."""
     figure, axis = plt.subplots(figsize=(7, 4))
     for label, runs in results.items():
-        for run, style in ((runs[1], "-"), (runs[2], "--")):
-            engine = "OpenMM" if run is runs[1] else "LAMMPS"
+        for engine, run, style in (("OpenMM", runs[1], "-"), ("LAMMPS", runs[2], "--")):
             axis.plot(run.iterations + run.adjoint_iterations, style, lw=0.8, label=f"{label}: {engine}")
     axis.set_xlabel("MD step")
     axis.set_ylabel("solver + adjoint iterations")

@@ -142,40 +142,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--before", help="exported model before the change")
-    parser.add_argument("--after", help="the same model exported after the change")
-    parser.add_argument("--dataset", help="frames (positions in Å, key R) and numbers (z)")
+    parser.add_argument("--before", required=True, help="exported model before the change")
+    parser.add_argument("--after", required=True, help="the same model exported after the change")
+    parser.add_argument("--dataset", required=True, help="frames (positions in Å, key R) and numbers (z)")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument(
         "--replicate", type=int, default=1, help="periodic datasets: n x n x n copies of the box"
     )
-    parser.add_argument("--label", help="row name, e.g. the model's name")
+    parser.add_argument("--label", required=True, help="row name, e.g. the model's name")
     parser.add_argument("--change", default="", help="what changed, for the section's text")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--json", default=str(HERE / "compare_exports.json"), help="rows of this section")
     parser.add_argument("--section", default=SECTION, help="RESULTS.md section name (one per change)")
     parser.add_argument("--title", default=TITLE)
-    parser.add_argument(
-        "--rewrite",
-        action="store_true",
-        help="measure nothing: rewrite the section from the rows stored in --json (e.g. with a new --change)",
-    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     store = Path(args.json)
     rows = json.loads(store.read_text()) if store.is_file() else {}
-    if args.rewrite:
-        if not rows:
-            parser.error(f"--rewrite: {store} holds no rows; measure them first (without --rewrite)")
-    else:
-        missing = [f"--{name}" for name in ("before", "after", "dataset", "label") if not getattr(args, name)]
-        if missing:
-            parser.error(f"the following arguments are required to measure: {' '.join(missing)}")
-        result = measure(args)
-        command = shlex.join(without_option(without_option(sys.argv[1:], "--change"), "--title"))
-        rows[args.label] = {"command": f"python benchmarks/compare_exports.py {command}", **result}
-        store.write_text(json.dumps(rows, indent=2) + "\n")
+    result = measure(args)
+    command = shlex.join(without_option(without_option(sys.argv[1:], "--change"), "--title"))
+    rows[args.label] = {"command": f"python benchmarks/compare_exports.py {command}", **result}
+    store.write_text(json.dumps(rows, indent=2) + "\n")
 
     lines = section_lines(rows, args.change)
     write_section(Path(args.results), args.section, args.title, lines)

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +54,8 @@ class LammpsRun:
     cold_starts: int
     energy_drift: float
     iterations: list[float]
-    adjoint_iterations: list[float] = field(default_factory=list)
-    total_energies: list[float] = field(default_factory=list)
+    adjoint_iterations: list[float]
+    total_energies: list[float]
 
 
 def system_lines(
