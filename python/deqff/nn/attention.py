@@ -130,10 +130,12 @@ class EquivariantGraphAttention(torch.nn.Module):
         num_nodes = h.shape[0]
         num_edges = edge_index.shape[1]
         split = num_edges * self.operator_dim
-        radial_part = edge_terms[split:].view(num_edges, -1)
+        # One split, not two slices (a slice's backward fills a zero tensor the size of edge_terms).
+        operator, radial_flat = torch.split(edge_terms, [split, edge_terms.shape[0] - split])
+        radial_part = radial_flat.view(num_edges, -1)
         logits = self.attention_logits(h[:, : self.num_scalars], edge_index, radial_part)
         alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
-        messages = self.edge_tp.apply(h[sender], edge_terms[:split])  # [E, M]
+        messages = self.edge_tp.apply(h[sender], operator)  # [E, M]
         if self.num_heads == 1:
             return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
         weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]

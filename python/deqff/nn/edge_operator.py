@@ -29,6 +29,8 @@ class EdgeTensorProduct(torch.nn.Module):
     block_dim: list[int]
     block_width: list[int]
     block_operator_start: list[int]
+    block_operator_size: list[int]
+    block_input_size: list[int]
     block_first_path: list[int]
     path_sh_start: list[int]
     path_sh_dim: list[int]
@@ -36,6 +38,10 @@ class EdgeTensorProduct(torch.nn.Module):
     path_w3j_start: list[int]
     path_weight_start: list[int]
     path_scale: list[float]
+    block_num_paths: list[int]
+    block_coupling_start: list[int]
+    block_coupling_size: list[int]
+    block_weight_start: list[int]
 
     def __init__(self, tp: o3.TensorProduct) -> None:
         super().__init__()
@@ -110,44 +116,87 @@ class EdgeTensorProduct(torch.nn.Module):
         if bool((permutation < 0).any()):
             raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
         self.block_first_path.append(len(self.path_scale))
+        blocks = zip(self.block_mul, self.block_dim, self.block_width, strict=True)
+        self.block_operator_size = [mul * dim * width for mul, dim, width in blocks]
+        self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
+        if sum(self.block_input_size) != irreps_in1.dim:
+            raise ValueError("EdgeTensorProduct: the input blocks do not cover irreps_in1")
         self.operator_dim = operator_offset
-        self.register_buffer("w3j", torch.cat(w3j_pieces), persistent=False)
+        self._register_block_couplings(irreps_in2.dim, torch.cat(w3j_pieces))
         self.register_buffer("permutation", permutation, persistent=False)
+
+    def _register_block_couplings(self, sh_dim: int, w3j: Tensor) -> None:
+        """Buffers for `build`: per input block b, the coupling matrix [S, P_b * d_b * K_b] (path p's
+        scaled Wigner 3j symbol in its SH rows and output columns, zero elsewhere; flat, concatenated
+        over blocks) and the indices of its paths' weights in the weight vector [P_b * u_b]."""
+        couplings: list[Tensor] = []
+        indices: list[Tensor] = []
+        self.block_num_paths = []
+        self.block_coupling_start = []
+        self.block_coupling_size = []
+        self.block_weight_start = []
+        coupling_offset, weight_offset = 0, 0
+        for b in range(len(self.block_start)):
+            mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
+            first, last = self.block_first_path[b], self.block_first_path[b + 1]
+            matrix = torch.zeros(sh_dim, last - first, dim, width, dtype=torch.float64)
+            k_offset = 0
+            for n, p in enumerate(range(first, last)):
+                sh_start, sh_size, out_dim = self.path_sh_start[p], self.path_sh_dim[p], self.path_out_dim[p]
+                symbol = w3j[self.path_w3j_start[p] : self.path_w3j_start[p] + dim * sh_size * out_dim]
+                symbol = symbol.reshape(dim, sh_size, out_dim).permute(1, 0, 2)  # [s, i, k]
+                matrix[sh_start : sh_start + sh_size, n, :, k_offset : k_offset + out_dim] = (
+                    self.path_scale[p] * symbol
+                )
+                k_offset += out_dim
+                start = self.path_weight_start[p]
+                indices.append(torch.arange(start, start + mul))
+            couplings.append(matrix.reshape(-1))
+            self.block_num_paths.append(last - first)
+            self.block_coupling_start.append(coupling_offset)
+            self.block_coupling_size.append(matrix.numel())
+            self.block_weight_start.append(weight_offset)
+            coupling_offset += matrix.numel()
+            weight_offset += (last - first) * mul
+        self.register_buffer("coupling", torch.cat(couplings), persistent=False)
+        self.register_buffer("weight_index", torch.cat(indices), persistent=False)
 
     @torch.jit.export
     def build(self, edge_sh: Tensor, weights: Tensor) -> Tensor:
         """edge_sh [E, irreps_in2.dim], weights [E, weight_numel] -> the operator A, flat
-        [E * operator_dim], block-major (module docstring)."""
+        [E * operator_dim], block-major (module docstring).
+
+        Per input block b with paths p: T[e, p, (i, k)] = Σ_s Y[e, s] c_p C_p[i, s, k] (one matrix
+        product with the block's coupling matrix, zero outside each path's SH and output range), then
+        A[e, u, (i, k)] = Σ_p w[e, p, u] T[e, p, (i, k)] (one batched product). Two dense products per
+        block keep the backward short (no per-path slices, einsums and broadcasts)."""
         num_edges = edge_sh.shape[0]
         blocks: list[Tensor] = []
         for b in range(len(self.block_start)):
-            mul, dim = self.block_mul[b], self.block_dim[b]
-            pieces: list[Tensor] = []
-            for p in range(self.block_first_path[b], self.block_first_path[b + 1]):
-                sh_dim, out_dim = self.path_sh_dim[p], self.path_out_dim[p]
-                w3j = self.w3j[self.path_w3j_start[p] : self.path_w3j_start[p] + dim * sh_dim * out_dim]
-                w3j = w3j.reshape(dim, sh_dim, out_dim).to(edge_sh.dtype)
-                sh = edge_sh[:, self.path_sh_start[p] : self.path_sh_start[p] + sh_dim]
-                coupling = torch.einsum("es,isk->eik", sh, w3j)  # [E, d_in, d_out]
-                w = (
-                    weights[:, self.path_weight_start[p] : self.path_weight_start[p] + mul]
-                    * self.path_scale[p]
-                )
-                pieces.append(w.reshape(num_edges, mul, 1, 1) * coupling.unsqueeze(1))  # [E, u, d_in, d_out]
-            blocks.append(torch.cat(pieces, dim=-1).reshape(-1))  # [E * u * d_in * K_b]
+            mul, paths = self.block_mul[b], self.block_num_paths[b]
+            columns = self.block_coupling_size[b] // edge_sh.shape[1]
+            start = self.block_coupling_start[b]
+            coupling = self.coupling[start : start + self.block_coupling_size[b]]
+            coupling = coupling.view(edge_sh.shape[1], columns).to(edge_sh.dtype)
+            per_path = (edge_sh @ coupling).view(num_edges, paths, columns // paths)
+            first = self.block_weight_start[b]
+            index = self.weight_index[first : first + paths * mul]
+            w = weights.index_select(1, index).view(num_edges, paths, mul).transpose(1, 2)  # [E, u, P]
+            blocks.append(torch.bmm(w, per_path).reshape(-1))  # [E * u * d_in * K_b]
         return torch.cat(blocks)
 
     @torch.jit.export
     def apply(self, x: Tensor, operator: Tensor) -> Tensor:
         """x [E, irreps_in1.dim], operator [E * operator_dim] from `build` -> tp(x, Y, w) [E, out_dim]."""
         num_edges = x.shape[0]
+        # torch.split, not slices: the backward of a slice fills a zero tensor of the whole operator
+        # per block; split's backward concatenates the blocks' gradients once.
+        matrices = torch.split(operator, [num_edges * size for size in self.block_operator_size])
+        blocks = torch.split(x, self.block_input_size, dim=1)
         results: list[Tensor] = []
         for b in range(len(self.block_start)):
             mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
-            block = x[:, self.block_start[b] : self.block_start[b] + mul * dim].reshape(
-                num_edges * mul, 1, dim
-            )
-            start = num_edges * self.block_operator_start[b]
-            matrix = operator[start : start + num_edges * mul * dim * width].view(num_edges * mul, dim, width)
+            block = blocks[b].reshape(num_edges * mul, 1, dim)
+            matrix = matrices[b].view(num_edges * mul, dim, width)
             results.append(torch.bmm(block, matrix).reshape(num_edges, mul * width))
         return torch.cat(results, dim=-1).index_select(1, self.permutation)
