@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # The shipped models exported before and after each cheaper-iteration change, side by side
 # (benchmarks/compare_exports.py; one RESULTS.md section per change). One torch thread each.
+# Arguments: the sections to run (default: all), e.g. `bash benchmarks/compare_exports.sh compare_exports_operator_build`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
+SECTIONS=("$@")
+
+wanted() {  # wanted SECTION: true when SECTION was named on the command line or none was
+  [[ ${#SECTIONS[@]} -eq 0 ]] && return 0
+  local name
+  for name in "${SECTIONS[@]}"; do [[ $name == "$1" ]] && return 0; done
+  return 1
+}
 
 compare() {  # compare SECTION TITLE JSON CHANGE BEFORE_REV AFTER [MODELS] (AFTER: a revision or "current")
   local section=$1 title=$2 json=$3 change=$4 before=$5 after=$6
   local models=${7:-aspirin_deq ethanol_conservative ethanol_explicit}
+  wanted "$section" || return 0
   rm -f "$json"
   for name in $models; do
     local dataset=data/ethanol.npz
@@ -40,8 +50,22 @@ compare compare_exports_flat_operator "$FLAT_TITLE" benchmarks/compare_exports_f
   "$FLAT_CHANGE" d367013 65a839c
 # ... and on the water model's periodic box: 96 atoms and 8 copies (768 atoms), 3 frames each.
 for n in 1 2; do
+  wanted compare_exports_flat_operator || break
   $PY benchmarks/compare_exports.py --dataset data/water-box.npz --replicate $n --frames 3 \
     --label "water_deq, $((96 * n * n * n)) atoms" --section compare_exports_flat_operator \
     --title "$FLAT_TITLE" --change "$FLAT_CHANGE" --json benchmarks/compare_exports_flat_operator.json \
     --before git:d367013:models/water_deq.pt --after git:65a839c:models/water_deq.pt
 done
+
+# 3. The per-edge operator built by two dense products per input block and split, not sliced (before:
+# 26d450a's exports, after: those of the commit that re-exported them).
+BUILD_TITLE="Cheaper conservative forces: the per-edge operator's build and its backward (issue #15: 2)"
+BUILD_CHANGE="Change: the per-edge operator built per input block by two dense products (the spherical harmonics \
+times a coupling matrix of the block's paths, then the paths' weights by a batched product) instead of an einsum, \
+a broadcast and a concatenation per path, and split into its blocks instead of sliced (the backward of a slice \
+fills a zero tensor the size of the whole operator); this shortens the final backward of conservative forces. \
+Same checkpoints, results equal to round-off. Before: the shipped exports of commit 26d450a, after: those of \
+b315959. Command: bash benchmarks/compare_exports.sh."
+compare compare_exports_operator_build "$BUILD_TITLE" benchmarks/compare_exports_operator_build.json \
+  "$BUILD_CHANGE" 26d450a b315959
+
