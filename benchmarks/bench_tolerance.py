@@ -81,6 +81,10 @@ def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], desc: str) -
     )
 
 
+#: (tolerance, warm, cold, predicted, direct forces of the same checkpoint or None) of one tolerance.
+Row = tuple[float, Run, Run, Run, "Run | None"]
+
+
 def force_error(run: Run, reference: Run) -> tuple[float, float]:
     """(mean abs, max abs) force-component deviation from the reference, meV/Å."""
     delta = np.abs(run.forces - reference.forces) * 1e3
@@ -125,7 +129,11 @@ def main() -> None:
         predicted = run(
             scripted(model, numbers, frames[0], **both, predictor_order=order), frames, f"pred {tol:g}"
         )
-        rows.append((tol, warm, cold, predicted))
+        direct = None
+        if model.config.force_mode != "direct":  # issue #15: a conservative step <= 2x the direct step
+            direct_options = {**both, "predictor_order": order, "force_mode": "direct"}
+            direct = run(scripted(model, numbers, frames[0], **direct_options), frames, f"direct {tol:g}")
+        rows.append((tol, warm, cold, predicted, direct))
 
     floor_ms = 1e3 * floor.seconds.mean()
     lines = [
@@ -146,7 +154,7 @@ def main() -> None:
         "force err mean / max (meV/Å): warm | predicted | cold |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for tol, warm, cold, predicted in rows:
+    for tol, warm, cold, predicted, _ in rows:
         w_err, c_err = force_error(warm, reference), force_error(cold, reference)
         p_err = force_error(predicted, reference)
         warm_ms, cold_ms = 1e3 * warm.seconds.mean(), 1e3 * cold.seconds.mean()
@@ -160,6 +168,7 @@ def main() -> None:
             f"{predicted_ms / floor_ms:.2f} | {w_err[0]:.3f} / {w_err[1]:.2f} | "
             f"{p_err[0]:.3f} / {p_err[1]:.2f} | {c_err[0]:.3f} / {c_err[1]:.2f} |"
         )
+    lines += direct_table(rows)
     lines += ["", f"Plot: `benchmarks/{Path(args.plot).name}`."]
     title = "Fixed-point reuse vs tolerance (issue #8: 1, 3)"
     write_section(Path(args.results), "bench_tolerance", title, lines)
@@ -167,7 +176,30 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def plot(rows: list[tuple[float, Run, Run, Run]], reference: Run, floor_ms: float, path: Path) -> None:
+def direct_table(rows: list[Row]) -> list[str]:
+    """Markdown lines comparing the predicted conservative step with the same checkpoint's direct step
+    (empty when the model's own force mode is direct)."""
+    table = [
+        f"| {tol:g} | {direct.iterations.mean():.2f} | {1e3 * direct.seconds.mean():.2f} | "
+        f"{1e3 * predicted.seconds.mean():.2f} | **{predicted.seconds.mean() / direct.seconds.mean():.2f}** |"
+        for tol, _, _, predicted, direct in rows
+        if direct is not None
+    ]
+    if not table:
+        return []
+    return [
+        "",
+        "The same checkpoint exported with direct forces (its force head, no adjoint), predicted warm "
+        "starts, same frames, same run: what a step of conservative forces costs over a direct one "
+        "(issue #15: conservative <= 2x direct).",
+        "",
+        "| tol | direct iters | direct ms | conservative (predicted) ms | conservative / direct |",
+        "|---|---|---|---|---|",
+        *table,
+    ]
+
+
+def plot(rows: list[Row], reference: Run, floor_ms: float, path: Path) -> None:
     """Iterations, time per step and force error against the tolerance: warm, cold, predicted."""
     tols = [r[0] for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
