@@ -210,6 +210,8 @@ RUN_aspirin_deq_l12wide_96ep := $(RUN_aspirin_deq_l12wide_48ep) --set train.epoc
 FROM_aspirin_deq_l12wide_96ep := aspirin_deq_l12wide_72ep
 # The shipped aspirin DEQ is that 96-epoch run (configs/aspirin_deq.yaml is its config).
 FROM_aspirin_deq := aspirin_deq_l12wide_96ep
+# The shipped aspirin DEQ's config over MACE's 12 epochs (Peer: MACE, aspirin: accuracy at the peer's length).
+RUN_aspirin_deq_12ep := configs/aspirin_deq.yaml --set train.epochs=12 --set train.energy_stage_epoch=11
 # The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
@@ -217,7 +219,8 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
-  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_deq_l12wide_96ep aspirin_explicit_48ep
+  aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_deq_l12wide_96ep aspirin_explicit_48ep \
+  aspirin_deq_12ep
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
@@ -281,14 +284,16 @@ benchmarks: benchmark-runs
 	  --out benchmarks/peer/aspirin --epochs 12
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq \
 	  $(RECORDS)/aspirin_deq_l12wide_72ep $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_48ep \
-	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep \
+	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep $(RECORDS)/aspirin_deq_12ep \
 	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
 	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped)" \
-	  "deqff DEQ, l<=1, 2x channels (stopped)" --title aspirin
+	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200 --tolerances 0.0001 0.001 0.01 --predictor-order 2
+	$(BENCH)/profile_conservative_call.py --checkpoint models/aspirin_deq.ckpt --dataset data/aspirin.npz \
+	  --iterations 5.92 --adjoint-iterations 4.92
 	mkdir -p out/bench && $(DEQFF) export models/aspirin_deq.ckpt -o out/bench/aspirin_deq_order0.pt --dtype float64 --tol 1e-4 \
 	  --adjoint-tol 1e-4 --predictor-order 0 $(PRIOR_aspirin_deq)
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt out/bench/aspirin_deq_order0.pt --structure aspirin \

@@ -7,15 +7,19 @@ runs the same code under TorchScript), float64, one torch thread, one frame of a
     python benchmarks/profile_conservative_call.py --checkpoint models/aspirin_deq.ckpt \\
         --dataset data/aspirin.npz --iterations 6 --adjoint-iterations 5
 
-Prints ms per phase (median of --repeats) and the composed ratio conservative / direct.
+Prints ms per phase (median of --repeats) and the composed ratio conservative / direct, and writes them
+as the "profile_conservative" section of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,6 +27,9 @@ import torch
 from deqff.data.elements import atomic_number
 from deqff.export.export import model_from_checkpoint
 from deqff.export.inputs import radius_graph
+from results_file import machine_line, write_section
+
+HERE = Path(__file__).resolve().parent
 
 
 def median_ms(function: Callable[[], object], repeats: int) -> float:
@@ -92,12 +99,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=float, default=6.0, help="solver iterations per call")
     parser.add_argument("--adjoint-iterations", type=float, default=5.0, help="adjoint iterations per call")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     ms = phases(args)
-    for name, value in ms.items():
-        print(f"{name:48s} {value:8.2f} ms")
     iteration = ms["f(z), no grad (a solver iteration)"]
     direct = ms["graph, no grad (direct)"] + args.iterations * iteration + ms["readout, no grad"]
     # The conservative call builds the graph once, with grad, and solves on it (the last phase above).
@@ -106,10 +112,28 @@ def main() -> None:
         + args.adjoint_iterations * ms["VJP (an adjoint iteration)"]
         + ms["graph + linearize + readout + backward to x"]
     )
-    print(
-        f"composed at {args.iterations:g} + {args.adjoint_iterations:g} iterations: direct {direct:.1f} ms, "
-        f"conservative {conservative:.1f} ms ({conservative / direct:.2f}x)"
-    )
+    lines = [
+        f"Command: `python benchmarks/profile_conservative_call.py {shlex.join(sys.argv[1:])}`  ",
+        machine_line() + "  ",
+        f"Checkpoint `{args.checkpoint}` (eager, float64), frame {args.frame} of `{args.dataset}`; median "
+        f"of {args.repeats} calls per phase. Composed at {args.iterations:g} solver + "
+        f"{args.adjoint_iterations:g} adjoint iterations: direct = graph + iterations + readout; "
+        "conservative = iterations + adjoint VJPs + the graph with grad, f at the fixed point, readout "
+        "and the backward to the positions.",
+        "",
+        "| phase | ms |",
+        "|---|---|",
+        *[f"| {name} | {value:.2f} |" for name, value in ms.items()],
+        f"| composed: direct | {direct:.1f} |",
+        f"| composed: conservative | {conservative:.1f} |",
+        f"| composed: conservative / direct | **{conservative / direct:.2f}** |",
+        f"| VJP / solver iteration | {ms['VJP (an adjoint iteration)'] / iteration:.2f} |",
+        "| final backward (last phase) / graph | "
+        f"{ms['graph + linearize + readout + backward to x'] / ms['graph, no grad (direct)']:.2f} |",
+    ]
+    title = "Where a conservative call's time goes (issue #15)"
+    write_section(Path(args.results), "profile_conservative", title, lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
