@@ -124,14 +124,6 @@ class EquivariantGraphAttention(torch.nn.Module):
             return scatter_softmax(logits, receiver, num_nodes)
         return torch.sigmoid(logits) * self.inv_num_neighbors
 
-    def per_head(self, messages: Tensor, alpha: Tensor) -> Tensor:
-        """messages [E, M] weighted by each head's α [E, H] -> [E, H, M]. With a graph, as a batch of
-        outer products (bmm): the backward of the broadcast product reduces over broadcast dimensions,
-        2-3x slower (adjoint iterations, training); without one, the broadcast product is faster."""
-        if messages.requires_grad or alpha.requires_grad:
-            return torch.bmm(alpha.unsqueeze(2), messages.unsqueeze(1))
-        return messages.unsqueeze(1) * alpha.unsqueeze(-1)
-
     def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
         sender = edge_index[0]
         receiver = edge_index[1]
@@ -146,7 +138,7 @@ class EquivariantGraphAttention(torch.nn.Module):
         messages = self.edge_tp.apply(h[sender], operator)  # [E, M]
         if self.num_heads == 1:
             return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
-        weighted = self.per_head(messages, alpha)  # [E, H, M]
+        weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]
         per_head = scatter_sum(weighted, receiver, num_nodes)  # [N, H, M]
         values = self.linear(per_head.reshape(num_nodes * self.num_heads, -1))
         values = values.reshape(num_nodes, self.num_heads, self.feature_dim)
