@@ -24,20 +24,11 @@ class EdgeTensorProduct(torch.nn.Module):
     whose second input has multiplicity 1 in every block and whose weights are per edge
     (shared_weights=False). Has no parameters or persistent buffers: state dicts are unchanged."""
 
-    block_start: list[int]
     block_mul: list[int]
     block_dim: list[int]
     block_width: list[int]
-    block_operator_start: list[int]
     block_operator_size: list[int]
     block_input_size: list[int]
-    block_first_path: list[int]
-    path_sh_start: list[int]
-    path_sh_dim: list[int]
-    path_out_dim: list[int]
-    path_w3j_start: list[int]
-    path_weight_start: list[int]
-    path_scale: list[float]
     block_num_paths: list[int]
     block_coupling_start: list[int]
     block_coupling_size: list[int]
@@ -55,7 +46,6 @@ class EdgeTensorProduct(torch.nn.Module):
             raise ValueError("EdgeTensorProduct needs per-edge weights (shared_weights=False)")
         self.weight_numel = tp.weight_numel
         self.out_dim = irreps_out.dim
-        in1_starts = [piece.start for piece in irreps_in1.slices()]
         in2_starts = [piece.start for piece in irreps_in2.slices()]
         out_starts = [piece.start for piece in irreps_out.slices()]
         weight_starts, offset = [], 0
@@ -63,47 +53,35 @@ class EdgeTensorProduct(torch.nn.Module):
             weight_starts.append(offset)
             offset += ins.path_shape[0] * ins.path_shape[1]
 
-        # Per input block: its paths in order, and the width K_b of its outputs.
-        self.block_start = []
+        # Per input block b (multiplicity u_b, dimension d_b, paths P_b, output width K_b): its coupling
+        # matrix [S, P_b * d_b * K_b] for `build` (path p's scaled Wigner 3j symbol in its SH rows and
+        # output columns, zero elsewhere; flat, concatenated over blocks) and the indices of its paths'
+        # weights in the weight vector [P_b * u_b].
         self.block_mul = []
         self.block_dim = []
         self.block_width = []
-        self.block_operator_start = []
-        self.block_first_path = []
-        # Paths of block b: block_first_path[b] to block_first_path[b + 1].
-        # Per path (grouped by input block): SH slice, Wigner 3j slice and shape, weight slice, scale.
-        self.path_sh_start = []
-        self.path_sh_dim = []
-        self.path_out_dim = []
-        self.path_w3j_start = []
-        self.path_weight_start = []
-        self.path_scale = []
-        w3j_pieces: list[Tensor] = []
+        self.block_num_paths = []
+        self.block_coupling_start = []
+        self.block_coupling_size = []
+        self.block_weight_start = []
+        couplings: list[Tensor] = []
+        weight_indices: list[Tensor] = []
         permutation = torch.full((irreps_out.dim,), -1, dtype=torch.long)
-        result_offset, operator_offset, w3j_offset = 0, 0, 0
+        result_offset, operator_offset, coupling_offset, weight_offset = 0, 0, 0, 0
         for b, (mul, ir_in) in enumerate(irreps_in1):
             paths = [(n, ins) for n, ins in enumerate(tp.instructions) if ins.i_in1 == b]
             width = sum(irreps_out[ins.i_out].ir.dim for _, ins in paths)
-            self.block_start.append(in1_starts[b])
-            self.block_mul.append(mul)
-            self.block_dim.append(ir_in.dim)
-            self.block_width.append(width)
-            self.block_operator_start.append(operator_offset)
-            self.block_first_path.append(len(self.path_scale))
-            operator_offset += mul * ir_in.dim * width
+            matrix = torch.zeros(irreps_in2.dim, len(paths), ir_in.dim, width, dtype=torch.float64)
             k_offset = 0
-            for n, ins in paths:
+            for slot, (n, ins) in enumerate(paths):
                 ir_sh = irreps_in2[ins.i_in2].ir
                 ir_out = irreps_out[ins.i_out].ir
                 w3j = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64)  # [d_in, d_sh, d_out]
-                self.path_sh_start.append(in2_starts[ins.i_in2])
-                self.path_sh_dim.append(ir_sh.dim)
-                self.path_out_dim.append(ir_out.dim)
-                self.path_w3j_start.append(w3j_offset)
-                self.path_weight_start.append(weight_starts[n])
-                self.path_scale.append(float(ins.path_weight))
-                w3j_pieces.append(w3j.reshape(-1))
-                w3j_offset += w3j.numel()
+                sh_start = in2_starts[ins.i_in2]
+                matrix[sh_start : sh_start + ir_sh.dim, slot, :, k_offset : k_offset + ir_out.dim] = float(
+                    ins.path_weight
+                ) * w3j.permute(1, 0, 2)
+                weight_indices.append(torch.arange(weight_starts[n], weight_starts[n] + mul))
                 # The result of block b is [E, u, K_b] flattened; e3nn's output slot i_out is [E, u, d_out].
                 for u in range(mul):
                     for k in range(ir_out.dim):
@@ -112,54 +90,28 @@ class EdgeTensorProduct(torch.nn.Module):
                             raise ValueError("EdgeTensorProduct needs one path per output block")
                         permutation[destination] = result_offset + u * width + k_offset + k
                 k_offset += ir_out.dim
-            result_offset += mul * width
-        if bool((permutation < 0).any()):
-            raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
-        self.block_first_path.append(len(self.path_scale))
-        blocks = zip(self.block_mul, self.block_dim, self.block_width, strict=True)
-        self.block_operator_size = [mul * dim * width for mul, dim, width in blocks]
-        self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
-        if sum(self.block_input_size) != irreps_in1.dim:
-            raise ValueError("EdgeTensorProduct: the input blocks do not cover irreps_in1")
-        self.operator_dim = operator_offset
-        self._register_block_couplings(irreps_in2.dim, torch.cat(w3j_pieces))
-        self.register_buffer("permutation", permutation, persistent=False)
-
-    def _register_block_couplings(self, sh_dim: int, w3j: Tensor) -> None:
-        """Buffers for `build`: per input block b, the coupling matrix [S, P_b * d_b * K_b] (path p's
-        scaled Wigner 3j symbol in its SH rows and output columns, zero elsewhere; flat, concatenated
-        over blocks) and the indices of its paths' weights in the weight vector [P_b * u_b]."""
-        couplings: list[Tensor] = []
-        indices: list[Tensor] = []
-        self.block_num_paths = []
-        self.block_coupling_start = []
-        self.block_coupling_size = []
-        self.block_weight_start = []
-        coupling_offset, weight_offset = 0, 0
-        for b in range(len(self.block_start)):
-            mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
-            first, last = self.block_first_path[b], self.block_first_path[b + 1]
-            matrix = torch.zeros(sh_dim, last - first, dim, width, dtype=torch.float64)
-            k_offset = 0
-            for n, p in enumerate(range(first, last)):
-                sh_start, sh_size, out_dim = self.path_sh_start[p], self.path_sh_dim[p], self.path_out_dim[p]
-                symbol = w3j[self.path_w3j_start[p] : self.path_w3j_start[p] + dim * sh_size * out_dim]
-                symbol = symbol.reshape(dim, sh_size, out_dim).permute(1, 0, 2)  # [s, i, k]
-                matrix[sh_start : sh_start + sh_size, n, :, k_offset : k_offset + out_dim] = (
-                    self.path_scale[p] * symbol
-                )
-                k_offset += out_dim
-                start = self.path_weight_start[p]
-                indices.append(torch.arange(start, start + mul))
-            couplings.append(matrix.reshape(-1))
-            self.block_num_paths.append(last - first)
+            self.block_mul.append(mul)
+            self.block_dim.append(ir_in.dim)
+            self.block_width.append(width)
+            self.block_num_paths.append(len(paths))
             self.block_coupling_start.append(coupling_offset)
             self.block_coupling_size.append(matrix.numel())
             self.block_weight_start.append(weight_offset)
+            couplings.append(matrix.reshape(-1))
             coupling_offset += matrix.numel()
-            weight_offset += (last - first) * mul
+            weight_offset += len(paths) * mul
+            operator_offset += mul * ir_in.dim * width
+            result_offset += mul * width
+        if bool((permutation < 0).any()):
+            raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
+        blocks = zip(self.block_mul, self.block_dim, self.block_width, strict=True)
+        self.block_operator_size = [mul * dim * width for mul, dim, width in blocks]
+        # irreps_in1's blocks are contiguous and in order: `apply` splits its input by these sizes.
+        self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
+        self.operator_dim = operator_offset
         self.register_buffer("coupling", torch.cat(couplings), persistent=False)
-        self.register_buffer("weight_index", torch.cat(indices), persistent=False)
+        self.register_buffer("weight_index", torch.cat(weight_indices), persistent=False)
+        self.register_buffer("permutation", permutation, persistent=False)
 
     @torch.jit.export
     def build(self, edge_sh: Tensor, weights: Tensor) -> Tensor:
@@ -172,7 +124,7 @@ class EdgeTensorProduct(torch.nn.Module):
         block keep the backward short (no per-path slices, einsums and broadcasts)."""
         num_edges = edge_sh.shape[0]
         blocks: list[Tensor] = []
-        for b in range(len(self.block_start)):
+        for b in range(len(self.block_mul)):
             mul, paths = self.block_mul[b], self.block_num_paths[b]
             columns = self.block_coupling_size[b] // edge_sh.shape[1]
             start = self.block_coupling_start[b]
@@ -194,7 +146,7 @@ class EdgeTensorProduct(torch.nn.Module):
         matrices = torch.split(operator, [num_edges * size for size in self.block_operator_size])
         blocks = torch.split(x, self.block_input_size, dim=1)
         results: list[Tensor] = []
-        for b in range(len(self.block_start)):
+        for b in range(len(self.block_mul)):
             mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
             if dim == 1:  # scalars: a broadcast product (bmm of 1x1 by 1xK matrices is ~3x slower)
                 scaled = blocks[b].reshape(num_edges * mul, 1) * matrices[b].view(num_edges * mul, width)
