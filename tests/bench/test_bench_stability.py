@@ -205,7 +205,8 @@ def test_resume_keeps_finished_seeds_of_the_same_settings_and_reruns_the_rest(
 ):
     """A long benchmark done in pieces: --resume keeps seed 0 finished earlier with the same settings
     (not run again; its result and its recorded time in the aggregate), runs seed 1 whose earlier
-    run never finished; another setting (--bond-factor) makes every seed run anew."""
+    run never finished. Another setting (--bond-factor) with --resume is refused before anything runs
+    (resuming would discard the finished seeds); without --resume every seed runs anew."""
     import deqff.bench.md
 
     real_run_md = deqff.bench.md.run_md
@@ -232,7 +233,12 @@ def test_resume_keeps_finished_seeds_of_the_same_settings_and_reruns_the_rest(
         assert json.loads((out / "seed_0" / "structure.json").read_text()) == first
         assert [run["seed"] for run in document["runs"]] == [0, 1]
         assert all(document["settings"]["seed_seconds"][s] > 0 for s in ("0", "1"))
-        assert main([*argv[:-1], "50", "--resume"]) == 0  # --bond-factor 50: another benchmark
+        kept = (out / "seed_0" / "structure.json").read_text()
+        refused = r"(?s)seed 0 \(1 finished.*bond_factor: 100.0 -> 50.0.*without --resume"
+        with pytest.raises(ValueError, match=refused):
+            main([*argv[:-1], "50", "--resume"])  # --bond-factor 50: another benchmark
+        assert seeds_run == [0, 1] and (out / "seed_0" / "structure.json").read_text() == kept
+        assert main([*argv[:-1], "50"]) == 0
         assert seeds_run == [0, 1, 0, 1]
 
 

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from deqff.data.fingerprint import file_sha256
 from deqff.train.checkpoint import load_checkpoint, read_checkpoint
 from deqff.train.datasets import read_run_splits
 from deqff.train.evaluate import evaluate, run_batches
@@ -63,6 +64,8 @@ def test_run_directory_contents(finished_run: Trainer) -> None:
     assert sorted(splits) == ["test", "train", "val"] and len(splits["train"]) == 8
     report = json.loads(paths.test_metrics.read_text())
     assert report["n_frames"] == 2 and report["weights"] == "ema" and report["force_mae_meV_A"] > 0
+    dataset_sha = file_sha256(finished_run.config.data.path)
+    assert report["dataset_sha256"] == report["trained_on_sha256"] == dataset_sha
     assert paths.curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -98,6 +98,54 @@ def finished_run(out: Path, expected: dict[str, Any]) -> bool:
     return recorded == {k: v for k, v in expected.items() if k != "piece_steps"}
 
 
+def finished_work(out: Path, seed: int) -> int:
+    """How many finished runs or pieces (structure.json) a seed's directory holds."""
+    directory = seed_directory(out, seed)
+    return int((directory / "structure.json").is_file()) + len(list(directory.glob("piece_*/structure.json")))
+
+
+def settings_differences(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """'key: recorded -> now' for every setting that differs (hashes shortened)."""
+
+    def shown(value: Any) -> str:
+        text = str(value)
+        is_hash = len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+        return text[:12] + "…" if is_hash else text
+
+    keys = sorted(set(recorded) | set(expected))
+    return [
+        f"{key}: {shown(recorded.get(key, '(none)'))} -> {shown(expected.get(key, '(none)'))}"
+        for key in keys
+        if recorded.get(key) != expected.get(key)
+    ]
+
+
+def check_resumable(out: Path, expected: list[dict[str, Any]]) -> None:
+    """--resume must not discard what it was asked to keep: raise ValueError, before anything runs, if a
+    seed's directory holds finished runs or pieces made with other settings (e.g. the model re-exported
+    since: its bytes differ), naming the seed, what differs and what to do. `expected`: seed_settings of
+    every seed of this invocation."""
+    problems = []
+    for settings in expected:
+        seed = int(settings["seed"])
+        recorded = recorded_settings(out, seed)
+        count = finished_work(out, seed)
+        if recorded is None or count == 0 or recorded == settings:
+            continue
+        if finished_run(out, settings):  # finished whole: only the piece length differs, which is fine
+            continue
+        differences = "; ".join(settings_differences(recorded, settings))
+        problems.append(f"seed {seed} ({count} finished run/pieces): {differences}")
+    if problems:
+        raise ValueError(
+            f"--resume: {out} holds finished work made with other settings, which resuming would discard:\n  "
+            + "\n  ".join(problems)
+            + "\nRun with the files and settings it was made with (a model re-exported since has other "
+            "bytes: the export it used is in git history, `git log -- MODEL`), or start over on purpose: "
+            "without --resume, or with another --out."
+        )
+
+
 def run_failed(directory: Path) -> bool:
     """A finished structure run that broke a bond or was stopped by the model."""
     summary = json.loads((directory / "structure.json").read_text())

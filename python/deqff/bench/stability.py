@@ -38,6 +38,7 @@ import numpy as np
 
 from deqff.bench.seed_runs import (
     SeedChain,
+    check_resumable,
     finished_run,
     piece_steps_of,
     recorded_seconds,
@@ -327,6 +328,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = prepare_model(args, out)
     structure = start_structure(args, out)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.resume:
+        check_resumable(out, [seed_settings(args, model, structure, s) for s in seeds])
     kept = [s for s in seeds if args.resume and finished_run(out, seed_settings(args, model, structure, s))]
     if kept:
         print(f"--resume: seeds {kept} finished earlier with these settings, kept")

@@ -158,9 +158,10 @@ def _stop_on_sigint(trainer: Any) -> Iterator[None]:
 def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = False) -> int:
     import numpy as np
 
+    from deqff.data.fingerprint import file_sha256
     from deqff.train.checkpoint import CheckpointError, load_checkpoint
     from deqff.train.datasets import read_run_splits
-    from deqff.train.evaluate import evaluate, with_solver_tolerance
+    from deqff.train.evaluate import evaluate, evaluation_report, with_solver_tolerance
     from deqff.train.trainer import RunDirectory
 
     paths = RunDirectory(config.output.dir)
@@ -191,10 +192,9 @@ def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = Fa
     except (CheckpointError, FileNotFoundError, KeyError, ValueError) as error:
         print(f"deqff train --evaluate: {error}", file=sys.stderr)
         return 2
-    report = {"checkpoint": str(paths.best), "epoch": checkpoint["epoch"], "weights": "ema",
-              "dataset": config.data.path, "split": split, **result.to_dict()}  # fmt: skip
-    if model.config.model_type == "deq":
-        report["solver_tol"] = model.config.solver_inference.tol
+    report = evaluation_report(
+        str(paths.best), checkpoint, model, config.data.path, file_sha256(config.data.path), split, result
+    )
     print(json.dumps(report, indent=2))
     if save:
         paths.test_metrics.write_text(json.dumps(report, indent=2) + "\n")

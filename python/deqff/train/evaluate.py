@@ -66,6 +66,33 @@ class EvaluationResult:
         return dataclasses.asdict(self)
 
 
+def evaluation_report(
+    checkpoint_path: str,
+    checkpoint: dict,
+    model: EquivariantForceField,
+    dataset: str,
+    dataset_sha256: str,
+    split: str,
+    result: EvaluationResult,
+) -> dict[str, object]:
+    """What test_metrics.json holds: the checkpoint evaluated (EMA weights), the dataset file measured
+    and its SHA-256 beside the one the run trained on (a regenerated dataset can differ), the errors and
+    solver statistics, and for a DEQ the solver tolerance."""
+    report: dict[str, object] = {
+        "checkpoint": checkpoint_path,
+        "epoch": checkpoint["epoch"],
+        "weights": "ema",
+        "dataset": dataset,
+        "dataset_sha256": dataset_sha256,
+        "trained_on_sha256": checkpoint.get("dataset_sha256"),
+        "split": split,
+        **result.to_dict(),
+    }
+    if model.config.model_type == "deq":
+        report["solver_tol"] = model.config.solver_inference.tol
+    return report
+
+
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 

@@ -32,7 +32,7 @@ from deqff.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, 
 from deqff.train.config import DataConfig, RunConfig, save_config
 from deqff.train.datasets import batches, load_training_data, make_loader
 from deqff.train.ema import ExponentialMovingAverage
-from deqff.train.evaluate import EvaluationResult, evaluate, run_batches
+from deqff.train.evaluate import EvaluationResult, evaluate, evaluation_report, run_batches
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.train.losses import LossTerms, LossWeights, compute_loss, jacobian_penalty, supports_jacobian
 from deqff.train.metrics import RunningStats, peak_memory_mb, plot_curves, write_csv
@@ -454,10 +454,8 @@ class Trainer:
             backend=self.config.data.graph_backend,
             progress=self.config.output.progress,
         )
-        report = {"checkpoint": str(self.paths.best), "epoch": checkpoint["epoch"], "weights": "ema",
-                  "dataset": self.config.data.path, "split": "test", **result.to_dict()}  # fmt: skip
-        if model.config.model_type == "deq":
-            report["solver_tol"] = model.config.solver_inference.tol
+        path, sha = self.config.data.path, self.dataset_sha256
+        report = evaluation_report(str(self.paths.best), checkpoint, model, path, sha, "test", result)
         self.paths.test_metrics.write_text(json.dumps(report, indent=2) + "\n")
         log.info(
             "test (best EMA, epoch %d, %d frames): E %.3g meV (%.3g meV/atom), F %.3g meV/Å (RMSE %.3g), "
