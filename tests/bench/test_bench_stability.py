@@ -361,9 +361,13 @@ def test_pieces_of_all_seeds_run_in_turn_and_a_failed_seed_leaves_the_queue(tmp_
 
     import deqff.cli
     from deqff.bench.seed_runs import SeedChain, run_in_process
+    from deqff.data.dataset import Frames
+    from deqff.data.formats import write
 
-    for name in ("model.pt", "start.xyz", "data.npz"):
+    for name in ("model.pt", "start.xyz"):
         (tmp_path / name).write_text(name)
+    hydrogen = np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 0.74]]])
+    write(tmp_path / "data.npz", Frames(z=np.array([1, 1]), R=hydrogen))
     args = argparse.Namespace(
         out=str(tmp_path / "out"), dataset=str(tmp_path / "data.npz"), ps=0.03, piece_ps=0.01, timestep=0.5,
         temperature=500.0, report_interval=10, platform="CPU", bond_factor=1.5, r_max=3.0, bins=3,
@@ -395,3 +399,45 @@ def test_pieces_of_all_seeds_run_in_turn_and_a_failed_seed_leaves_the_queue(tmp_
     joined = [json.loads((tmp_path / "out" / f"seed_{s}" / "structure.json").read_text()) for s in (0, 1)]
     assert joined[0]["pieces"] == 3 and joined[0]["stable"]
     assert joined[1]["pieces"] == 2 and joined[1]["first_broken_frame"] == 3  # 2 frames + frame 1
+
+
+def test_a_regenerated_dataset_of_the_same_recipe_is_the_same_reference(tmp_path):
+    """A deqff-generated dataset is one realization of chaotic MD: regenerated, its bytes (and frames) can
+    differ while its recipe is the same. Resuming compares the recipe; another recipe, or a file without
+    one (compared by its bytes), is another reference. Recorded file hashes are not compared."""
+    from deqff.bench.seed_runs import dataset_identity, same_run, settings_differences
+    from deqff.data.dataset import Frames
+    from deqff.data.formats import write
+
+    rng = np.random.default_rng(0)
+    z = np.array([6, 1, 1, 1, 1])
+
+    def generated(name: str, seed: int) -> Path:
+        metadata = {
+            "generator": {"structure": "methane", "seed": seed, "n_frames": 3, "temperature_K": 500.0}
+        }
+        path = tmp_path / name
+        write(path, Frames(z=z, R=rng.normal(size=(3, 5, 3)), metadata=metadata))
+        return path
+
+    first, regenerated, other_seed = generated("a.npz", 1), generated("b.npz", 1), generated("c.npz", 2)
+    assert first.read_bytes() != regenerated.read_bytes()
+    assert dataset_identity(first) == dataset_identity(regenerated) != dataset_identity(other_seed)
+    assert dataset_identity(first)["frames"] == 3 and dataset_identity(first)["atoms"] == z.tolist()
+    plain = tmp_path / "plain.npz"
+    write(plain, Frames(z=z, R=rng.normal(size=(3, 5, 3))))
+    assert set(dataset_identity(plain)) == {"sha256"}
+
+    recorded = {
+        "seed": 0,
+        "dataset": dataset_identity(first),
+        "files": {"dataset_sha256": "a"},
+        "piece_steps": 10,
+    }
+    now = {**recorded, "dataset": dataset_identity(regenerated), "files": {"dataset_sha256": "b"}}
+    assert same_run(recorded, now) and not same_run(None, now)
+    assert not same_run(recorded, {**now, "piece_steps": 20})
+    assert same_run(recorded, {**now, "piece_steps": 20}, any_piece_length=True)
+    changed = {**now, "dataset": dataset_identity(other_seed)}
+    assert not same_run(recorded, changed)
+    assert [line.split(":")[0] for line in settings_differences(recorded, changed)] == ["dataset"]
