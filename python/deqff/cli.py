@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `deqff` command line; returns the process exit code."""
+    from deqff.data.blas import pin_blas_kernels
+
+    pin_blas_kernels()  # before numpy loads: datasets are the same bytes on any AVX2 machine
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
