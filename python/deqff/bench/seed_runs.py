@@ -58,10 +58,10 @@ def seed_directory(out: Path, seed: int) -> Path:
 
 def dataset_identity(dataset: str | Path) -> dict[str, Any]:
     """What makes a reference dataset the same one for a resumed benchmark: a deqff-generated dataset is
-    identified by its recipe (generator settings, frames, atoms), not its bytes: it is one realization
-    of chaotic MD, and regenerating it (every fresh checkout) can give other, statistically equivalent
-    frames (the regenerated aspirin set's h(r) differs from the earlier one's by 0.003, against a noise
-    floor of 0.05). Any other file by its SHA-256."""
+    identified by its recipe (generator settings, frames, atoms), not its bytes: it is chaotic MD, and
+    regenerated on another host (every fresh checkout) its later frames can be another, statistically
+    equivalent trajectory (deqff.data.blas; the regenerated aspirin set's h(r) over all frames differs
+    from the earlier one's by 0.003, against a noise floor of 0.05). Any other file by its SHA-256."""
     from deqff.data.fingerprint import file_sha256
     from deqff.data.formats import read
 

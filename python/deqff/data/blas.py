@@ -1,8 +1,9 @@
 """Reproducible reference data across machines: numpy's OpenBLAS chooses its kernels by CPU model when
 it loads, and MD is chaotic, so the same seed and settings give other frames on another CPU generation.
-Measured on one machine: `deqff data generate ethanol --frames 300 --seed 1` gives one dataset with
-OPENBLAS_CORETYPE=Haswell or Zen (the default here) and another with Sandybridge; the datasets made in
-earlier sessions here (other hosts) differ from today's frame by frame. `pin_blas_kernels` fixes the
+Measured on one machine: `deqff data generate ethanol --seed 1` gives the same bytes with
+OPENBLAS_CORETYPE=Haswell or Zen (the default here) and others with Sandybridge: positions 1e-12 Å
+apart up to frame 500, 1e-9 Å at frame 1000, another trajectory from frame ~2000 on. The datasets made in
+earlier sessions here (other hosts) differ from today's in the same way. `pin_blas_kernels` fixes the
 kernel family to Haswell (AVX2 + FMA, which x86-64 servers of the last decade have) before numpy loads,
 so that `deqff data recipe standard` makes the same bytes on any such machine.
 """
