@@ -19,6 +19,7 @@ import torch
 from e3nn.util.jit import script
 
 from deqff.data.elements import atomic_number
+from deqff.export.dense import densify_linears
 from deqff.export.mdet import MDET_OPTIONS, InferenceTransforms
 from deqff.export.metadata import ModelFormatError, ModelMetadata, irreps_dim, load_model, save_scripted
 from deqff.export.module import DeqffEnergyPotential, DeqffPotential
@@ -173,6 +174,7 @@ def _build(
     if options.repulsion_data is not None:
         model = with_fitted_repulsion(model, options.repulsion_data)
     model = configure_model(model, options)
+    densify_linears(model)  # one matrix product per linear map in every iteration (deqff.export.dense)
     config = model.config
     if config.model_type == "deq":
         adjoint_cap = 4 * config.solver_backward.max_iter
