@@ -69,3 +69,13 @@ b315959. Command: bash benchmarks/compare_exports.sh."
 compare compare_exports_operator_build "$BUILD_TITLE" benchmarks/compare_exports_operator_build.json \
   "$BUILD_CHANGE" 26d450a b315959
 
+
+# 4. Each equivariant linear map as one product with its dense matrix, fixed at export (before: a1b35bd's
+# exports, after: those of 2f578ad, the commit that re-exported them).
+DENSE_TITLE="Cheaper iterations: the linear maps as dense matrices fixed at export (issue #15: 2)"
+DENSE_CHANGE="Change: every e3nn o3.Linear of the exported model (the block's message, feed-forward in and out \
+maps, applied in every solver and adjoint iteration) replaced at export by one product with its dense matrix \
+(deqff.export.dense; e3nn evaluates one as ~28 small operations). Same checkpoints, results equal to round-off. \
+Before: the shipped exports of commit a1b35bd, after: those of 2f578ad. Command: bash benchmarks/compare_exports.sh."
+compare compare_exports_dense_linear "$DENSE_TITLE" benchmarks/compare_exports_dense_linear.json \
+  "$DENSE_CHANGE" a1b35bd 2f578ad
