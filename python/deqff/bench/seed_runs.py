@@ -72,18 +72,19 @@ def dataset_identity(dataset: str | Path) -> dict[str, Any]:
     return {"generator": generator, "frames": int(frames.R.shape[0]), "atoms": frames.z.tolist()}
 
 
-def seed_settings(args: argparse.Namespace, model: str, structure: str, seed: int) -> dict[str, Any]:
-    """What makes a seed's run the run asked for: the model's bytes (SHA-256), the start structure (the
-    reference dataset's first frame, or a given file's bytes), the reference dataset (`dataset_identity`)
-    and every MD and analysis setting. --resume keeps finished work only if they are equal (`same_run`).
-    "files" records the bytes used (the dataset's, the start structure's) without being compared."""
+def run_settings(args: argparse.Namespace, model: str, structure: str) -> dict[str, Any]:
+    """What makes every seed's run of one invocation the run asked for: the model's bytes (SHA-256), the
+    start structure (the reference dataset's first frame, or a given file's bytes), the reference dataset
+    (`dataset_identity`) and every MD and analysis setting. --resume keeps finished work only if they are
+    equal (`same_run`). "files" records the bytes used (the dataset's, the start structure's) without
+    being compared. Reads and hashes the files: compute it once per invocation (`seed_settings`)."""
     from deqff.data.fingerprint import file_sha256
 
+    structure_sha256 = file_sha256(structure)
     given = getattr(args, "structure", None)
     settings = {
-        "seed": seed,
         "model_sha256": file_sha256(model),
-        "start": {"sha256": file_sha256(structure)} if given else "first frame of the dataset",
+        "start": {"sha256": structure_sha256} if given else "first frame of the dataset",
         "dataset": dataset_identity(args.dataset),
         "steps": steps_of(args),
         "timestep_fs": args.timestep,
@@ -93,11 +94,16 @@ def seed_settings(args: argparse.Namespace, model: str, structure: str, seed: in
         "bond_factor": args.bond_factor,
         "r_max": args.r_max,
         "bins": args.bins,
-        "files": {"dataset_sha256": file_sha256(args.dataset), "structure_sha256": file_sha256(structure)},
+        "files": {"dataset_sha256": file_sha256(args.dataset), "structure_sha256": structure_sha256},
     }
     if piece_steps_of(args) < steps_of(args):
         settings["piece_steps"] = piece_steps_of(args)
     return settings
+
+
+def seed_settings(run: dict[str, Any], seed: int) -> dict[str, Any]:
+    """One seed's settings (seed_settings.json): the invocation's `run_settings` and the seed."""
+    return {"seed": seed, **run}
 
 
 #: Recorded for the record, not compared (`same_run`).
@@ -203,13 +209,22 @@ class SeedChain:
     """The pieces of one seed's run still to do, in order. `next_argv()` gives the `deqff bench structure`
     arguments of the next piece (None: the run is complete, or a piece failed and ends it)."""
 
-    def __init__(self, args: argparse.Namespace, model: str, structure: str, seed: int, resume: bool) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        model: str,
+        structure: str,
+        seed: int,
+        resume: bool,
+        run: dict[str, Any] | None = None,
+    ) -> None:
+        """run: the invocation's `run_settings` (computed here if not given)."""
         self.args, self.model, self.structure, self.seed = args, model, structure, seed
         self.out = Path(args.out)
         self.total_steps = steps_of(args)
         self.piece_steps = piece_steps_of(args)
         self.pieces = math.ceil(self.total_steps / self.piece_steps)
-        self.expected = seed_settings(args, model, structure, seed)
+        self.expected = seed_settings(run or run_settings(args, model, structure), seed)
         if not (resume and same_run(recorded_settings(self.out, seed), self.expected)):
             self._reset()
         self.kept_pieces = self._finished_pieces()

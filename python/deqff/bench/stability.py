@@ -44,6 +44,7 @@ from deqff.bench.seed_runs import (
     recorded_seconds,
     run_in_process,
     run_in_processes,
+    run_settings,
     seed_directory,
     seed_settings,
     steps_of,
@@ -328,12 +329,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = prepare_model(args, out)
     structure = start_structure(args, out)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    invocation = run_settings(args, model, structure)  # reads and hashes the files once
     if args.resume:
-        check_resumable(out, [seed_settings(args, model, structure, s) for s in seeds])
-    kept = [s for s in seeds if args.resume and finished_run(out, seed_settings(args, model, structure, s))]
+        check_resumable(out, [seed_settings(invocation, s) for s in seeds])
+    kept = [s for s in seeds if args.resume and finished_run(out, seed_settings(invocation, s))]
     if kept:
         print(f"--resume: seeds {kept} finished earlier with these settings, kept")
-    chains = [SeedChain(args, model, structure, seed, args.resume) for seed in seeds if seed not in kept]
+    chains = [
+        SeedChain(args, model, structure, seed, args.resume, invocation) for seed in seeds if seed not in kept
+    ]
     began = time.perf_counter()
     if args.jobs == 1:
         run_in_process(chains)
