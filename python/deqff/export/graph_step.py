@@ -96,11 +96,21 @@ class GraphStep(nn.Module):
             self.layers = nn.ModuleList([model.core.solver.func])
         else:
             self.layers = nn.ModuleList(list(model.core.layers))
+        # Stage k's per-edge terms are features[term_start[k] : term_start[k] + term_count[k]].
+        self.term_start: list[int] = []
+        self.term_count: list[int] = []
+        start = 3
+        for layer in self.layers:
+            for block in layer.blocks:
+                self.term_start.append(start)
+                self.term_count.append(block.num_edge_terms)
+                start += block.num_edge_terms
         self.register_buffer("like", torch.zeros(0, dtype=dtype))
 
     def edge_inputs(self, positions: Tensor, edges: Tensor) -> list[Tensor]:
         """[edge_index (deqff: sender, receiver) [2, E], edge_sh [E, S], edge_radial [E, K], then the
-        per-edge terms of every stage (block) in stage order] from positions [n_all, 3] (model
+        per-edge terms of every stage (block) in stage order, `term_count[k]` tensors for stage k] from
+        positions [n_all, 3] (model
         dtype) and LAMMPS edges [2, E] (local i, neighbor j). Computed once per geometry."""
         edge_index = torch.stack([edges[1], edges[0]])
         shifts = torch.zeros((edges.shape[1], 3), dtype=positions.dtype, device=positions.device)
@@ -108,7 +118,7 @@ class GraphStep(nn.Module):
         features = [edge_index, edge_sh, edge_radial]
         for layer in self.layers:
             for block in layer.blocks:
-                features.append(block.edge_terms(edge_radial, edge_sh))
+                features.extend(block.edge_terms(edge_radial, edge_sh))
         return features
 
     def embed(
@@ -134,7 +144,9 @@ class GraphStep(nn.Module):
                 for k, block in enumerate(layer.blocks):
                     if k == block_index:
                         x = inject(h, injection) if k == 0 else h
-                        out = block(x, features[0], features[1], features[3 + stage])
+                        start = self.term_start[stage]
+                        terms = features[start : start + self.term_count[stage]]
+                        out = block(x, features[0], features[1], terms)
         return out
 
     def iterate(

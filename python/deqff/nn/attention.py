@@ -88,7 +88,7 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.linear = o3.Linear(irreps_message.simplify(), irreps_node)
         self.num_heads = num_heads
         self.num_scalars = scalar_dim(irreps_node)
-        self.operator_dim = self.edge_tp.operator_dim
+        self.num_edge_terms = self.edge_tp.num_blocks + 1
         self.feature_dim = irreps_node.dim
         self.attention_mlp = FullyConnectedNet(
             [2 * self.num_scalars + num_basis, radial_hidden, num_heads], torch.nn.functional.silu
@@ -98,15 +98,16 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.attention_in_scale = (2 * self.num_scalars + num_basis) ** -0.5
         self.register_buffer("head_of_component", head_index(irreps_node, num_heads), persistent=False)
 
-    def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> Tensor:
-        """[E * (operator + radial hidden)], flat: what the block needs per edge that depends only on
-        the edge vector (edge_radial [E, K], edge_sh [E, S]): the tensor-product operator (flat,
-        block-major: deqff.nn.edge_operator), then the radial part of the attention MLP's first
-        layer [E, hidden] flattened."""
+    def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> list[Tensor]:
+        """What the block needs per edge that depends only on the edge vector (edge_radial [E, K],
+        edge_sh [E, S]): the tensor-product operator (one tensor per input block:
+        deqff.nn.edge_operator), then the radial part of the attention MLP's first layer [E, hidden];
+        `num_edge_terms` tensors."""
         first = self.attention_mlp[0].weight
         radial_part = edge_radial @ (first[2 * self.num_scalars :] * self.attention_in_scale)
         operator = self.edge_tp.build(edge_sh, self.tp_weights(edge_radial))
-        return torch.cat([operator, radial_part.reshape(-1)])
+        operator.append(radial_part)
+        return operator
 
     def attention_logits(self, scalars: Tensor, edge_index: Tensor, radial_part: Tensor) -> Tensor:
         """[E, heads] from node scalars [N, S] and the radial part of the first layer [E, hidden]."""
@@ -124,15 +125,12 @@ class EquivariantGraphAttention(torch.nn.Module):
             return scatter_softmax(logits, receiver, num_nodes)
         return torch.sigmoid(logits) * self.inv_num_neighbors
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
+    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor]) -> Tensor:
         sender = edge_index[0]
         receiver = edge_index[1]
         num_nodes = h.shape[0]
-        num_edges = edge_index.shape[1]
-        split = num_edges * self.operator_dim
-        # One split, not two slices (a slice's backward fills a zero tensor the size of edge_terms).
-        operator, radial_flat = torch.split(edge_terms, [split, edge_terms.shape[0] - split])
-        radial_part = radial_flat.view(num_edges, -1)
+        operator = edge_terms[: self.edge_tp.num_blocks]
+        radial_part = edge_terms[self.edge_tp.num_blocks]
         logits = self.attention_logits(h[:, : self.num_scalars], edge_index, radial_part)
         alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
         messages = self.edge_tp.apply(h[sender], operator)  # [E, M]

@@ -115,8 +115,8 @@ class EquivariantBlock(torch.nn.Module):
     a tiny model: 24 Anderson steps to 1e-12 with 0.1, no convergence in 300 with 1.0).
 
     h [N, irreps_node.dim]; edge_index [2, E] (sender, receiver); edge_sh [E, irreps_sh.dim];
-    edge_terms [E * T] (flat) = `edge_terms(edge_radial [E, num_basis], edge_sh)`, computed once per
-    geometry.
+    edge_terms = `edge_terms(edge_radial [E, num_basis], edge_sh)` (`num_edge_terms` per-edge tensors),
+    computed once per geometry.
     Returns [N, irreps_node.dim].
     """
 
@@ -149,11 +149,13 @@ class EquivariantBlock(torch.nn.Module):
         self.feed_forward = GatedFeedForward(irreps_node, product_channels)
         self.attention_scale = ChannelScale(irreps_node, branch_scale)
         self.feed_forward_scale = ChannelScale(irreps_node, branch_scale)
+        self.num_edge_terms: int = self.attention.num_edge_terms
 
-    def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> Tensor:
-        """Per-edge quantities of this block that depend only on the geometry: [E * T], flat."""
+    def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> list[Tensor]:
+        """Per-edge quantities of this block that depend only on the geometry (`num_edge_terms`
+        tensors, each [E * ..., ...])."""
         return self.attention.edge_terms(edge_radial, edge_sh)
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: Tensor) -> Tensor:
+    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor]) -> Tensor:
         h = h + self.attention_scale(self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms))
         return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))

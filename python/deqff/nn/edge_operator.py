@@ -8,10 +8,12 @@ its path weight). A DEQ applies its block 10-30 times per geometry, so `build` f
 and `apply` costs one batched matrix product per input block, instead of e3nn's einsum per path
 (measured: benchmarks/profile_layer.py). The result equals `tp(h_j, Y, w)` (tests/models/test_fast_block.py).
 
-A is stored flat and block-major: block b is one contiguous [E, u_b, d_b, K_b] piece, so `apply` views
-it as the [E * u_b, d_b, K_b] batch of `bmm` without copying. (Stored edge-major, [E, operator_dim],
-every application copied the whole operator, E * operator_dim numbers, out of its columns: on a
-768-atom water box that copy was a fifth of the time of a solve.)
+A is kept as one tensor per input block, [E * u_b, d_b, K_b]: the batch of `bmm`, used without copying.
+(Stored edge-major, [E, operator_dim], every application copied the whole operator out of its columns: on
+a 768-atom water box that copy was a fifth of the time of a solve. Stored as one flat tensor split per
+block, every backward of the split concatenated the blocks' gradients into a tensor of the whole operator
+and, in the double backward of force training, every slice of that gradient filled a zero tensor of the
+whole operator: on aspirin those fills and concatenations were ~40 % of a training step, torch.profiler.)
 """
 
 import torch
@@ -109,14 +111,15 @@ class EdgeTensorProduct(torch.nn.Module):
         # irreps_in1's blocks are contiguous and in order: `apply` splits its input by these sizes.
         self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
         self.operator_dim = operator_offset
+        self.num_blocks = len(self.block_mul)
         self.register_buffer("coupling", torch.cat(couplings), persistent=False)
         self.register_buffer("weight_index", torch.cat(weight_indices), persistent=False)
         self.register_buffer("permutation", permutation, persistent=False)
 
     @torch.jit.export
-    def build(self, edge_sh: Tensor, weights: Tensor) -> Tensor:
-        """edge_sh [E, irreps_in2.dim], weights [E, weight_numel] -> the operator A, flat
-        [E * operator_dim], block-major (module docstring).
+    def build(self, edge_sh: Tensor, weights: Tensor) -> list[Tensor]:
+        """edge_sh [E, irreps_in2.dim], weights [E, weight_numel] -> the operator A, one tensor per input
+        block b: [E * u_b, d_b, K_b] (module docstring).
 
         Per input block b with paths p: T[e, p, (i, k)] = Σ_s Y[e, s] c_p C_p[i, s, k] (one matrix
         product with the block's coupling matrix, zero outside each path's SH and output range), then
@@ -126,6 +129,7 @@ class EdgeTensorProduct(torch.nn.Module):
         blocks: list[Tensor] = []
         for b in range(len(self.block_mul)):
             mul, paths = self.block_mul[b], self.block_num_paths[b]
+            dim, width = self.block_dim[b], self.block_width[b]
             columns = self.block_coupling_size[b] // edge_sh.shape[1]
             start = self.block_coupling_start[b]
             coupling = self.coupling[start : start + self.block_coupling_size[b]]
@@ -134,25 +138,22 @@ class EdgeTensorProduct(torch.nn.Module):
             first = self.block_weight_start[b]
             index = self.weight_index[first : first + paths * mul]
             w = weights.index_select(1, index).view(num_edges, paths, mul).transpose(1, 2)  # [E, u, P]
-            blocks.append(torch.bmm(w, per_path).reshape(-1))  # [E * u * d_in * K_b]
-        return torch.cat(blocks)
+            blocks.append(torch.bmm(w, per_path).view(num_edges * mul, dim, width))
+        return blocks
 
     @torch.jit.export
-    def apply(self, x: Tensor, operator: Tensor) -> Tensor:
-        """x [E, irreps_in1.dim], operator [E * operator_dim] from `build` -> tp(x, Y, w) [E, out_dim]."""
+    def apply(self, x: Tensor, operator: list[Tensor]) -> Tensor:
+        """x [E, irreps_in1.dim], operator from `build` (one [E * u_b, d_b, K_b] per input block) ->
+        tp(x, Y, w) [E, out_dim]."""
         num_edges = x.shape[0]
-        # torch.split, not slices: the backward of a slice fills a zero tensor of the whole operator
-        # per block; split's backward concatenates the blocks' gradients once.
-        matrices = torch.split(operator, [num_edges * size for size in self.block_operator_size])
         blocks = torch.split(x, self.block_input_size, dim=1)
         results: list[Tensor] = []
         for b in range(len(self.block_mul)):
             mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
             if dim == 1:  # scalars: a broadcast product (bmm of 1x1 by 1xK matrices is ~3x slower)
-                scaled = blocks[b].reshape(num_edges * mul, 1) * matrices[b].view(num_edges * mul, width)
+                scaled = blocks[b].reshape(num_edges * mul, 1) * operator[b].view(num_edges * mul, width)
                 results.append(scaled.reshape(num_edges, mul * width))
                 continue
             block = blocks[b].reshape(num_edges * mul, 1, dim)
-            matrix = matrices[b].view(num_edges * mul, dim, width)
-            results.append(torch.bmm(block, matrix).reshape(num_edges, mul * width))
+            results.append(torch.bmm(block, operator[b]).reshape(num_edges, mul * width))
         return torch.cat(results, dim=-1).index_select(1, self.permutation)

@@ -1,0 +1,220 @@
+"""Training steps of one config under the deqff code of two revisions, side by side (issue #13, item 1:
+training that reaches accuracy on 2 CPU cores): ms per step of the real `Trainer.train_step` (forward,
+loss, backward, clip, AdamW, EMA) on the config's own training batches, one torch thread each. Each
+revision runs in its own worker process (its `python/` tree from `git archive`, or the working tree for
+"current"); steps alternate between the workers, so the machine's drifting load falls on both alike. Same
+seed and batches: the losses must agree to round-off (the change is a cheaper evaluation, not another
+model); the largest relative difference is reported.
+
+    OMP_NUM_THREADS=1 python benchmarks/compare_training.py --config configs/aspirin_deq.yaml \\
+        --before 3d69e88 --after current --label aspirin_deq --steps 40
+
+Writes one row per --label of the section --section (default compare_training) of benchmarks/RESULTS.md
+(rows of other labels are kept, in --json) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECTION = "compare_training"
+
+
+def worker(config_path: str, overrides: list[str]) -> int:
+    """Serve training steps: prints "ready", then one JSON line per "step" line read from stdin."""
+    import time
+
+    import torch
+
+    from deqff.train.cli import parse_overrides
+    from deqff.train.config import load_config
+    from deqff.train.datasets import batches
+    from deqff.train.trainer import Trainer
+
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as out:
+        run = [f"output.dir={out}", "output.progress=false", "output.plot=false"]
+        config = load_config(config_path, parse_overrides([*overrides, *run]))
+        trainer = Trainer(config, overwrite=True)
+        stream = batches(trainer.train_loader, 0)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            if line.strip() != "step":
+                break
+            batch = next(stream)
+            start = time.perf_counter()
+            result = trainer.train_step(batch)
+            ms = 1000.0 * (time.perf_counter() - start)
+            loss = float(result.loss.total) if result is not None else float("nan")
+            iterations = int(result.iterations) if result is not None else -1
+            print(json.dumps({"ms": ms, "loss": loss, "iterations": iterations}), flush=True)
+    return 0
+
+
+def source_tree(revision: str, into: Path) -> Path:
+    """The directory holding `deqff` at `revision` ("current": the working tree)."""
+    if revision == "current":
+        return ROOT / "python"
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "python"], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    target = into / revision
+    target.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target / "python"
+
+
+def start_worker(tree: Path, config: str, overrides: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--config", config]
+    for item in overrides:
+        command += ["--set", item]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    for line in process.stdout:
+        if line.strip() == "ready":
+            return process
+    raise RuntimeError(f"worker for {tree} ended before it was ready (exit {process.wait()})")
+
+
+def step(process: subprocess.Popen) -> dict:
+    process.stdin.write("step\n")
+    process.stdin.flush()
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a worker ended (exit {process.wait()})")
+    return json.loads(line)
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Alternate steps between the two revisions' workers; the row of this label."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = [source_tree(revision, Path(tmp)) for revision in (args.before, args.after)]
+        workers = [start_worker(tree, args.config, args.set) for tree in trees]
+        try:
+            records: list[list[dict]] = [[], []]
+            for n in range(args.warmup + args.steps):
+                order = (0, 1) if n % 2 == 0 else (1, 0)
+                for k in order:
+                    records[k].append(step(workers[k]))
+                print(f"step {n + 1}/{args.warmup + args.steps}: "
+                      f"{records[0][-1]['ms']:.0f} / {records[1][-1]['ms']:.0f} ms", flush=True)  # fmt: skip
+        finally:
+            for process in workers:
+                process.stdin.close()
+                process.wait()
+    timed = [r[args.warmup :] for r in records]
+    ms = [statistics.median(x["ms"] for x in r) for r in timed]
+    loss_difference = max(
+        abs(a["loss"] - b["loss"]) / max(abs(a["loss"]), 1e-30)
+        for a, b in zip(records[0], records[1], strict=True)
+    )
+    return {
+        "label": args.label,
+        "config": args.config,
+        "overrides": args.set,
+        "steps": args.steps,
+        "ms_before": ms[0],
+        "ms_after": ms[1],
+        "speedup": ms[0] / ms[1],
+        "iterations_before": statistics.mean(x["iterations"] for x in timed[0]),
+        "iterations_after": statistics.mean(x["iterations"] for x in timed[1]),
+        "max_relative_loss_difference": loss_difference,
+    }
+
+
+def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
+    from results_file import machine_line
+
+    command = shlex.join(
+        ["python", "benchmarks/compare_training.py", *without(sys.argv[1:], ("--change", "--title"))]
+    )
+    lines = [
+        args.change,
+        "",
+        f"Last row's command: `{command}`  ",
+        machine_line() + f" Before: {args.before}, after: {args.after}; steps alternate between the two; "
+        "median over the timed steps (after the first ones, untimed).",
+        "",
+        "| config | steps | ms / step before | ms / step after | speedup | solver iterations / step "
+        "before / after | largest relative loss difference |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['label']} | {row['steps']} | {row['ms_before']:.0f} | {row['ms_after']:.0f} | "
+            f"**{row['speedup']:.2f}x** | {row['iterations_before']:.1f} / {row['iterations_after']:.1f} | "
+            f"{row['max_relative_loss_difference']:.1e} |"
+        )
+    return lines
+
+
+def without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """argv without `options` and their values (a section's text is not part of a row's command)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not any(arg.startswith(option + "=") for option in options):
+            out.append(arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True)
+    parser.add_argument(
+        "--set", action="append", default=[], help="SECTION.KEY=VALUE overrides of the config"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--before", default="HEAD", help="git revision (default HEAD)")
+    parser.add_argument("--after", default="current", help='git revision or "current" (the working tree)')
+    parser.add_argument("--label", default=None, help="row label (default: the config's name)")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per revision")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed first steps per revision")
+    parser.add_argument("--section", default=SECTION)
+    parser.add_argument(
+        "--title", default="Cheaper training steps: the same config before and after a change (issue #13: 1)"
+    )
+    parser.add_argument(
+        "--change", default="", help="what changed between the revisions (the section's text)"
+    )
+    parser.add_argument("--json", default=None, help="rows of this section (default benchmarks/SECTION.json)")
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(args.config, args.set)
+    args.label = args.label or Path(args.config).stem
+    row = compare(args)
+    json_path = Path(args.json or HERE / f"{args.section}.json")
+    rows = json.loads(json_path.read_text()) if json_path.exists() else []
+    rows = [r for r in rows if r["label"] != args.label] + [row]
+    json_path.write_text(json.dumps(rows, indent=1) + "\n")
+    from results_file import write_section
+
+    lines = section_lines(rows, args)
+    write_section(Path(args.results), args.section, args.title, lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
