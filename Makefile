@@ -334,6 +334,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200
 	PY=$(PY) bash benchmarks/compare_exports.sh
+	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --modes direct conservative --replicas 1 2 \
 	  --ranks 1 --malloc keep system --steps 3 --warmup 2 --section lammps_malloc \

@@ -57,7 +57,7 @@ def worker(config_path: str, overrides: list[str]) -> int:
             start = time.perf_counter()
             result = trainer.train_step(batch)
             ms = 1000.0 * (time.perf_counter() - start)
-            loss = float(result.loss.total) if result is not None else float("nan")
+            loss = float(result.loss.total.detach()) if result is not None else float("nan")
             iterations = int(result.iterations) if result is not None else -1
             print(json.dumps({"ms": ms, "loss": loss, "iterations": iterations}), flush=True)
     return 0
