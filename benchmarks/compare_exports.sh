@@ -79,3 +79,14 @@ maps, applied in every solver and adjoint iteration) replaced at export by one p
 Before: the shipped exports of commit a1b35bd, after: those of 2f578ad. Command: bash benchmarks/compare_exports.sh."
 compare compare_exports_dense_linear "$DENSE_TITLE" benchmarks/compare_exports_dense_linear.json \
   "$DENSE_CHANGE" a1b35bd 2f578ad
+
+# 5. The per-edge terms as one tensor per piece instead of one flat tensor split in every application (before:
+# 9892b93's exports, after: those of fff9a31, the commit that re-exported them).
+TERMS_TITLE="Cheaper conservative forces: per-edge terms without split and concatenation (issue #15: 2)"
+TERMS_CHANGE="Change: the block's per-edge terms (the tensor-product operator of each input block, the radial part of \
+the attention) kept as separate tensors instead of one flat tensor split in every solver and adjoint iteration \
+(the backward of the split concatenated the blocks' gradients into a tensor of the whole operator). Same \
+checkpoints, results equal to round-off. Before: the shipped exports of commit 9892b93, after: those of fff9a31. \
+Command: bash benchmarks/compare_exports.sh."
+compare compare_exports_edge_terms "$TERMS_TITLE" benchmarks/compare_exports_edge_terms.json "$TERMS_CHANGE" \
+  9892b93 fff9a31
