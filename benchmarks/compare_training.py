@@ -4,7 +4,8 @@ loss, backward, clip, AdamW, EMA) on the config's own training batches, one torc
 revision runs in its own worker process (its `python/` tree from `git archive`, or the working tree for
 "current"); steps alternate between the workers, so the machine's drifting load falls on both alike. Same
 seed and batches: the losses must agree to round-off (the change is a cheaper evaluation, not another
-model); the largest relative difference is reported.
+model); the largest relative difference is reported. With --after-set the after worker runs other settings
+(e.g. looser solves) of the same or another revision: then the losses differ by what the settings change.
 
     OMP_NUM_THREADS=1 python benchmarks/compare_training.py --config configs/aspirin_deq.yaml \\
         --before 3d69e88 --after current --label aspirin_deq --steps 40
@@ -104,7 +105,10 @@ def compare(args: argparse.Namespace) -> dict:
     """Alternate steps between the two revisions' workers; the row of this label."""
     with tempfile.TemporaryDirectory() as tmp:
         trees = [source_tree(revision, Path(tmp)) for revision in (args.before, args.after)]
-        workers = [start_worker(tree, args.config, args.set) for tree in trees]
+        overrides = [args.set, [*args.set, *args.after_set]]
+        workers = [
+            start_worker(tree, args.config, extra) for tree, extra in zip(trees, overrides, strict=True)
+        ]
         try:
             records: list[list[dict]] = [[], []]
             for n in range(args.warmup + args.steps):
@@ -127,6 +131,7 @@ def compare(args: argparse.Namespace) -> dict:
         "label": args.label,
         "config": args.config,
         "overrides": args.set,
+        "after_overrides": args.after_set,
         "steps": args.steps,
         "ms_before": ms[0],
         "ms_after": ms[1],
@@ -143,11 +148,13 @@ def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
     command = shlex.join(
         ["python", "benchmarks/compare_training.py", *without(sys.argv[1:], ("--change", "--title"))]
     )
+    after_settings = f" with {' '.join(args.after_set)}" if args.after_set else ""
     lines = [
         args.change,
         "",
         f"Last row's command: `{command}`  ",
-        machine_line() + f" Before: {args.before}, after: {args.after}; steps alternate between the two; "
+        machine_line()
+        + f" Before: {args.before}, after: {args.after}{after_settings}; steps alternate between the two; "
         "median over the timed steps (after the first ones, untimed).",
         "",
         "| config | steps | ms / step before | ms / step after | speedup | solver iterations / step "
@@ -185,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], help="SECTION.KEY=VALUE overrides of the config"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--after-set",
+        action="append",
+        default=[],
+        help="overrides of the after worker only (two settings of one revision: --before X --after X)",
+    )
     parser.add_argument("--before", default="HEAD", help="git revision (default HEAD)")
     parser.add_argument("--after", default="current", help='git revision or "current" (the working tree)')
     parser.add_argument("--label", default=None, help="row label (default: the config's name)")
