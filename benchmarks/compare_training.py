@@ -72,7 +72,7 @@ def source_tree(revision: str, into: Path) -> Path:
         ["git", "archive", "--format=tar", revision, "python"], cwd=ROOT, check=True, capture_output=True
     ).stdout
     target = into / revision
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(target, filter="data")
     return target / "python"
@@ -104,7 +104,10 @@ def step(process: subprocess.Popen) -> dict:
 def compare(args: argparse.Namespace) -> dict:
     """Alternate steps between the two revisions' workers; the row of this label."""
     with tempfile.TemporaryDirectory() as tmp:
-        trees = [source_tree(revision, Path(tmp)) for revision in (args.before, args.after)]
+        trees = [
+            source_tree(revision, Path(tmp) / side)
+            for side, revision in (("before", args.before), ("after", args.after))
+        ]
         overrides = [args.set, [*args.set, *args.after_set]]
         workers = [
             start_worker(tree, args.config, extra) for tree, extra in zip(trees, overrides, strict=True)

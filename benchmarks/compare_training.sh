@@ -15,14 +15,16 @@ wanted() {  # wanted SECTION: true when SECTION was named on the command line or
   return 1
 }
 
-compare() {  # compare SECTION TITLE CHANGE BEFORE_REV AFTER_REV [CONFIGS]
+compare() {  # compare SECTION TITLE CHANGE BEFORE_REV AFTER_REV [CONFIGS [AFTER_SETTING]]
   local section=$1 title=$2 change=$3 before=$4 after=$5
   local configs=${6:-aspirin_deq ethanol_conservative aspirin_explicit}
+  local after_set=()
+  [[ -n ${7:-} ]] && after_set=(--after-set "$7")
   wanted "$section" || return 0
   rm -f "benchmarks/$section.json"
   for name in $configs; do
     $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name" --steps 30 \
-      --section "$section" --title "$title" --change "$change" --before "$before" --after "$after"
+      --section "$section" --title "$title" --change "$change" --before "$before" --after "$after" "${after_set[@]}"
   done
 }
 
@@ -34,3 +36,13 @@ backward of the split concatenated the blocks' gradients into a tensor of the wh
 backward of force training sliced that gradient (each slice filling a zero tensor of the whole operator). Same \
 function, same losses. Before: commit 3d69e88, after: c8f3dda. Command: bash benchmarks/compare_training.sh." \
   3d69e88 c8f3dda
+
+# 2. The training's implicit backward solves (the forces' adjoint and the two of the exact second-order
+# gradient) to 1e-2 instead of 1e-3: same code (revision 76037e0), other settings. Accuracy of a run trained
+# so: RESULTS.md "Training recipes: ethanol, architecture" (ethanol_conservative_12ep_backward1e2).
+compare compare_training_backward_tol "Cheaper training steps: looser implicit backward solves (issue #13: 1)" \
+  "Change: model.solver_backward's tolerance 1e-2 instead of 1e-3 (the three implicit backward solves of a step \
+of conservative-force training; the forward solve stays at 1e-3). Same code, other settings: losses differ by \
+the gradients' inexactness. Command: bash benchmarks/compare_training.sh compare_training_backward_tol." \
+  76037e0 76037e0 "aspirin_deq ethanol_conservative" \
+  "model.solver_backward={method: anderson, max_iter: 15, tol: 1.0e-2, stop_mode: rel, m: 5}"
