@@ -279,10 +279,12 @@ benchmarks: benchmark-runs
 	  --runs $(RECORDS)/ethanol_explicit_v2 $(RECORDS)/ethanol_wide_explicit_probe $(RECORDS)/ethanol_wide_explicit_gsum \
 	  $(RECORDS)/ethanol_explicit_radial64x2 $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_v3_product16 \
 	  $(RECORDS)/ethanol_explicit_L1 $(RECORDS)/ethanol_conservative_v2 $(RECORDS)/ethanol_conservative_12ep \
+	  $(RECORDS)/ethanol_conservative_12ep_backward1e2 \
 	  $(RECORDS)/ethanol_explicit_24ep $(RECORDS)/ethanol_conservative_24ep $(RECORDS)/ethanol_explicit $(RECORDS)/ethanol_conservative \
 	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
 	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current" "current + product 16 (stopped)" \
-	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "explicit 2 layers, 24 epochs" \
+	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "DEQ, current, backward solves to 1e-2" \
+	  "explicit 2 layers, 24 epochs" \
 	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
