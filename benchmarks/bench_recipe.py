@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
 
 HERE = Path(__file__).resolve().parent
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plot", type=Path, default=HERE / "recipe.png")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the machine line states the runs' threads; this report needs no more
     labels = args.labels or [path.name for path in args.runs]
     if len(labels) != len(args.runs):
         parser.error(f"{len(args.runs)} runs but {len(labels)} labels")
@@ -167,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Command: `{command}`",
         "",
-        machine_line() + " Each run trained with one torch thread, two runs side by side.",
+        machine_line()
+        + " Each run trained with one torch thread (train.num_threads: 1) beside one to four other jobs on"
+        " the shared cores, so training times compare only roughly.",
         "",
         *table(runs),
         "",
