@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from deqff.bench.nve import read_log
 from deqff.bench.plots import plot_temperatures
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "physics"))
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the deqff runs it starts; the machine line reports this process's
     if len(args.structure_ps) == 1:
         args.structure_ps *= len(args.structure_model)
     if len(args.structure_ps) != len(args.structure_model):
