@@ -9,7 +9,7 @@ and `apply` costs one batched matrix product per input block, instead of e3nn's 
 (measured: benchmarks/profile_layer.py). The result equals `tp(h_j, Y, w)` (tests/models/test_fast_block.py).
 
 A is kept as one tensor per input block, [E * u_b, d_b, K_b]: the batch of `bmm`, used without copying.
-(Stored edge-major, [E, operator_dim], every application copied the whole operator out of its columns: on
+(Stored edge-major, [E, operator size], each application copied the whole operator out of its columns: on
 a 768-atom water box that copy was a fifth of the time of a solve. Stored as one flat tensor split per
 block, every backward of the split concatenated the blocks' gradients into a tensor of the whole operator
 and, in the double backward of force training, every slice of that gradient filled a zero tensor of the
@@ -29,7 +29,6 @@ class EdgeTensorProduct(torch.nn.Module):
     block_mul: list[int]
     block_dim: list[int]
     block_width: list[int]
-    block_operator_size: list[int]
     block_input_size: list[int]
     block_num_paths: list[int]
     block_coupling_start: list[int]
@@ -69,7 +68,7 @@ class EdgeTensorProduct(torch.nn.Module):
         couplings: list[Tensor] = []
         weight_indices: list[Tensor] = []
         permutation = torch.full((irreps_out.dim,), -1, dtype=torch.long)
-        result_offset, operator_offset, coupling_offset, weight_offset = 0, 0, 0, 0
+        result_offset, coupling_offset, weight_offset = 0, 0, 0
         for b, (mul, ir_in) in enumerate(irreps_in1):
             paths = [(n, ins) for n, ins in enumerate(tp.instructions) if ins.i_in1 == b]
             width = sum(irreps_out[ins.i_out].ir.dim for _, ins in paths)
@@ -102,15 +101,11 @@ class EdgeTensorProduct(torch.nn.Module):
             couplings.append(matrix.reshape(-1))
             coupling_offset += matrix.numel()
             weight_offset += len(paths) * mul
-            operator_offset += mul * ir_in.dim * width
             result_offset += mul * width
         if bool((permutation < 0).any()):
             raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
-        blocks = zip(self.block_mul, self.block_dim, self.block_width, strict=True)
-        self.block_operator_size = [mul * dim * width for mul, dim, width in blocks]
         # irreps_in1's blocks are contiguous and in order: `apply` splits its input by these sizes.
         self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
-        self.operator_dim = operator_offset
         self.num_blocks = len(self.block_mul)
         self.register_buffer("coupling", torch.cat(couplings), persistent=False)
         self.register_buffer("weight_index", torch.cat(weight_indices), persistent=False)
