@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "physics"))
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
-    torch.set_num_threads(1)  # as the deqff runs it starts; the machine line reports this process's
+    torch.set_num_threads(1)  # the machine line reports this process's threads; the runs it starts use 1
     if len(args.structure_ps) == 1:
         args.structure_ps *= len(args.structure_model)
     if len(args.structure_ps) != len(args.structure_model):

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from results_file import machine_line, write_section
+from results_file import machine_line, without_options, write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "compare_exports"
@@ -43,19 +43,6 @@ def load(path: str, numbers: np.ndarray) -> torch.jit.ScriptModule:
         module = torch.jit.load(path)
     module.set_atomic_numbers(torch.tensor(numbers, dtype=torch.long))
     return module
-
-
-def without_option(argv: list[str], option: str) -> list[str]:
-    """argv without `option` and its value (the section's text is not part of a row's command)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == option:
-            skip = True
-        elif not arg.startswith(option + "="):
-            out.append(arg)
-    return out
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -161,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Path(args.json)
     rows = json.loads(store.read_text()) if store.is_file() else {}
     result = measure(args)
-    command = shlex.join(without_option(without_option(sys.argv[1:], "--change"), "--title"))
+    command = shlex.join(without_options(sys.argv[1:], ("--change", "--title")))
     rows[args.label] = {"command": f"python benchmarks/compare_exports.py {command}", **result}
     store.write_text(json.dumps(rows, indent=2) + "\n")
 

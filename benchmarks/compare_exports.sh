@@ -8,12 +8,8 @@ export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 SECTIONS=("$@")
 
-wanted() {  # wanted SECTION: true when SECTION was named on the command line or none was
-  [[ ${#SECTIONS[@]} -eq 0 ]] && return 0
-  local name
-  for name in "${SECTIONS[@]}"; do [[ $name == "$1" ]] && return 0; done
-  return 1
-}
+# shellcheck source=sections.sh
+source benchmarks/sections.sh
 
 compare() {  # compare SECTION TITLE JSON CHANGE BEFORE_REV AFTER [MODELS] (AFTER: a revision or "current")
   local section=$1 title=$2 json=$3 change=$4 before=$5 after=$6

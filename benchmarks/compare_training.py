@@ -146,10 +146,10 @@ def compare(args: argparse.Namespace) -> dict:
 
 
 def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
-    from results_file import machine_line
+    from results_file import machine_line, without_options
 
     command = shlex.join(
-        ["python", "benchmarks/compare_training.py", *without(sys.argv[1:], ("--change", "--title"))]
+        ["python", "benchmarks/compare_training.py", *without_options(sys.argv[1:], ("--change", "--title"))]
     )
     after_settings = f" with {' '.join(args.after_set)}" if args.after_set else ""
     lines = [
@@ -171,19 +171,6 @@ def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
             f"{row['max_relative_loss_difference']:.1e} |"
         )
     return lines
-
-
-def without(argv: list[str], options: tuple[str, ...]) -> list[str]:
-    """argv without `options` and their values (a section's text is not part of a row's command)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in options:
-            skip = True
-        elif not any(arg.startswith(option + "=") for option in options):
-            out.append(arg)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,8 @@ export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 SECTIONS=("$@")
 
-wanted() {  # wanted SECTION: true when SECTION was named on the command line or none was
-  [[ ${#SECTIONS[@]} -eq 0 ]] && return 0
-  local name
-  for name in "${SECTIONS[@]}"; do [[ $name == "$1" ]] && return 0; done
-  return 1
-}
+# shellcheck source=sections.sh
+source benchmarks/sections.sh
 
 compare() {  # compare SECTION TITLE CHANGE BEFORE_REV AFTER_REV [CONFIGS [AFTER_SETTING]]
   local section=$1 title=$2 change=$3 before=$4 after=$5

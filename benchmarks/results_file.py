@@ -48,3 +48,16 @@ def write_section(path: Path, name: str, title: str, lines: list[str]) -> None:
     """Write `lines` under a '## title' heading as benchmark `name`'s section of `path`."""
     start, end = markers(name)
     replace_section(path, name, "\n".join([start, f"## {title}", "", *lines, end]) + "\n")
+
+
+def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """argv without each of `options` and its value (a section's text is not part of a row's command)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not any(arg.startswith(option + "=") for option in options):
+            out.append(arg)
+    return out

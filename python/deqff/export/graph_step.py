@@ -110,8 +110,8 @@ class GraphStep(nn.Module):
     def edge_inputs(self, positions: Tensor, edges: Tensor) -> list[Tensor]:
         """[edge_index (deqff: sender, receiver) [2, E], edge_sh [E, S], edge_radial [E, K], then the
         per-edge terms of every stage (block) in stage order, `term_count[k]` tensors for stage k] from
-        positions [n_all, 3] (model
-        dtype) and LAMMPS edges [2, E] (local i, neighbor j). Computed once per geometry."""
+        positions [n_all, 3] (model dtype) and LAMMPS edges [2, E] (local i, neighbor j). Computed once
+        per geometry."""
         edge_index = torch.stack([edges[1], edges[0]])
         shifts = torch.zeros((edges.shape[1], 3), dtype=positions.dtype, device=positions.device)
         edge_sh, edge_radial = self.model.edge_features(positions, edge_index, shifts)
