@@ -115,6 +115,7 @@ def test_explicit_baseline_exports(tmp_path, ethanol):
 ARCHITECTURES = {
     "product": dict(product_channels=2),
     "gated-sum": dict(aggregation="gated_sum", radial_layers=2),
+    "gains": dict(embedding_gains=True),
 }
 
 

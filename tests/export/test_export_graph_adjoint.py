@@ -135,11 +135,18 @@ def periodic_ethanol(shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.remainder(x, BOX), cell
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one_block", "two_blocks"])
+@pytest.fixture(
+    scope="module",
+    params=[(1, False), (2, False), (2, True)],
+    ids=["one_block", "two_blocks", "two_blocks_gains"],
+)
 def conservative(request, tmp_path_factory):
-    """(module, stages): a tiny conservative DEQ with the ZBL prior, exported with tight solves."""
-    blocks = request.param
-    model = tiny_model(force_mode="conservative", blocks_per_layer=blocks, repulsion="zbl")
+    """(module, stages): a tiny conservative DEQ with the ZBL prior, exported with tight solves; with
+    embedding gains every stage depends on the injection (its cotangents come from every stage)."""
+    blocks, gains = request.param
+    model = tiny_model(
+        force_mode="conservative", blocks_per_layer=blocks, repulsion="zbl", embedding_gains=gains
+    )
     model.repulsion.set_radii(torch.full((3, 3), 1.6, dtype=torch.float64))  # on at bond lengths
     path = export_model(model, tmp_path_factory.mktemp("adjoint") / "model.pt", ExportOptions(**TIGHT))
     module, _ = load_potential(path, ETHANOL_NUMBERS)

@@ -12,18 +12,18 @@ TIGHT = SolverConfig(max_iter=200, tol=1e-11, stop_mode="rel")
 
 
 @pytest.mark.parametrize(
-    ("model_type", "product_channels"),
-    [("deq", 0), ("explicit", 0), ("deq", 2)],
-    ids=["deq", "explicit", "deq-product"],
+    ("model_type", "options"),
+    [("deq", {}), ("explicit", {}), ("deq", {"product_channels": 2}), ("deq", {"embedding_gains": True})],
+    ids=["deq", "explicit", "deq-product", "deq-gains"],
 )
-def test_conservative_forces_match_finite_differences(model_type, product_channels, molecule: Molecule):
+def test_conservative_forces_match_finite_differences(model_type, options, molecule: Molecule):
     model = tiny_model(
         model_type=model_type,
         force_mode="conservative",
         depth=2,
         solver_inference=TIGHT,
         solver_backward=TIGHT,
-        product_channels=product_channels,
+        **options,
     )
     reference = molecule.run(model)
     if model_type == "deq":

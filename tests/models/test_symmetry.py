@@ -76,3 +76,18 @@ def test_many_body_product_keeps_the_symmetries(model_type, molecule):
     check(model, molecule, lambda r: r, lambda f: f, torch.tensor([3, 0, 6, 1, 5, 2, 4]))
     plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
     assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
+
+
+@pytest.mark.parametrize("model_type", ["deq", "explicit"])
+def test_embedding_gains_keep_the_symmetries(model_type, molecule):
+    """Branch gains from the embedding's scalars (model.embedding_gains) are invariant: the model stays
+    E(3)-equivariant and permutation-equivariant, and the gains change its energy."""
+    model = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2, embedding_gains=True)
+    R = o3.rand_matrix(dtype=torch.float64)
+    check(model, molecule, lambda r: r @ R.T, lambda f: f @ R.T)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    check(model, molecule, lambda r: r @ mirror, lambda f: f @ mirror)
+    check(model, molecule, lambda r: r, lambda f: f, torch.tensor([3, 0, 6, 1, 5, 2, 4]))
+    plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
+    energy, plain_energy = molecule.run(model).energy, molecule.run(plain).energy
+    assert (energy - plain_energy).abs().item() > 1e-6

@@ -9,6 +9,7 @@ import torch
 from deqff.deq.config import SolverConfig
 from deqff.models.config import ModelConfig
 from deqff.models.force_field import EquivariantForceField
+from deqff.nn.block import EmbeddingGains
 
 TINY = dict(irreps_node="8x0e + 4x1o + 2x2e", num_basis=6, radial_hidden=12, num_heads=2, cutoff=4.0)
 
@@ -31,6 +32,10 @@ def tiny_model(seed: int = 0, **overrides) -> EquivariantForceField:
         # A clearly geometry-dependent energy, or energy and conservative-force checks pass vacuously.
         with torch.no_grad():
             torch.nn.init.normal_(model.energy_head.mlp[-1].weight)
+            # Branch gains start at 1 (zero weights): give them a part that varies with the embedding.
+            for module in model.modules():
+                if isinstance(module, EmbeddingGains):
+                    torch.nn.init.normal_(module.linear.weight, std=0.3)
     return model.eval()
 
 

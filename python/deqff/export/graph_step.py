@@ -146,7 +146,7 @@ class GraphStep(nn.Module):
                         x = inject(h, injection) if k == 0 else h
                         start = self.term_start[stage]
                         terms = features[start : start + self.term_count[stage]]
-                        out = block(x, features[0], features[1], terms)
+                        out = block(x, features[0], features[1], terms, injection)
         return out
 
     def iterate(

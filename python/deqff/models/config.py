@@ -34,6 +34,8 @@ class ModelConfig:
     blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
     product_channels:    0 = off; else channels of the many-body product (channel-wise tensor square of
                          the node features, MACE-style correlation 2) in each block's feed-forward.
+    embedding_gains:     per-atom, per-channel gains of each block's branches from the input embedding's
+                         scalars (deqff.nn.block.EmbeddingGains); False = the plain block.
     aggregation:         how a block weighs its neighbors' messages (deqff.nn.attention): "gated_sum"
                          (sigmoid gates, summed; smooth when atoms cross the cutoff) or "softmax"
                          (Equiformer's weighted mean; the energy jumps when the neighbor list changes).
@@ -75,6 +77,7 @@ class ModelConfig:
     branch_scale: float = 0.1
     blocks_per_layer: int = 1
     product_channels: int = 0
+    embedding_gains: bool = False
     aggregation: str = "softmax"
     depth: int = 4
     force_mode: str = "direct"

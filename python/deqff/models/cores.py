@@ -48,6 +48,7 @@ def make_layer(config: ModelConfig) -> InjectedLayer:
             product_channels=config.product_channels,
             aggregation=config.aggregation,
             radial_layers=config.radial_layers,
+            embedding_gains=config.embedding_gains,
         )
         for _ in range(config.blocks_per_layer)
     ]

@@ -48,5 +48,5 @@ class InjectedLayer(torch.nn.Module):
         edge_sh = inputs["edge_sh"]
         for k, block in enumerate(self.blocks):
             terms = [inputs[edge_terms_key(k, j)] for j in range(block.num_edge_terms)]
-            h = block(h, edge_index, edge_sh, terms)
+            h = block(h, edge_index, edge_sh, terms, inputs["injection"])
         return h

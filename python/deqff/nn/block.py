@@ -6,7 +6,7 @@ from e3nn.nn import Gate
 from torch import Tensor
 
 from deqff.nn.attention import EquivariantGraphAttention
-from deqff.nn.irreps_tools import channel_index
+from deqff.nn.irreps_tools import channel_index, scalar_dim
 from deqff.nn.norm import EquivariantLayerNorm
 
 
@@ -107,6 +107,27 @@ class ChannelScale(torch.nn.Module):
         return x * self.scale[self.channel]
 
 
+class EmbeddingGains(torch.nn.Module):
+    """Per-atom, per-channel gains of a block's two branches from the input embedding's scalars:
+    x_s [N, S] -> (1 + x_s A, 1 + x_s B), each [N, irreps.dim] (one gain per channel, repeated over
+    its 2l + 1 components). A and B start at zero (the plain block). The gains are invariant, so the
+    block stays equivariant; they let each atom's species and neighborhood weigh what its branches
+    add, as MACE's species-dependent self-interaction does."""
+
+    def __init__(self, num_scalars: int, irreps: o3.Irreps) -> None:
+        super().__init__()
+        irreps = o3.Irreps(irreps)
+        self.num_channels = irreps.num_irreps
+        self.linear = torch.nn.Linear(num_scalars, 2 * irreps.num_irreps, bias=False)
+        torch.nn.init.zeros_(self.linear.weight)
+        self.register_buffer("channel", channel_index(irreps), persistent=False)
+
+    def forward(self, scalars: Tensor) -> tuple[Tensor, Tensor]:
+        gains = 1.0 + self.linear(scalars)
+        c = self.num_channels
+        return gains[:, :c].index_select(1, self.channel), gains[:, c:].index_select(1, self.channel)
+
+
 class EquivariantBlock(torch.nn.Module):
     """Pre-norm transformer block on a graph: h + s_a Attn(Norm(h)), then + s_f FFN(Norm(h)).
 
@@ -132,8 +153,12 @@ class EquivariantBlock(torch.nn.Module):
         product_channels: int = 0,
         aggregation: str = "softmax",
         radial_layers: int = 1,
+        embedding_gains: bool = False,
     ) -> None:
         super().__init__()
+        self.gains: EmbeddingGains | None = None
+        if embedding_gains:
+            self.gains = EmbeddingGains(scalar_dim(irreps_node), irreps_node)
         self.norm_attention = EquivariantLayerNorm(irreps_node)
         self.attention = EquivariantGraphAttention(
             irreps_node,
@@ -156,6 +181,17 @@ class EquivariantBlock(torch.nn.Module):
         tensors, each [E * ..., ...])."""
         return self.attention.edge_terms(edge_radial, edge_sh)
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor]) -> Tensor:
-        h = h + self.attention_scale(self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms))
-        return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))
+    def forward(
+        self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor], injection: Tensor
+    ) -> Tensor:
+        """h [N, D] -> [N, D]; injection [N, D]: the input embedding x (its scalars feed the gains)."""
+        attention = self.attention_scale(
+            self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms)
+        )
+        gains = self.gains
+        if gains is None:
+            h = h + attention
+            return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))
+        attention_gain, feed_forward_gain = gains(injection[:, : gains.linear.in_features])
+        h = h + attention * attention_gain
+        return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h))) * feed_forward_gain

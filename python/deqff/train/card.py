@@ -103,10 +103,11 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         f"- Neighbors weighed by `{model_cfg.get('aggregation', 'softmax')}`; radial MLPs of "
         f"{model_cfg.get('radial_layers', 1)} hidden layer(s) of {model_cfg['radial_hidden']}"
         + (
-            f"; many-body product of {model_cfg['product_channels']} channels."
+            f"; many-body product of {model_cfg['product_channels']} channels"
             if model_cfg.get("product_channels")
-            else "."
-        ),
+            else ""
+        )
+        + ("; branch gains from the input embedding." if model_cfg.get("embedding_gains") else "."),
     ]
     if model_cfg["model_type"] == "deq":
         inference = model_cfg["solver_inference"]
