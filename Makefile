@@ -208,8 +208,18 @@ RUN_ethanol_explicit_12ep_wide := configs/ethanol_explicit.yaml $(EPOCHS_12) --s
 RUN_ethanol_explicit_12ep_gains := configs/ethanol_explicit.yaml $(EPOCHS_12) --set model.embedding_gains=true
 RUN_ethanol_explicit_12ep_constant := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.schedule=constant
 RUN_ethanol_explicit_12ep_gains_heads1 := $(RUN_ethanol_explicit_12ep_gains) --set model.num_heads=1
-RUN_ethanol_explicit_12ep_gains_wide := $(RUN_ethanol_explicit_12ep_gains) --set 'model.irreps_node=32x0e + 16x1o + 8x2e'
+RUN_ethanol_explicit_12ep_gains_wide := $(RUN_ethanol_explicit_12ep_gains) --set model.irreps_node=32x0e+16x1o+8x2e
+# The same two with another seed (initial weights and batch order): how much of a difference is the seed's.
+RUN_ethanol_explicit_12ep_base_seed1 := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.seed=1
+RUN_ethanol_explicit_12ep_gains_seed1 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=1
+RUN_ethanol_explicit_12ep_base_seed2 := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.seed=2
+RUN_ethanol_explicit_12ep_gains_seed2 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=2
 RUN_ethanol_conservative_12ep_gains := configs/ethanol_conservative.yaml $(EPOCHS_12) --set model.embedding_gains=true
+RUN_ethanol_conservative_12ep_gains_wide := $(RUN_ethanol_conservative_12ep_gains) --set model.irreps_node=32x0e+16x1o+8x2e
+ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
+  ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
+  ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
+  ethanol_conservative_12ep_gains ethanol_conservative_12ep_gains_wide
 # Aspirin probes (issue 13: a stronger layer): l <= 1 features, twice the channels (as MACE's max_L 1), at the
 # cost per step of the shipped 16x0e + 8x1o + 4x2e (0.66 s per step of 5 frames, trained); stopped after 6
 # epochs, 93.7 meV/Å validation against 69.4 for the shipped irreps (aspirin_deq_48ep) at epoch 6.
@@ -236,7 +246,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
   aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_deq_l12wide_96ep aspirin_explicit_48ep \
-  aspirin_deq_12ep
+  aspirin_deq_12ep $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
@@ -298,6 +308,18 @@ benchmarks: benchmark-runs
 	  "explicit 2 layers, 24 epochs" \
 	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
+	$(BENCH)/bench_recipe.py --section ablations --plot benchmarks/ablations.png \
+	  --runs $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_12ep_base_seed1 \
+	  $(RECORDS)/ethanol_explicit_12ep_base_seed2 $(RECORDS)/ethanol_explicit_12ep_gains \
+	  $(RECORDS)/ethanol_explicit_12ep_gains_seed1 $(RECORDS)/ethanol_explicit_12ep_gains_seed2 \
+	  $(RECORDS)/ethanol_explicit_12ep_heads1 $(RECORDS)/ethanol_explicit_12ep_gains_heads1 \
+	  $(RECORDS)/ethanol_explicit_12ep_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide \
+	  $(RECORDS)/ethanol_conservative_12ep $(RECORDS)/ethanol_conservative_12ep_gains \
+	  $(RECORDS)/ethanol_conservative_12ep_gains_wide \
+	  --labels "explicit 2 layers" "explicit, seed 1" "explicit, seed 2" "explicit + gains" "explicit + gains, seed 1" \
+	  "explicit + gains, seed 2" "explicit, 1 head" "explicit + gains, 1 head" "explicit, 2x scalars" \
+	  "explicit + gains, 2x scalars" "DEQ" "DEQ + gains" "DEQ + gains, 2x scalars" \
+	  --title "ethanol, block ablations at 12 epochs" --notes-file benchmarks/ablations_notes.md
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12

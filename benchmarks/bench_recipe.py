@@ -59,6 +59,12 @@ class RunSummary:
             f"E:F {train['energy_weight']:g}:{train['force_weight']:g}",
             f"lr {train['lr']:g}" + (" AMSGrad" if train.get("amsgrad") else ""),
         ]
+        if model.get("num_heads", 2) != 2:
+            parts.append(f"{model['num_heads']} head(s)")
+        if model.get("embedding_gains"):
+            parts.append("embedding gains")
+        if train.get("seed", 0) != 0:
+            parts.append(f"seed {train['seed']}")
         return ", ".join(parts)
 
 
