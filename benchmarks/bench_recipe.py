@@ -122,7 +122,11 @@ def table(runs: list[RunSummary]) -> list[str]:
 
 
 def plot(runs: list[RunSummary], path: Path, title: str) -> None:
-    curves = [(run.label, run.rows, {"marker": "o"}) for run in runs]
+    # Matplotlib cycles 10 colours: the runs after the tenth are dashed, so no two lines look alike.
+    curves = [
+        (run.label, run.rows, {"marker": "o", "linestyle": "-" if i < 10 else "--"})
+        for i, run in enumerate(runs)
+    ]
     plot_force_curves(curves, path, title)
 
 
