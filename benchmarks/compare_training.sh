@@ -42,3 +42,18 @@ of conservative-force training; the forward solve stays at 1e-3). Same code, oth
 the gradients' inexactness. Command: bash benchmarks/compare_training.sh compare_training_backward_tol." \
   76037e0 76037e0 "aspirin_deq ethanol_conservative" \
   "model.solver_backward={method: anderson, max_iter: 15, tol: 1.0e-2, stop_mode: rel, m: 5}"
+
+# 3. The block of the 12-epoch ablations (RESULTS.md "block ablations"): embedding gains and twice the scalar
+# channels, against the current block, same code (revision 8a82fee): what a training step costs.
+if wanted compare_training_gains_wide; then
+  rm -f benchmarks/compare_training_gains_wide.json
+  for name in ethanol_conservative aspirin_deq; do
+    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name" --steps 30 \
+      --section compare_training_gains_wide --before 8a82fee --after 8a82fee \
+      --after-set model.embedding_gains=true --after-set model.irreps_node=32x0e+16x1o+8x2e \
+      --title "Training steps of the wider block with embedding gains (issue #13: 1)" \
+      --change "Change: model.embedding_gains true and model.irreps_node 32x0e+16x1o+8x2e (twice the scalar \
+channels) against the config's block; same code, another model (the losses differ). Command: bash \
+benchmarks/compare_training.sh compare_training_gains_wide."
+  done
+fi
