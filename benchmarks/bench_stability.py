@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,26 @@ from results_file import machine_line, write_section
 HERE = Path(__file__).resolve().parent
 TITLE = "MD stability over seeds (time to failure)"
 DEQFF = [sys.executable, "-m", "deqff.cli"]
+
+
+def run_child(argv: list[str]) -> None:
+    """Run argv to its end; a SIGTERM of this script terminates it too (and waits for it). Without
+    this, killing this script left the `deqff bench stability` child running and writing pieces."""
+    child = subprocess.Popen(argv)
+
+    def stop(signum: int, frame: object) -> None:
+        child.terminate()  # waited for below: the interrupted child.wait() holds the lock a wait here needs
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        if child.wait() != 0:
+            raise subprocess.CalledProcessError(child.returncode, argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:  # stopped by SIGTERM or an exception (e.g. Ctrl-C) while waiting
+            child.terminate()
+            child.wait()
 
 
 def main() -> None:
@@ -74,12 +95,11 @@ def main() -> None:
     for model, dataset in zip(args.model, datasets, strict=True):
         out = Path(args.out) / Path(model).stem
         piece_option = ["--piece-ps", f"{args.piece_ps:g}"] if args.piece_ps else []
-        subprocess.run(
+        run_child(
             [*DEQFF, "bench", "stability", "--model", model, "--dataset", dataset, *piece_option,
              "--seeds", str(args.seeds), "--ps", f"{args.ps:g}", "--temperature", f"{args.temperature:g}",
              "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out),
-             "--report-interval", str(args.report_interval), *(["--resume"] if args.resume else [])],
-            check=True,
+             "--report-interval", str(args.report_interval), *(["--resume"] if args.resume else [])]
         )  # fmt: skip
         figure = out / "stability.png"
         if figure.resolve().is_relative_to(HERE.parent):

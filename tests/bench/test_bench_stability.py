@@ -441,3 +441,31 @@ def test_a_regenerated_dataset_of_the_same_recipe_is_the_same_reference(tmp_path
     changed = {**now, "dataset": dataset_identity(other_seed)}
     assert not same_run(recorded, changed)
     assert [line.split(":")[0] for line in settings_differences(recorded, changed)] == ["dataset"]
+
+
+def test_stopping_the_benchmark_script_stops_its_run(tmp_path):
+    """benchmarks/bench_stability.py runs `deqff bench stability` as a child: a SIGTERM of the script
+    must end the child too (else it keeps running and writing pieces, which a later --resume or a person
+    cleaning up takes for an interrupted run's)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    marker = tmp_path / "child.pid"
+    child = f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    driver = (
+        f"import sys; sys.path.insert(0, {str(benchmarks)!r}); from bench_stability import run_child; "
+        f"run_child([sys.executable, '-c', {child!r}])"
+    )
+    script = subprocess.Popen([sys.executable, "-c", driver])
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child_pid = int(marker.read_text())
+    script.send_signal(signal.SIGTERM)
+    assert script.wait(timeout=30) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)
