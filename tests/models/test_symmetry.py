@@ -37,6 +37,15 @@ def check(model, molecule: Molecule, transform_positions, transform_forces, perm
     torch.testing.assert_close(out.forces, expected_forces, atol=10 * atol, rtol=10 * atol)
 
 
+def check_symmetries(model, molecule: Molecule) -> None:
+    """A random rotation, a mirror and a permutation of the atoms (for the architecture options)."""
+    R = o3.rand_matrix(dtype=torch.float64)
+    check(model, molecule, lambda r: r @ R.T, lambda f: f @ R.T)
+    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+    check(model, molecule, lambda r: r @ mirror, lambda f: f @ mirror)
+    check(model, molecule, lambda r: r, lambda f: f, torch.tensor([3, 0, 6, 1, 5, 2, 4]))
+
+
 @pytest.mark.parametrize(("model_type", "force_mode"), MODES)
 def test_rotation(model_type, force_mode, molecule):
     model = cached_tiny_model(model_type=model_type, force_mode=force_mode, depth=2)
@@ -69,11 +78,7 @@ def test_permutation(model_type, force_mode, molecule):
 def test_many_body_product_keeps_the_symmetries(model_type, molecule):
     """The channel-wise tensor square (model.product_channels) mixes degrees: still E(3)-equivariant."""
     model = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2, product_channels=2)
-    R = o3.rand_matrix(dtype=torch.float64)
-    check(model, molecule, lambda r: r @ R.T, lambda f: f @ R.T)
-    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
-    check(model, molecule, lambda r: r @ mirror, lambda f: f @ mirror)
-    check(model, molecule, lambda r: r, lambda f: f, torch.tensor([3, 0, 6, 1, 5, 2, 4]))
+    check_symmetries(model, molecule)
     plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
     assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
 
@@ -83,11 +88,7 @@ def test_embedding_gains_keep_the_symmetries(model_type, molecule):
     """Branch gains from the embedding's scalars (model.embedding_gains) are invariant: the model stays
     E(3)-equivariant and permutation-equivariant, and the gains change its energy."""
     model = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2, embedding_gains=True)
-    R = o3.rand_matrix(dtype=torch.float64)
-    check(model, molecule, lambda r: r @ R.T, lambda f: f @ R.T)
-    mirror = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
-    check(model, molecule, lambda r: r @ mirror, lambda f: f @ mirror)
-    check(model, molecule, lambda r: r, lambda f: f, torch.tensor([3, 0, 6, 1, 5, 2, 4]))
+    check_symmetries(model, molecule)
     plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
     energy, plain_energy = molecule.run(model).energy, molecule.run(plain).energy
     assert (energy - plain_energy).abs().item() > 1e-6

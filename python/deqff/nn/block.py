@@ -108,22 +108,22 @@ class ChannelScale(torch.nn.Module):
 
 
 class EmbeddingGains(torch.nn.Module):
-    """Per-atom, per-channel gains of a block's two branches from the input embedding's scalars:
-    x_s [N, S] -> (1 + x_s A, 1 + x_s B), each [N, irreps.dim] (one gain per channel, repeated over
-    its 2l + 1 components). A and B start at zero (the plain block). The gains are invariant, so the
+    """Per-atom, per-channel gains of a block's two branches from the input embedding's scalars x_s:
+    x [N, irreps.dim] -> (1 + x_s A, 1 + x_s B), each [N, irreps.dim] (one gain per channel, repeated
+    over its 2l + 1 components). A and B start at zero (the plain block). The gains are invariant, so the
     block stays equivariant; they let each atom's species and neighborhood weigh what its branches
     add, as MACE's species-dependent self-interaction does."""
 
-    def __init__(self, num_scalars: int, irreps: o3.Irreps) -> None:
+    def __init__(self, irreps: o3.Irreps) -> None:
         super().__init__()
         irreps = o3.Irreps(irreps)
         self.num_channels = irreps.num_irreps
-        self.linear = torch.nn.Linear(num_scalars, 2 * irreps.num_irreps, bias=False)
+        self.linear = torch.nn.Linear(scalar_dim(irreps), 2 * irreps.num_irreps, bias=False)
         torch.nn.init.zeros_(self.linear.weight)
         self.register_buffer("channel", channel_index(irreps), persistent=False)
 
-    def forward(self, scalars: Tensor) -> tuple[Tensor, Tensor]:
-        gains = 1.0 + self.linear(scalars)
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        gains = 1.0 + self.linear(x[:, : self.linear.in_features])
         c = self.num_channels
         return gains[:, :c].index_select(1, self.channel), gains[:, c:].index_select(1, self.channel)
 
@@ -158,7 +158,7 @@ class EquivariantBlock(torch.nn.Module):
         super().__init__()
         self.gains: EmbeddingGains | None = None
         if embedding_gains:
-            self.gains = EmbeddingGains(scalar_dim(irreps_node), irreps_node)
+            self.gains = EmbeddingGains(irreps_node)
         self.norm_attention = EquivariantLayerNorm(irreps_node)
         self.attention = EquivariantGraphAttention(
             irreps_node,
@@ -189,9 +189,12 @@ class EquivariantBlock(torch.nn.Module):
             self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms)
         )
         gains = self.gains
-        if gains is None:
-            h = h + attention
-            return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))
-        attention_gain, feed_forward_gain = gains(injection[:, : gains.linear.in_features])
-        h = h + attention * attention_gain
-        return h + self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h))) * feed_forward_gain
+        feed_forward_gain: Tensor | None = None
+        if gains is not None:
+            attention_gain, feed_forward_gain = gains(injection)
+            attention = attention * attention_gain
+        h = h + attention
+        feed_forward = self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))
+        if feed_forward_gain is not None:
+            feed_forward = feed_forward * feed_forward_gain
+        return h + feed_forward
