@@ -242,6 +242,9 @@ RUN_aspirin_deq_12ep := configs/aspirin_deq.yaml --set train.epochs=12 --set tra
 # ablations, RESULTS.md "block ablations"): MACE's 12 epochs, for the peer comparison.
 RUN_aspirin_deq_12ep_gains_wide := $(RUN_aspirin_deq_12ep) --set model.embedding_gains=true \
   --set model.irreps_node=32x0e+16x1o+8x2e
+# That run's layer stopped contracting in its first epoch (gains of +-15, spectral radius ~1: no solve
+# converged after step ~100, its test at tol 1e-4 failed); the same with the Jacobian penalty.
+RUN_aspirin_deq_12ep_gains_wide_jac := $(RUN_aspirin_deq_12ep_gains_wide) --set train.jac_weight=1.0
 # The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
@@ -250,7 +253,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_wide_explicit_probe ethanol_wide_explicit_gsum ethanol_explicit_radial64x2 \
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
   aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_deq_l12wide_96ep aspirin_explicit_48ep \
-  aspirin_deq_12ep aspirin_deq_12ep_gains_wide $(ABLATION_RUNS)
+  aspirin_deq_12ep aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 

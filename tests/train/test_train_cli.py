@@ -119,6 +119,11 @@ def test_evaluate_at_another_tolerance_and_save(tiny_dataset: Path, tmp_path: Pa
     assert loose["solver_tol"] == pytest.approx(1e-2) and tight["solver_tol"] == pytest.approx(1e-9)
     assert tight["iters_mean"] > loose["iters_mean"]  # the tighter solve really ran
     assert json.loads((run / "test_metrics.json").read_text()) == tight
+    assert "warning" not in capsys.readouterr().err
+    assert main([*args, "--evaluate", "test", "--tol", "1e-30"]) == 0  # unreachable: no solve converges
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["converged_frac"] == 0.0
+    assert "converged on only 0% of frames" in captured.err and "train.jac_weight" in captured.err
     assert main([*args, "--evaluate", "val", "--save"]) == 2
 
 

@@ -161,7 +161,7 @@ def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = Fa
     from deqff.data.fingerprint import file_sha256
     from deqff.train.checkpoint import CheckpointError, load_checkpoint
     from deqff.train.datasets import read_run_splits
-    from deqff.train.evaluate import evaluate, evaluation_report, with_solver_tolerance
+    from deqff.train.evaluate import evaluate, evaluation_report, unconverged_solves, with_solver_tolerance
     from deqff.train.trainer import RunDirectory
 
     paths = RunDirectory(config.output.dir)
@@ -196,6 +196,9 @@ def _evaluate(config: Any, split: str, tol: float | None = None, save: bool = Fa
         str(paths.best), checkpoint, model, config.data.path, file_sha256(config.data.path), split, result
     )
     print(json.dumps(report, indent=2))
+    warning = unconverged_solves(split, result.to_dict()) if model.config.model_type == "deq" else None
+    if warning is not None:
+        print(f"deqff train --evaluate: warning: {warning}", file=sys.stderr)
     if save:
         paths.test_metrics.write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -93,6 +93,24 @@ def evaluation_report(
     return report
 
 
+#: Fewer frames than this fraction converging in a DEQ's solves is reported (training and evaluation).
+SOLVER_WARN_FRACTION = 0.9
+
+
+def unconverged_solves(what: str, stats: Mapping[str, float]) -> str | None:
+    """A warning naming the problem and the fix when fewer than SOLVER_WARN_FRACTION of the frames in
+    `stats` (converged_frac, iters_mean, iters_max, residual_mean) converged, else None. Errors
+    measured from unconverged solves describe the solver's iterate, not the model's fixed point."""
+    if stats["converged_frac"] >= SOLVER_WARN_FRACTION:
+        return None
+    return (
+        f"{what} solver converged on only {100 * stats['converged_frac']:.0f}% of frames (mean "
+        f"{stats['iters_mean']:.1f} / max {int(stats['iters_max'])} iterations, mean relative residual "
+        f"{stats['residual_mean']:.2g}): the DEQ layer is not a contraction there and its errors are those "
+        "of an unconverged iterate; retrain with train.jac_weight > 0 (e.g. 1.0) or a lower train.lr"
+    )
+
+
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
 

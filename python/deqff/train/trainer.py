@@ -32,7 +32,13 @@ from deqff.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, 
 from deqff.train.config import DataConfig, RunConfig, save_config
 from deqff.train.datasets import batches, load_training_data, make_loader
 from deqff.train.ema import ExponentialMovingAverage
-from deqff.train.evaluate import EvaluationResult, evaluate, evaluation_report, run_batches
+from deqff.train.evaluate import (
+    EvaluationResult,
+    evaluate,
+    evaluation_report,
+    run_batches,
+    unconverged_solves,
+)
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.train.losses import LossTerms, LossWeights, compute_loss, jacobian_penalty, supports_jacobian
 from deqff.train.metrics import RunningStats, peak_memory_mb, plot_curves, write_csv
@@ -44,8 +50,6 @@ log = logging.getLogger(__name__)
 
 #: Training stops with an error after this many consecutive steps with a non-finite loss or gradient.
 MAX_NONFINITE_STEPS = 20
-#: Warn when fewer frames than this fraction converge in an epoch's solves.
-SOLVER_WARN_FRACTION = 0.9
 #: Validation summary key of each `train.best_metric`.
 BEST_KEYS = {"val_loss": "loss", "val_energy_mae": "energy_mae_meV", "val_force_mae": "force_mae_meV_A"}
 
@@ -399,14 +403,9 @@ class Trainer:
         if self.config.model.model_type != "deq":
             return
         for name, stats in (("training", train), ("validation", val)):
-            if stats["converged_frac"] < SOLVER_WARN_FRACTION:
-                log.warning(
-                    "%s solver converged on only %.0f%% of frames (mean %.1f / max %d iterations, mean "
-                    "relative residual %.2g): the DEQ may be turning unstable; consider a lower train.lr, "
-                    "train.jac_weight > 0, or more solver iterations",
-                    name, 100 * stats["converged_frac"], stats["iters_mean"], int(stats["iters_max"]),
-                    stats["residual_mean"],
-                )  # fmt: skip
+            warning = unconverged_solves(name, stats)
+            if warning is not None:
+                log.warning("%s", warning)
 
     # -- checkpoints and test ----------------------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
@@ -463,6 +462,9 @@ class Trainer:
             checkpoint["epoch"], result.n_frames, result.energy_mae_meV, result.energy_mae_meV_per_atom,
             result.force_mae_meV_A, result.force_rmse_meV_A, result.iters_mean,
         )  # fmt: skip
+        warning = unconverged_solves("test", result.to_dict()) if model.config.model_type == "deq" else None
+        if warning is not None:
+            log.warning("%s", warning)
         return result
 
 
