@@ -120,6 +120,13 @@ exports: setup
 export-%: setup
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(or $(EXPORT_$*),$(EXPORT_OPTIONS) $(PRIOR_$*))
 
+# A training run's best checkpoint exported as a shipped model is (EXPORT_LIKE_RUN: that model, whose
+# options and prior it takes), for the benchmarks comparing another model with a shipped one in MD.
+EXPORT_LIKE_ethanol_conservative_12ep_gains_wide := ethanol_conservative
+out/exports/%.pt: runs/%/checkpoints/best.pt
+	mkdir -p out/exports
+	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) $(PRIOR_$(EXPORT_LIKE_$*))
+
 models: setup
 	$(VENV)/bin/deqff data recipe standard
 	for name in $(SHIPPED_MODELS); do \

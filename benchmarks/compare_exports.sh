@@ -94,17 +94,15 @@ compare compare_exports_edge_terms "$TERMS_TITLE" benchmarks/compare_exports_edg
 if wanted compare_exports_gains_wide; then
   WIDE_RUN=runs/ethanol_conservative_12ep_gains_wide
   test -f $WIDE_RUN/checkpoints/best.pt || make benchmarks/runs/ethanol_conservative_12ep_gains_wide/test_metrics.json
-  mkdir -p out/bench
-  .venv/bin/deqff export $WIDE_RUN/checkpoints/best.pt -o out/bench/ethanol_gains_wide.pt --dtype float64 --tol 1e-4 \
-    --adjoint-tol 1e-4 --predictor-order 2 --repulsion zbl --repulsion-data data/ethanol.npz
+  make out/exports/ethanol_conservative_12ep_gains_wide.pt  # the shipped model's export options (Makefile)
   rm -f benchmarks/compare_exports_gains_wide.json
   $PY benchmarks/compare_exports.py --dataset data/ethanol.npz --before models/ethanol_conservative.pt \
-    --after out/bench/ethanol_gains_wide.pt --label ethanol_conservative --frames 200 \
+    --after out/exports/ethanol_conservative_12ep_gains_wide.pt --label ethanol_conservative --frames 200 \
     --section compare_exports_gains_wide --json benchmarks/compare_exports_gains_wide.json \
     --title "MD steps of the wider block with embedding gains (issue #13)" \
     --change "Change: another model, not another export: the shipped ethanol DEQ (current block, 48 epochs) against \
 the 12-epoch DEQ with embedding gains and twice the scalar channels (benchmarks/runs/ethanol_conservative_12ep_gains_wide, \
-exported with the shipped model's options to out/bench/ethanol_gains_wide.pt). Energies and forces differ by what the \
+exported with the shipped model's options to out/exports/ethanol_conservative_12ep_gains_wide.pt). Energies and forces differ by what the \
 models learned; the columns that matter are ms per call and iterations. Command: bash benchmarks/compare_exports.sh \
 compare_exports_gains_wide."
 fi
