@@ -63,6 +63,10 @@ class RunSummary:
             parts.append(f"{model['num_heads']} head(s)")
         if model.get("embedding_gains"):
             parts.append("embedding gains")
+        if model.get("edge_embedding", "full") != "full":
+            parts.append(f"{model['edge_embedding']} edge embedding")
+        if model["model_type"] == "deq" and train.get("jac_weight", 0.0) > 0:
+            parts.append(f"Jacobian penalty {train['jac_weight']:g}")
         if train.get("seed", 0) != 0:
             parts.append(f"seed {train['seed']}")
         return ", ".join(parts)

@@ -116,6 +116,7 @@ ARCHITECTURES = {
     "product": dict(product_channels=2),
     "gated-sum": dict(aggregation="gated_sum", radial_layers=2),
     "gains": dict(embedding_gains=True),
+    "channelwise-embedding": dict(edge_embedding="channelwise"),
 }
 
 

@@ -13,8 +13,14 @@ TIGHT = SolverConfig(max_iter=200, tol=1e-11, stop_mode="rel")
 
 @pytest.mark.parametrize(
     ("model_type", "options"),
-    [("deq", {}), ("explicit", {}), ("deq", {"product_channels": 2}), ("deq", {"embedding_gains": True})],
-    ids=["deq", "explicit", "deq-product", "deq-gains"],
+    [
+        ("deq", {}),
+        ("explicit", {}),
+        ("deq", {"product_channels": 2}),
+        ("deq", {"embedding_gains": True}),
+        ("deq", {"edge_embedding": "channelwise"}),
+    ],
+    ids=["deq", "explicit", "deq-product", "deq-gains", "deq-channelwise-embedding"],
 )
 def test_conservative_forces_match_finite_differences(model_type, options, molecule: Molecule):
     model = tiny_model(

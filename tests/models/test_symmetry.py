@@ -92,3 +92,28 @@ def test_embedding_gains_keep_the_symmetries(model_type, molecule):
     plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
     energy, plain_energy = molecule.run(model).energy, molecule.run(plain).energy
     assert (energy - plain_energy).abs().item() > 1e-6
+
+
+@pytest.mark.parametrize("model_type", ["deq", "explicit"])
+def test_channelwise_edge_embedding_keeps_the_symmetries(model_type, molecule):
+    """The channel-wise edge embedding (model.edge_embedding) makes each irrep as a scalar times a
+    harmonic: the model stays E(3)- and permutation-equivariant, with far fewer parameters."""
+    model = cached_tiny_model(
+        model_type=model_type, force_mode="conservative", depth=2, edge_embedding="channelwise"
+    )
+    check_symmetries(model, molecule)
+    full = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
+    assert sum(p.numel() for p in model.edge_degree.parameters()) < sum(
+        p.numel() for p in full.edge_degree.parameters()
+    )
+
+
+def test_channelwise_edge_embedding_rejects_irreps_the_harmonics_lack():
+    """An output irrep of the wrong parity (1e) cannot be a scalar times a harmonic: a clear error."""
+    from deqff.models.config import ModelConfig
+    from deqff.models.force_field import EquivariantForceField
+
+    with pytest.raises(ValueError, match=r"no 1e.*edge_embedding 'full'"):
+        EquivariantForceField(ModelConfig(irreps_node="8x0e + 4x1e", edge_embedding="channelwise"))
+    with pytest.raises(ValueError, match="edge_embedding='sparse'"):
+        ModelConfig(edge_embedding="sparse")

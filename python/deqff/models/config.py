@@ -15,6 +15,7 @@ GRAD_MODES = ("ift", "phantom", "bptt")
 FORCE_TRAINING = ("exact", "fixed_adjoint")
 ENERGY_READOUTS = ("joint", "joint+detached")
 REPULSIONS = ("none", "zbl")
+EDGE_EMBEDDINGS = ("full", "channelwise")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class ModelConfig:
     blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
     product_channels:    0 = off; else channels of the many-body product (channel-wise tensor square of
                          the node features, MACE-style correlation 2) in each block's feed-forward.
+    edge_embedding:      the input embedding's neighborhood term (deqff.nn.embedding): "full" (a fully
+                         connected tensor product of the species scalars and the harmonics, radial weights
+                         per input and output channel) or "channelwise" (one radial weight per output
+                         channel, then a linear mix: far fewer parameters). Old configs mean "full".
     embedding_gains:     per-atom, per-channel gains of each block's branches from the input embedding's
                          scalars (deqff.nn.block.EmbeddingGains); False = the plain block.
     aggregation:         how a block weighs its neighbors' messages (deqff.nn.attention): "gated_sum"
@@ -77,6 +82,7 @@ class ModelConfig:
     branch_scale: float = 0.1
     blocks_per_layer: int = 1
     product_channels: int = 0
+    edge_embedding: str = "full"
     embedding_gains: bool = False
     aggregation: str = "softmax"
     depth: int = 4
@@ -106,6 +112,8 @@ class ModelConfig:
             problems.append(f"energy_readout={self.energy_readout!r} (choose from {ENERGY_READOUTS})")
         if self.repulsion not in REPULSIONS:
             problems.append(f"repulsion={self.repulsion!r} (choose from {REPULSIONS})")
+        if self.edge_embedding not in EDGE_EMBEDDINGS:
+            problems.append(f"edge_embedding={self.edge_embedding!r} (choose from {EDGE_EMBEDDINGS})")
         if self.aggregation not in AGGREGATIONS:
             problems.append(f"aggregation={self.aggregation!r} (choose from {AGGREGATIONS})")
         if not self.elements:

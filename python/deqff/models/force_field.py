@@ -15,7 +15,7 @@ from deqff.models.config import ModelConfig
 from deqff.models.cores import ExplicitCore, ImplicitCore, make_layer
 from deqff.models.features import EdgeFeatures
 from deqff.models.repulsion import ZBLRepulsion, fallback_radii
-from deqff.nn.embedding import EdgeDegreeEmbedding, SpeciesEmbedding
+from deqff.nn.embedding import ChannelwiseEdgeEmbedding, EdgeDegreeEmbedding, SpeciesEmbedding
 from deqff.nn.heads import AtomicEnergyHead, DirectForceHead, EnergyCorrectionHead
 from deqff.nn.irreps_tools import scalar_dim
 from deqff.nn.scatter import scatter_sum
@@ -52,7 +52,10 @@ class EquivariantForceField(torch.nn.Module):
         self.edge_features = EdgeFeatures(config.lmax_sh, config.cutoff, config.num_basis)
         irreps_scalars = o3.Irreps(f"{self.num_scalars}x0e")
         self.species_embedding = SpeciesEmbedding(num_species, self.num_scalars)
-        self.edge_degree = EdgeDegreeEmbedding(
+        embedding = (
+            ChannelwiseEdgeEmbedding if config.edge_embedding == "channelwise" else EdgeDegreeEmbedding
+        )
+        self.edge_degree = embedding(
             irreps_scalars,
             self.edge_features.irreps_sh,
             irreps_node,

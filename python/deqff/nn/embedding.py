@@ -5,6 +5,7 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet
 from torch import Tensor
 
+from deqff.nn.irreps_tools import channel_index
 from deqff.nn.scatter import scatter_sum
 
 
@@ -53,3 +54,67 @@ class EdgeDegreeEmbedding(torch.nn.Module):
         receiver = edge_index[1]
         messages = self.tp(scalars[sender], edge_sh, self.radial(edge_radial))
         return scatter_sum(messages, receiver, scalars.shape[0]) * self.inv_sqrt_num_neighbors
+
+
+def sh_component_index(irreps_sh: o3.Irreps, irreps_out: o3.Irreps) -> torch.Tensor:
+    """For every component of irreps_out, the index of the spherical-harmonic component (same l, same
+    m) in a feature of irreps_sh: [irreps_out.dim]. Each output irrep must be one the harmonics have
+    (l <= their l_max, parity (-1)^l)."""
+    offsets = {}
+    start = 0
+    for mul, ir in o3.Irreps(irreps_sh):
+        offsets[(ir.l, ir.p)] = start
+        start += mul * ir.dim
+    index = []
+    for mul, ir in o3.Irreps(irreps_out):
+        if (ir.l, ir.p) not in offsets:
+            raise ValueError(
+                f"edge_embedding 'channelwise' makes each output irrep as a scalar times a spherical "
+                f"harmonic, which has no {ir} (harmonics {irreps_sh}); use edge_embedding 'full' or "
+                "irreps_node of parities (-1)^l up to lmax_sh"
+            )
+        for _ in range(mul):
+            index.extend(range(offsets[(ir.l, ir.p)], offsets[(ir.l, ir.p)] + ir.dim))
+    return torch.tensor(index, dtype=torch.long)
+
+
+class ChannelwiseEdgeEmbedding(torch.nn.Module):
+    """The edge-degree embedding with channel-wise radial weights (as MACE's first interaction):
+    x_i = Mix(Σ_j (s_j A)_c R_c(r_ij) Y_l(c)(r̂_ij)) / sqrt(avg_num_neighbors), one radial weight per
+    output channel c (not one per pair of input and output channels) and a linear mix of the channels of
+    each l after the sum: the same inputs and output as EdgeDegreeEmbedding with ~1/(number of scalars)
+    of its radial MLP's output layer (123k -> 12k parameters at 32x0e + 16x1o + 8x2e, radial 64).
+
+    Inputs: species scalars [N, S], edge_index [2, E] (sender, receiver), edge SH [E, irreps_sh.dim],
+    radial embedding [E, num_basis]. Output [N, irreps_out.dim].
+    """
+
+    def __init__(
+        self,
+        irreps_scalars: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        irreps_out: o3.Irreps,
+        num_basis: int,
+        radial_hidden: int,
+        avg_num_neighbors: float,
+        radial_layers: int = 1,
+    ) -> None:
+        super().__init__()
+        irreps_out = o3.Irreps(irreps_out)
+        num_channels = irreps_out.num_irreps
+        self.register_buffer("sh_index", sh_component_index(irreps_sh, irreps_out), persistent=False)
+        self.register_buffer("channel", channel_index(irreps_out), persistent=False)
+        self.species = torch.nn.Linear(o3.Irreps(irreps_scalars).dim, num_channels, bias=False)
+        self.radial = FullyConnectedNet(
+            [num_basis] + [radial_hidden] * radial_layers + [num_channels], torch.nn.functional.silu
+        )
+        self.mix = o3.Linear(irreps_out, irreps_out)
+        self.inv_sqrt_num_neighbors = avg_num_neighbors**-0.5
+
+    def forward(self, scalars: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
+        sender = edge_index[0]
+        receiver = edge_index[1]
+        weights = self.species(scalars).index_select(0, sender) * self.radial(edge_radial)  # [E, C]
+        messages = weights.index_select(1, self.channel) * edge_sh.index_select(1, self.sh_index)
+        summed = scatter_sum(messages, receiver, scalars.shape[0]) * self.inv_sqrt_num_neighbors
+        return self.mix(summed)

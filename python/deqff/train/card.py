@@ -107,7 +107,12 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
             if model_cfg.get("product_channels")
             else ""
         )
-        + ("; branch gains from the input embedding." if model_cfg.get("embedding_gains") else "."),
+        + ("; branch gains from the input embedding" if model_cfg.get("embedding_gains") else "")
+        + (
+            f"; {model_cfg['edge_embedding']} edge embedding."
+            if model_cfg.get("edge_embedding", "full") != "full"
+            else "."
+        ),
     ]
     if model_cfg["model_type"] == "deq":
         inference = model_cfg["solver_inference"]
