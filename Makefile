@@ -223,10 +223,16 @@ RUN_ethanol_explicit_12ep_base_seed2 := configs/ethanol_explicit.yaml $(EPOCHS_1
 RUN_ethanol_explicit_12ep_gains_seed2 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=2
 RUN_ethanol_conservative_12ep_gains := configs/ethanol_conservative.yaml $(EPOCHS_12) --set model.embedding_gains=true
 RUN_ethanol_conservative_12ep_gains_wide := $(RUN_ethanol_conservative_12ep_gains) --set model.irreps_node=32x0e+16x1o+8x2e
+# The edge-degree embedding's full tensor product holds 123k of the wide DEQ's 162k parameters (its radial
+# MLP outputs a weight per input and output channel); the channel-wise one (model.edge_embedding) 15k.
+RUN_ethanol_explicit_12ep_gains_wide_chw := $(RUN_ethanol_explicit_12ep_gains_wide) --set model.edge_embedding=channelwise
+RUN_ethanol_conservative_12ep_gains_wide_chw := $(RUN_ethanol_conservative_12ep_gains_wide) \
+  --set model.edge_embedding=channelwise
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
   ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
-  ethanol_conservative_12ep_gains ethanol_conservative_12ep_gains_wide
+  ethanol_conservative_12ep_gains ethanol_conservative_12ep_gains_wide ethanol_explicit_12ep_gains_wide_chw \
+  ethanol_conservative_12ep_gains_wide_chw
 # Aspirin probes (issue 13: a stronger layer): l <= 1 features, twice the channels (as MACE's max_L 1), at the
 # cost per step of the shipped 16x0e + 8x1o + 4x2e (0.66 s per step of 5 frames, trained); stopped after 6
 # epochs, 93.7 meV/Å validation against 69.4 for the shipped irreps (aspirin_deq_48ep) at epoch 6.
