@@ -120,6 +120,11 @@ exports: setup
 export-%: setup
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(or $(EXPORT_$*),$(EXPORT_OPTIONS) $(PRIOR_$*))
 
+# A benchmark run's checkpoint (runs/ is not committed): trained (resumably) when missing.
+runs/%/checkpoints/best.pt:
+	test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
+	$(call train_run,$*,$(call RUN_CONFIG,$*))
+
 # A training run's best checkpoint exported as a shipped model is (EXPORT_LIKE_RUN: that model, whose
 # options and prior it takes), for the benchmarks comparing another model with a shipped one in MD.
 EXPORT_LIKE_ethanol_conservative_12ep_gains_wide := ethanol_conservative
@@ -268,6 +273,8 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_deq_l12wide_96ep aspirin_explicit_48ep \
   aspirin_deq_12ep aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
+# The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
+CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
 RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 
 # Copy the record of runs/NAME ($(1)) to $(RECORDS)/NAME.
@@ -340,6 +347,9 @@ benchmarks: benchmark-runs
 	  "explicit + gains, seed 2" "explicit, 1 head" "explicit + gains, 1 head" "explicit, 2x scalars" \
 	  "explicit + gains, 2x scalars" "DEQ" "DEQ + gains" "DEQ + gains, 2x scalars" \
 	  --title "ethanol, block ablations at 12 epochs" --notes-file benchmarks/ablations_notes.md
+	$(MAKE) --no-print-directory $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
+	$(BENCH)/layer_contraction.py --results benchmarks/RESULTS.md \
+	  --checkpoint $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
 	test -x .venv-mace/bin/mace_run_train || $(BENCH)/peer_mace.py setup
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12

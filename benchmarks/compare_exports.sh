@@ -88,13 +88,10 @@ compare compare_exports_edge_terms "$TERMS_TITLE" benchmarks/compare_exports_edg
   9892b93 fff9a31
 
 # 6. Not another export but another model: the 12-epoch ethanol DEQ with embedding gains and twice the scalar
-# channels (RESULTS.md "block ablations"; its run retrains with `make
-# benchmarks/runs/ethanol_conservative_12ep_gains_wide/test_metrics.json` when runs/ is gone), exported with the
-# shipped model's options, against the shipped ethanol DEQ: what an MD step of the wider block costs.
+# channels (RESULTS.md "block ablations"; `make out/exports/NAME.pt` retrains it when runs/ is gone), exported with
+# the shipped model's options, against the shipped ethanol DEQ: what an MD step of the wider block costs.
 if wanted compare_exports_gains_wide; then
-  WIDE_RUN=runs/ethanol_conservative_12ep_gains_wide
-  test -f $WIDE_RUN/checkpoints/best.pt || make benchmarks/runs/ethanol_conservative_12ep_gains_wide/test_metrics.json
-  make out/exports/ethanol_conservative_12ep_gains_wide.pt  # the shipped model's export options (Makefile)
+  make out/exports/ethanol_conservative_12ep_gains_wide.pt  # trained if missing; the shipped model's export options
   rm -f benchmarks/compare_exports_gains_wide.json
   $PY benchmarks/compare_exports.py --dataset data/ethanol.npz --before models/ethanol_conservative.pt \
     --after out/exports/ethanol_conservative_12ep_gains_wide.pt --label ethanol_conservative --frames 200 \
