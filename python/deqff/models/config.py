@@ -37,8 +37,9 @@ class ModelConfig:
                          the node features, MACE-style correlation 2) in each block's feed-forward.
     edge_embedding:      the input embedding's neighborhood term (deqff.nn.embedding): "full" (a fully
                          connected tensor product of the species scalars and the harmonics, radial weights
-                         per input and output channel) or "channelwise" (one radial weight per output
-                         channel, then a linear mix: far fewer parameters). Old configs mean "full".
+                         per input and output channel) or "channelwise" (one radial function per output
+                         channel and sender species, then a linear mix: the same functions, ~1/10 of the
+                         parameters). Old configs mean "full".
     embedding_gains:     per-atom, per-channel gains of each block's branches from the input embedding's
                          scalars (deqff.nn.block.EmbeddingGains); False = the plain block.
     aggregation:         how a block weighs its neighbors' messages (deqff.nn.attention): "gated_sum"

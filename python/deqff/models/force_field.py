@@ -52,17 +52,19 @@ class EquivariantForceField(torch.nn.Module):
         self.edge_features = EdgeFeatures(config.lmax_sh, config.cutoff, config.num_basis)
         irreps_scalars = o3.Irreps(f"{self.num_scalars}x0e")
         self.species_embedding = SpeciesEmbedding(num_species, self.num_scalars)
-        embedding = (
-            ChannelwiseEdgeEmbedding if config.edge_embedding == "channelwise" else EdgeDegreeEmbedding
-        )
-        self.edge_degree = embedding(
+        embedding_args = (
             irreps_scalars,
             self.edge_features.irreps_sh,
             irreps_node,
             config.num_basis,
             config.radial_hidden,
             config.avg_num_neighbors,
-            radial_layers=config.radial_layers,
+            config.radial_layers,
+        )
+        self.edge_degree: EdgeDegreeEmbedding | ChannelwiseEdgeEmbedding = (
+            ChannelwiseEdgeEmbedding(*embedding_args, rank=num_species)
+            if config.edge_embedding == "channelwise"
+            else EdgeDegreeEmbedding(*embedding_args)
         )
         if config.model_type == "deq":
             self.core = ImplicitCore(make_layer(config), config)

@@ -80,10 +80,12 @@ def sh_component_index(irreps_sh: o3.Irreps, irreps_out: o3.Irreps) -> torch.Ten
 
 class ChannelwiseEdgeEmbedding(torch.nn.Module):
     """The edge-degree embedding with channel-wise radial weights (as MACE's first interaction):
-    x_i = Mix(Σ_j (s_j A)_c R_c(r_ij) Y_l(c)(r̂_ij)) / sqrt(avg_num_neighbors), one radial weight per
-    output channel c (not one per pair of input and output channels) and a linear mix of the channels of
-    each l after the sum: the same inputs and output as EdgeDegreeEmbedding with ~1/(number of scalars)
-    of its radial MLP's output layer (123k -> 12k parameters at 32x0e + 16x1o + 8x2e, radial 64).
+    x_i = Mix(Σ_j Σ_k (s_j A)_ck R_ck(r_ij) Y_l(c)(r̂_ij)) / sqrt(avg_num_neighbors), `rank` radial
+    functions per output channel c instead of one per pair of input and output channels, and a linear
+    mix of the channels of each l after the sum. The sender's scalars s_j come from its species, so with
+    `rank` = the number of species this spans every function EdgeDegreeEmbedding's full tensor product
+    can make (one radial function per channel and sender species) with a ~1/10 of its parameters
+    (radial output 56 x 3 instead of 32 x 56 at 32x0e + 16x1o + 8x2e and three elements).
 
     Inputs: species scalars [N, S], edge_index [2, E] (sender, receiver), edge SH [E, irreps_sh.dim],
     radial embedding [E, num_basis]. Output [N, irreps_out.dim].
@@ -98,15 +100,18 @@ class ChannelwiseEdgeEmbedding(torch.nn.Module):
         radial_hidden: int,
         avg_num_neighbors: float,
         radial_layers: int = 1,
+        rank: int = 1,
     ) -> None:
         super().__init__()
         irreps_out = o3.Irreps(irreps_out)
-        num_channels = irreps_out.num_irreps
+        self.num_channels = irreps_out.num_irreps
+        self.rank = rank
         self.register_buffer("sh_index", sh_component_index(irreps_sh, irreps_out), persistent=False)
         self.register_buffer("channel", channel_index(irreps_out), persistent=False)
-        self.species = torch.nn.Linear(o3.Irreps(irreps_scalars).dim, num_channels, bias=False)
+        self.species = torch.nn.Linear(o3.Irreps(irreps_scalars).dim, self.num_channels * rank, bias=False)
         self.radial = FullyConnectedNet(
-            [num_basis] + [radial_hidden] * radial_layers + [num_channels], torch.nn.functional.silu
+            [num_basis] + [radial_hidden] * radial_layers + [self.num_channels * rank],
+            torch.nn.functional.silu,
         )
         self.mix = o3.Linear(irreps_out, irreps_out)
         self.inv_sqrt_num_neighbors = avg_num_neighbors**-0.5
@@ -114,7 +119,8 @@ class ChannelwiseEdgeEmbedding(torch.nn.Module):
     def forward(self, scalars: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
         sender = edge_index[0]
         receiver = edge_index[1]
-        weights = self.species(scalars).index_select(0, sender) * self.radial(edge_radial)  # [E, C]
+        products = self.species(scalars).index_select(0, sender) * self.radial(edge_radial)  # [E, C * rank]
+        weights = products.view(-1, self.num_channels, self.rank).sum(-1)  # [E, C]
         messages = weights.index_select(1, self.channel) * edge_sh.index_select(1, self.sh_index)
         summed = scatter_sum(messages, receiver, scalars.shape[0]) * self.inv_sqrt_num_neighbors
         return self.mix(summed)
