@@ -57,3 +57,20 @@ channels) against the config's block; same code, another model (the losses diffe
 benchmarks/compare_training.sh compare_training_gains_wide."
   done
 fi
+
+# 4. What the Jacobian penalty (train.jac_weight, which kept the wider block contracting on aspirin) and the
+# channel-wise edge embedding (model.edge_embedding) cost or save per training step of that block (gains and
+# twice the scalar channels on both sides), same code (revision 1ae1c45).
+if wanted compare_training_jac_channelwise; then
+  rm -f benchmarks/compare_training_jac_channelwise.json
+  for change in "train.jac_weight=1.0" "model.edge_embedding=channelwise"; do
+    $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml --label "aspirin_deq, + $change" --steps 30 \
+      --section compare_training_jac_channelwise --before 1ae1c45 --after 1ae1c45 \
+      --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e --after-set "$change" \
+      --title "Training steps with the Jacobian penalty or the channel-wise edge embedding (issue #13: 1)" \
+      --change "Change: train.jac_weight 1.0 (one more VJP of the layer at the fixed point and its double backward \
+per step) or model.edge_embedding channelwise, each against the block with embedding gains and twice the scalar \
+channels (both sides); same code, other settings (the losses differ). Command: bash benchmarks/compare_training.sh \
+compare_training_jac_channelwise."
+  done
+fi
