@@ -351,10 +351,11 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/ethanol_explicit_12ep_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide \
 	  $(RECORDS)/ethanol_conservative_12ep $(RECORDS)/ethanol_conservative_12ep_gains \
 	  $(RECORDS)/ethanol_conservative_12ep_gains_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide_chw \
+	  $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw \
 	  --labels "explicit 2 layers" "explicit, seed 1" "explicit, seed 2" "explicit + gains" "explicit + gains, seed 1" \
 	  "explicit + gains, seed 2" "explicit, 1 head" "explicit + gains, 1 head" "explicit, 2x scalars" \
 	  "explicit + gains, 2x scalars" "DEQ" "DEQ + gains" "DEQ + gains, 2x scalars" \
-	  "explicit + gains, 2x scalars, channel-wise embedding" \
+	  "explicit + gains, 2x scalars, channel-wise embedding" "DEQ + gains, 2x scalars, channel-wise embedding" \
 	  --title "ethanol, block ablations at 12 epochs" --notes-file benchmarks/ablations_notes.md
 	$(MAKE) --no-print-directory $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
 	$(BENCH)/layer_contraction.py --results benchmarks/RESULTS.md \
