@@ -370,11 +370,14 @@ benchmarks: benchmark-runs
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq \
 	  $(RECORDS)/aspirin_deq_l12wide_72ep $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_48ep \
 	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep $(RECORDS)/aspirin_deq_12ep \
-	  $(RECORDS)/aspirin_deq_12ep_gains_wide_jac \
+	  $(RECORDS)/aspirin_deq_12ep_gains_wide_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
+	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw \
 	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
 	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped)" \
 	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" \
-	  "deqff DEQ, gains, 2x scalars, Jacobian penalty, 12 epochs" --title aspirin
+	  "deqff DEQ, gains, 2x scalars, Jacobian penalty, 12 epochs" \
+	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 12 epochs" \
+	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
