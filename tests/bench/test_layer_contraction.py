@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from deqff.export.testing import tiny_model
+from deqff.export.testing import tiny_model, write_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -15,15 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def checkpoint_with_split(path: Path, model, dataset: Path) -> Path:
     """A tiny training checkpoint with the run config's dataset and a validation split (what the
     script reads)."""
-    from deqff.train.checkpoint import save_checkpoint
-
-    state = {key: value.clone() for key, value in model.state_dict().items()}
-    save_checkpoint(path, {
-        "model_config": model.config.to_dict(), "state_dict": state, "ema_state_dict": state,
-        "dtype": "float64", "run_config": {"data": {"path": str(dataset)}},
-        "splits": {"val": list(range(12))},
-    })  # fmt: skip
-    return path
+    return write_checkpoint(
+        path, model, run_config={"data": {"path": str(dataset)}}, splits={"val": list(range(12))}
+    )
 
 
 def cells(row: str) -> list[str]:

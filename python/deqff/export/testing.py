@@ -124,16 +124,19 @@ def freeze(module: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
         return torch.jit.freeze(module.eval())
 
 
-def write_checkpoint(path: str | Path, model: EquivariantForceField, ema: bool = True) -> Path:
-    """A minimal training-checkpoint dict (model_config, state_dict, ema_state_dict, dtype)."""
+def write_checkpoint(path: str | Path, model: EquivariantForceField, ema: bool = True, **extra: Any) -> Path:
+    """A minimal training checkpoint (model_config, state_dict, ema_state_dict, dtype, and the `extra`
+    keys, e.g. run_config and splits), written as the trainer writes one (kind and version keys)."""
+    from deqff.train.checkpoint import save_checkpoint
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.clone() for key, value in model.state_dict().items()}
     checkpoint = {
         "model_config": model.config.to_dict(),
         "state_dict": state,
         "ema_state_dict": state if ema else {},
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        **extra,
     }
-    torch.save(checkpoint, path)
+    save_checkpoint(path, checkpoint)
     return path
