@@ -120,9 +120,12 @@ exports: setup
 export-%: setup
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(or $(EXPORT_$*),$(EXPORT_OPTIONS) $(PRIOR_$*))
 
+# The datasets the benchmark runs train on, generated when missing.
+BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
+
 # A benchmark run's checkpoint (runs/ is not committed): trained (resumably) when missing.
 runs/%/checkpoints/best.pt:
-	test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
+	$(BENCHMARK_DATA)
 	$(call train_run,$*,$(call RUN_CONFIG,$*))
 
 # A training run's best checkpoint exported as a shipped model is (EXPORT_LIKE_RUN: that model, whose
@@ -295,7 +298,7 @@ endef
 # tolerance unless it is a probe stopped early, its record kept. Shipped models go through model-NAME (on
 # a line of its own: make -n runs lines that name $(MAKE), so no other command may share it).
 $(RECORDS)/%/metrics.csv $(RECORDS)/%/test_metrics.json:
-	test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
+	$(BENCHMARK_DATA)
 	$(if $(filter $*,$(SHIPPED_MODELS)),$(MAKE) --no-print-directory model-$*)
 	$(if $(filter $*,$(SHIPPED_MODELS)),,$(call train_run,$*,$(call RUN_CONFIG,$*) $(if $(STOP_$*),--stop-at-step $(STOP_$*))))
 	$(if $(filter $*,$(SHIPPED_MODELS))$(STOP_$*),,$(DEQFF) train $(call RUN_CONFIG,$*) --output runs/$* \
