@@ -273,6 +273,14 @@ RUN_aspirin_deq_12ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_jac
 RUN_aspirin_explicit_12ep_gains_wide_chw := configs/aspirin_explicit.yaml --set train.epochs=12 \
   --set train.energy_stage_epoch=11 --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e \
   --set model.edge_embedding=channelwise
+# The same explicit block stacked once and twice (DEQ vs explicit depth at equal epochs: how many explicit
+# layers the DEQ's fixed point is worth).
+RUN_aspirin_explicit_12ep_gains_wide_chw_L1 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=1
+RUN_aspirin_explicit_12ep_gains_wide_chw_L2 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=2
+# The channel-wise DEQ over 48 epochs (the shipped aspirin DEQ's first piece was 48 epochs of the old block:
+# 31.6 meV/Å): the candidate to ship with the new block.
+RUN_aspirin_deq_48ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=48 \
+  --set train.energy_stage_epoch=47
 # The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
@@ -282,7 +290,9 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_explicit_v3_product16 aspirin_deq aspirin_explicit aspirin_deq_24ep aspirin_deq_48ep \
   aspirin_deq_l1wide_24ep aspirin_deq_l12wide_48ep aspirin_deq_l12wide_72ep aspirin_deq_l12wide_96ep aspirin_explicit_48ep \
   aspirin_deq_12ep aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac \
-  aspirin_deq_12ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw $(ABLATION_RUNS)
+  aspirin_deq_12ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw \
+  aspirin_deq_48ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw_L1 aspirin_explicit_12ep_gains_wide_chw_L2 \
+  $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac

@@ -183,6 +183,26 @@ def test_max_steps_ends_inside_an_epoch(make_config) -> None:
     assert math.isfinite(history[0]["val_loss"])
 
 
+def test_unconverged_validation_is_never_the_best(make_config, caplog: pytest.LogCaptureFixture) -> None:
+    """Epochs whose validation solves did not converge are not candidates for best.pt (their errors are
+    an unconverged iterate's); a run without any such epoch ends with no best and says why."""
+    unreachable = {"method": "anderson", "max_iter": 2, "tol": 1.0e-30}
+    overrides = {"train.epochs": 2, "output.plot": False, "model.solver_inference": unreachable}
+    trainer = Trainer(make_config("unconverged", **overrides))
+    history = trainer.fit()
+    assert [row["val_converged_frac"] for row in history] == [0.0, 0.0]
+    assert all(math.isfinite(row["val_force_mae_meV_A"]) for row in history)  # it would have been chosen
+    assert [row["best"] for row in history] == [0, 0] and trainer.state.best_epoch == -1
+    assert not trainer.paths.best.exists() and not trainer.paths.test_metrics.exists()
+    assert "not a candidate for the best checkpoint" in caplog.text
+    assert "no epoch qualified as the best checkpoint" in caplog.text and "train.jac_weight" in caplog.text
+    converging = Trainer(
+        make_config("converging", **{**overrides, "model.solver_inference": {"tol": 1.0e-2}})
+    )
+    converging.fit()
+    assert converging.state.best_epoch >= 1 and converging.paths.best.exists()
+
+
 @pytest.mark.parametrize(
     "changes",
     [

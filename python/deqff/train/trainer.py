@@ -33,6 +33,7 @@ from deqff.train.config import DataConfig, RunConfig, save_config
 from deqff.train.datasets import batches, load_training_data, make_loader
 from deqff.train.ema import ExponentialMovingAverage
 from deqff.train.evaluate import (
+    SOLVER_WARN_FRACTION,
     EvaluationResult,
     evaluate,
     evaluation_report,
@@ -347,6 +348,13 @@ class Trainer:
         if not s.finished:  # only when the loop had nothing left to do
             s.finished = True
             self._save(self.paths.last)
+        if s.best_epoch < 0:
+            log.error(
+                "%s: no epoch qualified as the best checkpoint (no finite validation metric with converged "
+                "DEQ solves), so there is no best.pt and no test: retrain with train.jac_weight > 0 (e.g. "
+                "1.0) or a lower train.lr",
+                self.paths.root,
+            )
         self.test()
         return s.history
 
@@ -374,7 +382,8 @@ class Trainer:
         value = val[BEST_KEYS[t.best_metric]]
         if t.energy_stage_epoch == s.epoch + 1 and t.best_metric == "val_loss":
             s.best_value = math.inf  # the loss changed with the energy stage: its values do not compare
-        is_best = math.isfinite(value) and value < s.best_value
+        converged = self._validation_converged(val)
+        is_best = converged and math.isfinite(value) and value < s.best_value
         row["best"] = int(is_best)
         if is_best:
             s.best_value, s.best_epoch = value, s.epoch + 1
@@ -397,6 +406,18 @@ class Trainer:
             " *best*" if is_best else "",
         )  # fmt: skip
         self._warn_about_solver(train, val)
+
+    def _validation_converged(self, val: dict[str, float]) -> bool:
+        """Whether this epoch may be the best: a DEQ's validation errors count only when its solves
+        converged (on at least SOLVER_WARN_FRACTION of the frames); an unconverged iterate's errors are
+        not the model's, and its checkpoint would fail at the export's tolerance."""
+        if self.config.model.model_type != "deq" or val["converged_frac"] >= SOLVER_WARN_FRACTION:
+            return True
+        log.warning(
+            "epoch %d is not a candidate for the best checkpoint: its validation solves did not converge",
+            self.state.epoch + 1,
+        )
+        return False
 
     def _warn_about_solver(self, train: dict[str, float], val: dict[str, float]) -> None:
         """Say so when the fixed-point solves stop converging (the usual first sign of DEQ instability)."""
