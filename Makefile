@@ -236,11 +236,13 @@ RUN_ethanol_conservative_12ep_gains_wide := $(RUN_ethanol_conservative_12ep_gain
 RUN_ethanol_explicit_12ep_gains_wide_chw := $(RUN_ethanol_explicit_12ep_gains_wide) --set model.edge_embedding=channelwise
 RUN_ethanol_conservative_12ep_gains_wide_chw := $(RUN_ethanol_conservative_12ep_gains_wide) \
   --set model.edge_embedding=channelwise
+# The DEQ with it trails the full embedding's by more than the seed spread of the explicit twin: another seed.
+RUN_ethanol_conservative_12ep_gains_wide_chw_seed1 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set train.seed=1
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
   ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
   ethanol_conservative_12ep_gains ethanol_conservative_12ep_gains_wide ethanol_explicit_12ep_gains_wide_chw \
-  ethanol_conservative_12ep_gains_wide_chw
+  ethanol_conservative_12ep_gains_wide_chw ethanol_conservative_12ep_gains_wide_chw_seed1
 # Aspirin probes (issue 13: a stronger layer): l <= 1 features, twice the channels (as MACE's max_L 1), at the
 # cost per step of the shipped 16x0e + 8x1o + 4x2e (0.66 s per step of 5 frames, trained); stopped after 6
 # epochs, 93.7 meV/Å validation against 69.4 for the shipped irreps (aspirin_deq_48ep) at epoch 6.
@@ -277,6 +279,8 @@ RUN_aspirin_explicit_12ep_gains_wide_chw := configs/aspirin_explicit.yaml --set 
 # layers the DEQ's fixed point is worth).
 RUN_aspirin_explicit_12ep_gains_wide_chw_L1 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=1
 RUN_aspirin_explicit_12ep_gains_wide_chw_L2 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=2
+# The DEQ with two blocks in its implicit layer (the parameters of the 2-layer twin, 0.58x the 4-layer's).
+RUN_aspirin_deq_12ep_gains_wide_chw_jac_b2 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.blocks_per_layer=2
 # The channel-wise DEQ over 48 epochs (the shipped aspirin DEQ's first piece was 48 epochs of the old block:
 # 31.6 meV/Å): the candidate to ship with the new block.
 RUN_aspirin_deq_48ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=48 \
@@ -292,7 +296,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_12ep aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac \
   aspirin_deq_12ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw \
   aspirin_deq_48ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw_L1 aspirin_explicit_12ep_gains_wide_chw_L2 \
-  $(ABLATION_RUNS)
+  aspirin_deq_12ep_gains_wide_chw_jac_b2 $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -364,12 +368,19 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/ethanol_explicit_12ep_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide \
 	  $(RECORDS)/ethanol_conservative_12ep $(RECORDS)/ethanol_conservative_12ep_gains \
 	  $(RECORDS)/ethanol_conservative_12ep_gains_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide_chw \
-	  $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw \
+	  $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw_seed1 \
 	  --labels "explicit 2 layers" "explicit, seed 1" "explicit, seed 2" "explicit + gains" "explicit + gains, seed 1" \
 	  "explicit + gains, seed 2" "explicit, 1 head" "explicit + gains, 1 head" "explicit, 2x scalars" \
 	  "explicit + gains, 2x scalars" "DEQ" "DEQ + gains" "DEQ + gains, 2x scalars" \
 	  "explicit + gains, 2x scalars, channel-wise embedding" "DEQ + gains, 2x scalars, channel-wise embedding" \
+	  "DEQ + gains, 2x scalars, channel-wise embedding, seed 1" \
 	  --title "ethanol, block ablations at 12 epochs" --notes-file benchmarks/ablations_notes.md
+	$(BENCH)/bench_recipe.py --section deq_vs_depth --plot benchmarks/deq_vs_depth.png \
+	  --runs $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw_L1 $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw_L2 \
+	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
+	  $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_b2 \
+	  --labels "explicit, 1 layer" "explicit, 2 layers" "explicit, 4 layers" "DEQ, 1 block" "DEQ, 2 blocks" \
+	  --title "aspirin, DEQ vs explicit depth at 12 epochs" --notes-file benchmarks/deq_vs_depth_notes.md
 	$(MAKE) --no-print-directory $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
 	$(BENCH)/layer_contraction.py --results benchmarks/RESULTS.md \
 	  --checkpoint $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
@@ -384,13 +395,14 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_deq_l12wide_72ep $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_48ep \
 	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep $(RECORDS)/aspirin_deq_12ep \
 	  $(RECORDS)/aspirin_deq_12ep_gains_wide_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
-	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw \
+	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac \
 	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
 	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped)" \
 	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" \
 	  "deqff DEQ, gains, 2x scalars, Jacobian penalty, 12 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 12 epochs" \
-	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" --title aspirin
+	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" \
+	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48 epochs" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

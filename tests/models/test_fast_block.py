@@ -10,6 +10,7 @@ from e3nn import o3
 from deqff.nn.attention import message_irreps
 from deqff.nn.block import GatedFeedForward
 from deqff.nn.edge_operator import EdgeTensorProduct
+from deqff.nn.embedding import ScalarHarmonicsProduct
 from deqff.nn.norm import EquivariantLayerNorm
 
 IRREPS = ["16x0e + 8x1o + 4x2e", "8x0e + 4x1o", "6x0e + 4x1o + 2x2e + 2x3o"]
@@ -48,6 +49,46 @@ def test_edge_operator_equals_tensor_product(irreps_node: str, lmax_sh: int) -> 
     fast_grads = torch.autograd.grad((result * probe).sum(), [x, vectors, weights])
     for grad, fast in zip(grads, fast_grads, strict=True):
         assert torch.allclose(fast, grad, atol=1e-11, rtol=0)
+
+
+@pytest.mark.parametrize("irreps_out", [*IRREPS, "4x1o + 8x0e + 2x1e"])
+@pytest.mark.parametrize("lmax_sh", [1, 2])
+def test_scalar_harmonics_product_equals_tensor_product(irreps_out: str, lmax_sh: int) -> None:
+    """The edge-degree embedding's product, path by path, equals e3nn's FullyConnectedTensorProduct
+    (values and gradients with respect to scalars, edge vectors and weights; scripted), also for
+    outputs out of order or without a harmonic of their degree (zero)."""
+    torch.manual_seed(0)
+    irreps_sh = o3.Irreps.spherical_harmonics(lmax_sh)
+    kept = o3.Irreps(irreps_out)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        tp = o3.FullyConnectedTensorProduct(
+            "5x0e", irreps_sh, kept, shared_weights=False, internal_weights=False
+        )
+    finally:
+        torch.set_default_dtype(default)
+    product = torch.jit.script(ScalarHarmonicsProduct(tp))
+    edges = 13
+    scalars = torch.randn(edges, 5, dtype=torch.float64, requires_grad=True)
+    vectors = torch.randn(edges, 3, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(edges, tp.weight_numel, dtype=torch.float64, requires_grad=True)
+    sh = o3.spherical_harmonics(irreps_sh, vectors, normalize=True)
+    expected = tp(scalars, sh, weights)
+    result = product(scalars, sh, weights)
+    assert torch.allclose(result, expected, atol=1e-12, rtol=0)
+    probe = torch.randn_like(expected)
+    grads = torch.autograd.grad((expected * probe).sum(), [scalars, vectors, weights], retain_graph=True)
+    fast_grads = torch.autograd.grad((result * probe).sum(), [scalars, vectors, weights])
+    for grad, fast in zip(grads, fast_grads, strict=True):
+        assert torch.allclose(fast, grad, atol=1e-11, rtol=0)
+
+
+def test_scalar_harmonics_product_refuses_other_products() -> None:
+    with pytest.raises(ValueError, match="scalars"):
+        ScalarHarmonicsProduct(o3.FullyConnectedTensorProduct("2x1o", "1x0e", "2x1o", shared_weights=False))
+    with pytest.raises(ValueError, match="per-edge weights"):
+        ScalarHarmonicsProduct(o3.FullyConnectedTensorProduct("2x0e", "1x0e + 1x1o", "2x0e + 2x1o"))
 
 
 def test_edge_operator_refuses_other_connection_modes() -> None:
