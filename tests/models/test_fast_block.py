@@ -30,6 +30,19 @@ def edge_tensor_product(irreps_node: str, lmax_sh: int) -> o3.TensorProduct:
         torch.set_default_dtype(default)
 
 
+def assert_same_values_and_gradients(
+    result: torch.Tensor, expected: torch.Tensor, inputs: list[torch.Tensor]
+) -> None:
+    """result == expected (float64 round-off), and so are their vector-Jacobian products with one random
+    probe with respect to every tensor of `inputs`."""
+    assert torch.allclose(result, expected, atol=1e-12, rtol=0)
+    probe = torch.randn_like(expected)
+    grads = torch.autograd.grad((expected * probe).sum(), inputs, retain_graph=True)
+    fast_grads = torch.autograd.grad((result * probe).sum(), inputs)
+    for grad, fast in zip(grads, fast_grads, strict=True):
+        assert torch.allclose(fast, grad, atol=1e-11, rtol=0)
+
+
 @pytest.mark.parametrize("irreps_node", IRREPS)
 @pytest.mark.parametrize("lmax_sh", [1, 2, 3])
 def test_edge_operator_equals_tensor_product(irreps_node: str, lmax_sh: int) -> None:
@@ -41,14 +54,9 @@ def test_edge_operator_equals_tensor_product(irreps_node: str, lmax_sh: int) -> 
     vectors = torch.randn(edges, 3, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(edges, tp.weight_numel, dtype=torch.float64, requires_grad=True)
     sh = o3.spherical_harmonics(tp.irreps_in2, vectors, normalize=True)
-    expected = tp(x, sh, weights)
-    result = operator.apply(x, operator.build(sh, weights))
-    assert torch.allclose(result, expected, atol=1e-12, rtol=0)
-    probe = torch.randn_like(expected)
-    grads = torch.autograd.grad((expected * probe).sum(), [x, vectors, weights], retain_graph=True)
-    fast_grads = torch.autograd.grad((result * probe).sum(), [x, vectors, weights])
-    for grad, fast in zip(grads, fast_grads, strict=True):
-        assert torch.allclose(fast, grad, atol=1e-11, rtol=0)
+    assert_same_values_and_gradients(
+        operator.apply(x, operator.build(sh, weights)), tp(x, sh, weights), [x, vectors, weights]
+    )
 
 
 @pytest.mark.parametrize("irreps_out", [*IRREPS, "4x1o + 8x0e + 2x1e"])
@@ -74,14 +82,9 @@ def test_scalar_harmonics_product_equals_tensor_product(irreps_out: str, lmax_sh
     vectors = torch.randn(edges, 3, dtype=torch.float64, requires_grad=True)
     weights = torch.randn(edges, tp.weight_numel, dtype=torch.float64, requires_grad=True)
     sh = o3.spherical_harmonics(irreps_sh, vectors, normalize=True)
-    expected = tp(scalars, sh, weights)
-    result = product(scalars, sh, weights)
-    assert torch.allclose(result, expected, atol=1e-12, rtol=0)
-    probe = torch.randn_like(expected)
-    grads = torch.autograd.grad((expected * probe).sum(), [scalars, vectors, weights], retain_graph=True)
-    fast_grads = torch.autograd.grad((result * probe).sum(), [scalars, vectors, weights])
-    for grad, fast in zip(grads, fast_grads, strict=True):
-        assert torch.allclose(fast, grad, atol=1e-11, rtol=0)
+    assert_same_values_and_gradients(
+        product(scalars, sh, weights), tp(scalars, sh, weights), [scalars, vectors, weights]
+    )
 
 
 def test_scalar_harmonics_product_refuses_other_products() -> None:

@@ -33,7 +33,6 @@ from deqff.train.config import DataConfig, RunConfig, save_config
 from deqff.train.datasets import batches, load_training_data, make_loader
 from deqff.train.ema import ExponentialMovingAverage
 from deqff.train.evaluate import (
-    SOLVER_WARN_FRACTION,
     EvaluationResult,
     evaluate,
     evaluation_report,
@@ -409,9 +408,9 @@ class Trainer:
 
     def _validation_converged(self, val: dict[str, float]) -> bool:
         """Whether this epoch may be the best: a DEQ's validation errors count only when its solves
-        converged (on at least SOLVER_WARN_FRACTION of the frames); an unconverged iterate's errors are
-        not the model's, and its checkpoint would fail at the export's tolerance."""
-        if self.config.model.model_type != "deq" or val["converged_frac"] >= SOLVER_WARN_FRACTION:
+        converged (by the rule `unconverged_solves` warns on); an unconverged iterate's errors are not
+        the model's, and its checkpoint would fail at the export's tolerance."""
+        if self.config.model.model_type != "deq" or unconverged_solves("validation", val) is None:
             return True
         log.warning(
             "epoch %d is not a candidate for the best checkpoint: its validation solves did not converge",
