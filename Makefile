@@ -285,6 +285,15 @@ RUN_aspirin_deq_12ep_gains_wide_chw_jac_b2 := $(RUN_aspirin_deq_12ep_gains_wide_
 # 31.6 meV/Å): the candidate to ship with the new block.
 RUN_aspirin_deq_48ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
+# The same run extended to 96 epochs (the shipped aspirin DEQ's length; the rate restarts and anneals over 48
+# more epochs).
+RUN_aspirin_deq_96ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=96 \
+  --set train.energy_stage_epoch=95
+FROM_aspirin_deq_96ep_gains_wide_chw_jac := aspirin_deq_48ep_gains_wide_chw_jac
+# The new block's 4-layer explicit twin over 48 epochs (DEQ vs twin at equal epochs with the channel-wise
+# block; the candidate to ship as aspirin_explicit).
+RUN_aspirin_explicit_48ep_gains_wide_chw := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set train.epochs=48 \
+  --set train.energy_stage_epoch=47
 # The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
@@ -296,7 +305,8 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_12ep aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac \
   aspirin_deq_12ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw \
   aspirin_deq_48ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw_L1 aspirin_explicit_12ep_gains_wide_chw_L2 \
-  aspirin_deq_12ep_gains_wide_chw_jac_b2 $(ABLATION_RUNS)
+  aspirin_deq_12ep_gains_wide_chw_jac_b2 aspirin_deq_96ep_gains_wide_chw_jac \
+  aspirin_explicit_48ep_gains_wide_chw $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac

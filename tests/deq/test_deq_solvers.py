@@ -244,3 +244,49 @@ def test_input_validation():
         solver(torch.zeros(3, dtype=DTYPE), {"x": torch.zeros(3, dtype=DTYPE)})
     with pytest.raises(ValueError, match="segment"):
         solver(torch.zeros(4, 3, dtype=DTYPE), {"x": torch.zeros(4, 3, dtype=DTYPE)}, torch.zeros(3).long())
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_solve_linearized_records_the_last_evaluation(method):
+    """solve_linearized = forward, plus f(z*) with a graph equal to a fresh linearization at z*: same
+    values, same vector-Jacobian products to z* and to the inputs; scripted too, over several calls (the
+    profiling executor specializes after the first: an evaluation with grad mode turned on inside a
+    no_grad region lost its graph from the second call on)."""
+    dim = 6
+    func = TanhMap(dim, rho=0.7)
+    inputs, segment, nseg = batch([3, 4], dim)
+    inputs["x"].requires_grad_(True)
+    cfg = SolverConfig(method=method, tol=1e-8, stop_mode="rel", max_iter=200)
+    z0 = torch.zeros_like(inputs["x"])
+    scripted = torch.jit.script(FixedPointSolver(func, cfg))
+    for solver in (FixedPointSolver(func, cfg), scripted, scripted, scripted):
+        plain = solver(z0, inputs, segment, nseg)
+        result, fz, leaf = solver.solve_linearized(z0, inputs, segment, nseg)
+        assert torch.is_grad_enabled()
+        assert torch.equal(result.z, plain.z) and result.iterations == plain.iterations
+        assert leaf.shape == result.z.shape, "a geometrically converging solve predicts its last step"
+        assert torch.equal(leaf, result.z) and leaf.requires_grad and fz.requires_grad
+        fresh_leaf = result.z.clone().requires_grad_(True)
+        fresh = func(fresh_leaf, inputs)
+        torch.testing.assert_close(fz, fresh, rtol=1e-12, atol=1e-14)
+        cotangent = torch.randn(fz.shape, generator=torch.Generator().manual_seed(3), dtype=DTYPE)
+        got = torch.autograd.grad([fz], [leaf, inputs["x"]], [cotangent])
+        want = torch.autograd.grad([fresh], [fresh_leaf, inputs["x"]], [cotangent])
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_solve_linearized_without_a_matching_evaluation():
+    """One iteration is always the last (recorded); a returned best iterate that is not the last
+    evaluated point gives no linearization (the caller evaluates f again)."""
+    func = LinearMap(4, rho=0.5)
+    inputs, segment, nseg = batch([2, 3], 4)
+    z0 = torch.zeros_like(inputs["x"])
+    one = SolverConfig(method="fixed_point", max_iter=1, tol=1e-8, stop_mode="abs")
+    result, fz, leaf = FixedPointSolver(func, one).solve_linearized(z0, inputs, segment, nseg)
+    assert torch.equal(leaf, z0) and torch.equal(fz.detach(), inputs["x"]) and fz.requires_grad
+    with torch.no_grad():
+        func.W.copy_(-1.5 * torch.eye(4, dtype=DTYPE))  # divergent: the best iterate is the start
+    best = SolverConfig(method="fixed_point", max_iter=8, tol=1e-8, return_best=True, stop_mode="abs")
+    result, fz, leaf = FixedPointSolver(func, best).solve_linearized(z0, inputs, segment, nseg)
+    assert torch.equal(result.z, z0) and leaf.shape == (0, 4) and fz.shape == (0, 4)

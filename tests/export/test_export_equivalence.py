@@ -9,7 +9,14 @@ from deqff.data.graph import neighbor_list
 from deqff.deq.config import SolverConfig
 from deqff.export.export import build_potential, load_potential
 from deqff.export.options import ExportOptions
-from deqff.export.testing import assert_matches_eager, freeze, md_like_frames, openmm_inputs, tiny_model
+from deqff.export.testing import (
+    assert_matches_eager,
+    freeze,
+    jit_optimized,
+    md_like_frames,
+    openmm_inputs,
+    tiny_model,
+)
 from deqff.models.config import FORCE_MODES
 from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 
@@ -35,6 +42,21 @@ def test_exported_equals_eager_over_md_steps(exported, ethanol, force_mode, froz
             module.totals()["calls"] == 6
             and module.totals()["total_iterations"] == eager.totals()["total_iterations"]
         )
+
+
+def test_conservative_reuses_the_last_solver_evaluation_with_the_profiling_executor(exported, ethanol):
+    """Conservative forces linearize f at z* from the solve's last evaluation (no extra evaluation):
+    with TorchScript's profiling executor on (as in OpenMM and LAMMPS, which specialize after the
+    first calls) the exported model still equals the eager one step after step, and warm steps reuse
+    the evaluation (stat "linearized")."""
+    positions, numbers = ethanol
+    eager = build_potential(tiny_model(force_mode="conservative"))
+    eager.set_atomic_numbers(numbers)
+    module, _ = load_potential(exported("conservative"), numbers)
+    with jit_optimized(True):
+        assert_matches_eager(module, eager, md_like_frames(positions, 8))
+    assert module.totals()["linearized"] >= 6, module.totals()
+    assert eager.totals()["linearized"] == module.totals()["linearized"]
 
 
 @pytest.mark.parametrize("force_mode", ["conservative", "phantom"])

@@ -54,12 +54,61 @@ class FixedPointSolver(nn.Module):
             raise ValueError("FixedPointSolver expects z0 [N, D] and segment [N]")
         rec: list[int] = [] if record is None else record
         with torch.no_grad():
-            result = self._solve(z0, inputs, seg, num_segments, rec)
+            result, _, _ = self._solve(z0, inputs, seg, num_segments, rec, False)
         return result
 
+    @torch.jit.export
+    def solve_linearized(
+        self, z0: Tensor, inputs: dict[str, Tensor], segment: Tensor | None = None, num_segments: int = 1
+    ) -> tuple[SolverResult, Tensor, Tensor]:
+        """Solve as `forward`, and also return (f(z*), z*) with a graph when the solver's last evaluation
+        had one: (result, fz, leaf), leaf a fresh leaf equal to result.z and fz = f(leaf, inputs) with
+        autograd to leaf and to `inputs`, exactly what a linearization at z* computes again (conservative
+        forces, deqff.deq.adjoint). The evaluation the solver expects to be its last (the residual
+        extrapolated from the last two falls below tol, or max_iter is next) is recorded with a graph;
+        when the expectation fails, or the result is not that evaluation's point (return_best), fz and
+        leaf are [0, D] and the caller linearizes itself."""
+        seg = default_segment(z0, segment)
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        result, fz, leaf = self._solve(z0, inputs, seg, num_segments, [], True)
+        torch.set_grad_enabled(enabled)
+        if leaf.shape[0] == 0 or not torch.equal(leaf, result.z):
+            return result, z0[:0], z0[:0]
+        return result, fz, leaf
+
+    def _evaluate(
+        self, z: Tensor, inputs: dict[str, Tensor], with_graph: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(f(z) without graph, f(z) with graph, leaf). with_graph (called with grad mode on) evaluates
+        f at a fresh leaf equal to z and returns its value also as a copy without graph (for the
+        solver's own arithmetic); otherwise both outputs are f(z) without graph and leaf is [0, D]. The
+        solve runs with grad mode on and turns it off for each evaluation without graph, rather than
+        the reverse: TorchScript's profiling executor drops the graph of an evaluation made with grad
+        mode turned on inside a no_grad region after the first call."""
+        leaf = z[:0]
+        if with_graph:
+            with torch.no_grad():
+                leaf = z.clone()  # a leaf without .detach() (torch.jit.freeze drops detach calls)
+            leaf.requires_grad_(True)
+            graph = self.func(leaf, inputs)
+            with torch.no_grad():
+                values = graph.clone()
+        else:
+            with torch.no_grad():
+                values = self.func(z, inputs)
+            graph = values
+        return values, graph, leaf
+
     def _solve(
-        self, z0: Tensor, inputs: dict[str, Tensor], segment: Tensor, num_segments: int, record: list[int]
-    ) -> SolverResult:
+        self,
+        z0: Tensor,
+        inputs: dict[str, Tensor],
+        segment: Tensor,
+        num_segments: int,
+        record: list[int],
+        linearize: bool,
+    ) -> tuple[SolverResult, Tensor, Tensor]:
         z = z0
         t = track_init(z0, num_segments)
         trace = torch.full([self.max_iter], float("nan"), dtype=z0.dtype, device=z0.device)
@@ -70,10 +119,15 @@ class FixedPointSolver(nn.Module):
             hist = broyden_init(z0, self.m, num_segments)
         states: list[Tensor] = []
         iterations = 0
+        with_graph = linearize and self.max_iter == 1
+        leaf = z0[:0]
+        graph = z0
+        previous = 1.0
         for k in range(self.max_iter):
-            fz = self.func(z, inputs)
+            fz, graph, leaf = self._evaluate(z, inputs, with_graph)
             t = track(t, k, z, fz, segment, num_segments, self.stop_mode, self.tol)
-            trace[k] = stop_residual(t, self.stop_mode).max()
+            residual = stop_residual(t, self.stop_mode).max()
+            trace[k] = residual
             iterations = k + 1
             if self.raise_nonfinite and not bool(t.finite.all()):
                 first = int(torch.nonzero(~t.finite)[0, 0])
@@ -97,7 +151,13 @@ class FixedPointSolver(nn.Module):
             z = torch.where(t.active.index_select(0, segment).unsqueeze(1), z_new, z)
             if k + 1 in record:
                 states.append(z)
+            if linearize:
+                current = float(residual)
+                # Expected next residual: current * (current / previous), the last step's rate again.
+                expected_last = k > 0 and current * current < self.tol * previous
+                with_graph = expected_last or k + 2 == self.max_iter
+                previous = current
         result = finish(t, z, segment, self.return_best, iterations, trace[:iterations], states)
         while len(result.states) < len(record):
             result.states.append(result.z)
-        return result
+        return result, graph, leaf

@@ -123,6 +123,7 @@ TOTAL_NAMES = (
     "cold_starts",
     "rejected",
     "retried",
+    "linearized",
 )
 
 
@@ -136,6 +137,7 @@ def new_totals() -> dict[str, float]:
         "cold_starts": 0.0,
         "rejected": 0.0,
         "retried": 0.0,
+        "linearized": 0.0,
     }
 
 
@@ -381,6 +383,7 @@ class DeqffPotential(nn.Module):
         totals["cold_starts"] += stats["cold"]
         totals["rejected"] += stats["rejected"]
         totals["retried"] += stats["retried"]
+        totals["linearized"] += stats["linearized"]
         self._totals = totals
         self._last = stats
 

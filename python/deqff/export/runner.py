@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from deqff.deq import AdjointSolver, FixedPointSolver
-from deqff.deq.stats import residuals
+from deqff.deq.stats import SolverResult, residuals
 from deqff.models.force_field import EquivariantForceField
 
 #: Statistics of one evaluation (RunOutput.stats keys), all floats:
@@ -35,7 +35,9 @@ from deqff.models.force_field import EquivariantForceField
 #: cold: 1 if the returned fixed point was solved from zero; rejected: 1 if a warm start was discarded
 #: because its residual was >= 1 (worse than cold); retried: solves that did not converge and were
 #: retried cold with the fallback solver; residual: relative residual of the returned fixed point;
-#: start_residual: relative residual of the warm start (1 when cold); adjoint_residual: of the adjoint.
+#: start_residual: relative residual of the warm start (1 when cold); adjoint_residual: of the adjoint;
+#: linearized: 1 if conservative forces reused the solve's last evaluation of f as the linearization at
+#: the fixed point (0: f evaluated once more there).
 STAT_NAMES = (
     "iterations",
     "adjoint_iterations",
@@ -45,6 +47,7 @@ STAT_NAMES = (
     "residual",
     "start_residual",
     "adjoint_residual",
+    "linearized",
 )
 
 
@@ -59,6 +62,7 @@ def new_stats() -> dict[str, float]:
         "residual": 0.0,
         "start_residual": 0.0,
         "adjoint_residual": 0.0,
+        "linearized": 0.0,
     }
 
 
@@ -75,6 +79,16 @@ class RunOutput(NamedTuple):
     g: Tensor
     stats: dict[str, float]
     error: str
+
+
+class FixedPoint(NamedTuple):
+    """A solve's fixed point z [N, D] (no graph) and, when the solve's last evaluation was recorded with a
+    graph (FixedPointSolver.solve_linearized), fz = f(leaf) with autograd and the leaf equal to z; both
+    [0, D] otherwise."""
+
+    z: Tensor
+    fz: Tensor
+    leaf: Tensor
 
 
 def _format_float(value: float) -> str:
@@ -175,6 +189,28 @@ class ImplicitRunner(ExplicitRunner):
         self.fallback_adjoint = AdjointSolver(
             core.solver.func, core.adjoint.config.replace(max_iter=fallback_adjoint_max_iter)
         )
+        # Conservative forces linearize f at the fixed point: the solves record their last evaluation
+        # with a graph when they can, so that it need not be repeated.
+        self.linearize: bool = self.force_mode == "conservative"
+
+    def _solve_from(
+        self, start: Tensor, inputs: dict[str, Tensor], batch: Tensor, fallback: bool
+    ) -> tuple[SolverResult, FixedPoint]:
+        """One solve from `start` by the model's solver (or the fallback solver), with its last
+        evaluation's graph when the force mode needs it."""
+        empty = start[:0]
+        if fallback:
+            if self.linearize:
+                result, fz, leaf = self.fallback.solve_linearized(start, inputs, batch, 1)
+                return result, FixedPoint(result.z, fz, leaf)
+            result = self.fallback(start, inputs, batch, 1)
+            return result, FixedPoint(result.z, empty, empty)
+        solver = self.model.core.solver
+        if self.linearize:
+            result, fz, leaf = solver.solve_linearized(start, inputs, batch, 1)
+            return result, FixedPoint(result.z, fz, leaf)
+        result = solver(start, inputs, batch, 1)
+        return result, FixedPoint(result.z, empty, empty)
 
     def cold_solve(
         self,
@@ -183,18 +219,18 @@ class ImplicitRunner(ExplicitRunner):
         stats: dict[str, float],
         errors: list[str],
         retry_only: bool,
-    ) -> Tensor:
+    ) -> FixedPoint:
         """Solve from zero (normal solver, then the fallback solver); an error if neither converges."""
         z0 = torch.zeros_like(inputs["injection"])
         stats["cold"] = 1.0
         if not retry_only:
-            result = self.model.core.solver(z0, inputs, batch, 1)
+            result, point = self._solve_from(z0, inputs, batch, False)
             stats["iterations"] += float(result.iterations)
             stats["residual"] = float(result.rel_res[0])
             if bool(result.converged.all()):
-                return result.z
+                return point
         stats["retried"] += 1.0
-        result = self.fallback(z0, inputs, batch, 1)
+        result, point = self._solve_from(z0, inputs, batch, True)
         stats["iterations"] += float(result.iterations)
         stats["residual"] = float(result.rel_res[0])
         if not bool(result.converged.all()):
@@ -211,7 +247,7 @@ class ImplicitRunner(ExplicitRunner):
                 + "too close or too far apart, a blown-up simulation): check it; or export with a larger "
                 + "--fallback-max-iter / --max-iter or a looser --tol. No state was kept."
             )
-        return result.z
+        return point
 
     def probe(self, z: Tensor, inputs: dict[str, Tensor], batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(f(z), abs residual [1], rel residual [1]) without gradients: the first solver iteration.
@@ -223,7 +259,7 @@ class ImplicitRunner(ExplicitRunner):
 
     def solve(
         self, inputs: dict[str, Tensor], batch: Tensor, z0: Tensor, stats: dict[str, float], errors: list[str]
-    ) -> Tensor:
+    ) -> FixedPoint:
         """Fixed point z* [N, D] (no graph) from the warm start z0 ([0, D] or wrong shape: cold)."""
         injection = inputs["injection"]
         if z0.dim() != 2 or z0.shape[0] != injection.shape[0] or z0.shape[1] != injection.shape[1]:
@@ -241,12 +277,12 @@ class ImplicitRunner(ExplicitRunner):
             # Converged at the start: return f(z0), not z0, so that the state follows the geometry
             # every step (z0 itself would freeze direct forces while the residual stays below tol).
             stats["residual"] = start_rel
-            return fz
-        result = self.model.core.solver(fz, inputs, batch, 1)
+            return FixedPoint(fz, fz[:0], fz[:0])
+        result, point = self._solve_from(fz, inputs, batch, False)
         stats["iterations"] += float(result.iterations)
         stats["residual"] = float(result.rel_res[0])
         if bool(result.converged.all()):
-            return result.z
+            return point
         return self.cold_solve(inputs, batch, stats, errors, True)
 
     def attach(
@@ -303,9 +339,10 @@ class ImplicitRunner(ExplicitRunner):
         batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
         if trust_start and z0.shape[0] == x.shape[0] and z0.shape[1] == inputs["injection"].shape[1]:
-            z = z0.to(x.dtype)
+            point = FixedPoint(z0.to(x.dtype), z0[:0], z0[:0])
         else:
-            z = self.solve(inputs, batch, z0, stats, errors)
+            point = self.solve(inputs, batch, z0, stats, errors)
+        z = point.z
         if len(errors) > 0:
             return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0])
         g = z[:0]
@@ -315,7 +352,11 @@ class ImplicitRunner(ExplicitRunner):
         elif self.force_mode == "phantom":
             state = core.phantom(z, inputs)
         else:
-            state, leaf = core.adjoint.linearize(z, inputs)
+            state, leaf = point.fz, point.leaf
+            if leaf.shape[0] == 0:
+                state, leaf = core.adjoint.linearize(z, inputs)
+            else:
+                stats["linearized"] = 1.0
             energy, _ = self.model.readout(state, species, batch, 1)
             energy, g = self.attach(energy.sum(), state, leaf, batch, g0, stats, errors)
             if len(errors) > 0:

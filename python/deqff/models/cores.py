@@ -132,14 +132,18 @@ class ImplicitCore(torch.nn.Module):
         if self.training:
             return self.train_forward(inputs, batch, num_graphs, z0)
         start = z0 if z0 is not None else torch.zeros_like(inputs["injection"])
+        if position_grad and self.force_mode != "phantom":
+            # The linearization at z* (conservative forces), from the solve's last evaluation if it
+            # recorded one (FixedPointSolver.solve_linearized), else evaluated once more.
+            result, z, leaf = self.solver.solve_linearized(start, inputs, batch, num_graphs)
+            if leaf.shape[0] == 0:
+                z, leaf = self.adjoint.linearize(result.z, inputs)
+            return CoreOutput(z, result.iterations, result.rel_res, result.converged, [], leaf)
         result = self.solver(start, inputs, batch, num_graphs)
         z = result.z
-        leaf = z[:0]
-        if position_grad and self.force_mode == "phantom":
+        if position_grad:
             z = self.phantom(z, inputs)
-        elif position_grad:
-            z, leaf = self.adjoint.linearize(result.z, inputs)
-        return CoreOutput(z, result.iterations, result.rel_res, result.converged, [], leaf)
+        return CoreOutput(z, result.iterations, result.rel_res, result.converged, [], z[:0])
 
     def attach(
         self, energy: Tensor, out: CoreOutput, batch: Tensor, num_graphs: int, g0: Tensor | None = None
