@@ -103,3 +103,22 @@ exported with the shipped model's options to out/exports/ethanol_conservative_12
 models learned; the columns that matter are ms per call and iterations. Command: bash benchmarks/compare_exports.sh \
 compare_exports_gains_wide."
 fi
+
+# 7. Conservative forces linearize f at the fixed point from the solver's last evaluation instead of evaluating
+# it once more (before: 0c57a0b's exports, after: those of 21aff80, which re-exported the conservative DEQs).
+LINEARIZE_TITLE="Cheaper conservative forces: the solver's last evaluation as the linearization (issue #15: 2)"
+LINEARIZE_CHANGE="Change: the forward solve records the evaluation it expects to be its last (the residual \
+extrapolated from the last two below the tolerance) with a graph, and conservative forces take it as the \
+linearization at the fixed point instead of evaluating f there once more (deqff.deq.solver.FixedPointSolver.solve_linearized; \
+a failed expectation falls back to the extra evaluation). Same checkpoints, results equal to round-off. Before: the \
+shipped exports of commit 0c57a0b, after: those of 21aff80 (ethanol_explicit unchanged: a control). Command: bash \
+benchmarks/compare_exports.sh compare_exports_linearized."
+compare compare_exports_linearized "$LINEARIZE_TITLE" benchmarks/compare_exports_linearized.json \
+  "$LINEARIZE_CHANGE" 0c57a0b 21aff80
+# ... and aspirin on consecutive 0.5 fs MD steps (issue #15's setting: ~6 solver + 5 adjoint iterations per call).
+if wanted compare_exports_linearized; then
+  $PY benchmarks/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 \
+    --label "aspirin_deq, consecutive 0.5 fs steps" --section compare_exports_linearized --title "$LINEARIZE_TITLE" \
+    --change "$LINEARIZE_CHANGE" --json benchmarks/compare_exports_linearized.json \
+    --before git:0c57a0b:models/aspirin_deq.pt --after git:21aff80:models/aspirin_deq.pt
+fi
