@@ -198,19 +198,18 @@ class ImplicitRunner(ExplicitRunner):
     ) -> tuple[SolverResult, FixedPoint]:
         """One solve from `start` by the model's solver (or the fallback solver), with its last
         evaluation's graph when the force mode needs it."""
-        empty = start[:0]
+        if not self.linearize:
+            result = (
+                self.fallback(start, inputs, batch, 1)
+                if fallback
+                else self.model.core.solver(start, inputs, batch, 1)
+            )
+            return result, FixedPoint(result.z, start[:0], start[:0])
         if fallback:
-            if self.linearize:
-                result, fz, leaf = self.fallback.solve_linearized(start, inputs, batch, 1)
-                return result, FixedPoint(result.z, fz, leaf)
-            result = self.fallback(start, inputs, batch, 1)
-            return result, FixedPoint(result.z, empty, empty)
-        solver = self.model.core.solver
-        if self.linearize:
-            result, fz, leaf = solver.solve_linearized(start, inputs, batch, 1)
-            return result, FixedPoint(result.z, fz, leaf)
-        result = solver(start, inputs, batch, 1)
-        return result, FixedPoint(result.z, empty, empty)
+            result, fz, leaf = self.fallback.solve_linearized(start, inputs, batch, 1)
+        else:
+            result, fz, leaf = self.model.core.solver.solve_linearized(start, inputs, batch, 1)
+        return result, FixedPoint(result.z, fz, leaf)
 
     def cold_solve(
         self,
