@@ -131,6 +131,8 @@ runs/%/checkpoints/best.pt:
 # A training run's best checkpoint exported as a shipped model is (EXPORT_LIKE_RUN: that model, whose
 # options and prior it takes), for the benchmarks comparing another model with a shipped one in MD.
 EXPORT_LIKE_ethanol_conservative_12ep_gains_wide := ethanol_conservative
+EXPORT_LIKE_aspirin_deq_96ep_gains_wide_chw_jac := aspirin_deq
+EXPORT_LIKE_aspirin_explicit_48ep_gains_wide_chw := aspirin_explicit
 out/exports/%.pt: runs/%/checkpoints/best.pt
 	mkdir -p out/exports
 	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) $(PRIOR_$(EXPORT_LIKE_$*))
@@ -275,6 +277,9 @@ RUN_aspirin_deq_12ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_jac
 RUN_aspirin_explicit_12ep_gains_wide_chw := configs/aspirin_explicit.yaml --set train.epochs=12 \
   --set train.energy_stage_epoch=11 --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e \
   --set model.edge_embedding=channelwise
+# The same DEQ with warm-started training solves (train.warm_start: each frame's fixed point and energy
+# adjoint start from its solutions one epoch earlier): the same curve for fewer iterations.
+RUN_aspirin_deq_12ep_gains_wide_chw_jac_warm := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.warm_start=true
 # The same explicit block stacked once and twice (DEQ vs explicit depth at equal epochs: how many explicit
 # layers the DEQ's fixed point is worth).
 RUN_aspirin_explicit_12ep_gains_wide_chw_L1 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=1

@@ -125,11 +125,16 @@ class BatchLoader:
             return self.indices.copy()
         return self.indices[np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))]
 
+    def batch(self, order: np.ndarray, b: int) -> dict[str, Tensor]:
+        """Batch `b` of the frame order `order` (from `order(epoch)`), with its global frame indices
+        (`keys.FRAME_INDEX`)."""
+        chunk = order[b * self.batch_size : (b + 1) * self.batch_size]
+        out = collate([self.frame(int(i)) for i in chunk], self.cutoff, self.dtype, self.device, self.backend)
+        out[keys.FRAME_INDEX] = torch.as_tensor(chunk, dtype=torch.long, device=self.device)
+        return out
+
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         order = self.order(self.epoch)
         self.epoch += 1
         for b in range(len(self)):
-            chunk = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield collate(
-                [self.frame(int(i)) for i in chunk], self.cutoff, self.dtype, self.device, self.backend
-            )
+            yield self.batch(order, b)

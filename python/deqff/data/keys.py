@@ -32,6 +32,7 @@ cell_shifts        [E, 3]          integer image offsets n, Cartesian shift = n 
 energy             [B]             total potential energy, eV
 forces             [N, 3]          forces, eV/Å
 num_graphs         []              B (int64 scalar tensor)
+frame_index        [B]             the frames' indices in their loader's datasets (`BatchLoader`)
 =================  ==============  =========================================================
 """
 
@@ -53,6 +54,8 @@ CELL_SHIFTS: Final[str] = "cell_shifts"
 ENERGY: Final[str] = "energy"
 FORCES: Final[str] = "forces"
 NUM_GRAPHS: Final[str] = "num_graphs"
+#: Present in batches of a `BatchLoader`: which frames they hold (e.g. to keep per-frame solutions).
+FRAME_INDEX: Final[str] = "frame_index"
 
 #: Row of `edge_index` holding the sender j (source).
 SENDER: Final[int] = 0

@@ -45,8 +45,10 @@ def implicit_state(
     readout: Callable[[Tensor], Tensor],
     segment: Tensor,
     num_segments: int,
+    g0: Tensor | None = None,
 ) -> ImplicitState:
-    """Solve z* = f(z*, inputs) from z0 [N, D] and g = g J + dR/dz, and attach both (see module doc).
+    """Solve z* = f(z*, inputs) from z0 [N, D] and g = g J + dR/dz from g0 [N, D] (default dR/dz),
+    and attach both (see module doc). The backward pass's two solves start cold.
 
     readout: z [N, D] -> energies [B] (per segment). `inputs` should carry a graph to the parameters
     but not to the quantity a derivative will be taken w.r.t. (e.g. positions): that derivative is
@@ -58,7 +60,7 @@ def implicit_state(
     z = deq.attach(fz_leaf, z_leaf, segment, num_segments)
     energy = readout(z)
     v = torch.autograd.grad([energy.sum()], [z], create_graph=True)[0]
-    adjoint = deq.adjoint.solve_graph(fz_leaf, z_leaf, v.detach(), segment, num_segments)
+    adjoint = deq.adjoint.solve_graph(fz_leaf, z_leaf, v.detach(), segment, num_segments, g0)
     g_leaf = adjoint.z.clone().requires_grad_(True)
     gz = torch.autograd.grad([deq.func(z, inputs)], [z], [g_leaf], create_graph=True)[0]
     g = deq.attach(gz + v, g_leaf, segment, num_segments)

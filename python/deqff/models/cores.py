@@ -179,11 +179,13 @@ class ImplicitCore(torch.nn.Module):
         batch: Tensor,
         num_graphs: int,
         z0: Tensor | None,
+        g0: Tensor | None = None,
     ) -> ImplicitState:
         """Training solve of z* and its adjoint for `readout`, both with exact parameter gradients
-        (deqff.deq.second_order; `inputs` without a graph to the positions)."""
+        (deqff.deq.second_order; `inputs` without a graph to the positions), from z0 and g0 [N, D]
+        (warm starts) or cold."""
         start = z0 if z0 is not None else torch.zeros_like(inputs["injection"])
-        return implicit_state(self.training_deq(), start, inputs, readout, batch, num_graphs)
+        return implicit_state(self.training_deq(), start, inputs, readout, batch, num_graphs, g0)
 
     @torch.jit.unused
     def train_forward(

@@ -24,7 +24,9 @@ from deqff.nn.scatter import scatter_sum
 class ForceFieldOutput(NamedTuple):
     """energy [B] eV; atom_energy [N] eV; forces [N, 3] eV/Å; z [N, D] final state (no grad);
     iterations of the solve (0 for explicit); residual [B] relative; converged [B];
-    states: intermediate states with grad for the fixed-point correction loss (training)."""
+    states: intermediate states with grad for the fixed-point correction loss (training);
+    adjoint [N, D]: the adjoint g of a conservative DEQ's energy, g = g J + dE/dz (no grad; empty
+    for other models and modes), a warm start for the next solve of the same system (`g0`)."""
 
     energy: Tensor
     atom_energy: Tensor
@@ -34,6 +36,7 @@ class ForceFieldOutput(NamedTuple):
     residual: Tensor
     converged: Tensor
     states: list[Tensor]
+    adjoint: Tensor
 
 
 class EquivariantForceField(torch.nn.Module):
@@ -182,21 +185,25 @@ class EquivariantForceField(torch.nn.Module):
         batch: Tensor,
         num_graphs: int,
         z0: Tensor | None = None,
+        g0: Tensor | None = None,
     ) -> ForceFieldOutput:
         """positions [N, 3] Å; species [N]; edge_index [2, E] (sender, receiver); shift_vectors
-        [E, 3] Å (periodic image offsets, zeros for molecules); batch [N]; z0 [N, D] warm start."""
+        [E, 3] Å (periodic image offsets, zeros for molecules); batch [N]; z0 [N, D] warm start of
+        the fixed point, g0 [N, D] of the adjoint (conservative DEQs), e.g. a previous call's
+        output.z and output.adjoint for the same atoms."""
         needs_position_grad = self.force_mode != "direct"
         if needs_position_grad and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         if self.training and self.exact_force_training:
             return self._train_exact_forces(
-                positions, species, edge_index, shift_vectors, batch, num_graphs, z0
+                positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0
             )
         inputs = self.layer_inputs(positions, species, edge_index, shift_vectors)
         core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
         energy, atom_energy = self.readout(core.z, species, batch, num_graphs)
+        adjoint = core.z[:0]
         if needs_position_grad:
-            energy, _, _ = self.core.attach(energy, core, batch, num_graphs, None)
+            energy, adjoint, _ = self.core.attach(energy, core, batch, num_graphs, g0)
         # Direct forces get the prior's own -dE/dx, the others its energy (differentiated below).
         energy, atom_energy, prior_forces = self.add_prior(
             energy,
@@ -225,6 +232,7 @@ class EquivariantForceField(torch.nn.Module):
             core.residual,
             core.converged,
             core.states,
+            adjoint.detach(),
         )
 
     @torch.jit.unused
@@ -237,6 +245,7 @@ class EquivariantForceField(torch.nn.Module):
         batch: Tensor,
         num_graphs: int,
         z0: Tensor | None,
+        g0: Tensor | None,
     ) -> ForceFieldOutput:
         """Training forward of a conservative DEQ whose forces have exact parameter gradients.
 
@@ -248,7 +257,7 @@ class EquivariantForceField(torch.nn.Module):
         def energy_of(z: Tensor) -> Tensor:
             return self.readout(z, species, batch, num_graphs)[0]
 
-        state = self.core.train_implicit_state(frozen, energy_of, batch, num_graphs, z0)
+        state = self.core.train_implicit_state(frozen, energy_of, batch, num_graphs, z0, g0)
         live = self.layer_inputs(positions, species, edge_index, shift_vectors)
         layer = self.core.solver.func
         pairing = (state.g * layer(state.z, live)).sum()
@@ -269,4 +278,5 @@ class EquivariantForceField(torch.nn.Module):
             solve.rel_res,
             solve.converged,
             [],
+            state.adjoint.z,
         )

@@ -131,6 +131,11 @@ class TrainConfig:
                           - 1 of them, evenly spaced), L_i the energy/force loss read out from state i
                           with the energy head and the direct force head.
     jac_weight:           Jacobian regularization weight (DEQ): Hutchinson ||J_f(z*)||_F² / (N D).
+    warm_start:           (DEQ) start each training solve of a frame's fixed point and energy adjoint
+                          from that frame's converged solutions of its previous visit (one epoch
+                          earlier) instead of cold; results equal to the solver tolerance, fewer
+                          iterations (benchmarks/RESULTS.md). The solutions are kept in memory only:
+                          a resumed run starts cold for one epoch.
     energy_scale:         joint energy head scale per species: "forces" (RMS force component of the
                           species, as in NequIP/MACE) or "residual" (RMS per-atom energy residual after
                           the shift fit, ~100x smaller on MD data, which made energies learn far more
@@ -160,6 +165,7 @@ class TrainConfig:
     fpc_weight: float = 0.0
     fpc_gamma: float = 0.8
     jac_weight: float = 0.0
+    warm_start: bool = False
     energy_scale: str = "forces"
     best_metric: str = "val_loss"
     seed: int = 0
@@ -266,6 +272,11 @@ class RunConfig:
                     f"{source}: train.{key} > 0 needs model.model_type 'deq' "
                     "(explicit models have no fixed point)"
                 )
+        if train.warm_start and model.model_type != "deq":
+            raise ConfigError(
+                f"{source}: train.warm_start needs model.model_type 'deq' (explicit models solve nothing "
+                "to start warm); remove it or set it to false"
+            )
         if model.energy_readout == "joint+detached" and model.force_mode != "direct":
             raise ConfigError(
                 f"{source}: model.energy_readout 'joint+detached' needs model.force_mode 'direct' for "

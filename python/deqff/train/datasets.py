@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from deqff.data.collate import BatchLoader, collate
+from deqff.data.collate import BatchLoader
 from deqff.data.dataset import Frames
 from deqff.data.formats import read
 from deqff.data.splits import load_splits, make_splits, read_splits
@@ -59,10 +59,7 @@ def batches(loader: BatchLoader, epoch: int, start: int = 0) -> Iterator[dict[st
     """
     order = loader.order(epoch)
     for b in range(start, len(loader)):
-        chunk = order[b * loader.batch_size : (b + 1) * loader.batch_size]
-        yield collate(
-            [loader.frame(int(i)) for i in chunk], loader.cutoff, loader.dtype, loader.device, loader.backend
-        )
+        yield loader.batch(order, b)
 
 
 def make_loader(

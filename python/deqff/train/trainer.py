@@ -4,7 +4,8 @@ weights every epoch, best/last checkpoints, metrics CSV and curves, and exact re
 Exact resume: everything the next step depends on is in the 'last' checkpoint (weights, optimizer,
 scheduler step, EMA, RNG states, completed epochs, optimizer steps, position inside the epoch and its
 running statistics). The data order of epoch e is a pure function of (train.seed, e), so a resumed run
-reproduces an uninterrupted one step for step.
+reproduces an uninterrupted one step for step. Not saved: the per-frame solutions of train.warm_start
+(a resumed run starts those solves cold for one epoch, so it matches to the solver tolerance).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from deqff.train.metrics import RunningStats, peak_memory_mb, plot_curves, write
 from deqff.train.repulsion import apply_repulsion, fit_repulsion_radii
 from deqff.train.schedule import WarmupDecay, make_scheduler
 from deqff.train.statistics import SpeciesStatistics, apply_statistics, fit_species_statistics
+from deqff.train.warm_start import FrameSolutions, Starts
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,7 @@ class Trainer:
         self.ema = ExponentialMovingAverage(self.model, t.ema_decay)
         self.state = TrainState()
         self.epoch_stats = RunningStats()
+        self.solutions = FrameSolutions() if t.warm_start else None
         self.stop_requested = False
         if resume:
             self._restore(read_checkpoint(self.paths.last))
@@ -274,7 +277,10 @@ class Trainer:
         model.train()
         inputs = batch_to_model_inputs(batch, self.species_map)
         targets = batch_targets(batch)
-        output = model(*inputs)
+        starts = self.solutions.starts(batch) if self.solutions is not None else Starts(None, None)
+        output = model(*inputs, starts.z0, starts.g0)
+        if self.solutions is not None:
+            self.solutions.store(batch, output.z, output.adjoint, output.converged)
         jacobian = jacobian_penalty(model, inputs, output.z) if self.weights.jacobian > 0 else None
         loss = compute_loss(model, output, inputs, targets, self.weights, jacobian)
         self.optimizer.zero_grad(set_to_none=True)
