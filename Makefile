@@ -311,7 +311,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_12ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw \
   aspirin_deq_48ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw_L1 aspirin_explicit_12ep_gains_wide_chw_L2 \
   aspirin_deq_12ep_gains_wide_chw_jac_b2 aspirin_deq_96ep_gains_wide_chw_jac \
-  aspirin_explicit_48ep_gains_wide_chw $(ABLATION_RUNS)
+  aspirin_explicit_48ep_gains_wide_chw aspirin_deq_12ep_gains_wide_chw_jac_warm $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -396,6 +396,10 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_b2 \
 	  --labels "explicit, 1 layer" "explicit, 2 layers" "explicit, 4 layers" "DEQ, 1 block" "DEQ, 2 blocks" \
 	  --title "aspirin, DEQ vs explicit depth at 12 epochs" --notes-file benchmarks/deq_vs_depth_notes.md
+	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
+	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
+	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
+	  --title "aspirin, warm-started training solves at 12 epochs" --notes-file benchmarks/warm_start_training_notes.md
 	$(MAKE) --no-print-directory $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
 	$(BENCH)/layer_contraction.py --results benchmarks/RESULTS.md \
 	  --checkpoint $(foreach run,$(CONTRACTION_RUNS),runs/$(run)/checkpoints/best.pt)
@@ -411,13 +415,16 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep $(RECORDS)/aspirin_deq_12ep \
 	  $(RECORDS)/aspirin_deq_12ep_gains_wide_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac \
+	  $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
 	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
 	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped)" \
 	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" \
 	  "deqff DEQ, gains, 2x scalars, Jacobian penalty, 12 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 12 epochs" \
 	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" \
-	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48 epochs" --title aspirin
+	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48 epochs" \
+	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48+48 epochs" \
+	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

@@ -67,6 +67,8 @@ class RunSummary:
             parts.append(f"{model['edge_embedding']} edge embedding")
         if model["model_type"] == "deq" and train.get("jac_weight", 0.0) > 0:
             parts.append(f"Jacobian penalty {train['jac_weight']:g}")
+        if train.get("warm_start"):
+            parts.append("warm-started training solves")
         if train.get("seed", 0) != 0:
             parts.append(f"seed {train['seed']}")
         return ", ".join(parts)

@@ -33,8 +33,12 @@ ROOT = HERE.parent
 SECTION = "compare_training"
 
 
-def worker(config_path: str, overrides: list[str]) -> int:
-    """Serve training steps: prints "ready", then one JSON line per "step" line read from stdin."""
+def worker(config_path: str, overrides: list[str], weights: str | None = None) -> int:
+    """Serve training steps: prints "ready", then one JSON line per "step" line read from stdin. Steps go
+    on through the epochs (the data order of epoch 0, 1, ...); `weights`: a checkpoint whose training
+    weights (`state_dict`) both sides start from instead of the initialization (e.g. a later stage of
+    training)."""
+    import itertools
     import time
 
     import torch
@@ -42,6 +46,7 @@ def worker(config_path: str, overrides: list[str]) -> int:
     from deqff.train.cli import parse_overrides
     from deqff.train.config import load_config
     from deqff.train.datasets import batches
+    from deqff.train.ema import ExponentialMovingAverage
     from deqff.train.trainer import Trainer
 
     torch.set_num_threads(1)
@@ -49,7 +54,10 @@ def worker(config_path: str, overrides: list[str]) -> int:
         run = [f"output.dir={out}", "output.progress=false", "output.plot=false"]
         config = load_config(config_path, parse_overrides([*overrides, *run]))
         trainer = Trainer(config, overwrite=True)
-        stream = batches(trainer.train_loader, 0)
+        if weights:
+            trainer.model.load_state_dict(torch.load(weights, weights_only=False)["state_dict"])
+            trainer.ema = ExponentialMovingAverage(trainer.model, config.train.ema_decay)
+        stream = (batch for epoch in itertools.count() for batch in batches(trainer.train_loader, epoch))
         print("ready", flush=True)
         for line in sys.stdin:
             if line.strip() != "step":
@@ -78,9 +86,11 @@ def source_tree(revision: str, into: Path) -> Path:
     return target / "python"
 
 
-def start_worker(tree: Path, config: str, overrides: list[str]) -> subprocess.Popen:
+def start_worker(tree: Path, config: str, overrides: list[str], weights: str | None) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--config", config]
+    if weights:
+        command += ["--weights", weights]
     for item in overrides:
         command += ["--set", item]
     process = subprocess.Popen(
@@ -110,7 +120,8 @@ def compare(args: argparse.Namespace) -> dict:
         ]
         overrides = [args.set, [*args.set, *args.after_set]]
         workers = [
-            start_worker(tree, args.config, extra) for tree, extra in zip(trees, overrides, strict=True)
+            start_worker(tree, args.config, extra, args.weights)
+            for tree, extra in zip(trees, overrides, strict=True)
         ]
         try:
             records: list[list[dict]] = [[], []]
@@ -188,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="overrides of the after worker only (two settings of one revision: --before X --after X)",
     )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="start both sides from this checkpoint's training weights (default: the initialization)",
+    )
     parser.add_argument("--before", default="HEAD", help="git revision (default HEAD)")
     parser.add_argument("--after", default="current", help='git revision or "current" (the working tree)')
     parser.add_argument("--label", default=None, help="row label (default: the config's name)")
@@ -204,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args(argv)
     if args.worker:
-        return worker(args.config, args.set)
+        return worker(args.config, args.set, args.weights)
     args.label = args.label or Path(args.config).stem
     row = compare(args)
     json_path = Path(args.json or HERE / f"{args.section}.json")

@@ -74,3 +74,26 @@ channels (both sides); same code, other settings (the losses differ). Command: b
 compare_training_jac_channelwise."
   done
 fi
+
+# 5. Warm-started training solves (train.warm_start: each frame's fixed point and energy adjoint from its previous
+# visit) against cold ones, same code (revision 47e735f): the channel-wise aspirin DEQ from its 12-epoch weights at a
+# later-stage rate (2e-3 without warmup); the first 200 steps (epoch 0: every frame solved once, cold) untimed, then
+# 100 timed steps of epoch 1.
+if wanted compare_training_warm_start; then
+  make runs/aspirin_deq_12ep_gains_wide_chw_jac/checkpoints/best.pt  # trained if missing
+  rm -f benchmarks/compare_training_warm_start.json
+  $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml \
+    --label "aspirin_deq, channel-wise block, from its 12-epoch weights" --steps 100 --warmup 200 \
+    --weights runs/aspirin_deq_12ep_gains_wide_chw_jac/checkpoints/best.pt \
+    --section compare_training_warm_start --before 47e735f --after 47e735f \
+    --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e --set train.jac_weight=1.0 \
+    --set model.edge_embedding=channelwise --set train.lr=2e-3 --set train.warmup_steps=0 \
+    --after-set train.warm_start=true \
+    --title "Training steps with warm-started solves (issue #13: 1)" \
+    --change "Change: train.warm_start true: each training frame's fixed-point and energy-adjoint solves start from \
+that frame's converged solutions of its previous visit (one epoch earlier) instead of cold (deqff.train.warm_start); \
+same code, same model and batches. Both sides start from the 12-epoch weights of \
+benchmarks/runs/aspirin_deq_12ep_gains_wide_chw_jac at lr 2e-3 (a later stage of training), 200 untimed steps (the \
+first epoch, all cold), then 100 timed steps of the second. Iterations: of the forward solve; the losses differ by \
+the solver tolerance (1e-3). Command: bash benchmarks/compare_training.sh compare_training_warm_start."
+fi
