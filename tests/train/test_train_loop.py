@@ -11,7 +11,6 @@ import torch
 
 from deqff.data.fingerprint import file_sha256
 from deqff.train.checkpoint import load_checkpoint, read_checkpoint
-from deqff.train.config import ConfigError
 from deqff.train.datasets import read_run_splits
 from deqff.train.evaluate import evaluate, run_batches
 from deqff.train.metrics import CSV_FIELDS
@@ -236,36 +235,3 @@ def test_jacobian_regularization(make_config, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setattr(EquivariantForceField, "layer_inputs", _layer_inputs, raising=False)
     history = Trainer(config, overwrite=True).fit()
     assert history[0]["train_loss_jac"] > 0 and math.isfinite(history[0]["train_loss"])
-
-
-def test_jacobian_penalty_every_k_steps(make_config, monkeypatch: pytest.MonkeyPatch) -> None:
-    """train.jac_every 3: the penalty on steps 0, 3, ... only, weighted 3x there; the logged mean is over
-    the steps that computed it."""
-    import deqff.train.trainer as trainer_module
-
-    config = make_config(
-        "jac_every",
-        **{"train.epochs": 2, "train.jac_weight": 0.1, "train.jac_every": 3, "output.plot": False},
-    )
-    trainer = Trainer(config, overwrite=True)
-    computed: list[tuple[int, float]] = []
-    values: list[float] = []
-    original = trainer_module.jacobian_penalty
-
-    def counting_penalty(model, inputs, z_star):
-        computed.append((trainer.state.step, trainer.weights.jacobian))
-        value = original(model, inputs, z_star)
-        values.append(float(value.detach()))
-        return value
-
-    monkeypatch.setattr(trainer_module, "jacobian_penalty", counting_penalty)
-    history = trainer.fit()
-    assert trainer.state.step == 8  # 2 epochs of 4 batches
-    assert computed == [(0, pytest.approx(0.3)), (3, pytest.approx(0.3)), (6, pytest.approx(0.3))]
-    assert history[0]["train_loss_jac"] == pytest.approx(sum(values[:2]) / 2)  # steps 0 and 3 of epoch 0
-    assert history[1]["train_loss_jac"] == pytest.approx(values[2])
-
-
-def test_jac_every_is_validated(make_config) -> None:
-    with pytest.raises(ConfigError, match="jac_every"):
-        make_config("bad", **{"train.jac_every": 0})

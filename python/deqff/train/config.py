@@ -131,10 +131,6 @@ class TrainConfig:
                           - 1 of them, evenly spaced), L_i the energy/force loss read out from state i
                           with the energy head and the direct force head.
     jac_weight:           Jacobian regularization weight (DEQ): Hutchinson ||J_f(z*)||_F² / (N D).
-    jac_every:            compute that penalty on every jac_every-th optimizer step only, weighted
-                          jac_weight × jac_every there (the same weight on average, 1/jac_every of
-                          its cost; as the DEQ Jacobian-regularization paper applies it to a fraction
-                          of the steps).
     warm_start:           (DEQ) start each training solve of a frame's fixed point and energy adjoint
                           from that frame's converged solutions of its previous visit (one epoch
                           earlier) instead of cold; results equal to the solver tolerance, fewer
@@ -169,7 +165,6 @@ class TrainConfig:
     fpc_weight: float = 0.0
     fpc_gamma: float = 0.8
     jac_weight: float = 0.0
-    jac_every: int = 1
     warm_start: bool = False
     energy_scale: str = "forces"
     best_metric: str = "val_loss"
@@ -207,8 +202,6 @@ class TrainConfig:
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 out.append(f"{name}={value} (must be a finite number >= 0)")
-        if self.jac_every < 1:
-            out.append(f"jac_every={self.jac_every} (must be >= 1: the penalty on every jac_every-th step)")
         if self.energy_stage_epoch is not None and self.energy_stage_epoch < 1:
             out.append(f"energy_stage_epoch={self.energy_stage_epoch} (1-based epoch, or null for no stage)")
         if not (self.energy_stage_weight >= 0 and math.isfinite(self.energy_stage_weight)):

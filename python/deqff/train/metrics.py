@@ -58,7 +58,7 @@ class RunningStats:
         self.sums: dict[str, float] = {
             "abs_e": 0.0, "abs_e_atom": 0.0, "abs_f": 0.0, "sq_f": 0.0, "residual": 0.0, "converged": 0.0,
             "loss": 0.0, "loss_energy": 0.0, "loss_forces": 0.0, "loss_fpc": 0.0, "loss_jac": 0.0,
-            "iters": 0.0, "grad_norm": 0.0, "jac_batches": 0.0,
+            "iters": 0.0, "grad_norm": 0.0,
         }  # fmt: skip
         self.iters_max = 0
         self.skipped = 0
@@ -92,7 +92,6 @@ class RunningStats:
                 ("loss", "loss_energy", "loss_forces", "loss_fpc", "loss_jac"), loss, strict=True
             ):
                 s[name] += float(value.detach())
-            s["jac_batches"] += float(float(loss.jacobian) > 0)  # a computed penalty is > 0 (train.jac_every)
 
     def skip(self) -> None:
         """Count a step skipped for a non-finite loss."""
@@ -107,7 +106,7 @@ class RunningStats:
             "loss_energy": s["loss_energy"] / batches,
             "loss_forces": s["loss_forces"] / batches,
             "loss_fpc": s["loss_fpc"] / batches,
-            "loss_jac": s["loss_jac"] / max(s["jac_batches"], 1.0),  # over the steps that computed it
+            "loss_jac": s["loss_jac"] / batches,
             "energy_mae_meV": 1000.0 * s["abs_e"] / graphs,
             "energy_mae_meV_per_atom": 1000.0 * s["abs_e_atom"] / graphs,
             "force_mae_meV_A": 1000.0 * s["abs_f"] / comps,
@@ -134,8 +133,6 @@ class RunningStats:
         self.graphs, self.batches = int(state["graphs"]), int(state["batches"])
         self.force_components = int(state["force_components"])
         self.sums = {k: float(v) for k, v in state["sums"].items()}
-        # saved before train.jac_every: the penalty was computed on every step or on none
-        self.sums.setdefault("jac_batches", float(self.batches) if self.sums["loss_jac"] > 0 else 0.0)
         self.iters_max, self.skipped = int(state["iters_max"]), int(state["skipped"])
 
 

@@ -263,14 +263,12 @@ class Trainer:
 
     @property
     def weights(self) -> LossWeights:
-        """Loss weights of the current step: the energy stage, if any, raises the energy weight; the
-        Jacobian penalty weighs jac_weight × jac_every on every jac_every-th step, 0 on the others."""
+        """Loss weights of the current epoch (the energy stage, if any, raises the energy weight)."""
         t = self.config.train
         energy = t.energy_weight
         if t.energy_stage_epoch is not None and self.state.epoch + 1 >= t.energy_stage_epoch:
             energy = t.energy_stage_weight
-        jacobian = t.jac_weight * t.jac_every if self.state.step % t.jac_every == 0 else 0.0
-        return LossWeights(energy, t.force_weight, t.fpc_weight, t.fpc_gamma, jacobian)
+        return LossWeights(energy, t.force_weight, t.fpc_weight, t.fpc_gamma, t.jac_weight)
 
     # -- one step ----------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> StepResult | None:
