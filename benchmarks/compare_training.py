@@ -136,7 +136,8 @@ def compare(args: argparse.Namespace) -> dict:
                 process.stdin.close()
                 process.wait()
     timed = [r[args.warmup :] for r in records]
-    ms = [statistics.median(x["ms"] for x in r) for r in timed]
+    average = statistics.mean if args.mean else statistics.median
+    ms = [average(x["ms"] for x in r) for r in timed]
     loss_difference = max(
         abs(a["loss"] - b["loss"]) / max(abs(a["loss"]), 1e-30)
         for a, b in zip(records[0], records[1], strict=True)
@@ -169,7 +170,7 @@ def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
         f"Last row's command: `{command}`  ",
         machine_line()
         + f" Before: {args.before}, after: {args.after}{after_settings}; steps alternate between the two; "
-        "median over the timed steps (after the first ones, untimed).",
+        f"{'mean' if args.mean else 'median'} over the timed steps (after the first ones, untimed).",
         "",
         "| config | steps | ms / step before | ms / step after | speedup | solver iterations / step "
         "before / after | largest relative loss difference |",
@@ -203,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         "--weights",
         default=None,
         help="start both sides from this checkpoint's training weights (default: the initialization)",
+    )
+    parser.add_argument(
+        "--mean",
+        action="store_true",
+        help="the mean ms per step instead of the median (for costs that vary from step to step by design, "
+        "e.g. train.jac_every)",
     )
     parser.add_argument("--before", default="HEAD", help="git revision (default HEAD)")
     parser.add_argument("--after", default="current", help='git revision or "current" (the working tree)')

@@ -97,3 +97,19 @@ benchmarks/runs/aspirin_deq_12ep_gains_wide_chw_jac at lr 2e-3 (a later stage of
 first epoch, all cold), then 100 timed steps of the second. Iterations: of the forward solve; the losses differ by \
 the solver tolerance (1e-3). Command: bash benchmarks/compare_training.sh compare_training_warm_start."
 fi
+
+# 6. The Jacobian penalty on every 4th step only (train.jac_every 4, weighted 4x there; reverted: no gain) against every step, same
+# code (revision cdca837): the channel-wise aspirin DEQ from initialization, 80 steps (a multiple of 4); the mean,
+# not the median, since every 4th step of the after side costs more by design.
+if wanted compare_training_jac_every; then
+  rm -f benchmarks/compare_training_jac_every.json
+  $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml --label "aspirin_deq, channel-wise block" \
+    --steps 80 --warmup 4 --mean --section compare_training_jac_every --before cdca837 --after cdca837 \
+    --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e --set train.jac_weight=1.0 \
+    --set model.edge_embedding=channelwise --after-set train.jac_every=4 \
+    --title "Training steps with the Jacobian penalty on every 4th step (issue #13: 1)" \
+    --change "Change: train.jac_every 4: the Jacobian penalty (train.jac_weight 1.0) computed on every 4th optimizer \
+step only, weighted 4.0 there, against every step; same code, same model and batches (the losses differ by the \
+penalty's terms). Mean over the timed steps. No gain beyond the noise (the penalty's forward is ~5 % of a step): \
+reverted in 815cbe3, measured at cdca837. Command: bash benchmarks/compare_training.sh compare_training_jac_every."
+fi
