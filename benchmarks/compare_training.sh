@@ -98,8 +98,8 @@ first epoch, all cold), then 100 timed steps of the second. Iterations: of the f
 the solver tolerance (1e-3). Command: bash benchmarks/compare_training.sh compare_training_warm_start."
 fi
 
-# 6. The Jacobian penalty on every 4th step only (train.jac_every 4, weighted 4x there; reverted: no gain) against every step, same
-# code (revision cdca837): the channel-wise aspirin DEQ from initialization, 80 steps (a multiple of 4); the mean,
+# 6. The Jacobian penalty on every 4th step only (train.jac_every 4, weighted 4x there; reverted: no gain) against
+# every step, same code (revision cdca837): the channel-wise aspirin DEQ from initialization, 80 steps (a multiple of 4); the mean,
 # not the median, since every 4th step of the after side costs more by design.
 if wanted compare_training_jac_every; then
   rm -f benchmarks/compare_training_jac_every.json
