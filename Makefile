@@ -347,6 +347,9 @@ BENCH := $(PY) benchmarks
 # The exports the 5 x 50 ps stability runs (done in pieces across sessions) were made with: the shipped
 # files were re-exported since (same checkpoints, numbers equal to round-off, other bytes), and --resume
 # keeps only work made with the same model bytes.
+# models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the candidate aspirin DEQ (the channel-wise block, 96
+# epochs) as exported for its stability runs (`make out/exports/aspirin_deq_96ep_gains_wide_chw_jac.pt`), kept for
+# their --resume (its bytes) and to be shipped as models/aspirin_deq.pt if it passes.
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
 benchmarks: benchmark-runs
@@ -460,7 +463,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  > out/bench/stability/ethanol_conservative.pt && git show $(STABILITY_aspirin_deq):models/aspirin_deq.pt \
 	  > out/bench/stability/aspirin_deq.pt
 	$(BENCH)/bench_stability.py --model out/bench/stability/ethanol_conservative.pt out/bench/stability/aspirin_deq.pt \
-	  --dataset data/ethanol.npz data/aspirin.npz --report-interval 20 --seeds 5 --ps 50 --temperature 500 \
+	  models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt \
+	  --dataset data/ethanol.npz data/aspirin.npz data/aspirin.npz --report-interval 20 --seeds 5 --ps 50 --temperature 500 \
 	  --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --piece-ps 5 --resume
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
