@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         "--mean",
         action="store_true",
         help="the mean ms per step instead of the median (for costs that vary from step to step by design, "
-        "e.g. train.jac_every)",
+        "e.g. a penalty computed on every k-th step only)",
     )
     parser.add_argument("--before", default="HEAD", help="git revision (default HEAD)")
     parser.add_argument("--after", default="current", help='git revision or "current" (the working tree)')
