@@ -95,18 +95,22 @@ NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same blo
   issue 13 (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous \
   architecture: benchmarks/RESULTS.md, Architecture.
 NOTE_aspirin_deq := Conservative DEQ for aspirin with the recipe of issue 13 (configs/aspirin_deq.yaml: batch 5, \
-  E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients; one torch thread) and its \
-  architecture (gated-sum aggregation, smooth when atoms cross the cutoff, as they do in aspirin; radial MLPs \
-  of 3x64; lr 1e-2), with twice the l = 1, 2 channels of the first aspirin DEQ (16x0e + 16x1o + 8x2e). Trained \
-  48 epochs, then extended to 72 and to 96 (each extension restarts the cosine; make model-aspirin_deq repeats \
-  it). Exported with the ZBL short-range prior (exactly zero on the training data). The explicit twin \
-  aspirin_explicit stacks the narrower block (16x0e + 8x1o + 4x2e) 4 times; DEQ vs twin and MACE on the same \
-  split: benchmarks/RESULTS.md, Peer: MACE, aspirin.
-NOTE_aspirin_explicit := The explicit twin of the first aspirin DEQ (benchmarks/runs/aspirin_deq_48ep, \
-  16x0e + 8x1o + 4x2e): the same block stacked 4 times with untied weights (twice that DEQ's parameters), \
-  the same recipe and epochs (48); conservative forces with exact gradients, exported with the ZBL \
-  short-range prior. The shipped aspirin_deq has twice the l = 1, 2 channels and 96 epochs. DEQ vs this \
-  twin and MACE: benchmarks/RESULTS.md, Peer: MACE, aspirin.
+  E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients, the Jacobian penalty that \
+  keeps the layer contracting; one torch thread) and the block of its ablations: per-atom branch gains from the \
+  input embedding, twice the scalar channels (32x0e + 16x1o + 8x2e) and the channel-wise edge embedding \
+  (gated-sum aggregation, radial MLPs of 3x64). Trained 48 epochs, then extended to 96 (the extension restarts \
+  the cosine; make model-aspirin_deq repeats it). Exported with the ZBL short-range prior (exactly zero on the \
+  training data). It replaces the DEQ of 16x0e + 16x1o + 8x2e without gains (75,192 parameters, 29.6 meV/Å; \
+  benchmarks/runs/aspirin_deq_l12wide_96ep). Its explicit twin aspirin_explicit stacks the same block 4 times: \
+  more accurate with 2.7x the parameters, a dearer MD step; DEQ vs twin and MACE on the same split: \
+  benchmarks/RESULTS.md, Peer: MACE, aspirin, and DEQ vs explicit depth. MD stability over seeds (5 x 50 ps at \
+  500 K): benchmarks/RESULTS.md.
+NOTE_aspirin_explicit := The explicit twin of aspirin_deq: the same block (embedding gains, 32x0e + 16x1o + \
+  8x2e, channel-wise edge embedding) stacked 4 times with untied weights (2.7x the DEQ's parameters), the same \
+  recipe over 48 epochs (configs/aspirin_explicit.yaml); conservative forces with exact gradients, exported \
+  with the ZBL short-range prior. It replaces the 4-layer twin of the narrower block 16x0e + 8x1o + 4x2e \
+  (116,248 parameters, 28.5 meV/Å; benchmarks/runs/aspirin_explicit_48ep). DEQ vs this twin and MACE: \
+  benchmarks/RESULTS.md, Peer: MACE, aspirin.
 # Re-export the shipped models from their checkpoints (after a change to the exported code; the numbers
 # do not change: tests/models/test_fast_block.py). EXPORT_NAME overrides the options of one model.
 # ethanol_deq.pt stays the file of export format 1 (tests/export/test_export_repulsion.py loads it
@@ -259,10 +263,10 @@ FROM_aspirin_deq_l12wide_72ep := aspirin_deq_l12wide_48ep
 # And once more to 96 epochs (72 epochs: test 30.2 meV/Å, just short of issue 13's 30).
 RUN_aspirin_deq_l12wide_96ep := $(RUN_aspirin_deq_l12wide_48ep) --set train.epochs=96 --set train.energy_stage_epoch=95
 FROM_aspirin_deq_l12wide_96ep := aspirin_deq_l12wide_72ep
-# The shipped aspirin DEQ is that 96-epoch run (configs/aspirin_deq.yaml is its config).
-FROM_aspirin_deq := aspirin_deq_l12wide_96ep
-# The shipped aspirin DEQ's config over MACE's 12 epochs (Peer: MACE, aspirin: accuracy at the peer's length).
-RUN_aspirin_deq_12ep := configs/aspirin_deq.yaml --set train.epochs=12 --set train.energy_stage_epoch=11
+# That 96-epoch run was the shipped aspirin DEQ until the channel-wise block below (its config frozen as
+# configs/aspirin_deq_l12wide.yaml).
+# Its config over MACE's 12 epochs (Peer: MACE, aspirin: accuracy at the peer's length).
+RUN_aspirin_deq_12ep := configs/aspirin_deq_l12wide.yaml --set train.epochs=12 --set train.energy_stage_epoch=11
 # The same with embedding gains and twice the scalar channels (the best block of the 12-epoch ethanol
 # ablations, RESULTS.md "block ablations"): MACE's 12 epochs, for the peer comparison.
 RUN_aspirin_deq_12ep_gains_wide := $(RUN_aspirin_deq_12ep) --set model.embedding_gains=true \
@@ -274,7 +278,7 @@ RUN_aspirin_deq_12ep_gains_wide_jac := $(RUN_aspirin_deq_12ep_gains_wide) --set 
 # ethanol), and its 4-layer explicit twin (the same block and embedding, 2.7x the DEQ's parameters) over the
 # same 12 epochs: DEQ vs twin at equal epochs.
 RUN_aspirin_deq_12ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_jac) --set model.edge_embedding=channelwise
-RUN_aspirin_explicit_12ep_gains_wide_chw := configs/aspirin_explicit.yaml --set train.epochs=12 \
+RUN_aspirin_explicit_12ep_gains_wide_chw := configs/aspirin_explicit_narrow.yaml --set train.epochs=12 \
   --set train.energy_stage_epoch=11 --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e \
   --set model.edge_embedding=channelwise
 # The same DEQ with warm-started training solves (train.warm_start: each frame's fixed point and energy
@@ -286,21 +290,23 @@ RUN_aspirin_explicit_12ep_gains_wide_chw_L1 := $(RUN_aspirin_explicit_12ep_gains
 RUN_aspirin_explicit_12ep_gains_wide_chw_L2 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=2
 # The DEQ with two blocks in its implicit layer (the parameters of the 2-layer twin, 0.58x the 4-layer's).
 RUN_aspirin_deq_12ep_gains_wide_chw_jac_b2 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.blocks_per_layer=2
-# The channel-wise DEQ over 48 epochs (the shipped aspirin DEQ's first piece was 48 epochs of the old block:
-# 31.6 meV/Å): the candidate to ship with the new block.
+# The channel-wise DEQ over 48 epochs (the previous aspirin DEQ's first piece was 48 epochs of the old block:
+# 31.6 meV/Å): the first piece of the shipped aspirin DEQ.
 RUN_aspirin_deq_48ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
-# The same run extended to 96 epochs (the shipped aspirin DEQ's length; the rate restarts and anneals over 48
-# more epochs).
+# The same run extended to 96 epochs (the rate restarts and anneals over 48 more epochs): the shipped aspirin DEQ
+# (configs/aspirin_deq.yaml is this config; its record also in benchmarks/runs/aspirin_deq).
 RUN_aspirin_deq_96ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=96 \
   --set train.energy_stage_epoch=95
 FROM_aspirin_deq_96ep_gains_wide_chw_jac := aspirin_deq_48ep_gains_wide_chw_jac
+FROM_aspirin_deq := aspirin_deq_48ep_gains_wide_chw_jac
 # The new block's 4-layer explicit twin over 48 epochs (DEQ vs twin at equal epochs with the channel-wise
-# block; the candidate to ship as aspirin_explicit).
+# block): the shipped aspirin_explicit (configs/aspirin_explicit.yaml is this config).
 RUN_aspirin_explicit_48ep_gains_wide_chw := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
-# The DEQ's 4-layer explicit twin with the DEQ's 48 epochs (the DEQ vs explicit comparison at equal epochs).
-RUN_aspirin_explicit_48ep := configs/aspirin_explicit.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
+# The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
+# the shipped aspirin_explicit until the channel-wise block).
+RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
 BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24ep ethanol_explicit_24ep \
   ethanol_conservative_12ep ethanol_conservative_12ep_backward1e2 ethanol_explicit_12ep ethanol_explicit_L1 ethanol_conservative_v2 ethanol_explicit_v2 \
   ethanol_explicit_L1_v2 ethanol_product8 ethanol_phantom ethanol_conservative_fixed_adjoint ethanol_exact_tight \
@@ -347,9 +353,10 @@ BENCH := $(PY) benchmarks
 # The exports the 5 x 50 ps stability runs (done in pieces across sessions) were made with: the shipped
 # files were re-exported since (same checkpoints, numbers equal to round-off, other bytes), and --resume
 # keeps only work made with the same model bytes.
-# models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the candidate aspirin DEQ (the channel-wise block, 96
-# epochs) as exported for its stability runs (`make out/exports/aspirin_deq_96ep_gains_wide_chw_jac.pt`), kept for
-# their --resume (its bytes) and to be shipped as models/aspirin_deq.pt if it passes.
+# out/bench/stability/aspirin_deq.pt is the aspirin DEQ shipped before the channel-wise block (16x0e + 16x1o +
+# 8x2e, benchmarks/runs/aspirin_deq_l12wide_96ep). models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the
+# shipped aspirin DEQ of the channel-wise block (the same bytes as models/aspirin_deq.pt), under its run's name for
+# its stability runs' --resume (its bytes) and output folder.
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
 benchmarks: benchmark-runs
@@ -413,21 +420,21 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 2 layers" --title ethanol
 	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/aspirin_deq_48ep \
 	  --out benchmarks/peer/aspirin --epochs 12
-	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq \
+	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq_l12wide_96ep \
 	  $(RECORDS)/aspirin_deq_l12wide_72ep $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_48ep \
 	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep $(RECORDS)/aspirin_deq_12ep \
 	  $(RECORDS)/aspirin_deq_12ep_gains_wide_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac \
 	  $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
-	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
-	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped)" \
+	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped before)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
+	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped before)" \
 	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" \
 	  "deqff DEQ, gains, 2x scalars, Jacobian penalty, 12 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 12 epochs" \
 	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48 epochs" \
-	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48+48 epochs" \
-	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs" --title aspirin
+	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48+48 epochs (shipped)" \
+	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs (shipped)" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

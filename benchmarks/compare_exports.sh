@@ -124,24 +124,26 @@ if wanted compare_exports_linearized; then
 fi
 
 # 8. Not another export but other models: the aspirin candidates of the channel-wise block (the DEQ over 96
-# epochs and its 4-layer explicit twin over 48; RESULTS.md "Peer: MACE, aspirin"), exported with the shipped
-# models' options, against the shipped aspirin_deq and aspirin_explicit on consecutive 0.5 fs MD steps: what an MD
-# step of each candidate costs.
+# epochs and its 4-layer explicit twin over 48; RESULTS.md "Peer: MACE, aspirin"; shipped since as aspirin_deq and
+# aspirin_explicit), exported with the shipped models' options, against the aspirin_deq and aspirin_explicit shipped
+# before them on consecutive 0.5 fs MD steps: what an MD step of each candidate costs.
 if wanted compare_exports_candidates; then
   CANDIDATES_TITLE="MD steps of the channel-wise aspirin candidates (issue #13)"
-  CANDIDATES_CHANGE="Change: other models, not another export: each shipped aspirin model (before) against the \
-candidate of the channel-wise block with embedding gains and 32x0e + 16x1o + 8x2e (after; \
+  CANDIDATES_CHANGE="Change: other models, not another export: each aspirin model shipped before the channel-wise block (before: \
+the exports of commits 21aff80 and fff9a31) against its successor of the channel-wise block with embedding gains and 32x0e + 16x1o + 8x2e (after; \
 benchmarks/runs/aspirin_deq_96ep_gains_wide_chw_jac and aspirin_explicit_48ep_gains_wide_chw, exported with the shipped \
 model's options to out/exports/NAME.pt), 200 consecutive 0.5 fs steps of 500 K xTB MD. Energies and forces differ by \
 what the models learned; the columns that matter are ms per call and iterations. Command: bash \
 benchmarks/compare_exports.sh compare_exports_candidates."
   rm -f benchmarks/compare_exports_candidates.json
-  for pair in aspirin_deq:aspirin_deq_96ep_gains_wide_chw_jac aspirin_explicit:aspirin_explicit_48ep_gains_wide_chw; do
-    shipped=${pair%%:*} candidate=${pair#*:}
+  # shipped:candidate:the last commit of the shipped export (the candidates were shipped in their place since).
+  for triple in aspirin_deq:aspirin_deq_96ep_gains_wide_chw_jac:21aff80 \
+    aspirin_explicit:aspirin_explicit_48ep_gains_wide_chw:fff9a31; do
+    IFS=: read -r shipped candidate revision <<< "$triple"
     make out/exports/"$candidate".pt  # trained if missing; the shipped model's export options
     $PY benchmarks/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 \
       --label "$shipped -> $candidate" --section compare_exports_candidates --title "$CANDIDATES_TITLE" \
       --change "$CANDIDATES_CHANGE" --json benchmarks/compare_exports_candidates.json \
-      --before models/"$shipped".pt --after out/exports/"$candidate".pt
+      --before "git:$revision:models/$shipped.pt" --after out/exports/"$candidate".pt
   done
 fi

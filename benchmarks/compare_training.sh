@@ -11,6 +11,16 @@ SECTIONS=("$@")
 # shellcheck source=sections.sh
 source benchmarks/sections.sh
 
+# The aspirin configs these sections measured, frozen when the shipped aspirin models moved to the channel-wise
+# block (configs/aspirin_deq.yaml and aspirin_explicit.yaml today): a row labelled NAME trains config_of NAME.
+config_of() {
+  case $1 in
+    aspirin_deq) echo configs/aspirin_deq_l12wide.yaml ;;
+    aspirin_explicit) echo configs/aspirin_explicit_narrow.yaml ;;
+    *) echo "configs/$1.yaml" ;;
+  esac
+}
+
 compare() {  # compare SECTION TITLE CHANGE BEFORE_REV AFTER_REV [CONFIGS [AFTER_SETTING]]
   local section=$1 title=$2 change=$3 before=$4 after=$5
   local configs=${6:-aspirin_deq ethanol_conservative aspirin_explicit}
@@ -19,7 +29,7 @@ compare() {  # compare SECTION TITLE CHANGE BEFORE_REV AFTER_REV [CONFIGS [AFTER
   wanted "$section" || return 0
   rm -f "benchmarks/$section.json"
   for name in $configs; do
-    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name" --steps 30 \
+    $PY benchmarks/compare_training.py --config "$(config_of "$name")" --label "$name" --steps 30 \
       --section "$section" --title "$title" --change "$change" --before "$before" --after "$after" "${after_set[@]}"
   done
 }
@@ -48,7 +58,7 @@ the gradients' inexactness. Command: bash benchmarks/compare_training.sh compare
 if wanted compare_training_gains_wide; then
   rm -f benchmarks/compare_training_gains_wide.json
   for name in ethanol_conservative aspirin_deq; do
-    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name" --steps 30 \
+    $PY benchmarks/compare_training.py --config "$(config_of "$name")" --label "$name" --steps 30 \
       --section compare_training_gains_wide --before 8a82fee --after 8a82fee \
       --after-set model.embedding_gains=true --after-set model.irreps_node=32x0e+16x1o+8x2e \
       --title "Training steps of the wider block with embedding gains (issue #13: 1)" \
@@ -64,7 +74,7 @@ fi
 if wanted compare_training_jac_channelwise; then
   rm -f benchmarks/compare_training_jac_channelwise.json
   for change in "train.jac_weight=1.0" "model.edge_embedding=channelwise"; do
-    $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml --label "aspirin_deq, + $change" --steps 30 \
+    $PY benchmarks/compare_training.py --config configs/aspirin_deq_l12wide.yaml --label "aspirin_deq, + $change" --steps 30 \
       --section compare_training_jac_channelwise --before 1ae1c45 --after 1ae1c45 \
       --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e --after-set "$change" \
       --title "Training steps with the Jacobian penalty or the channel-wise edge embedding (issue #13: 1)" \
@@ -82,7 +92,7 @@ fi
 if wanted compare_training_warm_start; then
   make runs/aspirin_deq_12ep_gains_wide_chw_jac/checkpoints/best.pt  # trained if missing
   rm -f benchmarks/compare_training_warm_start.json
-  $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml \
+  $PY benchmarks/compare_training.py --config configs/aspirin_deq_l12wide.yaml \
     --label "aspirin_deq, channel-wise block, from its 12-epoch weights" --steps 100 --warmup 200 \
     --weights runs/aspirin_deq_12ep_gains_wide_chw_jac/checkpoints/best.pt \
     --section compare_training_warm_start --before 47e735f --after 47e735f \
@@ -103,7 +113,7 @@ fi
 # not the median, since every 4th step of the after side costs more by design.
 if wanted compare_training_jac_every; then
   rm -f benchmarks/compare_training_jac_every.json
-  $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml --label "aspirin_deq, channel-wise block" \
+  $PY benchmarks/compare_training.py --config configs/aspirin_deq_l12wide.yaml --label "aspirin_deq, channel-wise block" \
     --steps 80 --warmup 4 --mean --section compare_training_jac_every --before cdca837 --after cdca837 \
     --set model.embedding_gains=true --set model.irreps_node=32x0e+16x1o+8x2e --set train.jac_weight=1.0 \
     --set model.edge_embedding=channelwise --after-set train.jac_every=4 \
