@@ -440,7 +440,7 @@ benchmarks: benchmark-runs
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200 --tolerances 0.0001 0.001 0.01 --predictor-order 2
 	$(BENCH)/profile_conservative_call.py --checkpoint models/aspirin_deq.ckpt --dataset data/aspirin.npz \
-	  --iterations 5.92 --adjoint-iterations 4.92
+	  --iterations 4.97 --adjoint-iterations 4.50
 	mkdir -p out/bench && $(DEQFF) export models/aspirin_deq.ckpt -o out/bench/aspirin_deq_direct.pt $(EXPORT_OPTIONS) \
 	  $(PRIOR_aspirin_deq) --force-mode direct
 	$(BENCH)/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 \
@@ -476,6 +476,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200
+	$(BENCH)/bench_adjoint_tolerance.py --checkpoint models/aspirin_deq.ckpt \
+	  --trajectory data/aspirin_md500K_every_step.npz --structure aspirin
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
