@@ -44,18 +44,25 @@ ADJOINT_TOLERANCES = (1e-4, 3e-4, 1e-3, 3e-3)
 
 def alternate(modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor]) -> list[Run]:
     """Call every module once per frame, in order of frames, the modules' order rotating each frame;
-    one Run per module."""
-    records: list[dict[str, list]] = [{"it": [], "adj": [], "s": [], "f": []} for _ in modules]
+    one Run per module (with energies)."""
+    records: list[dict[str, list]] = [{"it": [], "adj": [], "s": [], "f": [], "e": []} for _ in modules]
     for n, positions in enumerate(tqdm(frames, desc="alternating calls", unit="frame")):
         for k in [(n + i) % len(modules) for i in range(len(modules))]:
             start = time.perf_counter()
-            _, forces = modules[k].compute(positions, None)
+            energy, forces = modules[k].compute(positions, None)
             records[k]["s"].append(time.perf_counter() - start)
             records[k]["it"].append(modules[k].last_iterations())
             records[k]["adj"].append(modules[k].last_adjoint_iterations())
             records[k]["f"].append(forces.numpy())
+            records[k]["e"].append(float(energy))
     return [
-        Run(np.array(r["it"], float), np.array(r["adj"], float), np.array(r["s"]), np.stack(r["f"]))
+        Run(
+            np.array(r["it"], float),
+            np.array(r["adj"], float),
+            np.array(r["s"]),
+            np.stack(r["f"]),
+            np.array(r["e"]),
+        )
         for r in records
     ]
 

@@ -46,21 +46,22 @@ WARMUP_CALLS = 4
 
 @dataclasses.dataclass
 class Run:
-    """Per-frame iterations (forward solver; adjoint for conservative forces), seconds per call and
-    forces [F, N, 3] eV/Å of one model over the frames."""
+    """Per-frame iterations (forward solver; adjoint for conservative forces), seconds per call,
+    forces [F, N, 3] eV/Å and (when recorded) energies [F] eV of one model over the frames."""
 
     iterations: np.ndarray
     adjoint_iterations: np.ndarray
     seconds: np.ndarray
     forces: np.ndarray
+    energies: np.ndarray | None = None
 
 
 def scripted(
-    model: torch.nn.Module, numbers: np.ndarray, first: torch.Tensor, **options
+    model: torch.nn.Module, numbers: np.ndarray, first: torch.Tensor, dtype: str = "float64", **options
 ) -> torch.jit.ScriptModule:
-    """The exported stateful module (float64) for this molecule, warmed up on positions `first` [N, 3]
-    (TorchScript's profiling executor optimizes during the first calls) and then reset."""
-    potential = script_potential(build_potential(model, ExportOptions(dtype="float64", **options)))
+    """The exported stateful module (float64 unless `dtype`) for this molecule, warmed up on positions
+    `first` [N, 3] (TorchScript's profiling executor optimizes during the first calls) and then reset."""
+    potential = script_potential(build_potential(model, ExportOptions(dtype=dtype, **options)))
     potential.set_atomic_numbers(torch.as_tensor(numbers, dtype=torch.long), None)
     warm_up_potential(potential, first, WARMUP_CALLS)
     return potential

@@ -1,0 +1,115 @@
+"""float32 vs float64 exports of one checkpoint: what an MD step costs in each, what float32 changes in the
+energies and forces, and whether it conserves energy as well (the shipped models are exported float64).
+
+For each dtype, the checkpoint is exported with conservative and with direct forces (tolerance `--tol`
+for the solve and the adjoint, predicted warm starts); the four modules are called along consecutive
+0.5 fs frames of 500 K xTB MD, alternating frame by frame (one run: the shared machine's load falls on
+all alike). Differences are against the float64 module of the same force mode. Energy conservation: an
+NVE run in OpenMM of each conservative export from the same start and velocities.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_dtype.py --checkpoint models/aspirin_deq.ckpt \\
+        --trajectory data/aspirin_md500K_every_step.npz --structure aspirin
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench_adjoint_tolerance import alternate, nve_drift
+from bench_tolerance import Run, scripted
+from deqff.data.formats import read
+from deqff.export.export import model_from_checkpoint
+from deqff.export.options import ExportOptions
+from results_file import machine_line, write_section
+
+HERE = Path(__file__).resolve().parent
+DTYPES = ("float64", "float32")
+FORCE_MODES = ("conservative", "direct")
+
+
+def difference(run: Run, reference: Run) -> str:
+    """'max |ΔF| (meV/Å) / max |ΔE| (meV)' of a run against the reference run."""
+    force = 1e3 * float(np.abs(run.forces - reference.forces).max())
+    energy = 1e3 * float(np.abs(run.energies - reference.energies).max())
+    return f"{force:.3g} / {energy:.3g}"
+
+
+def table(runs: dict[tuple[str, str], Run], drifts: dict[str, dict]) -> list[str]:
+    lines = [
+        "| dtype | forces | solver + adjoint iterations | ms / call (median) | speed-up vs float64 "
+        "| max abs ΔF (meV/Å) / ΔE (meV) vs float64 | NVE drift (meV/atom/ps) | NVE fluctuation (meV/atom) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode in FORCE_MODES:
+        reference_ms = 1e3 * float(np.median(runs[("float64", mode)].seconds))
+        for dtype in DTYPES:
+            run, drift = runs[(dtype, mode)], drifts.get(dtype) if mode == "conservative" else None
+            ms = 1e3 * float(np.median(run.seconds))
+            nve = (
+                f"{drift['drift_mev_per_atom_per_ps']:+.3f} | {1e3 * drift['fluctuation_ev_per_atom']:.3f}"
+                if drift
+                else "- | -"
+            )
+            lines.append(
+                f"| {dtype} | {mode} | {run.iterations.mean():.2f} + {run.adjoint_iterations.mean():.2f} | "
+                f"{ms:.1f} | **{reference_ms / ms:.2f}x** | {difference(run, runs[('float64', mode)])} | "
+                f"{nve} |"
+            )
+    return lines
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--checkpoint", default="models/aspirin_deq.ckpt")
+    parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
+    parser.add_argument("--structure", default="aspirin", help="start of the NVE runs")
+    parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
+    parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
+    parser.add_argument("--predictor-order", type=int, default=2)
+    parser.add_argument("--nve-steps", type=int, default=4000, help="0: no NVE runs")
+    parser.add_argument("--out", default="out/bench/dtype", help="NVE runs' exports and logs")
+    parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    data = read(args.trajectory)
+    numbers = np.asarray(data.z)
+    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
+    model = model_from_checkpoint(args.checkpoint)
+    common = {"tol": args.tol, "adjoint_tol": args.tol, "predictor_order": args.predictor_order}
+    keys = [(dtype, mode) for dtype in DTYPES for mode in FORCE_MODES]
+    modules = [scripted(model, numbers, frames[0], dtype=d, force_mode=m, **common) for d, m in keys]
+    runs = dict(zip(keys, alternate(modules, frames), strict=True))
+    drifts = {
+        dtype: nve_drift(args.checkpoint, ExportOptions(dtype=dtype, **common), args, dtype)
+        for dtype in tqdm(DTYPES if args.nve_steps else (), desc="NVE runs")
+    }
+
+    lines = [
+        f"Command: `python benchmarks/bench_dtype.py --checkpoint {args.checkpoint} --trajectory "
+        f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
+        f"--predictor-order {args.predictor_order} --nve-steps {args.nve_steps}`  ",
+        machine_line() + "  ",
+        f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), exported in each "
+        "dtype with conservative and with direct forces "
+        f"(solve and adjoint to {args.tol:g}, predicted warm starts of order {args.predictor_order}); "
+        f"{len(frames)} consecutive 0.5 fs frames of 500 K xTB MD, the four modules alternating frame "
+        "by frame. Differences: largest over frames and components against the float64 module of the "
+        f"same force mode. NVE: OpenMM CPU, {args.nve_steps} steps of 0.5 fs from 300 K velocities "
+        f"(seed 0) at the {args.structure} start, each dtype's conservative export "
+        "(without the ZBL prior, zero on the training data).",
+        "",
+        *table(runs, drifts),
+    ]
+    write_section(Path(args.results), "bench_dtype", "float32 vs float64 exports (issue #15)", lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
