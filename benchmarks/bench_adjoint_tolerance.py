@@ -17,73 +17,24 @@ of each export from the same start and velocities; drift = the slope of a line t
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from deqff.bench.md import md_settings, run_md
-from deqff.bench.nve import energy_drift
-from deqff.data.formats import read
-from deqff.export.export import export_checkpoint, model_from_checkpoint
 from deqff.export.options import ExportOptions
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench_tolerance import REFERENCE_TOL, Run, force_error, run, scripted
+from replay import add_replay_arguments, alternate, load_replay, nve_drift
 from results_file import machine_line, write_section
 
 HERE = Path(__file__).resolve().parent
 ADJOINT_TOLERANCES = (1e-4, 3e-4, 1e-3, 3e-3)
-
-
-def alternate(modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor]) -> list[Run]:
-    """Call every module once per frame, in order of frames, the modules' order rotating each frame;
-    one Run per module (with energies)."""
-    records: list[dict[str, list]] = [{"it": [], "adj": [], "s": [], "f": [], "e": []} for _ in modules]
-    for n, positions in enumerate(tqdm(frames, desc="alternating calls", unit="frame")):
-        for k in [(n + i) % len(modules) for i in range(len(modules))]:
-            start = time.perf_counter()
-            energy, forces = modules[k].compute(positions, None)
-            records[k]["s"].append(time.perf_counter() - start)
-            records[k]["it"].append(modules[k].last_iterations())
-            records[k]["adj"].append(modules[k].last_adjoint_iterations())
-            records[k]["f"].append(forces.numpy())
-            records[k]["e"].append(float(energy))
-    return [
-        Run(
-            np.array(r["it"], float),
-            np.array(r["adj"], float),
-            np.array(r["s"]),
-            np.stack(r["f"]),
-            np.array(r["e"]),
-        )
-        for r in records
-    ]
-
-
-def nve_drift(checkpoint: str, options: ExportOptions, args: argparse.Namespace, name: str) -> dict:
-    """Export with `options`, run NVE in OpenMM (args.structure, args.nve_steps); the drift summary."""
-    out = Path(args.out) / name
-    out.mkdir(parents=True, exist_ok=True)
-    model_file = export_checkpoint(checkpoint, out / "model.pt", options)
-    settings = SimpleNamespace(
-        model=model_file, out=out, steps=args.nve_steps, temperature=300.0, timestep=0.5,
-        platform="CPU", report_interval=10, seed=0, threads=1, start_state=None,
-    )  # fmt: skip
-    rows, structure = run_md(md_settings(settings, "nve", args.structure))
-    time_ps = np.array([row["time_ps"] for row in rows])
-    energy = np.array([row["total_energy_kj_mol"] for row in rows])
-    return {
-        **energy_drift(time_ps, energy, len(structure.atomic_numbers)),
-        "time_ps": time_ps,
-        "energy": energy,
-    }
 
 
 def table(
@@ -134,24 +85,15 @@ def plot(tolerances: list[float], drifts: list[dict], path: Path) -> None:
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--checkpoint", default="models/aspirin_deq.ckpt")
-    parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
-    parser.add_argument("--structure", default="aspirin", help="start of the NVE runs")
-    parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
+    add_replay_arguments(parser, nve_steps=2000, out="out/bench/adjoint_tolerance")
     parser.add_argument("--tol", type=float, default=1e-4, help="forward solve tolerance (all rows)")
     parser.add_argument("--adjoint-tolerances", type=float, nargs="+", default=list(ADJOINT_TOLERANCES))
-    parser.add_argument("--predictor-order", type=int, default=2)
-    parser.add_argument("--nve-steps", type=int, default=2000, help="0: no NVE runs")
-    parser.add_argument("--out", default="out/bench/adjoint_tolerance", help="NVE runs' exports and logs")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--plot", default=str(HERE / "adjoint_tolerance.png"))
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    data = read(args.trajectory)
-    numbers = np.asarray(data.z)
-    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
-    model = model_from_checkpoint(args.checkpoint)
+    model, numbers, frames = load_replay(args)
     tight = {"tol": REFERENCE_TOL, "max_iter": 400, "adjoint_tol": REFERENCE_TOL, "adjoint_max_iter": 400}
     reference = run(scripted(model, numbers, frames[0], **tight, warm_start=False), frames, "reference")
     common = {"tol": args.tol, "predictor_order": args.predictor_order}

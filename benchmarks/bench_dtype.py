@@ -20,11 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench_adjoint_tolerance import alternate, nve_drift
 from bench_tolerance import Run, scripted
-from deqff.data.formats import read
-from deqff.export.export import model_from_checkpoint
 from deqff.export.options import ExportOptions
+from replay import add_replay_arguments, alternate, load_replay, nve_drift
 from results_file import machine_line, write_section
 
 HERE = Path(__file__).resolve().parent
@@ -66,22 +64,13 @@ def table(runs: dict[tuple[str, str], Run], drifts: dict[str, dict]) -> list[str
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--checkpoint", default="models/aspirin_deq.ckpt")
-    parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
-    parser.add_argument("--structure", default="aspirin", help="start of the NVE runs")
-    parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
+    add_replay_arguments(parser, nve_steps=4000, out="out/bench/dtype")
     parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
-    parser.add_argument("--predictor-order", type=int, default=2)
-    parser.add_argument("--nve-steps", type=int, default=4000, help="0: no NVE runs")
-    parser.add_argument("--out", default="out/bench/dtype", help="NVE runs' exports and logs")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    data = read(args.trajectory)
-    numbers = np.asarray(data.z)
-    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
-    model = model_from_checkpoint(args.checkpoint)
+    model, numbers, frames = load_replay(args)
     common = {"tol": args.tol, "adjoint_tol": args.tol, "predictor_order": args.predictor_order}
     keys = [(dtype, mode) for dtype in DTYPES for mode in FORCE_MODES]
     modules = [scripted(model, numbers, frames[0], dtype=d, force_mode=m, **common) for d, m in keys]

@@ -1,0 +1,84 @@
+"""Shared pieces of the benchmarks that replay an MD trajectory through several exports side by side
+(bench_adjoint_tolerance.py, bench_dtype.py): their common arguments, the frames, calls alternating
+between modules frame by frame, and an NVE run of an export in OpenMM."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench_tolerance import Run
+from deqff.bench.md import md_settings, run_md
+from deqff.bench.nve import energy_drift
+from deqff.data.formats import read
+from deqff.export.export import export_checkpoint, model_from_checkpoint
+from deqff.export.options import ExportOptions
+from deqff.models.force_field import EquivariantForceField
+
+
+def add_replay_arguments(parser: argparse.ArgumentParser, nve_steps: int, out: str) -> None:
+    """The checkpoint, trajectory, NVE and output arguments both benchmarks take."""
+    parser.add_argument("--checkpoint", default="models/aspirin_deq.ckpt")
+    parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
+    parser.add_argument("--structure", default="aspirin", help="start of the NVE runs")
+    parser.add_argument("--steps", type=int, default=200, help="frames (MD steps) to replay")
+    parser.add_argument("--predictor-order", type=int, default=2)
+    parser.add_argument("--nve-steps", type=int, default=nve_steps, help="0: no NVE runs")
+    parser.add_argument("--out", default=out, help="NVE runs' exports and logs")
+
+
+def load_replay(args: argparse.Namespace) -> tuple[EquivariantForceField, np.ndarray, list[torch.Tensor]]:
+    """(model of args.checkpoint, atomic numbers [N], the first args.steps frames [N, 3] Å, float64)."""
+    data = read(args.trajectory)
+    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
+    return model_from_checkpoint(args.checkpoint), np.asarray(data.z), frames
+
+
+def alternate(modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor]) -> list[Run]:
+    """Call every module once per frame, in order of frames, the modules' order rotating each frame;
+    one Run per module (with energies)."""
+    records: list[dict[str, list]] = [{"it": [], "adj": [], "s": [], "f": [], "e": []} for _ in modules]
+    for n, positions in enumerate(tqdm(frames, desc="alternating calls", unit="frame")):
+        for k in [(n + i) % len(modules) for i in range(len(modules))]:
+            start = time.perf_counter()
+            energy, forces = modules[k].compute(positions, None)
+            records[k]["s"].append(time.perf_counter() - start)
+            records[k]["it"].append(modules[k].last_iterations())
+            records[k]["adj"].append(modules[k].last_adjoint_iterations())
+            records[k]["f"].append(forces.numpy())
+            records[k]["e"].append(float(energy))
+    return [
+        Run(
+            np.array(r["it"], float),
+            np.array(r["adj"], float),
+            np.array(r["s"]),
+            np.stack(r["f"]),
+            np.array(r["e"]),
+        )
+        for r in records
+    ]
+
+
+def nve_drift(checkpoint: str, options: ExportOptions, args: argparse.Namespace, name: str) -> dict:
+    """Export with `options`, run NVE in OpenMM (args.structure, args.nve_steps); the drift summary."""
+    out = Path(args.out) / name
+    out.mkdir(parents=True, exist_ok=True)
+    model_file = export_checkpoint(checkpoint, out / "model.pt", options)
+    settings = SimpleNamespace(
+        model=model_file, out=out, steps=args.nve_steps, temperature=300.0, timestep=0.5,
+        platform="CPU", report_interval=10, seed=0, threads=1, start_state=None,
+    )  # fmt: skip
+    rows, structure = run_md(md_settings(settings, "nve", args.structure))
+    time_ps = np.array([row["time_ps"] for row in rows])
+    energy = np.array([row["total_energy_kj_mol"] for row in rows])
+    return {
+        **energy_drift(time_ps, energy, len(structure.atomic_numbers)),
+        "time_ps": time_ps,
+        "energy": energy,
+    }
