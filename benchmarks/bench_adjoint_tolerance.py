@@ -67,7 +67,7 @@ def table(
     return lines
 
 
-def plot(tolerances: list[float], drifts: list[dict], path: Path) -> None:
+def plot(tolerances: list[float], drifts: list[dict], forward_tol: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     for tol, drift in zip(tolerances, drifts, strict=True):
         if drift:
@@ -75,7 +75,7 @@ def plot(tolerances: list[float], drifts: list[dict], path: Path) -> None:
             ax.plot(drift["time_ps"], energy, label=f"adjoint tol {tol:g}")
     ax.set_xlabel("time (ps)")
     ax.set_ylabel("total energy - initial (kJ/mol)")
-    ax.set_title("NVE with conservative forces, forward tol 1e-4")
+    ax.set_title(f"NVE with conservative forces, forward tol {forward_tol:g}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -128,7 +128,7 @@ def main() -> None:
     title = "Conservative forces with a looser adjoint solve (issue #15)"
     write_section(Path(args.results), "bench_adjoint_tolerance", title, lines)
     if args.nve_steps:
-        plot(args.adjoint_tolerances, drifts, Path(args.plot))
+        plot(args.adjoint_tolerances, drifts, args.tol, Path(args.plot))
     print("\n".join(lines))
 
 
