@@ -96,17 +96,40 @@ class AdjointSolver(nn.Module):
         parameters is the implicit one: dE/dx = dE/dx|explicit + g df/dx with g = g J + dE/dfz.
         Without a graph (e.g. under no_grad) energy is returned unchanged with an empty result.
         """
+        out, result, _ = self.attach_carried(energy, fz, z, [], 0, 0, segment, num_segments, g0)
+        return out, result
+
+    @torch.jit.export
+    def attach_carried(
+        self,
+        energy: Tensor,
+        fz: Tensor,
+        z: Tensor,
+        carried: list[Tensor],
+        memory: int,
+        keep: int,
+        segment: Tensor | None = None,
+        num_segments: int = 1,
+        g0: Tensor | None = None,
+    ) -> tuple[Tensor, SolverResult, list[Tensor]]:
+        """`attach` whose adjoint solve is seeded with a previous solve's secant pairs `carried` and
+        returns its own last `keep` pairs (FixedPointSolver.solve_carried; memory <= 0: the config's m)."""
         seg = default_segment(z, segment)
         result = _empty_result(z, num_segments)
+        empty = z.new_zeros([0, z.shape[0], z.shape[1]])
+        carried_out = [empty, empty, z.new_zeros([0])]
         out = energy
         if energy.requires_grad:
             grad_out: list[Tensor | None] = [torch.ones_like(energy)]
             v = torch.autograd.grad([energy], [fz], grad_out, retain_graph=True, allow_unused=True)[0]
             if v is not None:
-                result = self.solve_graph(fz, z, v, seg, num_segments, g0)
+                start = v if g0 is None else g0
+                result, _, _, carried_out = self.solver.solve_carried(
+                    start, {"fz": fz, "z": z, "rhs": v}, carried, memory, keep, False, seg, num_segments
+                )
                 extra = _correction(result.z - v, fz, seg, num_segments)
                 out = energy + (extra.sum() if energy.dim() == 0 else extra)
-        return out, result
+        return out, result, carried_out
 
 
 def _correction(c: Tensor, fz: Tensor, segment: Tensor, num_segments: int) -> Tensor:

@@ -73,3 +73,81 @@ def anderson_step(
     valid.copy_(torch.where(bad.unsqueeze(1), newest.unsqueeze(0), valid))
     alpha = torch.where(bad.unsqueeze(1), newest.to(alpha.dtype).unsqueeze(0), alpha)
     return segment_combine(alpha, Y, segment)
+
+
+def anderson_seed(
+    hist: list[Tensor],
+    z: Tensor,
+    g: Tensor,
+    carried: list[Tensor],
+    segment: Tensor,
+    num_segments: int,
+    beta: float,
+) -> list[int]:
+    """Put a previous solve's secant pairs into a fresh history, anchored at the new point (z, g = f(z) - z).
+
+    carried = [dZ, dG (, gram)] from `anderson_carry`: dZ, dG [K, N, D] (newest first) are iterates and
+    residuals of the previous solve minus those of its last evaluation, gram [B * K * K] their residual
+    Gram matrices per segment (recomputed when absent). Anchored here they become the entries
+    (z + dZ_i, g + dG_i), so that Anderson's least squares over them is the multisecant step with the
+    previous step's differences: an estimate of the Jacobian, which changes little between MD steps.
+    Entries go to slots m-K .. m-1 (oldest first), so that the solve's own entries (slots 0, 1, ...)
+    replace the oldest ones first. Returns the seeded slots, newest first.
+    """
+    Y, G, H, valid = hist[0], hist[1], hist[2], hist[3]
+    m = Y.shape[0]
+    count = min(carried[0].shape[0], m - 1)
+    if count == 0:
+        return []
+    first = m - count
+    oldest_first = torch.arange(count - 1, -1, -1, device=z.device)
+    dz = carried[0].index_select(0, oldest_first)
+    dg = carried[1].index_select(0, oldest_first)
+    G[first:] = dg + g.unsqueeze(0)
+    Y[first:] = dz + z.unsqueeze(0) + beta * G[first:]
+    valid[:, first:] = True
+    full = carried[0].shape[0]
+    if len(carried) > 2 and carried[2].numel() == num_segments * full * full:
+        # <g + dG_i, g + dG_j> = <dG_i, dG_j> + <dG_i, g> + <g, dG_j> + <g, g>: K dots, not K^2
+        gram = carried[2].reshape(num_segments, full, full)[:, :count, :count].flip([1, 2])
+        cross = segment_dot(g, dg, segment, num_segments)
+        norm = segment_dot(g, g.unsqueeze(0), segment, num_segments)
+        H[:, first:, first:] = gram + cross.unsqueeze(2) + cross.unsqueeze(1) + norm.unsqueeze(2)
+    else:
+        seeded = G[first:]
+        for i in range(count):
+            col = segment_dot(seeded[i], seeded, segment, num_segments)
+            H[:, first + i, first:] = col
+    return list(range(m - 1, first - 1, -1))
+
+
+def anderson_carry(
+    hist: list[Tensor],
+    z: Tensor,
+    g: Tensor,
+    recent: list[int],
+    keep: int,
+    beta: float,
+    segment: Tensor,
+    num_segments: int,
+) -> list[Tensor]:
+    """The secant pairs to carry to the next solve: [dZ, dG, gram] with dZ, dG [K, N, D] (K <= keep, newest
+    first): the history's valid entries `recent` (slots, newest first) minus the last evaluation (z,
+    g = f(z) - z), and gram [B * K * K] the Gram matrices of the dG per segment (from the history's own:
+    one dot per entry)."""
+    Y, G, H, valid = hist[0], hist[1], hist[2], hist[3]
+    used: list[int] = []
+    for slot in recent:
+        if len(used) < keep and bool(valid[:, slot].all()):
+            used.append(slot)
+    if len(used) == 0:
+        empty = z.new_zeros([0, z.shape[0], z.shape[1]])
+        return [empty, empty, z.new_zeros([0])]
+    index = torch.tensor(used, dtype=torch.long, device=z.device)
+    residuals = G.index_select(0, index)
+    points = Y.index_select(0, index) - beta * residuals
+    cross = segment_dot(g, residuals, segment, num_segments)  # [B, K]
+    norm = segment_dot(g, g.unsqueeze(0), segment, num_segments)  # [B, 1]
+    old = H.index_select(1, index).index_select(2, index)
+    gram = old - cross.unsqueeze(2) - cross.unsqueeze(1) + norm.unsqueeze(2)
+    return [points - z.unsqueeze(0), residuals - g.unsqueeze(0), gram.reshape(-1)]

@@ -18,11 +18,15 @@ def segment_norm(x: Tensor, segment: Tensor, num_segments: int) -> Tensor:
 
 def segment_dot(x: Tensor, history: Tensor, segment: Tensor, num_segments: int) -> Tensor:
     """Per-segment inner products <history[i], x> for history [m, N, D], x [N, D] -> [B, m]."""
+    if num_segments == 1:  # one matrix-vector product, no [m, N, D] temporary
+        return torch.mv(history.reshape(history.shape[0], -1), x.reshape(-1)).unsqueeze(0)
     return segment_sum((history * x.unsqueeze(0)).sum(2).t(), segment, num_segments)
 
 
 def segment_combine(coef: Tensor, history: Tensor, segment: Tensor) -> Tensor:
     """sum_i coef[segment[n], i] * history[i, n] for coef [B, m], history [m, N, D] -> [N, D]."""
+    if coef.shape[0] == 1:  # one segment: a vector-matrix product
+        return torch.mv(history.reshape(history.shape[0], -1).t(), coef[0]).reshape(history.shape[1:])
     c = coef.index_select(0, segment).t().unsqueeze(2)
     return (c * history).sum(0)
 

@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from .anderson import anderson_init, anderson_step
+from .anderson import anderson_carry, anderson_init, anderson_seed, anderson_step
 from .broyden import broyden_init, broyden_step
 from .config import SolverConfig
 from .segments import default_segment
@@ -54,7 +54,7 @@ class FixedPointSolver(nn.Module):
             raise ValueError("FixedPointSolver expects z0 [N, D] and segment [N]")
         rec: list[int] = [] if record is None else record
         with torch.no_grad():
-            result, _, _ = self._solve(z0, inputs, seg, num_segments, rec, False)
+            result, _, _, _ = self._solve(z0, inputs, seg, num_segments, rec, False, [], 0, 0)
         return result
 
     @torch.jit.export
@@ -68,14 +68,36 @@ class FixedPointSolver(nn.Module):
         extrapolated from the last two falls below tol, or max_iter is next) is recorded with a graph;
         when the expectation fails, or the result is not that evaluation's point (return_best), fz and
         leaf are [0, D] and the caller linearizes itself."""
+        result, fz, leaf, _ = self.solve_carried(z0, inputs, [], 0, 0, True, segment, num_segments)
+        return result, fz, leaf
+
+    @torch.jit.export
+    def solve_carried(
+        self,
+        z0: Tensor,
+        inputs: dict[str, Tensor],
+        carried: list[Tensor],
+        memory: int,
+        keep: int,
+        linearize: bool,
+        segment: Tensor | None = None,
+        num_segments: int = 1,
+    ) -> tuple[SolverResult, Tensor, Tensor, list[Tensor]]:
+        """Solve as `forward` (linearize: as `solve_linearized`), Anderson with `memory` slots (<= 0: the
+        config's m) seeded with a previous solve's secant pairs `carried` = [dZ, dG, gram] (empty list
+        or K = 0: none; see anderson.anderson_seed and anderson_carry). Returns (result, fz, leaf,
+        carried_out): the last `keep` secant pairs of this solve, newest first, to seed the next one
+        (K = 0 when keep is 0 or the method is not Anderson)."""
         seg = default_segment(z0, segment)
         enabled = torch.is_grad_enabled()
-        torch.set_grad_enabled(True)
-        result, fz, leaf = self._solve(z0, inputs, seg, num_segments, [], True)
+        torch.set_grad_enabled(linearize)
+        result, fz, leaf, carried_out = self._solve(
+            z0, inputs, seg, num_segments, [], linearize, carried, memory, keep
+        )
         torch.set_grad_enabled(enabled)
         if leaf.shape[0] == 0 or not torch.equal(leaf, result.z):
-            return result, z0[:0], z0[:0]
-        return result, fz, leaf
+            return result, z0[:0], z0[:0], carried_out
+        return result, fz, leaf, carried_out
 
     def _evaluate(
         self, z: Tensor, inputs: dict[str, Tensor], with_graph: bool
@@ -108,13 +130,18 @@ class FixedPointSolver(nn.Module):
         num_segments: int,
         record: list[int],
         linearize: bool,
-    ) -> tuple[SolverResult, Tensor, Tensor]:
+        carried: list[Tensor],
+        memory: int,
+        keep: int,
+    ) -> tuple[SolverResult, Tensor, Tensor, list[Tensor]]:
         z = z0
+        m = self.m if memory <= 0 else memory
+        seeded = len(carried) >= 2 and carried[0].shape[0] > 0 and carried[0].shape[1:] == z0.shape
         t = track_init(z0, num_segments)
         trace = torch.full([self.max_iter], float("nan"), dtype=z0.dtype, device=z0.device)
         hist: list[Tensor] = []
         if self.method == "anderson":
-            hist = anderson_init(z0, self.m, num_segments)
+            hist = anderson_init(z0, m, num_segments)
         elif self.method == "broyden":
             hist = broyden_init(z0, self.m, num_segments)
         states: list[Tensor] = []
@@ -122,7 +149,9 @@ class FixedPointSolver(nn.Module):
         with_graph = linearize and self.max_iter == 1
         leaf = z0[:0]
         graph = z0
+        fz = z0
         previous = 1.0
+        recent: list[int] = []  # Anderson slots in use, newest first
         for k in range(self.max_iter):
             fz, graph, leaf = self._evaluate(z, inputs, with_graph)
             t = track(t, k, z, fz, segment, num_segments, self.stop_mode, self.tol)
@@ -143,7 +172,13 @@ class FixedPointSolver(nn.Module):
             if k + 1 == self.max_iter or not bool(t.active.any()):
                 break
             if self.method == "anderson":
+                if k == 0 and seeded:
+                    recent = anderson_seed(hist, z, fz - z, carried, segment, num_segments, self.beta)
                 z_new = anderson_step(z, fz, hist, k, segment, num_segments, self.beta, self.lam)
+                slot = k % m
+                if slot in recent:
+                    recent.remove(slot)
+                recent.insert(0, slot)
             elif self.method == "broyden":
                 z_new = broyden_step(z, fz, hist, k, segment, num_segments)
             else:
@@ -160,4 +195,8 @@ class FixedPointSolver(nn.Module):
         result = finish(t, z, segment, self.return_best, iterations, trace[:iterations], states)
         while len(result.states) < len(record):
             result.states.append(result.z)
-        return result, graph, leaf
+        empty = z0.new_zeros([0, z0.shape[0], z0.shape[1]])
+        carried_out = [empty, empty, z0.new_zeros([0])]
+        if keep > 0 and self.method == "anderson":
+            carried_out = anderson_carry(hist, z, fz - z, recent, keep, self.beta, segment, num_segments)
+        return result, graph, leaf, carried_out

@@ -27,6 +27,7 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         convention=args.convention,
         warm_start=not args.no_warm_start,
         predictor_order=args.predictor_order,
+        secant_memory=args.secant_memory,
         min_distance=args.min_distance,
         weights=args.weights,
         remove_net_force=args.remove_net_force,
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             f"  warm starts extrapolated from the last fixed points, order {meta.solver['predictor_order']}"
         )
     enabled = [name for name in MDET_OPTIONS if meta.extra.get(name) == "true"]
+    if meta.solver.get("secant_memory", 0):
+        print(f"  warm solves seeded with the last call's secant pairs, {meta.solver['secant_memory']} slots")
     if enabled:
         print(f"  MD-ET options: {', '.join(enabled)}")
     if meta.solver.get("inference"):
@@ -118,6 +121,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="warm start from the polynomial extrapolation of the last ORDER + 1 fixed points (0: the "
         "last fixed point; 2 measured best on 500 K MD: benchmarks/RESULTS.md). OpenMM, ASE and Python; "
         "the LAMMPS plugin uses the last fixed point",
+    )
+    parser.add_argument(
+        "--secant-memory",
+        type=int,
+        default=0,
+        help="Anderson slots of warm solves, seeded with the previous call's last secant pairs (0: off; "
+        "benchmarks/RESULTS.md, Carried secant pairs). OpenMM, ASE and Python; the LAMMPS plugin "
+        "solves without them",
     )
     parser.add_argument("--min-distance", type=float, default=0.1, help="closest allowed atom distance, Å")
     parser.add_argument("--weights", choices=WEIGHTS, default="ema", help="EMA or raw weights")

@@ -111,6 +111,8 @@ def export_metadata(config: ModelConfig, options: ExportOptions, source: str = "
     solver: dict[str, Any] = {"warm_start": options.warm_start}
     if config.model_type == "deq":
         solver["predictor_order"] = options.predictor_order
+        if options.secant_memory > 0:  # (files without the key: 0)
+            solver["secant_memory"] = options.secant_memory
         solver["inference"] = config.solver_inference.to_dict()
         solver["fallback"] = config.solver_inference.replace(
             max_iter=options.fallback_iterations(config)
@@ -178,7 +180,9 @@ def _build(
     config = model.config
     if config.model_type == "deq":
         adjoint_cap = 4 * config.solver_backward.max_iter
-        runner: ExplicitRunner = ImplicitRunner(model, options.fallback_iterations(config), adjoint_cap)
+        runner: ExplicitRunner = ImplicitRunner(
+            model, options.fallback_iterations(config), adjoint_cap, options.secant_memory
+        )
     else:
         runner = ExplicitRunner(model)
     meta = export_metadata(config, options, source)

@@ -110,11 +110,15 @@ class InferenceTransforms(nn.Module):
         return torch.eye(3, dtype=torch.float64, device=device)
 
     def _rotate_state(self, state: list[Tensor], rotation: Tensor) -> list[Tensor]:
-        """Each [N, D] state tensor -> D(R) applied per atom ([0, D] and non-irreps shapes kept)."""
+        """Each [N, D] state tensor -> D(R) applied per atom, each [K, N, D] one (secant pairs) per entry
+        and atom ([0, D], [0, N, D] and non-irreps shapes kept)."""
         out: list[Tensor] = []
         for tensor in state:
             if tensor.dim() == 2 and tensor.shape[0] > 0 and tensor.shape[1] == self.state_dim:
                 out.append(self.wigner.rotate(tensor, rotation))
+            elif tensor.dim() == 3 and tensor.shape[0] > 0 and tensor.shape[2] == self.state_dim:
+                flat = self.wigner.rotate(tensor.reshape(-1, self.state_dim), rotation)
+                out.append(flat.reshape(tensor.shape))
             else:
                 out.append(tensor)
         return out

@@ -111,6 +111,16 @@ EXPORTED_METHODS = (
     "lammps_step_graph",
 )
 
+#: Buffers of the carried secant pairs, in the order of RunOutput.secants.
+SECANT_BUFFERS = (
+    "secant_dz",
+    "secant_dg",
+    "secant_gram",
+    "adjoint_secant_dz",
+    "adjoint_secant_dg",
+    "adjoint_secant_gram",
+)
+
 #: Running totals kept by the module (`totals()` keys). A *repeat* is a call at exactly the positions
 #: (and box) of the previous call, as OpenMM makes when `getState` precedes a step: with forces it is
 #: served from a cache without solving; its iterations (energy convention) count as repeat_iterations.
@@ -231,6 +241,12 @@ class DeqffPotential(nn.Module):
         self.register_buffer("g_state", torch.zeros((0, self.feature_dim), dtype=dtype))
         self.register_buffer("z_history", torch.zeros((0, 0, self.feature_dim), dtype=dtype))
         self.register_buffer("g_history", torch.zeros((0, 0, self.feature_dim), dtype=dtype))
+        # Secant pairs of the last call's solves (export option --secant-memory; deqff.export.runner):
+        # forward dZ, dG [K, N, D] and their Gram matrix [K * K] (K = 0: none), then the adjoint's; kept
+        # like the state (deqff.deq.anderson.anderson_carry).
+        for name in SECANT_BUFFERS:
+            shape = (0,) if name.endswith("gram") else (0, 0, self.feature_dim)
+            self.register_buffer(name, torch.zeros(shape, dtype=dtype))
         # The last call's inputs and results (Å, eV, float64) for repeats; empty = nothing cached.
         self.register_buffer("cache_positions", torch.zeros((0, 3), dtype=torch.float64))
         self.register_buffer("cache_cell", torch.zeros((0, 3), dtype=torch.float64))
@@ -274,6 +290,18 @@ class DeqffPotential(nn.Module):
             self.cache_positions = torch.zeros((0, 3), dtype=torch.float64, device=device)
             self.cache_forces = torch.zeros((0, 3), dtype=torch.float64, device=device)
         self._clear_history()
+        self._clear_secants()
+
+    def _clear_secants(self) -> None:
+        """Forget the last solves' secant pairs (the next solve starts its Anderson history empty)."""
+        empty = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype, device=self.like.device)
+        with torch.no_grad():
+            self.secant_dz = empty
+            self.secant_dg = empty
+            self.secant_gram = empty.reshape(-1)
+            self.adjoint_secant_dz = empty
+            self.adjoint_secant_dg = empty
+            self.adjoint_secant_gram = empty.reshape(-1)
 
     def _clear_history(self) -> None:
         """Forget the states before the current one (the predictor starts again from plain warm starts)."""
@@ -307,18 +335,27 @@ class DeqffPotential(nn.Module):
             self.cache_positions = torch.zeros((0, 3), dtype=torch.float64, device=device)
             self.cache_forces = torch.zeros((0, 3), dtype=torch.float64, device=device)
         self._clear_history()
+        self._clear_secants()
 
     def _start_state(self, repeat: bool) -> list[Tensor]:
-        """The next solve's start [z, g]: the last state, or with a predictor its extrapolation over the
-        kept history (as far back as the history reaches; not for a repeat of the last positions,
-        whose fixed point is the last state); [0, D] tensors start cold."""
+        """The next solve's start [z, g, secant pairs (6, see SECANT_BUFFERS)]: the last state, or with a
+        predictor its extrapolation over the kept history (as far back as the history reaches; not for
+        a repeat of the last positions, whose fixed point is the last state); [0, D] tensors start cold."""
+        secants = [
+            self.secant_dz,
+            self.secant_dg,
+            self.secant_gram,
+            self.adjoint_secant_dz,
+            self.adjoint_secant_dg,
+            self.adjoint_secant_gram,
+        ]
         state = [self.z_state, self.g_state]
         if not self.warm_start:
             state = [self.z_state[:0], self.g_state[:0]]
         elif self.predictor_order > 0 and not repeat:
             with torch.no_grad():
                 state = [extrapolate(self.z_state, self.z_history), extrapolate(self.g_state, self.g_history)]
-        return state
+        return state + secants
 
     def _push_history(self, cold: bool) -> None:
         """Before the state is replaced: keep it in the history (newest first, at most predictor_order),
@@ -348,18 +385,22 @@ class DeqffPotential(nn.Module):
         shifts = shift_vectors.to(self.like.dtype)
         if self.runner.force_mode == "direct":
             with torch.no_grad():
-                out = self.runner.run(x, species, edge_index, shifts, state[0], state[1], forces, trust_state)
+                out = self.runner.run(
+                    x, species, edge_index, shifts, state[0], state[1], forces, trust_state, state[2:]
+                )
         else:
             enabled = torch.is_grad_enabled()
             torch.set_grad_enabled(True)  # forces need autograd even when called under no_grad
             if not x.requires_grad:
                 x = x.clone().requires_grad_(True)
-            out = self.runner.run(x, species, edge_index, shifts, state[0], state[1], forces, trust_state)
+            out = self.runner.run(
+                x, species, edge_index, shifts, state[0], state[1], forces, trust_state, state[2:]
+            )
             torch.set_grad_enabled(enabled)
         with torch.no_grad():
-            z = out.z.clone()
-            g = out.g.clone()
-        return out.energy, out.forces, [z, g], out.stats, out.error
+            # (the secant pairs are new tensors of the solves, or the buffers themselves: no copy)
+            state_out = [out.z.clone(), out.g.clone()] + out.secants  # noqa: RUF005 (TorchScript)
+        return out.energy, out.forces, state_out, out.stats, out.error
 
     # -- stateful calls -------------------------------------------------------------------------------
     # Each engine entry point checks its input with `validated_graph` itself and raises a failed
@@ -372,6 +413,13 @@ class DeqffPotential(nn.Module):
             with torch.no_grad():
                 self.z_state = state[0]
                 self.g_state = state[1]
+                if len(state) == 8:
+                    self.secant_dz = state[2]
+                    self.secant_dg = state[3]
+                    self.secant_gram = state[4]
+                    self.adjoint_secant_dz = state[5]
+                    self.adjoint_secant_dg = state[6]
+                    self.adjoint_secant_gram = state[7]
         totals = dict(self._totals)
         totals["calls"] += 1.0
         if repeat:
@@ -626,7 +674,7 @@ class DeqffPotential(nn.Module):
         with torch.no_grad():
             energy_out = energy.to(torch.float64).clone()
             forces_out = forces.to(torch.float64).clone()
-        return energy_out, forces_out, atom_energy, state_out, stats
+        return energy_out, forces_out, atom_energy, state_out[:2], stats
 
     # -- statistics and metadata ----------------------------------------------------------------------
     @torch.jit.export

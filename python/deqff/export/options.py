@@ -44,6 +44,10 @@ class ExportOptions:
     predictor_order:   0: a warm start is the previous call's fixed point; p > 0: the polynomial
                        extrapolation of the last p + 1 fixed points (and adjoint states), which
                        predicts the next one along an MD trajectory (deqff.export.module.extrapolate).
+    secant_memory:     0: every solve starts its Anderson history empty; M >= 2: warm-started solves
+                       (forward and adjoint) run Anderson with M slots seeded with the previous call's
+                       last M - 1 secant pairs (deqff.export.runner.ImplicitRunner). OpenMM, ASE and
+                       Python; the LAMMPS plugin does not carry them.
     min_distance:      closest allowed distance between atoms, Å (closer is an error).
     weights:           "ema" (averaged weights, when the checkpoint has them) or "model".
     remove_net_force, remove_net_torque, random_rotation: MD-ET inference options (deqff.export.mdet):
@@ -70,6 +74,7 @@ class ExportOptions:
     convention: str = "openmm"
     warm_start: bool = True
     predictor_order: int = 0
+    secant_memory: int = 0
     min_distance: float = 0.1
     weights: str = "ema"
     remove_net_force: bool = False
@@ -88,6 +93,8 @@ class ExportOptions:
             problems.append(
                 f"predictor_order={self.predictor_order} (choose from 0 to {MAX_PREDICTOR_ORDER})"
             )
+        if self.secant_memory < 0 or self.secant_memory == 1:
+            problems.append(f"secant_memory={self.secant_memory} (0: off, or at least 2 Anderson slots)")
         if self.dtype not in DTYPES:
             problems.append(f"dtype={self.dtype!r} (choose from {DTYPES})")
         if self.convention not in CONVENTIONS:

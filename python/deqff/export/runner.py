@@ -71,7 +71,9 @@ class RunOutput(NamedTuple):
     needs them); forces [N, 3] eV/Å or [0, 3] if not requested; z [N, D] new fixed point and g [N, D]
     new adjoint (no graph; [0, D] when the model has none); stats: see STAT_NAMES; error: "" or why
     the solve failed (then the other fields are placeholders; callers raise it, see deqff.export.inputs
-    for why runners do not raise themselves)."""
+    for why runners do not raise themselves); secants: the solves' last secant pairs to seed the next
+    call's solves, [dZ, dG, gram] of the forward then of the adjoint solve (K = 0: none; see
+    ImplicitRunner and deqff.deq.anderson.anderson_carry)."""
 
     energy: Tensor
     forces: Tensor
@@ -79,16 +81,25 @@ class RunOutput(NamedTuple):
     g: Tensor
     stats: dict[str, float]
     error: str
+    secants: list[Tensor]
 
 
 class FixedPoint(NamedTuple):
     """A solve's fixed point z [N, D] (no graph) and, when the solve's last evaluation was recorded with a
     graph (FixedPointSolver.solve_linearized), fz = f(leaf) with autograd and the leaf equal to z; both
-    [0, D] otherwise."""
+    [0, D] otherwise; secants [dZ, dG, gram]: the solve's last secant pairs (K = 0: none)."""
 
     z: Tensor
     fz: Tensor
     leaf: Tensor
+    secants: list[Tensor]
+
+
+def no_secants(like: Tensor) -> list[Tensor]:
+    """Secant pairs [dZ, dG, gram] of one solver (deqff.deq.anderson.anderson_carry) with none in them
+    ([0, N, D], [0, N, D], [0]) for a state like [N, D]."""
+    empty = like.new_zeros([0, like.shape[0], like.shape[1]])
+    return [empty, empty, like.new_zeros([0])]
 
 
 def _format_float(value: float) -> str:
@@ -155,9 +166,10 @@ class ExplicitRunner(nn.Module):
         g0: Tensor,
         forces: bool,
         trust_start: bool = False,
+        secants: list[Tensor] | None = None,
     ) -> RunOutput:
         """x [N, 3] Å (requires grad unless the force mode is direct); species [N]; edge_index [2, E]
-        (sender, receiver); shifts [E, 3] Å; z0, g0, trust_start ignored. See RunOutput."""
+        (sender, receiver); shifts [E, 3] Å; z0, g0, trust_start, secants ignored. See RunOutput."""
         needs_grad = self.force_mode != "direct"
         batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
@@ -167,14 +179,26 @@ class ExplicitRunner(nn.Module):
         empty = x.new_zeros((0, 0))
         stats = new_stats()
         stats["cold"] = 1.0
-        return RunOutput(energy, force_out, empty, empty, stats, "")
+        return RunOutput(energy, force_out, empty, empty, stats, "", no_secants(empty))
 
 
 class ImplicitRunner(ExplicitRunner):
-    """Runner of the DEQ model: warm-started solve with fallback, then the force mode's readout."""
+    """Runner of the DEQ model: warm-started solve with fallback, then the force mode's readout.
+
+    With `secant_memory` M > 0 (export option --secant-memory), warm-started solves (forward and
+    adjoint) run Anderson with M slots seeded with the previous call's last M - 1 secant pairs
+    (differences of iterates and residuals; deqff.deq.anderson.anderson_seed): the Jacobian of the
+    layer changes little between MD steps, so the pairs of earlier steps let the first iterations take
+    multisecant (quasi-Newton) steps. Cold solves use the solver's own memory and give the next call
+    their pairs; the fallback solves carry nothing.
+    """
 
     def __init__(
-        self, model: EquivariantForceField, fallback_max_iter: int, fallback_adjoint_max_iter: int
+        self,
+        model: EquivariantForceField,
+        fallback_max_iter: int,
+        fallback_adjoint_max_iter: int,
+        secant_memory: int = 0,
     ) -> None:
         super().__init__(model)
         core = model.core
@@ -192,24 +216,27 @@ class ImplicitRunner(ExplicitRunner):
         # Conservative forces linearize f at the fixed point: the solves record their last evaluation
         # with a graph when they can, so that it need not be repeated.
         self.linearize: bool = self.force_mode == "conservative"
+        if secant_memory < 0 or secant_memory == 1:
+            raise ValueError(f"secant_memory={secant_memory}: use 0 (off) or at least 2 Anderson slots")
+        if secant_memory > 0 and core.solver.method != "anderson":
+            raise ValueError(
+                f"secant_memory={secant_memory} needs the Anderson solver; this model solves with "
+                f"{core.solver.method!r}: export with --secant-memory 0"
+            )
+        self.secant_memory: int = secant_memory
+        self.secant_keep: int = max(secant_memory - 1, 0)
 
     def _solve_from(
-        self, start: Tensor, inputs: dict[str, Tensor], batch: Tensor, fallback: bool
+        self, start: Tensor, inputs: dict[str, Tensor], batch: Tensor, fallback: bool, carried: list[Tensor]
     ) -> tuple[SolverResult, FixedPoint]:
-        """One solve from `start` by the model's solver (or the fallback solver), with its last
-        evaluation's graph when the force mode needs it."""
-        if not self.linearize:
-            result = (
-                self.fallback(start, inputs, batch, 1)
-                if fallback
-                else self.model.core.solver(start, inputs, batch, 1)
-            )
-            return result, FixedPoint(result.z, start[:0], start[:0])
-        if fallback:
-            result, fz, leaf = self.fallback.solve_linearized(start, inputs, batch, 1)
-        else:
-            result, fz, leaf = self.model.core.solver.solve_linearized(start, inputs, batch, 1)
-        return result, FixedPoint(result.z, fz, leaf)
+        """One solve from `start` by the model's solver seeded with `carried` secant pairs (or by the
+        fallback solver, unseeded), with its last evaluation's graph when the force mode needs it."""
+        memory = self.secant_memory if carried[0].shape[0] > 0 else 0
+        solver = self.fallback if fallback else self.model.core.solver
+        result, fz, leaf, secants = solver.solve_carried(
+            start, inputs, carried, memory, self.secant_keep, self.linearize, batch, 1
+        )
+        return result, FixedPoint(result.z, fz, leaf, secants)
 
     def cold_solve(
         self,
@@ -221,15 +248,16 @@ class ImplicitRunner(ExplicitRunner):
     ) -> FixedPoint:
         """Solve from zero (normal solver, then the fallback solver); an error if neither converges."""
         z0 = torch.zeros_like(inputs["injection"])
+        none = no_secants(z0)
         stats["cold"] = 1.0
         if not retry_only:
-            result, point = self._solve_from(z0, inputs, batch, False)
+            result, point = self._solve_from(z0, inputs, batch, False, none)
             stats["iterations"] += float(result.iterations)
             stats["residual"] = float(result.rel_res[0])
             if bool(result.converged.all()):
                 return point
         stats["retried"] += 1.0
-        result, point = self._solve_from(z0, inputs, batch, True)
+        result, point = self._solve_from(z0, inputs, batch, True, none)
         stats["iterations"] += float(result.iterations)
         stats["residual"] = float(result.rel_res[0])
         if not bool(result.converged.all()):
@@ -257,9 +285,16 @@ class ImplicitRunner(ExplicitRunner):
         return fz, res[0], res[1]
 
     def solve(
-        self, inputs: dict[str, Tensor], batch: Tensor, z0: Tensor, stats: dict[str, float], errors: list[str]
+        self,
+        inputs: dict[str, Tensor],
+        batch: Tensor,
+        z0: Tensor,
+        stats: dict[str, float],
+        errors: list[str],
+        carried: list[Tensor],
     ) -> FixedPoint:
-        """Fixed point z* [N, D] (no graph) from the warm start z0 ([0, D] or wrong shape: cold)."""
+        """Fixed point z* [N, D] (no graph) from the warm start z0 ([0, D] or wrong shape: cold), the
+        warm solve seeded with the `carried` secant pairs [dZ, dG, gram] of the previous call."""
         injection = inputs["injection"]
         if z0.dim() != 2 or z0.shape[0] != injection.shape[0] or z0.shape[1] != injection.shape[1]:
             stats["start_residual"] = 1.0
@@ -272,12 +307,15 @@ class ImplicitRunner(ExplicitRunner):
         if not (start_rel < 1.0) or not bool(torch.isfinite(abs_res).all()):
             stats["rejected"] = 1.0
             return self.cold_solve(inputs, batch, stats, errors, False)
+        seeds = no_secants(start)
+        if self.secant_memory > 0 and carried[0].shape[1:] == start.shape:
+            seeds = [pairs.to(start.dtype) for pairs in carried]
         if float(stop_value(abs_res, rel_res, self.stop_mode)) < self.tol:
             # Converged at the start: return f(z0), not z0, so that the state follows the geometry
             # every step (z0 itself would freeze direct forces while the residual stays below tol).
             stats["residual"] = start_rel
-            return FixedPoint(fz, fz[:0], fz[:0])
-        result, point = self._solve_from(fz, inputs, batch, False)
+            return FixedPoint(fz, fz[:0], fz[:0], seeds)
+        result, point = self._solve_from(fz, inputs, batch, False, seeds)
         stats["iterations"] += float(result.iterations)
         stats["residual"] = float(result.rel_res[0])
         if bool(result.converged.all()):
@@ -293,19 +331,31 @@ class ImplicitRunner(ExplicitRunner):
         g0: Tensor,
         stats: dict[str, float],
         errors: list[str],
-    ) -> tuple[Tensor, Tensor]:
-        """Exact implicit gradient for `energy` (from fz = f(leaf)): (energy', adjoint g [N, D])."""
+        carried: list[Tensor],
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Exact implicit gradient for `energy` (from fz = f(leaf)): (energy', adjoint g [N, D], the
+        adjoint solve's secant pairs), warm-started from g0 and seeded with `carried` when they fit."""
         warm = g0.dim() == 2 and g0.shape[0] == fz.shape[0] and g0.shape[1] == fz.shape[1]
         start: Tensor | None = None
+        seeds = no_secants(fz)
+        memory = 0
         if warm:
             start = g0.to(fz.dtype)
-        out, result = self.model.core.adjoint.attach(energy, fz, leaf, batch, 1, start)
+            if self.secant_memory > 0 and carried[0].shape[0] > 0 and carried[0].shape[1:] == fz.shape:
+                seeds = [pairs.to(fz.dtype) for pairs in carried]
+                memory = self.secant_memory
+        adjoint = self.model.core.adjoint
+        out, result, secants = adjoint.attach_carried(
+            energy, fz, leaf, seeds, memory, self.secant_keep, batch, 1, start
+        )
         stats["adjoint_iterations"] = float(result.iterations)
         stats["adjoint_residual"] = float(result.rel_res[0])
         if bool(result.converged.all()):
-            return out, result.z
+            return out, result.z, secants
         stats["retried"] += 1.0
-        out, result = self.fallback_adjoint.attach(energy, fz, leaf, batch, 1, None)
+        out, result, secants = self.fallback_adjoint.attach_carried(
+            energy, fz, leaf, no_secants(fz), 0, self.secant_keep, batch, 1, None
+        )
         stats["adjoint_iterations"] += float(result.iterations)
         stats["adjoint_residual"] = float(result.rel_res[0])
         if not bool(result.converged.all()):
@@ -317,7 +367,7 @@ class ImplicitRunner(ExplicitRunner):
                 + " iterations. Check the structure, or export with a larger --adjoint-max-iter or a "
                 + "looser --adjoint-tol. No state was kept."
             )
-        return out, result.z
+        return out, result.z, secants
 
     def run(
         self,
@@ -329,22 +379,29 @@ class ImplicitRunner(ExplicitRunner):
         g0: Tensor,
         forces: bool,
         trust_start: bool = False,
+        secants: list[Tensor] | None = None,
     ) -> RunOutput:
         """x [N, 3] Å (requires grad unless the force mode is direct); species [N]; edge_index [2, E]
         (sender, receiver); shifts [E, 3] Å; z0 / g0 [N, D] warm starts ([0, D]: cold); trust_start:
-        z0 is this input's fixed point already (a repeat at unchanged positions): no solve. See RunOutput."""
+        z0 is this input's fixed point already (a repeat at unchanged positions): no solve; secants:
+        the previous call's RunOutput.secants (None or empty: none). See RunOutput."""
         stats = new_stats()
         errors: list[str] = []
         batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
-        if trust_start and z0.shape[0] == x.shape[0] and z0.shape[1] == inputs["injection"].shape[1]:
-            point = FixedPoint(z0.to(x.dtype), z0[:0], z0[:0])
+        injection = inputs["injection"]
+        carried = no_secants(injection) + no_secants(injection)
+        if secants is not None and len(secants) == 6:
+            carried = secants
+        if trust_start and z0.shape[0] == x.shape[0] and z0.shape[1] == injection.shape[1]:
+            point = FixedPoint(z0.to(x.dtype), z0[:0], z0[:0], carried[:3])
         else:
-            point = self.solve(inputs, batch, z0, stats, errors)
+            point = self.solve(inputs, batch, z0, stats, errors, carried[:3])
         z = point.z
         if len(errors) > 0:
-            return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0])
+            return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0], carried)
         g = z[:0]
+        adjoint_secants = carried[3:]
         core = self.model.core
         if self.force_mode == "direct":
             state = z
@@ -357,14 +414,16 @@ class ImplicitRunner(ExplicitRunner):
             else:
                 stats["linearized"] = 1.0
             energy, _ = self.model.readout(state, species, batch, 1)
-            energy, g = self.attach(energy.sum(), state, leaf, batch, g0, stats, errors)
+            energy, g, adjoint_secants = self.attach(
+                energy.sum(), state, leaf, batch, g0, stats, errors, adjoint_secants
+            )
             if len(errors) > 0:
-                return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0])
+                return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0], carried)
             energy, force_out = self.finish(x, energy, state, species, forces, edge_index, shifts)
-            return RunOutput(energy, force_out, z, g, stats, "")
+            return RunOutput(energy, force_out, z, g, stats, "", point.secants + adjoint_secants)
         energy, _ = self.model.readout(state, species, batch, 1)
         energy, force_out = self.finish(x, energy.sum(), state, species, forces, edge_index, shifts)
-        return RunOutput(energy, force_out, z, g, stats, "")
+        return RunOutput(energy, force_out, z, g, stats, "", point.secants + adjoint_secants)
 
 
 def stop_value(abs_res: Tensor, rel_res: Tensor, stop_mode: str) -> Tensor:
