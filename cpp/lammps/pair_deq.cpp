@@ -194,6 +194,10 @@ void PairDeq::settings(int narg, char **arg) {
       utils::logmesg(lmp, "pair_style deq: solver {} tol {} max_iter {} (fallback {}), warm starts {}\n",
                      settings_.anderson ? "anderson" : "fixed-point", settings_.tol, settings_.max_iter,
                      settings_.fallback_max_iter, settings_.warm_start ? "on" : "off");
+    if (settings_.secant_memory > 0)
+      utils::logmesg(lmp, "pair_style deq: the model's secant memory ({} Anderson slots seeded with the last "
+                          "step's pairs) applies in OpenMM, ASE and Python; LAMMPS solves with m = {}\n",
+                     settings_.secant_memory, settings_.m);
     if (model_->has_prior())
       utils::logmesg(lmp, "pair_style deq: short-range prior {} included in energies and forces\n",
                      meta.repulsion);

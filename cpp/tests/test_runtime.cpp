@@ -270,7 +270,7 @@ void test_settings_from_metadata(const std::string& dir) {
     std::map<std::string, double> got = {
         {"feature_dim", double(s.feature_dim)}, {"stages", double(s.stages)},
         {"implicit", s.implicit ? 1.0 : 0.0},   {"warm_start", s.warm_start ? 1.0 : 0.0},
-        {"predictor_order", double(s.predictor_order)}};
+        {"predictor_order", double(s.predictor_order)}, {"secant_memory", double(s.secant_memory)}};
     auto add = [&](const deqff::SolverSettings& t, const std::string& prefix) {
       got[prefix + "tol"] = t.tol;
       got[prefix + "max_iter"] = double(t.max_iter);

@@ -40,14 +40,17 @@ def test_shipped_files_older_formats_settings_from_metadata_equal_their_lammps_i
         return
     info = dict(module.lammps_info())
     assert {key: settings[key] for key in info} == info
-    assert set(settings) - set(info) <= {"predictor_order"}  # format 1 had no predictor (0)
+    assert set(settings) - set(info) <= {"predictor_order", "secant_memory"}  # format 1 had neither (0)
 
 
 @pytest.mark.parametrize(
     ("force_mode", "options"),
     [
         ("direct", {}),
-        ("conservative", {"predictor_order": 2, "adjoint_tol": 1e-7, "adjoint_max_iter": 33}),
+        (
+            "conservative",
+            {"predictor_order": 2, "secant_memory": 6, "adjoint_tol": 1e-7, "adjoint_max_iter": 33},
+        ),
         ("phantom", {"solver": "fixed_point", "warm_start": False}),
     ],
 )
@@ -64,6 +67,7 @@ def test_exported_surface_is_the_documented_one(exported, force_mode, options):
     assert settings["warm_start"] == float(options.get("warm_start", True))
     assert settings["anderson"] == (0.0 if options.get("solver") == "fixed_point" else 1.0)
     assert settings["predictor_order"] == options.get("predictor_order", 0)
+    assert settings["secant_memory"] == options.get("secant_memory", 0)
     assert ("adjoint_tol" in settings) == (force_mode == "conservative")
     if force_mode == "conservative":
         assert settings["adjoint_tol"] == 1e-7 and settings["adjoint_max_iter"] == 33

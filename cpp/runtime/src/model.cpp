@@ -367,6 +367,7 @@ SolverSettings solver_settings_from_metadata(const ModelMetadata& meta, bool adj
   const Json solver = metadata_json(meta, "solver", path);
   s.warm_start = json_number_or(solver, "warm_start", 1.0) > 0.5;
   s.predictor_order = static_cast<int64_t>(json_number_or(solver, "predictor_order", 0.0));
+  s.secant_memory = static_cast<int64_t>(json_number_or(solver, "secant_memory", 0.0));
   if (!s.implicit) return s;
   if (!adjoint) {
     const Json& inference = json_field(solver, "inference", "solver", path);

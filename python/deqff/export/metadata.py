@@ -163,7 +163,8 @@ def host_settings(meta: ModelMetadata) -> dict[str, float]:
 
     feature_dim, stages, implicit (1: solve z = f(z), 0: one pass), warm_start (1/0), and for DEQs the
     inference solver (SOLVER_SETTING_NAMES: tol, max_iter, fallback_max_iter = the cold retry's cap,
-    stop_rel, anderson, m, beta, lam, damping, return_best) and predictor_order; for conservative DEQs
+    stop_rel, anderson, m, beta, lam, damping, return_best), predictor_order and secant_memory (hosts
+    that drive the solve themselves may ignore it: LAMMPS does); for conservative DEQs
     the adjoint solver's, prefixed "adjoint_" (adjoint_fallback_max_iter: its retry's cap); for
     phantom DEQs of format >= 4 phantom_steps and phantom_tau (forces through that many damped steps
     z <- (1 - tau) z + tau f(z) from z*).
@@ -176,6 +177,7 @@ def host_settings(meta: ModelMetadata) -> dict[str, float]:
         "implicit": 1.0 if meta.model_type == "deq" else 0.0,
         "warm_start": 1.0 if solver.get("warm_start", True) else 0.0,
         "predictor_order": float(solver.get("predictor_order", 0)),
+        "secant_memory": float(solver.get("secant_memory", 0)),
     }
     if meta.model_type != "deq":
         return info

@@ -75,6 +75,8 @@ struct SolverSettings {
   double damping = 1.0;          // fixed-point step z + damping (f(z) - z)
   bool return_best = true;       // return the lowest-residual iterate
   int64_t predictor_order = 0;   // warm starts extrapolated over this many past states (absent: 0)
+  int64_t secant_memory = 0;     // Anderson slots seeded with the last call's secant pairs in the module's
+                                 // own solves (absent: 0); the host-driven solve (DeqSolver) does not seed
   int64_t phantom_steps = 0;     // phantom DEQs (format >= 4): damped steps z <- (1 - tau) z + tau f(z)
   double phantom_tau = 1.0;      // from z* that the energy is read out after (0: not recorded)
 };
