@@ -480,6 +480,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --trajectory data/aspirin_md500K_every_step.npz --structure aspirin
 	$(BENCH)/bench_dtype.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \
 	  --structure aspirin
+	$(BENCH)/bench_secants.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \
+	  --structure aspirin --memories 0 10 20 40
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2

@@ -19,6 +19,7 @@ from deqff.bench.nve import energy_drift
 from deqff.data.formats import read
 from deqff.export.export import export_checkpoint, model_from_checkpoint
 from deqff.export.options import ExportOptions
+from deqff.md.jit import model_calls
 from deqff.models.force_field import EquivariantForceField
 
 
@@ -42,12 +43,14 @@ def load_replay(args: argparse.Namespace) -> tuple[EquivariantForceField, np.nda
 
 def alternate(modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor]) -> list[Run]:
     """Call every module once per frame, in order of frames, the modules' order rotating each frame;
-    one Run per module (with energies)."""
+    one Run per module (with energies). The calls run as deqff's engine paths make them
+    (deqff.md.jit.model_calls: TorchScript's optimizing executor off, unless DEQFF_JIT_OPTIMIZE=1)."""
     records: list[dict[str, list]] = [{"it": [], "adj": [], "s": [], "f": [], "e": []} for _ in modules]
     for n, positions in enumerate(tqdm(frames, desc="alternating calls", unit="frame")):
         for k in [(n + i) % len(modules) for i in range(len(modules))]:
             start = time.perf_counter()
-            energy, forces = modules[k].compute(positions, None)
+            with model_calls():
+                energy, forces = modules[k].compute(positions, None)
             records[k]["s"].append(time.perf_counter() - start)
             records[k]["it"].append(modules[k].last_iterations())
             records[k]["adj"].append(modules[k].last_adjoint_iterations())

@@ -20,31 +20,37 @@ def _inputs(x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def test_seeded_history_holds_the_previous_differences_anchored_at_the_new_point():
     z, g = torch.randn(4, 3, dtype=DTYPE), torch.randn(4, 3, dtype=DTYPE)
-    dz, dg = torch.randn(3, 4, 3, dtype=DTYPE), torch.randn(3, 4, 3, dtype=DTYPE)
+    dy, dg = torch.randn(3, 4, 3, dtype=DTYPE), torch.randn(3, 4, 3, dtype=DTYPE)  # oldest first
     segment = torch.zeros(4, dtype=torch.long)
     hist = anderson_init(z, 6, 1)
-    slots = anderson_seed(hist, z, g, [dz, dg], segment, 1, 0.5)
+    slots = anderson_seed(hist, z, g, [dy, dg], segment, 1, 0.5)
     assert slots == [5, 4, 3]  # newest first, in the highest slots
     Y, G, H, valid = hist
-    for i, slot in enumerate(slots):
+    for i, slot in enumerate([3, 4, 5]):
         assert torch.allclose(G[slot], g + dg[i])
-        assert torch.allclose(Y[slot], z + dz[i] + 0.5 * G[slot])
+        assert torch.allclose(Y[slot], z + 0.5 * g + dy[i])
     assert valid[0].tolist() == [False, False, False, True, True, True]
     flat = G[3:].reshape(3, -1)
     assert torch.allclose(H[0, 3:, 3:], flat @ flat.T)
     # and back out: the pairs relative to an anchor are the differences again
     carried = anderson_carry(hist, z, g, slots, 10, 0.5, segment, 1)
-    assert torch.allclose(carried[0], dz) and torch.allclose(carried[1], dg)
+    assert torch.allclose(carried[0], dy) and torch.allclose(carried[1], dg)
     flat_dg = dg.reshape(3, -1)
     assert torch.allclose(carried[2].reshape(3, 3), flat_dg @ flat_dg.T)  # Gram of the differences
-    assert anderson_carry(hist, z, g, slots, 2, 0.5, segment, 1)[0].shape[0] == 2  # keep: the newest only
-    # seeding with the carried Gram gives the same history as computing it
+    newest = anderson_carry(hist, z, g, slots, 2, 0.5, segment, 1)  # keep: the newest only
+    assert torch.allclose(newest[1], dg[1:])
+    # seeding with the carried Gram gives the same history as computing it; a smaller history takes
+    # the newest pairs
     z2, g2 = torch.randn(4, 3, dtype=DTYPE), torch.randn(4, 3, dtype=DTYPE)
     with_gram, without = anderson_init(z2, 6, 1), anderson_init(z2, 6, 1)
     anderson_seed(with_gram, z2, g2, carried, segment, 1, 0.5)
     anderson_seed(without, z2, g2, carried[:2], segment, 1, 0.5)
     for a, b in zip(with_gram, without, strict=True):
         assert torch.allclose(a, b)
+    small = anderson_init(z2, 3, 1)
+    assert anderson_seed(small, z2, g2, carried, segment, 1, 0.5) == [2, 1]
+    assert torch.allclose(small[1][1:], g2 + dg[1:])
+    assert torch.allclose(small[2][0, 1:, 1:], small[1][1:].reshape(2, -1) @ small[1][1:].reshape(2, -1).T)
 
 
 def test_seeded_solves_reach_the_same_fixed_point_in_fewer_iterations():

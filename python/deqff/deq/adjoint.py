@@ -125,7 +125,7 @@ class AdjointSolver(nn.Module):
             if v is not None:
                 start = v if g0 is None else g0
                 result, _, _, carried_out = self.solver.solve_carried(
-                    start, {"fz": fz, "z": z, "rhs": v}, carried, memory, keep, False, seg, num_segments
+                    start, {"fz": fz, "z": z, "rhs": v}, carried, memory, keep, False, seg, num_segments, None
                 )
                 extra = _correction(result.z - v, fz, seg, num_segments)
                 out = energy + (extra.sum() if energy.dim() == 0 else extra)

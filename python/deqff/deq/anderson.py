@@ -86,38 +86,36 @@ def anderson_seed(
 ) -> list[int]:
     """Put a previous solve's secant pairs into a fresh history, anchored at the new point (z, g = f(z) - z).
 
-    carried = [dZ, dG (, gram)] from `anderson_carry`: dZ, dG [K, N, D] (newest first) are iterates and
-    residuals of the previous solve minus those of its last evaluation, gram [B * K * K] their residual
-    Gram matrices per segment (recomputed when absent). Anchored here they become the entries
-    (z + dZ_i, g + dG_i), so that Anderson's least squares over them is the multisecant step with the
-    previous step's differences: an estimate of the Jacobian, which changes little between MD steps.
-    Entries go to slots m-K .. m-1 (oldest first), so that the solve's own entries (slots 0, 1, ...)
-    replace the oldest ones first. Returns the seeded slots, newest first.
+    carried = [dY, dG (, gram)] from `anderson_carry`: dY, dG [K, N, D] (oldest first) are the mixed points
+    y = z + beta g and residuals of the previous solve's entries minus those of its last evaluation,
+    gram [B * K * K] the Gram matrices of the dG per segment (recomputed when absent). Anchored here
+    they become the entries (y + dY_i, g + dG_i), so that Anderson's least squares over them is the
+    multisecant step with the previous step's differences: an estimate of the Jacobian, which changes
+    little between MD steps. The newest m - 1 at most go to slots m-K .. m-1 (oldest first), so that
+    the solve's own entries (slots 0, 1, ...) replace the oldest ones first. Returns the seeded slots,
+    newest first.
     """
     Y, G, H, valid = hist[0], hist[1], hist[2], hist[3]
     m = Y.shape[0]
-    count = min(carried[0].shape[0], m - 1)
+    full = carried[0].shape[0]
+    count = min(full, m - 1)
     if count == 0:
         return []
     first = m - count
-    oldest_first = torch.arange(count - 1, -1, -1, device=z.device)
-    dz = carried[0].index_select(0, oldest_first)
-    dg = carried[1].index_select(0, oldest_first)
-    G[first:] = dg + g.unsqueeze(0)
-    Y[first:] = dz + z.unsqueeze(0) + beta * G[first:]
+    skip = full - count  # the oldest pairs that do not fit
+    G[first:] = carried[1][skip:] + g.unsqueeze(0)
+    Y[first:] = carried[0][skip:] + (z + beta * g).unsqueeze(0)
     valid[:, first:] = True
-    full = carried[0].shape[0]
     if len(carried) > 2 and carried[2].numel() == num_segments * full * full:
         # <g + dG_i, g + dG_j> = <dG_i, dG_j> + <dG_i, g> + <g, dG_j> + <g, g>: K dots, not K^2
-        gram = carried[2].reshape(num_segments, full, full)[:, :count, :count].flip([1, 2])
-        cross = segment_dot(g, dg, segment, num_segments)
+        gram = carried[2].reshape(num_segments, full, full)[:, skip:, skip:]
+        cross = segment_dot(g, carried[1][skip:], segment, num_segments)
         norm = segment_dot(g, g.unsqueeze(0), segment, num_segments)
         H[:, first:, first:] = gram + cross.unsqueeze(2) + cross.unsqueeze(1) + norm.unsqueeze(2)
     else:
         seeded = G[first:]
         for i in range(count):
-            col = segment_dot(seeded[i], seeded, segment, num_segments)
-            H[:, first + i, first:] = col
+            H[:, first + i, first:] = segment_dot(seeded[i], seeded, segment, num_segments)
     return list(range(m - 1, first - 1, -1))
 
 
@@ -131,23 +129,24 @@ def anderson_carry(
     segment: Tensor,
     num_segments: int,
 ) -> list[Tensor]:
-    """The secant pairs to carry to the next solve: [dZ, dG, gram] with dZ, dG [K, N, D] (K <= keep, newest
-    first): the history's valid entries `recent` (slots, newest first) minus the last evaluation (z,
-    g = f(z) - z), and gram [B * K * K] the Gram matrices of the dG per segment (from the history's own:
-    one dot per entry)."""
+    """The secant pairs to carry to the next solve: [dY, dG, gram] with dY, dG [K, N, D] (K <= keep,
+    oldest first): the history's valid entries among `recent` (slots, newest first) minus the last
+    evaluation (y = z + beta g, g = f(z) - z), and gram [B * K * K] the Gram matrices of the dG per
+    segment (from the history's own: one dot per entry)."""
     Y, G, H, valid = hist[0], hist[1], hist[2], hist[3]
+    usable: list[bool] = valid.all(0).tolist()
     used: list[int] = []
     for slot in recent:
-        if len(used) < keep and bool(valid[:, slot].all()):
-            used.append(slot)
+        if len(used) < keep and usable[slot]:
+            used.insert(0, slot)
     if len(used) == 0:
         empty = z.new_zeros([0, z.shape[0], z.shape[1]])
         return [empty, empty, z.new_zeros([0])]
     index = torch.tensor(used, dtype=torch.long, device=z.device)
     residuals = G.index_select(0, index)
-    points = Y.index_select(0, index) - beta * residuals
     cross = segment_dot(g, residuals, segment, num_segments)  # [B, K]
     norm = segment_dot(g, g.unsqueeze(0), segment, num_segments)  # [B, 1]
     old = H.index_select(1, index).index_select(2, index)
     gram = old - cross.unsqueeze(2) - cross.unsqueeze(1) + norm.unsqueeze(2)
-    return [points - z.unsqueeze(0), residuals - g.unsqueeze(0), gram.reshape(-1)]
+    mixed = Y.index_select(0, index) - (z + beta * g).unsqueeze(0)
+    return [mixed, residuals - g.unsqueeze(0), gram.reshape(-1)]

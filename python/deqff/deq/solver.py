@@ -54,7 +54,7 @@ class FixedPointSolver(nn.Module):
             raise ValueError("FixedPointSolver expects z0 [N, D] and segment [N]")
         rec: list[int] = [] if record is None else record
         with torch.no_grad():
-            result, _, _, _ = self._solve(z0, inputs, seg, num_segments, rec, False, [], 0, 0)
+            result, _, _, _ = self._solve(z0, inputs, seg, num_segments, rec, False, [], 0, 0, z0[:0])
         return result
 
     @torch.jit.export
@@ -68,7 +68,7 @@ class FixedPointSolver(nn.Module):
         extrapolated from the last two falls below tol, or max_iter is next) is recorded with a graph;
         when the expectation fails, or the result is not that evaluation's point (return_best), fz and
         leaf are [0, D] and the caller linearizes itself."""
-        result, fz, leaf, _ = self.solve_carried(z0, inputs, [], 0, 0, True, segment, num_segments)
+        result, fz, leaf, _ = self.solve_carried(z0, inputs, [], 0, 0, True, segment, num_segments, None)
         return result, fz, leaf
 
     @torch.jit.export
@@ -82,17 +82,21 @@ class FixedPointSolver(nn.Module):
         linearize: bool,
         segment: Tensor | None = None,
         num_segments: int = 1,
+        first: Tensor | None = None,
     ) -> tuple[SolverResult, Tensor, Tensor, list[Tensor]]:
         """Solve as `forward` (linearize: as `solve_linearized`), Anderson with `memory` slots (<= 0: the
-        config's m) seeded with a previous solve's secant pairs `carried` = [dZ, dG, gram] (empty list
-        or K = 0: none; see anderson.anderson_seed and anderson_carry). Returns (result, fz, leaf,
-        carried_out): the last `keep` secant pairs of this solve, newest first, to seed the next one
-        (K = 0 when keep is 0 or the method is not Anderson)."""
+        config's m) seeded with a previous solve's secant pairs `carried` = [dY, dG, gram] (empty list
+        or K = 0: none; see anderson.anderson_seed and anderson_carry). `first`: f(z0) when the caller
+        has evaluated it already (then the solve's first evaluation is that one, counted in
+        result.iterations, not repeated). Returns (result, fz, leaf, carried_out): the last `keep` secant
+        pairs of this solve, newest first, to seed the next one (K = 0 when keep is 0 or the method is
+        not Anderson)."""
         seg = default_segment(z0, segment)
+        given = z0[:0] if first is None else first
         enabled = torch.is_grad_enabled()
         torch.set_grad_enabled(linearize)
         result, fz, leaf, carried_out = self._solve(
-            z0, inputs, seg, num_segments, [], linearize, carried, memory, keep
+            z0, inputs, seg, num_segments, [], linearize, carried, memory, keep, given
         )
         torch.set_grad_enabled(enabled)
         if leaf.shape[0] == 0 or not torch.equal(leaf, result.z):
@@ -133,6 +137,7 @@ class FixedPointSolver(nn.Module):
         carried: list[Tensor],
         memory: int,
         keep: int,
+        given: Tensor,
     ) -> tuple[SolverResult, Tensor, Tensor, list[Tensor]]:
         z = z0
         m = self.m if memory <= 0 else memory
@@ -153,7 +158,10 @@ class FixedPointSolver(nn.Module):
         previous = 1.0
         recent: list[int] = []  # Anderson slots in use, newest first
         for k in range(self.max_iter):
-            fz, graph, leaf = self._evaluate(z, inputs, with_graph)
+            if k == 0 and given.shape == z0.shape and z0.shape[0] > 0 and not with_graph:
+                fz, graph, leaf = given, given, z0[:0]
+            else:
+                fz, graph, leaf = self._evaluate(z, inputs, with_graph)
             t = track(t, k, z, fz, segment, num_segments, self.stop_mode, self.tol)
             residual = stop_residual(t, self.stop_mode).max()
             trace[k] = residual

@@ -113,10 +113,10 @@ EXPORTED_METHODS = (
 
 #: Buffers of the carried secant pairs, in the order of RunOutput.secants.
 SECANT_BUFFERS = (
-    "secant_dz",
+    "secant_dy",
     "secant_dg",
     "secant_gram",
-    "adjoint_secant_dz",
+    "adjoint_secant_dy",
     "adjoint_secant_dg",
     "adjoint_secant_gram",
 )
@@ -242,7 +242,7 @@ class DeqffPotential(nn.Module):
         self.register_buffer("z_history", torch.zeros((0, 0, self.feature_dim), dtype=dtype))
         self.register_buffer("g_history", torch.zeros((0, 0, self.feature_dim), dtype=dtype))
         # Secant pairs of the last call's solves (export option --secant-memory; deqff.export.runner):
-        # forward dZ, dG [K, N, D] and their Gram matrix [K * K] (K = 0: none), then the adjoint's; kept
+        # forward dY, dG [K, N, D] and their Gram matrix [K * K] (K = 0: none), then the adjoint's; kept
         # like the state (deqff.deq.anderson.anderson_carry).
         for name in SECANT_BUFFERS:
             shape = (0,) if name.endswith("gram") else (0, 0, self.feature_dim)
@@ -296,10 +296,10 @@ class DeqffPotential(nn.Module):
         """Forget the last solves' secant pairs (the next solve starts its Anderson history empty)."""
         empty = torch.zeros((0, 0, self.feature_dim), dtype=self.like.dtype, device=self.like.device)
         with torch.no_grad():
-            self.secant_dz = empty
+            self.secant_dy = empty
             self.secant_dg = empty
             self.secant_gram = empty.reshape(-1)
-            self.adjoint_secant_dz = empty
+            self.adjoint_secant_dy = empty
             self.adjoint_secant_dg = empty
             self.adjoint_secant_gram = empty.reshape(-1)
 
@@ -342,10 +342,10 @@ class DeqffPotential(nn.Module):
         predictor its extrapolation over the kept history (as far back as the history reaches; not for
         a repeat of the last positions, whose fixed point is the last state); [0, D] tensors start cold."""
         secants = [
-            self.secant_dz,
+            self.secant_dy,
             self.secant_dg,
             self.secant_gram,
-            self.adjoint_secant_dz,
+            self.adjoint_secant_dy,
             self.adjoint_secant_dg,
             self.adjoint_secant_gram,
         ]
@@ -414,10 +414,10 @@ class DeqffPotential(nn.Module):
                 self.z_state = state[0]
                 self.g_state = state[1]
                 if len(state) == 8:
-                    self.secant_dz = state[2]
+                    self.secant_dy = state[2]
                     self.secant_dg = state[3]
                     self.secant_gram = state[4]
-                    self.adjoint_secant_dz = state[5]
+                    self.adjoint_secant_dy = state[5]
                     self.adjoint_secant_dg = state[6]
                     self.adjoint_secant_gram = state[7]
         totals = dict(self._totals)

@@ -72,7 +72,7 @@ class RunOutput(NamedTuple):
     new adjoint (no graph; [0, D] when the model has none); stats: see STAT_NAMES; error: "" or why
     the solve failed (then the other fields are placeholders; callers raise it, see deqff.export.inputs
     for why runners do not raise themselves); secants: the solves' last secant pairs to seed the next
-    call's solves, [dZ, dG, gram] of the forward then of the adjoint solve (K = 0: none; see
+    call's solves, [dY, dG, gram] of the forward then of the adjoint solve (K = 0: none; see
     ImplicitRunner and deqff.deq.anderson.anderson_carry)."""
 
     energy: Tensor
@@ -87,7 +87,7 @@ class RunOutput(NamedTuple):
 class FixedPoint(NamedTuple):
     """A solve's fixed point z [N, D] (no graph) and, when the solve's last evaluation was recorded with a
     graph (FixedPointSolver.solve_linearized), fz = f(leaf) with autograd and the leaf equal to z; both
-    [0, D] otherwise; secants [dZ, dG, gram]: the solve's last secant pairs (K = 0: none)."""
+    [0, D] otherwise; secants [dY, dG, gram]: the solve's last secant pairs (K = 0: none)."""
 
     z: Tensor
     fz: Tensor
@@ -96,7 +96,7 @@ class FixedPoint(NamedTuple):
 
 
 def no_secants(like: Tensor) -> list[Tensor]:
-    """Secant pairs [dZ, dG, gram] of one solver (deqff.deq.anderson.anderson_carry) with none in them
+    """Secant pairs [dY, dG, gram] of one solver (deqff.deq.anderson.anderson_carry) with none in them
     ([0, N, D], [0, N, D], [0]) for a state like [N, D]."""
     empty = like.new_zeros([0, like.shape[0], like.shape[1]])
     return [empty, empty, like.new_zeros([0])]
@@ -227,14 +227,21 @@ class ImplicitRunner(ExplicitRunner):
         self.secant_keep: int = max(secant_memory - 1, 0)
 
     def _solve_from(
-        self, start: Tensor, inputs: dict[str, Tensor], batch: Tensor, fallback: bool, carried: list[Tensor]
+        self,
+        start: Tensor,
+        inputs: dict[str, Tensor],
+        batch: Tensor,
+        fallback: bool,
+        carried: list[Tensor],
+        first: Tensor | None = None,
     ) -> tuple[SolverResult, FixedPoint]:
         """One solve from `start` by the model's solver seeded with `carried` secant pairs (or by the
-        fallback solver, unseeded), with its last evaluation's graph when the force mode needs it."""
+        fallback solver, unseeded), with its last evaluation's graph when the force mode needs it;
+        `first`: f(start) if already evaluated."""
         memory = self.secant_memory if carried[0].shape[0] > 0 else 0
         solver = self.fallback if fallback else self.model.core.solver
         result, fz, leaf, secants = solver.solve_carried(
-            start, inputs, carried, memory, self.secant_keep, self.linearize, batch, 1
+            start, inputs, carried, memory, self.secant_keep, self.linearize, batch, 1, first
         )
         return result, FixedPoint(result.z, fz, leaf, secants)
 
@@ -294,7 +301,7 @@ class ImplicitRunner(ExplicitRunner):
         carried: list[Tensor],
     ) -> FixedPoint:
         """Fixed point z* [N, D] (no graph) from the warm start z0 ([0, D] or wrong shape: cold), the
-        warm solve seeded with the `carried` secant pairs [dZ, dG, gram] of the previous call."""
+        warm solve seeded with the `carried` secant pairs [dY, dG, gram] of the previous call."""
         injection = inputs["injection"]
         if z0.dim() != 2 or z0.shape[0] != injection.shape[0] or z0.shape[1] != injection.shape[1]:
             stats["start_residual"] = 1.0
@@ -315,8 +322,14 @@ class ImplicitRunner(ExplicitRunner):
             # every step (z0 itself would freeze direct forces while the residual stays below tol).
             stats["residual"] = start_rel
             return FixedPoint(fz, fz[:0], fz[:0], seeds)
-        result, point = self._solve_from(fz, inputs, batch, False, seeds)
-        stats["iterations"] += float(result.iterations)
+        if seeds[0].shape[0] > 0:
+            # Seeded: the solve starts at z0 itself with the probe's f(z0) as its first evaluation, so
+            # that its first step is already a multisecant one (not a plain step to f(z0)).
+            result, point = self._solve_from(start, inputs, batch, False, seeds, fz)
+            stats["iterations"] += float(result.iterations) - 1.0
+        else:
+            result, point = self._solve_from(fz, inputs, batch, False, seeds)
+            stats["iterations"] += float(result.iterations)
         stats["residual"] = float(result.rel_res[0])
         if bool(result.converged.all()):
             return point
