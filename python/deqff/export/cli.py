@@ -127,7 +127,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         help="Anderson slots of warm solves, seeded with the previous call's last secant pairs (0: off; "
-        "benchmarks/RESULTS.md, Carried secant pairs). OpenMM, ASE and Python; the LAMMPS plugin "
+        "benchmarks/RESULTS.md, 'Warm solves seeded with the last step's secant pairs'). OpenMM, ASE and "
+        "Python; the LAMMPS plugin "
         "solves without them",
     )
     parser.add_argument("--min-distance", type=float, default=0.1, help="closest allowed atom distance, Å")
