@@ -32,6 +32,7 @@ from tqdm import tqdm
 from deqff.data.formats import read
 from deqff.export.export import build_potential, model_from_checkpoint, script_potential, warm_up_potential
 from deqff.export.options import ExportOptions
+from deqff.md.jit import model_calls
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -72,7 +73,8 @@ def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], desc: str) -
     iterations, adjoint, seconds, forces = [], [], [], []
     for positions in tqdm(frames, desc=desc, unit="step", leave=False):
         start = time.perf_counter()
-        _, f = module.compute(positions, None)
+        with model_calls():  # as the engines call models (TorchScript's optimizing executor off)
+            _, f = module.compute(positions, None)
         seconds.append(time.perf_counter() - start)
         iterations.append(module.last_iterations())
         adjoint.append(module.last_adjoint_iterations())
