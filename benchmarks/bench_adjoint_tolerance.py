@@ -30,7 +30,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench_tolerance import REFERENCE_TOL, Run, force_error, run, scripted
-from replay import add_replay_arguments, alternate, load_replay, nve_drift
+from replay import add_replay_arguments, alternate, load_replay, nve_drift, plot_energy_traces
 from results_file import machine_line, write_section
 
 HERE = Path(__file__).resolve().parent
@@ -69,14 +69,8 @@ def table(
 
 def plot(tolerances: list[float], drifts: list[dict], forward_tol: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
-    for tol, drift in zip(tolerances, drifts, strict=True):
-        if drift:
-            energy = drift["energy"] - drift["energy"][0]
-            ax.plot(drift["time_ps"], energy, label=f"adjoint tol {tol:g}")
-    ax.set_xlabel("time (ps)")
-    ax.set_ylabel("total energy - initial (kJ/mol)")
-    ax.set_title(f"NVE with conservative forces, forward tol {forward_tol:g}")
-    ax.legend()
+    traces = {f"adjoint tol {tol:g}": drift for tol, drift in zip(tolerances, drifts, strict=True)}
+    plot_energy_traces(ax, traces, f"NVE with conservative forces, forward tol {forward_tol:g}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

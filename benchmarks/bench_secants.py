@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from bench_tolerance import Run, scripted
 from deqff.export.options import ExportOptions
-from replay import add_replay_arguments, alternate, load_replay, nve_drift
+from replay import add_replay_arguments, alternate, load_replay, nve_drift, plot_energy_traces
 from results_file import machine_line, write_section
 
 matplotlib.use("Agg")
@@ -84,12 +84,7 @@ def plot(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict], pat
         left.plot(total(runs[str(memory)]), lw=0.8, label=f"predicted, M = {memory}")
     left.set(xlabel="MD step (0.5 fs)", ylabel="solver + adjoint iterations", title="iterations per step")
     left.legend(fontsize=8)
-    for memory, drift in drifts.items():
-        energy = drift["energy"] - drift["energy"][0]
-        right.plot(drift["time_ps"], energy, lw=0.8, label=f"M = {memory}")
-    right.set(xlabel="time (ps)", ylabel="total energy - start (kJ/mol)", title="NVE (OpenMM)")
-    if drifts:
-        right.legend(fontsize=8)
+    plot_energy_traces(right, {f"M = {memory}": drift for memory, drift in drifts.items()}, "NVE (OpenMM)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,6 +8,7 @@ import argparse
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,6 +67,17 @@ def alternate(modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor])
         )
         for r in records
     ]
+
+
+def plot_energy_traces(ax: Any, drifts: dict[str, dict], title: str) -> None:
+    """On a matplotlib axis: total energy minus its start (kJ/mol) against time (ps) of `nve_drift`
+    results, one line per label (empty results skipped)."""
+    for label, drift in drifts.items():
+        if drift:
+            ax.plot(drift["time_ps"], drift["energy"] - drift["energy"][0], lw=0.8, label=label)
+    ax.set(xlabel="time (ps)", ylabel="total energy - start (kJ/mol)", title=title)
+    if any(drifts.values()):
+        ax.legend(fontsize=8)
 
 
 def nve_drift(checkpoint: str, options: ExportOptions, args: argparse.Namespace, name: str) -> dict:

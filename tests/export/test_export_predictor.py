@@ -30,6 +30,16 @@ def relative_error(forces: torch.Tensor, reference: torch.Tensor) -> float:
     return float((forces - reference).abs().max() / reference.abs().max())
 
 
+def assert_follows_a_tight_solve(module, frames: list[torch.Tensor], tol: float) -> None:
+    """`module`'s forces at each frame, in order, within FORCE_BOUND * tol (relative) of a cold solve at
+    1e-12 of the same tiny model."""
+    tight = potential(tol=1e-12, adjoint_tol=1e-12, max_iter=300, warm_start=False)
+    for frame in frames:
+        _, forces = module.compute(frame)
+        _, forces_tight = tight.compute(frame)
+        assert relative_error(forces, forces_tight) <= FORCE_BOUND * tol
+
+
 @pytest.mark.parametrize("order", [1, 2, 3, 4])
 def test_extrapolation_is_exact_for_polynomials_of_its_order(order):
     generator = torch.Generator().manual_seed(order)
@@ -104,11 +114,7 @@ def test_exported_file_carries_the_predictor(tmp_path, ethanol):
     path = export_model(tiny_model(force_mode="conservative"), tmp_path / "predicted.pt", options)
     module, meta = load_potential(path, numbers)
     assert meta.solver["predictor_order"] == 2
-    tight = potential(tol=1e-12, adjoint_tol=1e-12, max_iter=300, warm_start=False)
-    for frame in smooth_frames(positions, 6):
-        _, forces = module.compute(frame)
-        _, forces_tight = tight.compute(frame)
-        assert relative_error(forces, forces_tight) <= FORCE_BOUND * 1e-4  # the export's default tol
+    assert_follows_a_tight_solve(module, smooth_frames(positions, 6), 1e-4)  # the export's default tol
     assert module.totals()["cold_starts"] == 1
 
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_export_predictor import FORCE_BOUND, potential, relative_error, smooth_frames
+from test_export_predictor import (
+    FORCE_BOUND,
+    assert_follows_a_tight_solve,
+    potential,
+    relative_error,
+    smooth_frames,
+)
 
 from deqff.export.export import export_model, load_potential
 from deqff.export.mdet import InferenceTransforms, random_rotation
@@ -84,11 +90,7 @@ def test_exported_file_with_secants_and_random_rotations(tmp_path, ethanol):
     path = export_model(tiny_model(force_mode="conservative"), tmp_path / "secants.pt", options)
     module, meta = load_potential(path, numbers)
     assert meta.solver["secant_memory"] == 8
-    tight = potential(tol=1e-12, adjoint_tol=1e-12, max_iter=300, warm_start=False)
-    for frame in smooth_frames(positions, 8):
-        _, forces = module.compute(frame)
-        _, forces_tight = tight.compute(frame)
-        assert relative_error(forces, forces_tight) <= FORCE_BOUND * 1e-6
+    assert_follows_a_tight_solve(module, smooth_frames(positions, 8), 1e-6)
     assert module.totals()["cold_starts"] == 1 and module.totals()["retried"] == 0
 
 
