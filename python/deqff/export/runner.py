@@ -189,8 +189,8 @@ class ImplicitRunner(ExplicitRunner):
     adjoint) run Anderson with M slots seeded with the previous call's last M - 1 secant pairs
     (differences of iterates and residuals; deqff.deq.anderson.anderson_seed): the Jacobian of the
     layer changes little between MD steps, so the pairs of earlier steps let the first iterations take
-    multisecant (quasi-Newton) steps. Cold solves use the solver's own memory and give the next call
-    their pairs; the fallback solves carry nothing.
+    multisecant (quasi-Newton) steps. Cold and fallback solves are not seeded (their own Anderson
+    memory) and give the next call their pairs.
     """
 
     def __init__(
