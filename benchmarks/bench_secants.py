@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 TIGHT = 1e-8
+WINDOW = 10  # steps per point of the iteration plot
 
 
 def force_error(run: Run, reference: Run) -> str:
@@ -76,13 +77,19 @@ def table(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict]) ->
     return lines
 
 
+def running_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over windows of WINDOW consecutive values (len(values) - WINDOW + 1 of them)."""
+    return np.convolve(values, np.ones(WINDOW) / WINDOW, mode="valid")
+
+
 def plot(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict], path: Path) -> None:
     """Iterations per MD step along the replayed frames; NVE total energy of each M."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    left.plot(total(runs["cold"]), color="grey", lw=0.8, label="cold")
+    left.plot(running_mean(total(runs["cold"])), color="grey", lw=1.0, label="cold")
     for memory in memories:
-        left.plot(total(runs[str(memory)]), lw=0.8, label=f"predicted, M = {memory}")
-    left.set(xlabel="MD step (0.5 fs)", ylabel="solver + adjoint iterations", title="iterations per step")
+        left.plot(running_mean(total(runs[str(memory)])), lw=1.0, label=f"predicted, M = {memory}")
+    left.set(xlabel="MD step (0.5 fs)", ylabel="solver + adjoint iterations", ylim=(0, None),
+             title=f"iterations per step (mean of {WINDOW} steps)")  # fmt: skip
     left.legend(fontsize=8)
     plot_energy_traces(right, {f"M = {memory}": drift for memory, drift in drifts.items()}, "NVE (OpenMM)")
     fig.tight_layout()
