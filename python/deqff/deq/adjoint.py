@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor, nn
 
+from .anderson import no_secant_pairs
 from .config import SolverConfig
 from .segments import default_segment, segment_sum
 from .solver import FixedPointSolver
@@ -116,8 +117,7 @@ class AdjointSolver(nn.Module):
         returns its own last `keep` pairs (FixedPointSolver.solve_carried; memory <= 0: the config's m)."""
         seg = default_segment(z, segment)
         result = _empty_result(z, num_segments)
-        empty = z.new_zeros([0, z.shape[0], z.shape[1]])
-        carried_out = [empty, empty, z.new_zeros([0])]
+        carried_out = no_secant_pairs(z)
         out = energy
         if energy.requires_grad:
             grad_out: list[Tensor | None] = [torch.ones_like(energy)]

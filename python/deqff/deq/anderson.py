@@ -75,6 +75,13 @@ def anderson_step(
     return segment_combine(alpha, Y, segment)
 
 
+def no_secant_pairs(like: Tensor) -> list[Tensor]:
+    """Secant pairs [dY, dG, gram] (see `anderson_carry`) with none in them ([0, N, D], [0, N, D], [0])
+    for a state like [N, D]."""
+    empty = like.new_zeros([0, like.shape[0], like.shape[1]])
+    return [empty, empty, like.new_zeros([0])]
+
+
 def anderson_seed(
     hist: list[Tensor],
     z: Tensor,
@@ -140,8 +147,7 @@ def anderson_carry(
         if len(used) < keep and usable[slot]:
             used.insert(0, slot)
     if len(used) == 0:
-        empty = z.new_zeros([0, z.shape[0], z.shape[1]])
-        return [empty, empty, z.new_zeros([0])]
+        return no_secant_pairs(z)
     index = torch.tensor(used, dtype=torch.long, device=z.device)
     residuals = G.index_select(0, index)
     cross = segment_dot(g, residuals, segment, num_segments)  # [B, K]

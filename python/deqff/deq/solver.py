@@ -3,7 +3,7 @@
 import torch
 from torch import Tensor, nn
 
-from .anderson import anderson_carry, anderson_init, anderson_seed, anderson_step
+from .anderson import anderson_carry, anderson_init, anderson_seed, anderson_step, no_secant_pairs
 from .broyden import broyden_init, broyden_step
 from .config import SolverConfig
 from .segments import default_segment
@@ -183,10 +183,11 @@ class FixedPointSolver(nn.Module):
                 if k == 0 and seeded:
                     recent = anderson_seed(hist, z, fz - z, carried, segment, num_segments, self.beta)
                 z_new = anderson_step(z, fz, hist, k, segment, num_segments, self.beta, self.lam)
-                slot = k % m
-                if slot in recent:
-                    recent.remove(slot)
-                recent.insert(0, slot)
+                if keep > 0:  # slot order only matters for the pairs carried out
+                    slot = k % m
+                    if slot in recent:
+                        recent.remove(slot)
+                    recent.insert(0, slot)
             elif self.method == "broyden":
                 z_new = broyden_step(z, fz, hist, k, segment, num_segments)
             else:
@@ -203,8 +204,7 @@ class FixedPointSolver(nn.Module):
         result = finish(t, z, segment, self.return_best, iterations, trace[:iterations], states)
         while len(result.states) < len(record):
             result.states.append(result.z)
-        empty = z0.new_zeros([0, z0.shape[0], z0.shape[1]])
-        carried_out = [empty, empty, z0.new_zeros([0])]
+        carried_out = no_secant_pairs(z0)
         if keep > 0 and self.method == "anderson":
             carried_out = anderson_carry(hist, z, fz - z, recent, keep, self.beta, segment, num_segments)
         return result, graph, leaf, carried_out

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from deqff.deq import AdjointSolver, FixedPointSolver
+from deqff.deq.anderson import no_secant_pairs
 from deqff.deq.stats import SolverResult, residuals
 from deqff.models.force_field import EquivariantForceField
 
@@ -93,13 +94,6 @@ class FixedPoint(NamedTuple):
     fz: Tensor
     leaf: Tensor
     secants: list[Tensor]
-
-
-def no_secants(like: Tensor) -> list[Tensor]:
-    """Secant pairs [dY, dG, gram] of one solver (deqff.deq.anderson.anderson_carry) with none in them
-    ([0, N, D], [0, N, D], [0]) for a state like [N, D]."""
-    empty = like.new_zeros([0, like.shape[0], like.shape[1]])
-    return [empty, empty, like.new_zeros([0])]
 
 
 def _format_float(value: float) -> str:
@@ -179,7 +173,7 @@ class ExplicitRunner(nn.Module):
         empty = x.new_zeros((0, 0))
         stats = new_stats()
         stats["cold"] = 1.0
-        return RunOutput(energy, force_out, empty, empty, stats, "", no_secants(empty))
+        return RunOutput(energy, force_out, empty, empty, stats, "", no_secant_pairs(empty))
 
 
 class ImplicitRunner(ExplicitRunner):
@@ -255,7 +249,7 @@ class ImplicitRunner(ExplicitRunner):
     ) -> FixedPoint:
         """Solve from zero (normal solver, then the fallback solver); an error if neither converges."""
         z0 = torch.zeros_like(inputs["injection"])
-        none = no_secants(z0)
+        none = no_secant_pairs(z0)
         stats["cold"] = 1.0
         if not retry_only:
             result, point = self._solve_from(z0, inputs, batch, False, none)
@@ -314,7 +308,7 @@ class ImplicitRunner(ExplicitRunner):
         if not (start_rel < 1.0) or not bool(torch.isfinite(abs_res).all()):
             stats["rejected"] = 1.0
             return self.cold_solve(inputs, batch, stats, errors, False)
-        seeds = no_secants(start)
+        seeds = no_secant_pairs(start)
         if self.secant_memory > 0 and carried[0].shape[1:] == start.shape:
             seeds = [pairs.to(start.dtype) for pairs in carried]
         if float(stop_value(abs_res, rel_res, self.stop_mode)) < self.tol:
@@ -350,7 +344,7 @@ class ImplicitRunner(ExplicitRunner):
         adjoint solve's secant pairs), warm-started from g0 and seeded with `carried` when they fit."""
         warm = g0.dim() == 2 and g0.shape[0] == fz.shape[0] and g0.shape[1] == fz.shape[1]
         start: Tensor | None = None
-        seeds = no_secants(fz)
+        seeds = no_secant_pairs(fz)
         memory = 0
         if warm:
             start = g0.to(fz.dtype)
@@ -367,7 +361,7 @@ class ImplicitRunner(ExplicitRunner):
             return out, result.z, secants
         stats["retried"] += 1.0
         out, result, secants = self.fallback_adjoint.attach_carried(
-            energy, fz, leaf, no_secants(fz), 0, self.secant_keep, batch, 1, None
+            energy, fz, leaf, no_secant_pairs(fz), 0, self.secant_keep, batch, 1, None
         )
         stats["adjoint_iterations"] += float(result.iterations)
         stats["adjoint_residual"] = float(result.rel_res[0])
@@ -403,7 +397,7 @@ class ImplicitRunner(ExplicitRunner):
         batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
         injection = inputs["injection"]
-        carried = no_secants(injection) + no_secants(injection)
+        carried = no_secant_pairs(injection) + no_secant_pairs(injection)
         if secants is not None and len(secants) == 6:
             carried = secants
         if trust_start and z0.shape[0] == x.shape[0] and z0.shape[1] == injection.shape[1]:
