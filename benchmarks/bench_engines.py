@@ -35,6 +35,7 @@ from tqdm import tqdm
 from deqff.bench.nve import energy_drift
 from deqff.export.export import load_potential, warm_up_potential
 from deqff.export.metadata import read_metadata
+from deqff.md.jit import model_calls
 from deqff.md.lammps import run_nve
 from deqff.md.simulate import SimulationSettings, make_simulation, warm_up
 from deqff.md.structure import MDStructure, load_structure
@@ -100,14 +101,15 @@ def bare_run(model: str, structure: MDStructure, positions_nm: list[np.ndarray])
     """The exported module's `compute` replayed on the positions, in order, timed per call."""
     module, _ = load_potential(model, structure.atomic_numbers)
     frames = [torch.as_tensor(p * NM_TO_ANGSTROM, dtype=torch.float64) for p in positions_nm]
-    warm_up_potential(module, frames[0])
     seconds, iterations, adjoint = [], [], []
-    for frame in tqdm(frames, desc=f"bare {Path(model).name}", unit="call", leave=False):
-        begin = time.perf_counter()
-        module.compute(frame, None)
-        seconds.append(time.perf_counter() - begin)
-        iterations.append(module.last_iterations())
-        adjoint.append(module.last_adjoint_iterations())
+    with model_calls():  # as the engines call it (TorchScript's optimizing executor off)
+        warm_up_potential(module, frames[0])
+        for frame in tqdm(frames, desc=f"bare {Path(model).name}", unit="call", leave=False):
+            begin = time.perf_counter()
+            module.compute(frame, None)
+            seconds.append(time.perf_counter() - begin)
+            iterations.append(module.last_iterations())
+            adjoint.append(module.last_adjoint_iterations())
     return EngineRun(
         "bare model `compute` (replay of the OpenMM positions)",
         1e3 * float(np.mean(seconds)),
@@ -220,6 +222,11 @@ def main() -> None:
             f"({(runs[1].ms_per_step - runs[0].ms_per_step) / runs[1].ms_per_step:.0%} of the step)."
             for label, runs in results.items()
         ],
+        "",
+        "The paths run one after another, not interleaved: on the shared machine the load changes between "
+        "rows, so differences of a few ms (a negative overhead included) are the load, not the engine. The "
+        "bare replay calls the module as the engines do (deqff.md.jit.model_calls: TorchScript's optimizing "
+        "executor off).",
         "",
         f"Plot of the iterations per step: `benchmarks/{Path(args.plot).name}`.",
     ]
