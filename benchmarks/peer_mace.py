@@ -6,6 +6,7 @@ of the project's. Steps:
 
     python benchmarks/peer_mace.py setup                      # .venv-mace: torch + mace-torch (pinned)
     python benchmarks/peer_mace.py train --run runs/aspirin_deq --out benchmarks/peer/aspirin --epochs 40
+    python benchmarks/peer_mace.py train ... --resume         # a stopped run continues (in pieces)
     python benchmarks/peer_mace.py report --peer benchmarks/peer/aspirin \
         --runs runs/aspirin_deq runs/aspirin_explicit --labels "deqff DEQ" "deqff explicit"
 
@@ -95,8 +96,32 @@ def write_split_xyz(run: Path, out: Path) -> dict[str, Path]:
 
 
 # -- train ---------------------------------------------------------------------------------------------
-def train(run: Path, out: Path, epochs: int, venv: Path) -> None:
-    """Train MACE on `run`'s split with one thread; write curve.csv, test_metrics.json, command.txt."""
+CURVE_FIELDS = ("epoch", "time_s", "val_force_mae_meV_A", "val_energy_mae_meV")
+
+
+def read_curve(path: Path) -> list[dict[str, float]]:
+    """curve.csv rows (epoch, wall seconds since the first piece started, validation MAEs); [] if absent."""
+    if not path.exists():
+        return []
+    with open(path) as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(run: Path, out: Path, epochs: int, venv: Path, resume: bool = False) -> None:
+    """Train MACE on `run`'s split with one thread; write curve.csv (after every epoch), then
+    test_metrics.json and command.txt.
+
+    With `resume`, continue a stopped run in `out` from MACE's latest checkpoint (`--restart_latest`; MACE
+    saves one whenever the validation loss improves): the curve's wall times go on from the stopped piece's
+    last row, and epochs after the checkpoint that the stopped piece had already run are run again (their
+    time stays counted)."""
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     paths = write_split_xyz(run, out)
@@ -114,7 +139,12 @@ def train(run: Path, out: Path, epochs: int, venv: Path) -> None:
         *MACE_SETTINGS.split(),
     ]
     (out / "command.txt").write_text(shlex.join(command) + "\n")
-    rows = []
+    rows = read_curve(out / "curve.csv") if resume else []
+    if resume and not rows:
+        raise FileNotFoundError(f"--resume: no curve.csv in {out}; start the run without --resume")
+    if resume:
+        command.append("--restart_latest")
+    offset = rows[-1]["time_s"] if rows else 0.0
     start = time.perf_counter()
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=one_thread_env(), cwd=out
@@ -123,21 +153,21 @@ def train(run: Path, out: Path, epochs: int, venv: Path) -> None:
         for line in process.stdout:
             match = EPOCH_LINE.search(line)
             if match:
-                epoch, mae_e, mae_f = int(match[1]), float(match[2]), float(match[3])
-                rows.append({"epoch": epoch + 1, "time_s": round(time.perf_counter() - start, 1),
+                epoch, mae_e, mae_f = int(match[1]) + 1, float(match[2]), float(match[3])
+                rows = [row for row in rows if row["epoch"] < epoch]  # a resumed piece reruns epochs
+                rows.append({"epoch": epoch, "time_s": round(offset + time.perf_counter() - start, 1),
                              "val_force_mae_meV_A": mae_f, "val_energy_mae_meV": mae_e})  # fmt: skip
-                print(f"MACE epoch {epoch + 1}/{epochs}: {rows[-1]['time_s'] / 60:.1f} min, val force MAE "
+                write_curve(out / "curve.csv", rows)
+                print(f"MACE epoch {epoch}/{epochs}: {rows[-1]['time_s'] / 60:.1f} min, val force MAE "
                       f"{mae_f:.1f} meV/Å, energy {mae_e:.1f} meV", flush=True)  # fmt: skip
     if process.returncode != 0:
         raise RuntimeError(f"mace_run_train failed (exit {process.returncode}); see {work / 'logs'}")
-    with open(out / "curve.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
     model = work / "mace.model"
     metrics = evaluate(model, paths["test"], out, venv)
     metrics.update(
-        epochs=epochs, training_time_s=rows[-1]["time_s"], parameters=count_mace_parameters(model, venv)
+        epochs=int(rows[-1]["epoch"]),
+        training_time_s=rows[-1]["time_s"],
+        parameters=count_mace_parameters(model, venv),
     )
     (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
@@ -189,8 +219,7 @@ def report(
     from results_file import machine_line, write_section
 
     summaries = [read_run(path, label) for path, label in zip(runs, labels, strict=True)]
-    with open(peer / "curve.csv") as handle:
-        curve = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    curve = read_curve(peer / "curve.csv")
     test = json.loads((peer / "test_metrics.json").read_text())
     plot(summaries, curve, plot_path, title)
     lines = [
@@ -243,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=Path, required=True, help="deqff run directory whose split MACE uses")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--resume", action="store_true", help="continue a stopped run in --out (curve.csv kept)")
     p = sub.add_parser("report", help="RESULTS.md section and PNG")
     p.add_argument("--peer", type=Path, required=True, help="output folder of `train`")
     p.add_argument("--runs", nargs="+", type=Path, required=True)
@@ -254,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         setup(args.venv)
     elif args.command == "train":
-        train(args.run, args.out, args.epochs, args.venv)
+        train(args.run, args.out, args.epochs, args.venv, args.resume)
     else:
         plot_path = args.plot or HERE / f"peer_{args.title}.png"
         report(args.peer, args.runs, args.labels, args.title, args.results, plot_path)
