@@ -87,13 +87,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    model, numbers, frames = load_replay(args)
+    model, numbers, frames, cell = load_replay(args)
     tight = {"tol": REFERENCE_TOL, "max_iter": 400, "adjoint_tol": REFERENCE_TOL, "adjoint_max_iter": 400}
-    reference = run(scripted(model, numbers, frames[0], **tight, warm_start=False), frames, "reference")
+    reference = run(
+        scripted(model, numbers, frames[0], cell=cell, **tight, warm_start=False), frames, "reference", cell
+    )
     common = {"tol": args.tol, "predictor_order": args.predictor_order}
-    modules = [scripted(model, numbers, frames[0], **common, adjoint_tol=t) for t in args.adjoint_tolerances]
-    modules.append(scripted(model, numbers, frames[0], **common, force_mode="direct"))
-    *runs, direct = alternate(modules, frames)
+    modules = [
+        scripted(model, numbers, frames[0], cell=cell, **common, adjoint_tol=t)
+        for t in args.adjoint_tolerances
+    ]
+    modules.append(scripted(model, numbers, frames[0], cell=cell, **common, force_mode="direct"))
+    *runs, direct = alternate(modules, frames, cell)
 
     drifts = []
     for tol in tqdm(args.adjoint_tolerances if args.nve_steps else [], desc="NVE runs"):

@@ -70,11 +70,13 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    model, numbers, frames = load_replay(args)
+    model, numbers, frames, cell = load_replay(args)
     common = {"tol": args.tol, "adjoint_tol": args.tol, "predictor_order": args.predictor_order}
     keys = [(dtype, mode) for dtype in DTYPES for mode in FORCE_MODES]
-    modules = [scripted(model, numbers, frames[0], dtype=d, force_mode=m, **common) for d, m in keys]
-    runs = dict(zip(keys, alternate(modules, frames), strict=True))
+    modules = [
+        scripted(model, numbers, frames[0], cell=cell, dtype=d, force_mode=m, **common) for d, m in keys
+    ]
+    runs = dict(zip(keys, alternate(modules, frames, cell), strict=True))
     drifts = {
         dtype: nve_drift(args.checkpoint, ExportOptions(dtype=dtype, **common), args, dtype)
         for dtype in tqdm(DTYPES if args.nve_steps else (), desc="NVE runs")

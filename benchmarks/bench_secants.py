@@ -17,6 +17,7 @@ Writes the "bench_secants" section of benchmarks/RESULTS.md and benchmarks/secan
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from bench_tolerance import Run, scripted
+from deqff.data.formats import read
 from deqff.export.options import ExportOptions
 from replay import add_replay_arguments, alternate, load_replay, nve_drift, plot_energy_traces
 from results_file import machine_line, write_section
@@ -77,6 +79,27 @@ def table(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict]) ->
     return lines
 
 
+def section_arguments(args: argparse.Namespace) -> str:
+    """The command line's plot/section/title arguments when they are not the defaults."""
+    parts = []
+    if Path(args.plot) != HERE / "secants.png":
+        parts.append(f" --plot {args.plot}")
+    if args.section != "bench_secants":
+        parts.append(f" --section {args.section}")
+    if args.title:
+        parts.append(f" --title {shlex.quote(args.title)}")
+    return "".join(parts)
+
+
+def read_metadata_line(path: str) -> str:
+    """How a deqff dataset's frames were sampled, from its metadata: e.g. '500 K MD (xtb)'."""
+    meta = read(path).metadata or {}
+    temperature, sampler = meta.get("temperature_K"), meta.get("sampler")
+    if temperature is None:
+        return "MD frames"
+    return f"{temperature:g} K MD" + (f" ({sampler})" if sampler else "")
+
+
 def running_mean(values: np.ndarray) -> np.ndarray:
     """Mean over windows of WINDOW consecutive values (len(values) - WINDOW + 1 of them)."""
     return np.convolve(values, np.ones(WINDOW) / WINDOW, mode="valid")
@@ -105,19 +128,21 @@ def main() -> None:
     parser.add_argument("--memories", type=int, nargs="+", default=[0, 10, 20, 40], help="Anderson slots")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--plot", default=str(HERE / "secants.png"))
+    parser.add_argument("--section", default="bench_secants", help="RESULTS.md section key")
+    parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
     args = parser.parse_args()
     torch.set_num_threads(1)
     memories = sorted(set(args.memories) | {0})
 
-    model, numbers, frames = load_replay(args)
+    model, numbers, frames, cell = load_replay(args)
     common = {"tol": args.tol, "adjoint_tol": args.tol}
     options = {
         "cold": {**common, "warm_start": False},
         "tight": {"tol": TIGHT, "adjoint_tol": TIGHT, "max_iter": 300, "warm_start": False},
         **{str(m): {**common, "predictor_order": args.predictor_order, "secant_memory": m} for m in memories},
     }
-    modules = [scripted(model, numbers, frames[0], **settings) for settings in options.values()]
-    runs = dict(zip(options, alternate(modules, frames), strict=True))
+    modules = [scripted(model, numbers, frames[0], cell=cell, **settings) for settings in options.values()]
+    runs = dict(zip(options, alternate(modules, frames, cell), strict=True))
     drifts = {
         m: nve_drift(args.checkpoint, ExportOptions(**options[str(m)]), args, f"memory{m}")
         for m in tqdm(memories if args.nve_steps else (), desc="NVE runs")
@@ -128,14 +153,16 @@ def main() -> None:
         f"Command: `python benchmarks/bench_secants.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
         f"--predictor-order {args.predictor_order} --memories {' '.join(map(str, memories))} "
-        f"--nve-steps {args.nve_steps}`  ",
+        f"--nve-steps {args.nve_steps}{section_arguments(args)}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), conservative forces, "
         f"float64, solve and adjoint to {args.tol:g}: a cold export, and exports with warm starts predicted "
         f"from the last {args.predictor_order + 1} fixed points whose warm solves (solver and adjoint) run "
         "Anderson with M slots seeded with the previous call's last M - 1 secant pairs (M = 0: an empty "
         "history, what the shipped models do); "
-        f"{len(frames)} consecutive 0.5 fs frames of 500 K xTB MD, all modules alternating frame by frame. "
+        f"{len(frames)} consecutive 0.5 fs frames of `{args.trajectory}` "
+        f"({'periodic' if cell is not None else 'no periodic box'}; "
+        f"{read_metadata_line(args.trajectory)}), all modules alternating frame by frame. "
         f"Force error: per frame the largest component difference to a cold solve at {TIGHT:g}. NVE: "
         f"OpenMM CPU, {args.nve_steps} steps of 0.5 fs from 300 K velocities (seed 0) at the "
         f"{args.structure} start, each M's export (without the ZBL prior, zero on the training data). "
@@ -143,8 +170,8 @@ def main() -> None:
         "",
         *table(memories, runs, drifts),
     ]
-    title = "Warm solves seeded with the last step's secant pairs (issue #15: 1)"
-    write_section(Path(args.results), "bench_secants", title, lines)
+    title = "Warm solves seeded with the last step's secant pairs" + (f", {args.title}" if args.title else "")
+    write_section(Path(args.results), args.section, f"{title} (issue #15: 1)", lines)
     print("\n".join(lines))
 
 

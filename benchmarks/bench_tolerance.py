@@ -58,23 +58,32 @@ class Run:
 
 
 def scripted(
-    model: torch.nn.Module, numbers: np.ndarray, first: torch.Tensor, dtype: str = "float64", **options
+    model: torch.nn.Module,
+    numbers: np.ndarray,
+    first: torch.Tensor,
+    dtype: str = "float64",
+    cell: torch.Tensor | None = None,
+    **options,
 ) -> torch.jit.ScriptModule:
-    """The exported stateful module (float64 unless `dtype`) for this molecule, warmed up on positions
-    `first` [N, 3] (TorchScript's profiling executor optimizes during the first calls) and then reset."""
+    """The exported stateful module (float64 unless `dtype`) for this system, warmed up on positions
+    `first` [N, 3] Å in `cell` [3, 3] Å or none (TorchScript's profiling executor optimizes during the
+    first calls) and then reset."""
     potential = script_potential(build_potential(model, ExportOptions(dtype=dtype, **options)))
     potential.set_atomic_numbers(torch.as_tensor(numbers, dtype=torch.long), None)
-    warm_up_potential(potential, first, WARMUP_CALLS)
+    warm_up_potential(potential, first, WARMUP_CALLS, cell)
     return potential
 
 
-def run(module: torch.jit.ScriptModule, frames: list[torch.Tensor], desc: str) -> Run:
-    """Call `module.compute` once per frame, in order (each call warm-starts from the last)."""
+def run(
+    module: torch.jit.ScriptModule, frames: list[torch.Tensor], desc: str, cell: torch.Tensor | None = None
+) -> Run:
+    """Call `module.compute` once per frame (in periodic `cell` [3, 3] Å or none), in order (each call
+    warm-starts from the last)."""
     iterations, adjoint, seconds, forces = [], [], [], []
     for positions in tqdm(frames, desc=desc, unit="step", leave=False):
         start = time.perf_counter()
         with model_calls():  # as the engines call models (TorchScript's optimizing executor off)
-            _, f = module.compute(positions, None)
+            _, f = module.compute(positions, cell)
         seconds.append(time.perf_counter() - start)
         iterations.append(module.last_iterations())
         adjoint.append(module.last_adjoint_iterations())

@@ -35,23 +35,42 @@ def add_replay_arguments(parser: argparse.ArgumentParser, nve_steps: int, out: s
     parser.add_argument("--out", default=out, help="NVE runs' exports and logs")
 
 
-def load_replay(args: argparse.Namespace) -> tuple[EquivariantForceField, np.ndarray, list[torch.Tensor]]:
-    """(model of args.checkpoint, atomic numbers [N], the first args.steps frames [N, 3] Å, float64)."""
+def load_replay(
+    args: argparse.Namespace,
+) -> tuple[EquivariantForceField, np.ndarray, list[torch.Tensor], torch.Tensor | None]:
+    """(model of args.checkpoint, atomic numbers [N], the first args.steps frames [N, 3] Å, float64, and
+    the trajectory's periodic cell [3, 3] Å, or None for a molecule)."""
     data = read(args.trajectory)
-    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
-    return model_from_checkpoint(args.checkpoint), np.asarray(data.z), frames
+    count = min(args.steps, len(data.R))
+    frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(count)]
+    return model_from_checkpoint(args.checkpoint), np.asarray(data.z), frames, replay_cell(data, count)
 
 
-def alternate(modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor]) -> list[Run]:
-    """Call every module once per frame, in order of frames, the modules' order rotating each frame;
-    one Run per module (with energies). The calls run as deqff's engine paths make them
-    (deqff.md.jit.model_calls: TorchScript's optimizing executor off, unless DEQFF_JIT_OPTIMIZE=1)."""
+def replay_cell(data: Any, count: int) -> torch.Tensor | None:
+    """The cell [3, 3] Å of a periodic trajectory's first `count` frames (one box: NVT or NVE), or None."""
+    if data.cell is None or not data.periodic:
+        return None
+    cells = np.asarray(data.cell)[:count]
+    if not np.allclose(cells, cells[0]):
+        raise ValueError(
+            "replaying a trajectory whose box changes (NPT) is not supported: use NVT or NVE frames"
+        )
+    return torch.as_tensor(cells[0], dtype=torch.float64)
+
+
+def alternate(
+    modules: list[torch.jit.ScriptModule], frames: list[torch.Tensor], cell: torch.Tensor | None = None
+) -> list[Run]:
+    """Call every module once per frame (positions [N, 3] Å, in `cell` [3, 3] Å or none), in order of
+    frames, the modules' order rotating each frame; one Run per module (with energies). The calls run as
+    deqff's engine paths make them (deqff.md.jit.model_calls: TorchScript's optimizing executor off,
+    unless DEQFF_JIT_OPTIMIZE=1)."""
     records: list[dict[str, list]] = [{"it": [], "adj": [], "s": [], "f": [], "e": []} for _ in modules]
     for n, positions in enumerate(tqdm(frames, desc="alternating calls", unit="frame")):
         for k in [(n + i) % len(modules) for i in range(len(modules))]:
             start = time.perf_counter()
             with model_calls():
-                energy, forces = modules[k].compute(positions, None)
+                energy, forces = modules[k].compute(positions, cell)
             records[k]["s"].append(time.perf_counter() - start)
             records[k]["it"].append(modules[k].last_iterations())
             records[k]["adj"].append(modules[k].last_adjoint_iterations())

@@ -236,12 +236,18 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path, options: ExportO
     return export_model(model, path, options, source=Path(checkpoint).name)
 
 
-def warm_up_potential(module: torch.jit.ScriptModule, positions: torch.Tensor, calls: int = 3) -> None:
-    """Solve `calls` slightly displaced copies of positions [N, 3] Å (real solves, not cached repeats)
-    so that TorchScript's profiling executor has optimized `module`, then forget state and statistics.
-    For timing runs: the first calls of a scripted model cost seconds."""
+def warm_up_potential(
+    module: torch.jit.ScriptModule,
+    positions: torch.Tensor,
+    calls: int = 3,
+    cell: torch.Tensor | None = None,
+) -> None:
+    """Solve `calls` slightly displaced copies of positions [N, 3] Å (in periodic `cell` [3, 3] Å, or
+    none) (real solves, not cached repeats) so that TorchScript's profiling executor has optimized
+    `module`, then forget state and statistics. For timing runs: the first calls of a scripted model
+    cost seconds."""
     for call in range(1, calls + 1):
-        module.compute(positions + 1e-3 * call, None)
+        module.compute(positions + 1e-3 * call, cell)
     module.reset()
     module.reset_stats()
 
