@@ -288,6 +288,11 @@ RUN_aspirin_deq_12ep_gains_wide_chw_jac_warm := $(RUN_aspirin_deq_12ep_gains_wid
 # layers the DEQ's fixed point is worth).
 RUN_aspirin_explicit_12ep_gains_wide_chw_L1 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=1
 RUN_aspirin_explicit_12ep_gains_wide_chw_L2 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.depth=2
+# The DEQ and its 4-layer twin in the force mode of the DEQ paper (DEQuiformer predicts forces with an equivariant
+# head, not as -dE/dx): a training step needs no second-order implicit solves, so the DEQ's training step is
+# not several times the twin's. DEQ vs twin at equal epochs in that mode (issue 13).
+RUN_aspirin_deq_12ep_direct := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.force_mode=direct
+RUN_aspirin_explicit_12ep_direct := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.force_mode=direct
 # The DEQ with two blocks in its implicit layer (the parameters of the 2-layer twin, 0.58x the 4-layer's).
 RUN_aspirin_deq_12ep_gains_wide_chw_jac_b2 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.blocks_per_layer=2
 # The channel-wise DEQ over 48 epochs (the previous aspirin DEQ's first piece was 48 epochs of the old block:
@@ -317,7 +322,8 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_12ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw \
   aspirin_deq_48ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw_L1 aspirin_explicit_12ep_gains_wide_chw_L2 \
   aspirin_deq_12ep_gains_wide_chw_jac_b2 aspirin_deq_96ep_gains_wide_chw_jac \
-  aspirin_explicit_48ep_gains_wide_chw aspirin_deq_12ep_gains_wide_chw_jac_warm $(ABLATION_RUNS)
+  aspirin_explicit_48ep_gains_wide_chw aspirin_deq_12ep_gains_wide_chw_jac_warm aspirin_deq_12ep_direct \
+  aspirin_explicit_12ep_direct $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
