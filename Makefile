@@ -412,6 +412,12 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_b2 \
 	  --labels "explicit, 1 layer" "explicit, 2 layers" "explicit, 4 layers" "DEQ, 1 block" "DEQ, 2 blocks" \
 	  --title "aspirin, DEQ vs explicit depth at 12 epochs" --notes-file benchmarks/deq_vs_depth_notes.md
+	$(BENCH)/bench_recipe.py --section deq_vs_twin_direct --plot benchmarks/deq_vs_twin_direct.png \
+	  --runs $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
+	  $(RECORDS)/aspirin_explicit_12ep_direct $(RECORDS)/aspirin_deq_12ep_direct \
+	  --labels "explicit, 4 layers, conservative forces" "DEQ, conservative forces" "explicit, 4 layers, direct forces" \
+	  "DEQ, direct forces" --title "aspirin, DEQ vs explicit twin with direct forces at 12 epochs" \
+	  --notes-file benchmarks/deq_vs_twin_direct_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
