@@ -79,6 +79,16 @@ def table(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict]) ->
     return lines
 
 
+def nve_sentence(args: argparse.Namespace) -> str:
+    """How the NVE runs were made, or that there were none (--nve-steps 0)."""
+    if not args.nve_steps:
+        return "No NVE runs (--nve-steps 0). "
+    return (
+        f"NVE: OpenMM CPU, {args.nve_steps} steps of 0.5 fs from 300 K velocities (seed 0) at the "
+        f"{args.structure} start, each M's export (without the ZBL prior, zero on the training data). "
+    )
+
+
 def section_arguments(args: argparse.Namespace) -> str:
     """The command line's plot/section/title arguments when they are not the defaults."""
     parts = []
@@ -107,14 +117,17 @@ def running_mean(values: np.ndarray) -> np.ndarray:
 
 def plot(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict], path: Path) -> None:
     """Iterations per MD step along the replayed frames; NVE total energy of each M."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2 if drifts else 1, figsize=(11 if drifts else 6, 4), squeeze=False)
+    left = axes[0, 0]
     left.plot(running_mean(total(runs["cold"])), color="grey", lw=1.0, label="cold")
     for memory in memories:
         left.plot(running_mean(total(runs[str(memory)])), lw=1.0, label=f"predicted, M = {memory}")
     left.set(xlabel="MD step (0.5 fs)", ylabel="solver + adjoint iterations", ylim=(0, None),
              title=f"iterations per step (mean of {WINDOW} steps)")  # fmt: skip
     left.legend(fontsize=8)
-    plot_energy_traces(right, {f"M = {memory}": drift for memory, drift in drifts.items()}, "NVE (OpenMM)")
+    if drifts:
+        traces = {f"M = {memory}": drift for memory, drift in drifts.items()}
+        plot_energy_traces(axes[0, 1], traces, "NVE (OpenMM)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -163,10 +176,8 @@ def main() -> None:
         f"{len(frames)} consecutive 0.5 fs frames of `{args.trajectory}` "
         f"({'periodic' if cell is not None else 'no periodic box'}; "
         f"{read_metadata_line(args.trajectory)}), all modules alternating frame by frame. "
-        f"Force error: per frame the largest component difference to a cold solve at {TIGHT:g}. NVE: "
-        f"OpenMM CPU, {args.nve_steps} steps of 0.5 fs from 300 K velocities (seed 0) at the "
-        f"{args.structure} start, each M's export (without the ZBL prior, zero on the training data). "
-        f"Plot: `benchmarks/{Path(args.plot).name}`.",
+        f"Force error: per frame the largest component difference to a cold solve at {TIGHT:g}. "
+        f"{nve_sentence(args)}Plot: `benchmarks/{Path(args.plot).name}`.",
         "",
         *table(memories, runs, drifts),
     ]
