@@ -368,6 +368,8 @@ STABILITY_aspirin_deq := 75b6c85
 benchmarks: benchmark-runs
 	test -f data/aspirin_md500K_every_step.npz || $(DEQFF) data generate aspirin \
 	  -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 --temperature 500 --split none --seed 7
+	test -f data/water-box_every_step.npz || $(DEQFF) data generate water-box:32 --sampler tip3p --stride 1 \
+	  --frames 200 --equilibration 40000 --temperature 300 --seed 5 --split none -o data/water-box_every_step.npz
 	test -f runs/ethanol_direct_explicit/checkpoints/best.pt || $(DEQFF) train configs/ethanol_deq.yaml \
 	  --set model.model_type=explicit --set model.depth=4 --set train.fpc_weight=0 \
 	  --set train.num_threads=1 --output runs/ethanol_direct_explicit --no-progress
@@ -494,6 +496,9 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --structure aspirin
 	$(BENCH)/bench_secants.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \
 	  --structure aspirin --memories 0 10 20 40
+	$(BENCH)/bench_secants.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \
+	  --structure water-box:32 --steps 100 --memories 0 20 40 --nve-steps 0 --plot benchmarks/secants_water.png \
+	  --section bench_secants_water --title 'water box'
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
