@@ -157,6 +157,7 @@ RUN_COPY = mkdir -p runs/$(1)/checkpoints && cp runs/$(2)/checkpoints/last.pt ru
   runs/$(2)/metrics.csv runs/$(1)/ && mv runs/$(1)/last.pt runs/$(1)/best.pt runs/$(1)/checkpoints/ && \
   { test ! -f runs/$(2)/curves.png || cp runs/$(2)/curves.png runs/$(1)/; }
 define train_run
+	$(if $(INIT_$(1)),test -f runs/$(INIT_$(1))/checkpoints/best.pt || $(call RUN_BEGUN,$(1)) || { $(call train_run,$(INIT_$(1)),$(call RUN_CONFIG,$(INIT_$(1)))); };) \
 	$(if $(FROM_$(1)),$(call RUN_BEGUN,$(1)) || { $(call train_run,$(FROM_$(1)),$(call RUN_CONFIG,$(FROM_$(1)))) && $(call RUN_COPY,$(1),$(FROM_$(1))); };) \
 	if test ! -f runs/$(1)/checkpoints/last.pt -a -f models/in_progress/$(1).last.pt; then \
 	  mkdir -p runs/$(1)/checkpoints && cp models/in_progress/$(1).last.pt runs/$(1)/checkpoints/last.pt; \
@@ -293,6 +294,11 @@ RUN_aspirin_explicit_12ep_gains_wide_chw_L2 := $(RUN_aspirin_explicit_12ep_gains
 # not several times the twin's. DEQ vs twin at equal epochs in that mode (issue 13).
 RUN_aspirin_deq_12ep_direct := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.force_mode=direct
 RUN_aspirin_explicit_12ep_direct := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.force_mode=direct
+# A direct-force stage, then conservative forces: the conservative DEQ trained for 6 epochs from the weights of the
+# direct DEQ's 12 (train.init_from; INIT_NAME := the run whose best checkpoint it starts from, trained first).
+RUN_aspirin_deq_12ep_direct_cons6 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=6 \
+  --set train.energy_stage_epoch=5 --set train.init_from=runs/aspirin_deq_12ep_direct/checkpoints/best.pt
+INIT_aspirin_deq_12ep_direct_cons6 := aspirin_deq_12ep_direct
 # The DEQ with two blocks in its implicit layer (the parameters of the 2-layer twin, 0.58x the 4-layer's).
 RUN_aspirin_deq_12ep_gains_wide_chw_jac_b2 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.blocks_per_layer=2
 # The channel-wise DEQ over 48 epochs (the previous aspirin DEQ's first piece was 48 epochs of the old block:
@@ -323,7 +329,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_48ep_gains_wide_chw_jac aspirin_explicit_12ep_gains_wide_chw_L1 aspirin_explicit_12ep_gains_wide_chw_L2 \
   aspirin_deq_12ep_gains_wide_chw_jac_b2 aspirin_deq_96ep_gains_wide_chw_jac \
   aspirin_explicit_48ep_gains_wide_chw aspirin_deq_12ep_gains_wide_chw_jac_warm aspirin_deq_12ep_direct \
-  aspirin_explicit_12ep_direct $(ABLATION_RUNS)
+  aspirin_explicit_12ep_direct aspirin_deq_12ep_direct_cons6 $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac

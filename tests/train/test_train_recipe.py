@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from deqff.train.config import ConfigError
 from deqff.train.trainer import Trainer
@@ -109,3 +110,35 @@ def test_resume_accepts_a_changed_inference_solver(make_config) -> None:
     assert load_config(resumed.paths.config, {}).model.solver_inference.tol == 1.0e-4
     with pytest.raises(ValueError, match=r"model\.solver_train"):
         Trainer(make_config("inference", **{"model.solver_train": tight}), resume=True)
+
+
+def test_init_from_starts_a_conservative_stage_from_a_direct_runs_weights(make_config) -> None:
+    """train.init_from: a run starts from another run's EMA weights (a direct-force stage, then
+    conservative forces): the new run's initial weights are those weights, not random ones."""
+    first = make_config("direct", **{"model.force_mode": "direct", "train.max_steps": 2, "train.epochs": 1})
+    Trainer(first).fit()
+    best = Trainer(first, resume=True).paths.best
+    stage = Trainer(
+        make_config("conservative", **{"model.force_mode": "conservative", "train.init_from": str(best)})
+    )
+    weights = torch.load(best, weights_only=False)["ema_state_dict"]
+    averaged = stage.ema.model_state_dict(stage.model)  # the EMA starts from them too
+    for name, value in stage.model.state_dict().items():
+        torch.testing.assert_close(value, weights[name].to(value.dtype), msg=name)
+        torch.testing.assert_close(averaged[name], weights[name].to(value.dtype), msg=name)
+    fresh = Trainer(make_config("fresh", **{"model.force_mode": "conservative"}))
+    assert any(
+        not torch.equal(value, weights[name].to(value.dtype))
+        for name, value in fresh.model.state_dict().items()
+        if value.is_floating_point()
+    )
+    stage.fit()  # trains on from there
+
+
+def test_init_from_refuses_another_architecture(make_config) -> None:
+    first = make_config("small", **{"train.max_steps": 1, "train.epochs": 1})
+    Trainer(first).fit()
+    best = Trainer(first, resume=True).paths.best
+    other = make_config("other", **{"model.num_basis": 6, "train.init_from": str(best)})
+    with pytest.raises(ValueError, match=r"model\.num_basis"):
+        Trainer(other)

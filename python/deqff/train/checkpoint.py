@@ -96,6 +96,32 @@ def build_model(checkpoint: dict[str, Any], weights: str = "ema") -> Equivariant
     return model.eval()
 
 
+#: Model settings a run started from another run's weights (train.init_from) may change: how forces are
+#: made and trained and how the fixed point is solved, none of which changes the parameters.
+INIT_FREE_KEYS = frozenset(
+    {"force_mode", "grad_mode", "force_training", "phantom_steps", "phantom_tau", "solver_train",
+     "solver_inference", "solver_backward"}
+)  # fmt: skip
+
+
+def initial_weights(path: str | Path, config: ModelConfig) -> dict[str, Any]:
+    """The checkpoint at `path` for starting a run of model `config` from its weights (train.init_from):
+    its model settings must equal `config`'s except INIT_FREE_KEYS (ValueError naming the others)."""
+    checkpoint = read_checkpoint(path)
+    theirs = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
+    ours = config.to_dict()
+    changed = sorted(
+        k for k in set(theirs) | set(ours) if k not in INIT_FREE_KEYS and theirs.get(k) != ours.get(k)
+    )
+    if changed:
+        raise ValueError(
+            f"train.init_from {str(path)!r}: its model differs from this run's in "
+            f"{', '.join(f'model.{k}' for k in changed)} (only {', '.join(sorted(INIT_FREE_KEYS))} may "
+            "change); start from a checkpoint of the same architecture, or drop init_from"
+        )
+    return checkpoint
+
+
 def load_checkpoint(path: str | Path, weights: str = "ema") -> tuple[EquivariantForceField, dict[str, Any]]:
     """(model, checkpoint dict) from a training checkpoint; `weights` "ema" (default) or "model"."""
     checkpoint = read_checkpoint(path)

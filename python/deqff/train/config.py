@@ -142,6 +142,11 @@ class TrainConfig:
                           the shift fit, ~100x smaller on MD data, which made energies learn far more
                           slowly here). The correction head (model.energy_readout) always uses the residual.
     best_metric:          validation metric choosing the 'best' checkpoint.
+    init_from:            a training checkpoint (a run's checkpoints/best.pt, a shipped .ckpt) whose EMA
+                          weights start this run instead of random ones: a training stage, e.g. a cheap
+                          direct-force stage, then conservative forces (RESULTS.md "direct-force stage").
+                          Its model settings must be this run's except the force mode and the solver and
+                          gradient settings (deqff.train.checkpoint.INIT_FREE_KEYS); ignored by --resume.
     seed:                 weight init and data order; dtype: "float32" or "float64".
     num_threads:          torch intra-op threads (null = torch's default).
     """
@@ -169,6 +174,7 @@ class TrainConfig:
     warm_start: bool = False
     energy_scale: str = "forces"
     best_metric: str = "val_loss"
+    init_from: str | None = None
     seed: int = 0
     dtype: str = "float32"
     num_threads: int | None = None

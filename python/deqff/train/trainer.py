@@ -29,7 +29,13 @@ from deqff.data.splits import write_splits
 from deqff.models.config import ModelConfig
 from deqff.models.force_field import EquivariantForceField
 from deqff.models.species import SpeciesMap
-from deqff.train.checkpoint import read_checkpoint, rng_state, save_checkpoint, set_rng_state
+from deqff.train.checkpoint import (
+    initial_weights,
+    read_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from deqff.train.config import DataConfig, RunConfig, save_config
 from deqff.train.datasets import batches, load_training_data, make_loader
 from deqff.train.ema import ExponentialMovingAverage
@@ -139,6 +145,8 @@ class Trainer:
                 self.data.frames, self.data.splits["train"], config.model.elements, config.model.cutoff
             )
             apply_repulsion(self.model, fit)
+        if t.init_from and not resume:
+            self._start_from(t.init_from)
         batch, val_batch = config.data.batch_size, config.data.val_batch_size or config.data.batch_size
         cutoff, backend = config.model.cutoff, config.data.graph_backend
         self.train_loader = make_loader(
@@ -176,6 +184,15 @@ class Trainer:
         stats = fit_species_statistics(train_frames, self.config.model.elements, mode)
         log.info("per-species statistics (%s energy scale): %s", mode, stats.to_dict())
         return stats
+
+    def _start_from(self, path: str) -> None:
+        """Take the EMA weights (and the species statistics they were trained with) of the training
+        checkpoint `path` (train.init_from) as this run's initial weights."""
+        checkpoint = initial_weights(path, self.config.model)
+        self.model.load_state_dict(checkpoint["ema_state_dict"] or checkpoint["state_dict"])
+        self.statistics = SpeciesStatistics.from_dict(checkpoint["statistics"])
+        old_mode = checkpoint["model_config"].get("force_mode")
+        log.info("initial weights: EMA weights of %s (force mode %s)", path, old_mode)
 
     def _prepare_directory(self, overwrite: bool) -> None:
         if self.paths.last.exists() and not overwrite:
