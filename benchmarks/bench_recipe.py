@@ -38,6 +38,7 @@ class RunSummary:
     rows: list[dict[str, float]]
     test: dict | None
     parameters: int
+    prior: dict[str, float | str] | None = None  # the run whose weights it started from (train.init_from)
 
     @property
     def best(self) -> dict[str, float]:
@@ -71,7 +72,18 @@ class RunSummary:
             parts.append("warm-started training solves")
         if train.get("seed", 0) != 0:
             parts.append(f"seed {train['seed']}")
+        if self.prior:
+            parts.append(f"from the weights of {self.prior['name']}")
         return ", ".join(parts)
+
+    def epochs_cell(self) -> str:
+        """'12 (2400)', or '12 + 6 (2400 + 1200)' for a run started from another run's weights."""
+        last = self.rows[-1]
+        if not self.prior:
+            return f"{int(last['epoch'])} ({int(last['step'])})"
+        return (
+            f"{self.prior['epoch']:.0f} + {last['epoch']:.0f} ({self.prior['step']:.0f} + {last['step']:.0f})"
+        )
 
 
 def _gradients(model: dict) -> str:
@@ -94,7 +106,26 @@ def read_run(path: Path, label: str) -> RunSummary:
     config = yaml.safe_load((path / "config.yaml").read_text())
     test_path = path / "test_metrics.json"
     test = json.loads(test_path.read_text()) if test_path.exists() else None
-    return RunSummary(label, path, config, rows, test, count_parameters(config["model"]))
+    prior = read_prior(path, config["train"].get("init_from"))
+    if prior:  # its training time comes first: this run's clock starts where that run's stopped
+        rows = [{**row, "time_s": row["time_s"] + prior["time_s"]} for row in rows]
+    return RunSummary(label, path, config, rows, test, count_parameters(config["model"]), prior)
+
+
+def read_prior(path: Path, init_from: str | None) -> dict[str, float | str] | None:
+    """For a run started from runs/NAME/checkpoints/*.pt (train.init_from): NAME and its last epoch, step
+    and training time, from NAME's record beside this run's (or its run directory); None otherwise."""
+    if not init_from:
+        return None
+    source = Path(init_from).parents[1]
+    for directory in (path.parent / source.name, source):
+        if (directory / "metrics.csv").exists():
+            with open(directory / "metrics.csv") as handle:
+                last = list(csv.DictReader(handle))[-1]
+            return {"name": source.name, **{k: float(last[k]) for k in ("epoch", "step", "time_s")}}
+    raise FileNotFoundError(
+        f"{path} started from {init_from}: no record of {source.name} beside it nor in {source}"
+    )
 
 
 def count_parameters(model_config: dict) -> int:
@@ -120,8 +151,8 @@ def table(runs: list[RunSummary]) -> list[str]:
             else "not finished"
         )
         lines.append(
-            f"| {run.label} | {run.describe()} | {run.parameters:,} | {int(last['epoch'])} "
-            f"({int(last['step'])}) | {last['time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} "
+            f"| {run.label} | {run.describe()} | {run.parameters:,} | {run.epochs_cell()} "
+            f"| {last['time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} "
             f"(epoch {int(best['epoch'])}) | {best['val_energy_mae_meV']:.1f} | {test} |"
         )
     return lines
