@@ -438,14 +438,16 @@ benchmarks: benchmark-runs
 	  --out benchmarks/peer/ethanol --epochs 12
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs $(RECORDS)/ethanol_conservative \
 	  $(RECORDS)/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 2 layers" --title ethanol
-	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/aspirin_deq_48ep \
-	  --out benchmarks/peer/aspirin --epochs 12
+	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train \
+	  --run $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac --out benchmarks/peer/aspirin --epochs 80 \
+	  $$(ls benchmarks/peer/aspirin/work/checkpoints/*.pt > /dev/null 2>&1 && echo --resume)
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/aspirin --runs $(RECORDS)/aspirin_deq_l12wide_96ep \
 	  $(RECORDS)/aspirin_deq_l12wide_72ep $(RECORDS)/aspirin_deq_l12wide_48ep $(RECORDS)/aspirin_deq_48ep \
 	  $(RECORDS)/aspirin_explicit_48ep $(RECORDS)/aspirin_deq_l1wide_24ep $(RECORDS)/aspirin_deq_12ep \
 	  $(RECORDS)/aspirin_deq_12ep_gains_wide_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac \
 	  $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
+	  $(RECORDS)/aspirin_deq_12ep_direct_cons6 $(RECORDS)/aspirin_explicit_12ep_direct \
 	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped before)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
 	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped before)" \
 	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" \
@@ -454,7 +456,9 @@ benchmarks: benchmark-runs
 	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48+48 epochs (shipped)" \
-	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs (shipped)" --title aspirin
+	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs (shipped)" \
+	  "deqff DEQ, channel-wise, 12 direct-force then 6 conservative epochs" \
+	  "deqff explicit, 4 layers, channel-wise, direct forces (not conservative), 12 epochs" --title aspirin
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

@@ -140,8 +140,10 @@ def train(run: Path, out: Path, epochs: int, venv: Path, resume: bool = False) -
     ]
     (out / "command.txt").write_text(shlex.join(command) + "\n")
     rows = read_curve(out / "curve.csv") if resume else []
-    if resume and not rows:
-        raise FileNotFoundError(f"--resume: no curve.csv in {out}; start the run without --resume")
+    if resume and not (rows and any((work / "checkpoints").glob("*.pt"))):
+        raise FileNotFoundError(
+            f"--resume: no curve.csv or no MACE checkpoint in {out}; start the run without --resume"
+        )
     if resume:
         command.append("--restart_latest")
     offset = rows[-1]["time_s"] if rows else 0.0
