@@ -187,15 +187,21 @@ DeqSolver::Pass DeqSolver::prepare(const torch::Tensor& positions, const torch::
 
 // Stages with ghost rows refreshed before each.
 torch::Tensor DeqSolver::apply(Pass& pass, const torch::Tensor& z, Exchange& exchange,
-                               std::vector<torch::Tensor>* inputs) {
+                               std::vector<torch::Tensor>* inputs, bool record_graphs) {
   const int64_t n_local = pass.n_local;
   torch::Tensor out = z;
   for (int64_t stage = 0; stage < settings_.stages; ++stage) {
     pass.h.narrow(0, 0, n_local).copy_(out);
     exchange.forward(pass.h);
     if (inputs) inputs->push_back(pass.h.clone());
-    out = n_local > 0 ? model_.iterate(pass.h, pass.injection, pass.features, n_local, stage)
-                      : torch::zeros({0, settings_.feature_dim}, pass.h.options());
+    if (n_local == 0) {
+      out = torch::zeros({0, settings_.feature_dim}, pass.h.options());
+    } else if (record_graphs) {  // the stage's leaves are copies: pass.h may change after this
+      pass.graphs.push_back(model_.stage_graph(pass.h, pass.injection, pass.features, n_local, stage));
+      out = pass.graphs.back().out.detach().to(torch::kFloat64);
+    } else {
+      out = model_.iterate(pass.h, pass.injection, pass.features, n_local, stage);
+    }
   }
   return out;
 }
@@ -275,8 +281,9 @@ torch::Tensor DeqSolver::adjoint(Pass& pass, const std::vector<torch::Tensor>& i
   const SolverSettings& adjoint = model_.adjoint_settings();
   const int64_t n_local = pass.n_local;
   const int64_t D = settings_.feature_dim;
-  // Every adjoint iteration transposes f at the same point: record each stage's graph once.
-  if (n_local > 0 && model_.has_stage_graph()) {
+  // Every adjoint iteration transposes f at the same point: record each stage's graph once (unless
+  // the evaluation of s = f(z*) recorded them).
+  if (n_local > 0 && model_.has_stage_graph() && pass.graphs.empty()) {
     for (int64_t stage = 0; stage < settings_.stages; ++stage)
       pass.graphs.push_back(model_.stage_graph(inputs[stage], pass.injection, pass.features, n_local, stage));
   }
@@ -358,7 +365,7 @@ GradientResult DeqSolver::evaluate_gradients(const torch::Tensor& positions, con
         state = (1.0 - settings_.phantom_tau) * state +
                 settings_.phantom_tau * apply(pass, state, exchange, &inputs);
     } else {
-      state = apply(pass, result.z, exchange, &inputs);
+      state = apply(pass, result.z, exchange, &inputs, model_.has_stage_graph());
     }
   }
   torch::Tensor v = torch::zeros({n_local, D}, f64);

@@ -139,9 +139,10 @@ class DeqSolver {
   Pass prepare(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
                int64_t n_local, Exchange& exchange);
   // f(z) [n_local, D] (or one explicit pass); with `inputs`, each stage's input with ghost rows filled
-  // is appended to it.
+  // is appended to it; with `record_graphs`, each stage is evaluated with its autograd graph, kept in
+  // pass.graphs for the adjoint's transposes (one evaluation of f instead of two).
   torch::Tensor apply(Pass& pass, const torch::Tensor& z, Exchange& exchange,
-                      std::vector<torch::Tensor>* inputs = nullptr);
+                      std::vector<torch::Tensor>* inputs = nullptr, bool record_graphs = false);
   // The conservative DEQ's adjoint g = v + J^T g at the stage inputs of s = f(z*) (warm from g0 if
   // every rank has one, else from v; retried from v); adjoint stats filled. Throws SolveError.
   torch::Tensor adjoint(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& v,
