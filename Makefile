@@ -422,9 +422,10 @@ benchmarks: benchmark-runs
 	  --title "aspirin, DEQ vs explicit depth at 12 epochs" --notes-file benchmarks/deq_vs_depth_notes.md
 	$(BENCH)/bench_recipe.py --section deq_vs_twin_direct --plot benchmarks/deq_vs_twin_direct.png \
 	  --runs $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac \
-	  $(RECORDS)/aspirin_explicit_12ep_direct $(RECORDS)/aspirin_deq_12ep_direct \
+	  $(RECORDS)/aspirin_explicit_12ep_direct $(RECORDS)/aspirin_deq_12ep_direct $(RECORDS)/aspirin_deq_12ep_direct_cons6 \
 	  --labels "explicit, 4 layers, conservative forces" "DEQ, conservative forces" "explicit, 4 layers, direct forces" \
-	  "DEQ, direct forces" --title "aspirin, DEQ vs explicit twin with direct forces at 12 epochs" \
+	  "DEQ, direct forces" "DEQ, 12 direct-force epochs, then 6 conservative" \
+	  --title "aspirin, DEQ vs explicit twin with direct forces at 12 epochs" \
 	  --notes-file benchmarks/deq_vs_twin_direct_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
