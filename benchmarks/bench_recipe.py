@@ -174,7 +174,10 @@ def plot_force_curves(curves: list[tuple[str, list[dict[str, float]], dict]], pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    many = len(curves) > 6  # a legend below the axes, one small line per curve
+    fig, ax = plt.subplots(figsize=(8, 4.5 + (0.17 * len(curves) if many else 0)))
+    if many:
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # no two curves of the same colour
     for label, rows, style in curves:
         minutes = [row["time_s"] / 60 for row in rows]
         ax.plot(minutes, [row["val_force_mae_meV_A"] for row in rows], label=label, **style)
@@ -183,7 +186,10 @@ def plot_force_curves(curves: list[tuple[str, list[dict[str, float]], dict]], pa
     ax.set_yscale("log")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False)
+    else:
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -251,9 +251,20 @@ def report(
     lines.append(f"| MACE (mace-torch 0.3.16) | {test['parameters']:,} | {test['epochs']} | "
                  f"{test['training_time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} | "
                  f"{test['force_mae_meV_A']:.1f} / {test['energy_mae_meV']:.1f} |")  # fmt: skip
-    lines += ["", f"![force MAE vs training time]({plot_path.name})"]
+    lines += ["", mace_curve_line(curve), "", f"![force MAE vs training time]({plot_path.name})"]
     write_section(results, f"peer_{title}", f"Peer: MACE, {title} (issue #13)", lines)
     print("\n".join(lines))
+
+
+def mace_curve_line(curve: list[dict[str, float]]) -> str:
+    """MACE's validation force MAE at its 1st, 5th, 12th, every 10th and last epoch, with wall times."""
+    last = int(curve[-1]["epoch"])
+    shown = [row for row in curve if int(row["epoch"]) in {1, 5, 12, last} or int(row["epoch"]) % 10 == 0]
+    points = ", ".join(
+        f"epoch {int(row['epoch'])} ({row['time_s'] / 60:.1f} min) {row['val_force_mae_meV_A']:.2f}"
+        for row in shown
+    )
+    return f"MACE's validation force MAE (meV/Å) along its run: {points}."
 
 
 def plot(runs, curve: list[dict[str, float]], path: Path, title: str) -> None:
