@@ -144,7 +144,8 @@ class TrainConfig:
     best_metric:          validation metric choosing the 'best' checkpoint.
     init_from:            a training checkpoint (a run's checkpoints/best.pt, a shipped .ckpt) whose EMA
                           weights start this run instead of random ones: a training stage, e.g. a cheap
-                          direct-force stage, then conservative forces (RESULTS.md "direct-force stage").
+                          direct-force stage, then conservative forces (benchmarks/RESULTS.md "DEQ vs
+                          explicit twin with direct forces").
                           Its model settings must be this run's except the force mode and the solver and
                           gradient settings (deqff.train.checkpoint.INIT_FREE_KEYS); ignored by --resume.
     seed:                 weight init and data order; dtype: "float32" or "float64".
