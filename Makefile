@@ -245,11 +245,24 @@ RUN_ethanol_conservative_12ep_gains_wide_chw := $(RUN_ethanol_conservative_12ep_
   --set model.edge_embedding=channelwise
 # The DEQ with it trails the full embedding's by more than the seed spread of the explicit twin: another seed.
 RUN_ethanol_conservative_12ep_gains_wide_chw_seed1 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set train.seed=1
+# A direct-force stage, then conservative forces (train.init_from), on ethanol with two seeds: against the
+# conservative DEQ of the same block from scratch (seeds 0 and 1 above).
+RUN_ethanol_conservative_12ep_direct := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set model.force_mode=direct
+RUN_ethanol_conservative_12ep_direct_cons6 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set train.epochs=6 \
+  --set train.energy_stage_epoch=5 --set train.init_from=runs/ethanol_conservative_12ep_direct/checkpoints/best.pt
+INIT_ethanol_conservative_12ep_direct_cons6 := ethanol_conservative_12ep_direct
+RUN_ethanol_conservative_12ep_direct_seed1 := $(RUN_ethanol_conservative_12ep_direct) --set train.seed=1
+RUN_ethanol_conservative_12ep_direct_cons6_seed1 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set train.epochs=6 \
+  --set train.energy_stage_epoch=5 --set train.seed=1 \
+  --set train.init_from=runs/ethanol_conservative_12ep_direct_seed1/checkpoints/best.pt
+INIT_ethanol_conservative_12ep_direct_cons6_seed1 := ethanol_conservative_12ep_direct_seed1
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
   ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
   ethanol_conservative_12ep_gains ethanol_conservative_12ep_gains_wide ethanol_explicit_12ep_gains_wide_chw \
-  ethanol_conservative_12ep_gains_wide_chw ethanol_conservative_12ep_gains_wide_chw_seed1
+  ethanol_conservative_12ep_gains_wide_chw ethanol_conservative_12ep_gains_wide_chw_seed1 \
+  ethanol_conservative_12ep_direct ethanol_conservative_12ep_direct_cons6 ethanol_conservative_12ep_direct_seed1 \
+  ethanol_conservative_12ep_direct_cons6_seed1
 # Aspirin probes (issue 13: a stronger layer): l <= 1 features, twice the channels (as MACE's max_L 1), at the
 # cost per step of the shipped 16x0e + 8x1o + 4x2e (0.66 s per step of 5 frames, trained); stopped after 6
 # epochs, 93.7 meV/Å validation against 69.4 for the shipped irreps (aspirin_deq_48ep) at epoch 6.
@@ -427,6 +440,13 @@ benchmarks: benchmark-runs
 	  "DEQ, direct forces" "DEQ, 12 direct-force epochs, then 6 conservative" \
 	  --title "aspirin, DEQ vs explicit twin with direct forces at 12 epochs" \
 	  --notes-file benchmarks/deq_vs_twin_direct_notes.md
+	$(BENCH)/bench_recipe.py --section direct_stage --plot benchmarks/direct_stage.png \
+	  --runs $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw_seed1 \
+	  $(RECORDS)/ethanol_conservative_12ep_direct $(RECORDS)/ethanol_conservative_12ep_direct_seed1 \
+	  $(RECORDS)/ethanol_conservative_12ep_direct_cons6 $(RECORDS)/ethanol_conservative_12ep_direct_cons6_seed1 \
+	  --labels "conservative, 12 epochs" "conservative, 12 epochs, seed 1" "direct, 12 epochs" "direct, 12 epochs, seed 1" \
+	  "12 direct, then 6 conservative" "12 direct, then 6 conservative, seed 1" \
+	  --title "ethanol DEQ, a direct-force stage before conservative forces" --notes-file benchmarks/direct_stage_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
