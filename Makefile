@@ -190,6 +190,9 @@ card-%: setup
 # the "recipe" section were trained with it; RESULTS.md "Architecture" compares it with the current one).
 # They and the other probes of those sections ran 12 epochs.
 EPOCHS_12 := --set train.epochs=12 --set train.energy_stage_epoch=11
+# A second training stage: 6 epochs (their own cosine schedule and energy stage) from the best weights of run
+# $(1) (train.init_from); the run also names $(1) as INIT_NAME, so that it is trained first.
+SIX_EPOCHS_FROM = --set train.epochs=6 --set train.energy_stage_epoch=5 --set train.init_from=runs/$(1)/checkpoints/best.pt
 V2_ARCH := --set model.radial_hidden=16 --set model.radial_layers=1 --set model.aggregation=softmax \
   --set train.lr=5.0e-3 $(EPOCHS_12)
 WIDE := --set 'model.irreps_node=32x0e + 16x1o + 8x2e' --set model.radial_hidden=32
@@ -248,13 +251,12 @@ RUN_ethanol_conservative_12ep_gains_wide_chw_seed1 := $(RUN_ethanol_conservative
 # A direct-force stage, then conservative forces (train.init_from), on ethanol with two seeds: against the
 # conservative DEQ of the same block from scratch (seeds 0 and 1 above).
 RUN_ethanol_conservative_12ep_direct := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set model.force_mode=direct
-RUN_ethanol_conservative_12ep_direct_cons6 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set train.epochs=6 \
-  --set train.energy_stage_epoch=5 --set train.init_from=runs/ethanol_conservative_12ep_direct/checkpoints/best.pt
+RUN_ethanol_conservative_12ep_direct_cons6 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) \
+  $(call SIX_EPOCHS_FROM,ethanol_conservative_12ep_direct)
 INIT_ethanol_conservative_12ep_direct_cons6 := ethanol_conservative_12ep_direct
 RUN_ethanol_conservative_12ep_direct_seed1 := $(RUN_ethanol_conservative_12ep_direct) --set train.seed=1
-RUN_ethanol_conservative_12ep_direct_cons6_seed1 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set train.epochs=6 \
-  --set train.energy_stage_epoch=5 --set train.seed=1 \
-  --set train.init_from=runs/ethanol_conservative_12ep_direct_seed1/checkpoints/best.pt
+RUN_ethanol_conservative_12ep_direct_cons6_seed1 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) \
+  $(call SIX_EPOCHS_FROM,ethanol_conservative_12ep_direct_seed1) --set train.seed=1
 INIT_ethanol_conservative_12ep_direct_cons6_seed1 := ethanol_conservative_12ep_direct_seed1
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
@@ -309,8 +311,8 @@ RUN_aspirin_deq_12ep_direct := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set 
 RUN_aspirin_explicit_12ep_direct := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.force_mode=direct
 # A direct-force stage, then conservative forces: the conservative DEQ trained for 6 epochs from the weights of the
 # direct DEQ's 12 (train.init_from; INIT_NAME := the run whose best checkpoint it starts from, trained first).
-RUN_aspirin_deq_12ep_direct_cons6 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=6 \
-  --set train.energy_stage_epoch=5 --set train.init_from=runs/aspirin_deq_12ep_direct/checkpoints/best.pt
+RUN_aspirin_deq_12ep_direct_cons6 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) \
+  $(call SIX_EPOCHS_FROM,aspirin_deq_12ep_direct)
 INIT_aspirin_deq_12ep_direct_cons6 := aspirin_deq_12ep_direct
 # The DEQ with two blocks in its implicit layer (the parameters of the 2-layer twin, 0.58x the 4-layer's).
 RUN_aspirin_deq_12ep_gains_wide_chw_jac_b2 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.blocks_per_layer=2

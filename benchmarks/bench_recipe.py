@@ -76,14 +76,17 @@ class RunSummary:
             parts.append(f"from the weights of {self.prior['name']}")
         return ", ".join(parts)
 
-    def epochs_cell(self) -> str:
-        """'12 (2400)', or '12 + 6 (2400 + 1200)' for a run started from another run's weights."""
+    def epochs_cell(self, steps: bool = True) -> str:
+        """'12 (2400)', or '12 + 6 (2400 + 1200)' for a run started from another run's weights (without
+        the steps in parentheses unless `steps`)."""
         last = self.rows[-1]
-        if not self.prior:
-            return f"{int(last['epoch'])} ({int(last['step'])})"
-        return (
-            f"{self.prior['epoch']:.0f} + {last['epoch']:.0f} ({self.prior['step']:.0f} + {last['step']:.0f})"
+        epochs = (
+            f"{last['epoch']:.0f}" if not self.prior else f"{self.prior['epoch']:.0f} + {last['epoch']:.0f}"
         )
+        if not steps:
+            return epochs
+        done = f"{last['step']:.0f}" if not self.prior else f"{self.prior['step']:.0f} + {last['step']:.0f}"
+        return f"{epochs} ({done})"
 
 
 def _gradients(model: dict) -> str:

@@ -245,7 +245,7 @@ def report(
             else "not finished"
         )
         minutes = run.rows[-1]["time_s"] / 60
-        lines.append(f"| {run.label} | {run.parameters:,} | {run.epochs_cell().split(' (')[0]} | "
+        lines.append(f"| {run.label} | {run.parameters:,} | {run.epochs_cell(steps=False)} | "
                      f"{minutes:.1f} min | {best['val_force_mae_meV_A']:.1f} | {tested} |")  # fmt: skip
     best = min(curve, key=lambda row: row["val_force_mae_meV_A"])
     lines.append(f"| MACE (mace-torch 0.3.16) | {test['parameters']:,} | {test['epochs']} | "
