@@ -1,9 +1,12 @@
 """Conservative forces in LAMMPS, two ways side by side (issue #14): the C++ loop that solves the fixed
 point and the adjoint across ranks (exports with the adjoint pieces, any number of ranks) and the
 model's own one-rank solve (`lammps_step_graph`, what exports made before the adjoint pieces run).
-The C++ loop runs twice: taking each adjoint iteration's transpose from stage graphs recorded once
-per step (`lammps_stage_graph`, the default) and with `DEQFF_STAGE_GRAPH=0`, re-running each stage's
-forward before its vector-Jacobian product (`lammps_iterate_vjp`, as before stage graphs).
+The C++ loop runs three ways: with `DEQFF_STAGE_GRAPH=0`, re-running each stage's forward before its
+vector-Jacobian product (`lammps_iterate_vjp`, as before stage graphs); taking each adjoint iteration's
+transpose from stage graphs recorded once per step (`lammps_stage_graph`) but evaluating the embedding
+and the stages again for the position gradient (`DEQFF_POSITION_GRAPHS=0`, `lammps_position_grad`); and
+the default, the embedding and the stages recorded once with graphs to the positions and the position
+gradient taken from them (`lammps_embed_graph`, `lammps_position_grad_graphs`).
 
 The same checkpoint exported both ways (`--old` is an export without the adjoint pieces, e.g. the
 file from git history; `--new` exported now without a predictor, as the old one runs in LAMMPS), NVE
@@ -43,25 +46,33 @@ def main() -> None:
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     structure = load_structure(args.structure)
+    # (model, DEQFF_STAGE_GRAPH, DEQFF_POSITION_GRAPHS), read when the pair style loads the model.
     paths = {
-        "old": (Path(args.old), "1"),
-        "vjp": (Path(args.new), "0"),
-        "graph": (Path(args.new), "1"),
+        "old": (Path(args.old), "1", "1"),
+        "vjp": (Path(args.new), "0", "0"),
+        "graph": (Path(args.new), "1", "0"),
+        "positions": (Path(args.new), "1", "1"),
     }
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
     for _ in range(args.repeats):
-        for name, (model, stage_graph) in paths.items():
-            os.environ["DEQFF_STAGE_GRAPH"] = stage_graph  # read when the pair style loads the model
+        for name, (model, stage_graph, position_graphs) in paths.items():
+            os.environ["DEQFF_STAGE_GRAPH"] = stage_graph
+            os.environ["DEQFF_POSITION_GRAPHS"] = position_graphs
             run = run_nve(PLUGIN, model, structure, args.steps)
             runs[name].append((run.ms_per_step, run.mean_iterations))
     os.environ.pop("DEQFF_STAGE_GRAPH")
+    os.environ.pop("DEQFF_POSITION_GRAPHS")
     ms = {name: float(np.mean([r[0] for r in rows])) for name, rows in runs.items()}
     iterations = {name: float(np.mean([r[1] for r in rows])) for name, rows in runs.items()}
     labels = {
         "old": f"model's one-rank solve (`{Path(args.old).name}`, no adjoint pieces)",
         "vjp": "C++ loop across ranks, stage forward + backward per adjoint iteration "
         f"(`{Path(args.new).name}`, `DEQFF_STAGE_GRAPH=0`)",
-        "graph": f"C++ loop across ranks, stage graphs recorded once per step (`{Path(args.new).name}`)",
+        "graph": "C++ loop across ranks, stage graphs recorded once per step, embedding and stages evaluated "
+        f"again for the position gradient (`{Path(args.new).name}`, `DEQFF_POSITION_GRAPHS=0`)",
+        "positions": "C++ loop across ranks, embedding and stages recorded once per step with graphs to the "
+        "positions, the adjoint's transposes and the position gradient taken from them "
+        f"(`{Path(args.new).name}`)",
     }
     lines = [
         f"Command: `python benchmarks/bench_lammps_paths.py {' '.join(sys.argv[1:])}`. {machine_line()}",
@@ -77,8 +88,10 @@ def main() -> None:
         ],
         "",
         f"Recording each stage once per step and taking the adjoint's transposes from it makes the C++ "
-        f"loop's step {ms['vjp'] / ms['graph']:.2f}x faster; it takes {ms['graph'] / ms['old']:.2f}x the "
-        "time per step of the one-rank solve, which keeps one autograd graph of the whole layer in one "
+        f"loop's step {ms['vjp'] / ms['graph']:.2f}x faster; recording the embedding and the stages with "
+        f"graphs to the positions, so that the position gradient does not evaluate them again, another "
+        f"{ms['graph'] / ms['positions']:.2f}x. The C++ loop then takes {ms['positions'] / ms['old']:.2f}x "
+        "the time per step of the one-rank solve, which keeps one autograd graph of the whole layer in one "
         "TorchScript call (the C++ loop makes a call per stage and per adjoint iteration, and exchanges "
         "ghost rows between them).",
     ]

@@ -498,6 +498,13 @@ Model::Model(const std::string& path, const std::string& device) : path_(path), 
   const bool stage_graph_off = stage_graph != nullptr && std::string(stage_graph) == "0";
   has_stage_graph_ =
       has_adjoint_steps_ && !stage_graph_off && module_.find_method("lammps_stage_graph").has_value();
+  // DEQFF_POSITION_GRAPHS=0 makes the position gradient evaluate the embedding and the stages again
+  // (lammps_position_grad) even when the model has the graph pieces (for measuring the difference).
+  const char* position_graphs = std::getenv("DEQFF_POSITION_GRAPHS");
+  const bool position_graphs_off = position_graphs != nullptr && std::string(position_graphs) == "0";
+  has_position_graphs_ = has_stage_graph_ && !position_graphs_off &&
+                         module_.find_method("lammps_embed_graph").has_value() &&
+                         module_.find_method("lammps_position_grad_graphs").has_value();
   if (has_adjoint_steps_) adjoint_settings_ = solver_settings_from_metadata(metadata_, true, path);
 }
 
@@ -557,6 +564,29 @@ std::pair<torch::Tensor, torch::Tensor> Model::position_grad(const torch::Tensor
   c10::List<torch::Tensor> cots(cotangents);
   auto output = module_.get_method("lammps_position_grad")(
                            {positions, species, edges, n_local, inputs, injection, cots, injection_cotangent})
+                    .toTuple();
+  return {output->elements()[0].toTensor().to(torch::kFloat64).contiguous(),
+          output->elements()[1].toTensor().to(torch::kFloat64).contiguous()};
+}
+
+PositionGraph Model::embed_graph(const torch::Tensor& positions, const torch::Tensor& species,
+                                 const torch::Tensor& edges, int64_t n_local) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  auto output = module_.get_method("lammps_embed_graph")({positions, species, edges, n_local}).toTuple();
+  return {output->elements()[0].toTensor(), output->elements()[1].toTensor(), output->elements()[2]};
+}
+
+std::pair<torch::Tensor, torch::Tensor> Model::position_grad_graphs(const PositionGraph& graph,
+                                                                    const torch::Tensor& species,
+                                                                    const torch::Tensor& edges, int64_t n_local,
+                                                                    const std::vector<torch::Tensor>& outs,
+                                                                    const std::vector<torch::Tensor>& cotangents,
+                                                                    const torch::Tensor& injection_cotangent) {
+  torch::jit::GraphOptimizerEnabledGuard guard(jit_optimize_);
+  c10::List<torch::Tensor> out_list(outs);
+  c10::List<torch::Tensor> cots(cotangents);
+  auto output = module_.get_method("lammps_position_grad_graphs")(
+                           {graph.positions, species, edges, n_local, out_list, cots, graph.own, injection_cotangent})
                     .toTuple();
   return {output->elements()[0].toTensor().to(torch::kFloat64).contiguous(),
           output->elements()[1].toTensor().to(torch::kFloat64).contiguous()};

@@ -171,7 +171,8 @@ torch::Tensor DeqSolver::warm_solve(const Func& f, const torch::Tensor& z0, cons
 }
 
 DeqSolver::Pass DeqSolver::prepare(const torch::Tensor& positions, const torch::Tensor& species,
-                                   const torch::Tensor& edges, int64_t n_local, Exchange& exchange) {
+                                   const torch::Tensor& edges, int64_t n_local, Exchange& exchange,
+                                   bool position_graph) {
   const int64_t n_all = positions.size(0);
   const auto f64 = positions.options().dtype(torch::kFloat64);  // on the inputs' (the model's) device
   Pass pass;
@@ -179,8 +180,13 @@ DeqSolver::Pass DeqSolver::prepare(const torch::Tensor& positions, const torch::
   pass.injection = torch::zeros({n_all, settings_.feature_dim}, f64);
   pass.h = torch::zeros({n_all, settings_.feature_dim}, f64);
   // Injection of the local atoms (a rank may own none: a molecule in a big box); ghosts' from owners.
-  if (n_local > 0)
+  if (n_local > 0 && position_graph) {
+    pass.position_graph = model_.embed_graph(positions, species, edges, n_local);
+    pass.features = pass.position_graph.features;
+    pass.injection.narrow(0, 0, n_local).copy_(pass.position_graph.own.detach());
+  } else if (n_local > 0) {
     pass.injection.narrow(0, 0, n_local).copy_(model_.embed(positions, species, edges, n_local, &pass.features));
+  }
   exchange.forward(pass.injection);
   return pass;
 }
@@ -245,7 +251,7 @@ DeqResult DeqSolver::evaluate(const torch::Tensor& positions, const torch::Tenso
 
 torch::Tensor DeqSolver::transpose(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& c,
                                    Exchange& exchange, std::vector<torch::Tensor>* cotangents,
-                                   torch::Tensor* injection_grad) {
+                                   torch::Tensor* injection_grad, torch::Tensor* injection_local) {
   const int64_t n_local = pass.n_local;
   const int64_t n_all = pass.h.size(0);
   if (cotangents) cotangents->assign(settings_.stages, torch::Tensor());
@@ -264,8 +270,9 @@ torch::Tensor DeqSolver::transpose(Pass& pass, const std::vector<torch::Tensor>&
     }
     exchange.reverse(dh);  // ghost rows' cotangents to their owners
     out = dh.narrow(0, 0, n_local).clone();
-    if (injection_grad) injection_sum = injection_sum.defined() ? injection_sum + du : du.clone();
+    if (injection_grad || injection_local) injection_sum = injection_sum.defined() ? injection_sum + du : du.clone();
   }
+  if (injection_local) *injection_local = injection_sum.narrow(0, 0, n_local).clone();
   if (injection_grad) {
     // Only what ghost rows send: the own rows are differentiated again by position_grad, through the
     // local embedding.
@@ -346,7 +353,10 @@ GradientResult DeqSolver::evaluate_gradients(const torch::Tensor& positions, con
     throw ModelError("deqff: the model has no pieces for gradient forces across ranks; re-export it with "
                      "this deqff");
   }
-  Pass pass = prepare(positions, species, edges, n_local, exchange);
+  // Conservative DEQs whose files have the pieces record the embedding and s = f(z*) once with graphs
+  // to the positions; the position gradient is then taken from those graphs.
+  const bool position_graphs = settings_.implicit && !phantom && model_.has_position_graphs();
+  Pass pass = prepare(positions, species, edges, n_local, exchange, position_graphs);
   const Func f = [&](const torch::Tensor& z) { return apply(pass, z, exchange); };
   GradientResult result;
 
@@ -375,11 +385,12 @@ GradientResult DeqSolver::evaluate_gradients(const torch::Tensor& positions, con
   // Cotangents of every stage output and of the injection rows other ranks hold of the local atoms.
   std::vector<torch::Tensor> cotangents;
   torch::Tensor remote;
+  torch::Tensor local_injection;
   if (phantom) {
     phantom_cotangents(pass, inputs, v, exchange, cotangents, remote);
   } else if (settings_.implicit) {
     result.g = adjoint(pass, inputs, v, g0, result.stats, exchange);
-    transpose(pass, inputs, result.g, exchange, &cotangents, &remote);
+    transpose(pass, inputs, result.g, exchange, &cotangents, &remote, position_graphs ? &local_injection : nullptr);
   } else {
     transpose(pass, inputs, v, exchange, &cotangents, &remote);
   }
@@ -387,7 +398,14 @@ GradientResult DeqSolver::evaluate_gradients(const torch::Tensor& positions, con
   // Forces on local and ghost positions: -d/dx of the stage outputs weighted by their cotangents
   // (stage by stage), of the local injection, and of the prior.
   result.forces = torch::zeros({n_all, 3}, f64);
-  if (n_local > 0) {
+  if (n_local > 0 && position_graphs) {
+    std::vector<torch::Tensor> outs;
+    for (const StageGraph& graph : pass.graphs) outs.push_back(graph.out);
+    auto [prior, grad] = model_.position_grad_graphs(pass.position_graph, species, edges, n_local, outs, cotangents,
+                                                     local_injection + remote);
+    result.atom_energy = result.atom_energy + prior;
+    result.forces = -grad;
+  } else if (n_local > 0) {
     auto [prior, grad] = model_.position_grad(positions, species, edges, n_local, inputs, pass.injection,
                                               cotangents, remote);
     result.atom_energy = result.atom_energy + prior;

@@ -55,6 +55,15 @@ autograd, so the host can solve the adjoint across ranks as it solves the fixed 
   to their owners with the forces (LAMMPS `newton_pair on`), so the fdotr virial over local + ghost
   atoms is exact.
 
+Conservative DEQs take that gradient from graphs recorded once per geometry (files that have both
+calls; older files use `position_grad`): `embed_graph(positions, species, edges, n_local)` -> (x, own,
+edge features) is `embed` with graphs to a positions leaf x; the host records the stages of s = f(z*)
+with `stage_graph` on those features (so their graphs reach x), takes the adjoint's transposes from them
+and passes their outputs to `position_grad_graphs(x, species, edges, n_local, outs [S], cotangents [S],
+own, injection cotangent [n_local, D])`, whose injection cotangent also holds the local rows of the
+stages' own transposes (the recorded stages took the injection as a leaf). That saves the embedding and
+one application of f with graph per step.
+
 Phantom forces (format >= 4) use the same pieces: from z_0 = z* the host takes K = phantom_steps
 damped steps z_{k+1} = (1 - tau) z_k + tau f(z_k) (metadata solver "phantom"), reads the energy out of
 z_K (`energy_grad`), carries its gradient back through the steps (`iterate_vjp` at each step's stage
@@ -211,6 +220,66 @@ class GraphStep(nn.Module):
         du_out = torch.zeros_like(h) if du is None else du.to(torch.float64)
         return dh_out, du_out
 
+    def gradient_with_prior(
+        self, total: Tensor, x: Tensor, species: Tensor, edges: Tensor, n_local: int
+    ) -> tuple[Tensor, Tensor]:
+        """(prior atom energies [n_local] eV, d(total + prior)/dx [n_all, 3]), both float64 without
+        graph, for a scalar `total` with a graph to the positions leaf x; the prior is half of each pair
+        energy of the (full) edge list. Called with grad enabled; returns with it disabled."""
+        prior_energy = torch.zeros(n_local, dtype=x.dtype, device=x.device)
+        repulsion = self.model.repulsion
+        if repulsion is not None:
+            lengths = torch.linalg.norm(x[edges[1]] - x[edges[0]], dim=-1)
+            pair = repulsion.pair_energy(lengths, species[edges[0]], species[edges[1]])
+            total = total + 0.5 * pair.sum()
+            prior_energy = prior_energy.index_add(0, edges[0], 0.5 * pair)
+        grad = torch.autograd.grad([total], [x], allow_unused=True)[0]
+        torch.set_grad_enabled(False)
+        grad_out = torch.zeros_like(x) if grad is None else grad
+        return prior_energy.clone().to(torch.float64), grad_out.to(torch.float64)
+
+    def embed_graph(
+        self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """`embed` with autograd graphs to the positions: (x, own, features) with the leaf x = positions
+        [n_all, 3] (model dtype, requiring grad), the local injection own [n_local, D] and the edge
+        features (what `iterate` and `stage_graph` take), both with graphs to x. Stages recorded by
+        `stage_graph` on these features reach x, so `position_grad_graphs` differentiates them without
+        evaluating the embedding and the stages again (recorded whatever the caller's grad mode)."""
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        x = self.leaf(positions)
+        features = self.edge_inputs(x, edges)
+        own = self.model.embed(species, features[0], features[1], features[2])[:n_local]
+        torch.set_grad_enabled(enabled)
+        return x, own, features
+
+    def position_grad_graphs(
+        self,
+        x: Tensor,
+        species: Tensor,
+        edges: Tensor,
+        n_local: int,
+        outs: list[Tensor],
+        cotangents: list[Tensor],
+        own: Tensor,
+        injection_cotangent: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """`position_grad` from recorded graphs: x and own from `embed_graph`, outs [S] the outputs of
+        `stage_graph` at the stage inputs of s = f(z*) on its features, cotangents [S] of [n_local, D]
+        their cotangents, injection_cotangent [n_local, D] that of the local injection: the stages' own
+        transposes' injection rows of the local atoms plus what the other ranks sent (the recorded stages
+        took the injection as a leaf, so its path to x is through `own` here). Returns (prior atom
+        energies [n_local] eV, dL/dx [n_all, 3]) as `position_grad` does; frees the graphs."""
+        enabled = torch.is_grad_enabled()
+        torch.set_grad_enabled(True)
+        total = (own * injection_cotangent.to(own.dtype)).sum()
+        for k in range(len(outs)):
+            total = total + (outs[k] * cotangents[k].to(outs[k].dtype)).sum()
+        prior, grad = self.gradient_with_prior(total, x, species, edges, n_local)
+        torch.set_grad_enabled(enabled)
+        return prior, grad
+
     def position_grad(
         self,
         positions: Tensor,
@@ -233,19 +302,9 @@ class GraphStep(nn.Module):
         for k in range(len(stage_inputs)):
             out = self.stage_output(stage_inputs[k].to(own.dtype), u, features, k % stages)[:n_local]
             total = total + (out * cotangents[k].to(out.dtype)).sum()
-        prior_energy = torch.zeros(n_local, dtype=x.dtype, device=x.device)
-        repulsion = self.model.repulsion
-        if repulsion is not None:
-            lengths = torch.linalg.norm(x[edges[1]] - x[edges[0]], dim=-1)
-            pair = repulsion.pair_energy(lengths, species[edges[0]], species[edges[1]])
-            total = total + 0.5 * pair.sum()
-            prior_energy = prior_energy.index_add(0, edges[0], 0.5 * pair)
-        grad = torch.autograd.grad([total], [x], allow_unused=True)[0]
-        torch.set_grad_enabled(False)
-        grad_out = torch.zeros_like(x) if grad is None else grad
-        prior_out = prior_energy.clone()
+        prior, grad = self.gradient_with_prior(total, x, species, edges, n_local)
         torch.set_grad_enabled(enabled)
-        return prior_out.to(torch.float64), grad_out.to(torch.float64)
+        return prior, grad
 
     def readout(self, z: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():

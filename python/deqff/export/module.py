@@ -65,8 +65,12 @@ keeps the list exact):
                                C++ DeqSolver / pair_style deq: the host-driven solve on local + ghost
                                atoms (deqff.export.graph_step)
     lammps_energy_grad, lammps_stage_graph, lammps_iterate_vjp, lammps_position_grad
-                               C++ DeqSolver::evaluate_conservative: the adjoint's pieces
+                               C++ DeqSolver::evaluate_gradients: the adjoint's pieces
                                (lammps_iterate_vjp when DEQFF_STAGE_GRAPH=0)
+    lammps_embed_graph, lammps_position_grad_graphs
+                               C++ DeqSolver::evaluate_gradients, conservative DEQs: the embedding
+                               and stages recorded once with graphs to the positions, the position
+                               gradient taken from them (older files: lammps_position_grad)
     lammps_wigner              pair_style deq with random rotations (MD-ET)
     lammps_step_graph          pair_style deq, phantom forces on one rank (prior included)
 
@@ -107,6 +111,8 @@ EXPORTED_METHODS = (
     "lammps_stage_graph",
     "lammps_iterate_vjp",
     "lammps_position_grad",
+    "lammps_embed_graph",
+    "lammps_position_grad_graphs",
     "lammps_wigner",
     "lammps_step_graph",
 )
@@ -623,6 +629,36 @@ class DeqffPotential(nn.Module):
         to local and ghost positions, and the prior's atom energies [n_local] eV (graph_step)."""
         return self.graph.position_grad(
             positions, species, edges, n_local, stage_inputs, injection, cotangents, injection_cotangent
+        )
+
+    @torch.jit.export
+    def lammps_embed_graph(
+        self, positions: Tensor, species: Tensor, edges: Tensor, n_local: int
+    ) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """`lammps_embed` with autograd graphs: (x, own, features), x the positions leaf [n_all, 3]
+        (model dtype), own the local injection [n_local, D] and features the edge features, both with
+        graphs to x; stages recorded on these features by `lammps_stage_graph` reach x
+        (graph_step.embed_graph)."""
+        return self.graph.embed_graph(positions, species, edges, n_local)
+
+    @torch.jit.export
+    def lammps_position_grad_graphs(
+        self,
+        x: Tensor,
+        species: Tensor,
+        edges: Tensor,
+        n_local: int,
+        outs: list[Tensor],
+        cotangents: list[Tensor],
+        own: Tensor,
+        injection_cotangent: Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """`lammps_position_grad` from the graphs of `lammps_embed_graph` and the recorded stages' outputs
+        outs [S] with their cotangents [S] of [n_local, D]; injection_cotangent [n_local, D] of the local
+        injection (its transposes' own rows plus what other ranks sent). Returns (prior atom energies
+        [n_local] eV, gradient [n_all, 3] eV/Å) (graph_step.position_grad_graphs)."""
+        return self.graph.position_grad_graphs(
+            x, species, edges, n_local, outs, cotangents, own, injection_cotangent
         )
 
     @torch.jit.export

@@ -34,6 +34,14 @@ struct StageGraph {
   torch::Tensor out;
 };
 
+// A geometry's embedding recorded with autograd graphs to its positions (graph_step.embed_graph):
+// the positions leaf (model dtype), the local injection and the edge features, both with graphs to it.
+struct PositionGraph {
+  torch::Tensor positions;
+  torch::Tensor own;
+  c10::IValue features;
+};
+
 // MD-ET inference options recorded at export (python/deqff/export/mdet.py); a host that drives the
 // model itself (LAMMPS) must apply them (deqff/mdet.h). Absent entries (older exports) mean off.
 struct MdetOptions {
@@ -181,6 +189,24 @@ class Model {
                                                         const std::vector<torch::Tensor>& cotangents,
                                                         const torch::Tensor& injection_cotangent);
 
+  // True when the model also exports lammps_embed_graph and lammps_position_grad_graphs (and the stage
+  // graphs): a conservative DEQ's embedding and s = f(z*) are then recorded once with graphs to the
+  // positions, and the position gradient is taken from them instead of evaluating both again.
+  bool has_position_graphs() const { return has_position_graphs_; }
+  // embed() with graphs: the positions leaf x [n_all, 3] (model dtype), the local injection own
+  // [n_local, D] and the edge features, both with graphs to x.
+  PositionGraph embed_graph(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
+                            int64_t n_local);
+  // position_grad() from recorded graphs: outs [S] the recorded stages' outputs (on embed_graph's
+  // features), cotangents [S] their cotangents, injection_cotangent [n_local, D] that of the local
+  // injection (own rows of the stages' transposes plus what other ranks sent). Frees the graphs.
+  std::pair<torch::Tensor, torch::Tensor> position_grad_graphs(const PositionGraph& graph,
+                                                               const torch::Tensor& species,
+                                                               const torch::Tensor& edges, int64_t n_local,
+                                                               const std::vector<torch::Tensor>& outs,
+                                                               const std::vector<torch::Tensor>& cotangents,
+                                                               const torch::Tensor& injection_cotangent);
+
   // Injection [n_local, D] of the local atoms, and the edge features for iterate().
   //   positions [n_all, 3] Å, species [n_all] int64, edges [2, E] int64 (row 0 local i, row 1 j)
   torch::Tensor embed(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
@@ -219,6 +245,7 @@ class Model {
   bool has_gradient_steps_ = false;
   bool has_adjoint_steps_ = false;
   bool has_stage_graph_ = false;
+  bool has_position_graphs_ = false;
   bool jit_optimize_ = false;  // TorchScript graph optimization (env DEQFF_JIT_OPTIMIZE=1)
   SolverSettings settings_;
   SolverSettings adjoint_settings_;

@@ -114,6 +114,7 @@ class DeqSolver {
     torch::Tensor h;          // [n_all, D] buffer of a stage's input
     int64_t n_local = 0;
     std::vector<StageGraph> graphs;  // conservative: each stage at the fixed point (Model::stage_graph)
+    PositionGraph position_graph;    // with Model::has_position_graphs: features and injection with graphs
   };
   struct Residual {
     double abs = 0.0, rel = 0.0;
@@ -135,9 +136,10 @@ class DeqSolver {
                            Exchange& exchange) const;
   torch::Tensor warm_solve(const Func& f, const torch::Tensor& z0, const torch::Tensor& zero, SolveStats& stats,
                            Exchange& exchange) const;
-  // The embedding and ghost injection rows of a geometry (collective).
+  // The embedding and ghost injection rows of a geometry (collective); with `position_graph`, the
+  // embedding and edge features are recorded with graphs to the positions (pass.position_graph).
   Pass prepare(const torch::Tensor& positions, const torch::Tensor& species, const torch::Tensor& edges,
-               int64_t n_local, Exchange& exchange);
+               int64_t n_local, Exchange& exchange, bool position_graph = false);
   // f(z) [n_local, D] (or one explicit pass); with `inputs`, each stage's input with ghost rows filled
   // is appended to it; with `record_graphs`, each stage is evaluated with its autograd graph, kept in
   // pass.graphs for the adjoint's transposes (one evaluation of f instead of two).
@@ -157,10 +159,11 @@ class DeqSolver {
   // J^T c [n_local, D] for a cotangent c [n_local, D] of f's output at the stage inputs [S]; with
   // `cotangents`, each stage's output cotangent, and with `injection_grad`, the injection cotangent
   // [n_local, D] that other ranks' ghost rows send to the local atoms (summed over stages: explicit
-  // stacks inject in every layer's first stage).
+  // stacks inject in every layer's first stage); with `injection_local`, the local rows' own injection
+  // cotangent [n_local, D] (summed over stages).
   torch::Tensor transpose(Pass& pass, const std::vector<torch::Tensor>& inputs, const torch::Tensor& c,
                           Exchange& exchange, std::vector<torch::Tensor>* cotangents = nullptr,
-                          torch::Tensor* injection_grad = nullptr);
+                          torch::Tensor* injection_grad = nullptr, torch::Tensor* injection_local = nullptr);
 
   Model& model_;
   SolverSettings settings_;
