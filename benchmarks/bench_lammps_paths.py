@@ -17,6 +17,9 @@ solver iterations per step of each, and the ratio.
     deqff export models/ethanol_conservative.ckpt -o /tmp/cpp_loop.pt --dtype float64 --tol 1e-4 \
         --adjoint-tol 1e-4 --repulsion zbl --repulsion-data data/ethanol.npz
     python benchmarks/bench_lammps_paths.py --old /tmp/one_rank.pt --new /tmp/cpp_loop.pt
+
+Without --old only the C++ loop's three ways run (e.g. the shipped water model on its 32-water box:
+--structure water-box:32 --section lammps_paths_water).
 """
 
 from __future__ import annotations
@@ -38,21 +41,27 @@ PLUGIN = HERE.parent / "build" / "libdeqff_lammps.so"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--old", required=True, help="export without the adjoint pieces (one-rank path)")
+    parser.add_argument(
+        "--old", default=None, help="export without the adjoint pieces (one-rank path); optional"
+    )
     parser.add_argument("--new", required=True, help="export with them (C++ loop)")
-    parser.add_argument("--structure", default="ethanol")
+    parser.add_argument("--structure", default="ethanol", help="ethanol, aspirin, water-box:32, ...")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--section", default="lammps_paths")
+    parser.add_argument("--title", default="Conservative forces in LAMMPS: C++ loop vs one-rank solve")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     structure = load_structure(args.structure)
     # (model, DEQFF_STAGE_GRAPH, DEQFF_POSITION_GRAPHS), read when the pair style loads the model.
     paths = {
-        "old": (Path(args.old), "1", "1"),
+        "old": (Path(args.old) if args.old else None, "1", "1"),
         "vjp": (Path(args.new), "0", "0"),
         "graph": (Path(args.new), "1", "0"),
         "positions": (Path(args.new), "1", "1"),
     }
+    if args.old is None:
+        paths.pop("old")
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
     for _ in range(args.repeats):
         for name, (model, stage_graph, position_graphs) in paths.items():
@@ -64,40 +73,47 @@ def main() -> None:
     os.environ.pop("DEQFF_POSITION_GRAPHS")
     ms = {name: float(np.mean([r[0] for r in rows])) for name, rows in runs.items()}
     iterations = {name: float(np.mean([r[1] for r in rows])) for name, rows in runs.items()}
+    new = Path(args.new).name
     labels = {
-        "old": f"model's one-rank solve (`{Path(args.old).name}`, no adjoint pieces)",
-        "vjp": "C++ loop across ranks, stage forward + backward per adjoint iteration "
-        f"(`{Path(args.new).name}`, `DEQFF_STAGE_GRAPH=0`)",
+        "old": f"model's one-rank solve (`{Path(args.old).name if args.old else ''}`, no adjoint pieces)",
+        "vjp": f"C++ loop across ranks, stage forward + backward per adjoint iteration (`{new}`, "
+        "`DEQFF_STAGE_GRAPH=0`)",
         "graph": "C++ loop across ranks, stage graphs recorded once per step, embedding and stages evaluated "
-        f"again for the position gradient (`{Path(args.new).name}`, `DEQFF_POSITION_GRAPHS=0`)",
+        f"again for the position gradient (`{new}`, `DEQFF_POSITION_GRAPHS=0`)",
         "positions": "C++ loop across ranks, embedding and stages recorded once per step with graphs to the "
-        "positions, the adjoint's transposes and the position gradient taken from them "
-        f"(`{Path(args.new).name}`)",
+        f"positions, the adjoint's transposes and the position gradient taken from them (`{new}`)",
     }
+    reference = "old" if "old" in ms else "vjp"
+    versus = "one-rank solve" if reference == "old" else "stage forward + backward per adjoint iteration"
+    summary = (
+        f"Recording each stage once per step and taking the adjoint's transposes from it makes the C++ "
+        f"loop's step {ms['vjp'] / ms['graph']:.2f}x faster; recording the embedding and the stages with "
+        f"graphs to the positions, so that the position gradient does not evaluate them again, another "
+        f"{ms['graph'] / ms['positions']:.2f}x."
+    )
+    if "old" in ms:
+        summary += (
+            f" The C++ loop then takes {ms['positions'] / ms['old']:.2f}x the time per step of the one-rank "
+            "solve, which keeps one autograd graph of the whole layer in one TorchScript call (the C++ loop "
+            "makes a call per stage and per adjoint iteration, and exchanges ghost rows between them)."
+        )
     lines = [
         f"Command: `python benchmarks/bench_lammps_paths.py {' '.join(sys.argv[1:])}`. {machine_line()}",
         "",
         f"{args.structure}, NVE from 300 K, {args.steps} steps per run, {args.repeats} runs of each, "
-        "alternated; all start each solve from the last fixed point (no predictor).",
+        "alternated; warm-started as each file was exported (the Makefile's files: from the last fixed "
+        "point, no predictor).",
         "",
-        "| path | ms / step | solver iterations / step | time vs one-rank solve |",
+        f"| path | ms / step | solver iterations / step | time vs {versus} |",
         "|---|---|---|---|",
         *[
-            f"| {labels[name]} | {ms[name]:.1f} | {iterations[name]:.2f} | {ms[name] / ms['old']:.2f}x |"
+            f"| {labels[name]} | {ms[name]:.1f} | {iterations[name]:.2f} | {ms[name] / ms[reference]:.2f}x |"
             for name in paths
         ],
         "",
-        f"Recording each stage once per step and taking the adjoint's transposes from it makes the C++ "
-        f"loop's step {ms['vjp'] / ms['graph']:.2f}x faster; recording the embedding and the stages with "
-        f"graphs to the positions, so that the position gradient does not evaluate them again, another "
-        f"{ms['graph'] / ms['positions']:.2f}x. The C++ loop then takes {ms['positions'] / ms['old']:.2f}x "
-        "the time per step of the one-rank solve, which keeps one autograd graph of the whole layer in one "
-        "TorchScript call (the C++ loop makes a call per stage and per adjoint iteration, and exchanges "
-        "ghost rows between them).",
+        summary,
     ]
-    write_section(
-        Path(args.results), "lammps_paths", "Conservative forces in LAMMPS: C++ loop vs one-rank solve", lines
-    )
+    write_section(Path(args.results), args.section, args.title, lines)
     print("\n".join(lines))
 
 
