@@ -496,6 +496,14 @@ benchmarks: benchmark-runs
 	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs (shipped)" \
 	  "deqff DEQ, channel-wise, 12 direct-force then 6 conservative epochs" \
 	  "deqff explicit, 4 layers, channel-wise, direct forces (not conservative), 12 epochs" --title aspirin
+	$(MAKE) --no-print-directory runs/aspirin_deq_12ep_product16/checkpoints/best.pt
+	$(BENCH)/bench_step_cost.py --peer benchmarks/peer/aspirin \
+	  --run 'DEQ, 96 epochs (shipped)=$(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac:models/aspirin_deq.ckpt' \
+	  --run 'DEQ + many-body product, 12 epochs=$(RECORDS)/aspirin_deq_12ep_product16:runs/aspirin_deq_12ep_product16/checkpoints/best.pt' \
+	  --run 'explicit, 4 layers, 48 epochs (shipped)=$(RECORDS)/aspirin_explicit_48ep_gains_wide_chw:models/aspirin_explicit.ckpt' \
+	  --run 'explicit, 4 layers + many-body product, 12 epochs=$(RECORDS)/aspirin_explicit_12ep_product16' \
+	  --run 'explicit, 2 layers, 12 epochs=$(RECORDS)/aspirin_explicit_12ep_gains_wide_chw_L2' \
+	  --steps 60 --warmup 3 --notes-file benchmarks/step_cost_notes.md
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
@@ -555,7 +563,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	$(BENCH)/bench_mixed_water.py --model models/water_deq.pt --ml-waters 8 --steps 6000
 	mkdir -p out/bench && git show 5a998dc~1:models/ethanol_conservative.pt > out/bench/one_rank.pt
 	$(DEQFF) export models/ethanol_conservative.ckpt -o out/bench/cpp_loop.pt --dtype float64 --tol 1e-4 \
-	  --adjoint-tol 1e-4 $(PRIOR_ethanol_conservative)
+	  --adjoint-tol 1e-4 --predictor-order 2 $(PRIOR_ethanol_conservative)
 	$(BENCH)/bench_lammps_paths.py --old out/bench/one_rank.pt --new out/bench/cpp_loop.pt
 	$(BENCH)/bench_lammps_paths.py --new models/water_deq.pt --structure water-box:32 --steps 10 --repeats 3 \
 	  --section lammps_paths_water --title 'Conservative forces in LAMMPS: the C++ loop on the water box'

@@ -9,13 +9,13 @@ the default, the embedding and the stages recorded once with graphs to the posit
 gradient taken from them (`lammps_embed_graph`, `lammps_position_grad_graphs`).
 
 The same checkpoint exported both ways (`--old` is an export without the adjoint pieces, e.g. the
-file from git history; `--new` exported now without a predictor, as the old one runs in LAMMPS), NVE
+file from git history; `--new` exported now with the old file's warm starts, predicted of order 2), NVE
 on ethanol from 300 K, `--steps` steps per run, runs alternated `--repeats` times; ms per step and
 solver iterations per step of each, and the ratio.
 
     git show 5a998dc~1:models/ethanol_conservative.pt > /tmp/one_rank.pt
     deqff export models/ethanol_conservative.ckpt -o /tmp/cpp_loop.pt --dtype float64 --tol 1e-4 \
-        --adjoint-tol 1e-4 --repulsion zbl --repulsion-data data/ethanol.npz
+        --adjoint-tol 1e-4 --predictor-order 2 --repulsion zbl --repulsion-data data/ethanol.npz
     python benchmarks/bench_lammps_paths.py --old /tmp/one_rank.pt --new /tmp/cpp_loop.pt
 
 Without --old only the C++ loop's three ways run (e.g. the shipped water model on its 32-water box:
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -94,15 +95,15 @@ def main() -> None:
     if "old" in ms:
         summary += (
             f" The C++ loop then takes {ms['positions'] / ms['old']:.2f}x the time per step of the one-rank "
-            "solve, which keeps one autograd graph of the whole layer in one TorchScript call (the C++ loop "
-            "makes a call per stage and per adjoint iteration, and exchanges ghost rows between them)."
+            "solve (one TorchScript call per step with one autograd graph of the whole layer; the C++ loop "
+            "makes a call per stage and per adjoint iteration and exchanges ghost rows between them)."
         )
     lines = [
-        f"Command: `python benchmarks/bench_lammps_paths.py {' '.join(sys.argv[1:])}`. {machine_line()}",
+        f"Command: `python benchmarks/bench_lammps_paths.py {shlex.join(sys.argv[1:])}`. {machine_line()}",
         "",
         f"{args.structure}, NVE from 300 K, {args.steps} steps per run, {args.repeats} runs of each, "
-        "alternated; warm-started as each file was exported (the Makefile's files: from the last fixed "
-        "point, no predictor).",
+        "alternated; warm starts as each file was exported (the Makefile's files: predicted from the last "
+        "three fixed points, order 2).",
         "",
         f"| path | ms / step | solver iterations / step | time vs {versus} |",
         "|---|---|---|---|",

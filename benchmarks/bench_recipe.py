@@ -170,8 +170,13 @@ def plot(runs: list[RunSummary], path: Path, title: str) -> None:
     plot_force_curves(curves, path, title)
 
 
-def plot_force_curves(curves: list[tuple[str, list[dict[str, float]], dict]], path: Path, title: str) -> None:
-    """Validation force MAE vs training wall time, one line per (label, metric rows, plot style)."""
+def plot_force_curves(
+    curves: list[tuple[str, list[dict[str, float]], dict]],
+    path: Path,
+    title: str,
+    xlabel: str = "training wall time (min, one torch thread)",
+) -> None:
+    """Validation force MAE vs training time (rows' time_s), one line per (label, metric rows, plot style)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,7 +189,7 @@ def plot_force_curves(curves: list[tuple[str, list[dict[str, float]], dict]], pa
     for label, rows, style in curves:
         minutes = [row["time_s"] / 60 for row in rows]
         ax.plot(minutes, [row["val_force_mae_meV_A"] for row in rows], label=label, **style)
-    ax.set_xlabel("training wall time (min, one torch thread)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("validation force MAE (meV/Å)")
     ax.set_yscale("log")
     ax.set_title(title)
