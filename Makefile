@@ -137,6 +137,7 @@ runs/%/checkpoints/best.pt:
 EXPORT_LIKE_ethanol_conservative_12ep_gains_wide := ethanol_conservative
 EXPORT_LIKE_aspirin_deq_96ep_gains_wide_chw_jac := aspirin_deq
 EXPORT_LIKE_aspirin_explicit_48ep_gains_wide_chw := aspirin_explicit
+EXPORT_LIKE_aspirin_deq_12ep_product16 := aspirin_deq
 out/exports/%.pt: runs/%/checkpoints/best.pt
 	mkdir -p out/exports
 	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) $(PRIOR_$(EXPORT_LIKE_$*))
@@ -258,6 +259,10 @@ RUN_ethanol_conservative_12ep_direct_seed1 := $(RUN_ethanol_conservative_12ep_di
 RUN_ethanol_conservative_12ep_direct_cons6_seed1 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) \
   $(call SIX_EPOCHS_FROM,ethanol_conservative_12ep_direct_seed1) --set train.seed=1
 INIT_ethanol_conservative_12ep_direct_cons6_seed1 := ethanol_conservative_12ep_direct_seed1
+# The many-body product (16 channels) in the ethanol DEQ of that block, two seeds: does what helps the aspirin DEQ
+# (RESULTS.md "Jacobian penalty and many-body product") close its gap to the full embedding on ethanol?
+RUN_ethanol_conservative_12ep_product16 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set model.product_channels=16
+RUN_ethanol_conservative_12ep_product16_seed1 := $(RUN_ethanol_conservative_12ep_product16) --set train.seed=1
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
   ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
@@ -358,6 +363,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_explicit_48ep_gains_wide_chw aspirin_deq_12ep_gains_wide_chw_jac_warm aspirin_deq_12ep_direct \
   aspirin_explicit_12ep_direct aspirin_deq_12ep_direct_cons6 aspirin_deq_12ep_jac01 aspirin_deq_12ep_product16 \
   aspirin_explicit_12ep_product16 aspirin_deq_12ep_product32 aspirin_deq_48ep_product16 \
+  ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
@@ -463,6 +469,13 @@ benchmarks: benchmark-runs
 	  --labels "conservative, 12 epochs" "conservative, 12 epochs, seed 1" "direct, 12 epochs" "direct, 12 epochs, seed 1" \
 	  "12 direct, then 6 conservative" "12 direct, then 6 conservative, seed 1" \
 	  --title "ethanol DEQ, a direct-force stage before conservative forces" --notes-file benchmarks/direct_stage_notes.md
+	$(BENCH)/bench_recipe.py --section product --plot benchmarks/product.png \
+	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_jac01 \
+	  $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product32 \
+	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_explicit_12ep_product16 \
+	  --labels "DEQ" "DEQ, Jacobian penalty 0.1" "DEQ + product 16" "DEQ + product 32" "explicit, 4 layers" \
+	  "explicit, 4 layers + product 16" --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
+	  --notes-file benchmarks/product_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \

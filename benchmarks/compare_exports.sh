@@ -147,3 +147,22 @@ benchmarks/compare_exports.sh compare_exports_candidates."
       --before "git:$revision:models/$shipped.pt" --after out/exports/"$candidate".pt
   done
 fi
+
+# 9. Other models again: the shipped aspirin DEQ against the 12-epoch DEQ of the same block with the many-body
+# product in its feed-forward (RESULTS.md "Jacobian penalty and many-body product"), exported with the shipped
+# model's options: what the product adds to an MD step.
+if wanted compare_exports_product; then
+  PRODUCT_TITLE="MD steps of the aspirin DEQ with the many-body product (issue #13)"
+  PRODUCT_CHANGE="Change: another model, not another export: the shipped aspirin DEQ (before: the export of commit \
+997f027) against the 12-epoch DEQ of the same block with a many-body product of 16 channels in its feed-forward \
+(after; benchmarks/runs/aspirin_deq_12ep_product16, exported with the shipped model's options to \
+out/exports/aspirin_deq_12ep_product16.pt), 200 consecutive 0.5 fs steps of 500 K xTB MD. Energies and forces differ \
+by what the models learned; the columns that matter are ms per call and iterations. Command: bash \
+benchmarks/compare_exports.sh compare_exports_product."
+  rm -f benchmarks/compare_exports_product.json
+  make out/exports/aspirin_deq_12ep_product16.pt  # trained if missing; the shipped model's export options
+  $PY benchmarks/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 \
+    --label "aspirin_deq -> aspirin_deq_12ep_product16" --section compare_exports_product --title "$PRODUCT_TITLE" \
+    --change "$PRODUCT_CHANGE" --json benchmarks/compare_exports_product.json \
+    --before git:997f027:models/aspirin_deq.pt --after out/exports/aspirin_deq_12ep_product16.pt
+fi
