@@ -1,5 +1,6 @@
 """The block's fast evaluations equal e3nn's definitions: the tensor product as a per-edge operator,
-the gate, the norm, the linear on merged message irreps (values and gradients, float64, scripted)."""
+the gate, the norm, the linear on merged message irreps, the many-body product's channel-wise square
+(values and gradients, float64, scripted)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import torch
 from e3nn import o3
 
 from deqff.nn.attention import message_irreps
-from deqff.nn.block import GatedFeedForward
+from deqff.nn.block import GatedFeedForward, ManyBodyProduct
 from deqff.nn.edge_operator import EdgeTensorProduct
 from deqff.nn.embedding import ScalarHarmonicsProduct
 from deqff.nn.norm import EquivariantLayerNorm
+from deqff.nn.square import ChannelwiseSquare, channelwise_square
 
 IRREPS = ["16x0e + 8x1o + 4x2e", "8x0e + 4x1o", "6x0e + 4x1o + 2x2e + 2x3o"]
 
@@ -149,3 +151,34 @@ def test_linear_on_merged_message_irreps_is_the_same_map() -> None:
     merged.load_state_dict(unmerged.state_dict())
     x = torch.randn(4, irreps_message.dim, dtype=torch.float64)
     assert torch.allclose(merged(x), unmerged(x), atol=1e-13, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("irreps", "irreps_out"),
+    [
+        ("4x0e + 4x1o + 4x2e", "8x0e + 4x1o + 2x2e"),
+        ("3x0e + 3x1o", "3x0e + 3x1o + 3x1e"),
+        ("2x0e + 2x1o + 2x2e + 2x3o", "2x0e + 2x2e + 2x3o"),
+    ],
+)
+def test_channelwise_square_equals_tensor_product(irreps: str, irreps_out: str) -> None:
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # Wigner 3j constants not rounded to float32
+    try:
+        tp = channelwise_square(o3.Irreps(irreps), o3.Irreps(irreps_out))
+    finally:
+        torch.set_default_dtype(default)
+    fast = ChannelwiseSquare(tp)
+    u = torch.randn(7, tp.irreps_in1.dim, dtype=torch.float64, requires_grad=True)
+    assert_same_values_and_gradients(fast(u), tp(u, u), [u])
+    assert torch.allclose(torch.jit.script(fast)(u), tp(u, u), atol=1e-12, rtol=0)
+
+
+def test_many_body_product_state_dict_has_only_e3nn_keys() -> None:
+    """The fast square adds no state: checkpoints of models with the product load unchanged."""
+    product = ManyBodyProduct(o3.Irreps("8x0e + 4x1o + 2x2e"), o3.Irreps("8x0e + 4x1o + 2x2e"), 4)
+    assert not [key for key in product.state_dict() if key.startswith("fast_square")]
+    h = torch.randn(5, o3.Irreps("8x0e + 4x1o + 2x2e").dim)
+    u = product.linear_in(h)
+    expected = product.linear_out(product.square(u, u))
+    assert torch.allclose(product(h), expected, atol=1e-5, rtol=1e-5)

@@ -8,24 +8,7 @@ from torch import Tensor
 from deqff.nn.attention import EquivariantGraphAttention
 from deqff.nn.irreps_tools import channel_index, scalar_dim
 from deqff.nn.norm import EquivariantLayerNorm
-
-
-def channelwise_square(irreps: o3.Irreps, irreps_out: o3.Irreps) -> o3.TensorProduct:
-    """u ⊗ u per channel ('uuu': channel c of the output from channel c of both inputs) over every
-    pair of degrees of `irreps` (one multiplicity) whose product contains an irrep of `irreps_out`."""
-    irreps = o3.Irreps(irreps)
-    mul = irreps[0].mul
-    kept = {ir for _, ir in o3.Irreps(irreps_out)}
-    out, instructions = [], []
-    for i1, (_, ir1) in enumerate(irreps):
-        for i2, (_, ir2) in enumerate(irreps):
-            if i2 < i1:
-                continue  # u_a ⊗ u_b and u_b ⊗ u_a span the same features
-            for ir in ir1 * ir2:
-                if ir in kept:
-                    instructions.append((i1, i2, len(out), "uuu", False))
-                    out.append((mul, ir))
-    return o3.TensorProduct(irreps, irreps, o3.Irreps(out), instructions)
+from deqff.nn.square import ChannelwiseSquare, channelwise_square
 
 
 class ManyBodyProduct(torch.nn.Module):
@@ -37,12 +20,13 @@ class ManyBodyProduct(torch.nn.Module):
         super().__init__()
         uniform = o3.Irreps([(channels, ir) for _, ir in o3.Irreps(irreps_in)])
         self.linear_in = o3.Linear(irreps_in, uniform)
+        # The e3nn product defines the square (and keeps the state dict's keys); `fast_square` evaluates it.
         self.square = channelwise_square(uniform, irreps_out)
+        self.fast_square = ChannelwiseSquare(self.square)
         self.linear_out = o3.Linear(self.square.irreps_out, irreps_out)
 
     def forward(self, h: Tensor) -> Tensor:
-        u = self.linear_in(h)
-        return self.linear_out(self.square(u, u))
+        return self.linear_out(self.fast_square(self.linear_in(h)))
 
 
 def activation_scale(activation: torch.nn.Module) -> float:
