@@ -123,3 +123,18 @@ step only, weighted 4.0 there, against every step; same code, same model and bat
 penalty's terms). Mean over the timed steps. No gain beyond the noise (the penalty's forward is ~5 % of a step): \
 reverted in 815cbe3, measured at cdca837. Command: bash benchmarks/compare_training.sh compare_training_jac_every."
 fi
+
+# 7. The many-body product's channel-wise square as one outer product and one matrix product (9ca36d6) against
+# e3nn's per-path evaluation (cb0b84e): the 12-epoch aspirin DEQ with the product, from its trained weights.
+if wanted compare_training_fast_square; then
+  make runs/aspirin_deq_12ep_product16/checkpoints/best.pt
+  rm -f benchmarks/compare_training_fast_square.json
+  $PY benchmarks/compare_training.py --config benchmarks/runs/aspirin_deq_12ep_product16/config.yaml \
+    --label "aspirin DEQ + product 16, from its 12-epoch weights" --steps 30 --warmup 2 \
+    --weights runs/aspirin_deq_12ep_product16/checkpoints/best.pt \
+    --section compare_training_fast_square --before cb0b84e --after 9ca36d6 \
+    --title "Cheaper training steps: the many-body product as one outer product and one matrix product (issue #13: 1)" \
+    --change "Change: the many-body product's channel-wise tensor square evaluated as one outer product per channel \
+and one matrix product (deqff.nn.square.ChannelwiseSquare) instead of e3nn's per-path evaluation; same model and \
+batches, losses equal to float32 round-off. Command: bash benchmarks/compare_training.sh compare_training_fast_square."
+fi
