@@ -28,6 +28,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from step_server import serve_steps
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SECTION = "compare_training"
@@ -39,7 +41,6 @@ def worker(config_path: str, overrides: list[str], weights: str | None = None) -
     weights (`state_dict`) both sides start from instead of the initialization (e.g. a later stage of
     training)."""
     import itertools
-    import time
 
     import torch
 
@@ -58,18 +59,14 @@ def worker(config_path: str, overrides: list[str], weights: str | None = None) -
             trainer.model.load_state_dict(torch.load(weights, weights_only=False)["state_dict"])
             trainer.ema = ExponentialMovingAverage(trainer.model, config.train.ema_decay)
         stream = (batch for epoch in itertools.count() for batch in batches(trainer.train_loader, epoch))
-        print("ready", flush=True)
-        for line in sys.stdin:
-            if line.strip() != "step":
-                break
-            batch = next(stream)
-            start = time.perf_counter()
+
+        def train_step(batch: dict) -> tuple[float, int]:
             result = trainer.train_step(batch)
-            ms = 1000.0 * (time.perf_counter() - start)
-            loss = float(result.loss.total.detach()) if result is not None else float("nan")
-            iterations = int(result.iterations) if result is not None else -1
-            print(json.dumps({"ms": ms, "loss": loss, "iterations": iterations}), flush=True)
-    return 0
+            if result is None:  # a skipped step (non-finite loss)
+                return float("nan"), -1
+            return float(result.loss.total.detach()), int(result.iterations)
+
+        return serve_steps(stream, train_step)
 
 
 def source_tree(revision: str, into: Path) -> Path:

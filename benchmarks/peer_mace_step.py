@@ -14,9 +14,9 @@ JSON line {"ms", "loss", "iterations"} per "step" line read from stdin, as compa
 from __future__ import annotations
 
 import itertools
-import json
 import sys
-import time
+
+from step_server import serve_steps
 
 
 def main(model_path: str, train_xyz: str) -> int:
@@ -46,18 +46,12 @@ def main(model_path: str, train_xyz: str) -> int:
     ema = ExponentialMovingAverage(model.parameters(), decay=0.99)
     outputs = {"forces": True, "virials": False, "stress": False}
     stream = (batch for _ in itertools.count() for batch in loader)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        if line.strip() != "step":
-            break
-        batch = next(stream)
-        start = time.perf_counter()
+
+    def train_step(batch: object) -> tuple[float, int]:
         loss, _ = take_step(model, loss_fn, batch, optimizer, ema, outputs, 10.0, torch.device("cpu"))
-        ms = 1000.0 * (time.perf_counter() - start)
-        print(
-            json.dumps({"ms": ms, "loss": float(torch.as_tensor(loss).detach()), "iterations": 0}), flush=True
-        )
-    return 0
+        return float(torch.as_tensor(loss).detach()), 0
+
+    return serve_steps(stream, train_step)
 
 
 if __name__ == "__main__":
