@@ -476,6 +476,13 @@ benchmarks: benchmark-runs
 	  --labels "DEQ" "DEQ, Jacobian penalty 0.1" "DEQ + product 16" "DEQ + product 32" "explicit, 4 layers" \
 	  "explicit, 4 layers + product 16" --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
 	  --notes-file benchmarks/product_notes.md
+	$(BENCH)/bench_recipe.py --section product_ethanol --plot benchmarks/product_ethanol.png \
+	  --runs $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw_seed1 \
+	  $(RECORDS)/ethanol_conservative_12ep_product16 $(RECORDS)/ethanol_conservative_12ep_product16_seed1 \
+	  $(RECORDS)/ethanol_conservative_12ep_gains_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide_chw \
+	  --labels "DEQ" "DEQ, seed 1" "DEQ + product 16" "DEQ + product 16, seed 1" "DEQ, full edge embedding" \
+	  "explicit, 2 layers" --title "ethanol DEQ with the many-body product at 12 epochs" \
+	  --notes-file benchmarks/product_ethanol_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
