@@ -333,6 +333,9 @@ RUN_aspirin_deq_12ep_product32 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --s
 # The DEQ with the product over 48 epochs, the length of the shipped DEQ's first piece (31.5 meV/Å without it): the
 # candidate for the next shipped aspirin DEQ. Longer than a session: trained in pieces (models/in_progress).
 RUN_aspirin_deq_48ep_product16 := $(RUN_aspirin_deq_12ep_product16) --set train.epochs=48 --set train.energy_stage_epoch=47
+# Its 4-layer explicit twin with the same product over the same 48 epochs (DEQ vs twin at equal epochs).
+RUN_aspirin_explicit_48ep_product16 := $(RUN_aspirin_explicit_12ep_product16) --set train.epochs=48 \
+  --set train.energy_stage_epoch=47
 # The channel-wise DEQ over 48 epochs (the previous aspirin DEQ's first piece was 48 epochs of the old block:
 # 31.6 meV/Å): the first piece of the shipped aspirin DEQ.
 RUN_aspirin_deq_48ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=48 \
@@ -363,7 +366,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_explicit_48ep_gains_wide_chw aspirin_deq_12ep_gains_wide_chw_jac_warm aspirin_deq_12ep_direct \
   aspirin_explicit_12ep_direct aspirin_deq_12ep_direct_cons6 aspirin_deq_12ep_jac01 aspirin_deq_12ep_product16 \
   aspirin_explicit_12ep_product16 aspirin_deq_12ep_product32 aspirin_deq_48ep_product16 \
-  ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 \
+  ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
