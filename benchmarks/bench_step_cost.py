@@ -21,7 +21,6 @@ Writes the section --section of benchmarks/RESULTS.md and a PNG (--plot).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shlex
@@ -36,8 +35,10 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bench_recipe import plot_force_curves, read_run  # noqa: E402
-from compare_training import start_worker, step  # noqa: E402
+from compare_training import start_worker  # noqa: E402
+from peer_mace import read_curve  # noqa: E402
 from results_file import machine_line, without_options, write_section  # noqa: E402
+from step_server import start_worker_process, step  # noqa: E402
 
 SECTION = "step_cost"
 
@@ -111,8 +112,7 @@ def mace_contender(peer: Path, venv: Path, start: bool = True) -> Contender:
                 f"{path} does not exist: make MACE's venv and train the peer first "
                 "(python benchmarks/peer_mace.py setup; python benchmarks/peer_mace.py train ...)"
             )
-    with open(peer / "curve.csv") as handle:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    rows = read_curve(peer / "curve.csv")
     test = json.loads((peer / "test_metrics.json").read_text())
     frames = sum("Properties=" in line for line in train_xyz.read_text().splitlines())  # one header per frame
     contender = Contender(
@@ -127,15 +127,8 @@ def mace_contender(peer: Path, venv: Path, start: bool = True) -> Contender:
         return contender
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [str(venv / "bin" / "python"), str(HERE / "peer_mace_step.py"), str(model), str(train_xyz)]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.strip() == "ready":
-            contender.process = process
-            return contender
-    raise RuntimeError(f"the MACE worker ended before it was ready (exit {process.wait()})")
+    contender.process = start_worker_process(command, ROOT, env, "the MACE worker")
+    return contender
 
 
 def time_steps(contenders: list[Contender], warmup: int, steps: int) -> None:

@@ -28,7 +28,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from step_server import serve_steps
+from step_server import serve_steps, start_worker_process, step
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -90,22 +90,7 @@ def start_worker(tree: Path, config: str, overrides: list[str], weights: str | N
         command += ["--weights", weights]
     for item in overrides:
         command += ["--set", item]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    for line in process.stdout:
-        if line.strip() == "ready":
-            return process
-    raise RuntimeError(f"worker for {tree} ended before it was ready (exit {process.wait()})")
-
-
-def step(process: subprocess.Popen) -> dict:
-    process.stdin.write("step\n")
-    process.stdin.flush()
-    line = process.stdout.readline()
-    if not line:
-        raise RuntimeError(f"a worker ended (exit {process.wait()})")
-    return json.loads(line)
+    return start_worker_process(command, ROOT, env, f"worker for {tree}")
 
 
 def compare(args: argparse.Namespace) -> dict:
