@@ -136,8 +136,13 @@ class EquivariantGraphAttention(torch.nn.Module):
         messages = self.edge_tp.apply(h[sender], operator)  # [E, M]
         if self.num_heads == 1:
             return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
-        weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]
-        per_head = scatter_sum(weighted, receiver, num_nodes)  # [N, H, M]
+        # One [E, M] sum per head rather than one sum of the broadcast product [E, H, M]: the same values,
+        # without the [E, H, M] tensors (and their reductions over broadcast dimensions) in the backward
+        # passes of training and of the adjoint (RESULTS.md "per-head neighbor sums").
+        per_head = torch.stack(
+            [scatter_sum(messages * alpha[:, k : k + 1], receiver, num_nodes) for k in range(self.num_heads)],
+            dim=1,
+        )  # [N, H, M]
         values = self.linear(per_head.reshape(num_nodes * self.num_heads, -1))
         values = values.reshape(num_nodes, self.num_heads, self.feature_dim)
         index = self.head_of_component.reshape(1, 1, -1).expand(num_nodes, 1, self.feature_dim)
