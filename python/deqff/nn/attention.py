@@ -133,9 +133,13 @@ class EquivariantGraphAttention(torch.nn.Module):
         radial_part = edge_terms[self.edge_tp.num_blocks]
         logits = self.attention_logits(h[:, : self.num_scalars], edge_index, radial_part)
         alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
-        messages = self.edge_tp.apply(h[sender], operator)  # [E, M]
+        # The messages' components stay in the operator's order until summed over neighbors: the sums
+        # (per column) commute with the reordering, which then runs on N rows instead of E.
+        messages = self.edge_tp.apply_unordered(h[sender], operator)  # [E, M]
         if self.num_heads == 1:
-            return self.linear(scatter_sum(messages * alpha, receiver, num_nodes))
+            return self.linear(
+                self.edge_tp.in_output_order(scatter_sum(messages * alpha, receiver, num_nodes))
+            )
         # One [E, M] sum per head rather than one sum of the broadcast product [E, H, M]: the same values,
         # without the [E, H, M] tensors (and their reductions over broadcast dimensions) in the backward
         # passes of training and of the adjoint (RESULTS.md "per-head neighbor sums").
@@ -143,7 +147,8 @@ class EquivariantGraphAttention(torch.nn.Module):
             [scatter_sum(messages * alpha[:, k : k + 1], receiver, num_nodes) for k in range(self.num_heads)],
             dim=1,
         )  # [N, H, M]
-        values = self.linear(per_head.reshape(num_nodes * self.num_heads, -1))
+        per_head = self.edge_tp.in_output_order(per_head.reshape(num_nodes * self.num_heads, -1))
+        values = self.linear(per_head)
         values = values.reshape(num_nodes, self.num_heads, self.feature_dim)
         index = self.head_of_component.reshape(1, 1, -1).expand(num_nodes, 1, self.feature_dim)
         return values.gather(1, index).squeeze(1)

@@ -140,6 +140,18 @@ class EdgeTensorProduct(torch.nn.Module):
     def apply(self, x: Tensor, operator: list[Tensor]) -> Tensor:
         """x [E, irreps_in1.dim], operator from `build` (one [E * u_b, d_b, K_b] per input block) ->
         tp(x, Y, w) [E, out_dim]."""
+        return self.in_output_order(self.apply_unordered(x, operator))
+
+    @torch.jit.export
+    def in_output_order(self, values: Tensor) -> Tensor:
+        """[..., out_dim] in the order of `apply_unordered` -> in the order of tp's output irreps."""
+        return values.index_select(-1, self.permutation)
+
+    @torch.jit.export
+    def apply_unordered(self, x: Tensor, operator: list[Tensor]) -> Tensor:
+        """`apply` without the final reordering of its components (input block by input block): for a
+        caller that sums the messages over neighbors first and reorders the sums (`in_output_order`),
+        on N rows instead of E (the reordering's backward fills a zero tensor of its input's size)."""
         num_edges = x.shape[0]
         blocks = torch.split(x, self.block_input_size, dim=1)
         results: list[Tensor] = []
@@ -151,4 +163,4 @@ class EdgeTensorProduct(torch.nn.Module):
                 continue
             block = blocks[b].reshape(num_edges * mul, 1, dim)
             results.append(torch.bmm(block, operator[b]).reshape(num_edges, mul * width))
-        return torch.cat(results, dim=-1).index_select(1, self.permutation)
+        return torch.cat(results, dim=-1)
