@@ -263,6 +263,10 @@ INIT_ethanol_conservative_12ep_direct_cons6_seed1 := ethanol_conservative_12ep_d
 # (RESULTS.md "Jacobian penalty and many-body product") close its gap to the full embedding on ethanol?
 RUN_ethanol_conservative_12ep_product16 := $(RUN_ethanol_conservative_12ep_gains_wide_chw) --set model.product_channels=16
 RUN_ethanol_conservative_12ep_product16_seed1 := $(RUN_ethanol_conservative_12ep_product16) --set train.seed=1
+# The product DEQ over the shipped ethanol model's 48 epochs (18.4 meV/Å, 16x0e + 8x1o + 4x2e with the full edge
+# embedding): the candidate for the next default model.
+RUN_ethanol_conservative_48ep_product16 := $(RUN_ethanol_conservative_12ep_product16) --set train.epochs=48 \
+  --set train.energy_stage_epoch=47
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
   ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
@@ -367,7 +371,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_explicit_12ep_direct aspirin_deq_12ep_direct_cons6 aspirin_deq_12ep_jac01 aspirin_deq_12ep_product16 \
   aspirin_explicit_12ep_product16 aspirin_deq_12ep_product32 aspirin_deq_48ep_product16 \
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
-  $(ABLATION_RUNS)
+  ethanol_conservative_48ep_product16 $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac

@@ -166,3 +166,24 @@ benchmarks/compare_exports.sh compare_exports_product."
     --change "$PRODUCT_CHANGE" --json benchmarks/compare_exports_product.json \
     --before git:997f027:models/aspirin_deq.pt --after out/exports/aspirin_deq_12ep_product16.pt
 fi
+
+# 10. The attention's neighbor sums, one [E, M] sum per head (8a19eec), reordered after the sum (d50283a), exported:
+# the shipped models re-exported with the same options (before: da7b232's exports, after: 33e10c8's), MD frames.
+if wanted compare_exports_per_head_sums; then
+  HEADS_TITLE="Cheaper iterations: per-head neighbor sums, reordered after the sum (issue #15: 2)"
+  HEADS_CHANGE="Change: the attention's neighbor sums (2 heads) as one sum of [E, M] messages per head instead of one \
+sum of their broadcast product with the heads' weights [E, H, M] (deqff.nn.attention, 8a19eec), and the messages' \
+components reordered into the linear's order after the sum over neighbors instead of before it, on N rows instead of \
+E (d50283a); same checkpoints and export options, results equal to round-off. Before: the shipped exports of commit \
+da7b232, after: those of 33e10c8. \
+Command: bash benchmarks/compare_exports.sh compare_exports_per_head_sums."
+  rm -f benchmarks/compare_exports_per_head_sums.json
+  for entry in aspirin_deq:data/aspirin_md500K_every_step.npz ethanol_conservative:data/ethanol.npz \
+    water_deq:data/water-box_every_step.npz; do
+    name=${entry%%:*}
+    $PY benchmarks/compare_exports.py --dataset "${entry#*:}" --frames 150 --label "$name" \
+      --section compare_exports_per_head_sums --title "$HEADS_TITLE" --change "$HEADS_CHANGE" \
+      --json benchmarks/compare_exports_per_head_sums.json \
+      --before "git:da7b232:models/$name.pt" --after "git:33e10c8:models/$name.pt"
+  done
+fi

@@ -139,22 +139,22 @@ and one matrix product (deqff.nn.square.ChannelwiseSquare) instead of e3nn's per
 batches, losses equal to float32 round-off. Command: bash benchmarks/compare_training.sh compare_training_fast_square."
 fi
 
-# 8. The attention's neighbor sums, one [E, M] sum per head (8a19eec) against one sum of the broadcast [E, H, M]
-# product (da7b232): the 12-epoch aspirin DEQ with the product, from its trained weights; the shipped ethanol
-# config from initialization.
+# 8. The attention's neighbor sums, one [E, M] sum per head (8a19eec) and reordered after the sum (d50283a), against
+# one sum of the broadcast [E, H, M] product (da7b232): the 12-epoch aspirin DEQ with the product, from its trained
+# weights; the shipped ethanol config from initialization.
 if wanted compare_training_per_head_sums; then
   make runs/aspirin_deq_12ep_product16/checkpoints/best.pt
   rm -f benchmarks/compare_training_per_head_sums.json
   change="Change: the attention's neighbor sums (2 heads) as one sum of [E, M] messages per head \
-(deqff.nn.attention) instead of one sum of their broadcast product with the heads' weights [E, H, M]; same \
-model and batches, losses equal to float32 round-off. Command: bash benchmarks/compare_training.sh \
+(deqff.nn.attention) instead of one sum of their broadcast product with the heads' weights [E, H, M], the messages' \
+components reordered after the sum over neighbors (N rows) instead of before it (E rows); same model and batches, losses equal to float32 round-off. Command: bash benchmarks/compare_training.sh \
 compare_training_per_head_sums."
-  title="Cheaper training steps: per-head neighbor sums (issue #13: 1)"
+  title="Cheaper training steps: per-head neighbor sums, reordered after the sum (issue #13: 1)"
   $PY benchmarks/compare_training.py --config benchmarks/runs/aspirin_deq_12ep_product16/config.yaml \
     --label "aspirin DEQ + product 16, from its 12-epoch weights" --steps 30 --warmup 2 \
     --weights runs/aspirin_deq_12ep_product16/checkpoints/best.pt \
-    --section compare_training_per_head_sums --before da7b232 --after 8a19eec --title "$title" --change "$change"
+    --section compare_training_per_head_sums --before da7b232 --after d50283a --title "$title" --change "$change"
   $PY benchmarks/compare_training.py --config configs/ethanol_conservative.yaml --label ethanol_conservative \
-    --steps 30 --warmup 2 --section compare_training_per_head_sums --before da7b232 --after 8a19eec \
+    --steps 30 --warmup 2 --section compare_training_per_head_sums --before da7b232 --after d50283a \
     --title "$title" --change "$change"
 fi
