@@ -62,6 +62,8 @@ class RunSummary:
         ]
         if model.get("num_heads", 2) != 2:
             parts.append(f"{model['num_heads']} head(s)")
+        if model.get("feed_forward_width", 1) > 1:
+            parts.append(f"feed-forward width {model['feed_forward_width']}x")
         if model.get("embedding_gains"):
             parts.append("embedding gains")
         if model.get("edge_embedding", "full") != "full":

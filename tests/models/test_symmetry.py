@@ -7,6 +7,8 @@ import torch
 from e3nn import o3
 from tiny_models import Molecule, cached_tiny_model
 
+from deqff.nn.block import GatedFeedForward
+
 MODES = [
     ("deq", "direct"),
     ("deq", "conservative"),
@@ -81,6 +83,20 @@ def test_many_body_product_keeps_the_symmetries(model_type, molecule):
     check_symmetries(model, molecule)
     plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2)
     assert sum(p.numel() for p in model.parameters()) > sum(p.numel() for p in plain.parameters())
+
+
+@pytest.mark.parametrize("model_type", ["deq", "explicit"])
+def test_wider_feed_forward_keeps_the_symmetries(model_type, molecule):
+    """A feed-forward k times as wide as the features (model.feed_forward_width) widens every irrep of the
+    gate alike: still E(3)-equivariant, with the hidden width it was asked for."""
+    model = cached_tiny_model(
+        model_type=model_type, force_mode="conservative", depth=2, product_channels=2, feed_forward_width=3
+    )
+    check_symmetries(model, molecule)
+    plain = cached_tiny_model(model_type=model_type, force_mode="conservative", depth=2, product_channels=2)
+    widths = [m.gate.irreps_out.dim for m in model.modules() if isinstance(m, GatedFeedForward)]
+    plain_widths = [m.gate.irreps_out.dim for m in plain.modules() if isinstance(m, GatedFeedForward)]
+    assert widths and widths == [3 * w for w in plain_widths]
 
 
 @pytest.mark.parametrize("model_type", ["deq", "explicit"])

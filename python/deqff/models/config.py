@@ -35,6 +35,9 @@ class ModelConfig:
     blocks_per_layer:    equivariant blocks inside the implicit function (DEQ, 1-2).
     product_channels:    0 = off; else channels of the many-body product (channel-wise tensor square of
                          the node features, MACE-style correlation 2) in each block's feed-forward.
+    feed_forward_width:  the block's feed-forward hidden irreps as a multiple of irreps_node (1 = as wide as
+                         the features; k: k times each multiplicity). Node-level work only: capacity at
+                         little cost per iteration.
     edge_embedding:      the input embedding's neighborhood term (deqff.nn.embedding): "full" (a fully
                          connected tensor product of the species scalars and the harmonics, radial weights
                          per input and output channel) or "channelwise" (one radial function per output
@@ -83,6 +86,7 @@ class ModelConfig:
     branch_scale: float = 0.1
     blocks_per_layer: int = 1
     product_channels: int = 0
+    feed_forward_width: int = 1
     edge_embedding: str = "full"
     embedding_gains: bool = False
     aggregation: str = "softmax"
@@ -130,6 +134,7 @@ class ModelConfig:
             "blocks_per_layer",
             "depth",
             "correction_states",
+            "feed_forward_width",
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1)")

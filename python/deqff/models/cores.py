@@ -46,6 +46,7 @@ def make_layer(config: ModelConfig) -> InjectedLayer:
             avg_num_neighbors=config.avg_num_neighbors,
             branch_scale=config.branch_scale,
             product_channels=config.product_channels,
+            feed_forward_width=config.feed_forward_width,
             aggregation=config.aggregation,
             radial_layers=config.radial_layers,
             embedding_gains=config.embedding_gains,

@@ -39,14 +39,15 @@ class GatedFeedForward(torch.nn.Module):
     """Linear -> gate nonlinearity (SiLU on scalars, sigmoid gates on l > 0) -> linear.
 
     product_channels > 0 adds a `ManyBodyProduct` of h to the gate's input (many-body features).
+    width: the hidden irreps (the gate's) have `width` times the multiplicities of irreps_node.
     h [N, irreps_node.dim] -> [N, irreps_node.dim].
     """
 
-    def __init__(self, irreps_node: o3.Irreps, product_channels: int = 0) -> None:
+    def __init__(self, irreps_node: o3.Irreps, product_channels: int = 0, width: int = 1) -> None:
         super().__init__()
         irreps_node = o3.Irreps(irreps_node)
-        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_node if ir.l == 0])
-        gated = o3.Irreps([(mul, ir) for mul, ir in irreps_node if ir.l > 0])
+        scalars = o3.Irreps([(width * mul, ir) for mul, ir in irreps_node if ir.l == 0])
+        gated = o3.Irreps([(width * mul, ir) for mul, ir in irreps_node if ir.l > 0])
         gates = o3.Irreps(f"{gated.num_irreps}x0e")
         # e3nn's Gate defines the function and its normalization constants; `gate` below evaluates it
         # in five operations (e3nn's needs ~40 on these small tensors: measured in profile_layer.py).
@@ -135,6 +136,7 @@ class EquivariantBlock(torch.nn.Module):
         avg_num_neighbors: float = 10.0,
         branch_scale: float = 0.1,
         product_channels: int = 0,
+        feed_forward_width: int = 1,
         aggregation: str = "softmax",
         radial_layers: int = 1,
         embedding_gains: bool = False,
@@ -155,7 +157,7 @@ class EquivariantBlock(torch.nn.Module):
             radial_layers=radial_layers,
         )
         self.norm_feed_forward = EquivariantLayerNorm(irreps_node)
-        self.feed_forward = GatedFeedForward(irreps_node, product_channels)
+        self.feed_forward = GatedFeedForward(irreps_node, product_channels, feed_forward_width)
         self.attention_scale = ChannelScale(irreps_node, branch_scale)
         self.feed_forward_scale = ChannelScale(irreps_node, branch_scale)
         self.num_edge_terms: int = self.attention.num_edge_terms

@@ -107,6 +107,11 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
             if model_cfg.get("product_channels")
             else ""
         )
+        + (
+            f"; feed-forward {model_cfg['feed_forward_width']}x as wide as the features"
+            if model_cfg.get("feed_forward_width", 1) > 1
+            else ""
+        )
         + ("; branch gains from the input embedding" if model_cfg.get("embedding_gains") else "")
         + (
             f"; {model_cfg['edge_embedding']} edge embedding."
