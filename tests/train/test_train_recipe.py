@@ -47,6 +47,31 @@ def test_energy_stage_switches_the_energy_weight(make_config) -> None:
     assert all(math.isfinite(row["val_loss"]) for row in history)
 
 
+@pytest.mark.parametrize("best_metric", ["val_loss", "val_force_mae", "val_energy_mae"])
+def test_best_checkpoint_is_chosen_within_the_energy_stage(make_config, best_metric: str) -> None:
+    """Whatever the metric, an epoch before the energy stage is not the best checkpoint once the stage has
+    begun (its energies are not trained at their final weight), even when its metric is lower."""
+    overrides = {
+        "train.epochs": 3,
+        "train.energy_stage_epoch": 3,
+        "train.energy_stage_weight": 50.0,
+        "train.best_metric": best_metric,
+        "output.plot": False,
+    }
+    trainer = Trainer(make_config(f"stage-best-{best_metric}", **overrides))
+    original = trainer.validate
+
+    def worse_in_the_stage() -> dict:
+        val = original()
+        if trainer.state.epoch + 1 >= 3:  # the stage's epoch validates worse on every metric
+            val = {key: value * 10.0 if isinstance(value, float) else value for key, value in val.items()}
+        return val
+
+    trainer.validate = worse_in_the_stage
+    history = trainer.fit()
+    assert trainer.state.best_epoch == 3 and history[-1]["best"] == 1
+
+
 def test_energy_stage_is_kept_across_a_resume(make_config) -> None:
     overrides = {
         "train.epochs": 3,
