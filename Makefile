@@ -335,7 +335,7 @@ RUN_aspirin_deq_12ep_product16 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --s
 RUN_aspirin_explicit_12ep_product16 := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set model.product_channels=16
 RUN_aspirin_deq_12ep_product32 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set model.product_channels=32
 # The product DEQ fits its training frames less well than its twin (48 epochs: train force MAE 22 against 13 meV/Å,
-# validation 27 against 21): more node-level capacity, a feed-forward 4x as wide as the features (90,696
+# validation 27 against 21): more node-level capacity, a feed-forward 4x as wide as the features (90,688
 # parameters, 0.47x the twin's), at little cost per iteration (node rows only).
 RUN_aspirin_deq_12ep_product16_ff4 := $(RUN_aspirin_deq_12ep_product16) --set model.feed_forward_width=4
 # The DEQ with the product over 48 epochs, the length of the shipped DEQ's first piece (31.5 meV/Å without it): the
@@ -498,6 +498,12 @@ benchmarks: benchmark-runs
 	  --labels "DEQ" "DEQ, seed 1" "DEQ + product 16" "DEQ + product 16, seed 1" "DEQ, full edge embedding" \
 	  "explicit, 2 layers" --title "ethanol DEQ with the many-body product at 12 epochs" \
 	  --notes-file benchmarks/product_ethanol_notes.md
+	$(BENCH)/bench_recipe.py --section deq_vs_twin_48ep --plot benchmarks/deq_vs_twin_48ep.png \
+	  --runs $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
+	  $(RECORDS)/aspirin_deq_48ep_product16 $(RECORDS)/aspirin_explicit_48ep_product16 \
+	  --labels "DEQ (shipped DEQ's first piece)" "explicit, 4 layers (shipped)" "DEQ + product 16" \
+	  "explicit, 4 layers + product 16" --title "aspirin, DEQ vs explicit twin with the many-body product at 48 epochs" \
+	  --notes-file benchmarks/deq_vs_twin_48ep_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
