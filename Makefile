@@ -488,8 +488,10 @@ benchmarks: benchmark-runs
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_jac01 \
 	  $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product32 \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_explicit_12ep_product16 \
+	  $(RECORDS)/aspirin_deq_12ep_product16_ff4 \
 	  --labels "DEQ" "DEQ, Jacobian penalty 0.1" "DEQ + product 16" "DEQ + product 32" "explicit, 4 layers" \
-	  "explicit, 4 layers + product 16" --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
+	  "explicit, 4 layers + product 16" "DEQ + product 16, feed-forward 4x wide" \
+	  --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
 	  --notes-file benchmarks/product_notes.md
 	$(BENCH)/bench_recipe.py --section product_ethanol --plot benchmarks/product_ethanol.png \
 	  --runs $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw_seed1 \
