@@ -497,8 +497,10 @@ benchmarks: benchmark-runs
 	  --runs $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw_seed1 \
 	  $(RECORDS)/ethanol_conservative_12ep_product16 $(RECORDS)/ethanol_conservative_12ep_product16_seed1 \
 	  $(RECORDS)/ethanol_conservative_12ep_gains_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide_chw \
+	  $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_conservative_48ep_product16 \
 	  --labels "DEQ" "DEQ, seed 1" "DEQ + product 16" "DEQ + product 16, seed 1" "DEQ, full edge embedding" \
-	  "explicit, 2 layers" --title "ethanol DEQ with the many-body product at 12 epochs" \
+	  "explicit, 2 layers" "shipped DEQ (ethanol_conservative), 48 epochs" "DEQ + product 16, 48 epochs" \
+	  --title "ethanol DEQ with the many-body product at 12 and 48 epochs" \
 	  --notes-file benchmarks/product_ethanol_notes.md
 	$(BENCH)/bench_recipe.py --section deq_vs_twin_48ep --plot benchmarks/deq_vs_twin_48ep.png \
 	  --runs $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
