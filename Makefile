@@ -417,8 +417,9 @@ BENCH := $(PY) benchmarks
 # keeps only work made with the same model bytes.
 # out/bench/stability/aspirin_deq.pt is the aspirin DEQ shipped before the channel-wise block (16x0e + 16x1o +
 # 8x2e, benchmarks/runs/aspirin_deq_l12wide_96ep). models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the
-# shipped aspirin DEQ of the channel-wise block (the same bytes as models/aspirin_deq.pt), under its run's name for
-# its stability runs' --resume (its bytes) and output folder.
+# shipped aspirin DEQ of the channel-wise block (its export as shipped then: the same checkpoint and numbers as
+# models/aspirin_deq.pt, other bytes), under its run's name for its stability runs' --resume (its bytes) and output
+# folder.
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
 benchmarks: benchmark-runs

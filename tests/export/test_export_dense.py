@@ -7,9 +7,9 @@ import pytest
 import torch
 from e3nn import o3
 
-from deqff.export.dense import DenseLinear, densify_linears
+from deqff.export.dense import DenseLinear, densify_linears, irrep_blocks
 from deqff.export.export import build_potential
-from deqff.export.testing import tiny_model
+from deqff.export.testing import freeze, tiny_model
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,33 @@ def test_an_export_has_no_e3nn_linear_and_the_model_has_them_all():
     assert sum(isinstance(m, DenseLinear) for m in potential.modules()) == linears
     assert any(isinstance(m, o3.Linear) for m in model.modules())  # the source model is untouched
     assert densify_linears(torch.nn.Sequential(torch.nn.Identity())) == 0
+
+
+def test_an_export_stores_blocks_and_builds_the_matrix_on_its_first_call(tmp_path):
+    """The file holds each W of W ⊗ I once (not the dense matrix with its zeros); the matrix built on the
+    first call equals the map's dense matrix exactly, scripted, saved, loaded and frozen."""
+    torch.manual_seed(1)
+    irreps_in, irreps_out = "8x0e + 4x1o + 2x2e + 3x1e", "4x0e + 3x1o + 2x2e"
+    linear = o3.Linear(irreps_in, irreps_out).double()
+    reference = linear(torch.eye(o3.Irreps(irreps_in).dim, dtype=torch.float64)).detach()
+    dense = DenseLinear(linear)
+    assert dense.weights.numel() == linear.weight.numel() < reference.numel() // 3
+    assert dense.matrix.numel() == 0
+    assert torch.equal(dense.build_matrix(), reference)
+    scripted = torch.jit.script(dense)
+    torch.jit.save(scripted, tmp_path / "linear.pt")
+    loaded = torch.jit.load(tmp_path / "linear.pt")
+    assert loaded.matrix.numel() == 0  # not saved: built on the first call
+    x = torch.randn(5, reference.shape[0], dtype=torch.float64)
+    assert torch.equal(loaded(x), x @ reference) and torch.equal(loaded.matrix, reference)
+    assert torch.equal(freeze(torch.jit.load(tmp_path / "linear.pt"))(x), x @ reference)
+
+
+def test_a_matrix_not_made_of_irrep_blocks_is_kept_whole():
+    irreps = o3.Irreps("2x0e + 1x1o")
+    matrix = torch.randn(irreps.dim, irreps.dim, dtype=torch.float64)  # mixes degrees: not equivariant
+    weights, layout = irrep_blocks(matrix, irreps, irreps)
+    assert layout == [[0, 0, irreps.dim, irreps.dim, 1, 0]] and torch.equal(weights, matrix.reshape(-1))
+    kron_broken = torch.zeros(irreps.dim, irreps.dim, dtype=torch.float64)
+    kron_broken[2:5, 2:5] = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))  # not w ⊗ I
+    assert irrep_blocks(kron_broken, irreps, irreps)[1] == [[0, 0, irreps.dim, irreps.dim, 1, 0]]
