@@ -137,6 +137,21 @@ def test_resume_accepts_a_changed_inference_solver(make_config) -> None:
         Trainer(make_config("inference", **{"model.solver_train": tight}), resume=True)
 
 
+def test_resume_and_init_from_read_irreps_as_irreps(make_config) -> None:
+    """The same irreps written with other spaces are the same model (a shipped config copied from a run
+    record resumes that run); other irreps are refused, by resume and by train.init_from."""
+    config = make_config("irreps", **{"train.max_steps": 1, "train.epochs": 2})
+    Trainer(config).fit()
+    respelled = {"model.irreps_node": "8x0e+4x1o", "train.max_steps": 2, "train.epochs": 2}
+    assert Trainer(make_config("irreps", **respelled), resume=True).state.step == 1
+    with pytest.raises(ValueError, match=r"model\.irreps_node"):
+        Trainer(make_config("irreps", **{"model.irreps_node": "8x0e + 2x1o"}), resume=True)
+    best = Trainer(config, resume=True).paths.best
+    Trainer(make_config("from-irreps", **{"model.irreps_node": "8x0e+4x1o", "train.init_from": str(best)}))
+    with pytest.raises(ValueError, match=r"model\.irreps_node"):
+        Trainer(make_config("from-other", **{"model.irreps_node": "8x0e+2x1o", "train.init_from": str(best)}))
+
+
 def test_init_from_starts_a_conservative_stage_from_a_direct_runs_weights(make_config) -> None:
     """train.init_from: a run starts from another run's EMA weights (a direct-force stage, then
     conservative forces): the new run's initial weights are those weights, not random ones."""

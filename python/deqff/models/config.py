@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from e3nn import o3
+
 from deqff.deq.config import SolverConfig
 from deqff.nn.attention import AGGREGATIONS
 
@@ -164,3 +166,18 @@ class ModelConfig:
         if "elements" in data:
             data["elements"] = tuple(data["elements"])
         return cls(**data)
+
+
+#: Model settings whose values are e3nn irreps strings.
+IRREPS_SETTINGS = frozenset({"irreps_node"})
+
+
+def same_setting(key: str, first: Any, second: Any) -> bool:
+    """Whether two values of model setting `key` describe the same model: irreps compare as e3nn irreps
+    ("32x0e + 16x1o" is "32x0e+16x1o"), everything else as values."""
+    if key in IRREPS_SETTINGS and isinstance(first, str) and isinstance(second, str):
+        try:
+            return o3.Irreps(first) == o3.Irreps(second)
+        except (ValueError, AssertionError):
+            return first == second
+    return first == second

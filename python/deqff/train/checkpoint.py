@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import deqff
-from deqff.models.config import ModelConfig
+from deqff.models.config import ModelConfig, same_setting
 from deqff.models.force_field import EquivariantForceField
 
 KIND = "deqff-training-checkpoint"
@@ -111,7 +111,9 @@ def initial_weights(path: str | Path, config: ModelConfig) -> dict[str, Any]:
     theirs = ModelConfig.from_dict(checkpoint["model_config"]).to_dict()
     ours = config.to_dict()
     changed = sorted(
-        k for k in set(theirs) | set(ours) if k not in INIT_FREE_KEYS and theirs.get(k) != ours.get(k)
+        k
+        for k in set(theirs) | set(ours)
+        if k not in INIT_FREE_KEYS and not same_setting(k, theirs.get(k), ours.get(k))
     )
     if changed:
         raise ValueError(

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from deqff.data.fingerprint import file_sha256
 from deqff.data.splits import write_splits
-from deqff.models.config import ModelConfig
+from deqff.models.config import ModelConfig, same_setting
 from deqff.models.force_field import EquivariantForceField
 from deqff.models.species import SpeciesMap
 from deqff.train.checkpoint import (
@@ -234,7 +234,7 @@ class Trainer:
             changed = sorted(
                 k
                 for k in set(old[section]) | set(new[section])
-                if old[section].get(k, defaults.get(k)) != new[section].get(k)
+                if not same_setting(k, old[section].get(k, defaults.get(k)), new[section].get(k))
             )
             if section == "model" and "solver_inference" in changed:  # only validation/test solves use it
                 log.warning("resuming with a changed model.solver_inference (validation and test solves)")
