@@ -83,17 +83,20 @@ NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters
   training data.
 NOTE_ethanol_conservative := The default model of deqff simulate and make demo. Conservative forces (-dE/dx \
   through the fixed point, exact by implicit differentiation), trained with the recipe of issue 13 \
-  (configs/ethanol_conservative.yaml, 48 epochs) and exact second-order parameter gradients of its forces \
-  (model.force_training: exact), architecture of issue 13 (gated-sum aggregation, smooth at the cutoff; \
-  radial MLPs of 3x64; lr 1e-2). Accuracy above at the export's solver tolerance 1e-4: a DEQ is only as \
-  accurate as its solve. The export carries the ZBL short-range prior, exactly zero on the training data. \
-  DEQ vs its explicit twin and the previous architecture: benchmarks/RESULTS.md, Architecture; MD \
-  stability over seeds: benchmarks/RESULTS.md.
-NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same block stacked twice with untied \
-  weights, the same recipe and epochs (48); conservative forces with exact gradients (no fixed point, so no warm \
-  starts). The export carries the ZBL short-range prior, exactly zero on the training data. Architecture of \
-  issue 13 (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous \
-  architecture: benchmarks/RESULTS.md, Architecture.
+  (configs/ethanol_conservative.yaml, 48 epochs; exact second-order parameter gradients of its forces) and the block \
+  of issue 13's ablations: per-atom branch gains from the input embedding, 32x0e + 16x1o + 8x2e, the channel-wise \
+  edge embedding and a many-body product of 16 channels (gated-sum aggregation, radial MLPs of 3x64). It replaces \
+  the DEQ of 16x0e + 8x1o + 4x2e with the full edge embedding (58,016 parameters, test 18.4 meV/Å; \
+  benchmarks/runs/ethanol_conservative_narrow). Accuracy above at the export's solver tolerance 1e-4: a DEQ is only \
+  as accurate as its solve. The export carries the ZBL short-range prior, exactly zero on the training data. The \
+  product block against the one before: benchmarks/RESULTS.md, ethanol DEQ with the many-body product; MD stability \
+  over seeds (5 x 50 ps at 500 K): benchmarks/RESULTS.md.
+NOTE_ethanol_explicit := The explicit twin of the ethanol DEQ shipped before the product block \
+  (benchmarks/runs/ethanol_conservative_narrow): the same block stacked twice with untied weights, the same \
+  recipe and epochs (48); conservative forces with exact gradients (no fixed point, so no warm starts). The \
+  export carries the ZBL short-range prior, exactly zero on the training data. Architecture of issue 13 \
+  (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous architecture: \
+  benchmarks/RESULTS.md, Architecture.
 NOTE_aspirin_deq := Conservative DEQ for aspirin with the recipe of issue 13 (configs/aspirin_deq.yaml: batch 5, \
   E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients, the Jacobian penalty that \
   keeps the layer contracting; one torch thread) and the block of its ablations: per-atom branch gains from the \
@@ -200,25 +203,25 @@ WIDE := --set 'model.irreps_node=32x0e + 16x1o + 8x2e' --set model.radial_hidden
 TIGHT_SOLVER := {method: anderson, max_iter: 30, tol: 1.0e-4, stop_mode: rel, m: 5}
 TIGHT_SOLVES := --set 'model.solver_train=$(TIGHT_SOLVER)' --set 'model.solver_backward=$(TIGHT_SOLVER)'
 RUN_ethanol_explicit_L1 := configs/ethanol_explicit.yaml --set model.depth=1 $(EPOCHS_12)
-RUN_ethanol_conservative_12ep := configs/ethanol_conservative.yaml $(EPOCHS_12)
+RUN_ethanol_conservative_12ep := configs/ethanol_conservative_narrow.yaml $(EPOCHS_12)
 # The same with the training's implicit backward solves (three per step: the adjoint of the forces and the
 # two of the exact second-order gradient, ~30 % of a step) to 1e-2 instead of 1e-3 (issue 13: 1).
 LOOSE_BACKWARD := {method: anderson, max_iter: 15, tol: 1.0e-2, stop_mode: rel, m: 5}
-RUN_ethanol_conservative_12ep_backward1e2 := configs/ethanol_conservative.yaml $(EPOCHS_12) \
+RUN_ethanol_conservative_12ep_backward1e2 := configs/ethanol_conservative_narrow.yaml $(EPOCHS_12) \
   --set 'model.solver_backward=$(LOOSE_BACKWARD)'
 RUN_ethanol_explicit_12ep := configs/ethanol_explicit.yaml $(EPOCHS_12)
-RUN_ethanol_conservative_v2 := configs/ethanol_conservative.yaml $(V2_ARCH)
+RUN_ethanol_conservative_v2 := configs/ethanol_conservative_narrow.yaml $(V2_ARCH)
 RUN_ethanol_explicit_v2 := configs/ethanol_explicit.yaml $(V2_ARCH)
 RUN_ethanol_explicit_L1_v2 := configs/ethanol_explicit.yaml $(V2_ARCH) --set model.depth=1
-RUN_ethanol_product8 := configs/ethanol_conservative.yaml $(V2_ARCH) --set model.product_channels=8 \
+RUN_ethanol_product8 := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) --set model.product_channels=8 \
   --set model.force_training=fixed_adjoint
 STOP_ethanol_product8 := 600
-RUN_ethanol_phantom := configs/ethanol_conservative.yaml $(V2_ARCH) --set model.grad_mode=phantom \
+RUN_ethanol_phantom := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) --set model.grad_mode=phantom \
   --set model.phantom_tau=1.0
 STOP_ethanol_phantom := 400
-RUN_ethanol_conservative_fixed_adjoint := configs/ethanol_conservative.yaml $(V2_ARCH) \
+RUN_ethanol_conservative_fixed_adjoint := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) \
   --set model.force_training=fixed_adjoint
-RUN_ethanol_exact_tight := configs/ethanol_conservative.yaml $(V2_ARCH) $(TIGHT_SOLVES)
+RUN_ethanol_exact_tight := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) $(TIGHT_SOLVES)
 RUN_ethanol_wide_explicit_probe := configs/ethanol_explicit.yaml $(V2_ARCH) $(WIDE)
 RUN_ethanol_wide_explicit_gsum := configs/ethanol_explicit.yaml $(V2_ARCH) $(WIDE) --set model.aggregation=gated_sum
 RUN_ethanol_explicit_radial64x2 := configs/ethanol_explicit.yaml $(V2_ARCH) --set model.aggregation=gated_sum \
@@ -240,7 +243,7 @@ RUN_ethanol_explicit_12ep_base_seed1 := configs/ethanol_explicit.yaml $(EPOCHS_1
 RUN_ethanol_explicit_12ep_gains_seed1 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=1
 RUN_ethanol_explicit_12ep_base_seed2 := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.seed=2
 RUN_ethanol_explicit_12ep_gains_seed2 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=2
-RUN_ethanol_conservative_12ep_gains := configs/ethanol_conservative.yaml $(EPOCHS_12) --set model.embedding_gains=true
+RUN_ethanol_conservative_12ep_gains := configs/ethanol_conservative_narrow.yaml $(EPOCHS_12) --set model.embedding_gains=true
 RUN_ethanol_conservative_12ep_gains_wide := $(RUN_ethanol_conservative_12ep_gains) --set model.irreps_node=32x0e+16x1o+8x2e
 # The edge-degree embedding's full tensor product holds 123k of the wide DEQ's 162k parameters (its radial
 # MLP outputs a weight per input and output channel); the channel-wise one (model.edge_embedding) 15k.
@@ -379,7 +382,8 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_explicit_12ep_direct aspirin_deq_12ep_direct_cons6 aspirin_deq_12ep_jac01 aspirin_deq_12ep_product16 \
   aspirin_explicit_12ep_product16 aspirin_deq_12ep_product32 aspirin_deq_48ep_product16 \
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
-  ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 $(ABLATION_RUNS)
+  ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
+  ethanol_conservative_narrow $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -419,9 +423,13 @@ BENCH := $(PY) benchmarks
 # 8x2e, benchmarks/runs/aspirin_deq_l12wide_96ep). models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the
 # shipped aspirin DEQ of the channel-wise block (its export as shipped then: the same checkpoint and numbers as
 # models/aspirin_deq.pt, other bytes), under its run's name for its stability runs' --resume (its bytes) and output
-# folder.
+# folder. models/in_progress/ethanol_conservative_48ep_product16.pt: models/ethanol_conservative.pt of the product
+# block as exported for its stability runs (the same checkpoint and numbers, other bytes).
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
+# The ethanol DEQ shipped before the product block (benchmarks/runs/ethanol_conservative_narrow): its checkpoint as
+# committed then, for the DEQ-vs-twin benchmark beside its twin models/ethanol_explicit.ckpt.
+NARROW_ethanol_conservative := 20faf8f
 benchmarks: benchmark-runs
 	test -f data/aspirin_md500K_every_step.npz || $(DEQFF) data generate aspirin \
 	  -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 --temperature 500 --split none --seed 7
@@ -443,12 +451,13 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/ethanol_explicit_radial64x2 $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_v3_product16 \
 	  $(RECORDS)/ethanol_explicit_L1 $(RECORDS)/ethanol_conservative_v2 $(RECORDS)/ethanol_conservative_12ep \
 	  $(RECORDS)/ethanol_conservative_12ep_backward1e2 \
-	  $(RECORDS)/ethanol_explicit_24ep $(RECORDS)/ethanol_conservative_24ep $(RECORDS)/ethanol_explicit $(RECORDS)/ethanol_conservative \
+	  $(RECORDS)/ethanol_explicit_24ep $(RECORDS)/ethanol_conservative_24ep $(RECORDS)/ethanol_explicit \
+	  $(RECORDS)/ethanol_conservative_narrow \
 	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
 	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current" "current + product 16 (stopped)" \
 	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "DEQ, current, backward solves to 1e-2" \
 	  "explicit 2 layers, 24 epochs" \
-	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped)" \
+	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped until the product block)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	$(BENCH)/bench_recipe.py --section ablations --plot benchmarks/ablations.png \
 	  --runs $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_12ep_base_seed1 \
@@ -498,16 +507,19 @@ benchmarks: benchmark-runs
 	  --runs $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw $(RECORDS)/ethanol_conservative_12ep_gains_wide_chw_seed1 \
 	  $(RECORDS)/ethanol_conservative_12ep_product16 $(RECORDS)/ethanol_conservative_12ep_product16_seed1 \
 	  $(RECORDS)/ethanol_conservative_12ep_gains_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide_chw \
-	  $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_conservative_48ep_product16 \
+	  $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_conservative_48ep_product16 \
 	  --labels "DEQ" "DEQ, seed 1" "DEQ + product 16" "DEQ + product 16, seed 1" "DEQ, full edge embedding" \
-	  "explicit, 2 layers" "shipped DEQ (ethanol_conservative), 48 epochs" "DEQ + product 16, 48 epochs" \
+	  "explicit, 2 layers" "DEQ shipped before (narrow block), 48 epochs" \
+	  "DEQ + product 16, 48 epochs (shipped ethanol_conservative)" \
 	  --title "ethanol DEQ with the many-body product at 12 and 48 epochs" \
 	  --notes-file benchmarks/product_ethanol_notes.md
 	$(BENCH)/bench_recipe.py --section deq_vs_twin_48ep --plot benchmarks/deq_vs_twin_48ep.png \
 	  --runs $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
 	  $(RECORDS)/aspirin_deq_48ep_product16 $(RECORDS)/aspirin_explicit_48ep_product16 \
+	  $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_96ep_product16 \
 	  --labels "DEQ (shipped DEQ's first piece)" "explicit, 4 layers (shipped)" "DEQ + product 16" \
-	  "explicit, 4 layers + product 16" --title "aspirin, DEQ vs explicit twin with the many-body product at 48 epochs" \
+	  "explicit, 4 layers + product 16" "DEQ, extended to 96 epochs (shipped)" "DEQ + product 16, extended to 96 epochs" \
+	  --title "aspirin, DEQ vs explicit twin with the many-body product at 48 epochs, the DEQs extended to 96" \
 	  --notes-file benchmarks/deq_vs_twin_48ep_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
@@ -520,7 +532,8 @@ benchmarks: benchmark-runs
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs $(RECORDS)/ethanol_conservative \
-	  $(RECORDS)/ethanol_explicit --labels "deqff DEQ" "deqff explicit, 2 layers" --title ethanol
+	  $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit --labels "deqff DEQ" \
+	  "deqff DEQ, block shipped before" "deqff explicit, 2 layers (that block)" --title ethanol
 	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train \
 	  --run $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac --out benchmarks/peer/aspirin --epochs 80 \
 	  $$(ls benchmarks/peer/aspirin/work/checkpoints/*.pt > /dev/null 2>&1 && echo --resume)
@@ -571,8 +584,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --adjoint-tol 1e-4 --predictor-order 0 $(PRIOR_aspirin_deq)
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt out/bench/aspirin_deq_order0.pt --structure aspirin \
 	  --steps 1000
-	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_explicit \
-	  --checkpoints models/ethanol_conservative.ckpt models/ethanol_explicit.ckpt \
+	mkdir -p out/bench && git show $(NARROW_ethanol_conservative):models/ethanol_conservative.ckpt \
+	  > out/bench/ethanol_conservative_narrow.ckpt
+	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit \
+	  --checkpoints out/bench/ethanol_conservative_narrow.ckpt models/ethanol_explicit.ckpt \
 	  --untrained-depths 1 4 --structure ethanol --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
 	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
@@ -585,8 +600,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  > out/bench/stability/ethanol_conservative.pt && git show $(STABILITY_aspirin_deq):models/aspirin_deq.pt \
 	  > out/bench/stability/aspirin_deq.pt
 	$(BENCH)/bench_stability.py --model out/bench/stability/ethanol_conservative.pt out/bench/stability/aspirin_deq.pt \
-	  models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt \
-	  --dataset data/ethanol.npz data/aspirin.npz data/aspirin.npz --report-interval 20 --seeds 5 --ps 50 --temperature 500 \
+	  models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt models/in_progress/ethanol_conservative_48ep_product16.pt \
+	  --dataset data/ethanol.npz data/aspirin.npz data/aspirin.npz data/ethanol.npz --report-interval 20 --seeds 5 --ps 50 --temperature 500 \
 	  --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --piece-ps 5 --resume
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \

@@ -46,6 +46,12 @@ def _dataset_facts(dataset: Path) -> dict[str, Any]:
     return {}
 
 
+def trained_on_sha256(checkpoint: dict[str, Any], facts: dict[str, Any]) -> str:
+    """The sha256 of the dataset file the model was trained on: the checkpoint's record of it, else (a
+    checkpoint from before deqff kept it) the recipe manifest's entry for the file now on disk."""
+    return checkpoint.get("dataset_sha256") or facts.get("sha256", "n/a")
+
+
 def _training_summary(metrics_csv: Path) -> dict[str, float]:
     rows = list(csv.DictReader(metrics_csv.open()))
     if not rows:
@@ -83,7 +89,7 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         f"- `{dataset}`: {facts.get('n_frames', '?')} frames of {generation.get('method', 'reference')} "
         f"Langevin MD at {generation.get('temperature_K', '?')} K, {generation.get('timestep_fs', '?')} fs "
         f"steps, a frame every {generation.get('stride', '?')} steps (seed {generation.get('seed', '?')}; "
-        f"sha256 `{facts.get('sha256', 'n/a')[:16]}…`).",
+        f"sha256 `{trained_on_sha256(checkpoint, facts)[:16]}…`).",
         f"- Split ({data_cfg.get('split_mode', '?')}, gap {data_cfg.get('split_gap', 0)} frames, "
         f"seed {data_cfg.get('seed', 0)}): {splits}.",
         "",
