@@ -11,12 +11,13 @@ SECTIONS=("$@")
 # shellcheck source=sections.sh
 source benchmarks/sections.sh
 
-# The aspirin configs these sections measured, frozen when the shipped aspirin models moved to the channel-wise
-# block (configs/aspirin_deq.yaml and aspirin_explicit.yaml today): a row labelled NAME trains config_of NAME.
+# The configs these sections measured, frozen when the shipped models moved to other blocks (aspirin: the
+# channel-wise block; ethanol: the many-body product block): a row labelled NAME trains config_of NAME.
 config_of() {
   case $1 in
     aspirin_deq) echo configs/aspirin_deq_l12wide.yaml ;;
     aspirin_explicit) echo configs/aspirin_explicit_narrow.yaml ;;
+    ethanol_conservative) echo configs/ethanol_conservative_narrow.yaml ;;
     *) echo "configs/$1.yaml" ;;
   esac
 }
@@ -141,7 +142,7 @@ fi
 
 # 8. The attention's neighbor sums, one [E, M] sum per head (8a19eec) and reordered after the sum (d50283a), against
 # one sum of the broadcast [E, H, M] product (da7b232): the 12-epoch aspirin DEQ with the product, from its trained
-# weights; the shipped ethanol config from initialization.
+# weights; the ethanol DEQ config shipped then (configs/ethanol_conservative_narrow.yaml) from initialization.
 if wanted compare_training_per_head_sums; then
   make runs/aspirin_deq_12ep_product16/checkpoints/best.pt
   rm -f benchmarks/compare_training_per_head_sums.json
@@ -154,7 +155,7 @@ compare_training_per_head_sums."
     --label "aspirin DEQ + product 16, from its 12-epoch weights" --steps 30 --warmup 2 \
     --weights runs/aspirin_deq_12ep_product16/checkpoints/best.pt \
     --section compare_training_per_head_sums --before da7b232 --after d50283a --title "$title" --change "$change"
-  $PY benchmarks/compare_training.py --config configs/ethanol_conservative.yaml --label ethanol_conservative \
+  $PY benchmarks/compare_training.py --config "$(config_of ethanol_conservative)" --label ethanol_conservative \
     --steps 30 --warmup 2 --section compare_training_per_head_sums --before da7b232 --after d50283a \
     --title "$title" --change "$change"
 fi
