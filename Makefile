@@ -91,29 +91,31 @@ NOTE_ethanol_conservative := The default model of deqff simulate and make demo. 
   as accurate as its solve. The export carries the ZBL short-range prior, exactly zero on the training data. The \
   product block against the one before: benchmarks/RESULTS.md, ethanol DEQ with the many-body product; MD stability \
   over seeds (5 x 50 ps at 500 K): benchmarks/RESULTS.md.
-NOTE_ethanol_explicit := The explicit twin of the ethanol DEQ shipped before the product block \
-  (benchmarks/runs/ethanol_conservative_narrow): the same block stacked twice with untied weights, the same \
-  recipe and epochs (48); conservative forces with exact gradients (no fixed point, so no warm starts). The \
-  export carries the ZBL short-range prior, exactly zero on the training data. Architecture of issue 13 \
-  (gated-sum aggregation, radial MLPs of 3x64, lr 1e-2); DEQ vs this twin and the previous architecture: \
-  benchmarks/RESULTS.md, Architecture.
+NOTE_ethanol_explicit := The explicit twin of ethanol_conservative: the same block (per-atom branch gains from \
+  the input embedding, 32x0e + 16x1o + 8x2e, channel-wise edge embedding, many-body product of 16 channels) \
+  stacked twice with untied weights, the same recipe and epochs (48); conservative forces with exact gradients \
+  (no fixed point, so no warm starts). The export carries the ZBL short-range prior, exactly zero on the training \
+  data. It replaces the twin of the DEQ shipped before (16x0e + 8x1o + 4x2e, full edge embedding; 77,432 \
+  parameters, 17.2 meV/Å; benchmarks/runs/ethanol_explicit_narrow). DEQ vs this twin: benchmarks/RESULTS.md, \
+  ethanol DEQ with the many-body product.
 NOTE_aspirin_deq := Conservative DEQ for aspirin with the recipe of issue 13 (configs/aspirin_deq.yaml: batch 5, \
   E:F 1:100, AMSGrad, cosine, EMA, energy stage, exact second-order force gradients, the Jacobian penalty that \
   keeps the layer contracting; one torch thread) and the block of its ablations: per-atom branch gains from the \
-  input embedding, twice the scalar channels (32x0e + 16x1o + 8x2e) and the channel-wise edge embedding \
-  (gated-sum aggregation, radial MLPs of 3x64). Trained 48 epochs, then extended to 96 (the extension restarts \
-  the cosine; make model-aspirin_deq repeats it). Exported with the ZBL short-range prior (exactly zero on the \
-  training data). It replaces the DEQ of 16x0e + 16x1o + 8x2e without gains (75,192 parameters, 29.6 meV/Å; \
-  benchmarks/runs/aspirin_deq_l12wide_96ep). Its explicit twin aspirin_explicit stacks the same block 4 times: \
-  more accurate with 2.7x the parameters, a dearer MD step; DEQ vs twin and MACE on the same split: \
-  benchmarks/RESULTS.md, Peer: MACE, aspirin, and DEQ vs explicit depth. MD stability over seeds (5 x 50 ps at \
-  500 K): benchmarks/RESULTS.md.
+  input embedding, twice the scalar channels (32x0e + 16x1o + 8x2e), the channel-wise edge embedding and a \
+  many-body product of 16 channels (gated-sum aggregation, radial MLPs of 3x64). Trained 48 epochs, then extended \
+  to 96 (the extension restarts the cosine; make model-aspirin_deq repeats it). Exported with the ZBL short-range \
+  prior (exactly zero on the training data). It replaces the DEQ of the same block without the product (65,096 \
+  parameters, 28.6 meV/Å and 12.6 meV; benchmarks/runs/aspirin_deq_96ep_gains_wide_chw_jac): lower force error, \
+  higher energy error. Its explicit twin aspirin_explicit stacks the same block 4 times: more accurate with 2.8x \
+  the parameters, a dearer MD step; DEQ vs twin and MACE on the same split: benchmarks/RESULTS.md, DEQ vs explicit \
+  twin with the many-body product, and Peer: MACE, aspirin. MD stability over seeds (5 x 50 ps at 500 K): \
+  benchmarks/RESULTS.md.
 NOTE_aspirin_explicit := The explicit twin of aspirin_deq: the same block (embedding gains, 32x0e + 16x1o + \
-  8x2e, channel-wise edge embedding) stacked 4 times with untied weights (2.7x the DEQ's parameters), the same \
-  recipe over 48 epochs (configs/aspirin_explicit.yaml); conservative forces with exact gradients, exported \
-  with the ZBL short-range prior. It replaces the 4-layer twin of the narrower block 16x0e + 8x1o + 4x2e \
-  (116,248 parameters, 28.5 meV/Å; benchmarks/runs/aspirin_explicit_48ep). DEQ vs this twin and MACE: \
-  benchmarks/RESULTS.md, Peer: MACE, aspirin.
+  8x2e, channel-wise edge embedding, many-body product of 16 channels) stacked 4 times with untied weights (2.8x \
+  the DEQ's parameters), the same recipe over 48 epochs (configs/aspirin_explicit.yaml); conservative forces with \
+  exact gradients, exported with the ZBL short-range prior. It replaces the 4-layer twin of the block without the \
+  product (174,632 parameters, 23.8 meV/Å; benchmarks/runs/aspirin_explicit_48ep_gains_wide_chw). DEQ vs this \
+  twin and MACE: benchmarks/RESULTS.md, DEQ vs explicit twin with the many-body product, and Peer: MACE, aspirin.
 # Re-export the shipped models from their checkpoints (after a change to the exported code; the numbers
 # do not change: tests/models/test_fast_block.py). EXPORT_NAME overrides the options of one model.
 # ethanol_deq.pt stays the file of export format 1 (tests/export/test_export_repulsion.py loads it
@@ -202,17 +204,17 @@ V2_ARCH := --set model.radial_hidden=16 --set model.radial_layers=1 --set model.
 WIDE := --set 'model.irreps_node=32x0e + 16x1o + 8x2e' --set model.radial_hidden=32
 TIGHT_SOLVER := {method: anderson, max_iter: 30, tol: 1.0e-4, stop_mode: rel, m: 5}
 TIGHT_SOLVES := --set 'model.solver_train=$(TIGHT_SOLVER)' --set 'model.solver_backward=$(TIGHT_SOLVER)'
-RUN_ethanol_explicit_L1 := configs/ethanol_explicit.yaml --set model.depth=1 $(EPOCHS_12)
+RUN_ethanol_explicit_L1 := configs/ethanol_explicit_narrow.yaml --set model.depth=1 $(EPOCHS_12)
 RUN_ethanol_conservative_12ep := configs/ethanol_conservative_narrow.yaml $(EPOCHS_12)
 # The same with the training's implicit backward solves (three per step: the adjoint of the forces and the
 # two of the exact second-order gradient, ~30 % of a step) to 1e-2 instead of 1e-3 (issue 13: 1).
 LOOSE_BACKWARD := {method: anderson, max_iter: 15, tol: 1.0e-2, stop_mode: rel, m: 5}
 RUN_ethanol_conservative_12ep_backward1e2 := configs/ethanol_conservative_narrow.yaml $(EPOCHS_12) \
   --set 'model.solver_backward=$(LOOSE_BACKWARD)'
-RUN_ethanol_explicit_12ep := configs/ethanol_explicit.yaml $(EPOCHS_12)
+RUN_ethanol_explicit_12ep := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12)
 RUN_ethanol_conservative_v2 := configs/ethanol_conservative_narrow.yaml $(V2_ARCH)
-RUN_ethanol_explicit_v2 := configs/ethanol_explicit.yaml $(V2_ARCH)
-RUN_ethanol_explicit_L1_v2 := configs/ethanol_explicit.yaml $(V2_ARCH) --set model.depth=1
+RUN_ethanol_explicit_v2 := configs/ethanol_explicit_narrow.yaml $(V2_ARCH)
+RUN_ethanol_explicit_L1_v2 := configs/ethanol_explicit_narrow.yaml $(V2_ARCH) --set model.depth=1
 RUN_ethanol_product8 := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) --set model.product_channels=8 \
   --set model.force_training=fixed_adjoint
 STOP_ethanol_product8 := 600
@@ -222,26 +224,26 @@ STOP_ethanol_phantom := 400
 RUN_ethanol_conservative_fixed_adjoint := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) \
   --set model.force_training=fixed_adjoint
 RUN_ethanol_exact_tight := configs/ethanol_conservative_narrow.yaml $(V2_ARCH) $(TIGHT_SOLVES)
-RUN_ethanol_wide_explicit_probe := configs/ethanol_explicit.yaml $(V2_ARCH) $(WIDE)
-RUN_ethanol_wide_explicit_gsum := configs/ethanol_explicit.yaml $(V2_ARCH) $(WIDE) --set model.aggregation=gated_sum
-RUN_ethanol_explicit_radial64x2 := configs/ethanol_explicit.yaml $(V2_ARCH) --set model.aggregation=gated_sum \
+RUN_ethanol_wide_explicit_probe := configs/ethanol_explicit_narrow.yaml $(V2_ARCH) $(WIDE)
+RUN_ethanol_wide_explicit_gsum := configs/ethanol_explicit_narrow.yaml $(V2_ARCH) $(WIDE) --set model.aggregation=gated_sum
+RUN_ethanol_explicit_radial64x2 := configs/ethanol_explicit_narrow.yaml $(V2_ARCH) --set model.aggregation=gated_sum \
   --set model.radial_hidden=64 --set model.radial_layers=2
-RUN_ethanol_explicit_v3_product16 := configs/ethanol_explicit.yaml --set model.product_channels=16 $(EPOCHS_12)
+RUN_ethanol_explicit_v3_product16 := configs/ethanol_explicit_narrow.yaml --set model.product_channels=16 $(EPOCHS_12)
 STOP_ethanol_explicit_v3_product16 := 1000
 # Ablations of the 12-epoch explicit twin (issue 13: what closes the per-epoch gap to MACE, 16.6 meV/Å test
 # after 12 epochs vs 31.3): one attention head (no [E, heads, message] tensors); 2x scalar channels;
 # per-atom branch gains from the input embedding (model.embedding_gains); a constant rate (MACE's plateau
 # schedule does not decay within 12 epochs).
-RUN_ethanol_explicit_12ep_heads1 := configs/ethanol_explicit.yaml $(EPOCHS_12) --set model.num_heads=1
-RUN_ethanol_explicit_12ep_wide := configs/ethanol_explicit.yaml $(EPOCHS_12) --set 'model.irreps_node=32x0e + 16x1o + 8x2e'
-RUN_ethanol_explicit_12ep_gains := configs/ethanol_explicit.yaml $(EPOCHS_12) --set model.embedding_gains=true
-RUN_ethanol_explicit_12ep_constant := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.schedule=constant
+RUN_ethanol_explicit_12ep_heads1 := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12) --set model.num_heads=1
+RUN_ethanol_explicit_12ep_wide := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12) --set 'model.irreps_node=32x0e + 16x1o + 8x2e'
+RUN_ethanol_explicit_12ep_gains := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12) --set model.embedding_gains=true
+RUN_ethanol_explicit_12ep_constant := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12) --set train.schedule=constant
 RUN_ethanol_explicit_12ep_gains_heads1 := $(RUN_ethanol_explicit_12ep_gains) --set model.num_heads=1
 RUN_ethanol_explicit_12ep_gains_wide := $(RUN_ethanol_explicit_12ep_gains) --set model.irreps_node=32x0e+16x1o+8x2e
 # The same two with another seed (initial weights and batch order): how much of a difference is the seed's.
-RUN_ethanol_explicit_12ep_base_seed1 := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.seed=1
+RUN_ethanol_explicit_12ep_base_seed1 := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12) --set train.seed=1
 RUN_ethanol_explicit_12ep_gains_seed1 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=1
-RUN_ethanol_explicit_12ep_base_seed2 := configs/ethanol_explicit.yaml $(EPOCHS_12) --set train.seed=2
+RUN_ethanol_explicit_12ep_base_seed2 := configs/ethanol_explicit_narrow.yaml $(EPOCHS_12) --set train.seed=2
 RUN_ethanol_explicit_12ep_gains_seed2 := $(RUN_ethanol_explicit_12ep_gains) --set train.seed=2
 RUN_ethanol_conservative_12ep_gains := configs/ethanol_conservative_narrow.yaml $(EPOCHS_12) --set model.embedding_gains=true
 RUN_ethanol_conservative_12ep_gains_wide := $(RUN_ethanol_conservative_12ep_gains) --set model.irreps_node=32x0e+16x1o+8x2e
@@ -270,6 +272,10 @@ RUN_ethanol_conservative_12ep_product16_seed1 := $(RUN_ethanol_conservative_12ep
 # embedding): the candidate for the next default model.
 RUN_ethanol_conservative_48ep_product16 := $(RUN_ethanol_conservative_12ep_product16) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
+# Its 2-layer explicit twin (the same block, product included, stacked twice with untied weights; same recipe and
+# epochs): the DEQ vs twin comparison for the shipped ethanol DEQ.
+RUN_ethanol_explicit_48ep_product16 := $(RUN_ethanol_explicit_12ep_gains_wide_chw) --set model.product_channels=16 \
+  --set train.epochs=48 --set train.energy_stage_epoch=47
 ABLATION_RUNS := ethanol_explicit_12ep_base_seed1 ethanol_explicit_12ep_base_seed2 ethanol_explicit_12ep_gains \
   ethanol_explicit_12ep_gains_seed1 ethanol_explicit_12ep_gains_seed2 ethanol_explicit_12ep_heads1 \
   ethanol_explicit_12ep_gains_heads1 ethanol_explicit_12ep_wide ethanol_explicit_12ep_gains_wide \
@@ -341,28 +347,35 @@ RUN_aspirin_deq_12ep_product32 := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --s
 # validation 27 against 21): more node-level capacity, a feed-forward 4x as wide as the features (90,688
 # parameters, 0.47x the twin's), at little cost per iteration (node rows only).
 RUN_aspirin_deq_12ep_product16_ff4 := $(RUN_aspirin_deq_12ep_product16) --set model.feed_forward_width=4
-# The DEQ with the product over 48 epochs, the length of the shipped DEQ's first piece (31.5 meV/Å without it): the
-# candidate for the next shipped aspirin DEQ. Longer than a session: trained in pieces (models/in_progress).
+# More capacity where the twin has 4x the DEQ's: the radial MLPs (the per-edge filters), 3 hidden layers of 88
+# instead of 64: 95,752 parameters, the most with at most half the product twin's 192,544.
+RUN_aspirin_deq_12ep_product16_radial88 := $(RUN_aspirin_deq_12ep_product16) --set model.radial_hidden=88
+# Stopped after 2 epochs: the layer stopped contracting in the first (training solves converged on 27 %, then 0 % of
+# frames, with the Jacobian penalty of the other runs).
+STOP_aspirin_deq_12ep_product16_radial88 := 400
+# The DEQ with the product over 48 epochs, the length of the channel-wise DEQ's first piece (31.5 meV/Å without it):
+# the first piece of the shipped aspirin DEQ. Longer than a session: trained in pieces (models/in_progress).
 RUN_aspirin_deq_48ep_product16 := $(RUN_aspirin_deq_12ep_product16) --set train.epochs=48 --set train.energy_stage_epoch=47
-# The same run extended to 96 epochs (the rate restarts and anneals over 48 more epochs, as the shipped DEQ was
-# trained): the candidate's second piece.
+# The same run extended to 96 epochs (the rate restarts and anneals over 48 more epochs): the shipped aspirin DEQ
+# (configs/aspirin_deq.yaml is this config; its record also in benchmarks/runs/aspirin_deq).
 RUN_aspirin_deq_96ep_product16 := $(RUN_aspirin_deq_12ep_product16) --set train.epochs=96 --set train.energy_stage_epoch=95
 FROM_aspirin_deq_96ep_product16 := aspirin_deq_48ep_product16
-# Its 4-layer explicit twin with the same product over the same 48 epochs (DEQ vs twin at equal epochs).
+# Its 4-layer explicit twin with the same product over the same 48 epochs (DEQ vs twin at equal epochs): the shipped
+# aspirin_explicit (configs/aspirin_explicit.yaml is this config).
 RUN_aspirin_explicit_48ep_product16 := $(RUN_aspirin_explicit_12ep_product16) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
 # The channel-wise DEQ over 48 epochs (the previous aspirin DEQ's first piece was 48 epochs of the old block:
-# 31.6 meV/Å): the first piece of the shipped aspirin DEQ.
+# 31.6 meV/Å): the first piece of the aspirin DEQ shipped before the product block.
 RUN_aspirin_deq_48ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
-# The same run extended to 96 epochs (the rate restarts and anneals over 48 more epochs): the shipped aspirin DEQ
-# (configs/aspirin_deq.yaml is this config; its record also in benchmarks/runs/aspirin_deq).
+# The same run extended to 96 epochs (the rate restarts and anneals over 48 more epochs): the aspirin DEQ shipped
+# before the product block (configs/aspirin_deq_chw.yaml is this config).
 RUN_aspirin_deq_96ep_gains_wide_chw_jac := $(RUN_aspirin_deq_12ep_gains_wide_chw_jac) --set train.epochs=96 \
   --set train.energy_stage_epoch=95
 FROM_aspirin_deq_96ep_gains_wide_chw_jac := aspirin_deq_48ep_gains_wide_chw_jac
-FROM_aspirin_deq := aspirin_deq_48ep_gains_wide_chw_jac
+FROM_aspirin_deq := aspirin_deq_48ep_product16
 # The new block's 4-layer explicit twin over 48 epochs (DEQ vs twin at equal epochs with the channel-wise
-# block): the shipped aspirin_explicit (configs/aspirin_explicit.yaml is this config).
+# block): aspirin_explicit until the product block (configs/aspirin_explicit_chw.yaml is this config).
 RUN_aspirin_explicit_48ep_gains_wide_chw := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
@@ -383,7 +396,8 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_explicit_12ep_product16 aspirin_deq_12ep_product32 aspirin_deq_48ep_product16 \
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
-  ethanol_conservative_narrow $(ABLATION_RUNS)
+  ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
+  $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -421,15 +435,19 @@ BENCH := $(PY) benchmarks
 # keeps only work made with the same model bytes.
 # out/bench/stability/aspirin_deq.pt is the aspirin DEQ shipped before the channel-wise block (16x0e + 16x1o +
 # 8x2e, benchmarks/runs/aspirin_deq_l12wide_96ep). models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the
-# shipped aspirin DEQ of the channel-wise block (its export as shipped then: the same checkpoint and numbers as
-# models/aspirin_deq.pt, other bytes), under its run's name for its stability runs' --resume (its bytes) and output
+# aspirin DEQ of the channel-wise block (its export as shipped then: the same checkpoint and numbers as
+# models/aspirin_deq.pt was until the product block, other bytes), under its run's name for its stability runs' --resume (its bytes) and output
 # folder. models/in_progress/ethanol_conservative_48ep_product16.pt: models/ethanol_conservative.pt of the product
-# block as exported for its stability runs (the same checkpoint and numbers, other bytes).
+# block as exported for its stability runs (the same checkpoint and numbers, other bytes); likewise
+# models/in_progress/aspirin_deq_96ep_product16.pt for models/aspirin_deq.pt of the product block.
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
-# The ethanol DEQ shipped before the product block (benchmarks/runs/ethanol_conservative_narrow): its checkpoint as
-# committed then, for the DEQ-vs-twin benchmark beside its twin models/ethanol_explicit.ckpt.
-NARROW_ethanol_conservative := 20faf8f
+# The ethanol pair shipped before the product block (records ethanol_conservative_narrow, ethanol_explicit_narrow):
+# their checkpoints as committed then, for the DEQ-vs-twin benchmark.
+NARROW_ethanol := 20faf8f
+# The aspirin pair shipped before the product block (records aspirin_deq_96ep_gains_wide_chw_jac,
+# aspirin_explicit_48ep_gains_wide_chw): their checkpoints as committed then, for the step-cost benchmark.
+CHW_aspirin := 3635d51
 benchmarks: benchmark-runs
 	test -f data/aspirin_md500K_every_step.npz || $(DEQFF) data generate aspirin \
 	  -o data/aspirin_md500K_every_step.npz --frames 400 --stride 1 --temperature 500 --split none --seed 7
@@ -451,13 +469,14 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/ethanol_explicit_radial64x2 $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_v3_product16 \
 	  $(RECORDS)/ethanol_explicit_L1 $(RECORDS)/ethanol_conservative_v2 $(RECORDS)/ethanol_conservative_12ep \
 	  $(RECORDS)/ethanol_conservative_12ep_backward1e2 \
-	  $(RECORDS)/ethanol_explicit_24ep $(RECORDS)/ethanol_conservative_24ep $(RECORDS)/ethanol_explicit \
+	  $(RECORDS)/ethanol_explicit_24ep $(RECORDS)/ethanol_conservative_24ep $(RECORDS)/ethanol_explicit_narrow \
 	  $(RECORDS)/ethanol_conservative_narrow \
 	  --labels "explicit 2 layers, previous" "explicit, 2x wider" "explicit, 2x wider, gated sum" \
 	  "explicit, gated sum, radial 64x2" "explicit 2 layers, current" "current + product 16 (stopped)" \
 	  "explicit 1 layer, current" "DEQ, previous" "DEQ, current" "DEQ, current, backward solves to 1e-2" \
 	  "explicit 2 layers, 24 epochs" \
-	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped)" "DEQ, 48 epochs (shipped until the product block)" \
+	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped until the product block)" \
+	  "DEQ, 48 epochs (shipped until the product block)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	$(BENCH)/bench_recipe.py --section ablations --plot benchmarks/ablations.png \
 	  --runs $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_12ep_base_seed1 \
@@ -498,9 +517,10 @@ benchmarks: benchmark-runs
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_jac01 \
 	  $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product32 \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_explicit_12ep_product16 \
-	  $(RECORDS)/aspirin_deq_12ep_product16_ff4 \
+	  $(RECORDS)/aspirin_deq_12ep_product16_ff4 $(RECORDS)/aspirin_deq_12ep_product16_radial88 \
 	  --labels "DEQ" "DEQ, Jacobian penalty 0.1" "DEQ + product 16" "DEQ + product 32" "explicit, 4 layers" \
 	  "explicit, 4 layers + product 16" "DEQ + product 16, feed-forward 4x wide" \
+	  "DEQ + product 16, radial MLPs 3x88 (stopped: not contracting)" \
 	  --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
 	  --notes-file benchmarks/product_notes.md
 	$(BENCH)/bench_recipe.py --section product_ethanol --plot benchmarks/product_ethanol.png \
@@ -508,17 +528,20 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/ethanol_conservative_12ep_product16 $(RECORDS)/ethanol_conservative_12ep_product16_seed1 \
 	  $(RECORDS)/ethanol_conservative_12ep_gains_wide $(RECORDS)/ethanol_explicit_12ep_gains_wide_chw \
 	  $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_conservative_48ep_product16 \
+	  $(RECORDS)/ethanol_explicit_48ep_product16 \
 	  --labels "DEQ" "DEQ, seed 1" "DEQ + product 16" "DEQ + product 16, seed 1" "DEQ, full edge embedding" \
 	  "explicit, 2 layers" "DEQ shipped before (narrow block), 48 epochs" \
 	  "DEQ + product 16, 48 epochs (shipped ethanol_conservative)" \
+	  "explicit, 2 layers + product 16, 48 epochs (shipped ethanol_explicit)" \
 	  --title "ethanol DEQ with the many-body product at 12 and 48 epochs" \
 	  --notes-file benchmarks/product_ethanol_notes.md
 	$(BENCH)/bench_recipe.py --section deq_vs_twin_48ep --plot benchmarks/deq_vs_twin_48ep.png \
 	  --runs $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
 	  $(RECORDS)/aspirin_deq_48ep_product16 $(RECORDS)/aspirin_explicit_48ep_product16 \
 	  $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_96ep_product16 \
-	  --labels "DEQ (shipped DEQ's first piece)" "explicit, 4 layers (shipped)" "DEQ + product 16" \
-	  "explicit, 4 layers + product 16" "DEQ, extended to 96 epochs (shipped)" "DEQ + product 16, extended to 96 epochs" \
+	  --labels "DEQ (first piece of the DEQ shipped before)" "explicit, 4 layers (shipped before)" \
+	  "DEQ + product 16 (shipped DEQ's first piece)" "explicit, 4 layers + product 16 (shipped)" \
+	  "DEQ, extended to 96 epochs (shipped before)" "DEQ + product 16, extended to 96 epochs (shipped)" \
 	  --title "aspirin, DEQ vs explicit twin with the many-body product at 48 epochs, the DEQs extended to 96" \
 	  --notes-file benchmarks/deq_vs_twin_48ep_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
@@ -532,8 +555,9 @@ benchmarks: benchmark-runs
 	test -f benchmarks/peer/ethanol/test_metrics.json || $(BENCH)/peer_mace.py train --run $(RECORDS)/ethanol_conservative \
 	  --out benchmarks/peer/ethanol --epochs 12
 	$(BENCH)/peer_mace.py report --peer benchmarks/peer/ethanol --runs $(RECORDS)/ethanol_conservative \
-	  $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit --labels "deqff DEQ" \
-	  "deqff DEQ, block shipped before" "deqff explicit, 2 layers (that block)" --title ethanol
+	  $(RECORDS)/ethanol_explicit $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit_narrow \
+	  --labels "deqff DEQ" "deqff explicit, 2 layers (its twin)" "deqff DEQ, block shipped before" \
+	  "deqff explicit, 2 layers (that block)" --title ethanol
 	test -f benchmarks/peer/aspirin/test_metrics.json || $(BENCH)/peer_mace.py train \
 	  --run $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac --out benchmarks/peer/aspirin --epochs 80 \
 	  $$(ls benchmarks/peer/aspirin/work/checkpoints/*.pt > /dev/null 2>&1 && echo --resume)
@@ -544,6 +568,7 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_deq_48ep_gains_wide_chw_jac \
 	  $(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac $(RECORDS)/aspirin_explicit_48ep_gains_wide_chw \
 	  $(RECORDS)/aspirin_deq_12ep_direct_cons6 $(RECORDS)/aspirin_explicit_12ep_direct \
+	  $(RECORDS)/aspirin_deq_96ep_product16 $(RECORDS)/aspirin_explicit_48ep_product16 \
 	  --labels "deqff DEQ, 2x l=1,2 channels, 48+24+24 epochs (shipped before)" "deqff DEQ, 2x l=1,2 channels, 48+24 epochs" \
 	  "deqff DEQ, 2x l=1,2 channels, 48 epochs" "deqff DEQ, 48 epochs" "deqff explicit, 4 layers, 48 epochs (shipped before)" \
 	  "deqff DEQ, l<=1, 2x channels (stopped)" "deqff DEQ, 2x l=1,2 channels, 12 epochs (MACE's length)" \
@@ -551,15 +576,19 @@ benchmarks: benchmark-runs
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 12 epochs" \
 	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 12 epochs" \
 	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48 epochs" \
-	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48+48 epochs (shipped)" \
-	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs (shipped)" \
+	  "deqff DEQ, gains, 2x scalars, channel-wise embedding, Jacobian penalty, 48+48 epochs (shipped before the product)" \
+	  "deqff explicit, 4 layers, gains, 2x scalars, channel-wise embedding, 48 epochs (shipped before the product)" \
 	  "deqff DEQ, channel-wise, 12 direct-force then 6 conservative epochs" \
-	  "deqff explicit, 4 layers, channel-wise, direct forces (not conservative), 12 epochs" --title aspirin
+	  "deqff explicit, 4 layers, channel-wise, direct forces (not conservative), 12 epochs" \
+	  "deqff DEQ, channel-wise + many-body product 16, 48+48 epochs (shipped)" \
+	  "deqff explicit, 4 layers, channel-wise + many-body product 16, 48 epochs (shipped)" --title aspirin
 	$(MAKE) --no-print-directory runs/aspirin_deq_12ep_product16/checkpoints/best.pt
+	mkdir -p out/bench && for m in aspirin_deq aspirin_explicit; do \
+	  git show $(CHW_aspirin):models/$$m.ckpt > out/bench/$${m}_chw.ckpt || exit 1; done
 	$(BENCH)/bench_step_cost.py --peer benchmarks/peer/aspirin \
-	  --run 'DEQ, 96 epochs (shipped)=$(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac:models/aspirin_deq.ckpt' \
+	  --run 'DEQ, 96 epochs (shipped before the product)=$(RECORDS)/aspirin_deq_96ep_gains_wide_chw_jac:out/bench/aspirin_deq_chw.ckpt' \
 	  --run 'DEQ + many-body product, 12 epochs=$(RECORDS)/aspirin_deq_12ep_product16:runs/aspirin_deq_12ep_product16/checkpoints/best.pt' \
-	  --run 'explicit, 4 layers, 48 epochs (shipped)=$(RECORDS)/aspirin_explicit_48ep_gains_wide_chw:models/aspirin_explicit.ckpt' \
+	  --run 'explicit, 4 layers, 48 epochs (shipped before the product)=$(RECORDS)/aspirin_explicit_48ep_gains_wide_chw:out/bench/aspirin_explicit_chw.ckpt' \
 	  --run 'explicit, 4 layers + many-body product, 12 epochs=$(RECORDS)/aspirin_explicit_12ep_product16' \
 	  --run 'explicit, 2 layers, 12 epochs=$(RECORDS)/aspirin_explicit_12ep_gains_wide_chw_L2' \
 	  --steps 60 --warmup 3 --notes-file benchmarks/step_cost_notes.md
@@ -584,10 +613,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --adjoint-tol 1e-4 --predictor-order 0 $(PRIOR_aspirin_deq)
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt out/bench/aspirin_deq_order0.pt --structure aspirin \
 	  --steps 1000
-	mkdir -p out/bench && git show $(NARROW_ethanol_conservative):models/ethanol_conservative.ckpt \
-	  > out/bench/ethanol_conservative_narrow.ckpt
-	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit \
-	  --checkpoints out/bench/ethanol_conservative_narrow.ckpt models/ethanol_explicit.ckpt \
+	mkdir -p out/bench && for m in ethanol_conservative ethanol_explicit; do \
+	  git show $(NARROW_ethanol):models/$$m.ckpt > out/bench/$${m}_narrow.ckpt || exit 1; done
+	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit_narrow \
+	  --checkpoints out/bench/ethanol_conservative_narrow.ckpt out/bench/ethanol_explicit_narrow.ckpt \
 	  --untrained-depths 1 4 --structure ethanol --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
 	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
@@ -601,7 +630,9 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  > out/bench/stability/aspirin_deq.pt
 	$(BENCH)/bench_stability.py --model out/bench/stability/ethanol_conservative.pt out/bench/stability/aspirin_deq.pt \
 	  models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt models/in_progress/ethanol_conservative_48ep_product16.pt \
-	  --dataset data/ethanol.npz data/aspirin.npz data/aspirin.npz data/ethanol.npz --report-interval 20 --seeds 5 --ps 50 --temperature 500 \
+	  models/in_progress/aspirin_deq_96ep_product16.pt \
+	  --dataset data/ethanol.npz data/aspirin.npz data/aspirin.npz data/ethanol.npz data/aspirin.npz --report-interval 20 \
+	  --seeds 5 --ps 50 --temperature 500 \
 	  --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --piece-ps 5 --resume
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \

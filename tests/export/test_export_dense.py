@@ -8,8 +8,8 @@ import torch
 from e3nn import o3
 
 from deqff.export.dense import DenseLinear, densify_linears, irrep_blocks
-from deqff.export.export import build_potential
-from deqff.export.testing import freeze, tiny_model
+from deqff.export.export import build_potential, export_model, load_potential
+from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS, freeze, tiny_model
 
 
 @pytest.mark.parametrize(
@@ -58,6 +58,42 @@ def test_an_export_stores_blocks_and_builds_the_matrix_on_its_first_call(tmp_pat
     x = torch.randn(5, reference.shape[0], dtype=torch.float64)
     assert torch.equal(loaded(x), x @ reference) and torch.equal(loaded.matrix, reference)
     assert torch.equal(freeze(torch.jit.load(tmp_path / "linear.pt"))(x), x @ reference)
+
+
+def test_a_matrix_first_built_in_inference_mode_is_rebuilt_for_autograd():
+    """The matrix kept from a first call under torch.inference_mode() is an inference tensor, which
+    autograd cannot save: a later call with gradients rebuilds it instead of failing."""
+    torch.manual_seed(2)
+    linear = o3.Linear("4x0e + 2x1o", "3x0e + 2x1o").double()
+    scripted = torch.jit.script(DenseLinear(linear))
+    with torch.inference_mode():
+        scripted(torch.randn(2, 10, dtype=torch.float64))
+    assert scripted.matrix.is_inference()
+    x = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
+    scripted(x).square().sum().backward()
+    y = x.detach().clone().requires_grad_(True)
+    linear(y).square().sum().backward()
+    torch.testing.assert_close(x.grad, y.grad, rtol=1e-12, atol=1e-12)
+    assert not scripted.matrix.is_inference()
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_conservative_export_called_in_inference_mode_says_why_and_keeps_working(tmp_path, frozen):
+    """Conservative forces need autograd: under torch.inference_mode() the export raises a clear error
+    (a frozen module crashed the process there before), and later calls equal a module never called there."""
+    path = export_model(tiny_model(force_mode="conservative"), tmp_path / "model.pt")
+    positions = torch.tensor(ETHANOL, dtype=torch.float64) / 10.0  # nm
+    modules = [load_potential(path, ETHANOL_NUMBERS)[0] for _ in range(2)]
+    if frozen:
+        modules = [freeze(module) for module in modules]
+    first_called_in_inference_mode, reference = modules
+    with torch.inference_mode(), pytest.raises(torch.jit.Error, match="outside inference mode"):
+        first_called_in_inference_mode(positions)
+    for _ in range(2):
+        energy, forces = first_called_in_inference_mode(positions)
+        energy_ref, forces_ref = reference(positions)
+        torch.testing.assert_close(forces, forces_ref, rtol=0, atol=1e-9)
+        torch.testing.assert_close(energy, energy_ref, rtol=0, atol=1e-9)
 
 
 def test_a_matrix_not_made_of_irrep_blocks_is_kept_whole():

@@ -39,7 +39,10 @@ class DenseLinear(nn.Module):
         self.register_buffer("matrix", matrix.new_zeros(0))
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.matrix.numel() == 0:
+        # Rebuilt when the kept matrix was built under torch.inference_mode() and this call is not in it
+        # (x is then a normal tensor): an inference tensor cannot be saved for autograd, so a module first
+        # called in inference mode would otherwise fail at every later call that needs gradients.
+        if self.matrix.numel() == 0 or (self.matrix.is_inference() and not x.is_inference()):
             self.matrix = self.build_matrix()
         return x @ self.matrix
 

@@ -506,9 +506,21 @@ class DeqffPotential(nn.Module):
             self._remember(positions, cell, energy, force_out)
         return energy, force_out, error
 
+    def _reject_inference_mode(self, positions: Tensor) -> None:
+        """A clear error for a conservative model called under torch.inference_mode() (its forces need
+        autograd; a frozen module would crash there). The check allocates from the input, so freezing cannot
+        fold it into a constant."""
+        if self.runner.force_mode != "direct" and positions.new_empty([0]).is_inference():
+            raise RuntimeError(
+                "deqff model: conservative forces are -dE/dx by autograd, which torch.inference_mode() "
+                "turns off; call the model outside inference mode (under torch.no_grad() it works: it "
+                "enables gradients for its forces itself)"
+            )
+
     @torch.jit.export
     def compute(self, positions: Tensor, cell: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """positions [M, 3] Å, cell [3, 3] Å or None -> (energy [] eV, forces [M, 3] eV/Å), float64."""
+        self._reject_inference_mode(positions)
         if self._cached(positions, cell, True):
             energy, forces = self._recall()
         else:
@@ -542,6 +554,7 @@ class DeqffPotential(nn.Module):
         """OpenMM convention: positions [M, 3] nm, box [3, 3] nm (rows = box vectors) or None, probe []
         optional -> (energy [] kJ/mol, forces [M, 3] kJ/mol/nm), float64, for
         `TorchForce.setOutputsForces(True)`."""
+        self._reject_inference_mode(positions)
         box, probe = split_inputs(box, probe)
         cell: Tensor | None = None
         if box is not None:
@@ -748,6 +761,7 @@ class DeqffEnergyPotential(DeqffPotential):
     def forward(self, positions: Tensor, box: Tensor | None = None, probe: Tensor | None = None) -> Tensor:
         """positions [M, 3] nm, box [3, 3] nm or None, probe [] optional -> energy [] kJ/mol with a graph
         to `positions` (openmm-torch backpropagates it for the forces; `setOutputsForces(False)`)."""
+        self._reject_inference_mode(positions)
         box, probe = split_inputs(box, probe)
         cell: Tensor | None = None
         if box is not None:
