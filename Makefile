@@ -442,9 +442,6 @@ BENCH := $(PY) benchmarks
 # models/in_progress/aspirin_deq_96ep_product16.pt for models/aspirin_deq.pt of the product block.
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
-# The ethanol pair shipped before the product block (records ethanol_conservative_narrow, ethanol_explicit_narrow):
-# their checkpoints as committed then, for the DEQ-vs-twin benchmark.
-NARROW_ethanol := 20faf8f
 # The aspirin pair shipped before the product block (records aspirin_deq_96ep_gains_wide_chw_jac,
 # aspirin_explicit_48ep_gains_wide_chw): their checkpoints as committed then, for the step-cost benchmark.
 CHW_aspirin := 3635d51
@@ -613,10 +610,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --adjoint-tol 1e-4 --predictor-order 0 $(PRIOR_aspirin_deq)
 	$(BENCH)/bench_engines.py --model models/aspirin_deq.pt out/bench/aspirin_deq_order0.pt --structure aspirin \
 	  --steps 1000
-	mkdir -p out/bench && for m in ethanol_conservative ethanol_explicit; do \
-	  git show $(NARROW_ethanol):models/$$m.ckpt > out/bench/$${m}_narrow.ckpt || exit 1; done
-	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative_narrow $(RECORDS)/ethanol_explicit_narrow \
-	  --checkpoints out/bench/ethanol_conservative_narrow.ckpt out/bench/ethanol_explicit_narrow.ckpt \
+	$(BENCH)/bench_deq_vs_explicit.py --runs $(RECORDS)/ethanol_conservative $(RECORDS)/ethanol_explicit \
+	  --checkpoints models/ethanol_conservative.ckpt models/ethanol_explicit.ckpt \
 	  --untrained-depths 1 4 --structure ethanol --steps 200
 	$(BENCH)/bench_force_modes.py --checkpoint models/ethanol_deq.ckpt --structure ethanol --steps 2000 \
 	  --trained-conservative models/ethanol_conservative.ckpt --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
