@@ -187,3 +187,21 @@ Command: bash benchmarks/compare_exports.sh compare_exports_per_head_sums."
       --before "git:da7b232:models/$name.pt" --after "git:33e10c8:models/$name.pt"
   done
 fi
+
+# 11. Other models again: the aspirin pair shipped before the many-body product block (3635d51's exports) against
+# the pair with it (6ac6234's), consecutive 0.5 fs MD steps: what an MD step of each shipped model costs now.
+if wanted compare_exports_shipped_product; then
+  SHIPPED_TITLE="MD steps of the shipped aspirin pair with the many-body product (issue #13)"
+  SHIPPED_CHANGE="Change: other models, not another export: each aspirin model shipped before the many-body product \
+block (before: the exports of commit 3635d51) against its successor with the product (after: those of 6ac6234; \
+benchmarks/runs/aspirin_deq_96ep_product16 and aspirin_explicit_48ep_product16), both with the shipped export options, \
+200 consecutive 0.5 fs steps of 500 K xTB MD. Energies and forces differ by what the models learned; the columns that \
+matter are ms per call and iterations. Command: bash benchmarks/compare_exports.sh compare_exports_shipped_product."
+  rm -f benchmarks/compare_exports_shipped_product.json
+  for name in aspirin_deq aspirin_explicit; do
+    $PY benchmarks/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 --label "$name" \
+      --section compare_exports_shipped_product --title "$SHIPPED_TITLE" --change "$SHIPPED_CHANGE" \
+      --json benchmarks/compare_exports_shipped_product.json \
+      --before "git:3635d51:models/$name.pt" --after "git:6ac6234:models/$name.pt"
+  done
+fi
