@@ -436,10 +436,11 @@ BENCH := $(PY) benchmarks
 # out/bench/stability/aspirin_deq.pt is the aspirin DEQ shipped before the channel-wise block (16x0e + 16x1o +
 # 8x2e, benchmarks/runs/aspirin_deq_l12wide_96ep). models/in_progress/aspirin_deq_96ep_gains_wide_chw_jac.pt: the
 # aspirin DEQ of the channel-wise block (its export as shipped then: the same checkpoint and numbers as
-# models/aspirin_deq.pt was until the product block, other bytes), under its run's name for its stability runs' --resume (its bytes) and output
-# folder. models/in_progress/ethanol_conservative_48ep_product16.pt: models/ethanol_conservative.pt of the product
-# block as exported for its stability runs (the same checkpoint and numbers, other bytes); likewise
-# models/in_progress/aspirin_deq_96ep_product16.pt for models/aspirin_deq.pt of the product block.
+# models/aspirin_deq.pt was until the product block, other bytes), under its run's name for its stability runs'
+# --resume (its bytes) and output folder. models/in_progress/ethanol_conservative_48ep_product16.pt:
+# models/ethanol_conservative.pt of the product block as exported for its stability runs (the same checkpoint and
+# numbers, other bytes); likewise models/in_progress/aspirin_deq_96ep_product16.pt for models/aspirin_deq.pt of the
+# product block.
 STABILITY_ethanol_conservative := 0727bc2
 STABILITY_aspirin_deq := 75b6c85
 # The aspirin pair shipped before the product block (records aspirin_deq_96ep_gains_wide_chw_jac,
