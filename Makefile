@@ -353,6 +353,14 @@ RUN_aspirin_deq_12ep_product16_radial88 := $(RUN_aspirin_deq_12ep_product16) --s
 # Stopped after 2 epochs: the layer stopped contracting in the first (training solves converged on 27 %, then 0 % of
 # frames, with the Jacobian penalty of the other runs).
 STOP_aspirin_deq_12ep_product16_radial88 := 400
+# A direct-force stage before the conservative one on the product block (ethanol and aspirin without the product:
+# the same accuracy for 0.65-0.74x the training time, RESULTS.md "direct-force stage"): 24 direct epochs, then 24
+# conservative epochs from their best weights, against the 48 conservative epochs of aspirin_deq_48ep_product16.
+RUN_aspirin_deq_24ep_product16_direct := $(RUN_aspirin_deq_12ep_product16) --set model.force_mode=direct \
+  --set train.epochs=24 --set train.energy_stage_epoch=23
+RUN_aspirin_deq_24ep_product16_direct_cons24 := $(RUN_aspirin_deq_12ep_product16) --set train.epochs=24 \
+  --set train.energy_stage_epoch=23 --set train.init_from=runs/aspirin_deq_24ep_product16_direct/checkpoints/best.pt
+INIT_aspirin_deq_24ep_product16_direct_cons24 := aspirin_deq_24ep_product16_direct
 # The DEQ with the product over 48 epochs, the length of the channel-wise DEQ's first piece (31.5 meV/Å without it):
 # the first piece of the shipped aspirin DEQ. Longer than a session: trained in pieces (models/in_progress).
 RUN_aspirin_deq_48ep_product16 := $(RUN_aspirin_deq_12ep_product16) --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -397,7 +405,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
-  $(ABLATION_RUNS)
+  aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -595,7 +603,7 @@ benchmarks: benchmark-runs
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200 --tolerances 0.0001 0.001 0.01 --predictor-order 2
 	$(BENCH)/profile_conservative_call.py --checkpoint models/aspirin_deq.ckpt --dataset data/aspirin.npz \
-	  --iterations 4.97 --adjoint-iterations 4.50
+	  --iterations 4.65 --adjoint-iterations 4.70 --notes-file benchmarks/profile_conservative_notes.md
 	mkdir -p out/bench && $(DEQFF) export models/aspirin_deq.ckpt -o out/bench/aspirin_deq_direct.pt $(EXPORT_OPTIONS) \
 	  $(PRIOR_aspirin_deq) --force-mode direct
 	$(BENCH)/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 \
@@ -632,7 +640,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --timestep 0.5 --jobs 2 --out benchmarks/stability/50ps --piece-ps 5 --resume
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
-	  --steps 200
+	  --steps 200 --notes-file benchmarks/predictor_notes.md
 	$(BENCH)/bench_adjoint_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --structure aspirin
 	$(BENCH)/bench_dtype.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \

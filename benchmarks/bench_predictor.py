@@ -1,6 +1,7 @@
 """Which warm-start predictor (issue #15, item 1): solver and adjoint iterations per MD step when each
 step starts from the polynomial extrapolation of order p of the previous fixed points (p = 0: the
-last fixed point itself), all orders on the same positions, side by side in one run.
+last fixed point itself; what the export's `predictor_order` does), or from Kolafa's always stable
+predictor (ASPC) over as many states (--aspc), all on the same positions, side by side in one run.
 
 Along a GFN2-xTB trajectory saved every 0.5 fs step, the exported model (its file, float64) is
 driven through `set_state`: at step t every order starts from the extrapolation of the converged
@@ -19,6 +20,7 @@ Writes the "bench_predictor" section of benchmarks/RESULTS.md and benchmarks/pre
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -31,7 +33,7 @@ from tqdm import tqdm
 
 from deqff.data.formats import read
 from deqff.export.metadata import host_settings, read_metadata
-from deqff.export.module import extrapolate
+from deqff.export.module import extrapolation_weights
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -41,16 +43,25 @@ from results_file import machine_line, write_section
 HERE = Path(__file__).resolve().parent
 
 
-def start_from(history: list[list[torch.Tensor]], order: int) -> list[torch.Tensor]:
-    """[z, g] extrapolated to the next step from the converged states `history` (newest last)."""
-    used = history[-(order + 1) :]
-    newest = used[-1]
-    older = list(reversed(used[:-1]))
-    if not older:
-        return [newest[0].clone(), newest[1].clone()]
+def aspc_weights(order: int) -> list[float]:
+    """Weights of s_t, s_{t-1}, ..., s_{t-order} in Kolafa's always stable predictor of s_{t+1}
+    (J. Comput. Chem. 25, 335 (2004), with k = order - 1): B_j = (-1)^(j+1) j C(2k+4, k+2-j) / C(2k+2, k+1),
+    j = 1..k+2. Exact for linear trajectories only (order 1 is the linear extrapolation), but damps the
+    noise of the past states less than the polynomial of the same order amplifies it."""
+    k = order - 1
     return [
-        extrapolate(newest[k], torch.stack([state[k] for state in older])) for k in range(2)
-    ]  # fmt: skip
+        (-1) ** (j + 1) * j * math.comb(2 * k + 4, k + 2 - j) / math.comb(2 * k + 2, k + 1)
+        for j in range(1, k + 3)
+    ]
+
+
+def start_from(history: list[list[torch.Tensor]], weights: list[float]) -> list[torch.Tensor]:
+    """[z, g] predicted for the next step from the converged states `history` (newest last): the sum of
+    the last len(weights) states with `weights` (newest first), or fewer states by the plain warm start."""
+    if len(history) < len(weights):
+        return [history[-1][0].clone(), history[-1][1].clone()]
+    newest_first = history[::-1][: len(weights)]
+    return [sum(w * state[k] for w, state in zip(weights, newest_first, strict=True)) for k in range(2)]
 
 
 def solve(module: torch.jit.ScriptModule, positions: torch.Tensor, state: list[torch.Tensor]):
@@ -71,18 +82,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trajectory", default="data/aspirin_md500K_every_step.npz")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--orders", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument(
+        "--aspc", type=int, nargs="*", default=[2, 3, 4, 5], help="ASPC over order + 1 states (order >= 2)"
+    )
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--plot", default=str(HERE / "predictor.png"))
+    parser.add_argument(
+        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
+    )
     args = parser.parse_args(argv)
+    if any(order < 2 for order in args.aspc):
+        parser.error("--aspc orders start at 2 (ASPC over 2 states is the linear extrapolation, order 1)")
     torch.set_num_threads(1)
 
+    predictors = {f"order {p}": extrapolation_weights(p) for p in args.orders}
+    predictors.update({f"ASPC {p}": aspc_weights(p) for p in args.aspc})
     data = read(args.trajectory)
     frames = [torch.as_tensor(data.R[i], dtype=torch.float64) for i in range(min(args.steps, len(data.R)))]
     module = torch.jit.load(args.model)
     module.set_atomic_numbers(torch.as_tensor(np.asarray(data.z), dtype=torch.long))
     empty = [s[:0] for s in module.get_state()]
-    results = {order: [] for order in ["cold", *args.orders]}
-    deviation = {order: 0.0 for order in args.orders}
+    results = {name: [] for name in ["cold", *predictors]}
+    deviation = {name: 0.0 for name in predictors}
     history: list[list[torch.Tensor]] = []
     with torch.jit.optimized_execution(False):
         solve(module, frames[0], empty)  # first call: not timed
@@ -90,17 +111,17 @@ def main(argv: list[str] | None = None) -> int:
             *cold, forces_cold, _ = solve(module, positions, empty)
             results["cold"].append(cold)
             chain_state = None
-            for order in args.orders:
-                start = start_from(history, order) if history else empty
+            for name, weights in predictors.items():
+                start = start_from(history, weights) if history else empty
                 *row, forces, state = solve(module, positions, start)
-                results[order].append(row)
-                deviation[order] = max(deviation[order], 1e3 * float((forces - forces_cold).abs().max()))
-                if order == 0:
+                results[name].append(row)
+                deviation[name] = max(deviation[name], 1e3 * float((forces - forces_cold).abs().max()))
+                if len(weights) == 1:
                     chain_state = state
             if chain_state is None:  # order 0 not measured: the plain warm-started chain all the same
                 chain_state = solve(module, positions, history[-1] if history else empty)[-1]
             history = [*history, chain_state][-8:]
-    skip = max(args.orders) + 1  # the first steps have a short history
+    skip = max(len(weights) for weights in predictors.values())  # the first steps have a short history
     mean = {key: np.mean(np.array(rows[skip:]), axis=0) for key, rows in results.items()}
     cold_total = mean["cold"][0] + mean["cold"][1]
     lines = [
@@ -109,37 +130,43 @@ def main(argv: list[str] | None = None) -> int:
         f"Model `{args.model}` ({module.metadata()['force_mode']} forces, solver tolerance "
         f"{host_settings(read_metadata(args.model))['tol']:g}), {len(data.z)} atoms; {len(frames)} "
         f"consecutive 0.5 fs steps of GFN2-xTB MD at 500 K; means over steps {skip}-{len(frames) - 1}. "
-        "Order p: the start is the extrapolation of the last p + 1 converged states (0: the last state, "
-        "the plain warm start).",
+        "Order p: the start is the polynomial extrapolation of the last p + 1 converged states (0: the last "
+        "state, the plain warm start; the export's `--predictor-order`). ASPC p: Kolafa's always stable "
+        "predictor over the last p + 1 states (its corrector is the solve itself). All starts extrapolate "
+        "the same chain of plain warm-started solves.",
         "",
-        "| start | solver iters | adjoint iters | total | vs cold | ms / step | "
+        "| start | weights (newest first) | solver iters | adjoint iters | total | vs cold | ms / step | "
         "max force deviation from cold (meV/Å) |",
-        "|---|---|---|---|---|---|---|",
-        f"| cold | {mean['cold'][0]:.2f} | {mean['cold'][1]:.2f} | {cold_total:.2f} | 1.00 | "
+        "|---|---|---|---|---|---|---|---|",
+        f"| cold | - | {mean['cold'][0]:.2f} | {mean['cold'][1]:.2f} | {cold_total:.2f} | 1.00 | "
         f"{1e3 * mean['cold'][2]:.1f} | 0 |",
     ]
-    for order in args.orders:
-        total = mean[order][0] + mean[order][1]
+    for name, weights in predictors.items():
+        total = mean[name][0] + mean[name][1]
+        shown = ", ".join(f"{w:.3g}" for w in weights)
         lines.append(
-            f"| order {order} | {mean[order][0]:.2f} | {mean[order][1]:.2f} | {total:.2f} | "
-            f"**{total / cold_total:.2f}** | {1e3 * mean[order][2]:.1f} | {deviation[order]:.2f} |"
+            f"| {name} | {shown} | {mean[name][0]:.2f} | {mean[name][1]:.2f} | {total:.2f} | "
+            f"**{total / cold_total:.3f}** | {1e3 * mean[name][2]:.1f} | {deviation[name]:.2f} |"
         )
     lines += ["", f"Plot: `benchmarks/{Path(args.plot).name}`."]
+    if args.notes_file:
+        lines += ["", *args.notes_file.read_text().rstrip("\n").splitlines()]
     write_section(Path(args.results), "bench_predictor", "Predicted warm starts (issue #15: 1)", lines)
-    plot(args.orders, mean, Path(args.plot))
+    plot(args.orders, args.aspc, mean, Path(args.plot))
     print("\n".join(lines))
     return 0
 
 
-def plot(orders: list[int], mean: dict, path: Path) -> None:
-    """Iterations per step (solver, adjoint) against the predictor order, cold as lines."""
+def plot(orders: list[int], aspc: list[int], mean: dict, path: Path) -> None:
+    """Solver + adjoint iterations per step against the order (polynomial and ASPC), cold as a line."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.plot(orders, [mean[o][0] for o in orders], "o-", label="solver, predicted")
-    ax.plot(orders, [mean[o][1] for o in orders], "s-", label="adjoint, predicted")
-    ax.axhline(mean["cold"][0], color="C0", ls="--", label="solver, cold")
-    ax.axhline(mean["cold"][1], color="C1", ls="--", label="adjoint, cold")
-    ax.set_xlabel("predictor order (0: last fixed point)")
-    ax.set_ylabel("iterations / MD step")
+    ax.plot(orders, [sum(mean[f"order {p}"][:2]) for p in orders], "o-", label="polynomial")
+    if aspc:
+        ax.plot(aspc, [sum(mean[f"ASPC {p}"][:2]) for p in aspc], "s-", label="ASPC (Kolafa)")
+    ax.axhline(mean["cold"][0] + mean["cold"][1], color="k", ls="--", label="cold")
+    ax.set_xlabel("predictor order p (p + 1 past states; 0: last fixed point)")
+    ax.set_ylabel("solver + adjoint iterations / MD step")
+    ax.set_ylim(bottom=0)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--adjoint-iterations", type=float, default=5.0, help="adjoint iterations per call")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -131,6 +134,8 @@ def main() -> None:
         "| final backward (last phase) / graph | "
         f"{ms['graph + linearize + readout + backward to x'] / ms['graph, no grad (direct)']:.2f} |",
     ]
+    if args.notes_file:
+        lines += ["", *args.notes_file.read_text().rstrip("\n").splitlines()]
     title = "Where a conservative call's time goes (issue #15)"
     write_section(Path(args.results), "profile_conservative", title, lines)
     print("\n".join(lines))
