@@ -150,3 +150,18 @@ def test_bad_input_in_openmm(models, ethanol):
         openmm.OpenMMException, match=r"ValueError: positions contain NaN .*first: atom 4 \(H\)"
     ):
         evaluate(reference)
+
+
+def test_importing_deqffs_openmm_layer_prints_no_simtk_notice() -> None:
+    """openmm-torch imports the deprecated `simtk.openmm` alias, whose import logs a notice on the root
+    logger: deqff's MD commands would print it every time. A fresh interpreter shows none."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import deqff.md.openmm, simtk.openmm"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "simtk" not in result.stderr + result.stdout

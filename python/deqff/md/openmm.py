@@ -31,13 +31,13 @@ apply to the thread that calls `getState`/`step`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import openmm
 import torch  # before openmmtorch: torch preloads libnvrtc, which openmmtorch needs
-from openmmtorch import TorchForce
 
 from deqff.export.export import load_potential
 from deqff.export.metadata import ModelMetadata
@@ -46,6 +46,28 @@ from deqff.md.jit import context_creation, jit_optimize, model_calls  # noqa: F4
 from deqff.md.plugins import ensure_torch_kernels
 from deqff.md.structure import MDStructure, load_structure
 
+
+class _DropSimtkNotice(logging.Filter):
+    """Drops the root logger's "importing 'simtk.openmm' is deprecated" record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "simtk.openmm" not in record.getMessage()
+
+
+def _import_torch_force() -> type:
+    """openmm-torch's TorchForce. Its SWIG module imports the `simtk.openmm` alias, whose import logs a
+    deprecation notice on the root logger in every process that uses it (a line of every deqff MD
+    command's output that concerns openmm-torch's sources, not the user's): dropped during the import."""
+    root, notice = logging.getLogger(), _DropSimtkNotice()
+    root.addFilter(notice)
+    try:
+        from openmmtorch import TorchForce
+    finally:
+        root.removeFilter(notice)
+    return TorchForce
+
+
+TorchForce = _import_torch_force()
 ensure_torch_kernels()  # in case openmm was imported before torch
 
 #: Global parameter whose energy derivative is the running total of solver iterations.
