@@ -130,7 +130,7 @@ export-%: setup
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(or $(EXPORT_$*),$(EXPORT_OPTIONS) $(PRIOR_$*))
 
 # The datasets the benchmark runs train on, generated when missing.
-BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz || $(DEQFF) data recipe standard
+BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz -a -f data/water-box.npz || $(DEQFF) data recipe standard
 
 # A benchmark run's checkpoint (runs/ is not committed): trained (resumably) when missing.
 runs/%/checkpoints/best.pt:
@@ -272,6 +272,15 @@ RUN_ethanol_conservative_12ep_product16_seed1 := $(RUN_ethanol_conservative_12ep
 # embedding): the candidate for the next default model.
 RUN_ethanol_conservative_48ep_product16 := $(RUN_ethanol_conservative_12ep_product16) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
+# A direct-force stage before the conservative one (as aspirin_deq_24ep_product16_direct*): 24 direct epochs, then
+# 24 conservative epochs from their best weights, against the 48 conservative epochs of
+# ethanol_conservative_48ep_product16.
+RUN_ethanol_conservative_24ep_product16_direct := $(RUN_ethanol_conservative_12ep_product16) \
+  --set model.force_mode=direct --set train.epochs=24 --set train.energy_stage_epoch=23
+RUN_ethanol_conservative_24ep_product16_direct_cons24 := $(RUN_ethanol_conservative_12ep_product16) \
+  --set train.epochs=24 --set train.energy_stage_epoch=23 \
+  --set train.init_from=runs/ethanol_conservative_24ep_product16_direct/checkpoints/best.pt
+INIT_ethanol_conservative_24ep_product16_direct_cons24 := ethanol_conservative_24ep_product16_direct
 # Its 2-layer explicit twin (the same block, product included, stacked twice with untied weights; same recipe and
 # epochs): the DEQ vs twin comparison for the shipped ethanol DEQ.
 RUN_ethanol_explicit_48ep_product16 := $(RUN_ethanol_explicit_12ep_gains_wide_chw) --set model.product_channels=16 \
@@ -386,6 +395,11 @@ FROM_aspirin_deq := aspirin_deq_48ep_product16
 # block): aspirin_explicit until the product block (configs/aspirin_explicit_chw.yaml is this config).
 RUN_aspirin_explicit_48ep_gains_wide_chw := $(RUN_aspirin_explicit_12ep_gains_wide_chw) --set train.epochs=48 \
   --set train.energy_stage_epoch=47
+# The water model with the channel-wise edge embedding of the shipped aspirin and ethanol blocks (on ethanol the same
+# validation curve as the full embedding with a tenth of its parameters): the full embedding's per-edge tensor
+# product took about 20 of the 50 ms of the water model's per-geometry graph on the 96-atom box (eager, float64,
+# beside two trainings). Longer than a session: trained in pieces (models/in_progress).
+RUN_water_deq_12ep_chw := configs/water_deq.yaml --set model.edge_embedding=channelwise
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -405,7 +419,9 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
-  aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 $(ABLATION_RUNS)
+  aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
+  ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
+  $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -550,6 +566,15 @@ benchmarks: benchmark-runs
 	  "DEQ, extended to 96 epochs (shipped before)" "DEQ + product 16, extended to 96 epochs (shipped)" \
 	  --title "aspirin, DEQ vs explicit twin with the many-body product at 48 epochs, the DEQs extended to 96" \
 	  --notes-file benchmarks/deq_vs_twin_48ep_notes.md
+	$(BENCH)/bench_recipe.py --section direct_stage_product --plot benchmarks/direct_stage_product.png \
+	  --runs $(RECORDS)/aspirin_deq_48ep_product16 $(RECORDS)/aspirin_deq_24ep_product16_direct \
+	  $(RECORDS)/aspirin_deq_24ep_product16_direct_cons24 $(RECORDS)/ethanol_conservative_48ep_product16 \
+	  $(RECORDS)/ethanol_conservative_24ep_product16_direct $(RECORDS)/ethanol_conservative_24ep_product16_direct_cons24 \
+	  --labels "aspirin, 48 conservative epochs (the shipped DEQ's first piece)" "aspirin, 24 direct-force epochs" \
+	  "aspirin, 24 direct, then 24 conservative" "ethanol, 48 conservative epochs (shipped)" \
+	  "ethanol, 24 direct-force epochs" "ethanol, 24 direct, then 24 conservative" \
+	  --title "DEQs with the many-body product, a direct-force stage before conservative forces" \
+	  --notes-file benchmarks/direct_stage_product_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
