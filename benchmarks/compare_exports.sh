@@ -205,3 +205,22 @@ matter are ms per call and iterations. Command: bash benchmarks/compare_exports.
       --before "git:3635d51:models/$name.pt" --after "git:6ac6234:models/$name.pt"
   done
 fi
+
+if wanted compare_exports_water_chw; then
+  WATER_TITLE="MD steps of the water model with the channel-wise edge embedding (issue #13)"
+  WATER_CHANGE="Change: another model, not another export: the water model shipped before (before: the export of commit \
+c936d02, the full edge embedding, configs/water_deq_full.yaml, 58,008 parameters) against its successor with the \
+channel-wise edge embedding (after: that of COMMIT_WATER_CHW, configs/water_deq.yaml, 34,152 parameters), both with the \
+shipped export options, 100 consecutive 0.5 fs steps of 300 K MD of the 32-water box (96 atoms, periodic) and the \
+same frames replicated 2x2x2 (768 atoms). Energies and forces differ by what the models learned; the columns that \
+matter are ms per call and iterations. Command: bash benchmarks/compare_exports.sh compare_exports_water_chw."
+  rm -f benchmarks/compare_exports_water_chw.json
+  for replicate in 1 2; do
+    frames=$([ "$replicate" = 1 ] && echo 100 || echo 5)
+    $PY benchmarks/compare_exports.py --dataset data/water-box_every_step.npz --replicate "$replicate" \
+      --frames "$frames" --label "water_deq, $((96 * replicate ** 3)) atoms" \
+      --section compare_exports_water_chw --title "$WATER_TITLE" --change "$WATER_CHANGE" \
+      --json benchmarks/compare_exports_water_chw.json \
+      --before "git:c936d02:models/water_deq.pt" --after "git:COMMIT_WATER_CHW:models/water_deq.pt"
+  done
+fi
