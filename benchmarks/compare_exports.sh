@@ -209,8 +209,8 @@ fi
 if wanted compare_exports_water_chw; then
   WATER_TITLE="MD steps of the water model with the channel-wise edge embedding (issue #13)"
   WATER_CHANGE="Change: another model, not another export: the water model shipped before (before: the export of commit \
-c936d02, the full edge embedding, configs/water_deq_full.yaml, 58,008 parameters) against its successor with the \
-channel-wise edge embedding (after: that of COMMIT_WATER_CHW, configs/water_deq.yaml, 34,152 parameters), both with the \
+c936d02, the full edge embedding, configs/water_deq_full.yaml, 58,008 parameters, 12 epochs trained in 2.03 h) against its successor with the \
+channel-wise edge embedding (after: that of 9aa43b6, configs/water_deq.yaml, 34,152 parameters, 12 epochs in 15.6 min; each beside other jobs), both with the \
 shipped export options, 100 consecutive 0.5 fs steps of 300 K MD of the 32-water box (96 atoms, periodic) and the \
 same frames replicated 2x2x2 (768 atoms). Energies and forces differ by what the models learned; the columns that \
 matter are ms per call and iterations. Command: bash benchmarks/compare_exports.sh compare_exports_water_chw."
@@ -221,6 +221,6 @@ matter are ms per call and iterations. Command: bash benchmarks/compare_exports.
       --frames "$frames" --label "water_deq, $((96 * replicate ** 3)) atoms" \
       --section compare_exports_water_chw --title "$WATER_TITLE" --change "$WATER_CHANGE" \
       --json benchmarks/compare_exports_water_chw.json \
-      --before "git:c936d02:models/water_deq.pt" --after "git:COMMIT_WATER_CHW:models/water_deq.pt"
+      --before "git:c936d02:models/water_deq.pt" --after "git:9aa43b6:models/water_deq.pt"
   done
 fi
