@@ -404,6 +404,9 @@ RUN_aspirin_explicit_48ep_gains_wide_chw := $(RUN_aspirin_explicit_12ep_gains_wi
 # 27.1, shipped as water_deq since 2026-12-05 (configs/water_deq.yaml is this config; the full one is frozen as
 # configs/water_deq_full.yaml).
 RUN_water_deq_12ep_chw := configs/water_deq_full.yaml --set model.edge_embedding=channelwise
+# The same with the many-body product of the aspirin and ethanol blocks (16 channels; node rows only, cheap per
+# iteration): does it help the water model as it helped the aspirin DEQ?
+RUN_water_deq_12ep_chw_product16 := $(RUN_water_deq_12ep_chw) --set model.product_channels=16
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -425,7 +428,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
-  $(ABLATION_RUNS)
+  water_deq_12ep_chw_product16 water_deq_full $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
 CONTRACTION_RUNS := ethanol_conservative_12ep_gains_wide aspirin_deq_12ep_gains_wide aspirin_deq_12ep_gains_wide_jac
@@ -447,6 +450,16 @@ $(RECORDS)/%/metrics.csv $(RECORDS)/%/test_metrics.json:
 	$(if $(filter $*,$(SHIPPED_MODELS))$(STOP_$*),,$(DEQFF) train $(call RUN_CONFIG,$*) --output runs/$* \
 	  --evaluate test --tol 1e-4 --save --no-progress)
 	$(call keep_run,$*)
+
+# The water model shipped until 2026-12-05 (full edge embedding, configs/water_deq_full.yaml) was trained before run
+# records were kept: its record is rebuilt from its checkpoint (its own history and splits) and evaluated on its
+# test split (an explicit rule: the pattern rule above would retrain it).
+$(RECORDS)/water_deq_full/metrics.csv $(RECORDS)/water_deq_full/test_metrics.json:
+	$(BENCHMARK_DATA)
+	$(BENCH)/record_from_checkpoint.py --checkpoint git:c936d02:models/water_deq.ckpt --output runs/water_deq_full
+	$(DEQFF) train configs/water_deq_full.yaml --output runs/water_deq_full --evaluate test --tol 1e-4 --save \
+	  --no-progress
+	$(call keep_run,water_deq_full)
 
 # A run is done when its record has test metrics (a probe stopped early: when it has metrics); a record of
 # a run still in progress (metrics.csv only, models/in_progress/NAME.last.pt) continues it.
@@ -579,6 +592,11 @@ benchmarks: benchmark-runs
 	  "ethanol, 24 direct-force epochs" "ethanol, 24 direct, then 24 conservative" \
 	  --title "DEQs with the many-body product, a direct-force stage before conservative forces" \
 	  --notes-file benchmarks/direct_stage_product_notes.md
+	$(BENCH)/bench_recipe.py --section water_embedding --plot benchmarks/water_embedding.png \
+	  --runs $(RECORDS)/water_deq_full $(RECORDS)/water_deq_12ep_chw $(RECORDS)/water_deq_12ep_chw_product16 \
+	  --labels "full edge embedding (shipped before)" "channel-wise edge embedding (shipped)" \
+	  "channel-wise edge embedding + product 16" --title "water DEQ, the edge embedding at 12 epochs" \
+	  --notes-file benchmarks/water_embedding_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
 	  --labels "DEQ, cold training solves" "DEQ, warm-started training solves" \
