@@ -46,8 +46,8 @@ HERE = Path(__file__).resolve().parent
 def aspc_weights(order: int) -> list[float]:
     """Weights of s_t, s_{t-1}, ..., s_{t-order} in Kolafa's always stable predictor of s_{t+1}
     (J. Comput. Chem. 25, 335 (2004), with k = order - 1): B_j = (-1)^(j+1) j C(2k+4, k+2-j) / C(2k+2, k+1),
-    j = 1..k+2. Exact for linear trajectories only (order 1 is the linear extrapolation), but damps the
-    noise of the past states less than the polynomial of the same order amplifies it."""
+    j = 1..k+2. Exact for linear trajectories only (order 1 is the linear extrapolation), but amplifies the
+    solver noise of the past states less than the polynomial of the same order."""
     k = order - 1
     return [
         (-1) ** (j + 1) * j * math.comb(2 * k + 4, k + 2 - j) / math.comb(2 * k + 2, k + 1)
