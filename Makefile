@@ -596,8 +596,9 @@ benchmarks: benchmark-runs
 	  --notes-file benchmarks/direct_stage_product_notes.md
 	$(BENCH)/bench_recipe.py --section water_embedding --plot benchmarks/water_embedding.png \
 	  --runs $(RECORDS)/water_deq_full $(RECORDS)/water_deq_12ep_chw $(RECORDS)/water_deq_12ep_chw_product16 \
-	  --labels "full edge embedding (shipped before)" "channel-wise edge embedding (shipped)" \
-	  "channel-wise edge embedding + product 16" --title "water DEQ, the edge embedding at 12 epochs" \
+	  $(RECORDS)/water_deq_24ep_chw --labels "full edge embedding (shipped before)" \
+	  "channel-wise edge embedding (shipped)" "channel-wise edge embedding + product 16" \
+	  "channel-wise edge embedding, 24 epochs" --title "water DEQ, the edge embedding at 12 epochs, and 24 epochs" \
 	  --notes-file benchmarks/water_embedding_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
