@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from results_file import machine_line, without_options, write_section
+from sources import read_bytes
 
 HERE = Path(__file__).resolve().parent
 SECTION = "compare_exports"
@@ -35,12 +35,7 @@ TITLE = "Cheaper iterations: the same model exported before and after a change (
 
 def load(path: str, numbers: np.ndarray) -> torch.jit.ScriptModule:
     """An exported model (a file, or git:REV:PATH for a committed version) with its atoms set."""
-    if path.startswith("git:"):
-        _, revision, file = path.split(":", 2)
-        blob = subprocess.run(["git", "show", f"{revision}:{file}"], check=True, capture_output=True).stdout
-        module = torch.jit.load(io.BytesIO(blob))
-    else:
-        module = torch.jit.load(path)
+    module = torch.jit.load(io.BytesIO(read_bytes(path)))
     module.set_atomic_numbers(torch.tensor(numbers, dtype=torch.long))
     return module
 

@@ -10,9 +10,7 @@ test --tol 1e-4 --save` then adds test_metrics.json, and the Makefile's record r
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import tempfile
+import io
 from pathlib import Path
 
 import torch
@@ -21,23 +19,14 @@ import yaml
 from deqff.data.formats import read
 from deqff.data.splits import write_splits
 from deqff.train.metrics import write_csv
+from sources import read_bytes
 
 
-def fetch(source: str, into: Path) -> Path:
-    """A checkpoint path, or `git:REV:PATH` written from git into `into`."""
-    if not source.startswith("git:"):
-        return Path(source)
-    _, revision, path = source.split(":", 2)
-    target = into / Path(path).name
-    target.write_bytes(
-        subprocess.run(["git", "show", f"{revision}:{path}"], capture_output=True, check=True).stdout
-    )
-    return target
-
-
-def rebuild(checkpoint: Path, output: Path) -> None:
-    """Write output/{config.yaml, metrics.csv, splits.npz, checkpoints/best.pt} from `checkpoint`."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+def rebuild(checkpoint: str, output: Path) -> None:
+    """Write output/{config.yaml, metrics.csv, splits.npz, checkpoints/best.pt} from `checkpoint` (a file or
+    git:REV:PATH)."""
+    blob = read_bytes(checkpoint)
+    state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
     history = state["train_state"]["history"]
     if not history:
         raise ValueError(f"{checkpoint} has no training history: nothing to rebuild a record from")
@@ -49,7 +38,7 @@ def rebuild(checkpoint: Path, output: Path) -> None:
     dataset = run_config["data"]["path"]
     splits = {name: indices.numpy() for name, indices in state["splits"].items()}
     write_splits(output / "splits.npz", splits, read(dataset).n_frames, dataset=dataset)
-    shutil.copyfile(checkpoint, output / "checkpoints" / "best.pt")
+    (output / "checkpoints" / "best.pt").write_bytes(blob)
 
 
 def main() -> int:
@@ -59,8 +48,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file or git:REV:PATH")
     parser.add_argument("--output", required=True, type=Path, help="run directory to write")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        rebuild(fetch(args.checkpoint, Path(scratch)), args.output)
+    rebuild(args.checkpoint, args.output)
     print(f"wrote {args.output}: config.yaml, metrics.csv, splits.npz, checkpoints/best.pt")
     return 0
 

@@ -25,9 +25,8 @@ def test_aspc_weights_are_kolafas() -> None:
 def test_aspc_predicts_a_linear_trajectory_exactly_but_not_a_quadratic(order: int) -> None:
     from bench_predictor import aspc_weights, start_from
 
-    times = torch.arange(
-        order + 1, dtype=torch.float64
-    )  # past steps 0..order; the prediction is for order + 1
+    # past steps 0..order; the prediction is for step order + 1
+    times = torch.arange(order + 1, dtype=torch.float64)
     base, slope = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     linear = [[base + slope * t, 2 * base - slope * t] for t in times]
     predicted = start_from(linear, aspc_weights(order))
