@@ -79,3 +79,26 @@ def test_structures_from_files_and_objects(tmp_path):
         load_structure(
             Atoms("H2", positions=[[0, 0, 0], [0.7, 0, 0]], cell=[5, 5, 5], pbc=[True, True, False])
         )
+
+
+def test_generated_water_boxes_are_minimized_unless_told_otherwise(tmp_path):
+    from deqff.md.cli import register
+    from deqff.md.simulate import SimulationSettings, wants_minimize
+
+    def settings(structure, **kw):
+        return SimulationSettings(model="m.pt", structure=structure, out=str(tmp_path), **kw)
+
+    assert wants_minimize(settings("water-box")) and wants_minimize(settings("water-box:8"))
+    assert not wants_minimize(settings("ethanol")) and not wants_minimize(settings("aspirin"))
+    assert not wants_minimize(settings("water-box:8", minimize=False))
+    assert wants_minimize(settings("ethanol", minimize=True))
+    assert not wants_minimize(settings("water-box:8", start_state="final_state.xml"))  # keeps its positions
+    with pytest.raises(ValueError, match="minimize with a start_state"):
+        settings("water-box:8", minimize=True, start_state="final_state.xml")
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    assert parser.parse_args(["simulate"]).minimize is None
+    assert parser.parse_args(["simulate", "--minimize"]).minimize is True
+    assert parser.parse_args(["simulate", "--no-minimize"]).minimize is False

@@ -109,7 +109,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report-interval", type=int, default=10, help="steps between log rows and frames")
     parser.add_argument("--format", choices=("dcd", "xtc"), default="dcd", help="trajectory format")
     parser.add_argument("--seed", type=int, default=0, help="velocities, thermostat and structure seed")
-    parser.add_argument("--minimize", action="store_true", help="minimize the energy before MD")
+    parser.add_argument(
+        "--minimize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="minimize the energy before MD (default: only for a generated water-box, whose placed "
+        "molecules would otherwise heat the run by ~200 K within 200 fs)",
+    )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start comparison run")
     parser.add_argument(
         "--progress",

@@ -46,7 +46,8 @@ class SimulationSettings:
     platform: an OpenMM platform (deqff.md.devices: CUDA and OpenCL when OpenMM has them here),
     device_index: its GPU (OpenMM's DeviceIndex; None: OpenMM's choice); start_state: an OpenMM
     State XML (positions, velocities, time, box; a run's final_state.xml) to continue from instead
-    of the structure's positions with fresh velocities (the structure still gives the topology)."""
+    of the structure's positions with fresh velocities (the structure still gives the topology);
+    minimize: minimize the energy before MD (None: only a generated water box, see `wants_minimize`)."""
 
     model: str
     structure: str
@@ -60,7 +61,7 @@ class SimulationSettings:
     report_interval: int = 10
     trajectory_format: str = "dcd"
     seed: int = 0
-    minimize: bool = False
+    minimize: bool | None = None
     cold_comparison: bool = True
     threads: int | None = None
     malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
@@ -85,7 +86,7 @@ class SimulationSettings:
             problems.append(f"trajectory_format={self.trajectory_format!r} (choose from {FORMATS})")
         if self.report_interval < 1:
             problems.append(f"report_interval={self.report_interval} (must be >= 1)")
-        if self.start_state is not None and self.minimize:
+        if self.start_state is not None and self.minimize is True:
             problems.append("minimize with a start_state (a continued run keeps its positions)")
         if problems:
             raise ValueError("invalid simulation settings: " + "; ".join(problems))
@@ -99,6 +100,18 @@ class RunResult:
     ns_per_day: float
     mean_iterations: float
     rows: list[dict[str, float]]
+
+
+def wants_minimize(settings: SimulationSettings) -> bool:
+    """The settings' minimize, or when unset (None): True for a generated water box ("water-box[:n]":
+    TIP3P-geometry molecules placed and oriented at random, far from any model's minimum; unminimized,
+    a 32-water box heats from 300 to ~500 K within 200 fs), False otherwise and for a continued run."""
+    if settings.minimize is not None:
+        return settings.minimize
+    from deqff.data.structures import parse_water_box_spec
+
+    generated = isinstance(settings.structure, str) and not Path(settings.structure).is_file()
+    return settings.start_state is None and generated and parse_water_box_spec(settings.structure) is not None
 
 
 def langevin_integrator(temperature: float, friction: float, timestep: float, seed: int) -> openmm.Integrator:
@@ -166,7 +179,7 @@ def start_state(settings: SimulationSettings, structure: MDStructure) -> openmm.
     if settings.start_state is not None:
         return read_state(settings.start_state, len(structure.atomic_numbers))
     simulation = make_simulation(settings, structure, warm_start=True)
-    if settings.minimize:
+    if wants_minimize(settings):
         with model_calls():
             simulation.minimizeEnergy()
     simulation.context.setVelocitiesToTemperature(settings.temperature * unit.kelvin, settings.seed + 1)
@@ -271,6 +284,7 @@ def prepare_run(settings: SimulationSettings) -> tuple[SimulationSettings, MDStr
         exported = export_checkpoint(settings.model, out / "model.pt")
         print(f"exported {settings.model} -> {exported} (default options; `deqff export` for others)")
         settings = dataclasses.replace(settings, model=str(exported))
+    settings = dataclasses.replace(settings, minimize=wants_minimize(settings))
     structure = load_structure(settings.structure, seed=settings.seed)
     write_topology(structure, out / "topology.pdb")
     return settings, structure, start_state(settings, structure)
@@ -320,7 +334,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     settings = summary["settings"]
     lines = [
         f"{settings['steps']} steps of {settings['timestep']} fs, {settings['ensemble'].upper()} at "
-        f"{settings['temperature']} K, {summary['atoms']} atoms, OpenMM {settings['platform']} platform",
+        f"{settings['temperature']} K, {summary['atoms']} atoms, OpenMM {settings['platform']} platform"
+        + (", from the energy-minimized structure" if settings.get("minimize") else ""),
     ]
     for name in ("warm", "cold"):
         if name in summary:
