@@ -38,7 +38,7 @@ from deqff.export.module import extrapolation_weights
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from results_file import machine_line, write_section
+from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--plot", default=str(HERE / "predictor.png"))
-    parser.add_argument(
-        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
-    )
+    add_notes_argument(parser)
     args = parser.parse_args(argv)
     if any(order < 2 for order in args.aspc):
         parser.error("--aspc orders start at 2 (ASPC over 2 states is the linear extrapolation, order 1)")
@@ -150,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines += ["", f"Plot: `benchmarks/{Path(args.plot).name}`."]
     if args.notes_file:
-        lines += ["", *args.notes_file.read_text().rstrip("\n").splitlines()]
+        lines += ["", *notes_lines(args.notes_file)]
     write_section(Path(args.results), "bench_predictor", "Predicted warm starts (issue #15: 1)", lines)
     plot(args.orders, args.aspc, mean, Path(args.plot))
     print("\n".join(lines))

@@ -25,7 +25,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from results_file import machine_line, write_section  # noqa: E402
+from results_file import add_notes_argument, machine_line, notes_lines, write_section  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -213,9 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", nargs="+", default=None, help="one label per run (default: names)")
     parser.add_argument("--title", default="training recipes", help="plot title")
     parser.add_argument("--notes", nargs="*", default=[], help="lines of findings to print under the table")
-    parser.add_argument(
-        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
-    )
+    add_notes_argument(parser)
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
         "--section", default="recipe", help="RESULTS.md section to (re)write (one per comparison)"
@@ -239,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         *table(runs),
         "",
         *[f"- {note}" for note in args.notes],
-        *(args.notes_file.read_text().rstrip("\n").splitlines() if args.notes_file else []),
+        *notes_lines(args.notes_file),
         "",
         f"![validation force MAE vs training time]({args.plot.name})",
     ]

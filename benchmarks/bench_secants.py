@@ -29,7 +29,7 @@ from bench_tolerance import Run, scripted
 from deqff.data.formats import read
 from deqff.export.options import ExportOptions
 from replay import add_replay_arguments, alternate, load_replay, nve_drift, plot_energy_traces
-from results_file import machine_line, write_section
+from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -90,7 +90,7 @@ def nve_sentence(args: argparse.Namespace) -> str:
 
 
 def section_arguments(args: argparse.Namespace) -> str:
-    """The command line's plot/section/title arguments when they are not the defaults."""
+    """The command line's plot/section/title/notes arguments when they are not the defaults."""
     parts = []
     if Path(args.plot) != HERE / "secants.png":
         parts.append(f" --plot {args.plot}")
@@ -98,6 +98,8 @@ def section_arguments(args: argparse.Namespace) -> str:
         parts.append(f" --section {args.section}")
     if args.title:
         parts.append(f" --title {shlex.quote(args.title)}")
+    if args.notes_file:
+        parts.append(f" --notes-file {args.notes_file}")
     return "".join(parts)
 
 
@@ -143,6 +145,7 @@ def main() -> None:
     parser.add_argument("--plot", default=str(HERE / "secants.png"))
     parser.add_argument("--section", default="bench_secants", help="RESULTS.md section key")
     parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
+    add_notes_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     memories = sorted(set(args.memories) | {0})
@@ -181,6 +184,8 @@ def main() -> None:
         "",
         *table(memories, runs, drifts),
     ]
+    if args.notes_file:
+        lines += ["", *notes_lines(args.notes_file)]
     title = "Warm solves seeded with the last step's secant pairs" + (f", {args.title}" if args.title else "")
     write_section(Path(args.results), args.section, f"{title} (issue #15: 1)", lines)
     print("\n".join(lines))

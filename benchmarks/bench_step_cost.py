@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 from bench_recipe import plot_force_curves, read_run  # noqa: E402
 from compare_training import start_worker  # noqa: E402
 from peer_mace import read_curve  # noqa: E402
-from results_file import machine_line, without_options, write_section  # noqa: E402
+from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section  # noqa: E402
 from step_server import start_worker_process, step  # noqa: E402
 
 SECTION = "step_cost"
@@ -202,7 +202,7 @@ def section_lines(contenders: list[Contender], args: argparse.Namespace, plot_na
             cells.append(f"{value:.1f}" if value is not None else "-")
         lines.append(f"| {c.label} | {' | '.join(cells)} |")
     if args.notes_file:
-        lines += ["", *args.notes_file.read_text().rstrip("\n").splitlines()]
+        lines += ["", *notes_lines(args.notes_file)]
     lines += ["", f"![validation force MAE vs training time at the measured step costs]({plot_name})"]
     return lines
 
@@ -237,9 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3, help="untimed first steps per model")
     parser.add_argument("--at-minutes", type=float, nargs="+", default=[5, 10, 20, 40, 50])
     parser.add_argument("--title", default="aspirin")
-    parser.add_argument(
-        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the tables"
-    )
+    add_notes_argument(parser)
     parser.add_argument("--section", default=SECTION)
     parser.add_argument("--plot", type=Path, default=HERE / "step_cost.png")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")

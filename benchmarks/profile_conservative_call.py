@@ -27,7 +27,7 @@ import torch
 from deqff.data.elements import atomic_number
 from deqff.export.export import model_from_checkpoint
 from deqff.export.inputs import radius_graph
-from results_file import machine_line, write_section
+from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 HERE = Path(__file__).resolve().parent
 
@@ -100,9 +100,7 @@ def main() -> None:
     parser.add_argument("--adjoint-iterations", type=float, default=5.0, help="adjoint iterations per call")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
-    parser.add_argument(
-        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
-    )
+    add_notes_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -135,7 +133,7 @@ def main() -> None:
         f"{ms['graph + linearize + readout + backward to x'] / ms['graph, no grad (direct)']:.2f} |",
     ]
     if args.notes_file:
-        lines += ["", *args.notes_file.read_text().rstrip("\n").splitlines()]
+        lines += ["", *notes_lines(args.notes_file)]
     title = "Where a conservative call's time goes (issue #15)"
     write_section(Path(args.results), "profile_conservative", title, lines)
     print("\n".join(lines))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -48,6 +49,18 @@ def write_section(path: Path, name: str, title: str, lines: list[str]) -> None:
     """Write `lines` under a '## title' heading as benchmark `name`'s section of `path`."""
     start, end = markers(name)
     replace_section(path, name, "\n".join([start, f"## {title}", "", *lines, end]) + "\n")
+
+
+def add_notes_argument(parser: argparse.ArgumentParser) -> None:
+    """--notes-file: a Markdown file of findings a section prints under its tables."""
+    parser.add_argument(
+        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
+    )
+
+
+def notes_lines(path: Path | None) -> list[str]:
+    """The lines of a --notes-file (none without one)."""
+    return path.read_text().rstrip("\n").splitlines() if path is not None else []
 
 
 def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
