@@ -682,7 +682,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --tols 1e-2 1e-3 1e-4 1e-5 1e-6 --explicit runs/ethanol_direct_explicit/checkpoints/best.pt
 	$(BENCH)/bench_physics.py --model models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --structure-model models/ethanol_deq.pt models/ethanol_conservative.pt models/ethanol_conservative.ckpt \
-	  models/ethanol_conservative.pt --structure-ps 10 10 100 30 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
+	  models/ethanol_conservative.pt --structure-ps 10 10 20 30 --structure-tol 1e-3 --structure-dataset data/ethanol.npz
 	mkdir -p out/bench/stability && git show $(STABILITY_ethanol_conservative):models/ethanol_conservative.pt \
 	  > out/bench/stability/ethanol_conservative.pt && git show $(STABILITY_aspirin_deq):models/aspirin_deq.pt \
 	  > out/bench/stability/aspirin_deq.pt

@@ -39,9 +39,16 @@ def deqff(*arguments: str) -> None:
     subprocess.run([*DEQFF, *arguments], check=True)
 
 
+def run_directory(out: str, model: str, ps: float) -> Path:
+    """<out>/structure/<model stem>[_ckpt]_<ps>ps: a checkpoint (exported here) and the exported file of the
+    same name get directories of their own."""
+    kind = "_ckpt" if Path(model).suffix == ".ckpt" else ""
+    return Path(out) / "structure" / f"{Path(model).stem}{kind}_{ps:g}ps"
+
+
 def structure_run(model: str, ps: float, tol: float, args: argparse.Namespace) -> Path:
     """Run (or, with --reuse, keep) one NVT stability run; returns its directory."""
-    directory = Path(args.out) / "structure" / f"{Path(model).stem}_{ps:g}ps"
+    directory = run_directory(args.out, model, ps)
     if args.reuse and (directory / "structure.json").is_file():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
@@ -120,6 +127,13 @@ def main() -> None:
         args.structure_ps *= len(args.structure_model)
     if len(args.structure_ps) != len(args.structure_model):
         parser.error("give one --structure-ps per --structure-model (or a single one for all)")
+    directories = [
+        run_directory(args.out, m, ps) for m, ps in zip(args.structure_model, args.structure_ps, strict=True)
+    ]
+    if len(set(directories)) != len(directories):
+        parser.error(
+            "two structure runs of the same model file and length would share a directory; give one once"
+        )
     out = Path(args.out)
 
     common = ["--dataset", args.dataset, "--frames", str(args.frames)]
