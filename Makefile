@@ -410,7 +410,8 @@ RUN_water_deq_12ep_chw := configs/water_deq_full.yaml --set model.edge_embedding
 # iteration): does it help the water model as it helped the aspirin DEQ?
 RUN_water_deq_12ep_chw_product16 := $(RUN_water_deq_12ep_chw) --set model.product_channels=16
 # The shipped water model's config over 24 epochs (it trains in ~1.3 min per epoch): what more epochs give. Test
-# 18.8 meV/Å against 22.7: shipped as water_deq since 2026-12-05 (configs/water_deq.yaml is this config).
+# 18.8 meV/Å against 22.7: configs/water_deq.yaml is this config since 2026-12-05, and water_deq is it trained on
+# a remade data/water-box.npz (benchmarks/runs/water_deq: 17.6 meV/Å).
 RUN_water_deq_24ep_chw := $(RUN_water_deq_12ep_chw) --set train.epochs=24 --set train.energy_stage_epoch=23
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
