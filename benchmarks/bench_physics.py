@@ -46,9 +46,8 @@ def run_directory(out: str, model: str, ps: float) -> Path:
     return Path(out) / "structure" / f"{Path(model).stem}{kind}_{ps:g}ps"
 
 
-def structure_run(model: str, ps: float, tol: float, args: argparse.Namespace) -> Path:
-    """Run (or, with --reuse, keep) one NVT stability run; returns its directory."""
-    directory = run_directory(args.out, model, ps)
+def structure_run(model: str, ps: float, tol: float, directory: Path, args: argparse.Namespace) -> Path:
+    """Run (or, with --reuse, keep) one NVT stability run in `directory` (`run_directory`); returns it."""
     if args.reuse and (directory / "structure.json").is_file():
         return directory
     directory.mkdir(parents=True, exist_ok=True)
@@ -147,8 +146,8 @@ def main() -> None:
         deqff(*jacobian, "--dataset", args.jacobian_dataset, "--frames", str(args.frames),
               "--out", str(out / "jacobian"))  # fmt: skip
     runs = [
-        (model, ps, structure_run(model, ps, args.structure_tol, args))
-        for model, ps in zip(args.structure_model, args.structure_ps, strict=True)
+        (model, ps, structure_run(model, ps, args.structure_tol, directory, args))
+        for model, ps, directory in zip(args.structure_model, args.structure_ps, directories, strict=True)
     ]
 
     eq = json.loads((out / "equivariance" / "equivariance.json").read_text())
