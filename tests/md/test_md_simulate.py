@@ -102,3 +102,62 @@ def test_generated_water_boxes_are_minimized_unless_told_otherwise(tmp_path):
     assert parser.parse_args(["simulate"]).minimize is None
     assert parser.parse_args(["simulate", "--minimize"]).minimize is True
     assert parser.parse_args(["simulate", "--no-minimize"]).minimize is False
+
+
+def test_npt_moves_the_box_and_logs_its_density(models, tmp_path, capsys):
+    out = tmp_path / "npt"
+    argv = [
+        "simulate",
+        "--model",
+        str(models("conservative")),
+        "--structure",
+        "water-box:16",
+        "--steps",
+        "20",
+    ]
+    argv += ["--ensemble", "npt", "--pressure", "1000", "--barostat-interval", "1", "--report-interval", "5"]
+    argv += ["--no-cold", "--platform", "Reference", "--out", str(out), "--threads", "1"]
+    with jit_optimized():
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "NPT at 300.0 K and 1000.0 bar" in printed and "g/cm³ over the second half" in printed
+    with open(out / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    volumes = [float(row["volume_nm3"]) for row in rows]
+    assert len(set(volumes)) > 1  # the barostat's moves were accepted
+    mass = 16 * 18.015  # g/mol
+    for row, volume in zip(rows, volumes, strict=True):
+        assert float(row["density_g_cm3"]) == pytest.approx(mass / volume / 602.214076, rel=1e-4)
+    density = json.loads((out / "summary.json").read_text())["density"]
+    assert density["last_g_cm3"] == pytest.approx(float(rows[-1]["density_g_cm3"]))
+    assert (out / "density.png").stat().st_size > 1000
+
+
+def test_npt_needs_a_periodic_box_and_conservative_forces(models, tmp_path):
+    argv = ["simulate", "--steps", "2", "--ensemble", "npt", "--no-cold", "--platform", "Reference"]
+    with pytest.raises(ValueError, match="NPT needs a periodic box"):
+        main(
+            [
+                *argv,
+                "--model",
+                str(models("conservative")),
+                "--structure",
+                "ethanol",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+    with pytest.raises(ValueError, match="not -dE/dx"):
+        main(
+            [
+                *argv,
+                "--model",
+                str(models("direct")),
+                "--structure",
+                "water-box:16",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+    with pytest.raises(ValueError, match="pressure=0.0 bar"):
+        main([*argv, "--model", str(models("conservative")), "--pressure", "0", "--out", str(tmp_path / "c")])

@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         ensemble=args.ensemble,
         platform=args.platform,
         friction=args.friction,
+        pressure=args.pressure,
+        barostat_interval=args.barostat_interval,
         report_interval=args.report_interval,
         trajectory_format=args.format,
         seed=args.seed,
@@ -103,9 +105,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--temperature", type=float, default=300.0, help="K")
     parser.add_argument("--timestep", type=float, default=0.5, help="fs")
-    parser.add_argument("--ensemble", choices=("nvt", "nve"), default="nvt")
+    parser.add_argument(
+        "--ensemble",
+        choices=("nvt", "nve", "npt"),
+        default="nvt",
+        help="npt: Langevin thermostat + Monte Carlo barostat (periodic structures, conservative models)",
+    )
     add_platform_args(parser, "CPU")
-    parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction (1/ps), NVT")
+    parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction (1/ps), NVT and NPT")
+    parser.add_argument("--pressure", type=float, default=1.0, help="bar, NPT")
+    parser.add_argument(
+        "--barostat-interval", type=int, default=25, help="steps between Monte Carlo volume moves, NPT"
+    )
     parser.add_argument("--report-interval", type=int, default=10, help="steps between log rows and frames")
     parser.add_argument("--format", choices=("dcd", "xtc"), default="dcd", help="trajectory format")
     parser.add_argument("--seed", type=int, default=0, help="velocities, thermostat and structure seed")

@@ -39,3 +39,15 @@ def plot_energy(rows: list[dict[str, float]], path: Path) -> Path:
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def plot_density(rows: list[dict[str, float]], path: Path) -> Path:
+    """Box density (g/cm³) against simulated time (NPT)."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    axis.plot([r["time_ps"] for r in rows], [r["density_g_cm3"] for r in rows])
+    axis.set_xlabel("time (ps)")
+    axis.set_ylabel("density (g/cm³)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

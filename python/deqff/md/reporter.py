@@ -10,7 +10,8 @@ Two sources of the statistics:
   are exact: each configuration is solved once.
 
 Columns: step, time_ps, [potential_energy_kj_mol, kinetic_energy_kj_mol, total_energy_kj_mol,
-temperature_k (with `thermo`)], iterations_per_step (mean since the previous report; the first row
+temperature_k (with `thermo`)], [volume_nm3, density_g_cm3 (with `box`: periodic systems, e.g. NPT)],
+iterations_per_step (mean since the previous report; the first row
 includes the cold start), total_iterations, and with a live model also last_iterations,
 adjoint_iterations_per_step, cold_starts (since the previous report) and last_residual.
 """
@@ -29,6 +30,13 @@ from deqff.units import BOLTZMANN_EV_PER_K, EV_TO_KJ_PER_MOL
 
 #: Boltzmann constant in kJ/mol/K.
 BOLTZMANN_KJ_PER_MOL_K = BOLTZMANN_EV_PER_K * EV_TO_KJ_PER_MOL
+#: g/cm^3 per (g/mol)/nm^3: 1e21 nm^3 per cm^3 over Avogadro's number.
+G_CM3_PER_DALTON_NM3 = 1e21 / 6.02214076e23
+
+
+def total_mass(system: openmm.System) -> float:
+    """Sum of the particle masses, g/mol (dalton)."""
+    return sum(system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles()))
 
 
 def degrees_of_freedom(system: openmm.System) -> int:
@@ -49,6 +57,7 @@ class SolverStatsReporter:
         report_interval: int,
         model: Any = None,
         thermo: bool = False,
+        box: bool = False,
     ) -> None:
         if report_interval < 1:
             raise ValueError("report_interval must be >= 1")
@@ -57,7 +66,9 @@ class SolverStatsReporter:
         self._interval = int(report_interval)
         self._model = model
         self._thermo = thermo
+        self._box = box
         self._dof: int | None = None
+        self._mass: float | None = None
         self._writer = csv.writer(self._file)
         self._last_step: int | None = None
         self._last_totals: dict[str, float] = {}
@@ -73,6 +84,8 @@ class SolverStatsReporter:
                 "total_energy_kj_mol",
                 "temperature_k",
             ]
+        if self._box:
+            names += ["volume_nm3", "density_g_cm3"]
         names += ["iterations_per_step", "total_iterations"]
         if self._model is not None:
             names += ["last_iterations", "adjoint_iterations_per_step", "cold_starts", "last_residual"]
@@ -117,6 +130,12 @@ class SolverStatsReporter:
             row["kinetic_energy_kj_mol"] = kinetic
             row["total_energy_kj_mol"] = potential + kinetic
             row["temperature_k"] = 2.0 * kinetic / (self._dof * BOLTZMANN_KJ_PER_MOL_K)
+        if self._box:
+            if self._mass is None:
+                self._mass = total_mass(simulation.system)
+            volume = state.getPeriodicBoxVolume().value_in_unit(unit.nanometer**3)
+            row["volume_nm3"] = volume
+            row["density_g_cm3"] = self._mass / volume * G_CM3_PER_DALTON_NM3
         row["iterations_per_step"] = per_step("total_iterations")
         row["total_iterations"] = totals["total_iterations"]
         if self._model is not None:

@@ -6,9 +6,15 @@ The run writes to `out`:
     log.csv                      step, time, energies, temperature, solver iterations per step
     cold_log.csv                 the same for the cold-start comparison run (no trajectory)
     iterations.png, energy.png   plots of the logs
-    summary.json                 settings, ns/day and mean iterations (warm, cold)
+    density.png                  box density over time (NPT)
+    summary.json                 settings, ns/day and mean iterations (warm, cold), NPT density
 Then the same number of steps is run again from the same start with warm starts disabled (every
 step solved from zero), and ns/day and mean iterations per step of both runs are printed.
+
+NPT adds OpenMM's Monte Carlo barostat to the Langevin thermostat (periodic structures, models whose
+forces are -dE/dx: the barostat's volume moves are accepted on the model's energy). It scales atom
+positions (the System has no bonds, so every atom is its own "molecule" to OpenMM), as LAMMPS's
+`fix npt` does; log.csv gains the box volume and density.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from deqff.md.progress import Progress, note
 from deqff.md.reporter import SolverStatsReporter
 from deqff.md.structure import MDStructure, load_structure
 
-ENSEMBLES = ("nvt", "nve")
+ENSEMBLES = ("nvt", "nve", "npt")
 FORMATS = ("dcd", "xtc")
 
 
@@ -47,7 +53,8 @@ class SimulationSettings:
     device_index: its GPU (OpenMM's DeviceIndex; None: OpenMM's choice); start_state: an OpenMM
     State XML (positions, velocities, time, box; a run's final_state.xml) to continue from instead
     of the structure's positions with fresh velocities (the structure still gives the topology);
-    minimize: minimize the energy before MD (None: only a generated water box, see `wants_minimize`)."""
+    minimize: minimize the energy before MD (None: only a generated water box, see `wants_minimize`);
+    pressure in bar and barostat_interval in steps (NPT: a Monte Carlo volume move every that many)."""
 
     model: str
     structure: str
@@ -67,6 +74,8 @@ class SimulationSettings:
     malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
     device_index: int | None = None
     start_state: str | None = None
+    pressure: float = 1.0
+    barostat_interval: int = 25
 
     def __post_init__(self) -> None:
         problems = []
@@ -86,6 +95,10 @@ class SimulationSettings:
             problems.append(f"trajectory_format={self.trajectory_format!r} (choose from {FORMATS})")
         if self.report_interval < 1:
             problems.append(f"report_interval={self.report_interval} (must be >= 1)")
+        if self.pressure <= 0:
+            problems.append(f"pressure={self.pressure} bar (must be > 0)")
+        if self.barostat_interval < 1:
+            problems.append(f"barostat_interval={self.barostat_interval} steps (must be >= 1)")
         if self.start_state is not None and self.minimize is True:
             problems.append("minimize with a start_state (a continued run keeps its positions)")
         if problems:
@@ -130,12 +143,43 @@ def make_integrator(settings: SimulationSettings) -> openmm.Integrator:
     return langevin_integrator(settings.temperature, settings.friction, settings.timestep, settings.seed)
 
 
+def barostat(settings: SimulationSettings) -> openmm.MonteCarloBarostat:
+    """OpenMM's Monte Carlo barostat at the settings' pressure (bar) and temperature (K), a volume move
+    every barostat_interval steps, its random numbers seeded with seed + 1."""
+    force = openmm.MonteCarloBarostat(
+        settings.pressure * unit.bar, settings.temperature * unit.kelvin, settings.barostat_interval
+    )
+    force.setRandomNumberSeed(settings.seed + 1)
+    return force
+
+
+def check_npt(settings: SimulationSettings, structure: MDStructure, force_mode: str) -> None:
+    """NPT needs a periodic box and forces that are -dE/dx of the energy the barostat accepts moves on."""
+    if settings.ensemble != "npt":
+        return
+    if not structure.periodic:
+        raise ValueError(
+            f"NPT needs a periodic box, and {settings.structure!r} has none: use water-box[:n] or a PDB "
+            "file with a CRYST1 record, or run NVT/NVE"
+        )
+    if force_mode == "direct":
+        raise ValueError(
+            f"NPT with {settings.model}: its forces are predicted directly, not -dE/dx, so the barostat's "
+            "volume moves (accepted on the energy) and the dynamics would sample different ensembles; "
+            "export the checkpoint with conservative forces (`deqff export --force-mode conservative`)"
+        )
+
+
 def make_simulation(settings: SimulationSettings, structure: MDStructure, warm_start: bool) -> app.Simulation:
-    """A Simulation with the model as a TorchForce (warm-started or always cold) at the start state."""
-    module, _ = load_potential(settings.model, structure.atomic_numbers)
+    """A Simulation with the model as a TorchForce (warm-started or always cold) at the start state
+    (with the barostat for NPT)."""
+    module, meta = load_potential(settings.model, structure.atomic_numbers)
+    check_npt(settings, structure, meta.force_mode)
     module.set_warm_start(warm_start)
     system = system_for(structure)
     system.addForce(torch_force(module, structure.atomic_numbers, structure.periodic))
+    if settings.ensemble == "npt":
+        system.addForce(barostat(settings))
     platform, properties = openmm_platform(settings.platform, settings.device_index)
     with context_creation():
         simulation = app.Simulation(
@@ -221,10 +265,12 @@ def run_md(
     if progress:
         note(f"{description}: creating the OpenMM Context and warming up the model ...")
     simulation = make_simulation(settings, structure, warm_start)
+    if structure.periodic:  # the start's box: a continued or NPT run's differs from the structure's
+        simulation.context.setPeriodicBoxVectors(*start.getPeriodicBoxVectors())
     simulation.context.setPositions(start.getPositions())
     simulation.context.setVelocities(start.getVelocities())
     simulation.context.setTime(start.getTime())
-    reporter = SolverStatsReporter(log, settings.report_interval, thermo=True)
+    reporter = SolverStatsReporter(log, settings.report_interval, thermo=True, box=structure.periodic)
     simulation.reporters.append(reporter)
     if trajectory is not None:
         import mdtraj.reporters
@@ -305,7 +351,7 @@ def write_topology(structure: MDStructure, path: Path) -> None:
 def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, Any]:
     """Run the warm (and cold comparison) simulations and write the outputs; returns the summary.
     `progress`: show the runs' progress on stderr (a bar on a terminal, status lines in a log)."""
-    from deqff.md.plots import plot_energy, plot_iterations
+    from deqff.md.plots import plot_density, plot_energy, plot_iterations
 
     openmm_platform(settings.platform, settings.device_index)  # a missing platform fails before any output
     settings, structure, start = prepare_run(settings)
@@ -325,8 +371,24 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, 
     }
     if cold is not None:
         summary["cold"] = {k: v for k, v in dataclasses.asdict(cold).items() if k != "rows"}
+    if settings.ensemble == "npt":
+        plot_density(warm.rows, out / "density.png")
+        summary["density"] = density_summary(warm.rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def density_summary(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The warm run's box density (g/cm³): first and last report, and mean and standard deviation over
+    the reports of its second half (the first half counted as equilibration)."""
+    densities = [r["density_g_cm3"] for r in rows]
+    second_half = densities[len(densities) // 2 :]
+    return {
+        "first_g_cm3": densities[0],
+        "last_g_cm3": densities[-1],
+        "mean_second_half_g_cm3": float(np.mean(second_half)),
+        "std_second_half_g_cm3": float(np.std(second_half)),
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -334,7 +396,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     settings = summary["settings"]
     lines = [
         f"{settings['steps']} steps of {settings['timestep']} fs, {settings['ensemble'].upper()} at "
-        f"{settings['temperature']} K, {summary['atoms']} atoms, OpenMM {settings['platform']} platform"
+        f"{settings['temperature']} K"
+        + (f" and {settings['pressure']} bar" if settings["ensemble"] == "npt" else "")
+        + f", {summary['atoms']} atoms, OpenMM {settings['platform']} platform"
         + (", from the energy-minimized structure" if settings.get("minimize") else ""),
     ]
     for name in ("warm", "cold"):
@@ -349,6 +413,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(
             f"  warm/cold: {warm['mean_iterations'] / cold['mean_iterations']:.2f}x the iterations, "
             f"{warm['ns_per_day'] / cold['ns_per_day']:.2f}x the speed"
+        )
+    if "density" in summary:
+        density = summary["density"]
+        lines.append(
+            f"  density at {settings['pressure']} bar: {density['mean_second_half_g_cm3']:.3f} ± "
+            f"{density['std_second_half_g_cm3']:.3f} g/cm³ over the second half (from "
+            f"{density['first_g_cm3']:.3f})"
         )
     lines.append(f"  outputs in {settings['out']}")
     return "\n".join(lines)
