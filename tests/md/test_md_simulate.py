@@ -8,6 +8,7 @@ import json
 
 import mdtraj
 import numpy as np
+import openmm
 import openmm.app as app
 import pytest
 from ase import Atoms
@@ -159,5 +160,34 @@ def test_npt_needs_a_periodic_box_and_conservative_forces(models, tmp_path):
                 str(tmp_path / "b"),
             ]
         )
-    with pytest.raises(ValueError, match="pressure=0.0 bar"):
+    with pytest.raises(ValueError, match=r"pressure=0\.0 bar"):
         main([*argv, "--model", str(models("conservative")), "--pressure", "0", "--out", str(tmp_path / "c")])
+
+
+def test_a_continued_run_keeps_the_box_its_npt_run_ended_with(models, tmp_path):
+    from deqff.md.simulate import SimulationSettings, prepare_run, read_state, run_md
+
+    first = SimulationSettings(
+        model=str(models("conservative")),
+        structure="water-box:16",
+        out=str(tmp_path / "npt"),
+        steps=10,
+        ensemble="npt",
+        pressure=1000.0,
+        barostat_interval=1,
+        report_interval=5,
+        platform="Reference",
+        cold_comparison=False,
+    )
+    with jit_optimized():
+        first, structure, start = prepare_run(first)
+        final = tmp_path / "final_state.xml"
+        run_md(first, structure, start, True, tmp_path / "npt.csv", final_state=final)
+        saved = read_state(final, len(structure.atomic_numbers))
+        volume = saved.getPeriodicBoxVolume().value_in_unit(openmm.unit.nanometer**3)
+        assert volume != pytest.approx(float(np.prod(np.diag(structure.box))), rel=1e-9)
+        continued = SimulationSettings(
+            **{**first.__dict__, "ensemble": "nvt", "minimize": False, "start_state": str(final)}
+        )
+        result = run_md(continued, structure, saved, True, tmp_path / "nvt.csv")
+    assert [row["volume_nm3"] for row in result.rows] == pytest.approx([volume, volume], rel=1e-12)

@@ -1,0 +1,163 @@
+"""Density of a periodic model at constant pressure: `deqff simulate --ensemble npt` over seeds.
+
+Each seed is one NPT run (Langevin thermostat + OpenMM's Monte Carlo barostat) of a generated,
+energy-minimized water box with an exported model, in its own directory `<out>/seed<k>`; a finished
+run (its summary.json) is reused. The section reports per seed the density of the run's first report
+and the mean and standard deviation over the reports of its second half, the warm solver iterations
+per step and the time per step (barostat energy evaluations included), the mean over seeds and its
+standard error, and plots density against time for every seed.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_npt.py --model models/water_deq.pt \\
+        --structure water-box:32 --steps 20000 --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from results_file import add_notes_argument, machine_line, notes_lines, write_section
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SECTION = "bench_npt"
+
+
+def run_seed(args: argparse.Namespace, seed: int) -> Path:
+    """The run directory of `seed`, after running it unless its summary.json exists."""
+    directory = Path(args.out) / f"seed{seed}"
+    if (directory / "summary.json").is_file():
+        print(f"seed {seed}: reusing {directory}")
+        return directory
+    import torch
+
+    from deqff.md.simulate import SimulationSettings, format_summary, simulate
+
+    torch.set_num_threads(1)
+    settings = SimulationSettings(
+        model=args.model,
+        structure=args.structure,
+        out=str(directory),
+        steps=args.steps,
+        temperature=args.temperature,
+        timestep=args.timestep,
+        ensemble="npt",
+        pressure=args.pressure,
+        barostat_interval=args.barostat_interval,
+        report_interval=args.report_interval,
+        seed=seed,
+        cold_comparison=False,
+    )
+    print(format_summary(simulate(settings, progress=True)))
+    return directory
+
+
+def read_log(directory: Path) -> list[dict[str, float]]:
+    with open(directory / "log.csv") as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def seed_row(seed: int, directory: Path) -> tuple[list[str], float, list[dict[str, float]]]:
+    """Table cells of one seed, its second-half mean density and its log rows."""
+    summary = json.loads((directory / "summary.json").read_text())
+    density, warm = summary["density"], summary["warm"]
+    ms_per_step = 1000.0 * warm["seconds"] / summary["settings"]["steps"]
+    rows = read_log(directory)
+    cells = [
+        str(seed),
+        f"{rows[-1]['time_ps']:.1f}",
+        f"{density['first_g_cm3']:.3f}",
+        f"{density['mean_second_half_g_cm3']:.3f} ± {density['std_second_half_g_cm3']:.3f}",
+        f"{min(r['temperature_k'] for r in rows[len(rows) // 2 :]):.0f}-"
+        f"{max(r['temperature_k'] for r in rows[len(rows) // 2 :]):.0f}",
+        f"{warm['mean_iterations']:.2f}",
+        f"{ms_per_step:.1f}",
+    ]
+    return cells, density["mean_second_half_g_cm3"], rows
+
+
+def plot(runs: dict[int, list[dict[str, float]]], path: Path, title: str) -> None:
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    for seed, rows in runs.items():
+        axis.plot([r["time_ps"] for r in rows], [r["density_g_cm3"] for r in rows], label=f"seed {seed}")
+    axis.set_xlabel("time (ps)")
+    axis.set_ylabel("density (g/cm³)")
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="models/water_deq.pt")
+    parser.add_argument("--structure", default="water-box:32")
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--timestep", type=float, default=0.5, help="fs")
+    parser.add_argument("--temperature", type=float, default=300.0, help="K")
+    parser.add_argument("--pressure", type=float, default=1.0, help="bar")
+    parser.add_argument("--barostat-interval", type=int, default=25)
+    parser.add_argument("--report-interval", type=int, default=100)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", default="out/bench/npt")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--plot", type=Path, default=HERE / "npt_water.png")
+    parser.add_argument("--title", default="Water density at constant pressure (issue #13: 6)")
+    add_notes_argument(parser)
+    args = parser.parse_args()
+
+    runs, cells, means = {}, [], []
+    for seed in args.seeds:
+        row, mean, rows = seed_row(seed, run_seed(args, seed))
+        cells.append(row)
+        means.append(mean)
+        runs[seed] = rows
+    plot(runs, args.plot, f"{args.model}, {args.structure}, {args.temperature:g} K, {args.pressure:g} bar")
+    spread = statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else float("nan")
+    command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    lines = [
+        f"Command: `{command}`  ",
+        machine_line(),
+        "",
+        f"`deqff simulate --ensemble npt` with `{args.model}` on a generated, energy-minimized"
+        f" `{args.structure}`: {args.steps} steps of {args.timestep:g} fs per seed (Langevin thermostat at"
+        f" {args.temperature:g} K, friction 1/ps; OpenMM's Monte Carlo barostat at {args.pressure:g} bar"
+        f" every {args.barostat_interval} steps, scaling atom positions), warm-started solves, OpenMM CPU"
+        f" platform, one torch thread. Density: box mass over volume every {args.report_interval} steps; the"
+        " second half of each run is averaged (the first counted as equilibration). ms per step includes the"
+        " barostat's energy evaluations.",
+        "",
+        "| seed | simulated ps | first density (g/cm³) | second half: mean ± std (g/cm³) | second half T (K) "
+        "| solver iterations / step | ms / step |",
+        "|---|---|---|---|---|---|---|",
+        *["| " + " | ".join(row) + " |" for row in cells],
+        "",
+        f"Mean density over seeds: **{statistics.mean(means):.3f} g/cm³**"
+        + (f" (standard error {spread:.3f})" if len(means) > 1 else " (one seed)")
+        + "; experiment 0.997 g/cm³ at 298 K.",
+    ]
+    if args.notes_file:
+        lines += ["", *notes_lines(args.notes_file)]
+    lines += [
+        "",
+        f"![density vs time]({args.plot.relative_to(HERE) if args.plot.is_relative_to(HERE) else args.plot})",
+    ]
+    write_section(args.results, SECTION, args.title, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
