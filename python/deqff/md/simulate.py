@@ -166,7 +166,7 @@ def check_npt(settings: SimulationSettings, structure: MDStructure, force_mode: 
         raise ValueError(
             f"NPT with {settings.model}: its forces are predicted directly, not -dE/dx, so the barostat's "
             "volume moves (accepted on the energy) and the dynamics would sample different ensembles; "
-            "export the checkpoint with conservative forces (`deqff export --force-mode conservative`)"
+            "use a model with conservative forces (e.g. models/water_deq.pt), or run NVT/NVE"
         )
 
 
