@@ -192,7 +192,8 @@ card-%: setup
 	  $(if $(NOTE_$*),--note "$(NOTE_$*)")
 
 # Training runs the benchmarks compare. Each keeps its record (config.yaml, metrics.csv, splits.npz and,
-# when it finished, test_metrics.json: a few tens of kB) in benchmarks/runs/NAME, committed, so that the
+# when it finished, test_metrics.json; machines.json: where it trained, for runs since 2026-12-05; a few tens of
+# kB) in benchmarks/runs/NAME, committed, so that the
 # RESULTS.md sections built from them can be rewritten when runs/ is gone (issue 16: 3). A finished record
 # is not retrained; delete it to re-measure. RUN_NAME: config and overrides (default configs/NAME.yaml);
 # STOP_NAME: the step a probe stops at (no test evaluation).
@@ -444,6 +445,7 @@ RUN_CONFIG = $(or $(RUN_$(1)),configs/$(1).yaml)
 define keep_run
 	mkdir -p $(RECORDS)/$(1) && cp runs/$(1)/config.yaml runs/$(1)/metrics.csv runs/$(1)/splits.npz $(RECORDS)/$(1)/
 	if test -f runs/$(1)/test_metrics.json; then cp runs/$(1)/test_metrics.json $(RECORDS)/$(1)/; fi
+	if test -f runs/$(1)/machines.json; then cp runs/$(1)/machines.json $(RECORDS)/$(1)/; fi
 endef
 
 # One benchmark run: trained (resumable, see train_run), evaluated on its test split at the export's solver

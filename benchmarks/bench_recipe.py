@@ -16,11 +16,13 @@ import csv
 import json
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import yaml
+
+from deqff.train.machine import read_machines
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -39,6 +41,7 @@ class RunSummary:
     test: dict | None
     parameters: int
     prior: dict[str, float | str] | None = None  # the run whose weights it started from (train.init_from)
+    machines: list[str] = field(default_factory=list)  # where it trained (machines.json; older runs: none)
 
     @property
     def best(self) -> dict[str, float]:
@@ -114,7 +117,25 @@ def read_run(path: Path, label: str) -> RunSummary:
     prior = read_prior(path, config["train"].get("init_from"))
     if prior:  # its training time comes first: this run's clock starts where that run's stopped
         rows = [{**row, "time_s": row["time_s"] + prior["time_s"]} for row in rows]
-    return RunSummary(label, path, config, rows, test, count_parameters(config["model"]), prior)
+    machines = [entry["machine"] for entry in read_machines(path / "machines.json")]
+    return RunSummary(label, path, config, rows, test, count_parameters(config["model"]), prior, machines)
+
+
+def machines_sentence(runs: list[RunSummary]) -> str:
+    """Where the runs trained, from their machines.json (runs recorded before 2026-12-05 have none)."""
+    named: dict[str, list[str]] = {}
+    for run in runs:
+        for machine in run.machines:
+            named.setdefault(machine, []).append(run.label)
+    unknown = [run.label for run in runs if not run.machines]
+    parts = [
+        f"{', '.join(repr(label) for label in labels)} on {machine}" for machine, labels in named.items()
+    ]
+    if unknown:
+        parts.append(
+            f"{', '.join(repr(label) for label in unknown)} before machines were recorded (2026-12-05)"
+        )
+    return "Runs trained: " + "; ".join(parts) + "."
 
 
 def read_prior(path: Path, init_from: str | None) -> dict[str, float | str] | None:
@@ -230,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Command: `{command}`",
         "",
-        machine_line()
+        machine_line().replace("Machine: ", "Report made on: ")
+        + " "
+        + machines_sentence(runs)
         + " Each run trained with one torch thread (train.num_threads: 1) beside one to four other jobs on"
         " the shared cores, so training times compare only roughly.",
         "",

@@ -127,10 +127,12 @@ def test_evaluate_at_another_tolerance_and_save(tiny_dataset: Path, tmp_path: Pa
     assert main([*args, "--evaluate", "val", "--save"]) == 2
 
 
-def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """--stop-at-step N: a run of the full schedule stopped (resumable) after N steps; resumed with the
-    same N it takes no further step."""
+    same N it takes no further step. machines.json names the machine of each piece."""
     import torch
+
+    from deqff.train import machine
 
     run = tmp_path / "run"
     sets = [f"data.path={tiny_dataset}", "train.epochs=3", "output.plot=false"]
@@ -142,8 +144,13 @@ def test_stop_at_step_then_resume(tiny_dataset: Path, tmp_path: Path, capsys) ->
     assert state["step"] == 5 and not state["finished"]
     assert main([*args, "--stop-at-step", "5", "--resume"]) == 0  # make re-running a stopped probe
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["step"] == 5
+    here = [{"from_step": 0, "machine": machine.describe_machine()}]
+    assert json.loads((run / "machines.json").read_text()) == here  # the same machine is named once
+    monkeypatch.setattr(machine, "describe_machine", lambda: "another CPU, 2 cores, torch 2.9.1")
     assert main([*args, "--resume"]) == 0
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["finished"]
+    there = {"from_step": 5, "machine": "another CPU, 2 cores, torch 2.9.1"}
+    assert json.loads((run / "machines.json").read_text()) == [*here, there]
 
 
 def test_resume_from_a_copied_checkpoint_keeps_the_runs_splits(

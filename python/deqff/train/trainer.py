@@ -48,6 +48,7 @@ from deqff.train.evaluate import (
 )
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.train.losses import LossTerms, LossWeights, compute_loss, jacobian_penalty, supports_jacobian
+from deqff.train.machine import record_machine
 from deqff.train.metrics import RunningStats, peak_memory_mb, plot_curves, write_csv
 from deqff.train.repulsion import apply_repulsion, fit_repulsion_radii
 from deqff.train.schedule import WarmupDecay, make_scheduler
@@ -87,6 +88,7 @@ class RunDirectory:
         self.curves = self.root / "curves.png"
         self.splits = self.root / "splits.npz"
         self.test_metrics = self.root / "test_metrics.json"
+        self.machines = self.root / "machines.json"
         self.checkpoints = self.root / "checkpoints"
         self.last = self.checkpoints / "last.pt"
         self.best = self.checkpoints / "best.pt"
@@ -176,6 +178,8 @@ class Trainer:
             self._restore(read_checkpoint(self.paths.last))
         else:
             self._prepare_directory(overwrite)
+        if not self.state.finished:  # where its training steps run (benchmarks/bench_recipe.py reports it)
+            record_machine(self.paths.machines, self.state.step)
 
     # -- setup -------------------------------------------------------------------------------------
     def _fit_statistics(self) -> SpeciesStatistics:
@@ -201,7 +205,14 @@ class Trainer:
                 "(--overwrite), or choose another output.dir"
             )
         self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        for stale in (self.paths.last, self.paths.best, self.paths.test_metrics, self.paths.metrics):
+        stale_files = (
+            self.paths.last,
+            self.paths.best,
+            self.paths.test_metrics,
+            self.paths.metrics,
+            self.paths.machines,
+        )
+        for stale in stale_files:
             stale.unlink(missing_ok=True)
         self._write_run_files()
 

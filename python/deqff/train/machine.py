@@ -1,0 +1,43 @@
+"""Which machines a training run ran on, so reports can say where its training times were measured.
+
+`<run>/machines.json` is a list of {"from_step": int, "machine": str}: one entry when the run starts and
+one more each time it is resumed on another machine (a long run trained in pieces across sessions may
+change machines; its times per epoch then change with it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def describe_machine() -> str:
+    """'<CPU model>, <n> cores, torch <version>', e.g. 'Intel(R) Xeon(R) Processor, 2 cores, torch 2.9.1'."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    return (
+        f"{model or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores, torch {torch.__version__}"
+    )
+
+
+def read_machines(path: Path) -> list[dict]:
+    """The entries of a machines.json (none if the run predates it or the file is missing)."""
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def record_machine(path: Path, step: int, machine: str | None = None) -> None:
+    """Append this machine (from `step` on) to `path` unless the last entry already names it."""
+    machine = machine or describe_machine()
+    entries = read_machines(path)
+    if entries and entries[-1]["machine"] == machine:
+        return
+    path.write_text(json.dumps([*entries, {"from_step": int(step), "machine": machine}], indent=1) + "\n")
