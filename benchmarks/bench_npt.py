@@ -74,13 +74,13 @@ def seed_row(seed: int, directory: Path) -> tuple[list[str], float, list[dict[st
     density, warm = summary["density"], summary["warm"]
     ms_per_step = 1000.0 * warm["seconds"] / summary["settings"]["steps"]
     rows = read_log(directory)
+    temperatures = [r["temperature_k"] for r in rows[len(rows) // 2 :]]
     cells = [
         str(seed),
         f"{rows[-1]['time_ps']:.1f}",
         f"{density['first_g_cm3']:.3f}",
         f"{density['mean_second_half_g_cm3']:.3f} ± {density['std_second_half_g_cm3']:.3f}",
-        f"{min(r['temperature_k'] for r in rows[len(rows) // 2 :]):.0f}-"
-        f"{max(r['temperature_k'] for r in rows[len(rows) // 2 :]):.0f}",
+        f"{statistics.mean(temperatures):.1f} ({min(temperatures):.0f}-{max(temperatures):.0f})",
         f"{warm['mean_iterations']:.2f}",
         f"{ms_per_step:.1f}",
     ]
@@ -147,8 +147,8 @@ def main() -> None:
         f" {args.report_interval} steps; the second half of each run is averaged (the first counted as"
         " equilibration). ms per step includes the barostat's energy evaluations.",
         "",
-        "| seed | simulated ps | first density (g/cm³) | second half: mean ± std (g/cm³) | second half T (K) "
-        "| solver iterations / step | ms / step |",
+        "| seed | simulated ps | first density (g/cm³) | second half: mean ± std (g/cm³) "
+        "| second half T: mean (range), K | solver iterations / step | ms / step |",
         "|---|---|---|---|---|---|---|",
         *["| " + " | ".join(row) + " |" for row in cells],
         "",
