@@ -26,12 +26,12 @@ import openmm
 from openmm import unit
 
 from deqff.md.openmm import STATS_PARAMETER
-from deqff.units import BOLTZMANN_EV_PER_K, EV_TO_KJ_PER_MOL
+from deqff.units import AVOGADRO, BOLTZMANN_EV_PER_K, EV_TO_KJ_PER_MOL
 
 #: Boltzmann constant in kJ/mol/K.
 BOLTZMANN_KJ_PER_MOL_K = BOLTZMANN_EV_PER_K * EV_TO_KJ_PER_MOL
 #: g/cm^3 per (g/mol)/nm^3: 1e21 nm^3 per cm^3 over Avogadro's number.
-G_CM3_PER_DALTON_NM3 = 1e21 / 6.02214076e23
+G_CM3_PER_DALTON_NM3 = 1e21 / AVOGADRO
 
 
 def total_mass(system: openmm.System) -> float:
