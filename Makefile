@@ -707,6 +707,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	$(BENCH)/bench_secants.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \
 	  --structure water-box:32 --steps 100 --memories 0 20 40 --nve-steps 0 --plot benchmarks/secants_water.png \
 	  --section bench_secants_water --title 'water box' --notes-file benchmarks/secants_water_notes.md
+	$(BENCH)/bench_secants.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \
+	  --structure water-box:32 --steps 20 --memories 0 40 --nve-steps 2000 --out out/bench/secants_water \
+	  --plot benchmarks/secants_water_nve.png --section bench_secants_water_nve --title 'water box, NVE' \
+	  --notes-file benchmarks/secants_water_nve_notes.md
 	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 14000 --seeds 0 1 \
 	  --notes-file benchmarks/npt_water_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
