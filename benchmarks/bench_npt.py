@@ -14,22 +14,17 @@ standard error, and plots density against time for every seed.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import statistics
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from deqff.bench.nve import read_log
+from deqff.md.plots import plot_density
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 SECTION = "bench_npt"
 
 
@@ -63,17 +58,12 @@ def run_seed(args: argparse.Namespace, seed: int) -> Path:
     return directory
 
 
-def read_log(directory: Path) -> list[dict[str, float]]:
-    with open(directory / "log.csv") as handle:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
-
-
 def seed_row(seed: int, directory: Path) -> tuple[list[str], float, list[dict[str, float]]]:
     """Table cells of one seed, its second-half mean density and its log rows."""
     summary = json.loads((directory / "summary.json").read_text())
     density, warm = summary["density"], summary["warm"]
     ms_per_step = 1000.0 * warm["seconds"] / summary["settings"]["steps"]
-    rows = read_log(directory)
+    rows = read_log(directory / "log.csv")
     temperatures = [r["temperature_k"] for r in rows[len(rows) // 2 :]]
     cells = [
         str(seed),
@@ -85,19 +75,6 @@ def seed_row(seed: int, directory: Path) -> tuple[list[str], float, list[dict[st
         f"{ms_per_step:.1f}",
     ]
     return cells, density["mean_second_half_g_cm3"], rows
-
-
-def plot(runs: dict[int, list[dict[str, float]]], path: Path, title: str) -> None:
-    figure, axis = plt.subplots(figsize=(6.4, 3.6))
-    for seed, rows in runs.items():
-        axis.plot([r["time_ps"] for r in rows], [r["density_g_cm3"] for r in rows], label=f"seed {seed}")
-    axis.set_xlabel("time (ps)")
-    axis.set_ylabel("density (g/cm³)")
-    axis.set_title(title)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def main() -> None:
@@ -132,7 +109,8 @@ def main() -> None:
         cells.append(row)
         means.append(mean)
         runs[seed] = rows
-    plot(runs, args.plot, f"{args.model}, {args.structure}, {args.temperature:g} K, {args.pressure:g} bar")
+    title = f"{args.model}, {args.structure}, {args.temperature:g} K, {args.pressure:g} bar"
+    plot_density({f"seed {seed}": rows for seed, rows in runs.items()}, args.plot, title)
     spread = statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else float("nan")
     command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
     lines = [

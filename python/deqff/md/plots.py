@@ -41,12 +41,17 @@ def plot_energy(rows: list[dict[str, float]], path: Path) -> Path:
     return path
 
 
-def plot_density(rows: list[dict[str, float]], path: Path) -> Path:
-    """Box density (g/cm³) against simulated time (NPT)."""
+def plot_density(runs: dict[str, list[dict[str, float]]], path: Path, title: str = "") -> Path:
+    """Box density (g/cm³) against simulated time (NPT), one line per run (labelled when several)."""
     figure, axis = plt.subplots(figsize=(6.4, 3.6))
-    axis.plot([r["time_ps"] for r in rows], [r["density_g_cm3"] for r in rows])
+    for label, rows in runs.items():
+        axis.plot([r["time_ps"] for r in rows], [r["density_g_cm3"] for r in rows], label=label)
     axis.set_xlabel("time (ps)")
     axis.set_ylabel("density (g/cm³)")
+    if title:
+        axis.set_title(title)
+    if len(runs) > 1:
+        axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

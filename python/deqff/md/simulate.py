@@ -372,7 +372,7 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, 
     if cold is not None:
         summary["cold"] = {k: v for k, v in dataclasses.asdict(cold).items() if k != "rows"}
     if settings.ensemble == "npt":
-        plot_density(warm.rows, out / "density.png")
+        plot_density({"warm start": warm.rows}, out / "density.png")
         summary["density"] = density_summary(warm.rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
