@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 from pathlib import Path
 
 import torch
+
+from deqff.train.machine import cpu_model
 
 HEADER = "# Benchmark results\n\nMeasured numbers with their commands.\n"
 
 
 def machine() -> str:
     """CPU model, torch threads and version, e.g. 'AMD EPYC ..., 1 torch thread(s), torch 2.9.1'."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line)
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+    return f"{cpu_model()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
 
 
 def machine_line() -> str:

@@ -9,24 +9,24 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import torch
 
 
+def cpu_model() -> str:
+    """The CPU's model name as lscpu gives it (else the platform's processor, else 'unknown CPU')."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line)
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def describe_machine() -> str:
     """'<CPU model>, <n> cores, torch <version>', e.g. 'Intel(R) Xeon(R) Processor, 2 cores, torch 2.9.1'."""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), ""
-            )
-    except OSError:
-        pass
-    return (
-        f"{model or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores, torch {torch.__version__}"
-    )
+    return f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def read_machines(path: Path) -> list[dict]:
