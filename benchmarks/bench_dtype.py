@@ -3,7 +3,7 @@ energies and forces, and whether it conserves energy as well (the shipped models
 
 For each dtype, the checkpoint is exported with conservative and with direct forces (tolerance `--tol`
 for the solve and the adjoint, predicted warm starts); the four modules are called along consecutive
-0.5 fs frames of 500 K xTB MD, alternating frame by frame (one run: the shared machine's load falls on
+0.5 fs frames of xTB MD, alternating frame by frame (one run: the shared machine's load falls on
 all alike). Differences are against the float64 module of the same force mode. Energy conservation: an
 NVE run in OpenMM of each conservative export from the same start and velocities.
 
@@ -14,6 +14,7 @@ NVE run in OpenMM of each conservative export from the same start and velocities
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ from tqdm import tqdm
 
 from bench_tolerance import Run, scripted
 from deqff.export.options import ExportOptions
-from replay import add_replay_arguments, alternate, load_replay, nve_drift
-from results_file import machine_line, write_section
+from replay import add_replay_arguments, alternate, load_replay, nve_drift, read_metadata_line
+from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 HERE = Path(__file__).resolve().parent
 DTYPES = ("float64", "float32")
@@ -61,17 +62,38 @@ def table(runs: dict[tuple[str, str], Run], drifts: dict[str, dict]) -> list[str
     return lines
 
 
+def section_arguments(args: argparse.Namespace) -> str:
+    """The command line's section/title/notes arguments when they are not the defaults."""
+    parts = []
+    if args.section != "bench_dtype":
+        parts.append(f" --section {args.section}")
+    if args.title:
+        parts.append(f" --title {shlex.quote(args.title)}")
+    if args.notes_file:
+        parts.append(f" --notes-file {args.notes_file}")
+    return "".join(parts)
+
+
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     add_replay_arguments(parser, nve_steps=4000, out="out/bench/dtype")
     parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
+    parser.add_argument("--secant-memory", type=int, default=0, help="Anderson slots of the warm solves")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--section", default="bench_dtype", help="RESULTS.md section key")
+    parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
+    add_notes_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     model, numbers, frames, cell = load_replay(args)
-    common = {"tol": args.tol, "adjoint_tol": args.tol, "predictor_order": args.predictor_order}
+    common = {
+        "tol": args.tol,
+        "adjoint_tol": args.tol,
+        "predictor_order": args.predictor_order,
+        "secant_memory": args.secant_memory,
+    }
     keys = [(dtype, mode) for dtype in DTYPES for mode in FORCE_MODES]
     modules = [
         scripted(model, numbers, frames[0], cell=cell, dtype=d, force_mode=m, **common) for d, m in keys
@@ -85,20 +107,26 @@ def main() -> None:
     lines = [
         f"Command: `python benchmarks/bench_dtype.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
-        f"--predictor-order {args.predictor_order} --nve-steps {args.nve_steps}`  ",
+        f"--predictor-order {args.predictor_order} --secant-memory {args.secant_memory} "
+        f"--nve-steps {args.nve_steps}{section_arguments(args)}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), exported in each "
         "dtype with conservative and with direct forces "
-        f"(solve and adjoint to {args.tol:g}, predicted warm starts of order {args.predictor_order}); "
-        f"{len(frames)} consecutive 0.5 fs frames of 500 K xTB MD, the four modules alternating frame "
-        "by frame. Differences: largest over frames and components against the float64 module of the "
+        f"(solve and adjoint to {args.tol:g}, predicted warm starts of order {args.predictor_order}, "
+        f"{args.secant_memory} secant slots); {len(frames)} consecutive 0.5 fs frames of "
+        f"`{args.trajectory}` ({'periodic' if cell is not None else 'no periodic box'}; "
+        f"{read_metadata_line(args.trajectory)}), the four modules alternating frame by frame. "
+        "Differences: largest over frames and components against the float64 module of the "
         f"same force mode. NVE: OpenMM CPU, {args.nve_steps} steps of 0.5 fs from 300 K velocities "
         f"(seed 0) at the {args.structure} start, each dtype's conservative export "
         "(without the ZBL prior, zero on the training data).",
         "",
         *table(runs, drifts),
     ]
-    write_section(Path(args.results), "bench_dtype", "float32 vs float64 exports (issue #15)", lines)
+    if args.notes_file:
+        lines += ["", *notes_lines(args.notes_file)]
+    title = "float32 vs float64 exports" + (f", {args.title}" if args.title else "")
+    write_section(Path(args.results), args.section, f"{title} (issue #15)", lines)
     print("\n".join(lines))
 
 

@@ -26,9 +26,15 @@ import torch
 from tqdm import tqdm
 
 from bench_tolerance import Run, scripted
-from deqff.data.formats import read
 from deqff.export.options import ExportOptions
-from replay import add_replay_arguments, alternate, load_replay, nve_drift, plot_energy_traces
+from replay import (
+    add_replay_arguments,
+    alternate,
+    load_replay,
+    nve_drift,
+    plot_energy_traces,
+    read_metadata_line,
+)
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 matplotlib.use("Agg")
@@ -101,15 +107,6 @@ def section_arguments(args: argparse.Namespace) -> str:
     if args.notes_file:
         parts.append(f" --notes-file {args.notes_file}")
     return "".join(parts)
-
-
-def read_metadata_line(path: str) -> str:
-    """How a deqff dataset's frames were sampled, from its metadata: e.g. '500 K MD (xtb)'."""
-    meta = read(path).metadata or {}
-    temperature, sampler = meta.get("temperature_K"), meta.get("sampler")
-    if temperature is None:
-        return "MD frames"
-    return f"{temperature:g} K MD" + (f" ({sampler})" if sampler else "")
 
 
 def running_mean(values: np.ndarray) -> np.ndarray:

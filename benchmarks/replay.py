@@ -99,6 +99,15 @@ def plot_energy_traces(ax: Any, drifts: dict[str, dict], title: str) -> None:
         ax.legend(fontsize=8)
 
 
+def read_metadata_line(path: str) -> str:
+    """How a deqff dataset's frames were sampled, from its metadata: e.g. '500 K MD (xtb)'."""
+    meta = read(path).metadata or {}
+    temperature, sampler = meta.get("temperature_K"), meta.get("sampler")
+    if temperature is None:
+        return "MD frames"
+    return f"{temperature:g} K MD" + (f" ({sampler})" if sampler else "")
+
+
 def nve_drift(checkpoint: str, options: ExportOptions, args: argparse.Namespace, name: str) -> dict:
     """Export with `options`, run NVE in OpenMM (args.structure, args.nve_steps); the drift summary."""
     out = Path(args.out) / name
