@@ -224,3 +224,27 @@ matter are ms per call and iterations. Command: bash benchmarks/compare_exports.
       --before "git:c936d02:models/water_deq.pt" --after "git:9aa43b6:models/water_deq.pt"
   done
 fi
+
+# 12. The shipped models exported float32 instead of float64 (before: the exports of dcecf2d; after: those of
+# dafbeef, the commit that shipped them), consecutive MD steps of each model's molecule or box.
+FLOAT32_REV=dafbeef
+if wanted compare_exports_float32; then
+  F32_TITLE="Shipped exports in float32 (issue #15)"
+  F32_CHANGE="Change: the shipped models exported in float32 instead of float64 (Makefile EXPORT_OPTIONS), same \
+checkpoints and other options. Before: the exports of commit dcecf2d, after: those of $(git rev-parse --short "$FLOAT32_REV"). \
+aspirin models: 200 consecutive 0.5 fs steps of 500 K xTB MD; ethanol models: 200 frames of data/ethanol.npz (500 K MD \
+frames 1 ps apart, so warm starts help less); water: 50 consecutive 0.5 fs steps of 300 K MD of the 32-water box. \
+Differences are what float32 rounding changes. Command: bash benchmarks/compare_exports.sh compare_exports_float32."
+  rm -f benchmarks/compare_exports_float32.json
+  for name in aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq; do
+    case $name in
+      aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
+      ethanol_*) dataset=data/ethanol.npz frames=200 ;;
+      water_*) dataset=data/water-box_every_step.npz frames=50 ;;
+    esac
+    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --label "$name" \
+      --section compare_exports_float32 --title "$F32_TITLE" --change "$F32_CHANGE" \
+      --json benchmarks/compare_exports_float32.json \
+      --before "git:dcecf2d:models/$name.pt" --after "git:$(git rev-parse --short "$FLOAT32_REV"):models/$name.pt"
+  done
+fi
