@@ -22,18 +22,48 @@ from pathlib import Path
 
 from deqff.bench.nve import read_log
 from deqff.md.plots import plot_density
+from deqff.md.simulate import density_summary
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_npt"
 
 
-def run_seed(args: argparse.Namespace, seed: int) -> Path:
-    """The run directory of `seed`, after running it unless its summary.json exists."""
+#: Piece j > 0 of a seed's run draws its thermostat noise from seed + PIECE_SEED_STRIDE * j.
+PIECE_SEED_STRIDE = 1000
+
+
+def piece_directory(args: argparse.Namespace, seed: int, piece: int) -> Path:
+    """`<out>/seed<k>` for the first piece of a seed's run, `<out>/seed<k>/piece<j>` for the others."""
     directory = Path(args.out) / f"seed{seed}"
-    if (directory / "summary.json").is_file():
-        print(f"seed {seed}: reusing {directory}")
-        return directory
+    return directory if piece == 0 else directory / f"piece{piece}"
+
+
+def run_seed(args: argparse.Namespace, seed: int) -> list[Path]:
+    """The directories of `seed`'s `args.pieces` pieces of `args.steps` steps each, after running those
+    without a summary.json; piece j > 0 continues from piece j - 1's final_state.xml (positions,
+    velocities, time, box), so a long run is made in pieces across sessions."""
+    directories = []
+    for piece in range(args.pieces):
+        directory = piece_directory(args, seed, piece)
+        directories.append(directory)
+        if (directory / "summary.json").is_file():
+            print(f"seed {seed}, piece {piece}: reusing {directory}")
+            continue
+        start_state = None
+        if piece > 0:
+            start_state = directories[-2] / "final_state.xml"
+            if not start_state.is_file():
+                raise SystemExit(
+                    f"bench_npt: {directories[-2]} has no final_state.xml to continue from (a run made "
+                    "before `deqff simulate` saved it); remove it to run the seed anew"
+                )
+        run_piece(args, seed + PIECE_SEED_STRIDE * piece, directory, start_state)
+    return directories
+
+
+def run_piece(args: argparse.Namespace, seed: int, directory: Path, start_state: Path | None) -> None:
+    """One NPT run of `args.steps` steps into `directory`, from a minimized box or `start_state`."""
     import torch
 
     from deqff.md.simulate import SimulationSettings, format_summary, simulate
@@ -53,17 +83,21 @@ def run_seed(args: argparse.Namespace, seed: int) -> Path:
         report_interval=args.report_interval,
         seed=seed,
         cold_comparison=False,
+        start_state=None if start_state is None else str(start_state),
+        minimize=None if start_state is None else False,
     )
     print(format_summary(simulate(settings, progress=True)))
-    return directory
 
 
-def seed_row(seed: int, directory: Path) -> tuple[list[str], float, list[dict[str, float]]]:
-    """Table cells of one seed, its second-half mean density and its log rows."""
-    summary = json.loads((directory / "summary.json").read_text())
-    density, warm = summary["density"], summary["warm"]
-    ms_per_step = 1000.0 * warm["seconds"] / summary["settings"]["steps"]
-    rows = read_log(directory / "log.csv")
+def seed_row(seed: int, directories: list[Path]) -> tuple[list[str], float, list[dict[str, float]]]:
+    """Table cells of one seed's run (its pieces' logs joined), its second-half mean density and its
+    log rows."""
+    summaries = [json.loads((d / "summary.json").read_text()) for d in directories]
+    rows = [row for d in directories for row in read_log(d / "log.csv")]
+    density = density_summary(rows)
+    steps = sum(s["settings"]["steps"] for s in summaries)
+    ms_per_step = 1000.0 * sum(s["warm"]["seconds"] for s in summaries) / steps
+    iterations = sum(s["warm"]["mean_iterations"] * s["settings"]["steps"] for s in summaries) / steps
     temperatures = [r["temperature_k"] for r in rows[len(rows) // 2 :]]
     cells = [
         str(seed),
@@ -71,13 +105,23 @@ def seed_row(seed: int, directory: Path) -> tuple[list[str], float, list[dict[st
         f"{density['first_g_cm3']:.3f}",
         f"{density['mean_second_half_g_cm3']:.3f} ± {density['std_second_half_g_cm3']:.3f}",
         f"{statistics.mean(temperatures):.1f} ({min(temperatures):.0f}-{max(temperatures):.0f})",
-        f"{warm['mean_iterations']:.2f}",
+        f"{iterations:.2f}",
         f"{ms_per_step:.1f}",
     ]
     return cells, density["mean_second_half_g_cm3"], rows
 
 
-def main() -> None:
+def pieces_phrase(args: argparse.Namespace) -> str:
+    """'14000 steps', or '4 pieces of 10000 steps (...)' for a run made in pieces."""
+    if args.pieces == 1:
+        return f"{args.steps} steps"
+    return (
+        f"{args.pieces} pieces of {args.steps} steps (each continuing the last from its final state, with "
+        "thermostat noise of its own)"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -96,12 +140,15 @@ def main() -> None:
     )
     parser.add_argument("--report-interval", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--pieces", type=int, default=1, help="runs of --steps each per seed, each continuing the last"
+    )
     parser.add_argument("--out", default="out/bench/npt")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--plot", type=Path, default=HERE / "npt_water.png")
     parser.add_argument("--title", default="Water density at constant pressure (issue #13: 6)")
     add_notes_argument(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     runs, cells, means = {}, [], []
     for seed in args.seeds:
@@ -112,13 +159,14 @@ def main() -> None:
     title = f"{args.model}, {args.structure}, {args.temperature:g} K, {args.pressure:g} bar"
     plot_density({f"seed {seed}": rows for seed, rows in runs.items()}, args.plot, title)
     spread = statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else float("nan")
-    command = "python benchmarks/" + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])
+    arguments = sys.argv[1:] if argv is None else argv
+    command = "python benchmarks/bench_npt.py " + shlex.join(arguments)
     lines = [
         f"Command: `{command}`  ",
         machine_line(),
         "",
         f"`deqff simulate --ensemble npt` with `{args.model}` on a generated, energy-minimized"
-        f" `{args.structure}`: {args.steps} steps of {args.timestep:g} fs per seed (Langevin thermostat at"
+        f" `{args.structure}`: {pieces_phrase(args)} of {args.timestep:g} fs per seed (Langevin thermostat at"
         f" {args.temperature:g} K, friction {args.friction:g}/ps; OpenMM's Monte Carlo barostat at"
         f" {args.pressure:g} bar every {args.barostat_interval} steps, scaling atom positions), warm-started"
         " solves, OpenMM CPU platform, one torch thread. Density: box mass over volume every"

@@ -191,3 +191,31 @@ def test_a_continued_run_keeps_the_box_its_npt_run_ended_with(models, tmp_path):
         )
         result = run_md(continued, structure, saved, True, tmp_path / "nvt.csv")
     assert [row["volume_nm3"] for row in result.rows] == pytest.approx([volume, volume], rel=1e-12)
+
+
+def test_simulate_continues_from_the_final_state_of_a_run(models, tmp_path, capsys):
+    """`deqff simulate` saves its warm run's last state; `--start-state` continues from it: time runs on
+    from where the first run ended and the first positions are the ones it ended with."""
+    argv = ["simulate", "--model", str(models("conservative")), "--structure", "ethanol", "--steps", "10"]
+    argv += ["--report-interval", "5", "--platform", "Reference", "--no-cold", "--threads", "1"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    with jit_optimized():
+        assert main([*argv, "--out", str(first)]) == 0
+        final = first / "final_state.xml"
+        assert final.is_file()
+        with pytest.raises(SystemExit, match="no start state at"):
+            main([*argv, "--out", str(tmp_path / "x"), "--start-state", str(tmp_path / "missing.xml")])
+        assert main([*argv, "--out", str(second), "--start-state", str(final)]) == 0
+    capsys.readouterr()
+
+    def times(run):
+        with open(run / "log.csv") as handle:
+            return [float(row["time_ps"]) for row in csv.DictReader(handle)]
+
+    assert times(first) == pytest.approx([0.0025, 0.005])
+    assert times(second) == pytest.approx([0.0075, 0.01])
+    ended = mdtraj.load(str(first / "trajectory.dcd"), top=str(first / "topology.pdb")).xyz[-1]
+    saved = openmm.XmlSerializer.deserialize(final.read_text())
+    assert saved.getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer) == pytest.approx(
+        ended, abs=1e-5
+    )

@@ -78,9 +78,15 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         malloc=args.malloc,
         device_index=args.device_index,
+        start_state=None if args.start_state is None else str(args.start_state),
     )
     if not Path(settings.model).is_file():
         raise SystemExit(f"deqff simulate: no model at {settings.model}; export one with `deqff export`")
+    if settings.start_state is not None and not Path(settings.start_state).is_file():
+        raise SystemExit(
+            f"deqff simulate: no start state at {settings.start_state}; give the final_state.xml of a "
+            "finished run (written to its --out directory)"
+        )
     print(format_summary(simulate(settings, progress=args.progress)))
     return 0
 
@@ -126,6 +132,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="minimize the energy before MD (default: only for a generated water-box, whose placed "
         "molecules would otherwise heat the run by ~200 K within 200 fs)",
+    )
+    parser.add_argument(
+        "--start-state",
+        type=Path,
+        default=None,
+        help="continue a run: the final_state.xml it wrote (positions, velocities, time and box) instead "
+        "of the structure's positions and fresh velocities; the structure gives the topology",
     )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start comparison run")
     parser.add_argument(

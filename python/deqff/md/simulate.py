@@ -43,6 +43,8 @@ from deqff.md.structure import MDStructure, load_structure
 
 ENSEMBLES = ("nvt", "nve", "npt")
 FORMATS = ("dcd", "xtc")
+#: The warm run's last state in a `simulate` output directory, to continue it from.
+FINAL_STATE = "final_state.xml"
 
 
 @dataclass
@@ -350,6 +352,8 @@ def write_topology(structure: MDStructure, path: Path) -> None:
 
 def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, Any]:
     """Run the warm (and cold comparison) simulations and write the outputs; returns the summary.
+    The warm run's last state goes to `<out>/final_state.xml` (FINAL_STATE), to continue the run
+    (SimulationSettings.start_state, `deqff simulate --start-state`).
     `progress`: show the runs' progress on stderr (a bar on a terminal, status lines in a log)."""
     from deqff.md.plots import plot_density, plot_energy, plot_iterations
 
@@ -357,7 +361,8 @@ def simulate(settings: SimulationSettings, progress: bool = False) -> dict[str, 
     settings, structure, start = prepare_run(settings)
     out = Path(settings.out)
     trajectory = out / f"trajectory.{settings.trajectory_format}"
-    warm = run_md(settings, structure, start, True, out / "log.csv", trajectory, progress)
+    final_state = out / FINAL_STATE
+    warm = run_md(settings, structure, start, True, out / "log.csv", trajectory, progress, final_state)
     cold = None
     if settings.cold_comparison:
         cold = run_md(settings, structure, start, False, out / "cold_log.csv", progress=progress)

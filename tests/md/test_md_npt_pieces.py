@@ -1,0 +1,39 @@
+"""benchmarks/bench_npt.py makes a seed's NPT run in pieces, each continuing the last from its final state,
+reuses finished pieces, and reports the joined run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+from deqff.export.testing import jit_optimized
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def test_a_seed_runs_in_pieces_that_continue_each_other(models, tmp_path: Path) -> None:
+    from bench_npt import main, piece_directory, seed_row
+
+    out = tmp_path / "npt"
+    argv = ["--model", str(models("conservative")), "--structure", "water-box:16", "--steps", "4"]
+    argv += ["--report-interval", "2", "--barostat-interval", "1", "--seeds", "0", "--out", str(out)]
+    argv += ["--results", str(tmp_path / "RESULTS.md"), "--plot", str(tmp_path / "npt.png")]
+    with jit_optimized():
+        main([*argv, "--pieces", "2"])
+        first = (out / "seed0" / "summary.json").stat().st_mtime_ns
+        main([*argv, "--pieces", "3"])  # runs only the third piece
+    assert (out / "seed0" / "summary.json").stat().st_mtime_ns == first
+    pieces = [piece_directory(argparse.Namespace(out=str(out)), 0, j) for j in range(3)]
+    assert pieces[1] == out / "seed0" / "piece1" and (pieces[2] / "final_state.xml").is_file()
+    _, _, rows = seed_row(0, pieces)
+    assert [row["time_ps"] for row in rows] == pytest.approx([0.001 * k for k in range(1, 7)])
+    assert "3 pieces of 4 steps" in (tmp_path / "RESULTS.md").read_text()
+
+    (pieces[1] / "final_state.xml").unlink()
+    (pieces[2] / "summary.json").unlink()
+    with pytest.raises(SystemExit, match=r"no final_state\.xml to continue from"):
+        main([*argv, "--pieces", "3"])
