@@ -7,8 +7,8 @@ the time per step only (an explicit stack's cost does not depend on its weights;
 claimed for them). Time per step: `deqff simulate`'s OpenMM run (CPU platform, NVT 300 K, warm-started
 for the DEQ), after untimed warm-up calls, exported float64 at the tolerance given.
 
-Models are exported as shipped (float64, forward and adjoint tolerance --tol, warm starts predicted
-from the last --predictor-order + 1 fixed points). The shipped ethanol pair (same recipe and epochs):
+Models are exported float64 (as shipped until 2026-12-05), forward and adjoint tolerance --tol, warm starts
+predicted from the last --predictor-order + 1 fixed points. The shipped ethanol pair (same recipe and epochs):
 
     python benchmarks/bench_deq_vs_explicit.py \\
         --runs benchmarks/runs/ethanol_conservative benchmarks/runs/ethanol_explicit \\

@@ -1,5 +1,6 @@
 """float32 vs float64 exports of one checkpoint: what an MD step costs in each, what float32 changes in the
-energies and forces, and whether it conserves energy as well (the shipped models are exported float64).
+energies and forces, and whether it conserves energy as well (the shipped models are exported float32 since
+2026-12-05, float64 before).
 
 For each dtype, the checkpoint is exported with conservative and with direct forces (tolerance `--tol`
 for the solve and the adjoint, predicted warm starts); the four modules are called along consecutive
