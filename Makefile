@@ -713,7 +713,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative)."
 	  --structure aspirin
 	$(BENCH)/bench_dtype.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \
 	  --structure water-box:32 --steps 50 --secant-memory 40 --nve-steps 2000 --out out/bench/dtype_water \
-	  --section bench_dtype_water --title 'water box' --notes-file benchmarks/dtype_water_notes.md
+	  --plot benchmarks/dtype_water.png --section bench_dtype_water --title 'water box' --notes-file benchmarks/dtype_water_notes.md
 	$(BENCH)/bench_secants.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \
 	  --structure aspirin --memories 0 20 40 60 80 --notes-file benchmarks/secants_notes.md
 	$(BENCH)/bench_secants.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \

@@ -18,14 +18,25 @@ import argparse
 import shlex
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from bench_tolerance import Run, scripted
 from deqff.export.options import ExportOptions
-from replay import add_replay_arguments, alternate, load_replay, nve_drift, read_metadata_line
+from replay import (
+    add_replay_arguments,
+    alternate,
+    load_replay,
+    nve_drift,
+    plot_energy_traces,
+    read_metadata_line,
+)
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 
 HERE = Path(__file__).resolve().parent
 DTYPES = ("float64", "float32")
@@ -63,9 +74,20 @@ def table(runs: dict[tuple[str, str], Run], drifts: dict[str, dict]) -> list[str
     return lines
 
 
+def plot_nve(drifts: dict[str, dict], path: Path, title: str) -> None:
+    """The NVE total energy of each dtype's conservative export against time."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_energy_traces(ax, drifts, f"NVE (OpenMM), {title}" if title else "NVE (OpenMM)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def section_arguments(args: argparse.Namespace) -> str:
     """The command line's section/title/notes arguments when they are not the defaults."""
     parts = []
+    if Path(args.plot) != HERE / "dtype.png":
+        parts.append(f" --plot {args.plot}")
     if args.section != "bench_dtype":
         parts.append(f" --section {args.section}")
     if args.title:
@@ -82,6 +104,7 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
     parser.add_argument("--secant-memory", type=int, default=0, help="Anderson slots of the warm solves")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--plot", default=str(HERE / "dtype.png"), help="NVE energy plot (with --nve-steps)")
     parser.add_argument("--section", default="bench_dtype", help="RESULTS.md section key")
     parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
     add_notes_argument(parser)
@@ -120,10 +143,13 @@ def main() -> None:
         "Differences: largest over frames and components against the float64 module of the "
         f"same force mode. NVE: OpenMM CPU, {args.nve_steps} steps of 0.5 fs from 300 K velocities "
         f"(seed 0) at the {args.structure} start, each dtype's conservative export "
-        "(without the ZBL prior, zero on the training data).",
+        "(without the ZBL prior, zero on the training data)"
+        + (f"; plot: `benchmarks/{Path(args.plot).name}`." if drifts else "."),
         "",
         *table(runs, drifts),
     ]
+    if drifts:
+        plot_nve(drifts, Path(args.plot), args.title)
     if args.notes_file:
         lines += ["", *notes_lines(args.notes_file)]
     title = "float32 vs float64 exports" + (f", {args.title}" if args.title else "")
