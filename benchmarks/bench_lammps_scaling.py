@@ -31,13 +31,13 @@ from deqff.data.formats import read
 from deqff.export.export import export_checkpoint
 from deqff.export.options import ExportOptions
 from deqff.md.lammps import run_script, system_lines
-from results_file import machine_line, write_section
+from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PLUGIN = REPO / "build" / "libdeqff_lammps.so"
-#: Export settings of the shipped models (Makefile EXPORT_OPTIONS).
-EXPORT = dict(dtype="float64", tol=1e-4, adjoint_tol=1e-4, predictor_order=2)
+#: Export settings of the shipped models (Makefile EXPORT_OPTIONS) but the dtype (--dtypes).
+EXPORT = dict(tol=1e-4, adjoint_tol=1e-4, predictor_order=2)
 
 
 def lammps_input(
@@ -84,6 +84,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="periodic water model checkpoint (.ckpt)")
     parser.add_argument("--data", default=str(REPO / "data" / "water-box.npz"))
     parser.add_argument("--modes", nargs="+", default=["direct", "conservative"])
+    parser.add_argument(
+        "--dtypes", nargs="+", choices=("float32", "float64"), default=["float32"], help="(shipped: float32)"
+    )
     parser.add_argument("--replicas", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--ranks", nargs="+", type=int, default=[1, 2])
     parser.add_argument(
@@ -98,6 +101,7 @@ def main() -> None:
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--section", default="lammps_scaling", help="RESULTS.md section to write")
     parser.add_argument("--title", default="LAMMPS scaling with system size and MPI ranks")
+    add_notes_argument(parser)
     args = parser.parse_args()
 
     frames = read(args.data)
@@ -106,33 +110,44 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        exports = [(m, d) for m in args.modes for d in args.dtypes]
         jobs = [
-            (m, n, r, a) for m in args.modes for n in args.replicas for r in args.ranks for a in args.malloc
+            (m, d, n, r, a)
+            for m, d in exports
+            for n in args.replicas
+            for r in args.ranks
+            for a in args.malloc
         ]
-        models = {}
-        for mode in args.modes:
-            models[mode] = export_checkpoint(
-                args.checkpoint, workdir / f"{mode}.pt", ExportOptions(force_mode=mode, **EXPORT)
+        models = {
+            (mode, dtype): export_checkpoint(
+                args.checkpoint,
+                workdir / f"{mode}_{dtype}.pt",
+                ExportOptions(force_mode=mode, dtype=dtype, **EXPORT),
             )
-        for mode, n, ranks, malloc in tqdm(jobs, desc="LAMMPS scaling", unit="run"):
+            for mode, dtype in exports
+        }
+        for mode, dtype, n, ranks, malloc in tqdm(jobs, desc="LAMMPS scaling", unit="run"):
             seconds, atoms, iterations = run(
-                lammps_input(models[mode], positions, numbers, edge, n, malloc, args), workdir, ranks
+                lammps_input(models[(mode, dtype)], positions, numbers, edge, n, malloc, args),
+                workdir,
+                ranks,
             )
-            rows.append((mode, n, ranks, malloc, atoms, 1e3 * seconds / args.steps, iterations))
+            rows.append((mode, dtype, n, ranks, malloc, atoms, 1e3 * seconds / args.steps, iterations))
     table = [
-        "| force mode | waters | atoms | ranks | malloc | ms / step | µs / (step atom) "
+        "| force mode | dtype | waters | atoms | ranks | malloc | ms / step | µs / (step atom) "
         "| solver iterations / step | per-atom time vs 1 rank | per-atom time vs the smallest box |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    one_rank = {(m, n, a): ms for m, n, r, a, _, ms, _ in rows if r == 1}
-    per_atom = {(m, n, r, a): ms / atoms for m, n, r, a, atoms, ms, _ in rows}
+    one_rank = {(m, d, n, a): ms for m, d, n, r, a, _, ms, _ in rows if r == 1}
+    per_atom = {(m, d, n, r, a): ms / atoms for m, d, n, r, a, atoms, ms, _ in rows}
     smallest = min(args.replicas)
-    for mode, n, ranks, malloc, atoms, ms, iterations in rows:
-        ratio = ranks * ms / one_rank[(mode, n, malloc)] if (mode, n, malloc) in one_rank else float("nan")
-        growth = per_atom[(mode, n, ranks, malloc)] / per_atom[(mode, smallest, ranks, malloc)]
+    for mode, dtype, n, ranks, malloc, atoms, ms, iterations in rows:
+        key = (mode, dtype, n, malloc)
+        ratio = ranks * ms / one_rank[key] if key in one_rank else float("nan")
+        growth = per_atom[(mode, dtype, n, ranks, malloc)] / per_atom[(mode, dtype, smallest, ranks, malloc)]
         table.append(
-            f"| {mode} | {atoms // 3} | {atoms} | {ranks} | {malloc} | {ms:.1f} | {1e3 * ms / atoms:.1f} | "
-            f"{iterations:.2f} | {ratio:.2f} | {growth:.2f} |"
+            f"| {mode} | {dtype} | {atoms // 3} | {atoms} | {ranks} | {malloc} | {ms:.1f} | "
+            f"{1e3 * ms / atoms:.1f} | {iterations:.2f} | {ratio:.2f} | {growth:.2f} |"
         )
     command = "python benchmarks/bench_lammps_scaling.py " + shlex.join(sys.argv[1:])
     write_section(
@@ -143,7 +158,8 @@ def main() -> None:
             f"Command: `{command}`. {machine_line()}",
             "",
             f"Water boxes replicated from `{Path(args.data).name}` (frame 0), NVE from 300 K, 0.5 fs, "
-            f"{args.warmup} untimed then {args.steps} timed steps, warm-started; exported with {EXPORT}. "
+            f"{args.warmup} untimed then {args.steps} timed steps, warm-started; exported in each dtype "
+            f"with {EXPORT}. "
             "Per-atom time vs 1 rank = ranks x (ms / step) / (1 rank's ms / step): 1.0 is perfect "
             "scaling, issue #14 asks for at most 1.2 at the largest box. Per-atom time vs the smallest "
             "box: 1.0 is a cost per atom that stays flat with system size. malloc: the pair style's "
@@ -151,6 +167,7 @@ def main() -> None:
             "defaults, which map and unmap every block above 32 MB each step).",
             "",
             *table,
+            *(["", *notes_lines(args.notes_file)] if args.notes_file else []),
         ],
     )
     print("\n".join(table))
