@@ -15,7 +15,6 @@ NVE run in OpenMM of each conservative export from the same start and velocities
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 import matplotlib
@@ -32,6 +31,7 @@ from replay import (
     nve_drift,
     plot_energy_traces,
     read_metadata_line,
+    section_arguments,
 )
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
@@ -83,20 +83,6 @@ def plot_nve(drifts: dict[str, dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def section_arguments(args: argparse.Namespace) -> str:
-    """The command line's section/title/notes arguments when they are not the defaults."""
-    parts = []
-    if Path(args.plot) != HERE / "dtype.png":
-        parts.append(f" --plot {args.plot}")
-    if args.section != "bench_dtype":
-        parts.append(f" --section {args.section}")
-    if args.title:
-        parts.append(f" --title {shlex.quote(args.title)}")
-    if args.notes_file:
-        parts.append(f" --notes-file {args.notes_file}")
-    return "".join(parts)
-
-
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -132,7 +118,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_dtype.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
         f"--predictor-order {args.predictor_order} --secant-memory {args.secant_memory} "
-        f"--nve-steps {args.nve_steps}{section_arguments(args)}`  ",
+        f"--nve-steps {args.nve_steps}{section_arguments(args, HERE / 'dtype.png', 'bench_dtype')}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), exported in each "
         "dtype with conservative and with direct forces "

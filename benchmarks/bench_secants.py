@@ -17,7 +17,6 @@ Writes the "bench_secants" section of benchmarks/RESULTS.md and benchmarks/secan
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 import matplotlib
@@ -34,6 +33,7 @@ from replay import (
     nve_drift,
     plot_energy_traces,
     read_metadata_line,
+    section_arguments,
 )
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
 
@@ -95,20 +95,6 @@ def nve_sentence(args: argparse.Namespace) -> str:
     )
 
 
-def section_arguments(args: argparse.Namespace) -> str:
-    """The command line's plot/section/title/notes arguments when they are not the defaults."""
-    parts = []
-    if Path(args.plot) != HERE / "secants.png":
-        parts.append(f" --plot {args.plot}")
-    if args.section != "bench_secants":
-        parts.append(f" --section {args.section}")
-    if args.title:
-        parts.append(f" --title {shlex.quote(args.title)}")
-    if args.notes_file:
-        parts.append(f" --notes-file {args.notes_file}")
-    return "".join(parts)
-
-
 def running_mean(values: np.ndarray) -> np.ndarray:
     """Mean over windows of WINDOW consecutive values (len(values) - WINDOW + 1 of them)."""
     return np.convolve(values, np.ones(WINDOW) / WINDOW, mode="valid")
@@ -166,7 +152,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_secants.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
         f"--predictor-order {args.predictor_order} --memories {' '.join(map(str, memories))} "
-        f"--nve-steps {args.nve_steps}{section_arguments(args)}`  ",
+        f"--nve-steps {args.nve_steps}{section_arguments(args, HERE / 'secants.png', 'bench_secants')}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), conservative forces, "
         f"float64, solve and adjoint to {args.tol:g}: a cold export, and exports with warm starts predicted "

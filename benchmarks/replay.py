@@ -5,6 +5,7 @@ between modules frame by frame, and an NVE run of an export in OpenMM."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -106,6 +107,21 @@ def read_metadata_line(path: str) -> str:
     if temperature is None:
         return "MD frames"
     return f"{temperature:g} K MD" + (f" ({sampler})" if sampler else "")
+
+
+def section_arguments(args: argparse.Namespace, default_plot: Path, default_section: str) -> str:
+    """The command line's plot/section/title/notes arguments of a replay benchmark when they are not its
+    defaults (for the command line its RESULTS.md section records)."""
+    parts = []
+    if Path(args.plot) != default_plot:
+        parts.append(f" --plot {args.plot}")
+    if args.section != default_section:
+        parts.append(f" --section {args.section}")
+    if args.title:
+        parts.append(f" --title {shlex.quote(args.title)}")
+    if args.notes_file:
+        parts.append(f" --notes-file {args.notes_file}")
+    return "".join(parts)
 
 
 def nve_drift(checkpoint: str, options: ExportOptions, args: argparse.Namespace, name: str) -> dict:
