@@ -14,6 +14,7 @@ standard error, and plots density against time for every seed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import statistics
@@ -43,11 +44,13 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Path]:
     """The directories of `seed`'s `args.pieces` pieces of `args.steps` steps each, after running those
     without a summary.json; piece j > 0 continues from piece j - 1's final_state.xml (positions,
     velocities, time, box), so a long run is made in pieces across sessions."""
+    check_model(args, piece_directory(args, seed, 0))
     directories = []
     for piece in range(args.pieces):
         directory = piece_directory(args, seed, piece)
         directories.append(directory)
         if (directory / "summary.json").is_file():
+            check_settings(args, directory)
             print(f"seed {seed}, piece {piece}: reusing {directory}")
             continue
         start_state = None
@@ -60,6 +63,43 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[Path]:
                 )
         run_piece(args, seed + PIECE_SEED_STRIDE * piece, directory, start_state)
     return directories
+
+
+#: Settings a finished piece must share with the command that reuses it.
+PIECE_SETTINGS = (
+    "structure",
+    "steps",
+    "temperature",
+    "timestep",
+    "pressure",
+    "barostat_interval",
+    "friction",
+)
+
+
+def check_model(args: argparse.Namespace, directory: Path) -> None:
+    """Stop unless the seed's pieces in `directory` were made with the bytes of `args.model`
+    (recorded in `<directory>/model.sha256` when the seed's first piece starts)."""
+    digest = hashlib.sha256(Path(args.model).read_bytes()).hexdigest()
+    record = directory / "model.sha256"
+    if record.is_file() and record.read_text().strip() != digest:
+        raise SystemExit(
+            f"bench_npt: the pieces in {directory} were made with another model file than {args.model} "
+            "(a re-export has other bytes); give another --out, or remove them to run the seed anew"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    record.write_text(digest + "\n")
+
+
+def check_settings(args: argparse.Namespace, directory: Path) -> None:
+    """Stop unless the finished piece in `directory` ran with this command's settings."""
+    settings = json.loads((directory / "summary.json").read_text())["settings"]
+    differ = [name for name in PIECE_SETTINGS if settings[name] != getattr(args, name)]
+    if differ:
+        found = ", ".join(f"{name} {settings[name]} (asked: {getattr(args, name)})" for name in differ)
+        raise SystemExit(
+            f"bench_npt: the piece in {directory} ran with other settings: {found}; give another --out"
+        )
 
 
 def run_piece(args: argparse.Namespace, seed: int, directory: Path, start_state: Path | None) -> None:

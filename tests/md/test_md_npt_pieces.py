@@ -33,6 +33,13 @@ def test_a_seed_runs_in_pieces_that_continue_each_other(models, tmp_path: Path) 
     assert [row["time_ps"] for row in rows] == pytest.approx([0.001 * k for k in range(1, 7)])
     assert "3 pieces of 4 steps" in (tmp_path / "RESULTS.md").read_text()
 
+    with pytest.raises(SystemExit, match="ran with other settings: steps 4 \\(asked: 5\\)"):
+        main([*argv[:5], "5", *argv[6:], "--pieces", "3"])
+    other_model = tmp_path / "other.pt"
+    other_model.write_bytes(Path(models("conservative")).read_bytes() + b" ")
+    with pytest.raises(SystemExit, match="made with another model file"):
+        main(["--model", str(other_model), *argv[2:], "--pieces", "3"])
+
     (pieces[1] / "final_state.xml").unlink()
     (pieces[2] / "summary.json").unlink()
     with pytest.raises(SystemExit, match=r"no final_state\.xml to continue from"):
