@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument("--plot", type=Path, default=HERE / "npt_water.png")
     parser.add_argument("--title", default="Water density at constant pressure (issue #13: 6)")
+    parser.add_argument("--section", default=SECTION, help="RESULTS.md section key")
     add_notes_argument(parser)
     args = parser.parse_args(argv)
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"![density vs time]({args.plot.relative_to(HERE) if args.plot.is_relative_to(HERE) else args.plot})",
     ]
-    write_section(args.results, SECTION, args.title, lines)
+    write_section(args.results, args.section, args.title, lines)
     print("\n".join(lines))
 
 

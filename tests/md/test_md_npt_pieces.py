@@ -21,7 +21,14 @@ def test_a_seed_runs_in_pieces_that_continue_each_other(models, tmp_path: Path) 
     out = tmp_path / "npt"
     argv = ["--model", str(models("conservative")), "--structure", "water-box:16", "--steps", "4"]
     argv += ["--report-interval", "2", "--barostat-interval", "1", "--seeds", "0", "--out", str(out)]
-    argv += ["--results", str(tmp_path / "RESULTS.md"), "--plot", str(tmp_path / "npt.png")]
+    argv += [
+        "--results",
+        str(tmp_path / "RESULTS.md"),
+        "--plot",
+        str(tmp_path / "npt.png"),
+        "--section",
+        "long",
+    ]
     with jit_optimized():
         main([*argv, "--pieces", "2"])
         first = (out / "seed0" / "summary.json").stat().st_mtime_ns
@@ -31,7 +38,8 @@ def test_a_seed_runs_in_pieces_that_continue_each_other(models, tmp_path: Path) 
     assert pieces[1] == out / "seed0" / "piece1" and (pieces[2] / "final_state.xml").is_file()
     _, _, rows = seed_row(0, pieces)
     assert [row["time_ps"] for row in rows] == pytest.approx([0.001 * k for k in range(1, 7)])
-    assert "3 pieces of 4 steps" in (tmp_path / "RESULTS.md").read_text()
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "<!-- long:start -->" in text and "3 pieces of 4 steps" in text
 
     with pytest.raises(SystemExit, match="ran with other settings: steps 4 \\(asked: 5\\)"):
         main([*argv[:5], "5", *argv[6:], "--pieces", "3"])
