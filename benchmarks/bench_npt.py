@@ -9,6 +9,10 @@ standard error, and plots density against time for every seed.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_npt.py --model models/water_deq.pt \\
         --structure water-box:32 --steps 14000 --seeds 0 1
+
+A run longer than a working session is made in pieces (`--pieces N`: N runs of `--steps` per seed, each
+continuing the last from its final state); finished pieces are reused when the command is run again with
+the same model file and settings, so it continues where it stopped.
 """
 
 from __future__ import annotations
