@@ -726,6 +726,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --notes-file benchmarks/secants_water_nve_notes.md
 	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 14000 --seeds 0 1 \
 	  --notes-file benchmarks/npt_water_notes.md
+	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --pieces 2 --seeds 0 1 \
+	  --out benchmarks/npt/long --section bench_npt_long --plot benchmarks/npt_water_long.png \
+	  --title "Water density at constant pressure, 10 ps in pieces (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_long_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2

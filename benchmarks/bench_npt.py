@@ -155,6 +155,12 @@ def seed_row(seed: int, directories: list[Path]) -> tuple[list[str], float, list
     return cells, density["mean_second_half_g_cm3"], rows
 
 
+def plot_link(plot: Path) -> str:
+    """The plot's path as RESULTS.md (in benchmarks/) links it."""
+    resolved = plot.resolve()
+    return str(resolved.relative_to(HERE)) if resolved.is_relative_to(HERE) else str(plot)
+
+
 def pieces_phrase(args: argparse.Namespace) -> str:
     """'14000 steps', or '4 pieces of 10000 steps (...)' for a run made in pieces."""
     if args.pieces == 1:
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         lines += ["", *notes_lines(args.notes_file)]
     lines += [
         "",
-        f"![density vs time]({args.plot.relative_to(HERE) if args.plot.is_relative_to(HERE) else args.plot})",
+        f"![density vs time]({plot_link(args.plot)})",
     ]
     write_section(args.results, args.section, args.title, lines)
     print("\n".join(lines))
