@@ -26,6 +26,7 @@ from bench_tolerance import Run, scripted
 from deqff.export.options import ExportOptions
 from replay import (
     add_replay_arguments,
+    add_section_arguments,
     alternate,
     load_replay,
     nve_drift,
@@ -33,7 +34,7 @@ from replay import (
     read_metadata_line,
     section_arguments,
 )
-from results_file import add_notes_argument, machine_line, notes_lines, write_section
+from results_file import machine_line, notes_lines, write_section
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -90,10 +91,7 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
     parser.add_argument("--secant-memory", type=int, default=0, help="Anderson slots of the warm solves")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--plot", default=str(HERE / "dtype.png"), help="NVE energy plot (with --nve-steps)")
-    parser.add_argument("--section", default="bench_dtype", help="RESULTS.md section key")
-    parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
-    add_notes_argument(parser)
+    add_section_arguments(parser, HERE / "dtype.png", "bench_dtype", "NVE energy plot (with --nve-steps)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -118,7 +116,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_dtype.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
         f"--predictor-order {args.predictor_order} --secant-memory {args.secant_memory} "
-        f"--nve-steps {args.nve_steps}{section_arguments(args, HERE / 'dtype.png', 'bench_dtype')}`  ",
+        f"--nve-steps {args.nve_steps}{section_arguments(args, parser)}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), exported in each "
         "dtype with conservative and with direct forces "

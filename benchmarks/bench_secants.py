@@ -28,6 +28,7 @@ from bench_tolerance import Run, scripted
 from deqff.export.options import ExportOptions
 from replay import (
     add_replay_arguments,
+    add_section_arguments,
     alternate,
     load_replay,
     nve_drift,
@@ -35,7 +36,7 @@ from replay import (
     read_metadata_line,
     section_arguments,
 )
-from results_file import add_notes_argument, machine_line, notes_lines, write_section
+from results_file import machine_line, notes_lines, write_section
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -125,10 +126,7 @@ def main() -> None:
     parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
     parser.add_argument("--memories", type=int, nargs="+", default=[0, 10, 20, 40], help="Anderson slots")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
-    parser.add_argument("--plot", default=str(HERE / "secants.png"))
-    parser.add_argument("--section", default="bench_secants", help="RESULTS.md section key")
-    parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
-    add_notes_argument(parser)
+    add_section_arguments(parser, HERE / "secants.png", "bench_secants")
     args = parser.parse_args()
     torch.set_num_threads(1)
     memories = sorted(set(args.memories) | {0})
@@ -152,7 +150,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_secants.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
         f"--predictor-order {args.predictor_order} --memories {' '.join(map(str, memories))} "
-        f"--nve-steps {args.nve_steps}{section_arguments(args, HERE / 'secants.png', 'bench_secants')}`  ",
+        f"--nve-steps {args.nve_steps}{section_arguments(args, parser)}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), conservative forces, "
         f"float64, solve and adjoint to {args.tol:g}: a cold export, and exports with warm starts predicted "

@@ -23,6 +23,7 @@ from deqff.export.export import export_checkpoint, model_from_checkpoint
 from deqff.export.options import ExportOptions
 from deqff.md.jit import model_calls
 from deqff.models.force_field import EquivariantForceField
+from results_file import add_notes_argument
 
 
 def add_replay_arguments(parser: argparse.ArgumentParser, nve_steps: int, out: str) -> None:
@@ -109,13 +110,24 @@ def read_metadata_line(path: str) -> str:
     return f"{temperature:g} K MD" + (f" ({sampler})" if sampler else "")
 
 
-def section_arguments(args: argparse.Namespace, default_plot: Path, default_section: str) -> str:
-    """The command line's plot/section/title/notes arguments of a replay benchmark when they are not its
-    defaults (for the command line its RESULTS.md section records)."""
+def add_section_arguments(
+    parser: argparse.ArgumentParser, plot: Path, section: str, plot_help: str | None = None
+) -> None:
+    """--plot, --section, --title and --notes-file of a replay benchmark, with its default plot and
+    section."""
+    parser.add_argument("--plot", default=str(plot), help=plot_help)
+    parser.add_argument("--section", default=section, help="RESULTS.md section key")
+    parser.add_argument("--title", default="", help="added to the section title, e.g. 'water box'")
+    add_notes_argument(parser)
+
+
+def section_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The command line's plot/section/title/notes arguments (`add_section_arguments`) when they are not
+    the parser's defaults (for the command line its RESULTS.md section records)."""
     parts = []
-    if Path(args.plot) != default_plot:
+    if Path(args.plot) != Path(parser.get_default("plot")):
         parts.append(f" --plot {args.plot}")
-    if args.section != default_section:
+    if args.section != parser.get_default("section"):
         parts.append(f" --section {args.section}")
     if args.title:
         parts.append(f" --title {shlex.quote(args.title)}")
