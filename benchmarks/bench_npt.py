@@ -18,7 +18,6 @@ the same model file and settings, so it continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import statistics
@@ -26,6 +25,7 @@ import sys
 from pathlib import Path
 
 from deqff.bench.nve import read_log
+from deqff.data.fingerprint import file_sha256
 from deqff.md.plots import plot_density
 from deqff.md.simulate import density_summary
 from results_file import add_notes_argument, machine_line, notes_lines, write_section
@@ -84,7 +84,7 @@ PIECE_SETTINGS = (
 def check_model(args: argparse.Namespace, directory: Path) -> None:
     """Stop unless the seed's pieces in `directory` were made with the bytes of `args.model`
     (recorded in `<directory>/model.sha256` when the seed's first piece starts)."""
-    digest = hashlib.sha256(Path(args.model).read_bytes()).hexdigest()
+    digest = file_sha256(args.model)
     record = directory / "model.sha256"
     if record.is_file() and record.read_text().strip() != digest:
         raise SystemExit(

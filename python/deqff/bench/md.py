@@ -29,7 +29,7 @@ def run_md(settings: Any, trajectory: bool = False) -> tuple[list[dict[str, floa
         raise RuntimeError(f"setting up the MD failed: {script_error(error)}") from error
     out = Path(settings.out)
     path = out / "trajectory.dcd" if trajectory else None
-    final = out / "final_state.xml"
+    final = out / simulate.FINAL_STATE
     final.unlink(missing_ok=True)  # present only if this run completes
     result = simulate.run_md(settings, structure, start, True, out / "log.csv", path, True, final)
     return result.rows, structure
