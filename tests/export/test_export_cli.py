@@ -70,6 +70,28 @@ def test_float32_export_is_close_to_float64(tmp_path):
     torch.testing.assert_close(results["float32"][1], results["float64"][1], rtol=1e-3, atol=1e-3)
 
 
+def test_export_command_defaults_to_float32_unless_the_tolerance_needs_float64(tmp_path, capsys):
+    direct = write_checkpoint(tmp_path / "direct.pt", tiny_model(force_mode="direct"))  # tol 1e-6
+    assert main(["export", str(direct), "-o", str(tmp_path / "direct32.pt")]) == 0
+    assert read_metadata(tmp_path / "direct32.pt").dtype == "float32"
+    assert "exporting float64" not in capsys.readouterr().out
+    # The conservative tiny model's adjoint tolerance (1e-8) is below float32's reach: float64, said.
+    conservative = write_checkpoint(tmp_path / "cons.pt", tiny_model(force_mode="conservative"))
+    assert main(["export", str(conservative), "-o", str(tmp_path / "cons64.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "exporting float64: adjoint_tol=1e-08 is below what float32 resolves" in out
+    assert "--adjoint-tol 1e-06 or looser" in out
+    assert read_metadata(tmp_path / "cons64.pt").dtype == "float64"
+    argv = ["export", str(conservative), "-o", str(tmp_path / "cons32.pt"), "--adjoint-tol", "1e-5"]
+    assert main(argv) == 0
+    assert read_metadata(tmp_path / "cons32.pt").dtype == "float32"
+    # An explicit --dtype is kept (or refused when it cannot hold the tolerance).
+    assert main(["export", str(direct), "-o", str(tmp_path / "direct64.pt"), "--dtype", "float64"]) == 0
+    assert read_metadata(tmp_path / "direct64.pt").dtype == "float64"
+    with pytest.raises(ValueError, match="adjoint_tol=1e-08 is below what float32 can resolve"):
+        main(["export", str(conservative), "-o", str(tmp_path / "x.pt"), "--dtype", "float32"])
+
+
 def test_checkpoints_prefer_ema_weights(tmp_path):
     model = tiny_model()
     checkpoint = {

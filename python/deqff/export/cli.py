@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
+from pathlib import Path
 
-from deqff.export.export import export_checkpoint
+from deqff.export.export import export_model, model_from_checkpoint
 from deqff.export.mdet import MDET_OPTIONS
 from deqff.export.metadata import read_metadata
-from deqff.export.options import CONVENTIONS, DTYPES, EXPORT_SOLVERS, WEIGHTS, ExportOptions
+from deqff.export.options import (
+    CONVENTIONS,
+    DTYPES,
+    EXPORT_SOLVERS,
+    WEIGHTS,
+    ExportOptions,
+    command_line_dtype,
+)
 from deqff.models.config import FORCE_MODES, REPULSIONS
 
 
 def options_from_args(args: argparse.Namespace) -> ExportOptions:
+    """The export options of the command line (without --dtype: float32, which `run` may change to
+    float64 when the model's tolerances need it: `command_line_dtype`)."""
     return ExportOptions(
         force_mode=args.force_mode,
         solver=args.solver,
@@ -23,7 +34,7 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         fallback_max_iter=args.fallback_max_iter,
         adjoint_tol=args.adjoint_tol,
         adjoint_max_iter=args.adjoint_max_iter,
-        dtype=args.dtype,
+        dtype=args.dtype or "float32",
         convention=args.convention,
         warm_start=not args.no_warm_start,
         predictor_order=args.predictor_order,
@@ -47,7 +58,13 @@ def run(args: argparse.Namespace) -> int:
     logger.addHandler(console)
     logger.setLevel(logging.INFO)
     try:
-        path = export_checkpoint(args.checkpoint, args.output, options)
+        model = model_from_checkpoint(args.checkpoint, options.weights)
+        if args.dtype is None:
+            dtype, reason = command_line_dtype(options, model.config)
+            options = dataclasses.replace(options, dtype=dtype)
+            if dtype != "float32":
+                print(f"exporting {dtype}: {reason}")
+        path = export_model(model, args.output, options, source=Path(args.checkpoint).name)
     finally:
         logger.removeHandler(console)
         logger.setLevel(level)
@@ -103,7 +120,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--adjoint-tol", type=float, help="adjoint tolerance (conservative forces)")
     parser.add_argument("--adjoint-max-iter", type=int, help="adjoint iteration cap (conservative forces)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float64")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="parameters and computation (OpenMM and LAMMPS I/O stay float64). Default float32, as the "
+        "shipped models (1.2-2.3x faster calls than float64, the same NVE drift: benchmarks/RESULTS.md), "
+        "or float64 when the solver tolerance is below 1e-6",
+    )
     parser.add_argument(
         "--convention",
         choices=CONVENTIONS,

@@ -147,13 +147,13 @@ class ExportOptions:
         if backward:
             changes["solver_backward"] = config.solver_backward.replace(**backward)
         config = dataclasses.replace(config, **changes)
-        if self.dtype == "float32":
-            for name, solver in (("tol", config.solver_inference), ("adjoint_tol", config.solver_backward)):
-                if solver.tol < FLOAT32_MIN_TOL and (name == "tol" or config.force_mode == "conservative"):
-                    raise ValueError(
-                        f"{name}={solver.tol:g} is below what float32 can resolve; pass a {name} of at "
-                        f"least {FLOAT32_MIN_TOL:g} (--{name.replace('_', '-')}) or export float64"
-                    )
+        too_tight = float32_unresolved_tolerance(config)
+        if self.dtype == "float32" and too_tight is not None:
+            name, tol = too_tight
+            raise ValueError(
+                f"{name}={tol:g} is below what float32 can resolve; pass a {name} of at "
+                f"least {FLOAT32_MIN_TOL:g} (--{name.replace('_', '-')}) or export float64"
+            )
         if self.convention == "openmm-energy" and config.force_mode == "direct":
             raise ValueError(
                 "convention 'openmm-energy' returns only the energy, whose gradient is not the direct "
@@ -170,3 +170,32 @@ class ExportOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def float32_unresolved_tolerance(config: ModelConfig) -> tuple[str, float] | None:
+    """(option name, tolerance) of the first solve of a DEQ `config` whose tolerance float32 cannot
+    resolve (below FLOAT32_MIN_TOL: the inference solve, and the adjoint solve of conservative forces);
+    None if float32 resolves them all (or the model has no solve)."""
+    if config.model_type != "deq":
+        return None
+    if config.solver_inference.tol < FLOAT32_MIN_TOL:
+        return "tol", config.solver_inference.tol
+    if config.force_mode == "conservative" and config.solver_backward.tol < FLOAT32_MIN_TOL:
+        return "adjoint_tol", config.solver_backward.tol
+    return None
+
+
+def command_line_dtype(options: ExportOptions, config: ModelConfig) -> tuple[str, str]:
+    """`deqff export`'s dtype when --dtype is not given, and why: float32 (calls 1.2-2.3x faster than
+    float64 with forces within 0.06 meV/Å and the same NVE drift, benchmarks/RESULTS.md "Shipped exports
+    in float32"), or float64 when a solver tolerance of `options` applied to `config` is below what
+    float32 resolves. (`ExportOptions` itself defaults to float64: the reference precision of the
+    Python API, its tests and benchmarks.)"""
+    too_tight = float32_unresolved_tolerance(dataclasses.replace(options, dtype="float64").apply(config))
+    if too_tight is None:
+        return "float32", "the default"
+    name, tol = too_tight
+    return "float64", (
+        f"{name}={tol:g} is below what float32 resolves ({FLOAT32_MIN_TOL:g}); pass --dtype float32 with "
+        f"--{name.replace('_', '-')} {FLOAT32_MIN_TOL:g} or looser for a faster model"
+    )
