@@ -30,19 +30,23 @@ def python_reference(path, structure):
 
 
 @pytest.mark.parametrize(
-    ("platform", "backend", "convention"),
+    ("platform", "backend", "convention", "dtype"),
     [
-        ("Reference", "torch", "openmm"),
-        ("CPU", "torch", "openmm"),
-        ("CPU", "torch", "openmm-energy"),
-        ("Reference", "python", "openmm"),
-        ("CPU", "python", "openmm"),
+        ("Reference", "torch", "openmm", "float64"),
+        ("CPU", "torch", "openmm", "float64"),
+        ("CPU", "torch", "openmm-energy", "float64"),
+        ("CPU", "torch", "openmm", "float32"),  # the default and shipped precision, frozen by TorchForce
+        ("CPU", "torch", "openmm-energy", "float32"),
+        ("Reference", "python", "openmm", "float64"),
+        ("CPU", "python", "openmm", "float64"),
     ],
 )
-def test_openmm_forces_equal_the_python_model(models, checkpoint, ethanol, platform, backend, convention):
-    path = models("conservative", convention=convention)
+def test_openmm_forces_equal_the_python_model(
+    models, checkpoint, ethanol, platform, backend, convention, dtype
+):
+    path = models("conservative", convention=convention, dtype=dtype)
     # PythonForce runs the live eager model built from the training checkpoint, with the same options.
-    options = ExportOptions(tol=1e-5, adjoint_tol=1e-6)
+    options = ExportOptions(tol=1e-5, adjoint_tol=1e-6, dtype=dtype)
     system, structure = create_system(
         path if backend == "torch" else checkpoint, ethanol, backend, options=options
     )
