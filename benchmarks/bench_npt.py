@@ -3,7 +3,8 @@
 Each seed is one NPT run (Langevin thermostat + OpenMM's Monte Carlo barostat) of a generated,
 energy-minimized water box with an exported model, in its own directory `<out>/seed<k>`; a finished
 run (its summary.json) is reused. The section reports per seed the density of the run's first report
-and the mean and standard deviation over the reports of its second half, the warm solver iterations
+and the mean and standard deviation over the reports of its second half with the mean's standard error
+by block averaging (`block_standard_error`), the warm solver iterations
 per step and the time per step (barostat energy evaluations included), the mean over seeds and its
 standard error, and plots density against time for every seed.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import statistics
 import sys
@@ -36,6 +38,23 @@ SECTION = "bench_npt"
 
 #: Piece j > 0 of a seed's run draws its thermostat noise from seed + PIECE_SEED_STRIDE * j.
 PIECE_SEED_STRIDE = 1000
+#: Blocks of a seed's second half whose means give the standard error of its mean density.
+DENSITY_BLOCKS = 4
+
+
+def block_standard_error(values: list[float], blocks: int = DENSITY_BLOCKS) -> float:
+    """Standard error of the mean of a correlated time series by block averaging: the series cut into
+    `blocks` consecutive blocks of equal length (the remainder at the end dropped), the standard
+    deviation of their means over sqrt(blocks). Consecutive reports of an MD run are correlated, so
+    std / sqrt(n) understates the error; block means are independent once a block outlasts the
+    correlation time (if it does not, this too is a lower bound). NaN for fewer values than blocks."""
+    if blocks < 2:
+        raise ValueError(f"blocks={blocks}: block averaging needs at least 2 blocks")
+    length = len(values) // blocks
+    if length == 0:
+        return float("nan")
+    means = [statistics.fmean(values[b * length : (b + 1) * length]) for b in range(blocks)]
+    return statistics.stdev(means) / blocks**0.5
 
 
 def piece_directory(args: argparse.Namespace, seed: int, piece: int) -> Path:
@@ -133,9 +152,9 @@ def run_piece(args: argparse.Namespace, seed: int, directory: Path, start_state:
     print(format_summary(simulate(settings, progress=True)))
 
 
-def seed_row(seed: int, directories: list[Path]) -> tuple[list[str], float, list[dict[str, float]]]:
-    """Table cells of one seed's run (its pieces' logs joined), its second-half mean density and its
-    log rows."""
+def seed_row(seed: int, directories: list[Path]) -> tuple[list[str], float, float, list[dict[str, float]]]:
+    """Table cells of one seed's run (its pieces' logs joined), its second-half mean density and that
+    mean's block standard error (g/cm³), and its log rows."""
     summaries = [json.loads((d / "summary.json").read_text()) for d in directories]
     rows = [row for d in directories for row in read_log(d / "log.csv")]
     density = density_summary(rows)
@@ -143,16 +162,18 @@ def seed_row(seed: int, directories: list[Path]) -> tuple[list[str], float, list
     ms_per_step = 1000.0 * sum(s["warm"]["seconds"] for s in summaries) / steps
     iterations = sum(s["warm"]["mean_iterations"] * s["settings"]["steps"] for s in summaries) / steps
     temperatures = [r["temperature_k"] for r in rows[len(rows) // 2 :]]
+    error = block_standard_error([r["density_g_cm3"] for r in rows[len(rows) // 2 :]])
     cells = [
         str(seed),
         f"{rows[-1]['time_ps']:.1f}",
         f"{density['first_g_cm3']:.3f}",
         f"{density['mean_second_half_g_cm3']:.3f} ± {density['std_second_half_g_cm3']:.3f}",
+        "-" if math.isnan(error) else f"{error:.3f}",
         f"{statistics.mean(temperatures):.1f} ({min(temperatures):.0f}-{max(temperatures):.0f})",
         f"{iterations:.2f}",
         f"{ms_per_step:.1f}",
     ]
-    return cells, density["mean_second_half_g_cm3"], rows
+    return cells, density["mean_second_half_g_cm3"], error, rows
 
 
 def plot_link(plot: Path) -> str:
@@ -201,15 +222,17 @@ def main(argv: list[str] | None = None) -> None:
     add_notes_argument(parser)
     args = parser.parse_args(argv)
 
-    runs, cells, means = {}, [], []
+    runs, cells, means, errors = {}, [], [], []
     for seed in args.seeds:
-        row, mean, rows = seed_row(seed, run_seed(args, seed))
+        row, mean, error, rows = seed_row(seed, run_seed(args, seed))
         cells.append(row)
         means.append(mean)
+        errors.append(error)
         runs[seed] = rows
     title = f"{args.model}, {args.structure}, {args.temperature:g} K, {args.pressure:g} bar"
     plot_density({f"seed {seed}": rows for seed, rows in runs.items()}, args.plot, title)
     spread = statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else float("nan")
+    pooled = math.sqrt(sum(error**2 for error in errors)) / len(errors)  # of the mean of the seeds' means
     arguments = sys.argv[1:] if argv is None else argv
     command = "python benchmarks/bench_npt.py " + shlex.join(arguments)
     lines = [
@@ -222,15 +245,23 @@ def main(argv: list[str] | None = None) -> None:
         f" {args.pressure:g} bar every {args.barostat_interval} steps, scaling atom positions), warm-started"
         " solves, OpenMM CPU platform, one torch thread. Density: box mass over volume every"
         f" {args.report_interval} steps; the second half of each run is averaged (the first counted as"
-        " equilibration). ms per step includes the barostat's energy evaluations.",
+        " equilibration); its standard error by block averaging (the second half cut into"
+        f" {DENSITY_BLOCKS} consecutive blocks: the standard deviation of their means over"
+        f" sqrt({DENSITY_BLOCKS})). ms per step includes the barostat's energy evaluations.",
         "",
         "| seed | simulated ps | first density (g/cm³) | second half: mean ± std (g/cm³) "
+        f"| standard error of the mean ({DENSITY_BLOCKS} blocks) "
         "| second half T: mean (range), K | solver iterations / step | ms / step |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
         *["| " + " | ".join(row) + " |" for row in cells],
         "",
         f"Mean density over seeds: **{statistics.mean(means):.3f} g/cm³**"
-        + (f" (standard error {spread:.3f})" if len(means) > 1 else " (one seed)")
+        + (
+            f" (standard error {spread:.3f} from the spread of the seeds' means, {pooled:.3f} from their"
+            " block errors)"
+            if len(means) > 1
+            else f" (one seed; block error {pooled:.3f})"
+        )
         + "; experiment 0.997 g/cm³ at 298 K.",
     ]
     if args.notes_file:
