@@ -664,6 +664,12 @@ benchmarks: benchmark-runs
 	  --run 'explicit, 4 layers + many-body product, 12 epochs=$(RECORDS)/aspirin_explicit_12ep_product16' \
 	  --run 'explicit, 2 layers, 12 epochs=$(RECORDS)/aspirin_explicit_12ep_gains_wide_chw_L2' \
 	  --steps 60 --warmup 3 --notes-file benchmarks/step_cost_notes.md
+	test -f out/bench/mace_timing/work/mace.model || $(BENCH)/peer_mace.py train \
+	  --run $(RECORDS)/aspirin_deq_96ep_product16 --out out/bench/mace_timing --epochs 1 --skip-test
+	$(BENCH)/bench_md_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \
+	  --model 'aspirin_deq=models/aspirin_deq.pt:$(RECORDS)/aspirin_deq_96ep_product16' \
+	  --model 'aspirin_explicit=models/aspirin_explicit.pt:$(RECORDS)/aspirin_explicit_48ep_product16' \
+	  --notes-file benchmarks/md_step_cost_notes.md
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \

@@ -38,7 +38,7 @@ from bench_recipe import plot_force_curves, read_run  # noqa: E402
 from compare_training import start_worker  # noqa: E402
 from peer_mace import read_curve  # noqa: E402
 from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section  # noqa: E402
-from step_server import start_worker_process, step  # noqa: E402
+from step_server import start_worker_process, time_rounds  # noqa: E402
 
 SECTION = "step_cost"
 
@@ -132,23 +132,11 @@ def mace_contender(peer: Path, venv: Path, start: bool = True) -> Contender:
 
 
 def time_steps(contenders: list[Contender], warmup: int, steps: int) -> None:
-    """Steps in turn (the order rotating by one each round); median ms and mean iterations per step of
-    the timed rounds into each contender."""
-    records: list[list[dict]] = [[] for _ in contenders]
-    try:
-        for n in range(warmup + steps):
-            for k in range(len(contenders)):
-                index = (k + n) % len(contenders)
-                records[index].append(step(contenders[index].process))
-            cells = " / ".join(f"{r[-1]['ms']:.0f}" for r in records)
-            print(f"round {n + 1}/{warmup + steps}: {cells} ms", flush=True)
-    finally:
-        for contender in contenders:
-            if contender.process is not None and contender.process.stdin is not None:
-                contender.process.stdin.close()
-                contender.process.wait()
-    for contender, record in zip(contenders, records, strict=True):
-        timed = record[warmup:]
+    """Steps in turn (step_server.time_rounds); median ms and mean iterations per step of the timed
+    rounds into each contender."""
+    processes = [contender.process for contender in contenders]
+    assert all(process is not None for process in processes)
+    for contender, timed in zip(contenders, time_rounds(processes, warmup, steps), strict=True):
         contender.ms = statistics.median(r["ms"] for r in timed)
         contender.iterations = statistics.mean(r["iterations"] for r in timed)
 

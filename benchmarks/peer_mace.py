@@ -114,9 +114,11 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
         writer.writerows(rows)
 
 
-def train(run: Path, out: Path, epochs: int, venv: Path, resume: bool = False) -> None:
+def train(
+    run: Path, out: Path, epochs: int, venv: Path, resume: bool = False, skip_test: bool = False
+) -> None:
     """Train MACE on `run`'s split with one thread; write curve.csv (after every epoch), then
-    test_metrics.json and command.txt.
+    test_metrics.json (unless `skip_test`) and command.txt.
 
     With `resume`, continue a stopped run in `out` from MACE's latest checkpoint (`--restart_latest`; MACE
     saves one whenever the validation loss improves): the curve's wall times go on from the stopped piece's
@@ -165,6 +167,9 @@ def train(run: Path, out: Path, epochs: int, venv: Path, resume: bool = False) -
     if process.returncode != 0:
         raise RuntimeError(f"mace_run_train failed (exit {process.returncode}); see {work / 'logs'}")
     model = work / "mace.model"
+    if skip_test:
+        print(f"MACE model: {model} (no test evaluation)")
+        return
     metrics = evaluate(model, paths["test"], out, venv)
     metrics.update(
         epochs=int(rows[-1]["epoch"]),
@@ -286,6 +291,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--resume", action="store_true", help="continue a stopped run in --out (curve.csv kept)")
+    p.add_argument(
+        "--skip-test",
+        action="store_true",
+        help="no test evaluation (test_metrics.json): a model made only for its architecture, e.g. the "
+        "MD-step timing of bench_md_step_cost.py",
+    )
     p = sub.add_parser("report", help="RESULTS.md section and PNG")
     p.add_argument("--peer", type=Path, required=True, help="output folder of `train`")
     p.add_argument("--runs", nargs="+", type=Path, required=True)
@@ -297,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "setup":
         setup(args.venv)
     elif args.command == "train":
-        train(args.run, args.out, args.epochs, args.venv, args.resume)
+        train(args.run, args.out, args.epochs, args.venv, args.resume, args.skip_test)
     else:
         plot_path = args.plot or HERE / f"peer_{args.title}.png"
         report(args.peer, args.runs, args.labels, args.title, args.results, plot_path)

@@ -51,3 +51,23 @@ def step(process: subprocess.Popen) -> dict:
     if not line:
         raise RuntimeError(f"a worker ended (exit {process.wait()})")
     return json.loads(line)
+
+
+def time_rounds(processes: list[subprocess.Popen], warmup: int, steps: int) -> list[list[dict]]:
+    """Steps of started workers taken in turn, the order rotating by one each round so that the machine's
+    load falls on all alike: `warmup` untimed rounds, then `steps` timed. Returns each worker's answers
+    to the timed rounds. Closes every worker's input at the end (they stop)."""
+    records: list[list[dict]] = [[] for _ in processes]
+    try:
+        for n in range(warmup + steps):
+            for k in range(len(processes)):
+                index = (k + n) % len(processes)
+                records[index].append(step(processes[index]))
+            cells = " / ".join(f"{r[-1]['ms']:.0f}" for r in records)
+            print(f"round {n + 1}/{warmup + steps}: {cells} ms", flush=True)
+    finally:
+        for process in processes:
+            if process.stdin is not None:
+                process.stdin.close()
+                process.wait()
+    return [record[warmup:] for record in records]
