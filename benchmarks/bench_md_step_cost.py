@@ -36,7 +36,13 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bench_recipe import read_run  # noqa: E402
-from results_file import add_notes_argument, machine_line, notes_lines, write_section  # noqa: E402
+from results_file import (  # noqa: E402
+    add_notes_argument,
+    machine_line,
+    notes_lines,
+    without_options,
+    write_section,
+)
 from step_server import serve_steps, start_worker_process, time_rounds  # noqa: E402
 
 SECTION = "md_step_cost"
@@ -135,7 +141,9 @@ def time_calls(contenders: list[Contender], warmup: int, steps: int) -> None:
 def section_lines(contenders: list[Contender], args: argparse.Namespace) -> list[str]:
     reference = contenders[-1]
     lines = [
-        f"Command: `python benchmarks/bench_md_step_cost.py {shlex.join(args.argv)}`  ",
+        f"Command: `python benchmarks/bench_md_step_cost.py {shlex.join(args.argv)}`"
+        + (f" (costs from `{args.from_json}`)" if args.from_json else "")
+        + "  ",
         machine_line(),
         "",
         f"One worker process per model, one torch thread each, along the consecutive frames of "
@@ -186,11 +194,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", default=SECTION)
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     add_notes_argument(parser)
+    parser.add_argument(
+        "--json", type=Path, default=HERE / "md_step_cost.json", help="where the measured costs are written"
+    )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="take the costs from this file of an earlier run (same models) instead of measuring, e.g. to "
+        "rewrite the section with notes",
+    )
     args = parser.parse_args(arguments)
-    args.argv = arguments
     contenders = [deqff_contender(*spec, args.trajectory) for spec in args.model]
     contenders.append(mace_contender(args.peer, args.mace_model, args.mace_venv, args.trajectory))
-    time_calls(contenders, args.warmup, args.steps)
+    if args.from_json is None:
+        time_calls(contenders, args.warmup, args.steps)
+        args.argv = without_options(arguments, ("--from-json", "--notes-file", "--json", "--results"))
+        costs = {c.label: {"ms": c.ms, "iterations": c.iterations} for c in contenders}
+        measured = {"argv": args.argv, "steps": args.steps, "warmup": args.warmup, "costs": costs}
+        args.json.write_text(json.dumps(measured, indent=1) + "\n")
+    else:
+        measured = json.loads(args.from_json.read_text())
+        args.argv, args.steps, args.warmup = measured["argv"], measured["steps"], measured["warmup"]
+        for c in contenders:
+            c.ms, c.iterations = measured["costs"][c.label]["ms"], measured["costs"][c.label]["iterations"]
     lines = section_lines(contenders, args)
     title = f"MD steps side by side: deqff's exported models and MACE, {args.title} (issue #13: 5)"
     write_section(args.results, args.section, title, lines)

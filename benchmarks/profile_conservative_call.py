@@ -2,7 +2,8 @@
 step): the per-geometry graph work, one application of f without and with a graph, one vector-Jacobian
 product (an adjoint iteration), and the final backward to the positions; then the cost of a direct and
 a conservative call composed from them at given iteration counts. Eager model (the exported module
-runs the same code under TorchScript), float64, one torch thread, one frame of a dataset.
+runs the same code under TorchScript) in --dtype (float64 by default; the shipped files are float32),
+one torch thread, one frame of a dataset.
 
     python benchmarks/profile_conservative_call.py --checkpoint models/aspirin_deq.ckpt \\
         --dataset data/aspirin.npz --iterations 6 --adjoint-iterations 5
@@ -45,11 +46,12 @@ def median_ms(function: Callable[[], object], repeats: int) -> float:
 
 def phases(args: argparse.Namespace) -> dict[str, float]:
     """ms of each phase of a call on frame `args.frame` of the dataset."""
-    model = model_from_checkpoint(args.checkpoint).double().eval()
+    dtype = getattr(torch, args.dtype)
+    model = model_from_checkpoint(args.checkpoint).to(dtype).eval()
     data = np.load(args.dataset)
     index = {atomic_number(symbol): i for i, symbol in enumerate(model.config.elements)}
     species = torch.tensor([index[int(number)] for number in data["z"]])
-    x = torch.as_tensor(data["R"][args.frame], dtype=torch.float64).requires_grad_(True)
+    x = torch.as_tensor(data["R"][args.frame], dtype=dtype).requires_grad_(True)
     edge_index, shifts, _ = radius_graph(x.detach(), None, model.config.cutoff)
     batch = torch.zeros(x.shape[0], dtype=torch.long)
     core, f = model.core, model.core.solver.func
@@ -99,6 +101,9 @@ def main() -> None:
     parser.add_argument("--iterations", type=float, default=6.0, help="solver iterations per call")
     parser.add_argument("--adjoint-iterations", type=float, default=5.0, help="adjoint iterations per call")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
+    parser.add_argument("--section", default="profile_conservative", help="RESULTS.md section key")
+    parser.add_argument("--title", default="Where a conservative call's time goes (issue #15)")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     add_notes_argument(parser)
     args = parser.parse_args()
@@ -116,8 +121,8 @@ def main() -> None:
     lines = [
         f"Command: `python benchmarks/profile_conservative_call.py {shlex.join(sys.argv[1:])}`  ",
         machine_line() + "  ",
-        f"Checkpoint `{args.checkpoint}` (eager, float64), frame {args.frame} of `{args.dataset}`; median "
-        f"of {args.repeats} calls per phase. Composed at {args.iterations:g} solver + "
+        f"Checkpoint `{args.checkpoint}` (eager, {args.dtype}), frame {args.frame} of `{args.dataset}`; "
+        f"median of {args.repeats} calls per phase. Composed at {args.iterations:g} solver + "
         f"{args.adjoint_iterations:g} adjoint iterations: direct = graph + iterations + readout; "
         "conservative = iterations + adjoint VJPs + the graph with grad, f at the fixed point, readout "
         "and the backward to the positions.",
@@ -134,8 +139,7 @@ def main() -> None:
     ]
     if args.notes_file:
         lines += ["", *notes_lines(args.notes_file)]
-    title = "Where a conservative call's time goes (issue #15)"
-    write_section(Path(args.results), "profile_conservative", title, lines)
+    write_section(Path(args.results), args.section, args.title, lines)
     print("\n".join(lines))
 
 
