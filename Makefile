@@ -669,7 +669,7 @@ benchmarks: benchmark-runs
 	$(BENCH)/bench_md_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \
 	  --model 'aspirin_deq=models/aspirin_deq.pt:$(RECORDS)/aspirin_deq_96ep_product16' \
 	  --model 'aspirin_explicit=models/aspirin_explicit.pt:$(RECORDS)/aspirin_explicit_48ep_product16' \
-	  --notes-file benchmarks/md_step_cost_notes.md
+	  --steps 400 --notes-file benchmarks/md_step_cost_notes.md
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
 	$(BENCH)/bench_tolerance.py --checkpoint models/aspirin_deq.ckpt \
@@ -732,9 +732,9 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --notes-file benchmarks/secants_water_nve_notes.md
 	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 14000 --seeds 0 1 \
 	  --notes-file benchmarks/npt_water_notes.md
-	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --pieces 2 --seeds 0 1 \
+	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --pieces 4 --seeds 0 1 \
 	  --out benchmarks/npt/long --section bench_npt_long --plot benchmarks/npt_water_long.png \
-	  --title "Water density at constant pressure, 10 ps in pieces (issue #13: 6)" \
+	  --title "Water density at constant pressure, 20 ps in pieces (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_long_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
