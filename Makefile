@@ -736,6 +736,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --out benchmarks/npt/long --section bench_npt_long --plot benchmarks/npt_water_long.png \
 	  --title "Water density at constant pressure, 20 ps in pieces (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_long_notes.md
+	$(BENCH)/bench_pressure.py --checkpoint models/water_deq.ckpt --dataset data/water-box.npz --frames 12 \
+	  --notes-file benchmarks/pressure_water_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2

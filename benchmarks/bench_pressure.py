@@ -1,0 +1,252 @@
+"""Pressure of a periodic model against its reference (GFN2-xTB) on the reference's own frames.
+
+NPT runs set the density where the model's pressure balances the barostat's, so a model used for NPT must
+have its reference's pressure, not only its forces. Training on energies and forces of frames at one
+volume leaves the energy's dependence on volume at fixed local structure unconstrained: a smooth
+density-dependent term moves the pressure without moving a force. This benchmark measures it.
+
+On test frames of a periodic dataset (the water box of `deqff data recipe standard`), the virial part of
+the pressure, -dE/dV, of the model and of xTB, two ways:
+
+* atomic: every atom's position scaled with the cell (xTB: its analytic stress; the model: central finite
+  differences of its energy, cell and positions scaled by 1 ± eps);
+* molecular: each molecule moved with its centre of mass, its internal geometry kept (both by finite
+  differences): the intermolecular pressure, free of the bond-stretching terms that dominate the atomic
+  virial of a single frame.
+
+The kinetic part (N k T / V, atoms or molecules) is the same for both and not included. The model is
+exported float64 with tight solves (tol 1e-9) for the finite differences.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_pressure.py --checkpoint models/water_deq.ckpt \\
+        --dataset data/water-box.npz --frames 12
+
+Writes the section --section of benchmarks/RESULTS.md and the per-frame values to --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deqff.export.export import export_model, load_potential, model_from_checkpoint
+from deqff.export.options import ExportOptions
+from deqff.md.progress import Progress
+from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section
+
+HERE = Path(__file__).resolve().parent
+SECTION = "bench_pressure"
+#: eV/Å³ in bar.
+EV_PER_A3_TO_BAR = 1.602176634e-19 / 1e-30 / 1e5
+#: Atoms closer than this times the sum of their covalent radii are bonded (one molecule).
+BOND_FACTOR = 1.2
+
+
+def molecules(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray) -> list[np.ndarray]:
+    """Atom indices of each molecule (connected components of the bonds, minimum image) of one frame."""
+    from ase import Atoms
+    from ase.neighborlist import NeighborList, natural_cutoffs
+    from scipy.sparse.csgraph import connected_components
+
+    atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
+    cutoffs = natural_cutoffs(atoms, mult=BOND_FACTOR)
+    neighbors = NeighborList(cutoffs, skin=0.0, self_interaction=False, bothways=True)
+    neighbors.update(atoms)
+    count, labels = connected_components(neighbors.get_connectivity_matrix(), directed=False)
+    return [np.flatnonzero(labels == k) for k in range(count)]
+
+
+def scaled_molecules(
+    positions: np.ndarray, cell: np.ndarray, masses: np.ndarray, groups: list[np.ndarray], factor: float
+) -> np.ndarray:
+    """Positions [N, 3] Å with every molecule moved by its centre of mass times (factor - 1), its atoms
+    kept together (unwrapped to its first atom by the minimum image of `cell`)."""
+    inverse = np.linalg.inv(cell)
+    out = positions.copy()
+    for group in groups:
+        delta = positions[group] - positions[group[0]]
+        fractional = delta @ inverse
+        unwrapped = positions[group[0]] + (fractional - np.round(fractional)) @ cell
+        centre = (masses[group, None] * unwrapped).sum(axis=0) / masses[group].sum()
+        out[group] = unwrapped + centre * (factor - 1.0)
+    return out
+
+
+def pressure_by_differences(energy, positions_of, cell: np.ndarray, eps: float) -> float:
+    """-dE/dV (bar) by central differences: energy(positions, cell) at the frame scaled by 1 ± eps
+    (positions_of(factor) gives the scaled positions)."""
+    volume = abs(np.linalg.det(cell))
+    d_volume = volume * ((1 + eps) ** 3 - (1 - eps) ** 3)
+    plus = energy(positions_of(1 + eps), cell * (1 + eps))
+    minus = energy(positions_of(1 - eps), cell * (1 - eps))
+    return -(plus - minus) / d_volume * EV_PER_A3_TO_BAR
+
+
+def frame_pressures(model, xtb_energy, xtb_stress, numbers, positions, cell, masses, eps) -> dict[str, float]:
+    """Atomic and molecular virial pressures (bar) of the model and of xTB at one frame."""
+    groups = molecules(numbers, positions, cell)
+
+    def model_energy(r: np.ndarray, c: np.ndarray) -> float:
+        return float(model.compute(torch.as_tensor(r), torch.as_tensor(c))[0])
+
+    def atomic(factor: float) -> np.ndarray:
+        return positions * factor
+
+    def molecular(factor: float) -> np.ndarray:
+        return scaled_molecules(positions, cell, masses, groups, factor)
+
+    return {
+        "molecules": len(groups),
+        "xtb_atomic": -float(np.trace(xtb_stress(positions, cell))) / 3 * EV_PER_A3_TO_BAR,
+        "model_atomic": pressure_by_differences(model_energy, atomic, cell, eps),
+        "xtb_molecular": pressure_by_differences(xtb_energy, molecular, cell, eps),
+        "model_molecular": pressure_by_differences(model_energy, molecular, cell, eps),
+    }
+
+
+def xtb_functions(numbers: np.ndarray):
+    """(energy(positions, cell) eV, stress(positions, cell) [3, 3] eV/Å³) of GFN2-xTB, periodic."""
+    from ase import Atoms
+
+    from deqff.data.xtb import XTBCalculator
+
+    def atoms(positions: np.ndarray, cell: np.ndarray) -> Atoms:
+        system = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True)
+        system.calc = XTBCalculator()
+        return system
+
+    def energy(positions: np.ndarray, cell: np.ndarray) -> float:
+        return float(atoms(positions, cell).get_potential_energy())
+
+    def stress(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        return atoms(positions, cell).get_stress(voigt=False)
+
+    return energy, stress
+
+
+def display_path(path: Path) -> str:
+    """`path` relative to the repository when it lies inside it (as a section names files)."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(HERE.parent)) if resolved.is_relative_to(HERE.parent) else str(path)
+
+
+def summary_row(name: str, values: list[float]) -> str:
+    """A table row: name, mean, standard deviation, min and max of `values`, in whole bar."""
+    cells = [statistics.mean(values), statistics.stdev(values), min(values), max(values)]
+    return f"| {name} | " + " | ".join(f"{value:.0f}" for value in cells) + " |"
+
+
+def measure(
+    args: argparse.Namespace, data, split: np.ndarray, numbers: np.ndarray, masses: np.ndarray
+) -> list[dict]:
+    """Per-frame pressures (`frame_pressures`) of the model exported from args.checkpoint and of xTB."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    options = ExportOptions(dtype="float64", tol=1e-9, max_iter=300, adjoint_tol=1e-9, adjoint_max_iter=300)
+    path = export_model(model_from_checkpoint(args.checkpoint), args.out / "model_float64.pt", options)
+    model, _ = load_potential(path, numbers.tolist())
+    xtb_energy, xtb_stress = xtb_functions(numbers)
+    rows = []
+    with Progress(len(split), "pressures of xTB and the model", unit="frame") as progress:
+        for index in split:
+            row = frame_pressures(
+                model,
+                xtb_energy,
+                xtb_stress,
+                numbers,
+                data["R"][index],
+                data["cell"][index],
+                masses,
+                args.eps,
+            )
+            rows.append({"frame": int(index), **row})
+            progress.update()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", default="models/water_deq.ckpt")
+    parser.add_argument("--dataset", default="data/water-box.npz")
+    parser.add_argument("--split", default="test", help="frames of this split of the dataset's splits file")
+    parser.add_argument("--frames", type=int, default=12, help="the first FRAMES frames of the split")
+    parser.add_argument("--eps", type=float, default=2e-4, help="relative length change of the differences")
+    parser.add_argument("--json", type=Path, default=HERE / "pressure_water.json")
+    parser.add_argument("--out", type=Path, default=Path("out/bench/pressure"))
+    parser.add_argument("--section", default=SECTION)
+    parser.add_argument(
+        "--title", default="Pressure of the water model against xTB on xTB's frames (issue #13: 6)"
+    )
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="the per-frame pressures of an earlier run (its --json) instead of measuring (e.g. for notes)",
+    )
+    add_notes_argument(parser)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    data = np.load(args.dataset)
+    split = np.load(Path(args.dataset).with_suffix(".splits.npz"))[args.split][: args.frames]
+    numbers = np.asarray(data["z"])
+    from ase.data import atomic_masses
+
+    masses = atomic_masses[numbers]
+    if args.from_json is None:
+        rows = measure(args, data, split, numbers, masses)
+        args.json.write_text(json.dumps({"eps": args.eps, "frames": rows}, indent=1) + "\n")
+    else:
+        measured = json.loads(args.from_json.read_text())
+        rows, args.eps = measured["frames"], measured["eps"]
+
+    column = {key: [row[key] for row in rows] for key in rows[0] if key not in ("frame", "molecules")}
+    differences = {
+        kind: [row[f"model_{kind}"] - row[f"xtb_{kind}"] for row in rows] for kind in ("atomic", "molecular")
+    }
+    volume = abs(np.linalg.det(data["cell"][split[0]]))
+    density = masses.sum() / 6.02214076e23 / (volume * 1e-24)
+    arguments = sys.argv[1:] if argv is None else argv
+    measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results", "--json"))
+    lines = [
+        f"Command: `python benchmarks/bench_pressure.py {shlex.join(measured_by)}`"
+        + (f" (values from `{display_path(args.from_json)}`)" if args.from_json else "")
+        + "  ",
+        machine_line(),
+        "",
+        f"`{args.checkpoint}` exported float64 (solves to 1e-9) against GFN2-xTB (tblite, the data's "
+        f"method) on the first {len(rows)} frames of the {args.split} split of `{args.dataset}` "
+        f"({len(numbers)} atoms, {rows[0]['molecules']} molecules, {density:.3f} g/cm³, the volume of "
+        "every frame). Virial part of the pressure, -dE/dV, in bar: atomic (every atom scaled with the "
+        "cell; xTB's analytic stress, the model's central differences at "
+        f"±{args.eps:g}) and molecular (each molecule moved with its centre of mass, its geometry kept; "
+        "both by central differences). The kinetic part, the same for both, is not included.",
+        "",
+        "| virial pressure (bar) | mean | std | min | max |",
+        "|---|---|---|---|---|",
+        summary_row("xTB, atomic", column["xtb_atomic"]),
+        summary_row("model, atomic", column["model_atomic"]),
+        summary_row("model - xTB, atomic", differences["atomic"]),
+        summary_row("xTB, molecular", column["xtb_molecular"]),
+        summary_row("model, molecular", column["model_molecular"]),
+        summary_row("model - xTB, molecular", differences["molecular"]),
+        "",
+        f"Per frame: `{display_path(args.json)}`.",
+    ]
+    if args.notes_file:
+        lines += ["", *notes_lines(args.notes_file)]
+    write_section(args.results, args.section, args.title, lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
