@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 from bench_recipe import read_run  # noqa: E402
 from results_file import (  # noqa: E402
     add_notes_argument,
+    command_line,
     machine_line,
     notes_lines,
     without_options,
@@ -141,9 +142,9 @@ def time_calls(contenders: list[Contender], warmup: int, steps: int) -> None:
 def section_lines(contenders: list[Contender], args: argparse.Namespace) -> list[str]:
     reference = contenders[-1]
     lines = [
-        f"Command: `python benchmarks/bench_md_step_cost.py {shlex.join(args.argv)}`"
-        + (f" (costs from `{args.from_json}`)" if args.from_json else "")
-        + "  ",
+        command_line(
+            f"python benchmarks/bench_md_step_cost.py {shlex.join(args.argv)}", args.from_json, "costs"
+        ),
         machine_line(),
         "",
         f"One worker process per model, one torch thread each, along the consecutive frames of "

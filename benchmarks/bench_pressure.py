@@ -38,7 +38,14 @@ import torch
 from deqff.export.export import export_model, load_potential, model_from_checkpoint
 from deqff.export.options import ExportOptions
 from deqff.md.progress import Progress
-from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section
+from results_file import (
+    add_notes_argument,
+    command_line,
+    machine_line,
+    notes_lines,
+    without_options,
+    write_section,
+)
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_pressure"
@@ -217,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results", "--json"))
     lines = [
-        f"Command: `python benchmarks/bench_pressure.py {shlex.join(measured_by)}`"
-        + (f" (values from `{display_path(args.from_json)}`)" if args.from_json else "")
-        + "  ",
+        command_line(
+            f"python benchmarks/bench_pressure.py {shlex.join(measured_by)}",
+            display_path(args.from_json) if args.from_json else None,
+        ),
         machine_line(),
         "",
         f"`{args.checkpoint}` exported float64 (solves to 1e-9) against GFN2-xTB (tblite, the data's "

@@ -37,7 +37,14 @@ sys.path.insert(0, str(HERE))
 from bench_recipe import plot_force_curves, read_run  # noqa: E402
 from compare_training import start_worker  # noqa: E402
 from peer_mace import read_curve  # noqa: E402
-from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section  # noqa: E402
+from results_file import (  # noqa: E402
+    add_notes_argument,
+    command_line,
+    machine_line,
+    notes_lines,
+    without_options,
+    write_section,
+)
 from step_server import start_worker_process, time_rounds  # noqa: E402
 
 SECTION = "step_cost"
@@ -150,9 +157,7 @@ def measurement_command() -> str:
 def section_lines(contenders: list[Contender], args: argparse.Namespace, plot_name: str) -> list[str]:
     reference = contenders[-1]
     lines = [
-        f"Command: `{args.measured_by}`"
-        + (f" (tables from `{args.from_json}`)" if args.from_json else "")
-        + "  ",
+        command_line(args.measured_by, args.from_json, "tables"),
         machine_line() + f" One worker process per model, one torch thread each, training steps taken in "
         f"turn: {args.warmup} untimed rounds, then {args.steps} timed; median ms per step. deqff: "
         "`Trainer.train_step` on the run's config and training batches (from the checkpoint given after "

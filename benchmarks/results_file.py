@@ -69,3 +69,9 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
         elif not any(arg.startswith(option + "=") for option in options):
             out.append(arg)
     return out
+
+
+def command_line(command: str, source: Path | None = None, what: str = "values") -> str:
+    """A section's first line: the measuring `command` and, for a section rewritten from an earlier
+    run's file (`--from-json`), where its `what` come from."""
+    return f"Command: `{command}`" + (f" ({what} from `{source}`)" if source else "") + "  "
