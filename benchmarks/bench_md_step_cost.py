@@ -4,7 +4,8 @@ each exported model beside the peer), same machine, one torch thread each, calls
 An MD step asks the force field for energy and forces at the next frame of a trajectory. Every model
 runs in a worker process of its own along the same consecutive frames (a 0.5 fs MD trajectory, so that
 warm starts work as in MD): deqff's exported file through its `compute` (neighbor graph, warm-started
-solve, forces; float32 as shipped; its neighbor graph built inside the timed call), MACE
+solve, forces; float32 as shipped; its neighbor graph built inside the timed call; TorchScript's
+executor set as deqff's engine paths set it, deqff.md.jit), MACE
 (benchmarks/peer_mace_md_step.py, in MACE's venv) through its TorchScript-compiled model, as its
 deployments run it (its neighbor list built before the timed call, as an engine hands it over). The
 calls alternate between the workers round by round, so the machine's load falls on all alike; the
@@ -72,6 +73,7 @@ def worker(model: str, trajectory: str) -> int:
     import torch
 
     from deqff.export.export import load_potential
+    from deqff.md.jit import model_calls
 
     torch.set_num_threads(1)
     frames = np.load(trajectory)
@@ -80,7 +82,8 @@ def worker(model: str, trajectory: str) -> int:
     stream = itertools.cycle(range(positions.shape[0]))
 
     def md_step(frame: int) -> tuple[float, int]:
-        energy, forces = module.compute(positions[frame])
+        with model_calls():  # TorchScript's executor as deqff's engine paths set it (deqff.md.jit)
+            energy, forces = module.compute(positions[frame])
         assert forces.shape == positions[frame].shape
         stats = module.last_stats()
         return float(energy), int(stats["iterations"] + stats["adjoint_iterations"])
