@@ -38,19 +38,19 @@ import torch
 from deqff.export.export import export_model, load_potential, model_from_checkpoint
 from deqff.export.options import ExportOptions
 from deqff.md.progress import Progress
+from deqff.units import AVOGADRO, EV_PER_A3_TO_BAR
 from results_file import (
     add_notes_argument,
     command_line,
     machine_line,
     notes_lines,
+    repository_path,
     without_options,
     write_section,
 )
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_pressure"
-#: eV/Å³ in bar.
-EV_PER_A3_TO_BAR = 1.602176634e-19 / 1e-30 / 1e5
 #: Atoms closer than this times the sum of their covalent radii are bonded (one molecule).
 BOND_FACTOR = 1.2
 
@@ -137,12 +137,6 @@ def xtb_functions(numbers: np.ndarray):
     return energy, stress
 
 
-def display_path(path: Path) -> str:
-    """`path` relative to the repository when it lies inside it (as a section names files)."""
-    resolved = path.resolve()
-    return str(resolved.relative_to(HERE.parent)) if resolved.is_relative_to(HERE.parent) else str(path)
-
-
 def summary_row(name: str, values: list[float]) -> str:
     """A table row: name, mean, standard deviation, min and max of `values`, in whole bar."""
     cells = [statistics.mean(values), statistics.stdev(values), min(values), max(values)]
@@ -220,13 +214,13 @@ def main(argv: list[str] | None = None) -> int:
         kind: [row[f"model_{kind}"] - row[f"xtb_{kind}"] for row in rows] for kind in ("atomic", "molecular")
     }
     volume = abs(np.linalg.det(data["cell"][split[0]]))
-    density = masses.sum() / 6.02214076e23 / (volume * 1e-24)
+    density = masses.sum() / (AVOGADRO * volume * 1e-24)  # g/cm³
     arguments = sys.argv[1:] if argv is None else argv
     measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results", "--json"))
     lines = [
         command_line(
             f"python benchmarks/bench_pressure.py {shlex.join(measured_by)}",
-            display_path(args.from_json) if args.from_json else None,
+            repository_path(args.from_json) if args.from_json else None,
         ),
         machine_line(),
         "",
@@ -247,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         summary_row("model, molecular", column["model_molecular"]),
         summary_row("model - xTB, molecular", differences["molecular"]),
         "",
-        f"Per frame: `{display_path(args.json)}`.",
+        f"Per frame: `{repository_path(args.json)}`.",
     ]
     if args.notes_file:
         lines += ["", *notes_lines(args.notes_file)]

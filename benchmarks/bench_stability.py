@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from results_file import machine_line, write_section
+from results_file import machine_line, repository_path, write_section
 
 HERE = Path(__file__).resolve().parent
 TITLE = "MD stability over seeds (time to failure)"
@@ -101,9 +101,7 @@ def main() -> None:
              "--timestep", f"{args.timestep:g}", "--jobs", str(args.jobs), "--out", str(out),
              "--report-interval", str(args.report_interval), *(["--resume"] if args.resume else [])]
         )  # fmt: skip
-        figure = out / "stability.png"
-        if figure.resolve().is_relative_to(HERE.parent):
-            figure = figure.resolve().relative_to(HERE.parent)
+        figure = repository_path(out / "stability.png")
         lines += [
             f"**{Path(model).name}** (plot: `{figure}`):",
             "",

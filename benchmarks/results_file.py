@@ -71,6 +71,13 @@ def without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
     return out
 
 
+def repository_path(path: Path) -> Path:
+    """`path` relative to the repository when it lies inside it (as a section names its files)."""
+    resolved = path.resolve()
+    repository = Path(__file__).resolve().parent.parent
+    return resolved.relative_to(repository) if resolved.is_relative_to(repository) else path
+
+
 def command_line(command: str, source: Path | None = None, what: str = "values") -> str:
     """A section's first line: the measuring `command` and, for a section rewritten from an earlier
     run's file (`--from-json`), where its `what` come from."""

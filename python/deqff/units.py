@@ -63,3 +63,5 @@ def length_factor(from_unit: str, to_unit: str) -> float:
 AVOGADRO: float = 6.02214076e23
 #: Boltzmann constant in eV/K (exact, SI 2019).
 BOLTZMANN_EV_PER_K: float = 8.617333262e-5
+#: Pressure: 1 eV/Å^3 in bar (elementary charge exact, SI 2019; 1 bar = 1e5 Pa).
+EV_PER_A3_TO_BAR: float = 1.602176634e-19 / 1e-30 / 1e5
