@@ -22,6 +22,9 @@ def assert_identical(a, b) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     if a.cell is not None:
         np.testing.assert_array_equal(a.cell, b.cell)
+    assert (a.stress is None) == (b.stress is None)
+    if a.stress is not None:
+        np.testing.assert_array_equal(a.stress, b.stress)
 
 
 def test_output_and_metadata(tmp_path: Path, tiny_md_config: GenerateConfig, quiet: RunOptions) -> None:
@@ -109,6 +112,7 @@ def test_water_box_tip3p_sampling_with_xtb_labels_resumes(tmp_path: Path) -> Non
     reference = generate(config, tmp_path / "water.npz", RunOptions(progress=False))
     assert reference.periodic and reference.n_atoms == 24 and reference.cell.shape == (3, 3, 3)
     assert reference.metadata["sampler"] == "tip3p"
+    assert reference.stress.shape == (3, 3, 3)  # xTB's stress of every frame
     np.testing.assert_allclose(
         reference.cell[0], np.eye(3) * 6.2086, atol=1e-3
     )  # 8 waters at 1 g/cm^3: 239.3 Å^3
@@ -135,3 +139,4 @@ def test_periodic_xtb_md(tmp_path: Path) -> None:
     frames = generate(config, tmp_path / "w4.npz", RunOptions(progress=False))
     assert frames.periodic and frames.n_frames == 2 and np.all(frames.pbc)
     assert read(tmp_path / "w4.npz").cell.shape == (2, 3, 3)
+    assert read(tmp_path / "w4.npz").stress.shape == (2, 3, 3)

@@ -24,8 +24,8 @@ def collate(
 ) -> dict[str, Tensor]:
     """Batch dict of `frames` with a radius graph of `cutoff` Å.
 
-    Energies and forces are included when every frame has them. `edge_vectors`/`edge_lengths` are
-    computed from the positions as given; a model that needs forces by autograd should set
+    Energies, forces and stresses are included when every frame has them. `edge_vectors`/`edge_lengths`
+    are computed from the positions as given; a model that needs forces by autograd should set
     `positions.requires_grad_()` and recompute them with `deqff.data.graph.edge_vectors`.
     """
     if not frames:
@@ -62,6 +62,8 @@ def collate(
     if all(f.E is not None and f.F is not None for f in frames):
         out[keys.ENERGY] = torch.tensor([f.E for f in frames], dtype=dtype, device=device)
         out[keys.FORCES] = torch.as_tensor(np.concatenate([f.F for f in frames]), dtype=dtype, device=device)
+    if all(f.stress is not None for f in frames):
+        out[keys.STRESS] = torch.as_tensor(np.stack([f.stress for f in frames]), dtype=dtype, device=device)
     return out
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from deqff.data.elements import MAX_ATOMIC_NUMBER, formula
 from deqff.data.keys import ENERGY_UNIT, FORCE_UNIT, LENGTH_UNIT
 
-#: Units recorded in the metadata of every dataset held in memory.
+#: Units recorded in the metadata of every dataset held in memory (a stress is in energy / length³).
 INTERNAL_UNITS: dict[str, str] = {"length": LENGTH_UNIT, "energy": ENERGY_UNIT, "forces": FORCE_UNIT}
 
 
@@ -34,12 +34,24 @@ def default_metadata(**items: Any) -> dict[str, Any]:
     return meta
 
 
+def full_stress(stress: np.ndarray) -> np.ndarray:
+    """A stress as a [3, 3] matrix from ASE's Voigt order (xx, yy, zz, yz, xz, xy) or a [3, 3] one."""
+    values = np.asarray(stress, dtype=np.float64)
+    if values.shape == (3, 3):
+        return values.copy()
+    if values.shape != (6,):
+        raise ValueError(f"a stress has 6 (Voigt) or 3x3 entries, got shape {values.shape}")
+    xx, yy, zz, yz, xz, xy = values
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
 @dataclass
 class Frame:
     """One configuration.
 
     z [N] int64; R [N, 3] Å; E eV or None; F [N, 3] eV/Å or None; cell [3, 3] Å (rows = lattice
-    vectors) or None; pbc [3] bool.
+    vectors) or None; pbc [3] bool; stress [3, 3] eV/Å³ of a periodic frame, (1/V) dE/d(strain) (ASE's
+    sign: negative for a system that pushes outward), or None.
     """
 
     z: np.ndarray
@@ -48,6 +60,7 @@ class Frame:
     F: np.ndarray | None = None
     cell: np.ndarray | None = None
     pbc: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=bool))
+    stress: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -71,6 +84,8 @@ class Frames:
             [1, 3, 3] cell is broadcast to every frame).
         pbc: [3] bool periodic directions.
         metadata: method, temperature_K, timestep_fs, stride, seed, units, source, ...
+        stress: [n_frames, 3, 3] float64 stress, eV/Å³, of periodic frames (or None): (1/V) dE/d(strain)
+            at fixed fractional coordinates, ASE's sign (the pressure is minus a third of its trace).
     """
 
     z: np.ndarray
@@ -80,6 +95,7 @@ class Frames:
     cell: np.ndarray | None = None
     pbc: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=bool))
     metadata: dict[str, Any] = field(default_factory=default_metadata)
+    stress: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.z = np.asarray(self.z, dtype=np.int64).reshape(-1)
@@ -111,7 +127,13 @@ class Frames:
             self.cell = cell
         elif self.pbc.any():
             raise ValueError("a periodic dataset (pbc has True entries) needs a cell")
-        for name in ("R", "E", "F", "cell"):
+        if self.stress is not None:
+            self.stress = np.asarray(self.stress, dtype=np.float64)
+            if self.stress.shape != (n_frames, 3, 3):
+                raise ValueError(f"stress must have shape [{n_frames}, 3, 3], got {self.stress.shape}")
+            if not self.pbc.all():
+                raise ValueError("stress is defined for frames periodic in all three directions only")
+        for name in ("R", "E", "F", "cell", "stress"):
             values = getattr(self, name)
             if values is not None and not np.isfinite(values).all():
                 bad = np.flatnonzero(~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1))
@@ -154,6 +176,7 @@ class Frames:
             F=None if self.F is None else self.F[index],
             cell=None if self.cell is None else self.cell[index],
             pbc=self.pbc,
+            stress=None if self.stress is None else self.stress[index],
         )
 
     def __getitem__(self, index: int) -> Frame:
@@ -176,6 +199,7 @@ class Frames:
             cell=None if self.cell is None else self.cell[idx],
             pbc=self.pbc.copy(),
             metadata=copy.deepcopy(self.metadata),
+            stress=None if self.stress is None else self.stress[idx],
         )
 
     @classmethod
@@ -188,6 +212,7 @@ class Frames:
             if not np.array_equal(part.z, first.z) or not np.array_equal(part.pbc, first.pbc):
                 raise ValueError("can only concatenate frames of the same system (same z and pbc)")
         labeled = all(p.has_labels for p in parts)
+        stressed = all(p.stress is not None for p in parts)
         return cls(
             z=first.z.copy(),
             R=np.concatenate([p.R for p in parts]),
@@ -196,6 +221,7 @@ class Frames:
             cell=np.concatenate([p.cell for p in parts]) if first.cell is not None else None,
             pbc=first.pbc.copy(),
             metadata=copy.deepcopy(first.metadata),
+            stress=np.concatenate([p.stress for p in parts]) if stressed else None,
         )
 
     # -- ASE ---------------------------------------------------------------------------------------
@@ -207,7 +233,8 @@ class Frames:
         frame = self.frame(index)
         atoms = Atoms(numbers=frame.z, positions=frame.R, cell=frame.cell, pbc=frame.pbc)
         if frame.E is not None:
-            atoms.calc = SinglePointCalculator(atoms, energy=frame.E, forces=frame.F)
+            stress = {} if frame.stress is None else {"stress": frame.stress.copy()}
+            atoms.calc = SinglePointCalculator(atoms, energy=frame.E, forces=frame.F, **stress)
         return atoms
 
     @classmethod
@@ -219,12 +246,14 @@ class Frames:
         for atoms in images:
             if not np.array_equal(atoms.numbers, z):
                 raise ValueError("all structures must have the same atoms in the same order (one system)")
-        energies, forces = [], []
+        energies, forces, stresses = [], [], []
         for atoms in images:
             results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
             if "energy" in results and "forces" in results:
                 energies.append(results["energy"])
                 forces.append(results["forces"])
+            if "stress" in results:
+                stresses.append(full_stress(results["stress"]))
         labeled = len(energies) == len(images)
         pbc = images[0].pbc
         return cls(
@@ -235,6 +264,7 @@ class Frames:
             cell=np.stack([a.cell.array for a in images]) if pbc.any() else None,
             pbc=pbc,
             metadata=metadata or {},
+            stress=np.stack(stresses) if stresses and len(stresses) == len(images) and pbc.all() else None,
         )
 
     def summary(self) -> str:

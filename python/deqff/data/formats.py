@@ -97,6 +97,8 @@ def _to_internal(frames: Frames, length_unit: str, energy_unit: str) -> Frames:
         frames.E = frames.E * ef
     if frames.F is not None and ef / lf != 1.0:
         frames.F = frames.F * (ef / lf)
+    if frames.stress is not None and ef / lf**3 != 1.0:
+        frames.stress = frames.stress * (ef / lf**3)
     frames.metadata["source_units"] = {"length": length_unit, "energy": energy_unit}
     frames.metadata["units"] = dict(INTERNAL_UNITS)
     _check_length_scale(frames, length_unit)
@@ -153,6 +155,8 @@ def frames_to_arrays(frames: Frames) -> dict[str, np.ndarray]:
         arrays["F"] = frames.F
     if frames.cell is not None:
         arrays["cell"] = frames.cell
+    if frames.stress is not None:
+        arrays["stress"] = frames.stress
     arrays["pbc"] = frames.pbc
     meta = dict(frames.metadata)
     meta["units"] = dict(INTERNAL_UNITS)
@@ -228,6 +232,7 @@ def frames_from_arrays(
         cell=data["cell"] if "cell" in keys else None,
         pbc=data["pbc"] if "pbc" in keys else np.zeros(3, dtype=bool),
         metadata=meta,
+        stress=data["stress"] if "stress" in keys else None,
     )
     return _to_internal(frames, length_unit, energy_unit)
 
@@ -264,6 +269,8 @@ def _write_extxyz_frames(handle: IO, frames: Frames) -> None:
         fields.append(f"Properties={properties}")
         if frames.E is not None:
             fields.append(f"energy={float(frames.E[k])!r}")
+        if frames.stress is not None:
+            fields.append(f'stress="{_floats(frames.stress[k])}"')
         fields.append(f'pbc="{pbc}"')
         fields.append(meta_text)
         handle.write(f"{frames.n_atoms}\n{' '.join(fields)}\n")

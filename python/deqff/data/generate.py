@@ -28,7 +28,7 @@ import numpy as np
 from ase import Atoms
 
 from deqff.data.checkpoint import load_checkpoint, partial_path, save_checkpoint
-from deqff.data.dataset import Frames, default_metadata
+from deqff.data.dataset import Frames, default_metadata, full_stress
 from deqff.data.formats import write
 from deqff.data.structures import build_structure, describe_source, parse_water_box_spec
 from deqff.data.xtb import METHODS, XTBCalculator, relax
@@ -119,6 +119,7 @@ class _Recorder:
         self.R: list[np.ndarray] = []
         self.E: list[float] = []
         self.F: list[np.ndarray] = []
+        self.stress: list[np.ndarray] = []
         self.new_frames = 0
         self.last_save = time.monotonic()
         self.frames_at_last_save = 0
@@ -127,21 +128,29 @@ class _Recorder:
         self.R = list(arrays["R"])
         self.E = [float(e) for e in arrays["E"]]
         self.F = list(arrays["F"])
+        self.stress = list(arrays["stress"]) if "stress" in arrays else []
         self.frames_at_last_save = len(self.R)
 
-    def add(self, positions: np.ndarray, energy: float, forces: np.ndarray) -> None:
-        self.R.append(np.array(positions, dtype=np.float64))
-        self.E.append(float(energy))
-        self.F.append(np.array(forces, dtype=np.float64))
+    def add(self, atoms: Atoms, calc: XTBCalculator) -> None:
+        """Record the frame of `atoms` with `calc`'s energy, forces and (fully periodic) stress."""
+        self.R.append(np.array(atoms.positions, dtype=np.float64))
+        self.E.append(float(atoms.get_potential_energy()))
+        self.F.append(np.array(calc.results["forces"], dtype=np.float64))
+        if atoms.pbc.all():
+            self.stress.append(full_stress(calc.results["stress"]))
         self.new_frames += 1
 
     def arrays(self, count: int, n_atoms: int) -> dict[str, np.ndarray]:
+        """R, E, F (and stress when every frame has one) of the first `count` frames."""
         shape = (count, n_atoms, 3)
-        return {
+        out = {
             "R": np.array(self.R[:count]).reshape(shape),
             "E": np.array(self.E[:count], dtype=np.float64),
             "F": np.array(self.F[:count]).reshape(shape),
         }
+        if count and len(self.stress) >= count:
+            out["stress"] = np.array(self.stress[:count]).reshape(count, 3, 3)
+        return out
 
     def due(self) -> bool:
         frames = len(self.R) - self.frames_at_last_save
@@ -269,7 +278,7 @@ def _run_xtb_md(config: GenerateConfig, recorder: _Recorder, checkpoint: tuple |
             step += 1
             after_eq = step - config.equilibration_steps
             if after_eq > 0 and after_eq % config.stride == 0:
-                recorder.add(atoms.positions, atoms.get_potential_energy(), calc.results["forces"])
+                recorder.add(atoms, calc)
             snapshot = _md_state(atoms, step, rng, len(recorder.R))
             bar.update(1)
             if after_eq > 0 and after_eq % config.stride == 0:
@@ -385,7 +394,7 @@ def _run_tip3p(config: GenerateConfig, recorder: _Recorder, checkpoint: tuple | 
     try:
         for k in range(len(recorder.R), config.n_frames):
             atoms.positions = base["samples"][k]
-            recorder.add(atoms.positions, atoms.get_potential_energy(), calc.results["forces"])
+            recorder.add(atoms, calc)
             bar.update(1)
             state = {**state, "frames": len(recorder.R)}
             if recorder.due():

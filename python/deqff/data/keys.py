@@ -31,6 +31,7 @@ pbc                [B, 3]          periodic directions (bool)
 cell_shifts        [E, 3]          integer image offsets n, Cartesian shift = n @ cell
 energy             [B]             total potential energy, eV
 forces             [N, 3]          forces, eV/Å
+stress             [B, 3, 3]       stress (1/V) dE/d(strain), eV/Å³ (periodic frames with one)
 num_graphs         []              B (int64 scalar tensor)
 frame_index        [B]             the frames' indices in their loader's datasets (`BatchLoader`)
 =================  ==============  =========================================================
@@ -53,6 +54,7 @@ PBC: Final[str] = "pbc"
 CELL_SHIFTS: Final[str] = "cell_shifts"
 ENERGY: Final[str] = "energy"
 FORCES: Final[str] = "forces"
+STRESS: Final[str] = "stress"
 NUM_GRAPHS: Final[str] = "num_graphs"
 #: Present in batches of a `BatchLoader`: which frames they hold (e.g. to keep per-frame solutions).
 FRAME_INDEX: Final[str] = "frame_index"
@@ -82,3 +84,4 @@ LABEL_KEYS: Final[tuple[str, ...]] = (ENERGY, FORCES)
 LENGTH_UNIT: Final[str] = "Angstrom"
 ENERGY_UNIT: Final[str] = "eV"
 FORCE_UNIT: Final[str] = "eV/Angstrom"
+STRESS_UNIT: Final[str] = "eV/Angstrom^3"

@@ -15,6 +15,7 @@ from deqff.models.config import ModelConfig
 from deqff.models.cores import ExplicitCore, ImplicitCore, make_layer
 from deqff.models.features import EdgeFeatures
 from deqff.models.repulsion import ZBLRepulsion, fallback_radii
+from deqff.models.virial import virial_from_gradients
 from deqff.nn.embedding import ChannelwiseEdgeEmbedding, EdgeDegreeEmbedding, SpeciesEmbedding
 from deqff.nn.heads import AtomicEnergyHead, DirectForceHead, EnergyCorrectionHead
 from deqff.nn.irreps_tools import scalar_dim
@@ -26,7 +27,8 @@ class ForceFieldOutput(NamedTuple):
     iterations of the solve (0 for explicit); residual [B] relative; converged [B];
     states: intermediate states with grad for the fixed-point correction loss (training);
     adjoint [N, D]: the adjoint g of a conservative DEQ's energy, g = g J + dE/dz (no grad; empty
-    for other models and modes), a warm start for the next solve of the same system (`g0`)."""
+    for other models and modes), a warm start for the next solve of the same system (`g0`);
+    virial [B, 3, 3] eV: W = -dE/d(strain) (`deqff.models.virial`) when asked for, else [0, 3, 3]."""
 
     energy: Tensor
     atom_energy: Tensor
@@ -37,6 +39,7 @@ class ForceFieldOutput(NamedTuple):
     converged: Tensor
     states: list[Tensor]
     adjoint: Tensor
+    virial: Tensor
 
 
 class EquivariantForceField(torch.nn.Module):
@@ -186,17 +189,26 @@ class EquivariantForceField(torch.nn.Module):
         num_graphs: int,
         z0: Tensor | None = None,
         g0: Tensor | None = None,
+        virial: bool = False,
     ) -> ForceFieldOutput:
         """positions [N, 3] Å; species [N]; edge_index [2, E] (sender, receiver); shift_vectors
         [E, 3] Å (periodic image offsets, zeros for molecules); batch [N]; z0 [N, D] warm start of
         the fixed point, g0 [N, D] of the adjoint (conservative DEQs), e.g. a previous call's
-        output.z and output.adjoint for the same atoms."""
+        output.z and output.adjoint for the same atoms; virial: also W = -dE/d(strain) (models whose
+        forces are energy gradients)."""
         needs_position_grad = self.force_mode != "direct"
+        if virial and not needs_position_grad:
+            raise ValueError(
+                "a virial (stress) is the strain derivative of the energy, which a direct-force model does "
+                "not differentiate: use a model with force_mode 'conservative'"
+            )
         if needs_position_grad and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
+        if virial:
+            shift_vectors = shift_vectors.detach().requires_grad_(True)
         if self.training and self.exact_force_training:
             return self._train_exact_forces(
-                positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0
+                positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0, virial
             )
         inputs = self.layer_inputs(positions, species, edge_index, shift_vectors)
         core = self.core(inputs, batch, num_graphs, z0, needs_position_grad)
@@ -216,9 +228,11 @@ class EquivariantForceField(torch.nn.Module):
             num_graphs,
             not needs_position_grad,
         )
+        virial_out = positions.new_zeros(0, 3, 3)
         if needs_position_grad:
-            grad = torch.autograd.grad([energy.sum()], [positions], create_graph=self.training)[0]
-            forces = -grad if grad is not None else torch.zeros_like(positions)
+            forces, virial_out = self._energy_gradients(
+                energy.sum(), positions, edge_index, shift_vectors, batch, num_graphs, virial, self.training
+            )
         else:
             forces = self.force_head(core.z, species)
             if self.repulsion is not None:
@@ -233,7 +247,36 @@ class EquivariantForceField(torch.nn.Module):
             core.converged,
             core.states,
             adjoint.detach(),
+            virial_out,
         )
+
+    def _energy_gradients(
+        self,
+        energy: Tensor,
+        positions: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        virial: bool,
+        create_graph: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """(forces -dE/dx [N, 3] eV/Å, virial [B, 3, 3] eV or [0, 3, 3]) of a scalar `energy` with a graph
+        to `positions` (and to `shift_vectors` when `virial`)."""
+        inputs = [positions, shift_vectors] if virial else [positions]
+        grads = torch.autograd.grad([energy], inputs, create_graph=create_graph, allow_unused=True)
+        position_grad = grads[0]
+        if position_grad is None:
+            position_grad = torch.zeros_like(positions)
+        if not virial:
+            return -position_grad, positions.new_zeros(0, 3, 3)
+        shift_grad = grads[1]
+        if shift_grad is None:
+            shift_grad = torch.zeros_like(shift_vectors)
+        w = virial_from_gradients(
+            positions, position_grad, shift_vectors, shift_grad, batch, edge_index, num_graphs
+        )
+        return -position_grad, w
 
     @torch.jit.unused
     def _train_exact_forces(
@@ -246,13 +289,15 @@ class EquivariantForceField(torch.nn.Module):
         num_graphs: int,
         z0: Tensor | None,
         g0: Tensor | None,
+        virial: bool,
     ) -> ForceFieldOutput:
         """Training forward of a conservative DEQ whose forces have exact parameter gradients.
 
         The fixed point z and adjoint g are solved on layer inputs built from detached positions
         (graph to the parameters only); forces are then -d<g, f(z, x)>/dx at fixed z and g, from a
-        second evaluation of f on inputs built from `positions` [N, 3] (requires grad)."""
-        frozen = self.layer_inputs(positions.detach(), species, edge_index, shift_vectors)
+        second evaluation of f on inputs built from `positions` [N, 3] (requires grad), and the virial
+        likewise from the image shifts (which require grad when `virial`)."""
+        frozen = self.layer_inputs(positions.detach(), species, edge_index, shift_vectors.detach())
 
         def energy_of(z: Tensor) -> Tensor:
             return self.readout(z, species, batch, num_graphs)[0]
@@ -261,13 +306,15 @@ class EquivariantForceField(torch.nn.Module):
         live = self.layer_inputs(positions, species, edge_index, shift_vectors)
         layer = self.core.solver.func
         pairing = (state.g * layer(state.z, live)).sum()
-        forces = -torch.autograd.grad([pairing], [positions], create_graph=True)[0]
         energy, atom_energy = self.readout(state.z, species, batch, num_graphs)
-        if self.repulsion is not None:  # no parameters: its energy and forces are constants here
-            energy, atom_energy, prior_forces = self.add_prior(
-                energy, atom_energy, positions, species, edge_index, shift_vectors, batch, num_graphs, True
-            )
-            forces = forces + prior_forces
+        if self.repulsion is not None:  # no parameters: differentiated with the pairing, its values constants
+            prior_atoms = self.prior_energy(positions, species, edge_index, shift_vectors, False)[0]
+            pairing = pairing + prior_atoms.sum()
+            energy = energy + scatter_sum(prior_atoms.detach(), batch, num_graphs)
+            atom_energy = atom_energy + prior_atoms.detach()
+        forces, virial_out = self._energy_gradients(
+            pairing, positions, edge_index, shift_vectors, batch, num_graphs, virial, True
+        )
         solve = state.forward
         return ForceFieldOutput(
             energy,
@@ -279,4 +326,5 @@ class EquivariantForceField(torch.nn.Module):
             solve.converged,
             [],
             state.adjoint.z,
+            virial_out,
         )

@@ -123,6 +123,11 @@ class TrainConfig:
     grad_clip:            max global gradient norm (null = no clipping).
     amsgrad:              AdamW with the AMSGrad correction (MACE's recipe uses it).
     energy_weight / force_weight: loss = we * MSE(E/atom) + wf * MSE(F components), in eV² / (eV/Å)².
+    stress_weight:        weight of the virial MSE per atom and component (eV², frames with a reference
+                          stress: periodic datasets labeled by `deqff data generate` or `deqff data
+                          stress`), 0 = off. It teaches the energy's dependence on the cell, which
+                          energies and forces of frames at one volume leave free (the pressure; NPT).
+                          Needs a model whose forces are energy gradients.
     energy_stage_epoch / energy_stage_weight: a second stage (as MACE's): from epoch
                           `energy_stage_epoch` (1-based, counted over the whole run; null = no stage)
                           the energy weight is `energy_stage_weight`. Forces first, then energies.
@@ -167,6 +172,7 @@ class TrainConfig:
     amsgrad: bool = False
     energy_weight: float = 1.0
     force_weight: float = 10.0
+    stress_weight: float = 0.0
     energy_stage_epoch: int | None = None
     energy_stage_weight: float = 1.0
     fpc_weight: float = 0.0
@@ -206,7 +212,7 @@ class TrainConfig:
             out.append(f"ema_decay={self.ema_decay} (must be in [0, 1); 0 turns the EMA off)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             out.append(f"grad_clip={self.grad_clip} (must be > 0 or null)")
-        for name in ("energy_weight", "force_weight", "fpc_weight", "jac_weight"):
+        for name in ("energy_weight", "force_weight", "stress_weight", "fpc_weight", "jac_weight"):
             value = getattr(self, name)
             if not (value >= 0 and math.isfinite(value)):
                 out.append(f"{name}={value} (must be a finite number >= 0)")
@@ -290,6 +296,11 @@ class RunConfig:
                 f"{source}: model.energy_readout 'joint+detached' needs model.force_mode 'direct' for "
                 f"training (force mode {model.force_mode!r} trains forces as -dE/dx, which would miss the "
                 "detached head); use energy_readout 'joint'"
+            )
+        if train.stress_weight > 0 and model.force_mode == "direct":
+            raise ConfigError(
+                f"{source}: train.stress_weight > 0 needs a model whose forces are energy gradients (the "
+                "stress is the energy's strain derivative): set model.force_mode to 'conservative'"
             )
         if train.fpc_weight > 0 and model.correction_states < 2:
             raise ConfigError(

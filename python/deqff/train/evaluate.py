@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class EvaluationResult:
     seconds_per_frame: float
     force_mode: str
     dtype: str
+    stress_mae_meV_A3: float | None = None  # noqa: N815 (unit in the name); None: no reference stresses
 
     def to_dict(self) -> dict[str, float | int | str]:
         return dataclasses.asdict(self)
@@ -134,7 +136,8 @@ def run_batches(
             for batch in data:
                 inputs = batch_to_model_inputs(batch, species_map)
                 targets = batch_targets(batch)
-                output = model(*inputs)
+                virial = targets.virial is not None and model.force_mode != "direct"
+                output = model(*inputs, virial=virial)
                 loss = None
                 if weights is not None:
                     no_fpc = weights._replace(fpc=0.0, jacobian=0.0)
@@ -196,4 +199,5 @@ def evaluate(
         seconds_per_frame=elapsed / int(indices.size),
         force_mode=model.force_mode,
         dtype=str(dtype).replace("torch.", ""),
+        stress_mae_meV_A3=None if math.isnan(s["stress_mae_meV_A3"]) else s["stress_mae_meV_A3"],
     )

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from deqff.data import keys
 from deqff.models.species import SpeciesMap
+from deqff.models.virial import cell_volumes, stress_to_virial
 
 
 class ModelInputs(NamedTuple):
@@ -24,11 +25,14 @@ class ModelInputs(NamedTuple):
 
 
 class Targets(NamedTuple):
-    """Reference labels of a batch: energy [B] eV, forces [N, 3] eV/Å, num_atoms [B]."""
+    """Reference labels of a batch: energy [B] eV, forces [N, 3] eV/Å, num_atoms [B]; virial [B, 3, 3] eV
+    (W = -V stress, `deqff.models.virial`) and cell volume [B] Å³ when every frame has a stress, else None."""
 
     energy: Tensor
     forces: Tensor
     num_atoms: Tensor
+    virial: Tensor | None = None
+    volume: Tensor | None = None
 
 
 def shift_vectors(cell_shifts: Tensor, cell: Tensor, batch: Tensor, edge_index: Tensor) -> Tensor:
@@ -56,4 +60,10 @@ def batch_targets(batch: dict[str, Tensor]) -> Targets:
     """The labels of a batch; raises if the frames have no energies/forces."""
     if keys.ENERGY not in batch or keys.FORCES not in batch:
         raise ValueError("the batch has no energies/forces: training and evaluation need labeled frames")
-    return Targets(batch[keys.ENERGY], batch[keys.FORCES], batch[keys.NUM_ATOMS])
+    virial = volume = None
+    if keys.STRESS in batch:
+        virial, volume = (
+            stress_to_virial(batch[keys.STRESS], batch[keys.CELL]),
+            cell_volumes(batch[keys.CELL]),
+        )
+    return Targets(batch[keys.ENERGY], batch[keys.FORCES], batch[keys.NUM_ATOMS], virial, volume)

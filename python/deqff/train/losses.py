@@ -1,7 +1,8 @@
-"""Training losses: energy + force MSE, the fixed-point correction loss, Jacobian regularization.
+"""Training losses: energy + force (+ virial) MSE, the fixed-point correction loss, Jacobian regularization.
 
 Energies are compared per atom (eV/atom) so molecules of different sizes weigh alike; forces per
-Cartesian component (eV/Å). All losses are means, i.e. in eV² and (eV/Å)².
+Cartesian component (eV/Å); virials (periodic frames with a stress) per atom and component (eV/atom).
+All losses are means, i.e. in eV² and (eV/Å)².
 """
 
 from __future__ import annotations
@@ -24,16 +25,19 @@ class LossWeights(NamedTuple):
     fpc: float = 0.0
     fpc_gamma: float = 0.8
     jacobian: float = 0.0
+    stress: float = 0.0
 
 
 class LossTerms(NamedTuple):
-    """total (with grad); the parts (detached): energy and force MSE, fixed-point correction, Jacobian."""
+    """total (with grad); the parts (detached): energy and force MSE, fixed-point correction, Jacobian,
+    virial MSE per atom (zero without a stress term)."""
 
     total: Tensor
     energy: Tensor
     forces: Tensor
     fpc: Tensor
     jacobian: Tensor
+    stress: Tensor
 
 
 def energy_force_mse(energy: Tensor, forces: Tensor, targets: Targets) -> tuple[Tensor, Tensor]:
@@ -42,6 +46,20 @@ def energy_force_mse(energy: Tensor, forces: Tensor, targets: Targets) -> tuple[
     energy_mse = torch.mean(((energy - targets.energy) / atoms) ** 2)
     force_mse = torch.mean((forces - targets.forces) ** 2)
     return energy_mse, force_mse
+
+
+def virial_mse(virial: Tensor, targets: Targets) -> Tensor:
+    """MSE of the virial components per atom [eV²] of B frames: virial [B, 3, 3] eV against
+    targets.virial."""
+    if targets.virial is None:
+        raise ValueError("the batch has no stresses to compare virials with")
+    atoms = targets.num_atoms.to(virial.dtype)[:, None, None]
+    return torch.mean(((virial - targets.virial) / atoms) ** 2)
+
+
+def wants_virial(weights: LossWeights, targets: Targets) -> bool:
+    """Whether the loss has a stress term for this batch (a weight and reference stresses)."""
+    return weights.stress > 0 and targets.virial is not None
 
 
 def fixed_point_correction(
@@ -101,4 +119,12 @@ def compute_loss(
     if weights.jacobian > 0 and jacobian is not None:
         jac = jacobian
         total = total + weights.jacobian * jac
-    return LossTerms(total, e_mse.detach(), f_mse.detach(), fpc.detach(), jac.detach())
+    stress = zero
+    if wants_virial(weights, targets):
+        if output.virial.shape[0] == 0:
+            raise ValueError(
+                "the loss has a stress term but the model output has no virial: call it with virial=True"
+            )
+        stress = virial_mse(output.virial, targets)
+        total = total + weights.stress * stress
+    return LossTerms(total, e_mse.detach(), f_mse.detach(), fpc.detach(), jac.detach(), stress.detach())

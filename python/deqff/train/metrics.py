@@ -1,7 +1,8 @@
 """Running error/solver statistics over batches, the CSV metrics log, and PNG training curves.
 
 Units in the log: energies meV (total and per atom), forces meV/Å (MAE/RMSE over Cartesian
-components, the MD17 convention), losses eV² / (eV/Å)² as optimized, time s, memory MB.
+components, the MD17 convention), stresses meV/Å³ (MAE over the 9 components, of frames with a reference
+stress and a model virial; NaN otherwise), losses eV² / (eV/Å)² as optimized, time s, memory MB.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ SUMMARY_FIELDS: tuple[str, ...] = (
     "iters_max",
     "residual_mean",
     "converged_frac",
+    "loss_stress",
+    "stress_mae_meV_A3",
 )
 TRAIN_ONLY_FIELDS: tuple[str, ...] = ("grad_norm", "skipped_steps")
 #: Columns of metrics.csv, in order.
@@ -55,10 +58,11 @@ class RunningStats:
         self.graphs = 0
         self.batches = 0
         self.force_components = 0
+        self.stress_components = 0
         self.sums: dict[str, float] = {
             "abs_e": 0.0, "abs_e_atom": 0.0, "abs_f": 0.0, "sq_f": 0.0, "residual": 0.0, "converged": 0.0,
             "loss": 0.0, "loss_energy": 0.0, "loss_forces": 0.0, "loss_fpc": 0.0, "loss_jac": 0.0,
-            "iters": 0.0, "grad_norm": 0.0,
+            "loss_stress": 0.0, "iters": 0.0, "grad_norm": 0.0, "abs_s": 0.0,
         }  # fmt: skip
         self.iters_max = 0
         self.skipped = 0
@@ -81,6 +85,13 @@ class RunningStats:
             s["sq_f"] += float((df**2).sum())
             s["residual"] += float(output.residual.detach().double().sum())
             s["converged"] += float(output.converged.double().sum())
+            if targets.virial is not None and targets.volume is not None and output.virial.shape[0] > 0:
+                # Stress = -W / V: the difference of stresses is the virials' over the volume.
+                ds = (output.virial.detach() - targets.virial).double() / targets.volume.double()[
+                    :, None, None
+                ]
+                s["abs_s"] += float(ds.abs().sum())
+                self.stress_components += int(ds.numel())
         self.graphs += int(targets.energy.shape[0])
         self.force_components += int(df.numel())
         self.batches += 1
@@ -89,7 +100,9 @@ class RunningStats:
         s["grad_norm"] += float(grad_norm)
         if loss is not None:
             for name, value in zip(
-                ("loss", "loss_energy", "loss_forces", "loss_fpc", "loss_jac"), loss, strict=True
+                ("loss", "loss_energy", "loss_forces", "loss_fpc", "loss_jac", "loss_stress"),
+                loss,
+                strict=True,
             ):
                 s[name] += float(value.detach())
 
@@ -107,6 +120,8 @@ class RunningStats:
             "loss_forces": s["loss_forces"] / batches,
             "loss_fpc": s["loss_fpc"] / batches,
             "loss_jac": s["loss_jac"] / batches,
+            "loss_stress": s["loss_stress"] / batches,
+            "stress_mae_meV_A3": 1000.0 * s["abs_s"] / (self.stress_components or nan),
             "energy_mae_meV": 1000.0 * s["abs_e"] / graphs,
             "energy_mae_meV_per_atom": 1000.0 * s["abs_e_atom"] / graphs,
             "force_mae_meV_A": 1000.0 * s["abs_f"] / comps,
@@ -124,6 +139,7 @@ class RunningStats:
             "graphs": self.graphs,
             "batches": self.batches,
             "force_components": self.force_components,
+            "stress_components": self.stress_components,
             "sums": dict(self.sums),
             "iters_max": self.iters_max,
             "skipped": self.skipped,
@@ -132,7 +148,8 @@ class RunningStats:
     def load_state_dict(self, state: dict) -> None:
         self.graphs, self.batches = int(state["graphs"]), int(state["batches"])
         self.force_components = int(state["force_components"])
-        self.sums = {k: float(v) for k, v in state["sums"].items()}
+        self.stress_components = int(state.get("stress_components", 0))  # absent before stresses were logged
+        self.sums = {**{k: 0.0 for k in self.sums}, **{k: float(v) for k, v in state["sums"].items()}}
         self.iters_max, self.skipped = int(state["iters_max"]), int(state["skipped"])
 
 
@@ -171,7 +188,8 @@ def _format(value: float | int | None) -> str:
 
 
 def plot_curves(path: str | Path, history: Sequence[dict[str, float]]) -> None:
-    """PNG with four panels per epoch: losses, energy MAE, force MAE, solver iterations/convergence."""
+    """PNG with panels per epoch: losses, energy MAE, force MAE, solver iterations/convergence, and the
+    stress MAE when the run logged one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,13 +201,19 @@ def plot_curves(path: str | Path, history: Sequence[dict[str, float]]) -> None:
     def series(key: str) -> list[float]:
         return [row.get(key, math.nan) for row in history]
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
-    panels = (
+    stress_keys = ("train_stress_mae_meV_A3", "val_stress_mae_meV_A3")
+    with_stress = any(v == v for key in stress_keys for v in series(key))
+    columns = 3 if with_stress else 2
+    fig, axes = plt.subplots(2, columns, figsize=(5 * columns, 7), constrained_layout=True, squeeze=False)
+    panels = [
         (axes[0, 0], "loss", ("train_loss", "val_loss", "train_loss_fpc"), True),
         (axes[0, 1], "energy MAE (meV)", ("train_energy_mae_meV", "val_energy_mae_meV"), True),
         (axes[1, 0], "force MAE (meV/Å)", ("train_force_mae_meV_A", "val_force_mae_meV_A"), True),
         (axes[1, 1], "solver iterations", ("train_iters_mean", "train_iters_max", "val_iters_mean"), False),
-    )
+    ]
+    if with_stress:
+        panels.append((axes[0, 2], "stress MAE (meV/Å³)", stress_keys, True))
+        axes[1, 2].axis("off")
     for ax, title, keys_, log_scale in panels:
         for key in keys_:
             values = series(key)

@@ -47,7 +47,14 @@ from deqff.train.evaluate import (
     unconverged_solves,
 )
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
-from deqff.train.losses import LossTerms, LossWeights, compute_loss, jacobian_penalty, supports_jacobian
+from deqff.train.losses import (
+    LossTerms,
+    LossWeights,
+    compute_loss,
+    jacobian_penalty,
+    supports_jacobian,
+    wants_virial,
+)
 from deqff.train.machine import record_machine
 from deqff.train.metrics import RunningStats, peak_memory_mb, plot_curves, write_csv
 from deqff.train.repulsion import apply_repulsion, fit_repulsion_radii
@@ -127,6 +134,12 @@ class Trainer:
             torch.set_num_threads(t.num_threads)
         self.data = load_training_data(config.data)
         self.dataset_sha256 = file_sha256(config.data.path)
+        if t.stress_weight > 0 and self.data.frames.stress is None:
+            raise ValueError(
+                f"{config.source}: train.stress_weight > 0 but {config.data.path} has no stresses; add "
+                f"xTB's with `deqff data stress {config.data.path}` (periodic datasets only) or set "
+                "stress_weight: 0"
+            )
         units = self.data.frames.metadata.get("source_units", {})
         log.info(
             "dataset %s: %s; file units %s, %s (read as Å, eV, eV/Å)",
@@ -296,7 +309,7 @@ class Trainer:
         energy = t.energy_weight
         if t.energy_stage_epoch is not None and self.state.epoch + 1 >= t.energy_stage_epoch:
             energy = t.energy_stage_weight
-        return LossWeights(energy, t.force_weight, t.fpc_weight, t.fpc_gamma, t.jac_weight)
+        return LossWeights(energy, t.force_weight, t.fpc_weight, t.fpc_gamma, t.jac_weight, t.stress_weight)
 
     # -- one step ----------------------------------------------------------------------------------
     def train_step(self, batch: dict[str, torch.Tensor]) -> StepResult | None:
@@ -306,7 +319,7 @@ class Trainer:
         inputs = batch_to_model_inputs(batch, self.species_map)
         targets = batch_targets(batch)
         starts = self.solutions.starts(batch) if self.solutions is not None else Starts(None, None)
-        output = model(*inputs, starts.z0, starts.g0)
+        output = model(*inputs, starts.z0, starts.g0, virial=wants_virial(self.weights, targets))
         if self.solutions is not None:
             self.solutions.store(batch, output.z, output.adjoint, output.converged)
         jacobian = jacobian_penalty(model, inputs, output.z) if self.weights.jacobian > 0 else None
