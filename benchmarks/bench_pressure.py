@@ -95,12 +95,12 @@ def pressure_by_differences(energy, positions_of, cell: np.ndarray, eps: float) 
     return -(plus - minus) / d_volume * EV_PER_A3_TO_BAR
 
 
-def frame_pressures(model, xtb_energy, xtb_stress, numbers, positions, cell, masses, eps) -> dict[str, float]:
-    """Atomic and molecular virial pressures (bar) of the model and of xTB at one frame."""
+def frame_pressures(
+    models: dict[str, object], xtb_energy, xtb_stress, numbers, positions, cell, masses, eps
+) -> dict:
+    """Atomic and molecular virial pressures (bar) of xTB and of each model (label -> exported module) at
+    one frame: {"molecules", "xtb_atomic", "xtb_molecular", "models": {label: {"atomic", "molecular"}}}."""
     groups = molecules(numbers, positions, cell)
-
-    def model_energy(r: np.ndarray, c: np.ndarray) -> float:
-        return float(model.compute(torch.as_tensor(r), torch.as_tensor(c))[0])
 
     def atomic(factor: float) -> np.ndarray:
         return positions * factor
@@ -108,13 +108,31 @@ def frame_pressures(model, xtb_energy, xtb_stress, numbers, positions, cell, mas
     def molecular(factor: float) -> np.ndarray:
         return scaled_molecules(positions, cell, masses, groups, factor)
 
+    def energy_of(model):
+        return lambda r, c: float(model.compute(torch.as_tensor(r), torch.as_tensor(c))[0])
+
     return {
         "molecules": len(groups),
         "xtb_atomic": -float(np.trace(xtb_stress(positions, cell))) / 3 * EV_PER_A3_TO_BAR,
-        "model_atomic": pressure_by_differences(model_energy, atomic, cell, eps),
         "xtb_molecular": pressure_by_differences(xtb_energy, molecular, cell, eps),
-        "model_molecular": pressure_by_differences(model_energy, molecular, cell, eps),
+        "models": {
+            label: {
+                "atomic": pressure_by_differences(energy_of(model), atomic, cell, eps),
+                "molecular": pressure_by_differences(energy_of(model), molecular, cell, eps),
+            }
+            for label, model in models.items()
+        },
     }
+
+
+def with_models(row: dict, default_label: str) -> dict:
+    """A frame's row in the current layout (rows of the first version held one model: model_atomic,
+    model_molecular)."""
+    if "models" in row:
+        return row
+    model = {"atomic": row["model_atomic"], "molecular": row["model_molecular"]}
+    rest = {key: value for key, value in row.items() if not key.startswith("model_")}
+    return {**rest, "models": {default_label: model}}
 
 
 def xtb_functions(numbers: np.ndarray):
@@ -146,17 +164,19 @@ def summary_row(name: str, values: list[float]) -> str:
 def measure(
     args: argparse.Namespace, data, split: np.ndarray, numbers: np.ndarray, masses: np.ndarray
 ) -> list[dict]:
-    """Per-frame pressures (`frame_pressures`) of the model exported from args.checkpoint and of xTB."""
+    """Per-frame pressures (`frame_pressures`) of the models exported from args.checkpoint and of xTB."""
     args.out.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(dtype="float64", tol=1e-9, max_iter=300, adjoint_tol=1e-9, adjoint_max_iter=300)
-    path = export_model(model_from_checkpoint(args.checkpoint), args.out / "model_float64.pt", options)
-    model, _ = load_potential(path, numbers.tolist())
+    models = {}
+    for k, checkpoint in enumerate(args.checkpoint):
+        path = export_model(model_from_checkpoint(checkpoint), args.out / f"model{k}_float64.pt", options)
+        models[checkpoint] = load_potential(path, numbers.tolist())[0]
     xtb_energy, xtb_stress = xtb_functions(numbers)
     rows = []
     with Progress(len(split), "pressures of xTB and the model", unit="frame") as progress:
         for index in split:
             row = frame_pressures(
-                model,
+                models,
                 xtb_energy,
                 xtb_stress,
                 numbers,
@@ -174,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--checkpoint", default="models/water_deq.ckpt")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=None,
+        help="a model (training checkpoint); repeat to compare several in one run (default: "
+        "models/water_deq.ckpt)",
+    )
     parser.add_argument("--dataset", default="data/water-box.npz")
     parser.add_argument("--split", default="test", help="frames of this split of the dataset's splits file")
     parser.add_argument("--frames", type=int, default=12, help="the first FRAMES frames of the split")
@@ -194,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_notes_argument(parser)
     args = parser.parse_args(argv)
+    args.checkpoint = args.checkpoint or ["models/water_deq.ckpt"]
     torch.set_num_threads(1)
 
     data = np.load(args.dataset)
@@ -207,12 +234,22 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"eps": args.eps, "frames": rows}, indent=1) + "\n")
     else:
         measured = json.loads(args.from_json.read_text())
-        rows, args.eps = measured["frames"], measured["eps"]
+        rows = [with_models(row, args.checkpoint[0]) for row in measured["frames"]]
+        args.eps = measured["eps"]
+        args.checkpoint = list(rows[0]["models"])
 
-    column = {key: [row[key] for row in rows] for key in rows[0] if key not in ("frame", "molecules")}
-    differences = {
-        kind: [row[f"model_{kind}"] - row[f"xtb_{kind}"] for row in rows] for kind in ("atomic", "molecular")
-    }
+    table = []
+    for kind in ("atomic", "molecular"):
+        reference = [row[f"xtb_{kind}"] for row in rows]
+        table.append(summary_row(f"xTB, {kind}", reference))
+        for label in args.checkpoint:
+            values = [row["models"][label][kind] for row in rows]
+            table.append(summary_row(f"`{label}`, {kind}", values))
+            table.append(
+                summary_row(
+                    f"`{label}` - xTB, {kind}", [v - r for v, r in zip(values, reference, strict=True)]
+                )
+            )
     volume = abs(np.linalg.det(data["cell"][split[0]]))
     density = masses.sum() / (AVOGADRO * volume * 1e-24)  # g/cm³
     arguments = sys.argv[1:] if argv is None else argv
@@ -224,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         ),
         machine_line(),
         "",
-        f"`{args.checkpoint}` exported float64 (solves to 1e-9) against GFN2-xTB (tblite, the data's "
-        f"method) on the first {len(rows)} frames of the {args.split} split of `{args.dataset}` "
+        f"{', '.join(f'`{label}`' for label in args.checkpoint)} exported float64 (solves to 1e-9) against "
+        f"GFN2-xTB (tblite, the data's method) on the first {len(rows)} frames of the {args.split} split "
+        f"of `{args.dataset}` "
         f"({len(numbers)} atoms, {rows[0]['molecules']} molecules, {density:.3f} g/cm³, the volume of "
         "every frame). Virial part of the pressure, -dE/dV, in bar: atomic (every atom scaled with the "
         "cell; xTB's analytic stress, the model's central differences at "
@@ -234,12 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| virial pressure (bar) | mean | std | min | max |",
         "|---|---|---|---|---|",
-        summary_row("xTB, atomic", column["xtb_atomic"]),
-        summary_row("model, atomic", column["model_atomic"]),
-        summary_row("model - xTB, atomic", differences["atomic"]),
-        summary_row("xTB, molecular", column["xtb_molecular"]),
-        summary_row("model, molecular", column["model_molecular"]),
-        summary_row("model - xTB, molecular", differences["molecular"]),
+        *table,
         "",
         f"Per frame: `{repository_path(args.json)}`.",
     ]

@@ -13,7 +13,10 @@ from ase import Atoms
 
 from deqff.data.cli import main as data_main
 from deqff.data.dataset import Frames, default_metadata, full_stress
+from deqff.data.fingerprint import file_sha256
 from deqff.data.formats import read, write
+from deqff.data.generate import RunOptions
+from deqff.data.recipes import run_recipe
 from deqff.data.stress import add_reference_stress
 from deqff.data.structures import build_structure
 from deqff.data.xtb import XTBCalculator
@@ -93,6 +96,15 @@ def test_adding_stresses_resumes_and_matches_xtb(small_box: Atoms, tmp_path: Pat
     atoms.get_potential_energy()
     np.testing.assert_allclose(done.stress[2], full_stress(calc.results["stress"]), atol=1e-12)
     assert not path.with_name(path.name + ".partial.npz").exists()
+
+
+def test_the_recipe_adds_stresses_to_a_periodic_dataset_made_without(
+    small_box: Atoms, tmp_path: Path
+) -> None:
+    write(tmp_path / "water-box.npz", labeled_box(small_box, 2))
+    manifest = run_recipe("standard", tmp_path, RunOptions(progress=False), only=["water-box"])
+    assert read(tmp_path / "water-box.npz").stress.shape == (2, 3, 3)
+    assert manifest["datasets"]["water-box"]["sha256"] == file_sha256(tmp_path / "water-box.npz")
 
 
 def test_a_dataset_whose_energies_xtb_does_not_reproduce_is_refused(small_box: Atoms, tmp_path: Path) -> None:

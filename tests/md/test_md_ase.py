@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
+from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.verlet import VelocityVerlet
 
 from deqff.export.export import load_potential
@@ -99,3 +100,67 @@ def test_positions_in_nm_and_an_empty_system_are_clear_errors(models):
         water_nm.get_potential_energy()
     with pytest.raises(ValueError, match=r"the system is empty \(no atoms given\)"):
         Atoms(calculator=calc).get_potential_energy()
+
+
+def box_atoms(structure) -> Atoms:
+    """The periodic MDStructure (nm) as ASE Atoms (Å)."""
+    return Atoms(
+        numbers=structure.atomic_numbers,
+        positions=structure.positions * 10.0,
+        cell=structure.box * 10.0,
+        pbc=True,
+    )
+
+
+def strained_copy(atoms: Atoms, strain: np.ndarray) -> Atoms:
+    """A copy with positions and cell (row vectors) times (1 + strain)."""
+    deformation = np.eye(3) + strain
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ deformation, scale_atoms=False)
+    out.positions = atoms.positions @ deformation
+    return out
+
+
+@pytest.mark.parametrize("random_rotation", [False, True])
+def test_stress_is_the_strain_derivative_of_the_energy(models, water_box, random_rotation):
+    """The stress (1/V) dE/d(strain) against central differences of the energy of strained boxes (a
+    tightly solved export), in ASE's Voigt order; under MD-ET random rotations as well."""
+    path = models("conservative", tol=1e-11, adjoint_tol=1e-11, random_rotation=random_rotation)
+    atoms = box_atoms(water_box)
+    cell = atoms.cell.array.copy()
+    cell[1, 0] = 0.4  # triclinic: off-diagonal stresses appear
+    atoms.set_cell(cell, scale_atoms=False)
+    atoms.calc = DeqffCalculator(path)
+    stress = atoms.get_stress(voigt=False)
+    forces = atoms.get_forces()
+    reference = box_atoms(water_box)
+    reference.set_cell(cell, scale_atoms=False)
+    reference.calc = DeqffCalculator(path)
+    np.testing.assert_allclose(forces, reference.get_forces(), atol=1e-9)  # the same evaluation's forces
+    h = 1e-5
+    numerical = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            strain = np.zeros((3, 3))
+            strain[a, b] = h
+            energies = []
+            for sign in (1.0, -1.0):
+                deformed = strained_copy(atoms, sign * strain)
+                deformed.calc = DeqffCalculator(path)
+                energies.append(deformed.get_potential_energy())
+            numerical[a, b] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
+    assert np.abs(numerical).max() > 1e-4  # eV/Å³: not vacuous
+    np.testing.assert_allclose(stress, numerical, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(atoms.get_stress(), stress.flat[[0, 4, 8, 5, 2, 1]], rtol=1e-12)
+
+
+def test_stress_needs_a_cell_and_energy_gradient_forces(models, water_box):
+    molecule = Atoms(
+        numbers=ETHANOL_NUMBERS, positions=ETHANOL, calculator=DeqffCalculator(models("conservative"))
+    )
+    with pytest.raises(PropertyNotImplementedError, match="needs a periodic cell"):
+        molecule.get_stress()
+    box = box_atoms(water_box)
+    box.calc = DeqffCalculator(models("direct"))
+    with pytest.raises(RuntimeError, match="no virial or stress; use a model exported with conservative"):
+        box.get_stress()

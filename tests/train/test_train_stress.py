@@ -15,6 +15,7 @@ from deqff.data.collate import collate
 from deqff.data.dataset import Frame, Frames, default_metadata
 from deqff.data.formats import write
 from deqff.models.virial import virial_from_gradients
+from deqff.train.card import render_card
 from deqff.train.config import ConfigError, load_config
 from deqff.train.evaluate import evaluate
 from deqff.train.inputs import shift_vectors
@@ -95,6 +96,10 @@ def test_the_stress_term_is_trained_logged_and_evaluated(periodic_dataset: Path,
     assert forces_with < 1.3 * forces_without
     result = evaluate(with_stress.model, periodic_dataset, split=None)
     assert result.stress_mae_meV_A3 is not None and result.stress_mae_meV_A3 > 0
+    # The model card states the stress error and the loss term.
+    card = render_card("box", with_stress.paths.root, "make model-box")
+    assert "Stress MAE **" in card and "trained on stresses" in card and "100 × MSE(virial per atom)" in card
+    assert "not trained on stresses" in render_card("box", without.paths.root, "make model-box")
 
 
 def test_stress_training_needs_stresses_and_energy_gradient_forces(

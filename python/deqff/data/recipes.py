@@ -16,6 +16,7 @@ from deqff.data.fingerprint import file_sha256
 from deqff.data.formats import read
 from deqff.data.generate import GenerateConfig, RunOptions, generate
 from deqff.data.splits import split_dataset
+from deqff.data.stress import add_reference_stress
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,9 @@ def run_recipe(
     only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Generate every dataset of recipe `name` (or the ones named in `only`) into `out_dir` (existing
-    outputs are kept, unfinished ones continued) and write `<out_dir>/<name>.manifest.json`; returns
-    the manifest (entries of datasets skipped by `only` are kept from the previous manifest)."""
+    outputs are kept, unfinished ones continued, periodic ones without stresses given xTB's) and write
+    `<out_dir>/<name>.manifest.json`; returns the manifest (entries of datasets skipped by `only` are kept
+    from the previous manifest)."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; available: {', '.join(RECIPES)}")
     known = [item.name for item in RECIPES[name]]
@@ -120,6 +122,11 @@ def run_recipe(
                 raise RuntimeError(f"{item.name}: generation stopped early; rerun to continue")
             seconds = time.perf_counter() - t0
         frames = read(path)
+        if frames.pbc.all() and frames.stress is None and frames.has_labels:
+            # Made before generation recorded stresses: add xTB's (train.stress_weight needs them).
+            labeled = add_reference_stress(path, progress=options is None or options.progress)
+            assert labeled is not None  # (None only for runs limited to fewer frames)
+            frames = labeled
         split = split_dataset(
             path, frames.n_frames, mode=item.split_mode, seed=item.split_seed, gap=item.split_gap
         )

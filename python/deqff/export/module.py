@@ -18,10 +18,12 @@
   of the wrong shape is never used; a warm start worse than a cold one falls back to cold
   (`deqff.export.runner`).
 * an explicit, pure core: `_step_graph(positions, species, edge_index, shifts, state, ...)` ->
-  (energy, forces, state_out, stats, error) takes and returns the state, so a host that owns it
+  (energy, forces, state_out, stats, error, virial) takes and returns the state, so a host that owns it
   (a future torch.export artifact) can reuse it; it is not exported (no host calls it).
 * engine calls: `forward` in the OpenMM convention (nm, kJ/mol; see `DeqffPotential.forward` and
-  `DeqffEnergyPotential.forward`) and `compute(positions Å, cell Å)` -> (energy eV, forces eV/Å).
+  `DeqffEnergyPotential.forward`) and `compute(positions Å, cell Å)` -> (energy eV, forces eV/Å);
+  `compute_virial(positions Å, cell Å)` -> (energy, forces, virial W = -dE/d(strain) [3, 3] eV) for
+  models whose forces are energy gradients (the stress -W / V of ASE's cell filters and NPT).
 * repeats: a call at bitwise the same positions (and box) as the previous one (OpenMM evaluates
   again after `getState`) returns the cached energy and forces without solving (energy convention:
   re-evaluated from the kept fixed point, no solve); it counts in `totals()["repeats"]`, not in
@@ -93,6 +95,7 @@ from deqff.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 EXPORTED_METHODS = (
     "set_atomic_numbers",
     "compute",
+    "compute_virial",
     "reset",
     "set_warm_start",
     "get_state",
@@ -384,9 +387,11 @@ class DeqffPotential(nn.Module):
         state: list[Tensor],
         forces: bool,
         trust_state: bool,
-    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float], str]:
+        virial: bool = False,
+    ) -> tuple[Tensor, Tensor, list[Tensor], dict[str, float], str, Tensor]:
         """`step_graph` that returns a failed solve's message ("" on success) instead of raising;
-        `trust_state`: state[0] is already the fixed point of this input (a repeat), no solve."""
+        `trust_state`: state[0] is already the fixed point of this input (a repeat), no solve; `virial`:
+        also W = -dE/d(strain) [3, 3] eV (energy-gradient force modes; else [0, 3, 3])."""
         x = positions.to(self.like.dtype)
         shifts = shift_vectors.to(self.like.dtype)
         if self.runner.force_mode == "direct":
@@ -399,14 +404,16 @@ class DeqffPotential(nn.Module):
             torch.set_grad_enabled(True)  # forces need autograd even when called under no_grad
             if not x.requires_grad:
                 x = x.clone().requires_grad_(True)
+            if virial:
+                shifts = shifts.clone().requires_grad_(True)
             out = self.runner.run(
-                x, species, edge_index, shifts, state[0], state[1], forces, trust_state, state[2:]
+                x, species, edge_index, shifts, state[0], state[1], forces, trust_state, state[2:], virial
             )
             torch.set_grad_enabled(enabled)
         with torch.no_grad():
             # (the secant pairs are new tensors of the solves, or the buffers themselves: no copy)
             state_out = [out.z.clone(), out.g.clone()] + out.secants  # noqa: RUF005 (TorchScript)
-        return out.energy, out.forces, state_out, out.stats, out.error
+        return out.energy, out.forces, state_out, out.stats, out.error, out.virial
 
     # -- stateful calls -------------------------------------------------------------------------------
     # Each engine entry point checks its input with `validated_graph` itself and raises a failed
@@ -487,24 +494,29 @@ class DeqffPotential(nn.Module):
         edge_index: Tensor,
         shift_vectors: Tensor,
         forces: bool,
-    ) -> tuple[Tensor, Tensor, str]:
+        virial: bool = False,
+    ) -> tuple[Tensor, Tensor, str, Tensor]:
         """Stateful evaluation in Å / eV of checked input (all particles [M, 3], the model's atoms and
-        their graph): (energy [], forces [M, 3] or [0, 3], error). State is kept only on success."""
+        their graph): (energy [], forces [M, 3] or [0, 3], error, virial [3, 3] eV in the lab frame when
+        `virial`, else [0, 3, 3]). State is kept only on success."""
         repeat = self._is_repeat(positions, cell)
         state = self._start_state(repeat)
         lab_atoms, rotation = atoms, self.transforms.draw(atoms.device)
         atoms, shift_vectors, state = self.transforms.enter(rotation, atoms, shift_vectors, state)
-        energy, atom_forces, state_out, stats, error = self._step_graph(
-            atoms, self.species, edge_index, shift_vectors, state, forces, repeat
+        energy, atom_forces, state_out, stats, error, w = self._step_graph(
+            atoms, self.species, edge_index, shift_vectors, state, forces, repeat, virial
         )
         atom_forces, state_out, error = self.transforms.leave(
             rotation, atom_forces, state_out, lab_atoms, cell, error
         )
+        if w.shape[0] > 0:  # W of the frame rotated by R (positions x R^T) -> lab frame: R^T W R
+            r = rotation.to(w.dtype)
+            w = r.T @ w @ r
         force_out = scatter_forces(atom_forces, self.atom_indices, positions.shape[0])
         if error == "":
             self._commit(state_out, stats, repeat)
             self._remember(positions, cell, energy, force_out)
-        return energy, force_out, error
+        return energy, force_out, error, w
 
     def _reject_inference_mode(self, positions: Tensor) -> None:
         """A clear error for a conservative model called under torch.inference_mode() (its forces need
@@ -533,13 +545,44 @@ class DeqffPotential(nn.Module):
                 self.cutoff,
                 self.min_distance,
             )
-            energy, forces, error = self._evaluate(positions, cell, atoms, edge_index, shift_vectors, True)
+            energy, forces, error, _ = self._evaluate(positions, cell, atoms, edge_index, shift_vectors, True)
             if error != "":
                 raise RuntimeError(error)
         with torch.no_grad():
             energy_out = energy.to(torch.float64).clone()
             forces_out = forces.to(torch.float64).clone()
         return energy_out, forces_out
+
+    @torch.jit.export
+    def compute_virial(self, positions: Tensor, cell: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """positions [M, 3] Å, cell [3, 3] Å or None -> (energy [] eV, forces [M, 3] eV/Å, virial W =
+        -dE/d(strain) [3, 3] eV), float64: one evaluation (a repeat of the last call's positions solves
+        nothing). The stress is -W / V. Models whose forces are energy gradients only."""
+        self._reject_inference_mode(positions)
+        if self.runner.force_mode == "direct":
+            raise RuntimeError(
+                "deqff: this model's forces come from a direct head, not from an energy gradient, so it has "
+                "no virial or stress; use a model exported with conservative forces"
+            )
+        atoms, edge_index, shift_vectors = validated_graph(
+            positions,
+            cell,
+            self.atom_indices,
+            self.species,
+            self.atomic_numbers,
+            self.cutoff,
+            self.min_distance,
+        )
+        energy, forces, error, w = self._evaluate(
+            positions, cell, atoms, edge_index, shift_vectors, True, True
+        )
+        if error != "":
+            raise RuntimeError(error)
+        with torch.no_grad():
+            energy_out = energy.to(torch.float64).clone()
+            forces_out = forces.to(torch.float64).clone()
+            virial_out = w.to(torch.float64).clone()
+        return energy_out, forces_out, virial_out
 
     def _probe_term(self, probe: Tensor | None) -> Tensor:
         """probe' * (running total of iterations), zero in value: its derivative is the statistic."""
@@ -566,7 +609,7 @@ class DeqffPotential(nn.Module):
             atoms, edge_index, shift_vectors = validated_graph(
                 x, cell, self.atom_indices, self.species, self.atomic_numbers, self.cutoff, self.min_distance
             )
-            energy, forces, error = self._evaluate(x, cell, atoms, edge_index, shift_vectors, True)
+            energy, forces, error, _ = self._evaluate(x, cell, atoms, edge_index, shift_vectors, True)
             if error != "":
                 raise RuntimeError(error)
         with torch.no_grad():
@@ -706,7 +749,7 @@ class DeqffPotential(nn.Module):
         forces [N, 3] eV/Å, atom energies [N] eV read out from z* (they sum to the energy to solver
         tolerance), state_out [z, g], stats). Raises RuntimeError if the solve fails even cold."""
         edge_index = torch.stack([edges[1], edges[0]])
-        energy, forces, state_out, stats, error = self._step_graph(
+        energy, forces, state_out, stats, error, _ = self._step_graph(
             positions, species, edge_index, shift_vectors, state, True, False
         )
         if error != "":
@@ -770,7 +813,7 @@ class DeqffEnergyPotential(DeqffPotential):
         atoms, edge_index, shift_vectors = validated_graph(
             x, cell, self.atom_indices, self.species, self.atomic_numbers, self.cutoff, self.min_distance
         )
-        energy, _, error = self._evaluate(x, cell, atoms, edge_index, shift_vectors, False)
+        energy, _, error, _ = self._evaluate(x, cell, atoms, edge_index, shift_vectors, False)
         if error != "":
             raise RuntimeError(error)
         return energy.to(torch.float64) * self.kj_per_mol_per_ev + self._probe_term(probe)

@@ -74,7 +74,8 @@ class RunOutput(NamedTuple):
     the solve failed (then the other fields are placeholders; callers raise it, see deqff.export.inputs
     for why runners do not raise themselves); secants: the solves' last secant pairs to seed the next
     call's solves, [dY, dG, gram] of the forward then of the adjoint solve (K = 0: none; see
-    ImplicitRunner and deqff.deq.anderson.anderson_carry)."""
+    ImplicitRunner and deqff.deq.anderson.anderson_carry); virial [3, 3] eV, W = -dE/d(strain)
+    (deqff.models.virial), when requested with the forces, else [0, 3, 3]."""
 
     energy: Tensor
     forces: Tensor
@@ -83,6 +84,7 @@ class RunOutput(NamedTuple):
     stats: dict[str, float]
     error: str
     secants: list[Tensor]
+    virial: Tensor
 
 
 class FixedPoint(NamedTuple):
@@ -128,27 +130,37 @@ class ExplicitRunner(nn.Module):
         forces: bool,
         edge_index: Tensor,
         shifts: Tensor,
-    ) -> tuple[Tensor, Tensor]:
-        """(energy [], forces [N, 3] or [0, 3]): the learned energy plus the short-range prior (if the
-        model has one); forces from the direct head plus the prior's, or -dE/dx of the whole energy
-        (the graph is then consumed)."""
+        virial: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """(energy [], forces [N, 3] or [0, 3], virial [3, 3] or [0, 3, 3]): the learned energy plus the
+        short-range prior (if the model has one); forces from the direct head plus the prior's, or -dE/dx
+        of the whole energy (the graph is then consumed), with the virial -(x^T dE/dx + s^T dE/ds) when
+        `virial` (energy-gradient force modes; `shifts` [E, 3] must then require grad)."""
+        no_virial = x.new_zeros((0, 3, 3))
         if self.force_mode == "direct":
             if self.has_prior:
                 prior, prior_forces = self.model.prior_energy(x, species, edge_index, shifts, forces)
                 energy = energy + prior.sum()
                 if forces:
-                    return energy, self.model.force_head(z, species) + prior_forces
+                    return energy, self.model.force_head(z, species) + prior_forces, no_virial
             if forces:
-                return energy, self.model.force_head(z, species)
-            return energy, x[:0]
+                return energy, self.model.force_head(z, species), no_virial
+            return energy, x[:0], no_virial
         if self.has_prior:
             energy = energy + self.model.prior_energy(x, species, edge_index, shifts, False)[0].sum()
-        if forces:
-            grad = torch.autograd.grad([energy], [x], allow_unused=True)[0]
-            if grad is None:
-                return energy, torch.zeros_like(x)
-            return energy, -grad
-        return energy, x[:0]
+        if not forces:
+            return energy, x[:0], no_virial
+        inputs = [x, shifts] if virial else [x]
+        grads = torch.autograd.grad([energy], inputs, allow_unused=True)
+        grad = grads[0]
+        if grad is None:
+            grad = torch.zeros_like(x)
+        if not virial:
+            return energy, -grad, no_virial
+        shift_grad = grads[1]
+        if shift_grad is None:
+            shift_grad = torch.zeros_like(shifts)
+        return energy, -grad, -(x.T @ grad + shifts.T @ shift_grad)
 
     def run(
         self,
@@ -161,19 +173,23 @@ class ExplicitRunner(nn.Module):
         forces: bool,
         trust_start: bool = False,
         secants: list[Tensor] | None = None,
+        virial: bool = False,
     ) -> RunOutput:
         """x [N, 3] Å (requires grad unless the force mode is direct); species [N]; edge_index [2, E]
-        (sender, receiver); shifts [E, 3] Å; z0, g0, trust_start, secants ignored. See RunOutput."""
+        (sender, receiver); shifts [E, 3] Å (requiring grad when `virial`); z0, g0, trust_start, secants
+        ignored. See RunOutput."""
         needs_grad = self.force_mode != "direct"
         batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
         core = self.model.core(inputs, batch, 1, None, needs_grad)
         energy, _ = self.model.readout(core.z, species, batch, 1)
-        energy, force_out = self.finish(x, energy.sum(), core.z, species, forces, edge_index, shifts)
+        energy, force_out, w = self.finish(
+            x, energy.sum(), core.z, species, forces, edge_index, shifts, virial
+        )
         empty = x.new_zeros((0, 0))
         stats = new_stats()
         stats["cold"] = 1.0
-        return RunOutput(energy, force_out, empty, empty, stats, "", no_secant_pairs(empty))
+        return RunOutput(energy, force_out, empty, empty, stats, "", no_secant_pairs(empty), w)
 
 
 class ImplicitRunner(ExplicitRunner):
@@ -387,13 +403,16 @@ class ImplicitRunner(ExplicitRunner):
         forces: bool,
         trust_start: bool = False,
         secants: list[Tensor] | None = None,
+        virial: bool = False,
     ) -> RunOutput:
         """x [N, 3] Å (requires grad unless the force mode is direct); species [N]; edge_index [2, E]
-        (sender, receiver); shifts [E, 3] Å; z0 / g0 [N, D] warm starts ([0, D]: cold); trust_start:
-        z0 is this input's fixed point already (a repeat at unchanged positions): no solve; secants:
-        the previous call's RunOutput.secants (None or empty: none). See RunOutput."""
+        (sender, receiver); shifts [E, 3] Å (requiring grad when `virial`); z0 / g0 [N, D] warm starts
+        ([0, D]: cold); trust_start: z0 is this input's fixed point already (a repeat at unchanged
+        positions): no solve; secants: the previous call's RunOutput.secants (None or empty: none); virial:
+        also the virial (energy-gradient force modes). See RunOutput."""
         stats = new_stats()
         errors: list[str] = []
+        no_virial = x.new_zeros((0, 3, 3))
         batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         inputs = self.model.layer_inputs(x, species, edge_index, shifts)
         injection = inputs["injection"]
@@ -406,7 +425,7 @@ class ImplicitRunner(ExplicitRunner):
             point = self.solve(inputs, batch, z0, stats, errors, carried[:3])
         z = point.z
         if len(errors) > 0:
-            return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0], carried)
+            return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0], carried, no_virial)
         g = z[:0]
         adjoint_secants = carried[3:]
         core = self.model.core
@@ -425,12 +444,14 @@ class ImplicitRunner(ExplicitRunner):
                 energy.sum(), state, leaf, batch, g0, stats, errors, adjoint_secants
             )
             if len(errors) > 0:
-                return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0], carried)
-            energy, force_out = self.finish(x, energy, state, species, forces, edge_index, shifts)
-            return RunOutput(energy, force_out, z, g, stats, "", point.secants + adjoint_secants)
+                return RunOutput(x.new_zeros(()), x[:0], z[:0], z[:0], stats, errors[0], carried, no_virial)
+            energy, force_out, w = self.finish(x, energy, state, species, forces, edge_index, shifts, virial)
+            return RunOutput(energy, force_out, z, g, stats, "", point.secants + adjoint_secants, w)
         energy, _ = self.model.readout(state, species, batch, 1)
-        energy, force_out = self.finish(x, energy.sum(), state, species, forces, edge_index, shifts)
-        return RunOutput(energy, force_out, z, g, stats, "", point.secants + adjoint_secants)
+        energy, force_out, w = self.finish(
+            x, energy.sum(), state, species, forces, edge_index, shifts, virial
+        )
+        return RunOutput(energy, force_out, z, g, stats, "", point.secants + adjoint_secants, w)
 
 
 def stop_value(abs_res: Tensor, rel_res: Tensor, stop_mode: str) -> Tensor:

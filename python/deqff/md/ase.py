@@ -4,6 +4,7 @@
     atoms.calc = calc
     atoms.get_forces()                      # first call cold, later calls warm-started
     calc.solver_stats()                     # last call's and running statistics
+    atoms.get_stress()                      # periodic cells, energy-gradient forces: (1/V) dE/d(strain)
 
 The model object keeps the previous fixed point exactly as under OpenMM (same code): a new set of
 atomic numbers (another system) resets it, a jump in positions falls back to a cold start, and
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from deqff.export.export import script_error, set_atoms
 from deqff.export.options import ExportOptions
@@ -29,9 +30,12 @@ from deqff.md.python_force import live_potential, model_device, results_to_host
 
 
 class DeqffCalculator(Calculator):
-    """Energy (eV) and forces (eV/Å) from a deqff model, warm-started across calls."""
+    """Energy (eV), forces (eV/Å) and, for periodic cells and models whose forces are energy gradients,
+    the stress (eV/Å³, ASE's sign and Voigt order) from a deqff model, warm-started across calls. The
+    stress comes with the forces of the same evaluation (`compute_virial`), so ASE's NPT integrators and
+    cell filters cost one model call per step."""
 
-    implemented_properties = ["energy", "free_energy", "forces"]  # noqa: RUF012 (ASE API)
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]  # noqa: RUF012 (ASE API)
 
     def __init__(
         self, model: Any, options: ExportOptions | None = None, device: Any = "cpu", **kwargs: Any
@@ -59,13 +63,26 @@ class DeqffCalculator(Calculator):
             if not pbc.all():
                 raise ValueError("deqff supports fully periodic cells or molecules (pbc all True or False)")
             cell = torch.as_tensor(np.asarray(self.atoms.cell.array), dtype=torch.float64, device=self.device)
+        stress = "stress" in properties
+        if stress and cell is None:
+            raise PropertyNotImplementedError("a stress needs a periodic cell (atoms.pbc all True)")
+        if stress and not hasattr(self.model, "compute_virial"):
+            raise PropertyNotImplementedError(
+                "this exported model predates stresses (no compute_virial): re-export it with `deqff export`"
+            )
         try:
             with model_calls():  # TorchScript optimization off: first calls fast (deqff.md.jit)
-                energy, forces = self.model.compute(positions, cell)
+                if stress:
+                    energy, forces, virial = self.model.compute_virial(positions, cell)
+                else:
+                    energy, forces = self.model.compute(positions, cell)
         except torch.jit.Error as error:
             raise script_error(error) from None
         energy_ev, forces_ev = results_to_host(energy, forces)
         self.results = {"energy": energy_ev, "free_energy": energy_ev, "forces": forces_ev.copy()}
+        if stress:
+            full = -virial.to("cpu", torch.float64).numpy() / abs(np.linalg.det(self.atoms.cell.array))
+            self.results["stress"] = full.flat[[0, 4, 8, 5, 2, 1]].copy()
 
     def reset_solver_state(self) -> None:
         """Forget the warm-start state: the next calculation starts cold."""

@@ -21,6 +21,7 @@ import yaml
 
 from deqff import __version__
 from deqff.train.checkpoint import load_checkpoint
+from deqff.units import EV_PER_A3_TO_BAR
 
 
 def _machine(threads: int | None) -> str:
@@ -98,6 +99,7 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         f"- Energy MAE **{test['energy_mae_meV']:.1f} meV** "
         f"({test['energy_mae_meV_per_atom']:.2f} meV/atom).",
         f"- Force MAE **{test['force_mae_meV_A']:.1f} meV/Å** (RMSE {test['force_rmse_meV_A']:.1f} meV/Å).",
+        *stress_lines(test, train_cfg),
         "",
         "## Model and solver",
         f"- {parameters:,} parameters; irreps `{model_cfg['irreps_node']}`, cutoff {model_cfg['cutoff']} Å, "
@@ -145,7 +147,7 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         f"{'AdamW with AMSGrad' if train_cfg.get('amsgrad') else 'AdamW'} lr {train_cfg['lr']} with "
         f"{train_cfg['schedule']} decay, EMA {train_cfg['ema_decay']}.",
         f"- Loss: {train_cfg['energy_weight']:g} × MSE(energy per atom) + {train_cfg['force_weight']:g} × "
-        f"MSE(force components){_stage(train_cfg)}.",
+        f"MSE(force components){_stress_term(train_cfg)}{_stage(train_cfg)}.",
         f"- Wall time {training['hours']:.2f} h, peak memory {training['peak_mem_MB']:.0f} MB, "
         f"on {_machine(train_cfg.get('num_threads'))}.",
         f"- Curves: `{name}_curves.png`. Checkpoint format {checkpoint.get('format_version', '?')}.",
@@ -157,6 +159,21 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         "",
     ]
     return "\n".join(lines)
+
+
+def stress_lines(test: dict[str, Any], train_cfg: dict[str, Any]) -> list[str]:
+    """The test stress error (frames with reference stresses) and whether the model trained on them."""
+    mae = test.get("stress_mae_meV_A3")
+    if mae is None:
+        return []
+    trained = "trained on stresses" if train_cfg.get("stress_weight", 0.0) > 0 else "not trained on stresses"
+    kbar = mae * EV_PER_A3_TO_BAR / 1000.0 / 1000.0
+    return [f"- Stress MAE **{mae:.3f} meV/Å³** ({kbar:.2f} kbar; {trained})."]
+
+
+def _stress_term(train_cfg: dict[str, Any]) -> str:
+    weight = train_cfg.get("stress_weight", 0.0)
+    return f" + {weight:g} × MSE(virial per atom)" if weight > 0 else ""
 
 
 def _stage(train_cfg: dict[str, Any]) -> str:
