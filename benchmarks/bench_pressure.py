@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     volume = abs(np.linalg.det(data["cell"][split[0]]))
     density = masses.sum() / (AVOGADRO * volume * 1e-24)  # g/cm³
     arguments = sys.argv[1:] if argv is None else argv
-    measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results", "--json"))
+    measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results"))
     lines = [
         command_line(
             f"python benchmarks/bench_pressure.py {shlex.join(measured_by)}",

@@ -60,7 +60,8 @@ class RunSummary:
             f"{model.get('aggregation', 'softmax')}",
             f"radial {'x'.join([str(model['radial_hidden'])] * model.get('radial_layers', 1))}",
             f"batch {data['batch_size']}",
-            f"E:F {train['energy_weight']:g}:{train['force_weight']:g}",
+            f"E:F {train['energy_weight']:g}:{train['force_weight']:g}"
+            + (f", stress {train['stress_weight']:g}" if train.get("stress_weight", 0.0) > 0 else ""),
             f"lr {train['lr']:g}" + (" AMSGrad" if train.get("amsgrad") else ""),
         ]
         if model.get("num_heads", 2) != 2:
@@ -164,10 +165,13 @@ def count_parameters(model_config: dict) -> int:
 
 
 def table(runs: list[RunSummary]) -> list[str]:
+    """The runs' table; a test stress column when any run's test metrics have a stress error."""
+    stresses = any(run.test and run.test.get("stress_mae_meV_A3") is not None for run in runs)
     lines = [
         "| run | settings | parameters | epochs (steps) | training time | best val force MAE (meV/Å) "
-        "| its val energy MAE (meV) | test force / energy MAE |",
-        "|---|---|---|---|---|---|---|---|",
+        "| its val energy MAE (meV) | test force / energy MAE |"
+        + (" test stress MAE (meV/Å³) |" if stresses else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if stresses else ""),
     ]
     for run in runs:
         last, best = run.rows[-1], run.best
@@ -176,11 +180,15 @@ def table(runs: list[RunSummary]) -> list[str]:
             if run.test
             else "not finished"
         )
-        lines.append(
+        row = (
             f"| {run.label} | {run.describe()} | {run.parameters:,} | {run.epochs_cell()} "
             f"| {last['time_s'] / 60:.1f} min | {best['val_force_mae_meV_A']:.1f} "
             f"(epoch {int(best['epoch'])}) | {best['val_energy_mae_meV']:.1f} | {test} |"
         )
+        if stresses:
+            stress = run.test.get("stress_mae_meV_A3") if run.test else None
+            row += f" {stress:.3f} |" if stress is not None else " - |"
+        lines.append(row)
     return lines
 
 

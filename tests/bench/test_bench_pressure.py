@@ -61,3 +61,15 @@ def test_pressure_by_differences_of_a_known_energy() -> None:
 
     pressure = pressure_by_differences(energy, lambda factor: positions * factor, cell, 1e-4)
     assert pressure == pytest.approx(-2e-6 * 125.0 * EV_PER_A3_TO_BAR, rel=1e-6)
+
+
+def test_rows_of_the_first_version_read_as_one_model() -> None:
+    """Per-frame JSON written before several checkpoints could be compared keeps rendering."""
+    from bench_pressure import with_models
+
+    legacy = {"frame": 3, "molecules": 32, "xtb_atomic": 1.0, "model_atomic": 2.0, "xtb_molecular": 3.0,
+              "model_molecular": 4.0}  # fmt: skip
+    row = with_models(legacy, "models/a.ckpt")
+    assert row == {"frame": 3, "molecules": 32, "xtb_atomic": 1.0, "xtb_molecular": 3.0,
+                   "models": {"models/a.ckpt": {"atomic": 2.0, "molecular": 4.0}}}  # fmt: skip
+    assert with_models(row, "other") is row

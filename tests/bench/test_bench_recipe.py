@@ -17,7 +17,7 @@ def test_the_section_names_the_machines_the_runs_trained_on(tmp_path: Path) -> N
     runs = []
     for name in ("old", "new"):
         run = tmp_path / name
-        shutil.copytree(ROOT / "benchmarks" / "runs" / "water_deq", run)
+        shutil.copytree(ROOT / "benchmarks" / "runs" / "water_deq_stage1", run)
         runs.append(run)
     machines = [
         {"from_step": 0, "machine": "CPU A, 2 cores"},
