@@ -164,3 +164,28 @@ def test_stress_needs_a_cell_and_energy_gradient_forces(models, water_box):
     box.calc = DeqffCalculator(models("direct"))
     with pytest.raises(RuntimeError, match="no virial or stress; use a model exported with conservative"):
         box.get_stress()
+
+
+def test_ase_cell_relaxation_and_npt_run_on_the_stress(models, water_box):
+    """ASE's cell filter and Berendsen NPT consume the calculator's stress: the cell moves, the
+    stress falls under relaxation, warm starts continue across steps."""
+    from ase.filters import FrechetCellFilter
+    from ase.md.nptberendsen import NPTBerendsen
+    from ase.optimize import FIRE
+
+    atoms = box_atoms(water_box)
+    atoms.calc = DeqffCalculator(models("conservative"))
+    start_stress = np.abs(atoms.get_stress()).max()
+    start_cell = atoms.cell.array.copy()
+    FIRE(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-9, steps=8)
+    assert not np.allclose(atoms.cell.array, start_cell)
+    assert np.abs(atoms.get_stress()).max() < start_stress
+    volume = atoms.get_volume()
+    atoms.set_velocities(np.random.default_rng(1).normal(0.0, 0.01, (len(atoms), 3)))
+    NPTBerendsen(
+        atoms, 0.5 * units.fs, temperature_K=300, pressure_au=1e4 * units.bar, taut=100 * units.fs,
+        taup=200 * units.fs, compressibility_au=4.6e-5 / units.bar,
+    ).run(4)  # fmt: skip
+    assert atoms.get_volume() != volume
+    stats = atoms.calc.solver_stats()
+    assert stats["cold"] == 0.0 and stats["calls"] >= 12
