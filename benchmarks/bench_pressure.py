@@ -31,6 +31,7 @@ import shlex
 import statistics
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -161,10 +162,50 @@ def summary_row(name: str, values: list[float]) -> str:
     return f"| {name} | " + " | ".join(f"{value:.0f}" for value in cells) + " |"
 
 
-def measure(
-    args: argparse.Namespace, data, split: np.ndarray, numbers: np.ndarray, masses: np.ndarray
-) -> list[dict]:
+class FrameSource(NamedTuple):
+    """Frames to measure: numbers [N]; frames (index, positions [N, 3] Å, cell [3, 3] Å); where they come
+    from, as a phrase of the section's text."""
+
+    numbers: np.ndarray
+    frames: list[tuple[int, np.ndarray, np.ndarray]]
+    description: str
+
+
+def dataset_frames(dataset: str, split: str, count: int) -> FrameSource:
+    """The first `count` frames of `split` (the dataset's .splits.npz) of a periodic dataset."""
+    data = np.load(dataset)
+    indices = np.load(Path(dataset).with_suffix(".splits.npz"))[split][:count]
+    frames = [(int(k), data["R"][k], data["cell"][k]) for k in indices]
+    return FrameSource(
+        np.asarray(data["z"]), frames, f"the first {len(frames)} frames of the {split} split of `{dataset}`"
+    )
+
+
+def trajectory_frames(trajectory: str, topology: str, count: int) -> FrameSource:
+    """`count` frames evenly spaced over the second half of an MD trajectory (DCD/XTC with its PDB topology,
+    as `deqff simulate` writes them), positions and box in Å."""
+    import mdtraj
+
+    traj = mdtraj.load(trajectory, top=topology)
+    numbers = np.array([atom.element.atomic_number for atom in traj.topology.atoms])
+    picks = np.linspace(traj.n_frames // 2, traj.n_frames - 1, count).round().astype(int)
+    positions = traj.xyz.astype(np.float64) * 10.0
+    cells = traj.unitcell_vectors.astype(np.float64) * 10.0
+    frames = [(int(k), positions[k], cells[k]) for k in picks]
+    where = f"{len(frames)} frames evenly spaced over the second half of the MD trajectory `{trajectory}`"
+    return FrameSource(numbers, frames, where)
+
+
+def density(numbers: np.ndarray, cell: np.ndarray) -> float:
+    """Mass density (g/cm³) of the atoms `numbers` in `cell` (Å)."""
+    from ase.data import atomic_masses
+
+    return float(atomic_masses[numbers].sum() / (AVOGADRO * abs(np.linalg.det(cell)) * 1e-24))
+
+
+def measure(args: argparse.Namespace, source: FrameSource, masses: np.ndarray) -> list[dict]:
     """Per-frame pressures (`frame_pressures`) of the models exported from args.checkpoint and of xTB."""
+    numbers = source.numbers
     args.out.mkdir(parents=True, exist_ok=True)
     options = ExportOptions(dtype="float64", tol=1e-9, max_iter=300, adjoint_tol=1e-9, adjoint_max_iter=300)
     models = {}
@@ -173,19 +214,10 @@ def measure(
         models[checkpoint] = load_potential(path, numbers.tolist())[0]
     xtb_energy, xtb_stress = xtb_functions(numbers)
     rows = []
-    with Progress(len(split), "pressures of xTB and the model", unit="frame") as progress:
-        for index in split:
-            row = frame_pressures(
-                models,
-                xtb_energy,
-                xtb_stress,
-                numbers,
-                data["R"][index],
-                data["cell"][index],
-                masses,
-                args.eps,
-            )
-            rows.append({"frame": int(index), **row})
+    with Progress(len(source.frames), "pressures of xTB and the model", unit="frame") as progress:
+        for index, positions, cell in source.frames:
+            row = frame_pressures(models, xtb_energy, xtb_stress, numbers, positions, cell, masses, args.eps)
+            rows.append({"frame": index, "density": density(numbers, cell), **row})
             progress.update()
     return rows
 
@@ -204,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="data/water-box.npz")
     parser.add_argument("--split", default="test", help="frames of this split of the dataset's splits file")
     parser.add_argument("--frames", type=int, default=12, help="the first FRAMES frames of the split")
+    parser.add_argument(
+        "--trajectory",
+        default=None,
+        help="measure on FRAMES frames of the second half of this MD trajectory (with --topology) instead "
+        "of the dataset: is the model's pressure xTB's where its own MD went?",
+    )
+    parser.add_argument("--topology", default=None, help="the trajectory's PDB topology")
     parser.add_argument("--eps", type=float, default=2e-4, help="relative length change of the differences")
     parser.add_argument("--json", type=Path, default=HERE / "pressure_water.json")
     parser.add_argument("--out", type=Path, default=Path("out/bench/pressure"))
@@ -223,14 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     args.checkpoint = args.checkpoint or ["models/water_deq.ckpt"]
     torch.set_num_threads(1)
 
-    data = np.load(args.dataset)
-    split = np.load(Path(args.dataset).with_suffix(".splits.npz"))[args.split][: args.frames]
-    numbers = np.asarray(data["z"])
+    if args.trajectory:
+        source = trajectory_frames(args.trajectory, args.topology, args.frames)
+    else:
+        source = dataset_frames(args.dataset, args.split, args.frames)
+    numbers = source.numbers
     from ase.data import atomic_masses
 
     masses = atomic_masses[numbers]
     if args.from_json is None:
-        rows = measure(args, data, split, numbers, masses)
+        rows = measure(args, source, masses)
         args.json.write_text(json.dumps({"eps": args.eps, "frames": rows}, indent=1) + "\n")
     else:
         measured = json.loads(args.from_json.read_text())
@@ -250,8 +291,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"`{label}` - xTB, {kind}", [v - r for v, r in zip(values, reference, strict=True)]
                 )
             )
-    volume = abs(np.linalg.det(data["cell"][split[0]]))
-    density = masses.sum() / (AVOGADRO * volume * 1e-24)  # g/cm³
+    # (rows of the first version have no densities: their frames were all at the dataset's one volume)
+    densities = [row.get("density", density(numbers, source.frames[0][2])) for row in rows]
+    if max(densities) - min(densities) < 5e-4:
+        density_text = f"{densities[0]:.3f} g/cm³, the volume of every frame"
+    else:
+        density_text = f"{min(densities):.3f}-{max(densities):.3f} g/cm³"
     arguments = sys.argv[1:] if argv is None else argv
     measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results"))
     lines = [
@@ -262,10 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         machine_line(),
         "",
         f"{', '.join(f'`{label}`' for label in args.checkpoint)} exported float64 (solves to 1e-9) against "
-        f"GFN2-xTB (tblite, the data's method) on the first {len(rows)} frames of the {args.split} split "
-        f"of `{args.dataset}` "
-        f"({len(numbers)} atoms, {rows[0]['molecules']} molecules, {density:.3f} g/cm³, the volume of "
-        "every frame). Virial part of the pressure, -dE/dV, in bar: atomic (every atom scaled with the "
+        f"GFN2-xTB (tblite, the data's method) on {source.description} "
+        f"({len(numbers)} atoms, {rows[0]['molecules']} molecules, {density_text}). "
+        "Virial part of the pressure, -dE/dV, in bar: atomic (every atom scaled with the "
         "cell; xTB's analytic stress, the model's central differences at "
         f"±{args.eps:g}) and molecular (each molecule moved with its centre of mass, its geometry kept; "
         "both by central differences). The kinetic part, the same for both, is not included.",
