@@ -761,6 +761,16 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --json benchmarks/pressure_water_stress.json --section bench_pressure_stress \
 	  --title "Pressure of the water model trained on xTB's stresses (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_stress_notes.md
+	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
+	  --out benchmarks/npt/stress --section bench_npt_stress --plot benchmarks/npt_water_stress.png \
+	  --title "Water density at constant pressure, the model trained on stresses (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_stress_notes.md
+	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_stage1/checkpoints/best.pt \
+	  --checkpoint runs/water_deq/checkpoints/best.pt --trajectory benchmarks/npt/stress/seed0/trajectory.dcd \
+	  --topology benchmarks/npt/stress/seed0/topology.pdb --frames 8 --json benchmarks/pressure_water_npt.json \
+	  --section bench_pressure_npt \
+	  --title "Pressure of the water models against xTB where the NPT run went (issue #13: 6)" \
+	  --notes-file benchmarks/pressure_water_npt_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
