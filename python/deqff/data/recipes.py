@@ -67,7 +67,30 @@ STANDARD: tuple[RecipeItem, ...] = (
     ),
 )
 
-RECIPES: dict[str, tuple[RecipeItem, ...]] = {"standard": STANDARD}
+
+def _water_box_at(density: float, seed: int, n_frames: int = 125) -> RecipeItem:
+    """The standard water box's sampling (TIP3P, 300 K, frames 1 ps apart, xTB labels with stresses) at
+    another density (g/cm³)."""
+    config = GenerateConfig(
+        structure="water-box:32",
+        n_frames=n_frames,
+        temperature_K=300.0,
+        timestep_fs=0.5,
+        stride=2000,
+        equilibration_steps=40000,
+        seed=seed,
+        sampler="tip3p",
+        density_g_cm3=density,
+    )
+    return RecipeItem(f"water-box-{density:.2f}", config, split_mode="random", split_gap=0)
+
+
+#: Water boxes at lower densities than the standard one (1.000 g/cm³): GFN2-xTB's water expands at 1 bar (to
+#: about 0.7 g/cm³; benchmarks/RESULTS.md "Pressure of the water models against xTB where the NPT run
+#: went"), so a model that runs NPT needs frames where the box goes. Not yet used by a shipped model.
+WATER_DENSITIES: tuple[RecipeItem, ...] = (_water_box_at(0.75, 5), _water_box_at(0.88, 6))
+
+RECIPES: dict[str, tuple[RecipeItem, ...]] = {"standard": STANDARD, "water-densities": WATER_DENSITIES}
 
 
 def scaled(items: tuple[RecipeItem, ...], n_frames: int | None) -> tuple[RecipeItem, ...]:
