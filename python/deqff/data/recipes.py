@@ -44,33 +44,9 @@ def _molecule(name: str, seed: int) -> RecipeItem:
     return RecipeItem(name, config)
 
 
-#: The standard suite: three MD17 molecules and a periodic box of 32 waters (liquid, 300 K; frames
-#: 1 ps apart from flexible TIP3P, labeled with periodic GFN2-xTB).
-STANDARD: tuple[RecipeItem, ...] = (
-    _molecule("ethanol", 1),
-    _molecule("malonaldehyde", 2),
-    _molecule("aspirin", 3),
-    RecipeItem(
-        "water-box",
-        GenerateConfig(
-            structure="water-box:32",
-            n_frames=250,
-            temperature_K=300.0,
-            timestep_fs=0.5,
-            stride=2000,
-            equilibration_steps=40000,
-            seed=4,
-            sampler="tip3p",
-        ),
-        split_mode="random",
-        split_gap=0,
-    ),
-)
-
-
-def _water_box_at(density: float, seed: int, n_frames: int = 125) -> RecipeItem:
-    """The standard water box's sampling (TIP3P, 300 K, frames 1 ps apart, xTB labels with stresses) at
-    another density (g/cm³)."""
+def _water_box(name: str, density: float, seed: int, n_frames: int) -> RecipeItem:
+    """32 waters at `density` g/cm³: flexible TIP3P at 300 K samples frames 1 ps apart after 20 ps, each
+    labeled with periodic GFN2-xTB (energy, forces, stress); a random split."""
     config = GenerateConfig(
         structure="water-box:32",
         n_frames=n_frames,
@@ -82,13 +58,26 @@ def _water_box_at(density: float, seed: int, n_frames: int = 125) -> RecipeItem:
         sampler="tip3p",
         density_g_cm3=density,
     )
-    return RecipeItem(f"water-box-{density:.2f}", config, split_mode="random", split_gap=0)
+    return RecipeItem(name, config, split_mode="random", split_gap=0)
+
+
+#: The standard suite: three MD17 molecules and a periodic box of 32 waters (liquid, 300 K; frames
+#: 1 ps apart from flexible TIP3P, labeled with periodic GFN2-xTB).
+STANDARD: tuple[RecipeItem, ...] = (
+    _molecule("ethanol", 1),
+    _molecule("malonaldehyde", 2),
+    _molecule("aspirin", 3),
+    _water_box("water-box", 1.0, 4, 250),
+)
 
 
 #: Water boxes at lower densities than the standard one (1.000 g/cm³): GFN2-xTB's water expands at 1 bar (to
 #: about 0.7 g/cm³; benchmarks/RESULTS.md "Pressure of the water models against xTB where the NPT run
 #: went"), so a model that runs NPT needs frames where the box goes. Not yet used by a shipped model.
-WATER_DENSITIES: tuple[RecipeItem, ...] = (_water_box_at(0.75, 5), _water_box_at(0.88, 6))
+WATER_DENSITIES: tuple[RecipeItem, ...] = (
+    _water_box("water-box-0.75", 0.75, 5, 125),
+    _water_box("water-box-0.88", 0.88, 6, 125),
+)
 
 RECIPES: dict[str, tuple[RecipeItem, ...]] = {"standard": STANDARD, "water-densities": WATER_DENSITIES}
 
