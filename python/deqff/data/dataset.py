@@ -36,13 +36,20 @@ def default_metadata(**items: Any) -> dict[str, Any]:
 
 def full_stress(stress: np.ndarray) -> np.ndarray:
     """A stress as a [3, 3] matrix from ASE's Voigt order (xx, yy, zz, yz, xz, xy) or a [3, 3] one."""
+    from ase.stress import voigt_6_to_full_3x3_stress
+
     values = np.asarray(stress, dtype=np.float64)
     if values.shape == (3, 3):
         return values.copy()
     if values.shape != (6,):
         raise ValueError(f"a stress has 6 (Voigt) or 3x3 entries, got shape {values.shape}")
-    xx, yy, zz, yz, xz, xy = values
-    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return voigt_6_to_full_3x3_stress(values)
+
+
+def voigt_stress(stress: np.ndarray) -> np.ndarray:
+    """ASE's Voigt order (xx, yy, zz, yz, xz, xy) [6] of a [3, 3] stress, off-diagonals from its upper
+    triangle (ASE's own full_3x3_to_voigt_6_stress averages the two triangles)."""
+    return np.asarray(stress).flat[[0, 4, 8, 5, 2, 1]]
 
 
 @dataclass

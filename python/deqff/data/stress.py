@@ -34,13 +34,7 @@ def reference_calculator(frames: Frames) -> XTBCalculator:
             "the dataset's metadata has no 'reference' settings (method, charge, ...), so its xTB stress "
             "cannot be recomputed on the same surface; regenerate it with `deqff data generate`"
         )
-    return XTBCalculator(
-        method=reference["method"],
-        charge=reference.get("charge", 0.0),
-        multiplicity=reference.get("multiplicity", 1),
-        accuracy=reference.get("accuracy", 1.0),
-        electronic_temperature=reference.get("electronic_temperature_K", 300.0),
-    )
+    return XTBCalculator.from_settings(reference)
 
 
 def _check_dataset(frames: Frames, path: Path) -> None:

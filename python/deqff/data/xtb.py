@@ -24,6 +24,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 
+from deqff.data.dataset import voigt_stress
 from deqff.units import BOHR_TO_ANGSTROM, BOLTZMANN_EV_PER_K, HARTREE_TO_EV
 
 #: Methods tblite provides.
@@ -89,6 +90,17 @@ class XTBCalculator(Calculator):
         self._api = None
         self._key: tuple | None = None
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> XTBCalculator:
+        """A calculator of `settings` as `settings()` returns them (a dataset's metadata["reference"])."""
+        return cls(
+            method=settings["method"],
+            charge=settings.get("charge", 0.0),
+            multiplicity=settings.get("multiplicity", 1),
+            accuracy=settings.get("accuracy", 1.0),
+            electronic_temperature=settings.get("electronic_temperature_K", 300.0),
+        )
+
     def settings(self) -> dict:
         """The settings that define the reference method (recorded in dataset metadata)."""
         return {
@@ -140,7 +152,7 @@ class XTBCalculator(Calculator):
         self.results["forces"] = -np.asarray(result.get("gradient")) * (HARTREE_TO_EV / BOHR_TO_ANGSTROM)
         if self.atoms.pbc.any():
             virial = np.asarray(result.get("virial")) * HARTREE_TO_EV / self.atoms.get_volume()
-            self.results["stress"] = virial.flat[[0, 4, 8, 5, 2, 1]]
+            self.results["stress"] = voigt_stress(virial)
 
 
 def single_point(atoms: Atoms, calculator: XTBCalculator | None = None) -> tuple[float, np.ndarray]:

@@ -29,6 +29,7 @@ from deqff.deq import AdjointSolver, FixedPointSolver
 from deqff.deq.anderson import no_secant_pairs
 from deqff.deq.stats import SolverResult, residuals
 from deqff.models.force_field import EquivariantForceField
+from deqff.models.virial import virial_from_gradients
 
 #: Statistics of one evaluation (RunOutput.stats keys), all floats:
 #: iterations: evaluations of f in forward solves (warm probe, solves and retries);
@@ -134,7 +135,7 @@ class ExplicitRunner(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """(energy [], forces [N, 3] or [0, 3], virial [3, 3] or [0, 3, 3]): the learned energy plus the
         short-range prior (if the model has one); forces from the direct head plus the prior's, or -dE/dx
-        of the whole energy (the graph is then consumed), with the virial -(x^T dE/dx + s^T dE/ds) when
+        of the whole energy (the graph is then consumed), with the virial (`virial_from_gradients`) when
         `virial` (energy-gradient force modes; `shifts` [E, 3] must then require grad)."""
         no_virial = x.new_zeros((0, 3, 3))
         if self.force_mode == "direct":
@@ -160,7 +161,8 @@ class ExplicitRunner(nn.Module):
         shift_grad = grads[1]
         if shift_grad is None:
             shift_grad = torch.zeros_like(shifts)
-        return energy, -grad, -(x.T @ grad + shifts.T @ shift_grad)
+        batch = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return energy, -grad, virial_from_gradients(x, grad, shifts, shift_grad, batch, edge_index, 1)[0]
 
     def run(
         self,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from deqff.data.dataset import voigt_stress
 from deqff.export.export import script_error, set_atoms
 from deqff.export.options import ExportOptions
 from deqff.md.jit import model_calls
@@ -82,7 +83,7 @@ class DeqffCalculator(Calculator):
         self.results = {"energy": energy_ev, "free_energy": energy_ev, "forces": forces_ev.copy()}
         if stress:
             full = -virial.to("cpu", torch.float64).numpy() / abs(np.linalg.det(self.atoms.cell.array))
-            self.results["stress"] = full.flat[[0, 4, 8, 5, 2, 1]].copy()
+            self.results["stress"] = voigt_stress(full).copy()
 
     def reset_solver_state(self) -> None:
         """Forget the warm-start state: the next calculation starts cold."""

@@ -40,6 +40,6 @@ def cell_volumes(cell: Tensor) -> Tensor:
     return torch.linalg.det(cell).abs()
 
 
-def stress_to_virial(stress: Tensor, cell: Tensor) -> Tensor:
-    """W = -V stress [B, 3, 3] eV from a stress [B, 3, 3] eV/Å³ (ASE's sign) and cells [B, 3, 3] Å."""
-    return -stress * cell_volumes(cell)[:, None, None]
+def stress_to_virial(stress: Tensor, volume: Tensor) -> Tensor:
+    """W = -V stress [B, 3, 3] eV from a stress [B, 3, 3] eV/Å³ (ASE's sign) and cell volumes [B] Å³."""
+    return -stress * volume[:, None, None]

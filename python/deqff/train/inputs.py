@@ -62,8 +62,6 @@ def batch_targets(batch: dict[str, Tensor]) -> Targets:
         raise ValueError("the batch has no energies/forces: training and evaluation need labeled frames")
     virial = volume = None
     if keys.STRESS in batch:
-        virial, volume = (
-            stress_to_virial(batch[keys.STRESS], batch[keys.CELL]),
-            cell_volumes(batch[keys.CELL]),
-        )
+        volume = cell_volumes(batch[keys.CELL])
+        virial = stress_to_virial(batch[keys.STRESS], volume)
     return Targets(batch[keys.ENERGY], batch[keys.FORCES], batch[keys.NUM_ATOMS], virial, volume)
