@@ -272,13 +272,49 @@ def _stress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_concat(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "concat",
+        help="one dataset from several of the same system (e.g. densities), their splits kept",
+        description="Write the frames of DATASET... one after the other to --output, with a split file "
+        "that keeps every input's train/val/test part (shifted by the frames before it).",
+    )
+    p.add_argument("datasets", type=Path, nargs="+", metavar="DATASET")
+    p.add_argument("-o", "--output", required=True, type=Path, help="the combined dataset (.npz or .extxyz)")
+    p.set_defaults(func=_concat)
+
+
+def _concat(args: argparse.Namespace) -> int:
+    from deqff.data.concat import concatenate_datasets
+    from deqff.data.splits import load_splits, splits_path
+
+    try:
+        frames = concatenate_datasets(args.datasets, args.output)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"deqff data concat: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {frames.summary()}")
+    if splits_path(args.output).exists():
+        parts = load_splits(args.output, frames.n_frames)
+        print(f"wrote {splits_path(args.output)}: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `deqff data` and its subcommands."""
     parser = subparsers.add_parser(
-        "data", help="reference data: generate, recipe, split, info, convert, stress"
+        "data", help="reference data: generate, recipe, split, info, convert, stress, concat"
     )
     sub = parser.add_subparsers(dest="data_command", required=True)
-    for add in (_add_generate, _add_recipe, _add_split, _add_info, _add_convert, _add_stress):
+    for add in (
+        _add_generate,
+        _add_recipe,
+        _add_split,
+        _add_info,
+        _add_convert,
+        _add_stress,
+        _add_concat,
+    ):
         add(sub)
 
 

@@ -73,8 +73,9 @@ STANDARD: tuple[RecipeItem, ...] = (
 
 #: Water boxes at lower densities than the standard one (1.000 g/cm³): GFN2-xTB's water expands at 1 bar (to
 #: about 0.7 g/cm³; benchmarks/RESULTS.md "Pressure of the water models against xTB where the NPT run
-#: went"), so a model that runs NPT needs frames where the box goes. Not yet used by a shipped model.
+#: went"), so a model that runs NPT needs frames where the box goes.
 WATER_DENSITIES: tuple[RecipeItem, ...] = (
+    _water_box("water-box-0.65", 0.65, 7, 125),
     _water_box("water-box-0.75", 0.75, 5, 125),
     _water_box("water-box-0.88", 0.88, 6, 125),
 )
