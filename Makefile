@@ -146,7 +146,12 @@ export-%: setup
 	$(VENV)/bin/deqff export models/$*.ckpt -o models/$*.pt $(call export_args,$*)
 
 # The datasets the benchmark runs train on, generated when missing.
-BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz -a -f data/water-box.npz || $(DEQFF) data recipe standard
+BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz -a -f data/water-box.npz || $(DEQFF) data recipe standard; \
+  test -f data/water-multidensity.npz || $(WATER_MULTIDENSITY)
+# The water box at four densities (1.000 g/cm³ and the water-densities recipe's 0.65, 0.75, 0.88), each part's
+# split kept: the data of configs/water_deq_multi.yaml (~25 min of xTB for the three new boxes).
+WATER_MULTIDENSITY = $(DEQFF) data recipe water-densities && $(DEQFF) data concat data/water-box.npz \
+  data/water-box-0.65.npz data/water-box-0.75.npz data/water-box-0.88.npz -o data/water-multidensity.npz
 
 # A benchmark run's checkpoint (runs/ is not committed): trained (resumably) when missing.
 runs/%/checkpoints/best.pt:
@@ -435,6 +440,8 @@ RUN_water_deq_24ep_chw := $(RUN_water_deq_12ep_chw) --set train.epochs=24 --set 
 RUN_water_deq_24ep_stress := configs/water_deq_stage1.yaml --set train.stress_weight=100
 # The shipped water model is trained in two stages: stage 1 (energies and forces) first.
 INIT_water_deq := water_deq_stage1
+# Stage 2 on four densities (configs/water_deq_multi.yaml) also starts from stage 1.
+INIT_water_deq_multi := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -456,7 +463,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
-  water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress \
+  water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_multi \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).

@@ -1,0 +1,179 @@
+"""Accuracy of periodic models at several densities: each model on the test split of each dataset.
+
+A water model used at constant pressure goes to densities its training frames may not cover (GFN2-xTB's
+water expands at 1 bar). This benchmark evaluates training checkpoints, side by side in one run, on the
+test frames of datasets of the same system at different densities (`deqff data recipe standard` and
+`water-densities`): force, energy and stress errors against the reference, and the mean pressure error
+(the model's virial pressure minus the reference's, averaged over the frames: the bias that sets an NPT
+run's density, which a mean absolute error hides).
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_densities.py \\
+        --checkpoint models/water_deq.ckpt --label "water_deq" \\
+        --dataset data/water-box-0.65.npz --dataset data/water-box.npz
+
+Writes the section --section of benchmarks/RESULTS.md and the numbers to --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deqff.data.dataset import Frames
+from deqff.data.formats import read
+from deqff.data.splits import load_splits
+from deqff.md.progress import Progress
+from deqff.models.force_field import EquivariantForceField
+from deqff.models.species import SpeciesMap
+from deqff.train.checkpoint import load_checkpoint
+from deqff.train.datasets import batches, make_loader
+from deqff.train.evaluate import evaluate, model_dtype, with_solver_tolerance
+from deqff.train.inputs import batch_targets, batch_to_model_inputs
+from deqff.units import AVOGADRO, EV_PER_A3_TO_BAR
+from results_file import (
+    add_notes_argument,
+    command_line,
+    machine_line,
+    notes_lines,
+    repository_path,
+    without_options,
+    write_section,
+)
+
+HERE = Path(__file__).resolve().parent
+SECTION = "bench_densities"
+
+
+def mean_density(numbers: np.ndarray, cells: np.ndarray) -> float:
+    """Mean mass density (g/cm³) of atoms `numbers` [n_atoms] in `cells` [n_frames, 3, 3] (Å)."""
+    from ase.data import atomic_masses
+
+    volumes = np.abs(np.linalg.det(cells))
+    return float(np.mean(atomic_masses[numbers].sum() / (AVOGADRO * volumes * 1e-24)))
+
+
+def pressure_errors_bar(model: EquivariantForceField, frames: Frames, indices: np.ndarray) -> np.ndarray:
+    """The model's virial pressure minus the reference's, tr(W_model - W_ref) / 3V (bar), for each of the
+    frames `indices` [n] (their reference stresses give W_ref = -V stress)."""
+    loader = make_loader(frames, indices, model.config.cutoff, 8, model_dtype(model), shuffle=False)
+    species_map = SpeciesMap(list(model.config.elements))
+    errors = []
+    model.eval()
+    for batch in batches(loader, 0):
+        inputs, targets = batch_to_model_inputs(batch, species_map), batch_targets(batch)
+        virial = model(*inputs, virial=True).virial.detach().double()
+        trace = torch.diagonal(virial - targets.virial.double(), dim1=1, dim2=2).sum(-1)
+        errors.append((trace / (3 * targets.volume.double())).numpy() * EV_PER_A3_TO_BAR)
+    return np.concatenate(errors)
+
+
+def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[dict]:
+    """One row per (checkpoint, dataset): test-split errors at solver tolerance `tol` and pressure errors."""
+    rows = []
+    with Progress(len(checkpoints) * len(datasets), "models x densities", unit="test split") as progress:
+        for checkpoint in checkpoints:
+            model = with_solver_tolerance(load_checkpoint(checkpoint)[0], tol)
+            for dataset in datasets:
+                frames = read(dataset)
+                if frames.stress is None:
+                    raise SystemExit(f"{dataset} has no reference stresses: `deqff data stress {dataset}`")
+                indices = load_splits(dataset, frames.n_frames)["test"]
+                result = evaluate(model, frames, indices)
+                pressure = pressure_errors_bar(model, frames, indices)
+                rows.append(
+                    {
+                        "checkpoint": checkpoint,
+                        "dataset": str(dataset),
+                        "density": mean_density(frames.z, frames.cell[indices]),
+                        "n_frames": int(indices.size),
+                        "force_mae_meV_A": result.force_mae_meV_A,
+                        "energy_mae_meV": result.energy_mae_meV,
+                        "stress_mae_meV_A3": result.stress_mae_meV_A3,
+                        "pressure_error_mean_bar": float(pressure.mean()),
+                        "pressure_error_std_bar": float(pressure.std()),
+                        "iters_mean": result.iters_mean,
+                    }
+                )
+                progress.update()
+    return rows
+
+
+def table_lines(rows: list[dict], labels: dict[str, str]) -> list[str]:
+    """The Markdown table: one line per model and density."""
+    lines = [
+        "| model | density (g/cm³) | test frames | force MAE (meV/Å) | energy MAE (meV) "
+        "| stress MAE (meV/Å³) | pressure error, mean ± std (bar) | iterations |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (list(labels).index(r["checkpoint"]), r["density"])):
+        lines.append(
+            f"| {labels[row['checkpoint']]} | {row['density']:.3f} | {row['n_frames']} "
+            f"| {row['force_mae_meV_A']:.1f} | {row['energy_mae_meV']:.1f} | {row['stress_mae_meV_A3']:.3f} "
+            f"| {row['pressure_error_mean_bar']:+.0f} ± {row['pressure_error_std_bar']:.0f} "
+            f"| {row['iters_mean']:.1f} |"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", action="append", required=True, help="a training checkpoint (repeat)")
+    parser.add_argument(
+        "--label", action="append", default=None, help="its name in the table (one per checkpoint)"
+    )
+    parser.add_argument(
+        "--dataset", action="append", type=Path, required=True, help="a dataset with a test split (repeat)"
+    )
+    parser.add_argument("--tol", type=float, default=1e-4, help="solver tolerance (the exports')")
+    parser.add_argument("--json", type=Path, default=HERE / "densities_water.json")
+    parser.add_argument("--section", default=SECTION)
+    parser.add_argument("--title", default="Water models across densities")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--from-json", type=Path, default=None, help="render an earlier run's --json")
+    add_notes_argument(parser)
+    args = parser.parse_args(argv)
+    labels = args.label or args.checkpoint
+    if len(labels) != len(args.checkpoint):
+        parser.error("give one --label per --checkpoint")
+    torch.set_num_threads(1)
+
+    if args.from_json is None:
+        rows = measure(args.checkpoint, args.dataset, args.tol)
+        args.json.write_text(json.dumps({"tol": args.tol, "rows": rows}, indent=1) + "\n")
+    else:
+        rows = json.loads(args.from_json.read_text())["rows"]
+    arguments = sys.argv[1:] if argv is None else argv
+    measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results", "--title"))
+    lines = [
+        command_line(
+            f"python benchmarks/bench_densities.py {shlex.join(measured_by)}",
+            repository_path(args.from_json) if args.from_json else None,
+        ),
+        machine_line(),
+        "",
+        f"Each model (float32 training checkpoint, EMA weights, solves to {args.tol:g}) on the test split of "
+        "each dataset (GFN2-xTB energies, forces and stresses). Pressure error: the model's virial pressure "
+        "minus xTB's, tr(W_model - W_xTB) / 3V, over the test frames (its mean is the bias that sets an NPT "
+        "density).",
+        "",
+        *table_lines(rows, dict(zip(args.checkpoint, labels, strict=True))),
+        "",
+        f"Per model and dataset: `{repository_path(args.json)}`.",
+    ]
+    if args.notes_file:
+        lines += ["", *notes_lines(args.notes_file)]
+    write_section(args.results, args.section, args.title, lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""benchmarks/bench_densities.py: the pressure error's sign and units, and the density of a box."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deqff.data.collate import collate
+from deqff.data.dataset import Frames
+from deqff.export.testing import tiny_model
+from deqff.models.species import SpeciesMap
+from deqff.train.inputs import batch_to_model_inputs
+from deqff.units import EV_PER_A3_TO_BAR
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def water_frames(n_frames: int = 2) -> Frames:
+    """Three waters at random in a 6.5 Å cube (unlabeled energies and forces, zero stresses)."""
+    rng = np.random.default_rng(3)
+    return Frames(
+        z=np.tile([8, 1, 1], 3),
+        R=rng.random((n_frames, 9, 3)) * 6.5,
+        E=np.zeros(n_frames),
+        F=np.zeros((n_frames, 9, 3)),
+        cell=6.5 * np.eye(3),
+        pbc=np.ones(3, dtype=bool),
+        stress=np.zeros((n_frames, 3, 3)),
+    )
+
+
+def energy_of_scaled_frame(model, frames: Frames, index: int, scale: float) -> float:
+    """The model's energy (eV) of frame `index` with positions and cell scaled by `scale`."""
+    frame = frames.frame(index)
+    frame.R, frame.cell = frame.R * scale, frame.cell * scale
+    batch = collate([frame], cutoff=model.config.cutoff, dtype=torch.float64)
+    return float(
+        model(*batch_to_model_inputs(batch, SpeciesMap(list(model.config.elements)))).energy.detach()
+    )
+
+
+def test_the_pressure_error_is_the_models_pressure_minus_the_reference_in_bar() -> None:
+    from bench_densities import pressure_errors_bar
+
+    # an explicit stack: energies to round-off for the differences (the arithmetic checked here is the
+    # benchmark's; the DEQ's virial is checked in tests/models/test_virial.py)
+    model = tiny_model(elements=["H", "O"], force_mode="conservative", model_type="explicit", depth=2)
+    frames = water_frames()
+    indices = np.arange(frames.n_frames)
+    against_zero = pressure_errors_bar(model, frames, indices)  # the model's own virial pressure
+    volume, h = 6.5**3, 1e-4
+    for index in indices:
+        # -dE/dV by central differences of an isotropic scaling (V (1 ± h)^3)
+        plus = energy_of_scaled_frame(model, frames, index, 1 + h)
+        minus = energy_of_scaled_frame(model, frames, index, 1 - h)
+        dV = volume * ((1 + h) ** 3 - (1 - h) ** 3)
+        assert against_zero[index] == pytest.approx(
+            -(plus - minus) / dV * EV_PER_A3_TO_BAR, rel=1e-5, abs=1e-3
+        )
+    assert np.abs(against_zero).max() > 100.0, "the check needs a model with a pressure"
+    # a reference stress of +s (ASE's sign) is a reference pressure of -s: the error grows by s
+    frames.stress = np.broadcast_to(2e-4 * np.eye(3), (frames.n_frames, 3, 3)).copy()
+    shifted = pressure_errors_bar(model, frames, indices)
+    np.testing.assert_allclose(shifted - against_zero, 2e-4 * EV_PER_A3_TO_BAR, rtol=1e-9)
+
+
+def test_density_of_a_box() -> None:
+    from bench_densities import mean_density
+
+    side = (18.01528 / 0.6022140857) ** (1 / 3)  # one water per side³ Å³ is 1 g/cm³
+    cells = np.stack([side * np.eye(3), 2 ** (1 / 3) * side * np.eye(3)])
+    assert mean_density(np.array([8, 1, 1]), cells) == pytest.approx(0.75, rel=1e-4)
