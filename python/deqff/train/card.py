@@ -47,6 +47,48 @@ def _dataset_facts(dataset: Path) -> dict[str, Any]:
     return {}
 
 
+def _dataset_metadata(dataset: Path) -> tuple[int | None, dict[str, Any]]:
+    """Frames and metadata of the dataset file (None and {} when it is not on this machine)."""
+    if not dataset.is_file():
+        return None, {}
+    from deqff.data.formats import read
+
+    frames = read(dataset)
+    return frames.n_frames, frames.metadata
+
+
+def sampling_text(generator: dict[str, Any]) -> str:
+    """How a dataset's frames were made, from its generator settings (`deqff data generate`'s)."""
+    temperature, timestep = generator.get("temperature_K", "?"), generator.get("timestep_fs", "?")
+    every = f"a frame every {generator.get('stride', '?')} steps of {timestep} fs"
+    seed = f"seed {generator.get('seed', '?')}"
+    method = generator.get("method", "reference")
+    if str(generator.get("structure", "")).startswith("water-box"):
+        seed = f"{generator.get('density_g_cm3', '?')} g/cm³, {seed}"
+    if generator.get("sampler") == "tip3p":
+        return f"flexible-TIP3P MD at {temperature} K labeled with {method}, {every} ({seed})"
+    return f"{method} Langevin MD at {temperature} K, {every} ({seed})"
+
+
+def data_lines(dataset: Path, facts: dict[str, Any], sha256: str) -> list[str]:
+    """The card's data lines: the dataset, how its frames were made (each part of a concatenation, from
+    its `sources` metadata) and the sha256 of the file the model trained on."""
+    n_frames, metadata = _dataset_metadata(dataset)
+    n_frames = facts.get("n_frames", n_frames or "?")
+    sources = metadata.get("sources")
+    if not sources:
+        generator = facts.get("config") or metadata.get("generator", {})
+        return [f"- `{dataset}`: {n_frames} frames of {sampling_text(generator)}; sha256 `{sha256[:16]}…`."]
+    return [
+        f"- `{dataset}`: {n_frames} frames from {len(sources)} datasets (`deqff data concat`, each part's "
+        f"split kept; sha256 `{sha256[:16]}…`):",
+        *(
+            f"  - `{part['file']}`: {part['n_frames']} frames of {sampling_text(part.get('generator', {}))}."
+            for part in sources
+        ),
+    ]
+
+
 def trained_on_sha256(checkpoint: dict[str, Any], facts: dict[str, Any]) -> str:
     """The sha256 of the dataset file the model was trained on: the checkpoint's record of it, else (a
     checkpoint from before deqff kept it) the recipe manifest's entry for the file now on disk."""
@@ -77,7 +119,6 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
     dataset = Path(data_cfg["path"])
     facts = _dataset_facts(dataset)
-    generation = facts.get("config", {})
     splits = data_cfg.get("splits") or "the dataset's own split file"
     lines = [
         f"# {name}",
@@ -87,10 +128,7 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
         f"force mode `{model_cfg['force_mode']}`, trained with deqff {__version__}.",
         "",
         "## Data",
-        f"- `{dataset}`: {facts.get('n_frames', '?')} frames of {generation.get('method', 'reference')} "
-        f"Langevin MD at {generation.get('temperature_K', '?')} K, {generation.get('timestep_fs', '?')} fs "
-        f"steps, a frame every {generation.get('stride', '?')} steps (seed {generation.get('seed', '?')}; "
-        f"sha256 `{trained_on_sha256(checkpoint, facts)[:16]}…`).",
+        *data_lines(dataset, facts, trained_on_sha256(checkpoint, facts)),
         f"- Split ({data_cfg.get('split_mode', '?')}, gap {data_cfg.get('split_gap', 0)} frames, "
         f"seed {data_cfg.get('seed', 0)}): {splits}.",
         "",
