@@ -18,7 +18,7 @@ from deqff.data.formats import read, write
 from deqff.data.generate import RunOptions
 from deqff.data.recipes import run_recipe
 from deqff.data.stress import add_reference_stress
-from deqff.data.structures import build_structure
+from deqff.data.structures import build_structure, strained
 from deqff.data.xtb import XTBCalculator
 from deqff.units import EV_TO_KJ_PER_MOL
 
@@ -31,15 +31,6 @@ def small_box() -> Atoms:
     cell[1, 0] = 0.3
     atoms.set_cell(cell, scale_atoms=False)
     return atoms
-
-
-def strained(atoms: Atoms, strain: np.ndarray) -> Atoms:
-    """A copy with positions and cell (row vectors) times (1 + strain)."""
-    deformation = np.eye(3) + strain
-    out = atoms.copy()
-    out.set_cell(atoms.cell.array @ deformation, scale_atoms=False)
-    out.positions = atoms.positions @ deformation
-    return out
 
 
 def test_xtb_stress_is_the_strain_derivative_of_the_energy_over_the_volume(small_box: Atoms) -> None:

@@ -9,6 +9,7 @@ from ase import Atoms, units
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.verlet import VelocityVerlet
 
+from deqff.data.structures import strained
 from deqff.export.export import load_potential
 from deqff.export.testing import ETHANOL, ETHANOL_NUMBERS
 from deqff.md.ase import DeqffCalculator
@@ -112,15 +113,6 @@ def box_atoms(structure) -> Atoms:
     )
 
 
-def strained_copy(atoms: Atoms, strain: np.ndarray) -> Atoms:
-    """A copy with positions and cell (row vectors) times (1 + strain)."""
-    deformation = np.eye(3) + strain
-    out = atoms.copy()
-    out.set_cell(atoms.cell.array @ deformation, scale_atoms=False)
-    out.positions = atoms.positions @ deformation
-    return out
-
-
 @pytest.mark.parametrize("random_rotation", [False, True])
 def test_stress_is_the_strain_derivative_of_the_energy(models, water_box, random_rotation):
     """The stress (1/V) dE/d(strain) against central differences of the energy of strained boxes (a
@@ -145,7 +137,7 @@ def test_stress_is_the_strain_derivative_of_the_energy(models, water_box, random
             strain[a, b] = h
             energies = []
             for sign in (1.0, -1.0):
-                deformed = strained_copy(atoms, sign * strain)
+                deformed = strained(atoms, sign * strain)
                 deformed.calc = DeqffCalculator(path)
                 energies.append(deformed.get_potential_energy())
             numerical[a, b] = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()

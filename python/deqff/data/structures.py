@@ -166,6 +166,16 @@ def water_box(
     return atoms
 
 
+def strained(atoms: Atoms, strain: np.ndarray) -> Atoms:
+    """A copy of `atoms` homogeneously deformed by (1 + strain) [3, 3]: positions and cell (row vectors)
+    times the deformation, so fractional coordinates are kept (the strain of stresses and virials)."""
+    deformation = np.eye(3) + np.asarray(strain, dtype=float)
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array @ deformation, scale_atoms=False)
+    out.positions = atoms.positions @ deformation
+    return out
+
+
 def parse_water_box_spec(spec: str) -> int | None:
     """Number of molecules for "water-box" (32) / "water-box:<n>", or None for other specs."""
     name = normalize_name(spec)
