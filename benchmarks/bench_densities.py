@@ -3,9 +3,9 @@
 A water model used at constant pressure goes to densities its training frames may not cover (GFN2-xTB's
 water expands at 1 bar). This benchmark evaluates training checkpoints, side by side in one run, on the
 test frames of datasets of the same system at different densities (`deqff data recipe standard` and
-`water-densities`): force, energy and stress errors against the reference, and the mean pressure error
-(the model's virial pressure minus the reference's, averaged over the frames: the bias that sets an NPT
-run's density, which a mean absolute error hides).
+`water-densities`): force, energy and stress errors against the reference, and the mean signed errors of
+the energy per atom and of the pressure (the model's minus the reference's, averaged over the frames:
+biases a mean absolute error hides; the pressure's sets an NPT run's density).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_densities.py \\
         --checkpoint models/water_deq.ckpt --label "water_deq" \\
@@ -21,6 +21,7 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -58,19 +59,31 @@ def mean_density(numbers: np.ndarray, cells: np.ndarray) -> float:
     return float(np.mean(atomic_masses[numbers].sum() / (AVOGADRO * volumes * 1e-24)))
 
 
-def pressure_errors_bar(model: EquivariantForceField, frames: Frames, indices: np.ndarray) -> np.ndarray:
-    """The model's virial pressure minus the reference's, tr(W_model - W_ref) / 3V (bar), for each of the
-    frames `indices` [n] (their reference stresses give W_ref = -V stress)."""
+class SignedErrors(NamedTuple):
+    """Per-frame model-minus-reference errors [n_frames]: energy per atom (meV) and virial pressure (bar)."""
+
+    energy_per_atom_mev: np.ndarray
+    pressure_bar: np.ndarray
+
+
+def signed_errors(model: EquivariantForceField, frames: Frames, indices: np.ndarray) -> SignedErrors:
+    """The model's energy per atom and virial pressure, tr(W) / 3V, minus the reference's for each of the
+    frames `indices` [n] (their reference stresses give W_ref = -V stress). Their means are the biases a
+    mean absolute error hides: an energy offset between densities, the pressure that sets an NPT density."""
     loader = make_loader(frames, indices, model.config.cutoff, 8, model_dtype(model), shuffle=False)
     species_map = SpeciesMap(list(model.config.elements))
-    errors = []
+    energies, pressures = [], []
     model.eval()
     for batch in batches(loader, 0):
         inputs, targets = batch_to_model_inputs(batch, species_map), batch_targets(batch)
-        virial = model(*inputs, virial=True).virial.detach().double()
-        trace = torch.diagonal(virial - targets.virial.double(), dim1=1, dim2=2).sum(-1)
-        errors.append((trace / (3 * targets.volume.double())).numpy() * EV_PER_A3_TO_BAR)
-    return np.concatenate(errors)
+        output = model(*inputs, virial=True)
+        energy = (output.energy.detach().double() - targets.energy.double()) / targets.num_atoms.double()
+        energies.append(1000.0 * energy.numpy())
+        trace = torch.diagonal(output.virial.detach().double() - targets.virial.double(), dim1=1, dim2=2).sum(
+            -1
+        )
+        pressures.append((trace / (3 * targets.volume.double())).numpy() * EV_PER_A3_TO_BAR)
+    return SignedErrors(np.concatenate(energies), np.concatenate(pressures))
 
 
 def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[dict]:
@@ -85,7 +98,7 @@ def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[di
                     raise SystemExit(f"{dataset} has no reference stresses: `deqff data stress {dataset}`")
                 indices = load_splits(dataset, frames.n_frames)["test"]
                 result = evaluate(model, frames, indices)
-                pressure = pressure_errors_bar(model, frames, indices)
+                errors = signed_errors(model, frames, indices)
                 rows.append(
                     {
                         "checkpoint": checkpoint,
@@ -95,8 +108,9 @@ def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[di
                         "force_mae_meV_A": result.force_mae_meV_A,
                         "energy_mae_meV": result.energy_mae_meV,
                         "stress_mae_meV_A3": result.stress_mae_meV_A3,
-                        "pressure_error_mean_bar": float(pressure.mean()),
-                        "pressure_error_std_bar": float(pressure.std()),
+                        "energy_error_mean_meV_per_atom": float(errors.energy_per_atom_mev.mean()),
+                        "pressure_error_mean_bar": float(errors.pressure_bar.mean()),
+                        "pressure_error_std_bar": float(errors.pressure_bar.std()),
                         "iters_mean": result.iters_mean,
                     }
                 )
@@ -108,13 +122,15 @@ def table_lines(rows: list[dict], labels: dict[str, str]) -> list[str]:
     """The Markdown table: one line per model and density."""
     lines = [
         "| model | density (g/cm³) | test frames | force MAE (meV/Å) | energy MAE (meV) "
-        "| stress MAE (meV/Å³) | pressure error, mean ± std (bar) | iterations |",
-        "|---|---|---|---|---|---|---|---|",
+        "| energy error, mean (meV/atom) | stress MAE (meV/Å³) | pressure error, mean ± std (bar) "
+        "| iterations |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in sorted(rows, key=lambda r: (list(labels).index(r["checkpoint"]), r["density"])):
         lines.append(
             f"| {labels[row['checkpoint']]} | {row['density']:.3f} | {row['n_frames']} "
-            f"| {row['force_mae_meV_A']:.1f} | {row['energy_mae_meV']:.1f} | {row['stress_mae_meV_A3']:.3f} "
+            f"| {row['force_mae_meV_A']:.1f} | {row['energy_mae_meV']:.1f} "
+            f"| {row['energy_error_mean_meV_per_atom']:+.2f} | {row['stress_mae_meV_A3']:.3f} "
             f"| {row['pressure_error_mean_bar']:+.0f} ± {row['pressure_error_std_bar']:.0f} "
             f"| {row['iters_mean']:.1f} |"
         )
@@ -160,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         machine_line(),
         "",
         f"Each model (float32 training checkpoint, EMA weights, solves to {args.tol:g}) on the test split of "
-        "each dataset (GFN2-xTB energies, forces and stresses). Pressure error: the model's virial pressure "
-        "minus xTB's, tr(W_model - W_xTB) / 3V, over the test frames (its mean is the bias that sets an NPT "
-        "density).",
+        "each dataset (GFN2-xTB energies, forces and stresses). Energy error: the model's energy per atom "
+        "minus xTB's, averaged over the test frames (an offset between densities). Pressure error: the "
+        "model's virial pressure minus xTB's, tr(W_model - W_xTB) / 3V, over the test frames (its mean is "
+        "the bias that sets an NPT density).",
         "",
         *table_lines(rows, dict(zip(args.checkpoint, labels, strict=True))),
         "",

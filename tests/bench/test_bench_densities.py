@@ -44,17 +44,20 @@ def energy_of_scaled_frame(model, frames: Frames, index: int, scale: float) -> f
     )
 
 
-def test_the_pressure_error_is_the_models_pressure_minus_the_reference_in_bar() -> None:
-    from bench_densities import pressure_errors_bar
+def test_signed_errors_are_the_model_minus_the_reference_in_mev_per_atom_and_bar() -> None:
+    from bench_densities import signed_errors
 
     # an explicit stack: energies to round-off for the differences (the arithmetic checked here is the
     # benchmark's; the DEQ's virial is checked in tests/models/test_virial.py)
     model = tiny_model(elements=["H", "O"], force_mode="conservative", model_type="explicit", depth=2)
     frames = water_frames()
     indices = np.arange(frames.n_frames)
-    against_zero = pressure_errors_bar(model, frames, indices)  # the model's own virial pressure
+    errors = signed_errors(model, frames, indices)
+    against_zero = errors.pressure_bar  # the model's own virial pressure
     volume, h = 6.5**3, 1e-4
     for index in indices:
+        energy = energy_of_scaled_frame(model, frames, index, 1.0)  # the reference energies are zero
+        assert errors.energy_per_atom_mev[index] == pytest.approx(1000.0 * energy / 9, rel=1e-9)
         # -dE/dV by central differences of an isotropic scaling (V (1 ± h)^3)
         plus = energy_of_scaled_frame(model, frames, index, 1 + h)
         minus = energy_of_scaled_frame(model, frames, index, 1 - h)
@@ -65,8 +68,10 @@ def test_the_pressure_error_is_the_models_pressure_minus_the_reference_in_bar() 
     assert np.abs(against_zero).max() > 100.0, "the check needs a model with a pressure"
     # a reference stress of +s (ASE's sign) is a reference pressure of -s: the error grows by s
     frames.stress = np.broadcast_to(2e-4 * np.eye(3), (frames.n_frames, 3, 3)).copy()
-    shifted = pressure_errors_bar(model, frames, indices)
-    np.testing.assert_allclose(shifted - against_zero, 2e-4 * EV_PER_A3_TO_BAR, rtol=1e-9)
+    frames.E = frames.E + 0.9  # and a reference 0.1 eV per atom higher lowers the energy error by 100 meV
+    shifted = signed_errors(model, frames, indices)
+    np.testing.assert_allclose(shifted.pressure_bar - against_zero, 2e-4 * EV_PER_A3_TO_BAR, rtol=1e-9)
+    np.testing.assert_allclose(shifted.energy_per_atom_mev - errors.energy_per_atom_mev, -100.0, rtol=1e-9)
 
 
 def test_density_of_a_box() -> None:
