@@ -642,8 +642,9 @@ benchmarks: benchmark-runs
 	  --title "water DEQ, the edge embedding at 12 epochs, and 24 epochs" \
 	  --notes-file benchmarks/water_embedding_notes.md
 	$(BENCH)/bench_recipe.py --section water_stress --plot benchmarks/water_stress.png \
-	  --runs $(RECORDS)/water_deq_stage1 $(RECORDS)/water_deq \
+	  --runs $(RECORDS)/water_deq_stage1 $(RECORDS)/water_deq $(RECORDS)/water_deq_24ep_stress \
 	  --labels "stage 1: energies and forces (shipped until 2026-12-06)" "stage 2: + 6 epochs with stresses (shipped)" \
+	  "24 epochs with stresses from the start" \
 	  --title "water DEQ trained on xTB's stresses" --notes-file benchmarks/water_stress_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac $(RECORDS)/aspirin_deq_12ep_gains_wide_chw_jac_warm \
