@@ -72,26 +72,29 @@ PRIOR_ethanol_conservative := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_ethanol_explicit := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_aspirin_deq := --repulsion zbl --repulsion-data data/aspirin.npz
 PRIOR_aspirin_explicit := --repulsion zbl --repulsion-data data/aspirin.npz
-PRIOR_water_deq := --repulsion zbl --repulsion-data data/water-box.npz
+PRIOR_water_deq := --repulsion zbl --repulsion-data data/water-multidensity.npz
 NOTE_ethanol_deq := The first shipped model, kept as the file of export format 1 and as the direct-forces DEQ \
   of the force-mode benchmarks: float64, direct forces, tolerance 1e-4. Direct forces are not conservative: NVE \
   total energy drifts (benchmarks/RESULTS.md). 20 epochs of CPU training on 1000 frames: a small, not converged \
   model. The default model of deqff simulate and make demo is ethanol_conservative.
 NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters (flexible-TIP3P configurations \
-  at 300 K, 1 ps apart, labeled with periodic GFN2-xTB energies, forces and stresses; deqff data recipe standard \
-  --only water-box), trained in two stages: 24 epochs on energies and forces (the recipe of issue 13 with one frame \
-  of 96 atoms per step and the channel-wise edge embedding; configs/water_deq_stage1.yaml, benchmarks/runs/water_deq_stage1: \
-  17.6 meV/Å, 32.3 meV, stress 1.58 meV/Å³ on this test split, the water model shipped until 2026-12-06), then the 6 \
-  epochs of this card with a stress term (configs/water_deq.yaml: train.stress_weight 100, peak rate 3e-3 from stage \
-  1's weights). Stage 1's pressure sat 7.35 kbar below xTB's on xTB's own frames (benchmarks/RESULTS.md, Pressure \
-  of the water model against xTB on xTB's frames), so its NPT density was its own; the stress term brings the \
-  pressure to xTB's (Pressure of the water model trained on xTB's stresses), at the cost of a larger energy error. \
-  Cutoff 4.5 Å, so that the 32-water box (9.86 Å) is at least twice the cutoff, as the exported model requires in \
-  OpenMM (LAMMPS takes any box). Test split: 25 frames (7,200 force components). Exported with the ZBL short-range \
-  prior, exactly zero on the training data, and warm solves seeded with the last step's 40 secant pairs (OpenMM, \
-  ASE, Python; the LAMMPS plugin solves without them; measured on stage 1: 0.333x the cold iterations instead of \
-  0.394x and 1.10x faster calls, NVE drift no worse: benchmarks/RESULTS.md, Warm solves seeded with the last step's \
-  secant pairs, water box). The ASE calculator gives its stress (atoms.get_stress()).
+  at 300 K, 1 ps apart, labeled with periodic GFN2-xTB energies, forces and stresses) at four densities: the \
+  standard box at 1.000 g/cm³ (deqff data recipe standard --only water-box) and 0.65, 0.75 and 0.88 g/cm³ (deqff \
+  data recipe water-densities), combined by deqff data concat with each part's split kept. Trained in two stages: \
+  24 epochs on energies and forces of the standard box (configs/water_deq_stage1.yaml, benchmarks/runs/water_deq_stage1), \
+  then the 4 epochs of this card on all four densities with a stress term (configs/water_deq.yaml: \
+  train.stress_weight 100, peak rate 3e-3 from stage 1's weights). GFN2-xTB's water expands at 1 bar to about 0.7 \
+  g/cm³; the model shipped before, trained at 1.000 g/cm³ only (configs/water_deq_one_density.yaml: 17.4 meV/Å, \
+  47.1 meV on the standard box's 25 test frames), had its pressure 0.9-2.2 kbar above xTB's below 0.9 g/cm³ and \
+  its NPT box kept expanding; per density, and NPT of this one: benchmarks/RESULTS.md, Water models across \
+  densities, and Water density at constant pressure, the model trained on four densities. Test split: 61 frames \
+  over the four densities (17,568 force components). Cutoff 4.5 Å, so that the 32-water box (9.86 Å at 1.000 \
+  g/cm³) is at least twice the cutoff, as the exported model requires in OpenMM (LAMMPS takes any box). Exported \
+  with the ZBL short-range prior, exactly zero on the training data, and warm solves seeded with the last step's \
+  40 secant pairs (OpenMM, ASE, Python; the LAMMPS plugin solves without them; measured on stage 1: 0.333x the \
+  cold iterations instead of 0.394x and 1.10x faster calls, NVE drift no worse: benchmarks/RESULTS.md, Warm \
+  solves seeded with the last step's secant pairs, water box). The ASE calculator gives its stress \
+  (atoms.get_stress()).
 NOTE_ethanol_conservative := The default model of deqff simulate and make demo. Conservative forces (-dE/dx \
   through the fixed point, exact by implicit differentiation), trained with the recipe of issue 13 \
   (configs/ethanol_conservative.yaml, 48 epochs; exact second-order parameter gradients of its forces) and the block \
@@ -149,7 +152,7 @@ export-%: setup
 BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz -a -f data/water-box.npz || $(DEQFF) data recipe standard; \
   test -f data/water-multidensity.npz || { $(WATER_MULTIDENSITY); }
 # The water box at four densities (1.000 g/cm³ and the water-densities recipe's 0.65, 0.75, 0.88), each part's
-# split kept: the data of configs/water_deq_multi.yaml (~25 min of xTB for the three new boxes).
+# split kept: the data of the shipped water model, configs/water_deq.yaml (~25 min of xTB for the three new boxes).
 WATER_MULTIDENSITY = $(DEQFF) data recipe water-densities && $(DEQFF) data concat data/water-box.npz \
   data/water-box-0.65.npz data/water-box-0.75.npz data/water-box-0.88.npz -o data/water-multidensity.npz
 
@@ -195,6 +198,7 @@ endef
 
 # One shipped model: train (resumable, see train_run), evaluate at the export's tolerance, export, card.
 model-%: setup
+	$(DATA_$*)
 	$(call train_run,$*,configs/$*.yaml)
 	$(VENV)/bin/deqff train configs/$*.yaml --evaluate test --tol 1e-4 --save --no-progress
 	cp runs/$*/checkpoints/best.pt models/$*.ckpt
@@ -435,17 +439,20 @@ RUN_water_deq_24ep_chw := $(RUN_water_deq_12ep_chw) --set train.epochs=24 --set 
 # The water model trained on xTB's stresses as well (train.stress_weight 100: the virial per atom weighs as the forces
 # do), which energies and forces of frames at one volume leave free: the water model shipped until 2026-12-06
 # (water_deq_stage1) had its pressure 7.35 kbar below xTB's (RESULTS.md "Pressure of the water model against xTB
-# on xTB's frames"). The shipped water_deq is its second stage (6 epochs with the stress term from stage 1's
-# weights, configs/water_deq.yaml); this run trains stage 1's 24 epochs with the stress term from scratch instead.
+# on xTB's frames"). water_deq_one_density is its second stage (6 epochs with the stress term from stage 1's
+# weights); this run trains stage 1's 24 epochs with the stress term from scratch instead.
 RUN_water_deq_24ep_stress := configs/water_deq_stage1.yaml --set train.stress_weight=100
-# The shipped water model is trained in two stages: stage 1 (energies and forces) first.
+# The shipped water model is trained in two stages: stage 1 (energies and forces) first, on its own data.
 INIT_water_deq := water_deq_stage1
-# Stage 2 on four densities (configs/water_deq_multi.yaml) also starts from stage 1.
-INIT_water_deq_multi := water_deq_stage1
-# Its 4 epochs extended to 8 (the cosine recomputed over 8, energies weighed as forces from epoch 6): after 4
-# epochs the energy per atom was still off by +5.3 meV at 0.65 g/cm³ and -3.4 at 1.000 (bench_densities).
-RUN_water_deq_multi_8ep := configs/water_deq_multi.yaml --set train.epochs=8 --set train.energy_stage_epoch=6
-FROM_water_deq_multi_8ep := water_deq_multi
+DATA_water_deq := test -f data/water-multidensity.npz || { $(WATER_MULTIDENSITY); }
+# Stage 2 at the one density of the standard box (the water model shipped before the four densities) also
+# starts from stage 1.
+INIT_water_deq_one_density := water_deq_stage1
+# The shipped water model's 4 epochs extended to 8 (the cosine recomputed over 8, energies weighed as forces from
+# epoch 6): after 4 epochs the energy per atom was still off by +5.3 meV at 0.65 g/cm³ and -3.4 at 1.000
+# (bench_densities).
+RUN_water_deq_8ep := configs/water_deq.yaml --set train.epochs=8 --set train.energy_stage_epoch=6
+FROM_water_deq_8ep := water_deq
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -467,7 +474,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
-  water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_multi water_deq_multi_8ep \
+  water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
@@ -642,8 +649,8 @@ benchmarks: benchmark-runs
 	  --title "water DEQ, the edge embedding at 12 epochs, and 24 epochs" \
 	  --notes-file benchmarks/water_embedding_notes.md
 	$(BENCH)/bench_recipe.py --section water_stress --plot benchmarks/water_stress.png \
-	  --runs $(RECORDS)/water_deq_stage1 $(RECORDS)/water_deq $(RECORDS)/water_deq_24ep_stress \
-	  --labels "stage 1: energies and forces (shipped until 2026-12-06)" "stage 2: + 6 epochs with stresses (shipped)" \
+	  --runs $(RECORDS)/water_deq_stage1 $(RECORDS)/water_deq_one_density $(RECORDS)/water_deq_24ep_stress \
+	  --labels "stage 1: energies and forces (shipped until 2026-12-06)" "stage 2: + 6 epochs with stresses (shipped until the four densities)" \
 	  "24 epochs with stresses from the start" \
 	  --title "water DEQ trained on xTB's stresses" --notes-file benchmarks/water_stress_notes.md
 	$(BENCH)/bench_recipe.py --section warm_start_training --plot benchmarks/warm_start_training.png \
@@ -769,20 +776,32 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_stage1/checkpoints/best.pt --dataset data/water-box.npz \
 	  --frames 12 --notes-file benchmarks/pressure_water_notes.md
 	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_stage1/checkpoints/best.pt \
-	  --checkpoint runs/water_deq/checkpoints/best.pt --dataset data/water-box.npz --frames 12 \
+	  --checkpoint runs/water_deq_one_density/checkpoints/best.pt --dataset data/water-box.npz --frames 12 \
 	  --json benchmarks/pressure_water_stress.json --section bench_pressure_stress \
 	  --title "Pressure of the water model trained on xTB's stresses (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_stress_notes.md
-	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
-	  --out benchmarks/npt/stress --section bench_npt_stress --plot benchmarks/npt_water_stress.png \
+	$(DEQFF) export runs/water_deq_one_density/checkpoints/best.pt -o out/exports/water_deq_one_density.pt \
+	  $(EXPORT_OPTIONS) --secant-memory 40 --repulsion zbl --repulsion-data data/water-box.npz
+	$(BENCH)/bench_npt.py --model out/exports/water_deq_one_density.pt --structure water-box:32 --steps 10000 \
+	  --seeds 0 1 --out benchmarks/npt/stress --section bench_npt_stress --plot benchmarks/npt_water_stress.png \
 	  --title "Water density at constant pressure, the model trained on stresses (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_stress_notes.md
 	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_stage1/checkpoints/best.pt \
-	  --checkpoint runs/water_deq/checkpoints/best.pt --trajectory benchmarks/npt/stress/seed0/trajectory.dcd \
+	  --checkpoint runs/water_deq_one_density/checkpoints/best.pt --trajectory benchmarks/npt/stress/seed0/trajectory.dcd \
 	  --topology benchmarks/npt/stress/seed0/topology.pdb --frames 8 --json benchmarks/pressure_water_npt.json \
 	  --section bench_pressure_npt \
 	  --title "Pressure of the water models against xTB where the NPT run went (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_npt_notes.md
+	$(BENCH)/bench_densities.py --checkpoint runs/water_deq_stage1/checkpoints/best.pt --label "stage 1" \
+	  --checkpoint runs/water_deq_one_density/checkpoints/best.pt --label "stage 2 at one density" \
+	  --checkpoint runs/water_deq/checkpoints/best.pt --label "stage 2 at four densities (shipped)" \
+	  --checkpoint runs/water_deq_8ep/checkpoints/best.pt --label "stage 2 at four densities, 8 epochs" \
+	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
+	  --dataset data/water-box.npz --notes-file benchmarks/densities_water_notes.md
+	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
+	  --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
+	  --title "Water density at constant pressure, the model trained on four densities (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_multi_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2

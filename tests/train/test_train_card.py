@@ -52,7 +52,7 @@ def test_card_data_lines_say_how_each_part_was_sampled(tmp_path: Path) -> None:
 
     from deqff.data.dataset import Frames
     from deqff.data.formats import write
-    from deqff.train.card import data_lines
+    from deqff.train.card import data_lines, dataset_facts
 
     tip3p = {"structure": "water-box:32", "sampler": "tip3p", "method": "GFN2-xTB", "temperature_K": 300.0,
              "timestep_fs": 0.5, "stride": 2000, "seed": 5, "density_g_cm3": 0.75}  # fmt: skip
@@ -61,15 +61,19 @@ def test_card_data_lines_say_how_each_part_was_sampled(tmp_path: Path) -> None:
     frames = Frames(z=[8, 1, 1], R=np.zeros((3, 3, 3)) + np.arange(3)[:, None, None])
     frames.metadata["generator"] = langevin
     write(tmp_path / "one.npz", frames)
-    (line,) = data_lines(tmp_path / "one.npz", {}, "0123456789abcdef0123")
+    (line,) = data_lines(tmp_path / "one.npz", dataset_facts(tmp_path / "one.npz"), "0123456789abcdef0123")
     assert "3 frames of GFN2-xTB Langevin MD at 500.0 K" in line and "0123456789abcdef…" in line
     frames.metadata["sources"] = [
         {"file": "a.npz", "n_frames": 1, "generator": tip3p},
         {"file": "b.npz", "n_frames": 2, "generator": langevin},
     ]
     write(tmp_path / "both.npz", frames)
-    head, first, second = data_lines(tmp_path / "both.npz", {}, "0123456789abcdef0123")
+    head, first, second = data_lines(
+        tmp_path / "both.npz", dataset_facts(tmp_path / "both.npz"), "0123456789abcdef0123"
+    )
     assert "3 frames from 2 datasets" in head
     assert "`a.npz`: 1 frames of flexible-TIP3P MD at 300.0 K labeled with GFN2-xTB" in first
     assert "0.75 g/cm³" in first and "Langevin" not in first
     assert "`b.npz`: 2 frames of GFN2-xTB Langevin MD" in second
+    assert dataset_facts(tmp_path / "both.npz")["formula"] == "H2O"
+    assert dataset_facts(tmp_path / "missing.npz") == {}

@@ -37,24 +37,26 @@ def _machine(threads: int | None) -> str:
     return f"{model_name}, {threads} torch thread{'s' if threads != 1 else ''}, torch {torch.__version__}"
 
 
-def _dataset_facts(dataset: Path) -> dict[str, Any]:
-    """The dataset's entry in the recipe manifest next to it (empty if there is none)."""
+def dataset_facts(dataset: Path) -> dict[str, Any]:
+    """What a card says of its dataset: the entry of the recipe manifest next to it, else (a dataset no
+    recipe made, e.g. a concatenation) the file's own n_frames, formula, generator settings (`config`) and
+    `sources`; empty when neither is on this machine."""
     for manifest in dataset.parent.glob("*.manifest.json"):
         entries = json.loads(manifest.read_text()).get("datasets", {})
         for entry in entries.values():
             if entry.get("file") == dataset.name:
                 return entry
-    return {}
-
-
-def _dataset_metadata(dataset: Path) -> tuple[int | None, dict[str, Any]]:
-    """Frames and metadata of the dataset file (None and {} when it is not on this machine)."""
     if not dataset.is_file():
-        return None, {}
+        return {}
     from deqff.data.formats import read
 
     frames = read(dataset)
-    return frames.n_frames, frames.metadata
+    return {
+        "n_frames": frames.n_frames,
+        "formula": frames.formula,
+        "config": frames.metadata.get("generator", {}),
+        "sources": frames.metadata.get("sources"),
+    }
 
 
 def sampling_text(generator: dict[str, Any]) -> str:
@@ -72,12 +74,10 @@ def sampling_text(generator: dict[str, Any]) -> str:
 
 def data_lines(dataset: Path, facts: dict[str, Any], sha256: str) -> list[str]:
     """The card's data lines: the dataset, how its frames were made (each part of a concatenation, from
-    its `sources` metadata) and the sha256 of the file the model trained on."""
-    n_frames, metadata = _dataset_metadata(dataset)
-    n_frames = facts.get("n_frames", n_frames or "?")
-    sources = metadata.get("sources")
+    its `sources`; `facts` from `dataset_facts`) and the sha256 of the file the model trained on."""
+    n_frames, sources = facts.get("n_frames", "?"), facts.get("sources")
     if not sources:
-        generator = facts.get("config") or metadata.get("generator", {})
+        generator = facts.get("config", {})
         return [f"- `{dataset}`: {n_frames} frames of {sampling_text(generator)}; sha256 `{sha256[:16]}…`."]
     return [
         f"- `{dataset}`: {n_frames} frames from {len(sources)} datasets (`deqff data concat`, each part's "
@@ -118,7 +118,7 @@ def render_card(name: str, run_dir: Path, command: str, note: str | None = None)
     parameters = sum(p.numel() for p in model.parameters())
     model_cfg, data_cfg, train_cfg = config["model"], config["data"], config["train"]
     dataset = Path(data_cfg["path"])
-    facts = _dataset_facts(dataset)
+    facts = dataset_facts(dataset)
     splits = data_cfg.get("splits") or "the dataset's own split file"
     lines = [
         f"# {name}",
