@@ -798,8 +798,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --checkpoint runs/water_deq_8ep/checkpoints/best.pt --label "stage 2 at four densities, 8 epochs" \
 	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
 	  --dataset data/water-box.npz --notes-file benchmarks/densities_water_notes.md
-	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
-	  --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
+	$(BENCH)/bench_npt.py --model models/in_progress/water_deq_npt.pt --structure water-box:32 --steps 10000 \
+	  --seeds 0 1 --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
 	  --title "Water density at constant pressure, the model trained on four densities (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_multi_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
