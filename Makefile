@@ -453,6 +453,12 @@ INIT_water_deq_one_density := water_deq_stage1
 # (bench_densities).
 RUN_water_deq_8ep := configs/water_deq.yaml --set train.epochs=8 --set train.energy_stage_epoch=6
 FROM_water_deq_8ep := water_deq
+# The shipped water model's recipe with energies and stresses weighed 10x more (energy 10, energy stage 1000,
+# stress 1000): in its loss the force term was 69x the energy stage's energy term and 38x the stress term, and its
+# energy per atom is offset between densities by +5.3 to -3.4 meV (bench_densities).
+RUN_water_deq_weights := configs/water_deq.yaml --set train.energy_weight=10 --set train.energy_stage_weight=1000 \
+  --set train.stress_weight=1000
+INIT_water_deq_weights := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -474,7 +480,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
-  water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep \
+  water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
