@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -37,15 +36,7 @@ from deqff.train.datasets import batches, make_loader
 from deqff.train.evaluate import evaluate, model_dtype, with_solver_tolerance
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.units import AVOGADRO, EV_PER_A3_TO_BAR
-from results_file import (
-    add_notes_argument,
-    command_line,
-    machine_line,
-    notes_lines,
-    repository_path,
-    without_options,
-    write_section,
-)
+from results_file import add_notes_argument, head_lines, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_densities"
@@ -167,14 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = json.loads(args.from_json.read_text())["rows"]
     arguments = sys.argv[1:] if argv is None else argv
-    measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results", "--title"))
+    left_out = ("--from-json", "--notes-file", "--results", "--title")
     lines = [
-        command_line(
-            f"python benchmarks/bench_densities.py {shlex.join(measured_by)}",
-            repository_path(args.from_json) if args.from_json else None,
-        ),
-        machine_line(),
-        "",
+        *head_lines("bench_densities.py", arguments, args.from_json, left_out),
         f"Each model (float32 training checkpoint, EMA weights, solves to {args.tol:g}) on the test split of "
         "each dataset (GFN2-xTB energies, forces and stresses). Energy error: the model's energy per atom "
         "minus xTB's, averaged over the test frames (an offset between densities). Pressure error: the "
@@ -185,10 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Per model and dataset: `{repository_path(args.json)}`.",
     ]
-    if args.notes_file:
-        lines += ["", *notes_lines(args.notes_file)]
-    write_section(args.results, args.section, args.title, lines)
-    print("\n".join(lines))
+    publish(args.results, args.section, args.title, lines, args.notes_file)
     return 0
 
 

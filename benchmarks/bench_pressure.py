@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -40,15 +39,7 @@ from deqff.export.export import export_model, load_potential, model_from_checkpo
 from deqff.export.options import ExportOptions
 from deqff.md.progress import Progress
 from deqff.units import AVOGADRO, EV_PER_A3_TO_BAR
-from results_file import (
-    add_notes_argument,
-    command_line,
-    machine_line,
-    notes_lines,
-    repository_path,
-    without_options,
-    write_section,
-)
+from results_file import add_notes_argument, head_lines, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_pressure"
@@ -298,14 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         density_text = f"{min(densities):.3f}-{max(densities):.3f} g/cm³"
     arguments = sys.argv[1:] if argv is None else argv
-    measured_by = without_options(arguments, ("--from-json", "--notes-file", "--results"))
     lines = [
-        command_line(
-            f"python benchmarks/bench_pressure.py {shlex.join(measured_by)}",
-            repository_path(args.from_json) if args.from_json else None,
-        ),
-        machine_line(),
-        "",
+        *head_lines("bench_pressure.py", arguments, args.from_json),
         f"{', '.join(f'`{label}`' for label in args.checkpoint)} exported float64 (solves to 1e-9) against "
         f"GFN2-xTB (tblite, the data's method) on {source.description} "
         f"({len(numbers)} atoms, {rows[0]['molecules']} molecules, {density_text}). "
@@ -320,10 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Per frame: `{repository_path(args.json)}`.",
     ]
-    if args.notes_file:
-        lines += ["", *notes_lines(args.notes_file)]
-    write_section(args.results, args.section, args.title, lines)
-    print("\n".join(lines))
+    publish(args.results, args.section, args.title, lines, args.notes_file)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from pathlib import Path
 
 import torch
@@ -82,3 +83,22 @@ def command_line(command: str, source: Path | None = None, what: str = "values")
     """A section's first line: the measuring `command` and, for a section rewritten from an earlier
     run's file (`--from-json`), where its `what` come from."""
     return f"Command: `{command}`" + (f" ({what} from `{source}`)" if source else "") + "  "
+
+
+def head_lines(
+    script: str,
+    arguments: list[str],
+    from_json: Path | None,
+    left_out: tuple[str, ...] = ("--from-json", "--notes-file", "--results"),
+) -> list[str]:
+    """A section's command line (`python benchmarks/SCRIPT` with `arguments` but the options `left_out`,
+    naming the `--from-json` file a rewritten section's values come from), machine line and a blank."""
+    command = f"python benchmarks/{script} {shlex.join(without_options(arguments, left_out))}"
+    return [command_line(command, repository_path(from_json) if from_json else None), machine_line(), ""]
+
+
+def publish(results: Path, name: str, title: str, lines: list[str], notes_file: Path | None) -> None:
+    """Write `lines` and the --notes-file's findings as section `name` of `results`, and print them."""
+    lines = [*lines, *(["", *notes_lines(notes_file)] if notes_file else [])]
+    write_section(results, name, title, lines)
+    print("\n".join(lines))
