@@ -802,12 +802,19 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --checkpoint runs/water_deq_one_density/checkpoints/best.pt --label "stage 2 at one density" \
 	  --checkpoint runs/water_deq/checkpoints/best.pt --label "stage 2 at four densities (shipped)" \
 	  --checkpoint runs/water_deq_8ep/checkpoints/best.pt --label "stage 2 at four densities, 8 epochs" \
+	  --checkpoint runs/water_deq_weights/checkpoints/best.pt --label "stage 2 at four densities, energies and stresses x10" \
 	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
 	  --dataset data/water-box.npz --notes-file benchmarks/densities_water_notes.md
 	$(BENCH)/bench_npt.py --model models/in_progress/water_deq_npt.pt --structure water-box:32 --steps 10000 \
 	  --seeds 0 1 --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
 	  --title "Water density at constant pressure, the model trained on four densities (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_multi_notes.md
+	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_one_density/checkpoints/best.pt \
+	  --checkpoint runs/water_deq/checkpoints/best.pt --trajectory benchmarks/npt/multi/seed0/piece1/trajectory.dcd \
+	  --topology benchmarks/npt/multi/seed0/piece1/topology.pdb --frames 8 --json benchmarks/pressure_water_npt_multi.json \
+	  --section bench_pressure_npt_multi --out out/bench/pressure_multi \
+	  --title "Pressure of the water models against xTB where the four-density model's NPT run went (issue #13: 6)" \
+	  --notes-file benchmarks/pressure_water_npt_multi_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
