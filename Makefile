@@ -444,7 +444,7 @@ RUN_water_deq_24ep_chw := $(RUN_water_deq_12ep_chw) --set train.epochs=24 --set 
 RUN_water_deq_24ep_stress := configs/water_deq_stage1.yaml --set train.stress_weight=100
 # The shipped water model is trained in two stages: stage 1 (energies and forces) first, on its own data.
 INIT_water_deq := water_deq_stage1
-DATA_water_deq := test -f data/water-multidensity.npz || { $(WATER_MULTIDENSITY); }
+DATA_water_deq = test -f data/water-multidensity.npz || { $(WATER_MULTIDENSITY); }
 # Stage 2 at the one density of the standard box (the water model shipped before the four densities) also
 # starts from stage 1.
 INIT_water_deq_one_density := water_deq_stage1
