@@ -28,6 +28,7 @@ import torch
 from deqff.data.dataset import Frames
 from deqff.data.formats import read
 from deqff.data.splits import load_splits
+from deqff.data.structures import mass_density
 from deqff.md.progress import Progress
 from deqff.models.force_field import EquivariantForceField
 from deqff.models.species import SpeciesMap
@@ -35,19 +36,11 @@ from deqff.train.checkpoint import load_checkpoint
 from deqff.train.datasets import batches, make_loader
 from deqff.train.evaluate import evaluate, model_dtype, with_solver_tolerance
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
-from deqff.units import AVOGADRO, EV_PER_A3_TO_BAR
+from deqff.units import EV_PER_A3_TO_BAR
 from results_file import add_notes_argument, head_lines, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_densities"
-
-
-def mean_density(numbers: np.ndarray, cells: np.ndarray) -> float:
-    """Mean mass density (g/cm³) of atoms `numbers` [n_atoms] in `cells` [n_frames, 3, 3] (Å)."""
-    from ase.data import atomic_masses
-
-    volumes = np.abs(np.linalg.det(cells))
-    return float(np.mean(atomic_masses[numbers].sum() / (AVOGADRO * volumes * 1e-24)))
 
 
 class SignedErrors(NamedTuple):
@@ -77,24 +70,29 @@ def signed_errors(model: EquivariantForceField, frames: Frames, indices: np.ndar
     return SignedErrors(np.concatenate(energies), np.concatenate(pressures))
 
 
+def test_frames(dataset: Path) -> tuple[Frames, np.ndarray]:
+    """A dataset with reference stresses and the indices of its test split."""
+    frames = read(dataset)
+    if frames.stress is None:
+        raise SystemExit(f"{dataset} has no reference stresses: `deqff data stress {dataset}`")
+    return frames, load_splits(dataset, frames.n_frames)["test"]
+
+
 def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[dict]:
     """One row per (checkpoint, dataset): test-split errors at solver tolerance `tol` and pressure errors."""
+    tests = {dataset: test_frames(dataset) for dataset in datasets}
     rows = []
     with Progress(len(checkpoints) * len(datasets), "models x densities", unit="test split") as progress:
         for checkpoint in checkpoints:
             model = with_solver_tolerance(load_checkpoint(checkpoint)[0], tol)
-            for dataset in datasets:
-                frames = read(dataset)
-                if frames.stress is None:
-                    raise SystemExit(f"{dataset} has no reference stresses: `deqff data stress {dataset}`")
-                indices = load_splits(dataset, frames.n_frames)["test"]
+            for dataset, (frames, indices) in tests.items():
                 result = evaluate(model, frames, indices)
                 errors = signed_errors(model, frames, indices)
                 rows.append(
                     {
                         "checkpoint": checkpoint,
                         "dataset": str(dataset),
-                        "density": mean_density(frames.z, frames.cell[indices]),
+                        "density": float(mass_density(frames.z, frames.cell[indices]).mean()),
                         "n_frames": int(indices.size),
                         "force_mae_meV_A": result.force_mae_meV_A,
                         "energy_mae_meV": result.energy_mae_meV,

@@ -35,10 +35,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from deqff.data.structures import mass_density
 from deqff.export.export import export_model, load_potential, model_from_checkpoint
 from deqff.export.options import ExportOptions
 from deqff.md.progress import Progress
-from deqff.units import AVOGADRO, EV_PER_A3_TO_BAR
+from deqff.units import EV_PER_A3_TO_BAR
 from results_file import add_notes_argument, head_lines, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
@@ -187,13 +188,6 @@ def trajectory_frames(trajectory: str, topology: str, count: int) -> FrameSource
     return FrameSource(numbers, frames, where)
 
 
-def density(numbers: np.ndarray, cell: np.ndarray) -> float:
-    """Mass density (g/cm³) of the atoms `numbers` in `cell` (Å)."""
-    from ase.data import atomic_masses
-
-    return float(atomic_masses[numbers].sum() / (AVOGADRO * abs(np.linalg.det(cell)) * 1e-24))
-
-
 def measure(args: argparse.Namespace, source: FrameSource, masses: np.ndarray) -> list[dict]:
     """Per-frame pressures (`frame_pressures`) of the models exported from args.checkpoint and of xTB."""
     numbers = source.numbers
@@ -208,7 +202,7 @@ def measure(args: argparse.Namespace, source: FrameSource, masses: np.ndarray) -
     with Progress(len(source.frames), "pressures of xTB and the model", unit="frame") as progress:
         for index, positions, cell in source.frames:
             row = frame_pressures(models, xtb_energy, xtb_stress, numbers, positions, cell, masses, args.eps)
-            rows.append({"frame": index, "density": density(numbers, cell), **row})
+            rows.append({"frame": index, "density": mass_density(numbers, cell), **row})
             progress.update()
     return rows
 
@@ -283,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     # (rows of the first version have no densities: their frames were all at the dataset's one volume)
-    densities = [row.get("density", density(numbers, source.frames[0][2])) for row in rows]
+    densities = [row.get("density", mass_density(numbers, source.frames[0][2])) for row in rows]
     if max(densities) - min(densities) < 5e-4:
         density_text = f"{densities[0]:.3f} g/cm³, the volume of every frame"
     else:

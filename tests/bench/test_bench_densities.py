@@ -72,11 +72,3 @@ def test_signed_errors_are_the_model_minus_the_reference_in_mev_per_atom_and_bar
     shifted = signed_errors(model, frames, indices)
     np.testing.assert_allclose(shifted.pressure_bar - against_zero, 2e-4 * EV_PER_A3_TO_BAR, rtol=1e-9)
     np.testing.assert_allclose(shifted.energy_per_atom_mev - errors.energy_per_atom_mev, -100.0, rtol=1e-9)
-
-
-def test_density_of_a_box() -> None:
-    from bench_densities import mean_density
-
-    side = (18.01528 / 0.6022140857) ** (1 / 3)  # one water per side³ Å³ is 1 g/cm³
-    cells = np.stack([side * np.eye(3), 2 ** (1 / 3) * side * np.eye(3)])
-    assert mean_density(np.array([8, 1, 1]), cells) == pytest.approx(0.75, rel=1e-4)

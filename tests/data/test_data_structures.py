@@ -7,7 +7,14 @@ import pytest
 from ase.build import molecule
 from ase.io import write as ase_write
 
-from deqff.data.structures import MOLECULES, build_structure, describe_source, water_box, water_box_length
+from deqff.data.structures import (
+    MOLECULES,
+    build_structure,
+    describe_source,
+    mass_density,
+    water_box,
+    water_box_length,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,3 +60,13 @@ def test_water_box_density_and_no_overlap() -> None:
     assert d[other].min() >= 1.6 and d[0::3, 0::3][~np.eye(32, dtype=bool)].min() >= 2.5
     np.testing.assert_allclose(d[0, 1], 0.9572) and np.testing.assert_allclose(d[0, 2], 0.9572)
     assert np.array_equal(water_box(32, seed=5).positions, box.positions)
+
+
+def test_mass_density_of_one_box_and_of_many() -> None:
+    side = (18.01528 / 0.6022140857) ** (1 / 3)  # one water per side³ Å³ is 1 g/cm³
+    cells = np.stack([side * np.eye(3), 2 ** (1 / 3) * side * np.eye(3)])
+    densities = mass_density(np.array([8, 1, 1]), cells)
+    assert float(densities.mean()) == pytest.approx(0.75, rel=1e-4)
+    assert isinstance(mass_density([8, 1, 1], cells[0]), float)
+    box = water_box(32, seed=5)  # the inverse of water_box_length
+    assert mass_density(box.numbers, box.cell.array) == pytest.approx(1.0, rel=1e-12)

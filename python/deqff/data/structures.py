@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,14 @@ def water_box_length(n_molecules: int, density_g_cm3: float = 1.0) -> float:
     mass_amu = n_molecules * float(masses([8, 1, 1]).sum())
     amu_per_A3 = density_g_cm3 * AVOGADRO * 1e-24  # 1 g/cm^3 = N_A * 1e-24 amu/Å^3
     return float((mass_amu / amu_per_A3) ** (1.0 / 3.0))
+
+
+def mass_density(numbers: Sequence[int], cell: np.ndarray) -> float | np.ndarray:
+    """Mass density (g/cm³) of the atoms `numbers` [n_atoms] in `cell` [3, 3] (a float) or in each of
+    `cell` [n_frames, 3, 3] (an array [n_frames]); lattice vectors in Å. The inverse of `water_box_length`."""
+    volumes = np.abs(np.linalg.det(np.asarray(cell, dtype=np.float64)))
+    density = float(masses(numbers).sum()) / (volumes * AVOGADRO * 1e-24)
+    return float(density) if np.ndim(density) == 0 else density
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
