@@ -150,7 +150,7 @@ export-%: setup
 
 # The datasets the benchmark runs train on, generated when missing.
 BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz -a -f data/water-box.npz || $(DEQFF) data recipe standard; \
-  test -f data/water-multidensity.npz || { $(WATER_MULTIDENSITY); }
+  $(DATA_water_deq)
 # The water box at four densities (1.000 g/cm³ and the water-densities recipe's 0.65, 0.75, 0.88), each part's
 # split kept: the data of the shipped water model, configs/water_deq.yaml (~25 min of xTB for the three new boxes).
 WATER_MULTIDENSITY = $(DEQFF) data recipe water-densities && $(DEQFF) data concat data/water-box.npz \
