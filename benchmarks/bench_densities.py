@@ -36,7 +36,7 @@ from deqff.train.checkpoint import load_checkpoint
 from deqff.train.datasets import batches, make_loader
 from deqff.train.evaluate import evaluate, model_dtype, with_solver_tolerance
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
-from deqff.units import EV_PER_A3_TO_BAR
+from deqff.units import BOLTZMANN_EV_PER_K, EV_PER_A3_TO_BAR
 from results_file import add_notes_argument, head_lines, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +68,45 @@ def signed_errors(model: EquivariantForceField, frames: Frames, indices: np.ndar
         )
         pressures.append((trace / (3 * targets.volume.double())).numpy() * EV_PER_A3_TO_BAR)
     return SignedErrors(np.concatenate(energies), np.concatenate(pressures))
+
+
+class ReferencePressure(NamedTuple):
+    """The reference's pressure over all frames of one dataset (bar): its virial part, -tr(stress) / 3, per
+    frame [n_frames], and the ideal-gas part N k T / V of its atoms at the sampling temperature [n_frames]."""
+
+    density: float
+    virial_bar: np.ndarray
+    kinetic_bar: np.ndarray
+
+    @property
+    def total_bar(self) -> float:
+        return float((self.virial_bar + self.kinetic_bar).mean())
+
+
+def reference_pressure(frames: Frames, temperature_K: float) -> ReferencePressure:
+    """The reference method's pressure on `frames` (periodic, with stresses; every frame counts): the atomic
+    virial from its stresses plus the kinetic part of `temperature_K` (all atoms: the atomic virial includes
+    the bonds). On frames sampled by another potential, a first-order estimate of the reference's equation of
+    state."""
+    if frames.stress is None or frames.cell is None:
+        raise ValueError("reference pressures need periodic frames with stresses (`deqff data stress`)")
+    volumes = np.abs(np.linalg.det(frames.cell))
+    virial = -np.trace(frames.stress, axis1=1, axis2=2) / 3.0 * EV_PER_A3_TO_BAR
+    kinetic = frames.n_atoms * BOLTZMANN_EV_PER_K * temperature_K / volumes * EV_PER_A3_TO_BAR
+    return ReferencePressure(float(mass_density(frames.z, frames.cell).mean()), virial, kinetic)
+
+
+def density_at(densities: np.ndarray, pressures: np.ndarray, target_bar: float) -> float | None:
+    """The density (g/cm³) where the pressure, interpolated linearly between the nearest densities, equals
+    `target_bar`; None when no two neighboring densities bracket it."""
+    order = np.argsort(densities)
+    rho, pressure = np.asarray(densities)[order], np.asarray(pressures)[order] - target_bar
+    for i in range(len(rho) - 1):
+        if pressure[i] == 0.0:
+            return float(rho[i])
+        if pressure[i] * pressure[i + 1] < 0.0:
+            return float(rho[i] - pressure[i] * (rho[i + 1] - rho[i]) / (pressure[i + 1] - pressure[i]))
+    return float(rho[-1]) if len(rho) and pressure[-1] == 0.0 else None
 
 
 def test_frames(dataset: Path) -> tuple[Frames, np.ndarray]:
@@ -107,6 +146,75 @@ def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[di
     return rows
 
 
+def measure_reference(datasets: list[Path], target_bar: float) -> dict:
+    """The reference's pressure at each dataset's density (all frames) and the density where it equals
+    `target_bar` (None when the datasets do not bracket it)."""
+    rows = []
+    for dataset in datasets:
+        frames = read(dataset)
+        temperature = frames.metadata.get("temperature_K")
+        if temperature is None:
+            raise SystemExit(f"{dataset} records no sampling temperature (metadata temperature_K)")
+        pressure = reference_pressure(frames, float(temperature))
+        rows.append(
+            {
+                "dataset": str(dataset),
+                "density": pressure.density,
+                "n_frames": frames.n_frames,
+                "temperature_K": float(temperature),
+                "virial_mean_bar": float(pressure.virial_bar.mean()),
+                "virial_sem_bar": float(pressure.virial_bar.std() / np.sqrt(frames.n_frames)),
+                "kinetic_bar": float(pressure.kinetic_bar.mean()),
+                "total_bar": pressure.total_bar,
+            }
+        )
+    densities = np.array([row["density"] for row in rows])
+    totals = np.array([row["total_bar"] for row in rows])
+    return {
+        "rows": rows,
+        "target_bar": target_bar,
+        "density_at_target": density_at(densities, totals, target_bar),
+    }
+
+
+def reference_lines(reference: dict) -> list[str]:
+    """The Markdown table of the reference's pressure per density and the density at the target pressure."""
+    lines = [
+        "| dataset | density (g/cm³) | frames | virial pressure, mean ± s.e. (bar) "
+        "| kinetic, N k T / V (bar) | total (bar) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in sorted(reference["rows"], key=lambda r: r["density"]):
+        lines.append(
+            f"| `{row['dataset']}` | {row['density']:.3f} | {row['n_frames']} "
+            f"| {row['virial_mean_bar']:+.0f} ± {row['virial_sem_bar']:.0f} | {row['kinetic_bar']:+.0f} "
+            f"| **{row['total_bar']:+.0f}** |"
+        )
+    at = reference["density_at_target"]
+    where = (
+        f"{at:.3f} g/cm³ (linear between the neighboring densities)"
+        if at is not None
+        else "outside the densities measured"
+    )
+    return [
+        *lines,
+        "",
+        f"Density where the reference's pressure is {reference['target_bar']:g} bar: {where}.",
+    ]
+
+
+def reference_intro() -> list[str]:
+    """What the reference table measures."""
+    return [
+        "The reference's own pressure at each density, every frame of each dataset: its virial part from the "
+        "stored stresses, -tr(stress) / 3, and the kinetic part N k T / V of all atoms at the sampling "
+        "temperature (the atomic virial counts the bonds, so every atom's momentum counts). The frames were "
+        "sampled by another potential (flexible TIP3P), so this is the reference's equation of state to "
+        "first order, not its own equilibrium structure.",
+        "",
+    ]
+
+
 def table_lines(rows: list[dict], labels: dict[str, str]) -> list[str]:
     """The Markdown table: one line per model and density."""
     lines = [
@@ -142,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--section", default=SECTION)
     parser.add_argument("--title", default="Water models across densities")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--from-json", type=Path, default=None, help="render an earlier run's --json")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="render an earlier run's --json (adding the reference table from --dataset when it has none)",
+    )
     add_notes_argument(parser)
     args = parser.parse_args(argv)
     labels = args.label or args.checkpoint
@@ -152,9 +265,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json is None:
         rows = measure(args.checkpoint, args.dataset, args.tol)
-        args.json.write_text(json.dumps({"tol": args.tol, "rows": rows}, indent=1) + "\n")
+        reference = measure_reference(args.dataset, 1.0)
+        results = {"tol": args.tol, "rows": rows, "reference": reference}
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     else:
-        rows = json.loads(args.from_json.read_text())["rows"]
+        results = json.loads(args.from_json.read_text())
+        rows, reference = results["rows"], results.get("reference")
+        if reference is None:
+            # A run from before the reference table: its datasets' pressures added (no model involved).
+            reference = results["reference"] = measure_reference(args.dataset, 1.0)
+            args.from_json.write_text(json.dumps(results, indent=1) + "\n")
     arguments = sys.argv[1:] if argv is None else argv
     left_out = ("--from-json", "--notes-file", "--results", "--title")
     lines = [
@@ -167,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *table_lines(rows, dict(zip(args.checkpoint, labels, strict=True))),
         "",
+        *(reference_intro() + reference_lines(reference) + [""] if reference else []),
         f"Per model and dataset: `{repository_path(args.json)}`.",
     ]
     publish(args.results, args.section, args.title, lines, args.notes_file)

@@ -72,3 +72,32 @@ def test_signed_errors_are_the_model_minus_the_reference_in_mev_per_atom_and_bar
     shifted = signed_errors(model, frames, indices)
     np.testing.assert_allclose(shifted.pressure_bar - against_zero, 2e-4 * EV_PER_A3_TO_BAR, rtol=1e-9)
     np.testing.assert_allclose(shifted.energy_per_atom_mev - errors.energy_per_atom_mev, -100.0, rtol=1e-9)
+
+
+def test_reference_pressure_is_minus_a_third_of_the_stress_trace_plus_the_ideal_gas_term() -> None:
+    from bench_densities import reference_pressure
+    from deqff.units import BOLTZMANN_EV_PER_K
+
+    frames = water_frames()
+    frames.stress = np.stack([np.diag([-1e-3, -2e-3, -3e-3]), np.diag([4e-3, 5e-3, 6e-3])])
+    pressure = reference_pressure(frames, 300.0)
+    # compression (negative stress, ASE's sign) is a positive pressure
+    assert pressure.virial_bar == pytest.approx(np.array([2e-3, -5e-3]) * EV_PER_A3_TO_BAR)
+    ideal_gas = 9 * BOLTZMANN_EV_PER_K * 300.0 / 6.5**3 * EV_PER_A3_TO_BAR
+    assert pressure.kinetic_bar == pytest.approx([ideal_gas, ideal_gas])
+    assert pressure.total_bar == pytest.approx(-1.5e-3 * EV_PER_A3_TO_BAR + ideal_gas)
+    assert pressure.density == pytest.approx(3 * 18.015 / (6.5**3 * 0.60221), rel=1e-3)
+    frames.stress = None
+    with pytest.raises(ValueError, match="stresses"):
+        reference_pressure(frames, 300.0)
+
+
+def test_density_at_interpolates_between_the_bracketing_densities_or_says_none() -> None:
+    from bench_densities import density_at
+
+    densities, pressures = np.array([1.0, 0.65, 0.88, 0.75]), np.array([900.0, -400.0, 500.0, 100.0])
+    # 1 bar lies between 0.65 (-400) and 0.75 (+100): 0.65 + 0.1 * 401 / 500
+    assert density_at(densities, pressures, 1.0) == pytest.approx(0.65 + 0.1 * 401 / 500)
+    assert density_at(densities, pressures, 500.0) == pytest.approx(0.88)
+    assert density_at(densities, pressures + 1000.0, 1.0) is None  # every density above 1 bar
+    assert density_at(densities, pressures - 2000.0, 1.0) is None
