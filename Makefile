@@ -388,6 +388,12 @@ RUN_aspirin_deq_12ep_product16_radial88 := $(RUN_aspirin_deq_12ep_product16) --s
 # Stopped after 2 epochs: the layer stopped contracting in the first (training solves converged on 27 %, then 0 % of
 # frames, with the Jacobian penalty of the other runs).
 STOP_aspirin_deq_12ep_product16_radial88 := 400
+# A second set of per-edge filters without touching the contraction: one explicit layer of the same block between
+# the embedding and the implicit layer (model.encoder_layers: applied once per geometry; its output is the DEQ's
+# injection), with radial MLPs of 32 so that the model stays within half the product twin's parameters (95,656
+# against 192,544).
+RUN_aspirin_deq_12ep_product16_encoder := $(RUN_aspirin_deq_12ep_product16) --set model.encoder_layers=1 \
+  --set model.encoder_radial_hidden=32
 # A direct-force stage before the conservative one on the product block (ethanol and aspirin without the product:
 # the same accuracy for 0.65-0.74x the training time, RESULTS.md "direct-force stage"): 24 direct epochs, then 24
 # conservative epochs from their best weights, against the 48 conservative epochs of aspirin_deq_48ep_product16.
@@ -477,7 +483,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_explicit_12ep_product16 aspirin_deq_12ep_product32 aspirin_deq_48ep_product16 \
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
-  ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 \
+  ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 aspirin_deq_12ep_product16_encoder \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \

@@ -70,6 +70,9 @@ class RunSummary:
             parts.append(f"feed-forward width {model['feed_forward_width']}x")
         if model.get("embedding_gains"):
             parts.append("embedding gains")
+        if model.get("encoder_layers", 0) > 0:
+            width = model.get("encoder_radial_hidden", 0) or model["radial_hidden"]
+            parts.append(f"encoder {model['encoder_layers']} layer(s), radial {width}")
         if model.get("edge_embedding", "full") != "full":
             parts.append(f"{model['edge_embedding']} edge embedding")
         if model["model_type"] == "deq" and train.get("jac_weight", 0.0) > 0:

@@ -142,6 +142,25 @@ ARCHITECTURES = {
 }
 
 
+def test_encoder_model_exports_and_the_host_driven_path_refuses_it(tmp_path, ethanol):
+    """A DEQ with an encoder (model.encoder_layers) scripts, freezes and equals eager in OpenMM's call;
+    the host-driven pieces (LAMMPS), which do not exchange the neighbors' embeddings it needs, refuse it
+    with a message naming the engines that run it."""
+    from deqff.export.export import export_model
+
+    positions, numbers = ethanol
+    model = tiny_model(force_mode="conservative", encoder_layers=1, embedding_gains=True)
+    module, _ = load_potential(export_model(model, tmp_path / "encoder.pt"), numbers)
+    frozen = freeze(module)
+    eager = build_potential(model)
+    eager.set_atomic_numbers(numbers)
+    assert len(assert_matches_eager(frozen, eager, md_like_frames(positions, 3))) == 3
+    species = torch.zeros(len(numbers), dtype=torch.long)
+    edges = torch.tensor([[0, 1], [1, 0]])
+    with pytest.raises(Exception, match=r"has an encoder.*OpenMM, ASE or Python"):
+        module.lammps_embed(10.0 * positions.to(torch.float64), species, edges, len(numbers))
+
+
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("model_type", ["deq", "explicit"])
 def test_architecture_options_export(tmp_path, ethanol, model_type, architecture):

@@ -19,8 +19,9 @@ TIGHT = SolverConfig(max_iter=200, tol=1e-11, stop_mode="rel")
         ("deq", {"product_channels": 2}),
         ("deq", {"embedding_gains": True}),
         ("deq", {"edge_embedding": "channelwise"}),
+        ("deq", {"encoder_layers": 1, "embedding_gains": True}),
     ],
-    ids=["deq", "explicit", "deq-product", "deq-gains", "deq-channelwise-embedding"],
+    ids=["deq", "explicit", "deq-product", "deq-gains", "deq-channelwise-embedding", "deq-encoder"],
 )
 def test_conservative_forces_match_finite_differences(model_type, options, molecule: Molecule):
     model = tiny_model(

@@ -124,6 +124,30 @@ def test_channelwise_edge_embedding_keeps_the_symmetries(model_type, molecule):
     )
 
 
+def test_encoder_keeps_the_symmetries_and_changes_the_energy(molecule):
+    """Explicit encoder layers before the implicit layer (model.encoder_layers) keep the DEQ E(3)- and
+    permutation-equivariant; their own radial MLPs (encoder_radial_hidden) set their parameter count."""
+    model = cached_tiny_model(force_mode="conservative", encoder_layers=1, encoder_radial_hidden=5)
+    check_symmetries(model, molecule)
+    plain = cached_tiny_model(force_mode="conservative")
+    assert (molecule.run(model).energy - molecule.run(plain).energy).abs().item() > 1e-6
+    narrow, wide = (
+        sum(p.numel() for p in cached_tiny_model(encoder_layers=1, encoder_radial_hidden=h).parameters())
+        for h in (5, 12)
+    )
+    encoder = sum(p.numel() for p in model.encoder.parameters())
+    assert narrow == sum(p.numel() for p in plain.parameters()) + encoder and narrow < wide
+
+
+def test_encoder_is_for_deqs_only():
+    from deqff.models.config import ModelConfig
+
+    with pytest.raises(ValueError, match="raise depth instead"):
+        ModelConfig(model_type="explicit", encoder_layers=1)
+    with pytest.raises(ValueError, match="encoder_layers=-1"):
+        ModelConfig(encoder_layers=-1)
+
+
 def test_channelwise_edge_embedding_rejects_irreps_the_harmonics_lack():
     """An output irrep of the wrong parity (1e) cannot be a scalar times a harmonic: a clear error."""
     from deqff.models.config import ModelConfig

@@ -114,7 +114,21 @@ class GraphStep(nn.Module):
                 self.term_start.append(start)
                 self.term_count.append(block.num_edge_terms)
                 start += block.num_edge_terms
+        self.encoded: bool = model.encoder is not None
         self.register_buffer("like", torch.zeros(0, dtype=dtype))
+
+    def injection(self, species: Tensor, features: list[Tensor]) -> Tensor:
+        """The model's injection [n_all, D] from `edge_inputs` features; an error for a model with an
+        encoder, whose injection of an atom needs its neighbors' embeddings (ghosts' included), which the
+        host does not communicate."""
+        if self.encoded:
+            raise RuntimeError(
+                "deqff: this model has an encoder (model.encoder_layers > 0): an atom's injection depends "
+                "on its neighbors' embeddings, which the host-driven solve (LAMMPS) does not exchange "
+                "between atoms yet. Run it in OpenMM, ASE or Python (deqff simulate), or use a model "
+                "without an encoder"
+            )
+        return self.model.embed(species, features[0], features[1], features[2])
 
     def edge_inputs(self, positions: Tensor, edges: Tensor) -> list[Tensor]:
         """[edge_index (deqff: sender, receiver) [2, E], edge_sh [E, S], edge_radial [E, K], then the
@@ -136,7 +150,7 @@ class GraphStep(nn.Module):
         with torch.no_grad():
             x = positions.to(self.like.dtype)
             features = self.edge_inputs(x, edges)
-            injection = self.model.embed(species, features[0], features[1], features[2])
+            injection = self.injection(species, features)
             out = injection[:n_local].to(torch.float64)
         return out, features
 
@@ -250,7 +264,7 @@ class GraphStep(nn.Module):
         torch.set_grad_enabled(True)
         x = self.leaf(positions)
         features = self.edge_inputs(x, edges)
-        own = self.model.embed(species, features[0], features[1], features[2])[:n_local]
+        own = self.injection(species, features)[:n_local]
         torch.set_grad_enabled(enabled)
         return x, own, features
 
@@ -295,7 +309,7 @@ class GraphStep(nn.Module):
         torch.set_grad_enabled(True)
         x = self.leaf(positions)
         features = self.edge_inputs(x, edges)
-        own = self.model.embed(species, features[0], features[1], features[2])[:n_local]
+        own = self.injection(species, features)[:n_local]
         u = torch.cat([own, injection[n_local:].to(own.dtype)], dim=0)
         total = (own * injection_cotangent.to(own.dtype)).sum()
         stages = len(self.layers) * self.blocks_per_layer

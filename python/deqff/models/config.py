@@ -52,6 +52,12 @@ class ModelConfig:
                          (Equiformer's weighted mean; the energy jumps when the neighbor list changes).
                          Old configs mean "softmax".
     depth:               number of stacked layers (explicit model; untied copies of the same layer).
+    encoder_layers:      DEQ only: explicit layers (untied copies of the layer, applied once from z = 0 as
+                         the explicit stack's are) between the input embedding and the implicit layer,
+                         whose output is the DEQ's injection: per-edge filters of their own, evaluated
+                         once per geometry, not per iteration. 0 = none (the embedding is the injection).
+    encoder_radial_hidden: width of the encoder layers' radial MLPs (0 = radial_hidden), so that an encoder
+                         fits a parameter budget.
     force_mode:          "direct" (l=1 head), "conservative" (-dE/dx, exact through the fixed point),
                          "phantom" (-dE/dx through `phantom_steps` damped steps after a no-grad solve).
     grad_mode:           how training differentiates through the DEQ: "ift", "phantom" or "bptt".
@@ -93,6 +99,8 @@ class ModelConfig:
     embedding_gains: bool = False
     aggregation: str = "softmax"
     depth: int = 4
+    encoder_layers: int = 0
+    encoder_radial_hidden: int = 0
     force_mode: str = "direct"
     grad_mode: str = "ift"
     force_training: str = "exact"
@@ -140,6 +148,16 @@ class ModelConfig:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1)")
+        if self.encoder_layers < 0 or self.encoder_radial_hidden < 0:
+            problems.append(
+                f"encoder_layers={self.encoder_layers}, encoder_radial_hidden={self.encoder_radial_hidden} "
+                "(0 = none / as radial_hidden, or >= 1)"
+            )
+        if self.encoder_layers > 0 and self.model_type != "deq":
+            problems.append(
+                f"encoder_layers={self.encoder_layers} with model_type={self.model_type!r}: an explicit "
+                "stack has no injection to encode (raise depth instead)"
+            )
         if self.product_channels < 0:
             problems.append(f"product_channels={self.product_channels} (0 = off, or channels >= 1)")
         if not 0 < self.phantom_tau <= 1:

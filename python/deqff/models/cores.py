@@ -67,6 +67,13 @@ class ExplicitCore(torch.nn.Module):
         """Unchanged: every layer of the stack prepares its own per-edge terms when applied."""
         return inputs
 
+    def stack(self, inputs: dict[str, Tensor]) -> Tensor:
+        """The layers applied in turn from z = 0: [N, D] (inputs as `InjectedLayer` takes them)."""
+        z = torch.zeros_like(inputs["injection"])
+        for layer in self.layers:
+            z = layer(z, layer.prepare(inputs))
+        return z
+
     def forward(
         self,
         inputs: dict[str, Tensor],
@@ -75,9 +82,7 @@ class ExplicitCore(torch.nn.Module):
         z0: Tensor | None = None,
         position_grad: bool = False,
     ) -> CoreOutput:
-        z = torch.zeros_like(inputs["injection"])
-        for layer in self.layers:
-            z = layer(z, layer.prepare(inputs))
+        z = self.stack(inputs)
         residual = torch.zeros(num_graphs, dtype=z.dtype, device=z.device)
         converged = torch.ones(num_graphs, dtype=torch.bool, device=z.device)
         return CoreOutput(z, 0, residual, converged, [], z[:0])

@@ -4,6 +4,7 @@ Both model types share every piece but the core, so a DEQ and its explicit twin 
 the same layer is applied. Tensor-level API (Å, eV): engines and the trainer build the graph.
 """
 
+import dataclasses
 from typing import NamedTuple
 
 import torch
@@ -72,6 +73,15 @@ class EquivariantForceField(torch.nn.Module):
             if config.edge_embedding == "channelwise"
             else EdgeDegreeEmbedding(*embedding_args)
         )
+        # Explicit layers between the embedding and the implicit layer (config.encoder_layers).
+        self.encoder: ExplicitCore | None = None
+        if config.encoder_layers > 0:
+            encoder_config = dataclasses.replace(
+                config, radial_hidden=config.encoder_radial_hidden or config.radial_hidden
+            )
+            self.encoder = ExplicitCore(
+                torch.nn.ModuleList([make_layer(encoder_config) for _ in range(config.encoder_layers)])
+            )
         if config.model_type == "deq":
             self.core = ImplicitCore(make_layer(config), config)
         else:
@@ -96,11 +106,17 @@ class EquivariantForceField(torch.nn.Module):
             self.repulsion = ZBLRepulsion(numbers, fallback_radii(numbers, config.cutoff), config.cutoff)
 
     def embed(self, species: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor) -> Tensor:
-        """Input embedding x [N, D]: species scalars plus the edge-degree embedding (all orders)."""
+        """Input embedding x [N, D]: species scalars plus the edge-degree embedding (all orders), then the
+        encoder's layers when the model has them (config.encoder_layers): the core's injection."""
         scalars = self.species_embedding(species)
         x = self.edge_degree(scalars, edge_index, edge_sh, edge_radial)
         padding = torch.zeros(x.shape[0], self.feature_dim - self.num_scalars, dtype=x.dtype, device=x.device)
-        return x + torch.cat([scalars.to(x.dtype), padding], dim=-1)
+        x = x + torch.cat([scalars.to(x.dtype), padding], dim=-1)
+        encoder = self.encoder
+        if encoder is None:
+            return x
+        inputs = {"injection": x, "edge_index": edge_index, "edge_sh": edge_sh, "edge_radial": edge_radial}
+        return encoder.stack(inputs)
 
     def layer_inputs(
         self, positions: Tensor, species: Tensor, edge_index: Tensor, shift_vectors: Tensor
