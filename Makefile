@@ -183,11 +183,16 @@ models: setup
 # recomputed over the new length, so the rate rises again and anneals anew): OTHER is trained first if
 # needed and its checkpoints and metrics copied into runs/NAME, unless NAME has begun.
 RUN_BEGUN = test -f runs/$(1)/checkpoints/last.pt -o -f models/in_progress/$(1).last.pt
+# A finished run whose best checkpoint is committed as models/in_progress/NAME.best.pt (a first stage other runs
+# start from, INIT_NAME) is restored from it instead of retrained.
+RESTORE_BEST = test -f models/in_progress/$(1).best.pt && mkdir -p runs/$(1)/checkpoints && \
+  cp models/in_progress/$(1).best.pt runs/$(1)/checkpoints/best.pt
 RUN_COPY = mkdir -p runs/$(1)/checkpoints && cp runs/$(2)/checkpoints/last.pt runs/$(2)/checkpoints/best.pt \
   runs/$(2)/metrics.csv runs/$(1)/ && mv runs/$(1)/last.pt runs/$(1)/best.pt runs/$(1)/checkpoints/ && \
   { test ! -f runs/$(2)/curves.png || cp runs/$(2)/curves.png runs/$(1)/; }
 define train_run
-	$(if $(INIT_$(1)),test -f runs/$(INIT_$(1))/checkpoints/best.pt || $(call RUN_BEGUN,$(1)) || { $(call train_run,$(INIT_$(1)),$(call RUN_CONFIG,$(INIT_$(1)))); };) \
+	$(if $(INIT_$(1)),test -f runs/$(INIT_$(1))/checkpoints/best.pt || $(call RUN_BEGUN,$(1)) || \
+	  { $(call RESTORE_BEST,$(INIT_$(1))); } || { $(call train_run,$(INIT_$(1)),$(call RUN_CONFIG,$(INIT_$(1)))); };) \
 	$(if $(FROM_$(1)),$(call RUN_BEGUN,$(1)) || { $(call train_run,$(FROM_$(1)),$(call RUN_CONFIG,$(FROM_$(1)))) && $(call RUN_COPY,$(1),$(FROM_$(1))); };) \
 	if test ! -f runs/$(1)/checkpoints/last.pt -a -f models/in_progress/$(1).last.pt; then \
 	  mkdir -p runs/$(1)/checkpoints && cp models/in_progress/$(1).last.pt runs/$(1)/checkpoints/last.pt; \
