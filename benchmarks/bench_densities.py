@@ -25,7 +25,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from bench_pressure import intramolecular_virial, molecules
 from deqff.data.dataset import Frames
+from deqff.data.elements import masses
 from deqff.data.formats import read
 from deqff.data.splits import load_splits
 from deqff.data.structures import mass_density
@@ -71,29 +73,58 @@ def signed_errors(model: EquivariantForceField, frames: Frames, indices: np.ndar
 
 
 class ReferencePressure(NamedTuple):
-    """The reference's pressure over all frames of one dataset (bar): its virial part, -tr(stress) / 3, per
-    frame [n_frames], and the ideal-gas part N k T / V of its atoms at the sampling temperature [n_frames]."""
+    """The reference's pressure on every frame of one dataset (bar, [n_frames] each): the virial part,
+    -dE/dV, with every atom scaled with the cell (atomic: -tr(stress) / 3) and with each molecule moved with
+    its centre of mass (molecular), and the matching kinetic parts N k T / V (atoms or molecules)."""
 
     density: float
-    virial_bar: np.ndarray
-    kinetic_bar: np.ndarray
+    n_molecules: int
+    atomic_virial_bar: np.ndarray
+    molecular_virial_bar: np.ndarray
+    atomic_kinetic_bar: np.ndarray
+    molecular_kinetic_bar: np.ndarray
 
     @property
-    def total_bar(self) -> float:
-        return float((self.virial_bar + self.kinetic_bar).mean())
+    def molecular_bar(self) -> float:
+        """Mean total pressure in the molecular measure."""
+        return float((self.molecular_virial_bar + self.molecular_kinetic_bar).mean())
+
+    @property
+    def atomic_bar(self) -> float:
+        """Mean total pressure in the atomic measure."""
+        return float((self.atomic_virial_bar + self.atomic_kinetic_bar).mean())
 
 
 def reference_pressure(frames: Frames, temperature_K: float) -> ReferencePressure:
-    """The reference method's pressure on `frames` (periodic, with stresses; every frame counts): the atomic
-    virial from its stresses plus the kinetic part of `temperature_K` (all atoms: the atomic virial includes
-    the bonds). On frames sampled by another potential, a first-order estimate of the reference's equation of
-    state."""
-    if frames.stress is None or frames.cell is None:
-        raise ValueError("reference pressures need periodic frames with stresses (`deqff data stress`)")
+    """The reference method's pressure on `frames` (periodic, with forces and stresses) at `temperature_K`.
+    Both measures are the same pressure in equilibrium; on frames sampled by another potential the atomic one
+    also holds the reference's intramolecular forces on the other potential's bond lengths, which the
+    molecular one leaves out, so the molecular one is the estimate of the reference's equation of state (to
+    first order: the structures are not the reference's own)."""
+    if frames.stress is None or frames.cell is None or frames.F is None:
+        raise ValueError(
+            "reference pressures need periodic frames with forces and stresses (`deqff data stress`)"
+        )
     volumes = np.abs(np.linalg.det(frames.cell))
-    virial = -np.trace(frames.stress, axis1=1, axis2=2) / 3.0 * EV_PER_A3_TO_BAR
-    kinetic = frames.n_atoms * BOLTZMANN_EV_PER_K * temperature_K / volumes * EV_PER_A3_TO_BAR
-    return ReferencePressure(float(mass_density(frames.z, frames.cell).mean()), virial, kinetic)
+    to_bar = EV_PER_A3_TO_BAR / (3.0 * volumes)
+    atomic = -np.trace(frames.stress, axis1=1, axis2=2) * volumes * to_bar
+    atom_masses = masses(frames.z)
+    groups = molecules(frames.z, frames.R[0], frames.cell[0])
+    intramolecular = np.array(
+        [
+            intramolecular_virial(frames.R[k], frames.F[k], frames.cell[k], atom_masses, groups)
+            for k in range(frames.n_frames)
+        ]
+    )
+    kinetic = BOLTZMANN_EV_PER_K * temperature_K / volumes * EV_PER_A3_TO_BAR
+    return ReferencePressure(
+        density=float(mass_density(frames.z, frames.cell).mean()),
+        n_molecules=len(groups),
+        atomic_virial_bar=atomic,
+        molecular_virial_bar=atomic - intramolecular * to_bar,
+        atomic_kinetic_bar=frames.n_atoms * kinetic,
+        molecular_kinetic_bar=len(groups) * kinetic,
+    )
 
 
 def density_at(densities: np.ndarray, pressures: np.ndarray, target_bar: float) -> float | None:
@@ -156,20 +187,23 @@ def measure_reference(datasets: list[Path], target_bar: float) -> dict:
         if temperature is None:
             raise SystemExit(f"{dataset} records no sampling temperature (metadata temperature_K)")
         pressure = reference_pressure(frames, float(temperature))
+        sem = float(pressure.molecular_virial_bar.std() / np.sqrt(frames.n_frames))
         rows.append(
             {
                 "dataset": str(dataset),
                 "density": pressure.density,
                 "n_frames": frames.n_frames,
+                "n_molecules": pressure.n_molecules,
                 "temperature_K": float(temperature),
-                "virial_mean_bar": float(pressure.virial_bar.mean()),
-                "virial_sem_bar": float(pressure.virial_bar.std() / np.sqrt(frames.n_frames)),
-                "kinetic_bar": float(pressure.kinetic_bar.mean()),
-                "total_bar": pressure.total_bar,
+                "atomic_bar": pressure.atomic_bar,
+                "molecular_virial_bar": float(pressure.molecular_virial_bar.mean()),
+                "molecular_virial_sem_bar": sem,
+                "molecular_kinetic_bar": float(pressure.molecular_kinetic_bar.mean()),
+                "molecular_bar": pressure.molecular_bar,
             }
         )
     densities = np.array([row["density"] for row in rows])
-    totals = np.array([row["total_bar"] for row in rows])
+    totals = np.array([row["molecular_bar"] for row in rows])
     return {
         "rows": rows,
         "target_bar": target_bar,
@@ -180,15 +214,15 @@ def measure_reference(datasets: list[Path], target_bar: float) -> dict:
 def reference_lines(reference: dict) -> list[str]:
     """The Markdown table of the reference's pressure per density and the density at the target pressure."""
     lines = [
-        "| dataset | density (g/cm³) | frames | virial pressure, mean ± s.e. (bar) "
-        "| kinetic, N k T / V (bar) | total (bar) |",
-        "|---|---|---|---|---|---|",
+        "| dataset | density (g/cm³) | frames | atomic measure, total (bar) | molecular virial, mean ± s.e. "
+        "(bar) | molecular kinetic (bar) | molecular measure, total (bar) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in sorted(reference["rows"], key=lambda r: r["density"]):
         lines.append(
-            f"| `{row['dataset']}` | {row['density']:.3f} | {row['n_frames']} "
-            f"| {row['virial_mean_bar']:+.0f} ± {row['virial_sem_bar']:.0f} | {row['kinetic_bar']:+.0f} "
-            f"| **{row['total_bar']:+.0f}** |"
+            f"| `{row['dataset']}` | {row['density']:.3f} | {row['n_frames']} | {row['atomic_bar']:+.0f} "
+            f"| {row['molecular_virial_bar']:+.0f} ± {row['molecular_virial_sem_bar']:.0f} "
+            f"| {row['molecular_kinetic_bar']:+.0f} | **{row['molecular_bar']:+.0f}** |"
         )
     at = reference["density_at_target"]
     where = (
@@ -199,18 +233,22 @@ def reference_lines(reference: dict) -> list[str]:
     return [
         *lines,
         "",
-        f"Density where the reference's pressure is {reference['target_bar']:g} bar: {where}.",
+        f"Density where the reference's pressure (molecular measure) is {reference['target_bar']:g} bar: "
+        f"{where}.",
     ]
 
 
 def reference_intro() -> list[str]:
     """What the reference table measures."""
     return [
-        "The reference's own pressure at each density, every frame of each dataset: its virial part from the "
-        "stored stresses, -tr(stress) / 3, and the kinetic part N k T / V of all atoms at the sampling "
-        "temperature (the atomic virial counts the bonds, so every atom's momentum counts). The frames were "
-        "sampled by another potential (flexible TIP3P), so this is the reference's equation of state to "
-        "first order, not its own equilibrium structure.",
+        "The reference's own pressure at each density, every frame of each dataset at its sampling "
+        "temperature: atomic measure, -tr(stress) / 3 from the stored stresses plus N k T / V of the "
+        "atoms; molecular measure, each molecule moved with its centre of mass (the atomic virial minus "
+        "sum_i (r_i - R_mol) . F_i / 3V from the stored forces) plus N k T / V of the molecules. The frames "
+        "were sampled by another potential (flexible TIP3P), whose bond lengths are not the reference's: "
+        "the atomic measure then holds the reference's intramolecular forces on them, the molecular one "
+        "does not. The molecular one is the reference's equation of state to first order (on structures "
+        "that are not its own).",
         "",
     ]
 

@@ -62,20 +62,41 @@ def molecules(numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray) -> l
     return [np.flatnonzero(labels == k) for k in range(count)]
 
 
+def unwrapped_molecule(
+    positions: np.ndarray, cell: np.ndarray, masses: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions [n, 3] Å of the molecule's atoms `group`, kept together: unwrapped to its first atom by the
+    minimum image of `cell`; its centre of mass [3] Å)."""
+    delta = positions[group] - positions[group[0]]
+    fractional = delta @ np.linalg.inv(cell)
+    unwrapped = positions[group[0]] + (fractional - np.round(fractional)) @ cell
+    return unwrapped, (masses[group, None] * unwrapped).sum(axis=0) / masses[group].sum()
+
+
 def scaled_molecules(
     positions: np.ndarray, cell: np.ndarray, masses: np.ndarray, groups: list[np.ndarray], factor: float
 ) -> np.ndarray:
     """Positions [N, 3] Å with every molecule moved by its centre of mass times (factor - 1), its atoms
-    kept together (unwrapped to its first atom by the minimum image of `cell`)."""
-    inverse = np.linalg.inv(cell)
+    kept together (`unwrapped_molecule`)."""
     out = positions.copy()
     for group in groups:
-        delta = positions[group] - positions[group[0]]
-        fractional = delta @ inverse
-        unwrapped = positions[group[0]] + (fractional - np.round(fractional)) @ cell
-        centre = (masses[group, None] * unwrapped).sum(axis=0) / masses[group].sum()
+        unwrapped, centre = unwrapped_molecule(positions, cell, masses, group)
         out[group] = unwrapped + centre * (factor - 1.0)
     return out
+
+
+def intramolecular_virial(
+    positions: np.ndarray, forces: np.ndarray, cell: np.ndarray, masses: np.ndarray, groups: list[np.ndarray]
+) -> float:
+    """sum_i (r_i - R_m(i)) . F_i (eV) over the atoms, r_i unwrapped within its molecule m(i) and R_m its
+    centre of mass: what the atomic virial holds beyond the molecular one. The molecular virial pressure is
+    the atomic one minus this over 3V (moving each molecule with its centre of mass instead of every atom
+    with the cell leaves out the displacements r_i - R_m)."""
+    total = 0.0
+    for group in groups:
+        unwrapped, centre = unwrapped_molecule(positions, cell, masses, group)
+        total += float(((unwrapped - centre) * forces[group]).sum())
+    return total
 
 
 def pressure_by_differences(energy, positions_of, cell: np.ndarray, eps: float) -> float:

@@ -74,19 +74,58 @@ def test_signed_errors_are_the_model_minus_the_reference_in_mev_per_atom_and_bar
     np.testing.assert_allclose(shifted.energy_per_atom_mev - errors.energy_per_atom_mev, -100.0, rtol=1e-9)
 
 
-def test_reference_pressure_is_minus_a_third_of_the_stress_trace_plus_the_ideal_gas_term() -> None:
+def stretched_bond_waters(stretch: float = 1.05, box: float = 6.5) -> tuple[Frames, float]:
+    """Three waters, one across the periodic boundary, whose only energy is E = k sum (r_OH - r0)^2 with
+    r0 = r_OH / `stretch`: its forces and stress (ASE's sign, dE/d(strain) / V) as the reference's, and
+    tr(stress) V = sum E'(r) r (eV)."""
+    from deqff.data.structures import water_molecule
+
+    k, water = 10.0, water_molecule()
+    r0 = float(np.linalg.norm(water[1] - water[0])) / stretch
+    offsets = np.array([[1.0, 1.0, 1.0], [3.5, 2.0, 4.0], [5.0, 6.2, 2.5]])
+    positions = (water[None] + offsets[:, None]).reshape(-1, 3)
+    forces, trace = np.zeros_like(positions), 0.0
+    for oxygen in (0, 3, 6):
+        for hydrogen in (oxygen + 1, oxygen + 2):
+            vector = positions[hydrogen] - positions[oxygen]
+            r = float(np.linalg.norm(vector))
+            slope = 2.0 * k * (r - r0)
+            forces[hydrogen] -= slope * vector / r
+            forces[oxygen] += slope * vector / r
+            trace += slope * r
+    stress = np.eye(3) * trace / (3.0 * box**3)
+    frames = Frames(
+        z=np.tile([8, 1, 1], 3),
+        R=(positions % box)[
+            None
+        ],  # the third water's H wrapped: molecules are unwrapped by the minimum image
+        E=np.zeros(1),
+        F=forces[None],
+        cell=box * np.eye(3),
+        pbc=np.ones(3, dtype=bool),
+        stress=stress[None],
+    )
+    return frames, trace
+
+
+def test_reference_pressure_molecular_measure_leaves_out_intramolecular_forces() -> None:
+    """Bond forces alone: the atomic measure is -tr(stress) / 3 (minus the bonds' tension, here negative),
+    the molecular one zero (moving whole molecules does not stretch a bond); kinetic parts N k T / V of 9
+    atoms and of 3 molecules."""
     from bench_densities import reference_pressure
     from deqff.units import BOLTZMANN_EV_PER_K
 
-    frames = water_frames()
-    frames.stress = np.stack([np.diag([-1e-3, -2e-3, -3e-3]), np.diag([4e-3, 5e-3, 6e-3])])
+    frames, trace = stretched_bond_waters()
+    volume = 6.5**3
     pressure = reference_pressure(frames, 300.0)
-    # compression (negative stress, ASE's sign) is a positive pressure
-    assert pressure.virial_bar == pytest.approx(np.array([2e-3, -5e-3]) * EV_PER_A3_TO_BAR)
-    ideal_gas = 9 * BOLTZMANN_EV_PER_K * 300.0 / 6.5**3 * EV_PER_A3_TO_BAR
-    assert pressure.kinetic_bar == pytest.approx([ideal_gas, ideal_gas])
-    assert pressure.total_bar == pytest.approx(-1.5e-3 * EV_PER_A3_TO_BAR + ideal_gas)
-    assert pressure.density == pytest.approx(3 * 18.015 / (6.5**3 * 0.60221), rel=1e-3)
+    assert pressure.n_molecules == 3
+    assert pressure.atomic_virial_bar == pytest.approx([-trace / (3 * volume) * EV_PER_A3_TO_BAR])
+    assert pressure.atomic_virial_bar[0] < -100.0  # stretched bonds pull the box in
+    assert pressure.molecular_virial_bar == pytest.approx([0.0], abs=1e-9)
+    ideal_gas = BOLTZMANN_EV_PER_K * 300.0 / volume * EV_PER_A3_TO_BAR
+    assert pressure.atomic_kinetic_bar == pytest.approx([9 * ideal_gas])
+    assert pressure.molecular_bar == pytest.approx(3 * ideal_gas, abs=1e-9)
+    assert pressure.atomic_bar == pytest.approx(pressure.atomic_virial_bar[0] + 9 * ideal_gas)
     frames.stress = None
     with pytest.raises(ValueError, match="stresses"):
         reference_pressure(frames, 300.0)
