@@ -395,7 +395,7 @@ RUN_aspirin_deq_12ep_product16_radial88 := $(RUN_aspirin_deq_12ep_product16) --s
 STOP_aspirin_deq_12ep_product16_radial88 := 400
 # A second set of per-edge filters without touching the contraction: one explicit layer of the same block between
 # the embedding and the implicit layer (model.encoder_layers: applied once per geometry; its output is the DEQ's
-# injection), with radial MLPs of 32 so that the model stays within half the product twin's parameters (95,656
+# injection), with radial MLPs of 32 so that the model stays within half the product twin's parameters (95,648
 # against 192,544).
 RUN_aspirin_deq_12ep_product16_encoder := $(RUN_aspirin_deq_12ep_product16) --set model.encoder_layers=1 \
   --set model.encoder_radial_hidden=32
@@ -622,9 +622,10 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product32 \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_explicit_12ep_product16 \
 	  $(RECORDS)/aspirin_deq_12ep_product16_ff4 $(RECORDS)/aspirin_deq_12ep_product16_radial88 \
+	  $(RECORDS)/aspirin_deq_12ep_product16_encoder \
 	  --labels "DEQ" "DEQ, Jacobian penalty 0.1" "DEQ + product 16" "DEQ + product 32" "explicit, 4 layers" \
 	  "explicit, 4 layers + product 16" "DEQ + product 16, feed-forward 4x wide" \
-	  "DEQ + product 16, radial MLPs 3x88 (stopped: not contracting)" \
+	  "DEQ + product 16, radial MLPs 3x88 (stopped: not contracting)" "DEQ + product 16, an explicit encoder layer" \
 	  --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
 	  --notes-file benchmarks/product_notes.md
 	$(BENCH)/bench_recipe.py --section product_ethanol --plot benchmarks/product_ethanol.png \
