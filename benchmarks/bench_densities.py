@@ -294,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="render an earlier run's --json (adding the reference table from --dataset when it has none)",
     )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="leave out the table of the reference's own pressure (another section has it)",
+    )
     add_notes_argument(parser)
     args = parser.parse_args(argv)
     labels = args.label or args.checkpoint
@@ -303,13 +308,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.from_json is None:
         rows = measure(args.checkpoint, args.dataset, args.tol)
-        reference = measure_reference(args.dataset, 1.0)
+        reference = None if args.no_reference else measure_reference(args.dataset, 1.0)
         results = {"tol": args.tol, "rows": rows, "reference": reference}
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     else:
         results = json.loads(args.from_json.read_text())
         rows, reference = results["rows"], results.get("reference")
-        if reference is None:
+        if reference is None and not args.no_reference:
             # A run from before the reference table: its datasets' pressures added (no model involved).
             reference = results["reference"] = measure_reference(args.dataset, 1.0)
             args.from_json.write_text(json.dumps(results, indent=1) + "\n")
