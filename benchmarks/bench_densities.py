@@ -39,7 +39,7 @@ from deqff.train.datasets import batches, make_loader
 from deqff.train.evaluate import evaluate, model_dtype, with_solver_tolerance
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.units import BOLTZMANN_EV_PER_K, EV_PER_A3_TO_BAR
-from results_file import add_notes_argument, head_lines, publish, repository_path
+from results_file import add_notes_argument, head_lines, publish, repository_path, section_machine_line
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_densities"
@@ -318,10 +318,11 @@ def main(argv: list[str] | None = None) -> int:
             # A run from before the reference table: its datasets' pressures added (no model involved).
             reference = results["reference"] = measure_reference(args.dataset, 1.0)
             args.from_json.write_text(json.dumps(results, indent=1) + "\n")
+    measured_on = section_machine_line(args.results, args.section) if args.from_json else None
     arguments = sys.argv[1:] if argv is None else argv
     left_out = ("--from-json", "--notes-file", "--results", "--title")
     lines = [
-        *head_lines("bench_densities.py", arguments, args.from_json, left_out),
+        *head_lines("bench_densities.py", arguments, args.from_json, left_out, measured_on),
         f"Each model (float32 training checkpoint, EMA weights, solves to {args.tol:g}) on the test split of "
         "each dataset (GFN2-xTB energies, forces and stresses). Energy error: the model's energy per atom "
         "minus xTB's, averaged over the test frames (an offset between densities). Pressure error: the "

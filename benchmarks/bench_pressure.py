@@ -40,7 +40,7 @@ from deqff.export.export import export_model, load_potential, model_from_checkpo
 from deqff.export.options import ExportOptions
 from deqff.md.progress import Progress
 from deqff.units import EV_PER_A3_TO_BAR
-from results_file import add_notes_argument, head_lines, publish, repository_path
+from results_file import add_notes_argument, head_lines, publish, repository_path, section_machine_line
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_pressure"
@@ -268,19 +268,22 @@ def main(argv: list[str] | None = None) -> int:
     args.checkpoint = args.checkpoint or ["models/water_deq.ckpt"]
     torch.set_num_threads(1)
 
-    if args.trajectory:
+    measured = json.loads(args.from_json.read_text()) if args.from_json else {}
+    if "numbers" in measured:
+        # The run wrote what the text needs of its frames: they need not be on this machine.
+        source = FrameSource(np.array(measured["numbers"]), [], measured["description"])
+    elif args.trajectory:
         source = trajectory_frames(args.trajectory, args.topology, args.frames)
     else:
         source = dataset_frames(args.dataset, args.split, args.frames)
     numbers = source.numbers
-    from ase.data import atomic_masses
-
-    masses = atomic_masses[numbers]
     if args.from_json is None:
-        rows = measure(args, source, masses)
-        args.json.write_text(json.dumps({"eps": args.eps, "frames": rows}, indent=1) + "\n")
+        from ase.data import atomic_masses
+
+        rows = measure(args, source, atomic_masses[numbers])
+        about = {"numbers": numbers.tolist(), "description": source.description}
+        args.json.write_text(json.dumps({"eps": args.eps, **about, "frames": rows}, indent=1) + "\n")
     else:
-        measured = json.loads(args.from_json.read_text())
         rows = [with_models(row, args.checkpoint[0]) for row in measured["frames"]]
         args.eps = measured["eps"]
         args.checkpoint = list(rows[0]["models"])
@@ -298,14 +301,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
     # (rows of the first version have no densities: their frames were all at the dataset's one volume)
-    densities = [row.get("density", mass_density(numbers, source.frames[0][2])) for row in rows]
+    densities = [
+        row["density"] if "density" in row else mass_density(numbers, source.frames[0][2]) for row in rows
+    ]
     if max(densities) - min(densities) < 5e-4:
         density_text = f"{densities[0]:.3f} g/cm³, the volume of every frame"
     else:
         density_text = f"{min(densities):.3f}-{max(densities):.3f} g/cm³"
     arguments = sys.argv[1:] if argv is None else argv
     lines = [
-        *head_lines("bench_pressure.py", arguments, args.from_json),
+        *head_lines(
+            "bench_pressure.py",
+            arguments,
+            args.from_json,
+            measured_on=section_machine_line(args.results, args.section) if args.from_json else None,
+        ),
         f"{', '.join(f'`{label}`' for label in args.checkpoint)} exported float64 (solves to 1e-9) against "
         f"GFN2-xTB (tblite, the data's method) on {source.description} "
         f"({len(numbers)} atoms, {rows[0]['molecules']} molecules, {density_text}). "

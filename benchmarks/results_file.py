@@ -85,16 +85,30 @@ def command_line(command: str, source: Path | None = None, what: str = "values")
     return f"Command: `{command}`" + (f" ({what} from `{source}`)" if source else "") + "  "
 
 
+def section_machine_line(results: Path, name: str) -> str | None:
+    """The 'Machine: ...' line of benchmark `name`'s section of `results` as it stands (None without one):
+    a section rewritten from an earlier run's values keeps the machine they were measured on."""
+    start, end = markers(name)
+    text = results.read_text() if results.exists() else ""
+    if start not in text or end not in text:
+        return None
+    section = text.split(start, 1)[1].split(end, 1)[0]
+    return next((line for line in section.splitlines() if line.startswith("Machine: ")), None)
+
+
 def head_lines(
     script: str,
     arguments: list[str],
     from_json: Path | None,
     left_out: tuple[str, ...] = ("--from-json", "--notes-file", "--results"),
+    measured_on: str | None = None,
 ) -> list[str]:
     """A section's command line (`python benchmarks/SCRIPT` with `arguments` but the options `left_out`,
-    naming the `--from-json` file a rewritten section's values come from), machine line and a blank."""
+    naming the `--from-json` file a rewritten section's values come from), machine line (`measured_on`, the
+    line of the machine an earlier run measured on, else this one's) and a blank."""
     command = f"python benchmarks/{script} {shlex.join(without_options(arguments, left_out))}"
-    return [command_line(command, repository_path(from_json) if from_json else None), machine_line(), ""]
+    source = repository_path(from_json) if from_json else None
+    return [command_line(command, source), measured_on or machine_line(), ""]
 
 
 def publish(results: Path, name: str, title: str, lines: list[str], notes_file: Path | None) -> None:
