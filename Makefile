@@ -828,6 +828,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --dataset data/water-box.npz --no-reference --json benchmarks/densities_water_shipped.json \
 	  --section bench_densities_shipped --title "Water models across densities, the shipped model" \
 	  --notes-file benchmarks/densities_water_shipped_notes.md
+	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 \
+	  --out benchmarks/npt/weights --section bench_npt_weights --plot benchmarks/npt_water_weights.png \
+	  --title "Water density at constant pressure, the shipped model (energies and stresses weighed 10x) (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_weights_notes.md
 	$(BENCH)/bench_npt.py --model models/in_progress/water_deq_npt.pt --structure water-box:32 --steps 10000 \
 	  --seeds 0 1 --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
 	  --title "Water density at constant pressure, the model trained on four densities (issue #13: 6)" \
