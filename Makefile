@@ -832,6 +832,12 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --out benchmarks/npt/weights --section bench_npt_weights --plot benchmarks/npt_water_weights.png \
 	  --title "Water density at constant pressure, the shipped model (energies and stresses weighed 10x) (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_weights_notes.md
+	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq/checkpoints/best.pt \
+	  --trajectory benchmarks/npt/weights/seed0/trajectory.dcd --topology benchmarks/npt/weights/seed0/topology.pdb \
+	  --frames 8 --json benchmarks/pressure_water_npt_weights.json --section bench_pressure_npt_weights \
+	  --out out/bench/pressure_weights \
+	  --title "Pressure of the shipped water model against xTB where its NPT run went (issue #13: 6)" \
+	  --notes-file benchmarks/pressure_water_npt_weights_notes.md
 	$(BENCH)/bench_npt.py --model models/in_progress/water_deq_npt.pt --structure water-box:32 --steps 10000 \
 	  --seeds 0 1 --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
 	  --title "Water density at constant pressure, the model trained on four densities (issue #13: 6)" \
