@@ -106,8 +106,7 @@ def reference_pressure(frames: Frames, temperature_K: float) -> ReferencePressur
             "reference pressures need periodic frames with forces and stresses (`deqff data stress`)"
         )
     volumes = np.abs(np.linalg.det(frames.cell))
-    to_bar = EV_PER_A3_TO_BAR / (3.0 * volumes)
-    atomic = -np.trace(frames.stress, axis1=1, axis2=2) * volumes * to_bar
+    atomic = -np.trace(frames.stress, axis1=1, axis2=2) / 3.0 * EV_PER_A3_TO_BAR
     atom_masses = masses(frames.z)
     groups = molecules(frames.z, frames.R[0], frames.cell[0])
     intramolecular = np.array(
@@ -121,7 +120,7 @@ def reference_pressure(frames: Frames, temperature_K: float) -> ReferencePressur
         density=float(mass_density(frames.z, frames.cell).mean()),
         n_molecules=len(groups),
         atomic_virial_bar=atomic,
-        molecular_virial_bar=atomic - intramolecular * to_bar,
+        molecular_virial_bar=atomic - intramolecular / (3.0 * volumes) * EV_PER_A3_TO_BAR,
         atomic_kinetic_bar=frames.n_atoms * kinetic,
         molecular_kinetic_bar=len(groups) * kinetic,
     )
@@ -140,17 +139,19 @@ def density_at(densities: np.ndarray, pressures: np.ndarray, target_bar: float) 
     return float(rho[-1]) if len(rho) and pressure[-1] == 0.0 else None
 
 
-def test_frames(dataset: Path) -> tuple[Frames, np.ndarray]:
-    """A dataset with reference stresses and the indices of its test split."""
-    frames = read(dataset)
-    if frames.stress is None:
-        raise SystemExit(f"{dataset} has no reference stresses: `deqff data stress {dataset}`")
-    return frames, load_splits(dataset, frames.n_frames)["test"]
+def read_datasets(paths: list[Path]) -> dict[Path, Frames]:
+    """Each dataset, read once (the model rows and the reference table both use them); they must hold the
+    reference's stresses."""
+    datasets = {path: read(path) for path in paths}
+    for path, frames in datasets.items():
+        if frames.stress is None:
+            raise SystemExit(f"{path} has no reference stresses: `deqff data stress {path}`")
+    return datasets
 
 
-def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[dict]:
+def measure(checkpoints: list[str], datasets: dict[Path, Frames], tol: float) -> list[dict]:
     """One row per (checkpoint, dataset): test-split errors at solver tolerance `tol` and pressure errors."""
-    tests = {dataset: test_frames(dataset) for dataset in datasets}
+    tests = {path: (frames, load_splits(path, frames.n_frames)["test"]) for path, frames in datasets.items()}
     rows = []
     with Progress(len(checkpoints) * len(datasets), "models x densities", unit="test split") as progress:
         for checkpoint in checkpoints:
@@ -177,12 +178,11 @@ def measure(checkpoints: list[str], datasets: list[Path], tol: float) -> list[di
     return rows
 
 
-def measure_reference(datasets: list[Path], target_bar: float) -> dict:
+def measure_reference(datasets: dict[Path, Frames], target_bar: float) -> dict:
     """The reference's pressure at each dataset's density (all frames) and the density where it equals
     `target_bar` (None when the datasets do not bracket it)."""
     rows = []
-    for dataset in datasets:
-        frames = read(dataset)
+    for dataset, frames in datasets.items():
         temperature = frames.metadata.get("temperature_K")
         if temperature is None:
             raise SystemExit(f"{dataset} records no sampling temperature (metadata temperature_K)")
@@ -307,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     if args.from_json is None:
-        rows = measure(args.checkpoint, args.dataset, args.tol)
-        reference = None if args.no_reference else measure_reference(args.dataset, 1.0)
+        datasets = read_datasets(args.dataset)
+        rows = measure(args.checkpoint, datasets, args.tol)
+        reference = None if args.no_reference else measure_reference(datasets, 1.0)
         results = {"tol": args.tol, "rows": rows, "reference": reference}
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     else:
@@ -316,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, reference = results["rows"], results.get("reference")
         if reference is None and not args.no_reference:
             # A run from before the reference table: its datasets' pressures added (no model involved).
-            reference = results["reference"] = measure_reference(args.dataset, 1.0)
+            reference = results["reference"] = measure_reference(read_datasets(args.dataset), 1.0)
             args.from_json.write_text(json.dumps(results, indent=1) + "\n")
     measured_on = section_machine_line(args.results, args.section) if args.from_json else None
     arguments = sys.argv[1:] if argv is None else argv

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from deqff.data.elements import masses
 from deqff.data.structures import mass_density
 from deqff.export.export import export_model, load_potential, model_from_checkpoint
 from deqff.export.options import ExportOptions
@@ -278,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         source = dataset_frames(args.dataset, args.split, args.frames)
     numbers = source.numbers
     if args.from_json is None:
-        from ase.data import atomic_masses
-
-        rows = measure(args, source, atomic_masses[numbers])
+        rows = measure(args, source, masses(numbers))
         about = {"numbers": numbers.tolist(), "description": source.description}
         args.json.write_text(json.dumps({"eps": args.eps, **about, "frames": rows}, indent=1) + "\n")
     else:
