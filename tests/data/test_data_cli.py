@@ -90,3 +90,32 @@ def test_recipe_only_generates_the_named_datasets(tmp_path: Path, monkeypatch) -
     assert (tmp_path / f"{tiny[1].name}.npz").exists() and not (tmp_path / f"{tiny[0].name}.npz").exists()
     with pytest.raises(ValueError, match="has no dataset nonsense"):
         recipes.run_recipe("standard", tmp_path, n_frames=3, only=["nonsense"])
+
+
+def test_recipe_runs_side_by_side_keep_each_others_manifest_entries(tmp_path: Path, monkeypatch) -> None:
+    """`--only a` beside `--only b`: the run ending last keeps the entry the other wrote meanwhile."""
+    import dataclasses
+    import json
+
+    from deqff.data import recipes
+
+    tiny = tuple(
+        dataclasses.replace(item, config=dataclasses.replace(item.config, equilibration_steps=4, stride=2))
+        for item in recipes.STANDARD[:2]
+    )
+    monkeypatch.setitem(recipes.RECIPES, "standard", tiny)
+    generate = recipes.generate
+
+    def generate_while_the_other_run_finishes(config, path, options):
+        if Path(path).name == f"{tiny[1].name}.npz":
+            recipes.run_recipe("standard", tmp_path, n_frames=3, only=[tiny[0].name])
+        return generate(config, path, options)
+
+    monkeypatch.setattr(recipes, "generate", generate_while_the_other_run_finishes)
+    manifest = recipes.run_recipe("standard", tmp_path, n_frames=3, only=[tiny[1].name])
+    on_disk = json.loads((tmp_path / "standard.manifest.json").read_text())
+    assert sorted(on_disk["datasets"]) == sorted(item.name for item in tiny) == sorted(manifest["datasets"])
+    (tmp_path / f"{tiny[0].name}.npz").unlink()
+    recipes.run_recipe("standard", tmp_path, n_frames=3, only=[tiny[1].name])
+    on_disk = json.loads((tmp_path / "standard.manifest.json").read_text())
+    assert list(on_disk["datasets"]) == [tiny[1].name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import time
@@ -118,15 +119,13 @@ def run_recipe(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / f"{name}.manifest.json"
-    old: dict[str, Any] = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    old = _read_manifest(manifest_path)
     manifest: dict[str, Any] = {"recipe": name, "datasets": {}}
     start = time.perf_counter()
     for item in scaled(RECIPES[name], n_frames):
         path = out / f"{item.name}.npz"
         old_entry = old.get("datasets", {}).get(item.name, {})
         if only and item.name not in only:
-            if old_entry and path.exists():
-                manifest["datasets"][item.name] = old_entry
             continue
         seconds = old_entry.get("seconds")
         if not path.exists():
@@ -156,5 +155,31 @@ def run_recipe(
             "config": item.config.settings(),
         }
     manifest["seconds_this_run"] = round(time.perf_counter() - start, 1)
-    atomic_write(manifest_path, lambda handle: json.dump(manifest, handle, indent=2, sort_keys=True))
-    return manifest
+    return _merge_into_manifest(manifest_path, manifest, out, known)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _merge_into_manifest(path: Path, produced: dict[str, Any], out: Path, known: list[str]) -> dict[str, Any]:
+    """Write `produced` (this run's entries) to the manifest at `path`, keeping the entries on disk *now*
+    of the recipe's other datasets whose files still exist. Read and written under a lock on `<path>.lock`,
+    so two runs of one recipe side by side (`--only a` beside `--only b`) keep each other's entries;
+    returns the manifest written."""
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        on_disk = _read_manifest(path).get("datasets", {})
+        merged = dict(produced)
+        merged["datasets"] = {
+            item: entry
+            for item in known
+            if (entry := produced["datasets"].get(item) or _kept(on_disk.get(item), out)) is not None
+        }
+        atomic_write(path, lambda handle: json.dump(merged, handle, indent=2, sort_keys=True))
+        return merged
+
+
+def _kept(entry: dict[str, Any] | None, out: Path) -> dict[str, Any] | None:
+    """A manifest entry of a dataset this run did not make, if its file is still there."""
+    return entry if entry and (out / entry["file"]).exists() else None
