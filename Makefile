@@ -401,6 +401,9 @@ STOP_aspirin_deq_12ep_product16_radial88 := 400
 # against 192,544).
 RUN_aspirin_deq_12ep_product16_encoder := $(RUN_aspirin_deq_12ep_product16) --set model.encoder_layers=1 \
   --set model.encoder_radial_hidden=32
+# The product DEQ 1.25x as wide (40x0e + 20x1o + 10x2e; 87,812 parameters, 0.46x the product twin's): does width
+# close the gap to the twin that more feed-forward, radial or encoder capacity did not?
+RUN_aspirin_deq_12ep_product16_w40 := $(RUN_aspirin_deq_12ep_product16) --set model.irreps_node=40x0e+20x1o+10x2e
 # A direct-force stage before the conservative one on the product block (ethanol and aspirin without the product:
 # the same accuracy for 0.65-0.74x the training time, RESULTS.md "direct-force stage"): 24 direct epochs, then 24
 # conservative epochs from their best weights, against the 48 conservative epochs of aspirin_deq_48ep_product16.
@@ -494,6 +497,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 aspirin_deq_12ep_product16_encoder \
+  aspirin_deq_12ep_product16_w40 \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \

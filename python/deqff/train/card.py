@@ -67,6 +67,8 @@ def sampling_text(generator: dict[str, Any]) -> str:
     method = generator.get("method", "reference")
     if str(generator.get("structure", "")).startswith("water-box"):
         seed = f"{generator.get('density_g_cm3', '?')} g/cm³, {seed}"
+    if generator.get("sampler") == "labeled":
+        return f"the MD trajectory `{generator.get('trajectory', '?')}` labeled with {method}"
     if generator.get("sampler") == "tip3p":
         return f"flexible-TIP3P MD at {temperature} K labeled with {method}, {every} ({seed})"
     return f"{method} Langevin MD at {temperature} K, {every} ({seed})"
