@@ -478,6 +478,20 @@ FROM_water_deq_8ep := water_deq_stress100
 RUN_water_deq_weights := configs/water_deq_stress100.yaml --set train.energy_weight=10 \
   --set train.energy_stage_weight=1000 --set train.stress_weight=1000
 INIT_water_deq_weights := water_deq_stage1
+# GFN2-xTB labels of the water model shipped on 2026-12-06 (0f15ee4) where its own NPT run went (seed 0, 5 ps at
+# 1 bar: 1.00 to 0.68 g/cm³; the run of bench_npt --out benchmarks/npt/weights, DCD not committed), 100 frames
+# (`deqff data label`, ~9 min), joined to the four densities: stage 2 trained with them (water_deq_npt_frames).
+WATER_NPT_TRAJECTORY := benchmarks/npt/weights/seed0/trajectory.dcd
+WATER_NPT_LABELED = { test -f $(WATER_NPT_TRAJECTORY) || { mkdir -p out/exports && \
+  git show 0f15ee4:models/water_deq.pt > out/exports/water_deq_0f15ee4.pt && \
+  $(BENCH)/bench_npt.py --model out/exports/water_deq_0f15ee4.pt --structure water-box:32 --steps 10000 --seeds 0 \
+  --out benchmarks/npt/weights --results out/bench/npt_labeled_source.md --plot out/bench/npt_labeled_source.png; }; } && \
+  $(DEQFF) data label $(WATER_NPT_TRAJECTORY) --topology benchmarks/npt/weights/seed0/topology.pdb \
+  --like data/water-multidensity.npz -o data/water-npt-weights-seed0.npz --overwrite --no-progress && \
+  $(DEQFF) data concat data/water-multidensity.npz data/water-npt-weights-seed0.npz -o data/water-multidensity-npt.npz
+DATA_water_deq_npt_frames = $(DATA_water_deq); test -f data/water-multidensity-npt.npz || $(WATER_NPT_LABELED)
+RUN_water_deq_npt_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-npt.npz
+INIT_water_deq_npt_frames := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -501,7 +515,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
-  water_deq_stress100 \
+  water_deq_stress100 water_deq_npt_frames \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
@@ -520,6 +534,7 @@ endef
 # a line of its own: make -n runs lines that name $(MAKE), so no other command may share it).
 $(RECORDS)/%/metrics.csv $(RECORDS)/%/test_metrics.json:
 	$(BENCHMARK_DATA)
+	$(DATA_$*)
 	$(if $(filter $*,$(SHIPPED_MODELS)),$(MAKE) --no-print-directory model-$*)
 	$(if $(filter $*,$(SHIPPED_MODELS)),,$(call train_run,$*,$(call RUN_CONFIG,$*) $(if $(STOP_$*),--stop-at-step $(STOP_$*))))
 	$(if $(filter $*,$(SHIPPED_MODELS))$(STOP_$*),,$(DEQFF) train $(call RUN_CONFIG,$*) --output runs/$* \

@@ -148,7 +148,7 @@ def section_lines(contenders: list[Contender], args: argparse.Namespace) -> list
         command_line(
             f"python benchmarks/bench_md_step_cost.py {shlex.join(args.argv)}", args.from_json, "costs"
         ),
-        machine_line(),
+        args.machine,
         "",
         f"One worker process per model, one torch thread each, along the consecutive frames of "
         f"`{args.trajectory}`; calls taken in turn (the order rotating each round): {args.warmup} untimed "
@@ -216,12 +216,14 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = without_options(arguments, ("--from-json", "--notes-file", "--json", "--results"))
         costs = {c.label: {"ms": c.ms, "iterations": c.iterations} for c in contenders}
         measured = {"argv": args.argv, "steps": args.steps, "warmup": args.warmup, "costs": costs}
+        measured["machine"] = machine_line()
         args.json.write_text(json.dumps(measured, indent=1) + "\n")
     else:
         measured = json.loads(args.from_json.read_text())
         args.argv, args.steps, args.warmup = measured["argv"], measured["steps"], measured["warmup"]
         for c in contenders:
             c.ms, c.iterations = measured["costs"][c.label]["ms"], measured["costs"][c.label]["iterations"]
+    args.machine = measured.get("machine", machine_line())  # where the costs were measured
     lines = section_lines(contenders, args)
     title = f"MD steps side by side: deqff's exported models and MACE, {args.title} (issue #13: 5)"
     write_section(args.results, args.section, title, lines)

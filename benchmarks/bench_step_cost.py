@@ -158,7 +158,7 @@ def section_lines(contenders: list[Contender], args: argparse.Namespace, plot_na
     reference = contenders[-1]
     lines = [
         command_line(args.measured_by, args.from_json, "tables"),
-        machine_line() + f" One worker process per model, one torch thread each, training steps taken in "
+        args.machine + f" One worker process per model, one torch thread each, training steps taken in "
         f"turn: {args.warmup} untimed rounds, then {args.steps} timed; median ms per step. deqff: "
         "`Trainer.train_step` on the run's config and training batches (from the checkpoint given after "
         "the record, if any); MACE: its own `take_step` with the peer's settings "
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "steps": args.steps,
             "warmup": args.warmup,
             "costs": {c.label: {"ms": c.ms, "iterations": c.iterations} for c in contenders},
+            "machine": machine_line(),
         }
         json_path.write_text(json.dumps(measured, indent=1) + "\n")
     else:  # the tables again from an earlier run's step costs (e.g. other --at-minutes or notes)
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in contenders:
             c.ms, c.iterations = measured["costs"][c.label]["ms"], measured["costs"][c.label]["iterations"]
     args.measured_by = measured["command"]
+    args.machine = measured.get("machine", machine_line())  # where the step costs were measured
     plot(contenders, args.plot, args.title)
     lines = section_lines(contenders, args, args.plot.name)
     title = f"Training steps side by side: deqff and MACE, {args.title} (issue #13)"
