@@ -489,7 +489,7 @@ WATER_NPT_LABELED = { test -f $(WATER_NPT_TRAJECTORY) || { mkdir -p out/exports 
   $(DEQFF) data label $(WATER_NPT_TRAJECTORY) --topology benchmarks/npt/weights/seed0/topology.pdb \
   --like data/water-multidensity.npz -o data/water-npt-weights-seed0.npz --overwrite --no-progress && \
   $(DEQFF) data concat data/water-multidensity.npz data/water-npt-weights-seed0.npz -o data/water-multidensity-npt.npz
-DATA_water_deq_npt_frames = $(DATA_water_deq); test -f data/water-multidensity-npt.npz || $(WATER_NPT_LABELED)
+DATA_water_deq_npt_frames = $(DATA_water_deq); test -f data/water-multidensity-npt.npz || { $(WATER_NPT_LABELED); }
 RUN_water_deq_npt_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-npt.npz
 INIT_water_deq_npt_frames := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
