@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,51 @@ def load_checkpoint(
             "original settings to continue it, or delete the file (or pass --restart) to start over"
         )
     return state, arrays
+
+
+def resumable_frames(
+    partial: str | os.PathLike,
+    settings: dict[str, Any],
+    count: int,
+    compute: Callable[[int], dict[str, np.ndarray]],
+    desc: str,
+    progress: bool = True,
+    checkpoint_every: int = 10,
+    max_new: int | None = None,
+) -> dict[str, np.ndarray] | None:
+    """`compute(k)` for k = 0..count-1 (each a dict of arrays, the same keys every time), continuing after
+    the results already in `partial` (made with the same `settings`); saved there every `checkpoint_every`
+    new results and on Ctrl-C. Returns the results stacked per key ({key: [count, ...]}), or None when
+    `max_new` new results stopped the run early (saved; a rerun continues)."""
+    from tqdm import tqdm
+
+    restored = load_checkpoint(partial, settings)
+    done: list[dict[str, np.ndarray]] = []
+    if restored is not None:
+        state, arrays = restored
+        done = [{key: values[k] for key, values in arrays.items()} for k in range(state["frames"])]
+
+    def stacked() -> dict[str, np.ndarray]:
+        return {key: np.stack([result[key] for result in done]) for key in done[0]} if done else {}
+
+    def save() -> None:
+        save_checkpoint(partial, settings, {"frames": len(done)}, stacked())
+
+    new = 0
+    bar = tqdm(total=count, initial=len(done), desc=desc, unit="frame", disable=not progress)
+    try:
+        while len(done) < count:
+            if max_new is not None and new >= max_new:
+                save()
+                return None
+            done.append(compute(len(done)))
+            new += 1
+            bar.update(1)
+            if new % checkpoint_every == 0:
+                save()
+    except KeyboardInterrupt:
+        save()
+        raise
+    finally:
+        bar.close()
+    return stacked()

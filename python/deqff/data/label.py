@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from deqff.data.checkpoint import load_checkpoint, partial_path, save_checkpoint
+from deqff.data.checkpoint import partial_path, resumable_frames
 from deqff.data.dataset import Frames, default_metadata, full_stress
 from deqff.data.fingerprint import file_sha256
 from deqff.data.formats import read, write
@@ -151,8 +151,6 @@ def label_trajectory(
     """Write `output`: `count` frames of `trajectory` (evenly spaced after the first `skip`) labeled by the
     reference with the settings of dataset `like` (default: GFN2-xTB's defaults). Returns the frames, or
     None when `max_frames_this_run` stopped the run early (a rerun continues `<output>.partial.npz`)."""
-    from tqdm import tqdm
-
     source = Path(trajectory)
     frames_in = read_trajectory(source, topology)
     picks = frame_indices(frames_in.n_frames, count, skip)
@@ -162,48 +160,35 @@ def label_trajectory(
         "frames": [int(k) for k in picks],
         "reference": calc.settings(),
     }
-    partial = partial_path(output)
-    restored = load_checkpoint(partial, settings)
-    done: list[dict[str, np.ndarray]] = []
-    if restored is not None:
-        arrays = restored[1]
-        done = [{key: arrays[key][k] for key in arrays} for k in range(len(arrays["E"]))]
-    new = 0
 
-    def save() -> None:
-        arrays = {key: np.stack([labels[key] for labels in done]) for key in done[0]} if done else {}
-        save_checkpoint(partial, settings, {"frames": len(done)}, arrays)
+    def labels_of(k: int) -> dict[str, np.ndarray]:
+        atoms = frame_atoms(frames_in, int(picks[k]))
+        check_frame(atoms, int(picks[k]))
+        return label_frame(atoms, calc)
 
-    bar = tqdm(total=len(picks), initial=len(done), desc="xTB labels", unit="frame", disable=not progress)
-    try:
-        while len(done) < len(picks):
-            if max_frames_this_run is not None and new >= max_frames_this_run:
-                save()
-                return None
-            index = int(picks[len(done)])
-            atoms = frame_atoms(frames_in, index)
-            check_frame(atoms, index)
-            done.append(label_frame(atoms, calc))
-            new += 1
-            bar.update(1)
-            if new % checkpoint_every == 0:
-                save()
-    except KeyboardInterrupt:
-        save()
-        raise
-    finally:
-        bar.close()
+    results = resumable_frames(
+        partial_path(output),
+        settings,
+        len(picks),
+        labels_of,
+        "xTB labels",
+        progress,
+        checkpoint_every,
+        max_frames_this_run,
+    )
+    if results is None:
+        return None
     periodic = frames_in.cells is not None
     frames = Frames(
         z=frames_in.numbers,
         R=frames_in.positions[picks],
-        E=np.array([labels["E"] for labels in done]),
-        F=np.stack([labels["F"] for labels in done]),
+        E=results["E"],
+        F=results["F"],
         cell=frames_in.cells[picks] if periodic else None,
         pbc=np.full(3, periodic),
         metadata=labeled_metadata(source, picks, calc),
-        stress=np.stack([labels["stress"] for labels in done]) if periodic else None,
+        stress=results.get("stress"),
     )
     write(output, frames)
-    partial.unlink(missing_ok=True)
+    partial_path(output).unlink(missing_ok=True)
     return frames

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from deqff.data.checkpoint import load_checkpoint, partial_path, save_checkpoint
+from deqff.data.checkpoint import partial_path, resumable_frames
 from deqff.data.dataset import Frames, full_stress
 from deqff.data.fingerprint import file_sha256
 from deqff.data.formats import read, write
@@ -70,45 +70,28 @@ def add_reference_stress(
 
     Returns the labeled frames, or None when `max_frames_this_run` stopped the run early (its state is in
     `<output>.partial.npz`, which a rerun continues)."""
-    from tqdm import tqdm
-
     source = Path(path)
     target = Path(output) if output is not None else source
     frames = read(source)
     _check_dataset(frames, source)
     calc = reference_calculator(frames)
     settings = {"dataset_sha256": file_sha256(source), "reference": calc.settings()}
-    partial = partial_path(target)
-    restored = load_checkpoint(partial, settings)
-    stresses = list(restored[1]["stress"]) if restored is not None else []
-    new = 0
-
-    def save() -> None:
-        arrays = {"stress": np.array(stresses).reshape(len(stresses), 3, 3)}
-        save_checkpoint(partial, settings, {"frames": len(stresses)}, arrays)
-
-    bar = tqdm(
-        total=frames.n_frames, initial=len(stresses), desc="xTB stress", unit="frame", disable=not progress
+    results = resumable_frames(
+        partial_path(target),
+        settings,
+        frames.n_frames,
+        lambda k: {"stress": frame_stress(frames, k, calc)},
+        "xTB stress",
+        progress,
+        checkpoint_every,
+        max_frames_this_run,
     )
-    try:
-        while len(stresses) < frames.n_frames:
-            if max_frames_this_run is not None and new >= max_frames_this_run:
-                save()
-                return None
-            stresses.append(frame_stress(frames, len(stresses), calc))
-            new += 1
-            bar.update(1)
-            if new % checkpoint_every == 0:
-                save()
-    except KeyboardInterrupt:
-        save()
-        raise
-    finally:
-        bar.close()
-    frames = dataclasses.replace(frames, stress=np.array(stresses))
+    if results is None:
+        return None
+    frames = dataclasses.replace(frames, stress=results["stress"])
     frames.metadata["stress"] = (
         "xTB's analytic stress, recomputed from the stored frames and reference settings"
     )
     write(target, frames)
-    partial.unlink(missing_ok=True)
+    partial_path(target).unlink(missing_ok=True)
     return frames
