@@ -647,10 +647,11 @@ benchmarks: benchmark-runs
 	  $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product32 \
 	  $(RECORDS)/aspirin_explicit_12ep_gains_wide_chw $(RECORDS)/aspirin_explicit_12ep_product16 \
 	  $(RECORDS)/aspirin_deq_12ep_product16_ff4 $(RECORDS)/aspirin_deq_12ep_product16_radial88 \
-	  $(RECORDS)/aspirin_deq_12ep_product16_encoder \
+	  $(RECORDS)/aspirin_deq_12ep_product16_encoder $(RECORDS)/aspirin_deq_12ep_product16_w40 \
 	  --labels "DEQ" "DEQ, Jacobian penalty 0.1" "DEQ + product 16" "DEQ + product 32" "explicit, 4 layers" \
 	  "explicit, 4 layers + product 16" "DEQ + product 16, feed-forward 4x wide" \
 	  "DEQ + product 16, radial MLPs 3x88 (stopped: not contracting)" "DEQ + product 16, an explicit encoder layer" \
+	  "DEQ + product 16, 1.25x as wide" \
 	  --title "aspirin DEQ, Jacobian penalty and many-body product at 12 epochs" \
 	  --notes-file benchmarks/product_notes.md
 	$(BENCH)/bench_recipe.py --section product_ethanol --plot benchmarks/product_ethanol.png \
