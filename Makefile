@@ -868,6 +868,25 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --section bench_pressure_npt_multi --out out/bench/pressure_multi \
 	  --title "Pressure of the water models against xTB where the four-density model's NPT run went (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_npt_multi_notes.md
+	test -f models/in_progress/water_deq_npt_frames.pt || $(DEQFF) export runs/water_deq_npt_frames/checkpoints/best.pt \
+	  -o models/in_progress/water_deq_npt_frames.pt $(EXPORT_OPTIONS) --secant-memory 40 --repulsion zbl --repulsion-data data/water-multidensity-npt.npz
+	$(BENCH)/bench_npt.py --model models/in_progress/water_deq_npt_frames.pt --structure water-box:32 --steps 10000 \
+	  --seeds 0 1 --out benchmarks/npt/npt_frames --section bench_npt_npt_frames --plot benchmarks/npt_water_npt_frames.png \
+	  --title "Water density at constant pressure, the model trained on labeled NPT frames (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_npt_frames_notes.md
+	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq/checkpoints/best.pt \
+	  --checkpoint runs/water_deq_npt_frames/checkpoints/best.pt --trajectory benchmarks/npt/npt_frames/seed0/trajectory.dcd \
+	  --topology benchmarks/npt/npt_frames/seed0/topology.pdb --frames 8 --json benchmarks/pressure_water_npt_frames.json \
+	  --section bench_pressure_npt_frames --out out/bench/pressure_npt_frames \
+	  --title "Pressure of the water models against xTB where the model trained on NPT frames went (issue #13: 6)" \
+	  --notes-file benchmarks/pressure_water_npt_frames_notes.md
+	$(BENCH)/bench_densities.py --checkpoint runs/water_deq/checkpoints/best.pt --label "water_deq (shipped)" \
+	  --checkpoint runs/water_deq_npt_frames/checkpoints/best.pt --label "the same stage 2 with 80 labeled NPT frames" \
+	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
+	  --dataset data/water-box.npz --dataset data/water-npt-weights-seed0.npz --no-reference \
+	  --json benchmarks/densities_water_npt_frames.json --section bench_densities_npt_frames \
+	  --title "Water models across densities, with labeled frames of the shipped model's NPT run (issue #13: 6)" \
+	  --notes-file benchmarks/densities_water_npt_frames_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
