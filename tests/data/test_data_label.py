@@ -121,3 +121,10 @@ def test_bad_frames_are_refused_with_the_frame_named(box_frames: Frames, tmp_pat
     assert read(tmp_path / "overlap.extxyz").n_frames == 3  # nothing lost
     with pytest.raises(FileNotFoundError, match="no trajectory file"):
         label_trajectory(tmp_path / "missing.dcd", tmp_path / "out.npz", progress=False)
+
+
+def test_a_like_dataset_without_reference_settings_is_refused(box_frames: Frames, tmp_path: Path) -> None:
+    trajectory = tmp_path / "run.extxyz"
+    write(trajectory, box_frames)
+    with pytest.raises(ValueError, match=r"no 'reference' settings .* labels of new frames"):
+        label_trajectory(trajectory, tmp_path / "out.npz", like=trajectory, progress=False)

@@ -31,8 +31,9 @@ def reference_calculator(frames: Frames) -> XTBCalculator:
     reference = frames.metadata.get("reference")
     if not reference:
         raise ValueError(
-            "the dataset's metadata has no 'reference' settings (method, charge, ...), so its xTB stress "
-            "cannot be recomputed on the same surface; regenerate it with `deqff data generate`"
+            "the dataset's metadata has no 'reference' settings (method, charge, ...), so xTB cannot be run "
+            "on the same surface (its stresses, or labels of new frames like it); regenerate it with "
+            "`deqff data generate`"
         )
     return XTBCalculator.from_settings(reference)
 
