@@ -492,6 +492,20 @@ WATER_NPT_LABELED = { test -f $(WATER_NPT_TRAJECTORY) || { mkdir -p out/exports 
 DATA_water_deq_npt_frames = $(DATA_water_deq); test -f data/water-multidensity-npt.npz || { $(WATER_NPT_LABELED); }
 RUN_water_deq_npt_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-npt.npz
 INIT_water_deq_npt_frames := water_deq_stage1
+# The same with GFN2-xTB labels of the shipped model's NVT MD too (1.000 g/cm³, 300 K, seeds 2 and 3, 5 ps each,
+# 90 frames of each after the first 0.5 ps): the model's own liquid structure at the standard density.
+WATER_NVT_LABELED = mkdir -p out/exports && { test -f out/exports/water_deq_0f15ee4.pt || \
+  git show 0f15ee4:models/water_deq.pt > out/exports/water_deq_0f15ee4.pt; } && for seed in 2 3; do \
+  { test -f out/nvt_water/seed$$seed/trajectory.dcd || $(DEQFF) simulate --model out/exports/water_deq_0f15ee4.pt \
+  --structure water-box:32 --ensemble nvt --steps 10000 --temperature 300 --friction 5 --report-interval 100 \
+  --seed $$seed --no-cold --out out/nvt_water/seed$$seed; } && \
+  $(DEQFF) data label out/nvt_water/seed$$seed/trajectory.dcd --topology out/nvt_water/seed$$seed/topology.pdb \
+  --like data/water-multidensity.npz --skip 10 -o data/water-nvt-seed$$seed.npz --overwrite --no-progress || exit 1; \
+  done && $(DEQFF) data concat data/water-multidensity-npt.npz data/water-nvt-seed2.npz data/water-nvt-seed3.npz \
+  -o data/water-multidensity-md.npz
+DATA_water_deq_md_frames = $(DATA_water_deq_npt_frames); test -f data/water-multidensity-md.npz || { $(WATER_NVT_LABELED); }
+RUN_water_deq_md_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-md.npz
+INIT_water_deq_md_frames := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -515,7 +529,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
-  water_deq_stress100 water_deq_npt_frames \
+  water_deq_stress100 water_deq_npt_frames water_deq_md_frames \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
