@@ -254,17 +254,19 @@ def reference_intro() -> list[str]:
 
 
 def table_lines(rows: list[dict], labels: dict[str, str]) -> list[str]:
-    """The Markdown table: one line per model and density."""
+    """The Markdown table: one line per model and dataset (datasets in the order measured)."""
     lines = [
-        "| model | density (g/cm³) | test frames | force MAE (meV/Å) | energy MAE (meV) "
+        "| model | data | density (g/cm³) | test frames | force MAE (meV/Å) | energy MAE (meV) "
         "| energy error, mean (meV/atom) | stress MAE (meV/Å³) | pressure error, mean ± std (bar) "
         "| iterations |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in sorted(rows, key=lambda r: (list(labels).index(r["checkpoint"]), r["density"])):
+    datasets = list(dict.fromkeys(row["dataset"] for row in rows))
+    models = list(labels)
+    for row in sorted(rows, key=lambda r: (models.index(r["checkpoint"]), datasets.index(r["dataset"]))):
         lines.append(
-            f"| {labels[row['checkpoint']]} | {row['density']:.3f} | {row['n_frames']} "
-            f"| {row['force_mae_meV_A']:.1f} | {row['energy_mae_meV']:.1f} "
+            f"| {labels[row['checkpoint']]} | `{Path(row['dataset']).name}` | {row['density']:.3f} "
+            f"| {row['n_frames']} | {row['force_mae_meV_A']:.1f} | {row['energy_mae_meV']:.1f} "
             f"| {row['energy_error_mean_meV_per_atom']:+.2f} | {row['stress_mae_meV_A3']:.3f} "
             f"| {row['pressure_error_mean_bar']:+.0f} ± {row['pressure_error_std_bar']:.0f} "
             f"| {row['iters_mean']:.1f} |"
