@@ -502,7 +502,8 @@ WATER_NVT_LABELED = mkdir -p out/exports && { test -f out/exports/water_deq_0f15
   $(DEQFF) data label out/nvt_water/seed$$seed/trajectory.dcd --topology out/nvt_water/seed$$seed/topology.pdb \
   --like data/water-multidensity.npz --skip 10 -o data/water-nvt-seed$$seed.npz --overwrite --no-progress || exit 1; \
   done && $(DEQFF) data concat data/water-multidensity-npt.npz data/water-nvt-seed2.npz data/water-nvt-seed3.npz \
-  -o data/water-multidensity-md.npz
+  -o data/water-multidensity-md.npz && \
+  $(DEQFF) data concat data/water-nvt-seed2.npz data/water-nvt-seed3.npz -o data/water-nvt.npz
 DATA_water_deq_md_frames = $(DATA_water_deq_npt_frames); test -f data/water-multidensity-md.npz || { $(WATER_NVT_LABELED); }
 RUN_water_deq_md_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-md.npz
 INIT_water_deq_md_frames := water_deq_stage1
