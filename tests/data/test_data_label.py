@@ -101,6 +101,11 @@ def test_labeled_frames_join_the_data_they_extend(box_frames: Frames, tmp_path: 
     args = ["label", str(trajectory), "-o", str(second), "--like", str(first), "--skip", "2", "--no-progress"]
     assert data_main([*args, "--split", "none"]) == 0
     assert data_main([*args, "--split", "none"]) == 2  # exists: not replaced without --overwrite
+    other = tmp_path / "c.npz"
+    assert label_trajectory(trajectory, other, count=2, progress=False, max_frames_this_run=1) is None
+    more = ["label", str(trajectory), "-o", str(other), "--frames", "3", "--split", "none", "--no-progress"]
+    assert data_main(more) == 2  # an unfinished run of other frames: named, not mixed in
+    assert data_main([*more, "--restart"]) == 0 and read(other).n_frames == 3
     assert data_main(["split", str(second), "--train", "1", "--val", "0", "--test", "0"]) == 0
     joined = concatenate_datasets([first, second], tmp_path / "joined.npz")
     assert joined.n_frames == 2 and joined.stress.shape == (2, 3, 3)

@@ -328,17 +328,21 @@ def _add_label(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of a random split (default %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--restart", action="store_true", help="discard an unfinished run and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_label)
 
 
 def _label(args: argparse.Namespace) -> int:
+    from deqff.data.checkpoint import partial_path
     from deqff.data.label import label_trajectory
     from deqff.data.splits import split_dataset
 
     if args.output.exists() and not args.overwrite:
         print(f"deqff data label: {args.output} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
+    if args.restart:
+        partial_path(args.output).unlink(missing_ok=True)
     try:
         frames = label_trajectory(
             args.trajectory,
