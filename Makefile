@@ -504,6 +504,14 @@ WATER_NVT_LABELED = mkdir -p out/exports && { test -f out/exports/water_deq_0f15
   done && $(DEQFF) data concat data/water-multidensity-npt.npz data/water-nvt-seed2.npz data/water-nvt-seed3.npz \
   -o data/water-multidensity-md.npz && \
   $(DEQFF) data concat data/water-nvt-seed2.npz data/water-nvt-seed3.npz -o data/water-nvt.npz
+# A third NVT run of the same model (seed 4, 2.5 ps), 40 labeled frames after the first 0.5 ps, all test frames: the
+# held-out MD frames no model trains on (bench_densities_npt_frames).
+WATER_NVT_TEST = test -f data/water-nvt-seed4.npz || { { test -f out/nvt_water/seed4/trajectory.dcd || \
+  $(DEQFF) simulate --model out/exports/water_deq_0f15ee4.pt --structure water-box:32 --ensemble nvt --steps 5000 \
+  --temperature 300 --friction 5 --report-interval 100 --seed 4 --no-cold --out out/nvt_water/seed4; } && \
+  $(DEQFF) data label out/nvt_water/seed4/trajectory.dcd --topology out/nvt_water/seed4/topology.pdb \
+  --like data/water-multidensity.npz --skip 10 --split none -o data/water-nvt-seed4.npz --overwrite --no-progress && \
+  $(DEQFF) data split data/water-nvt-seed4.npz --mode temporal --train 0 --val 0 --test 40; }
 DATA_water_deq_md_frames = $(DATA_water_deq_npt_frames); test -f data/water-multidensity-md.npz || { $(WATER_NVT_LABELED); }
 RUN_water_deq_md_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-md.npz
 INIT_water_deq_md_frames := water_deq_stage1
@@ -895,12 +903,15 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --section bench_pressure_npt_frames --out out/bench/pressure_npt_frames \
 	  --title "Pressure of the water models against xTB where the model trained on NPT frames went (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_npt_frames_notes.md
+	$(DATA_water_deq_md_frames); $(WATER_NVT_TEST)
 	$(BENCH)/bench_densities.py --checkpoint runs/water_deq/checkpoints/best.pt --label "water_deq (shipped)" \
 	  --checkpoint runs/water_deq_npt_frames/checkpoints/best.pt --label "the same stage 2 with 80 labeled NPT frames" \
+	  --checkpoint runs/water_deq_md_frames/checkpoints/best.pt --label "the same stage 2 with 80 NPT and 144 NVT frames" \
 	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
-	  --dataset data/water-box.npz --dataset data/water-npt-weights-seed0.npz --no-reference \
+	  --dataset data/water-box.npz --dataset data/water-npt-weights-seed0.npz --dataset data/water-nvt.npz \
+	  --dataset data/water-nvt-seed4.npz --no-reference \
 	  --json benchmarks/densities_water_npt_frames.json --section bench_densities_npt_frames \
-	  --title "Water models across densities, with labeled frames of the shipped model's NPT run (issue #13: 6)" \
+	  --title "Water models across densities, with labeled frames of the shipped model's own MD (issue #13: 6)" \
 	  --notes-file benchmarks/densities_water_npt_frames_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
