@@ -22,9 +22,8 @@ from deqff.data.checkpoint import partial_path, resumable_frames
 from deqff.data.dataset import Frames, default_metadata, full_stress
 from deqff.data.fingerprint import file_sha256
 from deqff.data.formats import read, write
-from deqff.data.graph import format_length
 from deqff.data.stress import reference_calculator
-from deqff.data.validate import DEFAULT_MIN_DISTANCE, element_symbol
+from deqff.data.validate import DEFAULT_MIN_DISTANCE, check_finite, check_min_distance
 from deqff.data.xtb import XTBCalculator
 
 #: Trajectory formats read with mdtraj and a topology file (positions in nm there).
@@ -80,22 +79,19 @@ def frame_indices(n_frames: int, count: int | None, skip: int = 0) -> np.ndarray
 
 
 def check_frame(atoms: Atoms, index: int) -> None:
-    """Refuse a frame xTB cannot label meaningfully: NaN positions or overlapping atoms (name both)."""
+    """Refuse a frame xTB cannot label meaningfully: NaN positions or overlapping atoms (the checks of
+    `deqff.data.validate`, their message prefixed with the frame's number)."""
+    import torch
     from ase.neighborlist import neighbor_list
 
-    if not np.isfinite(atoms.positions).all():
-        raise ValueError(
-            f"frame {index} has NaN or infinite positions: the run blew up there; --skip past it"
-        )
-    first, second, distance = neighbor_list("ijd", atoms, DEFAULT_MIN_DISTANCE)
-    if len(distance):
-        k = int(np.argmin(distance))
-        names = [f"atom {a} ({element_symbol(int(atoms.numbers[a]))})" for a in (first[k], second[k])]
-        raise ValueError(
-            f"frame {index}: {names[0]} and {names[1]} are {format_length(float(distance[k]))} Å apart, "
-            f"closer than {format_length(DEFAULT_MIN_DISTANCE)} Å (overlapping atoms or wrong units: "
-            "positions in Å)"
-        )
+    numbers = torch.as_tensor(atoms.numbers)
+    try:
+        check_finite(torch.as_tensor(atoms.positions), numbers)
+        receiver, sender, vectors = neighbor_list("ijD", atoms, DEFAULT_MIN_DISTANCE)
+        edges = torch.as_tensor(np.stack([sender, receiver]))
+        check_min_distance(edges, torch.as_tensor(vectors), DEFAULT_MIN_DISTANCE, numbers)
+    except ValueError as error:
+        raise ValueError(f"frame {index}: {error}; or leave the frame out (--skip, --frames)") from error
 
 
 def frame_atoms(trajectory: Trajectory, index: int) -> Atoms:
