@@ -50,6 +50,17 @@ def test_frames_follow_each_other_and_every_part_keeps_its_split(make_frames, tm
     np.testing.assert_array_equal(back.E[splits["test"][-len(split_b["test"]) :]], b.E[split_b["test"]])
 
 
+def test_a_combination_of_combinations_keeps_every_part(make_frames, tmp_path: Path) -> None:
+    """A concatenated input's own parts are kept (nested), not replaced by its first part's generator."""
+    paths = [_dataset(make_frames, tmp_path, f"{name}.npz", 4, seed) for seed, name in enumerate("abc")]
+    concatenate_datasets(paths[:2], tmp_path / "ab.npz")
+    concatenate_datasets([tmp_path / "ab.npz", paths[2]], tmp_path / "abc.npz")
+    outer = read(tmp_path / "abc.npz").metadata["sources"]
+    assert [s["file"] for s in outer] == ["ab.npz", "c.npz"]
+    assert [s["file"] for s in outer[0]["sources"]] == ["a.npz", "b.npz"] and "generator" not in outer[0]
+    assert "sources" not in outer[1]
+
+
 def test_inputs_that_cannot_be_combined_are_refused(make_frames, tmp_path: Path) -> None:
     a = _dataset(make_frames, tmp_path, "a.npz", 6, 1)
     no_split = _dataset(make_frames, tmp_path, "c.npz", 6, 3, split=False)

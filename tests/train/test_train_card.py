@@ -75,5 +75,23 @@ def test_card_data_lines_say_how_each_part_was_sampled(tmp_path: Path) -> None:
     assert "`a.npz`: 1 frames of flexible-TIP3P MD at 300.0 K labeled with GFN2-xTB" in first
     assert "0.75 g/cm³" in first and "Langevin" not in first
     assert "`b.npz`: 2 frames of GFN2-xTB Langevin MD" in second
+    labeled = {"sampler": "labeled", "method": "GFN2-xTB", "trajectory": "md/trajectory.dcd",
+               "trajectory_sha256": "4496b1115b883fe0", "frames": [10, 11, 12]}  # fmt: skip
+    frames.metadata["sources"] = [
+        {"file": "ab.npz", "n_frames": 3, "sources": frames.metadata["sources"]},
+        {"file": "md.npz", "n_frames": 3, "generator": labeled},
+    ]
+    write(tmp_path / "nested.npz", frames)
+    lines = data_lines(
+        tmp_path / "nested.npz", dataset_facts(tmp_path / "nested.npz"), "0123456789abcdef0123"
+    )
+    assert lines[1] == "  - `ab.npz`: 3 frames from 2 datasets:"
+    assert lines[2].startswith("    - `a.npz`: 1 frames of flexible-TIP3P MD") and lines[3].startswith(
+        "    - `b.npz`"
+    )
+    assert lines[4] == (
+        "  - `md.npz`: 3 frames of the MD trajectory `md/trajectory.dcd` "
+        "(its frames 10-12; sha256 `4496b1115b88…`) labeled with GFN2-xTB."
+    )
     assert dataset_facts(tmp_path / "both.npz")["formula"] == "H2O"
     assert dataset_facts(tmp_path / "missing.npz") == {}

@@ -22,13 +22,16 @@ from deqff.data.splits import read_splits, splits_path, write_splits
 
 
 def _source_record(path: Path, frames: Frames) -> dict[str, Any]:
-    """What the combined dataset remembers of one input: file, frames, sha256, how it was generated."""
+    """What the combined dataset remembers of one input: file, frames, sha256, how it was generated (an
+    input that is itself a concatenation: its own `sources`, so that every part stays described)."""
     record: dict[str, Any] = {
         "file": path.name,
         "n_frames": frames.n_frames,
         "sha256": file_sha256(path),
     }
-    if "generator" in frames.metadata:
+    if frames.metadata.get("sources"):
+        record["sources"] = frames.metadata["sources"]
+    elif "generator" in frames.metadata:
         record["generator"] = frames.metadata["generator"]
     return record
 
@@ -73,8 +76,8 @@ def concatenate_datasets(inputs: Sequence[str | os.PathLike], output: str | os.P
     """Write the frames of `inputs` (one system, one reference method) one after the other to `output`,
     with `<output>.splits.npz` combining the inputs' splits; returns the combined frames.
 
-    The combined metadata are the first input's plus `sources` (file, n_frames, sha256, generator of
-    each input, in order).
+    The combined metadata are the first input's plus `sources` (file, n_frames, sha256, and generator or,
+    for an input that is a concatenation itself, its `sources`, of each input in order).
     """
     paths = [Path(path) for path in inputs]
     if len(paths) < 2:

@@ -120,7 +120,7 @@ def labeled_metadata(source: Path, picks: np.ndarray, calc: XTBCalculator) -> di
     generator = {
         "sampler": "labeled",
         "method": calc.method,
-        "trajectory": source.name,
+        "trajectory": str(source),
         "trajectory_sha256": file_sha256(source),
         "frames": [int(k) for k in picks],
     }

@@ -59,6 +59,15 @@ def dataset_facts(dataset: Path) -> dict[str, Any]:
     }
 
 
+def _labeled_text(generator: dict[str, Any], method: str) -> str:
+    """'the MD trajectory `t.dcd` (its frames 10-99; sha256 `…`) labeled with GFN2-xTB'."""
+    frames, sha = generator.get("frames") or [], generator.get("trajectory_sha256")
+    facts = [f"its frames {frames[0]}-{frames[-1]}"] if len(frames) > 1 else []
+    facts += [f"sha256 `{sha[:12]}…`"] if sha else []
+    about = f" ({'; '.join(facts)})" if facts else ""
+    return f"the MD trajectory `{generator.get('trajectory', '?')}`{about} labeled with {method}"
+
+
 def sampling_text(generator: dict[str, Any]) -> str:
     """How a dataset's frames were made, from its generator settings (`deqff data generate`'s)."""
     temperature, timestep = generator.get("temperature_K", "?"), generator.get("timestep_fs", "?")
@@ -68,15 +77,29 @@ def sampling_text(generator: dict[str, Any]) -> str:
     if str(generator.get("structure", "")).startswith("water-box"):
         seed = f"{generator.get('density_g_cm3', '?')} g/cm³, {seed}"
     if generator.get("sampler") == "labeled":
-        return f"the MD trajectory `{generator.get('trajectory', '?')}` labeled with {method}"
+        return _labeled_text(generator, method)
     if generator.get("sampler") == "tip3p":
         return f"flexible-TIP3P MD at {temperature} K labeled with {method}, {every} ({seed})"
     return f"{method} Langevin MD at {temperature} K, {every} ({seed})"
 
 
+def _part_lines(sources: list[dict[str, Any]], indent: str) -> list[str]:
+    """One line per part of a concatenation; a part that is a concatenation itself lists its own below."""
+    lines = []
+    for part in sources:
+        head = f"{indent}- `{part['file']}`: {part['n_frames']} frames"
+        if part.get("sources"):
+            lines.append(f"{head} from {len(part['sources'])} datasets:")
+            lines.extend(_part_lines(part["sources"], indent + "  "))
+        else:
+            lines.append(f"{head} of {sampling_text(part.get('generator', {}))}.")
+    return lines
+
+
 def data_lines(dataset: Path, facts: dict[str, Any], sha256: str) -> list[str]:
     """The card's data lines: the dataset, how its frames were made (each part of a concatenation, from
-    its `sources`; `facts` from `dataset_facts`) and the sha256 of the file the model trained on."""
+    its `sources`, nested ones included; `facts` from `dataset_facts`) and the sha256 of the file the model
+    trained on."""
     n_frames, sources = facts.get("n_frames", "?"), facts.get("sources")
     if not sources:
         generator = facts.get("config", {})
@@ -84,10 +107,7 @@ def data_lines(dataset: Path, facts: dict[str, Any], sha256: str) -> list[str]:
     return [
         f"- `{dataset}`: {n_frames} frames from {len(sources)} datasets (`deqff data concat`, each part's "
         f"split kept; sha256 `{sha256[:16]}…`):",
-        *(
-            f"  - `{part['file']}`: {part['n_frames']} frames of {sampling_text(part.get('generator', {}))}."
-            for part in sources
-        ),
+        *_part_lines(sources, "  "),
     ]
 
 
