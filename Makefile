@@ -72,31 +72,33 @@ PRIOR_ethanol_conservative := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_ethanol_explicit := --repulsion zbl --repulsion-data data/ethanol.npz
 PRIOR_aspirin_deq := --repulsion zbl --repulsion-data data/aspirin.npz
 PRIOR_aspirin_explicit := --repulsion zbl --repulsion-data data/aspirin.npz
-PRIOR_water_deq := --repulsion zbl --repulsion-data data/water-multidensity.npz
+PRIOR_water_deq := --repulsion zbl --repulsion-data data/water-multidensity-md.npz
 NOTE_ethanol_deq := The first shipped model, kept as the file of export format 1 and as the direct-forces DEQ \
   of the force-mode benchmarks: float64, direct forces, tolerance 1e-4. Direct forces are not conservative: NVE \
   total energy drifts (benchmarks/RESULTS.md). 20 epochs of CPU training on 1000 frames: a small, not converged \
   model. The default model of deqff simulate and make demo is ethanol_conservative.
-NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters (flexible-TIP3P configurations \
-  at 300 K, 1 ps apart, labeled with periodic GFN2-xTB energies, forces and stresses) at four densities: the \
-  standard box at 1.000 g/cm³ (deqff data recipe standard --only water-box) and 0.65, 0.75 and 0.88 g/cm³ (deqff \
-  data recipe water-densities), combined by deqff data concat with each part's split kept. Trained in two stages: \
-  24 epochs on energies and forces of the standard box (configs/water_deq_stage1.yaml; its checkpoint \
-  models/in_progress/water_deq_stage1.best.pt), then the 4 epochs of this card on all four densities with \
-  energies and stresses in the loss (configs/water_deq.yaml: energy weight 10, stress 1000, energy stage 1000, \
-  peak rate 3e-3 from stage 1's weights). Energies and stresses weigh 10x more than in the four-density model \
-  shipped before (configs/water_deq_stress100.yaml: 20.4 meV/Å, 294 meV, stress 0.244 meV/Å³ on these test \
-  frames of its data), whose pressure was +0.8 to -1.3 kbar off xTB's from 0.65 to 1.000 g/cm³: per density, \
-  benchmarks/RESULTS.md, Water models across densities, and Water models across densities, the shipped model. \
-  GFN2-xTB's own water is at kilobars of pressure on these frames and expands at 1 bar, so NPT with this model \
-  shows GFN2-xTB's tendency, not a density to quote (benchmarks/RESULTS.md, same sections). Test split: 61 frames \
-  over the four densities (17,568 force components). Cutoff 4.5 Å, so that the 32-water box (9.86 Å at 1.000 \
-  g/cm³) is at least twice the cutoff, as the exported model requires in OpenMM (LAMMPS takes any box). Exported \
-  with the ZBL short-range prior, exactly zero on the training data, and warm solves seeded with the last step's \
-  40 secant pairs (OpenMM, ASE, Python; the LAMMPS plugin solves without them; measured on stage 1: 0.333x the \
-  cold iterations instead of 0.394x and 1.10x faster calls, NVE drift no worse: benchmarks/RESULTS.md, Warm \
-  solves seeded with the last step's secant pairs, water box). The ASE calculator gives its stress \
-  (atoms.get_stress()).
+NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters, labeled with periodic GFN2-xTB \
+  energies, forces and stresses. Data (data/water-multidensity-md.npz, deqff data concat with each part's split \
+  kept): flexible-TIP3P configurations at 300 K, 1 ps apart, at 1.000 g/cm³ (deqff data recipe standard --only \
+  water-box) and 0.65, 0.75 and 0.88 g/cm³ (deqff data recipe water-densities), and frames of the water model \
+  shipped before (0f15ee4) where its own MD went, labeled by deqff data label: its NPT run at 1 bar (1.00 to 0.68 \
+  g/cm³, 100 frames) and two NVT runs at 1.000 g/cm³ and 300 K (90 frames each; Makefile WATER_NPT_LABELED, \
+  WATER_NVT_LABELED). Trained in two stages: 24 epochs on energies and forces of the standard box \
+  (configs/water_deq_stage1.yaml; its checkpoint models/in_progress/water_deq_stage1.best.pt), then the 4 epochs of \
+  this card with energies and stresses in the loss (configs/water_deq.yaml: energy weight 10, stress 1000, energy \
+  stage 1000, peak rate 3e-3 from stage 1's weights). The model shipped before, the same recipe on the four \
+  TIP3P-sampled densities alone (benchmarks/runs/water_deq_four_densities), was at its worst on its own MD: on 40 \
+  frames of an independent NVT run of it (seed 4, in no training set) its force MAE was 25.9 meV/Å and energy MAE \
+  276 meV, this model's 21.0 and 195; on the standard box's TIP3P test frames 20.1 and 19.4 (benchmarks/RESULTS.md, \
+  Water models across densities, with labeled frames of the four-density model's own MD). GFN2-xTB's own water is at \
+  kilobars of pressure on these frames and expands at 1 bar, so NPT with this model shows GFN2-xTB's tendency, not a \
+  density to quote (benchmarks/RESULTS.md, Water models across densities). Test split: 89 frames (25,632 force \
+  components). Cutoff 4.5 Å, so that the 32-water box (9.86 Å at 1.000 g/cm³) is at least twice the cutoff, as the \
+  exported model requires in OpenMM (LAMMPS takes any box). Exported with the ZBL short-range prior, exactly zero on \
+  the training data, and warm solves seeded with the last step's 40 secant pairs (OpenMM, ASE, Python; the LAMMPS \
+  plugin solves without them; measured on stage 1: 0.333x the cold iterations instead of 0.394x and 1.10x faster \
+  calls, NVE drift no worse: benchmarks/RESULTS.md, Warm solves seeded with the last step's secant pairs, water \
+  box). The ASE calculator gives its stress (atoms.get_stress()).
 NOTE_ethanol_conservative := The default model of deqff simulate and make demo. Conservative forces (-dE/dx \
   through the fixed point, exact by implicit differentiation), trained with the recipe of issue 13 \
   (configs/ethanol_conservative.yaml, 48 epochs; exact second-order parameter gradients of its forces) and the block \
@@ -152,11 +154,13 @@ export-%: setup
 
 # The datasets the benchmark runs train on, generated when missing.
 BENCHMARK_DATA = test -f data/aspirin.npz -a -f data/ethanol.npz -a -f data/water-box.npz || $(DEQFF) data recipe standard; \
-  $(DATA_water_deq)
+  $(WATER_FOUR_DENSITIES)
 # The water box at four densities (1.000 g/cm³ and the water-densities recipe's 0.65, 0.75, 0.88), each part's
-# split kept: the data of the shipped water model, configs/water_deq.yaml (~25 min of xTB for the three new boxes).
-WATER_MULTIDENSITY = $(DEQFF) data recipe water-densities && $(DEQFF) data concat data/water-box.npz \
-  data/water-box-0.65.npz data/water-box-0.75.npz data/water-box-0.88.npz -o data/water-multidensity.npz
+# split kept: the TIP3P-sampled part of the shipped water model's data (~25 min of xTB for the three new boxes).
+WATER_FOUR_DENSITIES = test -f data/water-multidensity.npz || { { test -f data/water-box.npz || \
+  $(DEQFF) data recipe standard --only water-box; } && $(DEQFF) data recipe water-densities && \
+  $(DEQFF) data concat data/water-box.npz data/water-box-0.65.npz data/water-box-0.75.npz data/water-box-0.88.npz \
+  -o data/water-multidensity.npz; }
 
 # A benchmark run's checkpoint (runs/ is not committed): trained (resumably) when missing.
 runs/%/checkpoints/best.pt:
@@ -462,7 +466,10 @@ RUN_water_deq_24ep_stress := configs/water_deq_stage1.yaml --set train.stress_we
 INIT_water_deq := water_deq_stage1
 # The four-density stage 2 shipped before energies and stresses weighed 10x more (its record).
 INIT_water_deq_stress100 := water_deq_stage1
-DATA_water_deq = test -f data/water-multidensity.npz || { $(WATER_MULTIDENSITY); }
+# The shipped recipe on the four TIP3P-sampled densities alone: the water model shipped from 2026-12-06 (93205d7)
+# until its own MD frames joined the data (its record; the run is a copy of water_deq_weights, retrained then).
+RUN_water_deq_four_densities := configs/water_deq.yaml --set data.path=data/water-multidensity.npz
+INIT_water_deq_four_densities := water_deq_stage1
 # Stage 2 at the one density of the standard box (the water model shipped before the four densities) also
 # starts from stage 1.
 INIT_water_deq_one_density := water_deq_stage1
@@ -481,40 +488,49 @@ INIT_water_deq_weights := water_deq_stage1
 # GFN2-xTB labels of the water model shipped on 2026-12-06 (0f15ee4) where its own NPT run went (seed 0, 5 ps at
 # 1 bar: 1.00 to 0.68 g/cm³; the run of bench_npt --out benchmarks/npt/weights, DCD not committed), 100 frames
 # (`deqff data label`, ~9 min), joined to the four densities: stage 2 trained with them (water_deq_npt_frames).
+# $(call GIT_WATER_EXPORT,COMMIT): models/water_deq.pt of COMMIT as out/exports/water_deq_COMMIT.pt (when missing).
+GIT_WATER_EXPORT = mkdir -p out/exports && { test -f out/exports/water_deq_$(1).pt || \
+  git show $(1):models/water_deq.pt > out/exports/water_deq_$(1).pt; }
+# The export of water_deq_four_densities (models/water_deq.pt from 93205d7 until the model trained on its MD frames
+# replaced it; 0f15ee4 is one commit of that time).
+FOUR_DENSITIES_EXPORT := out/exports/water_deq_0f15ee4.pt
+GIT_FOUR_DENSITIES_EXPORT = $(call GIT_WATER_EXPORT,0f15ee4)
 WATER_NPT_TRAJECTORY := benchmarks/npt/weights/seed0/trajectory.dcd
-WATER_NPT_LABELED = { test -f $(WATER_NPT_TRAJECTORY) || { mkdir -p out/exports && \
-  git show 0f15ee4:models/water_deq.pt > out/exports/water_deq_0f15ee4.pt && \
-  $(BENCH)/bench_npt.py --model out/exports/water_deq_0f15ee4.pt --structure water-box:32 --steps 10000 --seeds 0 \
+WATER_NPT_LABELED = { test -f $(WATER_NPT_TRAJECTORY) || { $(GIT_FOUR_DENSITIES_EXPORT) && \
+  $(BENCH)/bench_npt.py --model $(FOUR_DENSITIES_EXPORT) --structure water-box:32 --steps 10000 --seeds 0 \
   --out benchmarks/npt/weights --results out/bench/npt_labeled_source.md --plot out/bench/npt_labeled_source.png; }; } && \
   $(DEQFF) data label $(WATER_NPT_TRAJECTORY) --topology benchmarks/npt/weights/seed0/topology.pdb \
   --like data/water-multidensity.npz -o data/water-npt-weights-seed0.npz --overwrite --no-progress && \
   $(DEQFF) data concat data/water-multidensity.npz data/water-npt-weights-seed0.npz -o data/water-multidensity-npt.npz
-DATA_water_deq_npt_frames = $(DATA_water_deq); test -f data/water-multidensity-npt.npz || { $(WATER_NPT_LABELED); }
+DATA_water_deq_npt_frames = $(WATER_FOUR_DENSITIES); test -f data/water-multidensity-npt.npz || { $(WATER_NPT_LABELED); }
 RUN_water_deq_npt_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-npt.npz
 INIT_water_deq_npt_frames := water_deq_stage1
+# $(call LABELED_NVT,EXPORT,SEED,STEPS,DIR,OUTPUT[,LABEL OPTIONS]): NVT MD of the water model EXPORT on the 32-water
+# box (1.000 g/cm³, 300 K, STEPS of 0.5 fs, seed SEED; DIR/seedSEED, kept when there) and GFN2-xTB labels of its
+# frames after the first 0.5 ps (every 50 fs) in OUTPUT, with the reference settings of the four-density data.
+LABELED_NVT = { test -f $(4)/seed$(2)/trajectory.dcd || $(DEQFF) simulate --model $(1) --structure water-box:32 \
+  --ensemble nvt --steps $(3) --temperature 300 --friction 5 --report-interval 100 --seed $(2) --no-cold \
+  --out $(4)/seed$(2); } && $(DEQFF) data label $(4)/seed$(2)/trajectory.dcd --topology $(4)/seed$(2)/topology.pdb \
+  --like data/water-multidensity.npz --skip 10 -o $(5) --overwrite --no-progress $(6)
 # The same with GFN2-xTB labels of the shipped model's NVT MD too (1.000 g/cm³, 300 K, seeds 2 and 3, 5 ps each,
 # 90 frames of each after the first 0.5 ps): the model's own liquid structure at the standard density.
-WATER_NVT_LABELED = mkdir -p out/exports && { test -f out/exports/water_deq_0f15ee4.pt || \
-  git show 0f15ee4:models/water_deq.pt > out/exports/water_deq_0f15ee4.pt; } && for seed in 2 3; do \
-  { test -f out/nvt_water/seed$$seed/trajectory.dcd || $(DEQFF) simulate --model out/exports/water_deq_0f15ee4.pt \
-  --structure water-box:32 --ensemble nvt --steps 10000 --temperature 300 --friction 5 --report-interval 100 \
-  --seed $$seed --no-cold --out out/nvt_water/seed$$seed; } && \
-  $(DEQFF) data label out/nvt_water/seed$$seed/trajectory.dcd --topology out/nvt_water/seed$$seed/topology.pdb \
-  --like data/water-multidensity.npz --skip 10 -o data/water-nvt-seed$$seed.npz --overwrite --no-progress || exit 1; \
-  done && $(DEQFF) data concat data/water-multidensity-npt.npz data/water-nvt-seed2.npz data/water-nvt-seed3.npz \
+WATER_NVT_LABELED = $(GIT_FOUR_DENSITIES_EXPORT) && \
+  $(call LABELED_NVT,$(FOUR_DENSITIES_EXPORT),2,10000,out/nvt_water,data/water-nvt-seed2.npz) && \
+  $(call LABELED_NVT,$(FOUR_DENSITIES_EXPORT),3,10000,out/nvt_water,data/water-nvt-seed3.npz) && \
+  $(DEQFF) data concat data/water-multidensity-npt.npz data/water-nvt-seed2.npz data/water-nvt-seed3.npz \
   -o data/water-multidensity-md.npz && \
   $(DEQFF) data concat data/water-nvt-seed2.npz data/water-nvt-seed3.npz -o data/water-nvt.npz
 # A third NVT run of the same model (seed 4, 2.5 ps), 40 labeled frames after the first 0.5 ps, all test frames: the
 # held-out MD frames no model trains on (bench_densities_npt_frames).
-WATER_NVT_TEST = test -f data/water-nvt-seed4.npz || { { test -f out/nvt_water/seed4/trajectory.dcd || \
-  $(DEQFF) simulate --model out/exports/water_deq_0f15ee4.pt --structure water-box:32 --ensemble nvt --steps 5000 \
-  --temperature 300 --friction 5 --report-interval 100 --seed 4 --no-cold --out out/nvt_water/seed4; } && \
-  $(DEQFF) data label out/nvt_water/seed4/trajectory.dcd --topology out/nvt_water/seed4/topology.pdb \
-  --like data/water-multidensity.npz --skip 10 --split none -o data/water-nvt-seed4.npz --overwrite --no-progress && \
+WATER_NVT_TEST = test -f data/water-nvt-seed4.npz || { $(GIT_FOUR_DENSITIES_EXPORT) && \
+  $(call LABELED_NVT,$(FOUR_DENSITIES_EXPORT),4,5000,out/nvt_water,data/water-nvt-seed4.npz,--split none) && \
   $(DEQFF) data split data/water-nvt-seed4.npz --mode temporal --train 0 --val 0 --test 40; }
 DATA_water_deq_md_frames = $(DATA_water_deq_npt_frames); test -f data/water-multidensity-md.npz || { $(WATER_NVT_LABELED); }
-RUN_water_deq_md_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-md.npz
+# The shipped water model since 2026-12-06 (night); this record is its first training, the run copied to runs/water_deq.
+RUN_water_deq_md_frames := configs/water_deq.yaml
 INIT_water_deq_md_frames := water_deq_stage1
+# The shipped water model's data: the four densities and the labeled MD frames (~1 h of MD and xTB when missing).
+DATA_water_deq = $(DATA_water_deq_md_frames)
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -538,7 +554,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
-  water_deq_stress100 water_deq_npt_frames water_deq_md_frames \
+  water_deq_stress100 water_deq_npt_frames water_deq_md_frames water_deq_four_densities \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
@@ -866,20 +882,22 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --checkpoint runs/water_deq_weights/checkpoints/best.pt --label "stage 2 at four densities, energies and stresses x10 (the shipped recipe)" \
 	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
 	  --dataset data/water-box.npz --notes-file benchmarks/densities_water_notes.md
-	$(BENCH)/bench_densities.py --checkpoint runs/water_deq/checkpoints/best.pt --label "water_deq (shipped)" \
+	$(BENCH)/bench_densities.py --checkpoint runs/water_deq_four_densities/checkpoints/best.pt \
+	  --label "water_deq_four_densities (shipped 2026-12-06)" \
 	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
 	  --dataset data/water-box.npz --no-reference --json benchmarks/densities_water_shipped.json \
-	  --section bench_densities_shipped --title "Water models across densities, the shipped model" \
+	  --section bench_densities_shipped --title "Water models across densities, the four-density model shipped 2026-12-06" \
 	  --notes-file benchmarks/densities_water_shipped_notes.md
-	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 \
+	$(GIT_FOUR_DENSITIES_EXPORT)
+	$(BENCH)/bench_npt.py --model $(FOUR_DENSITIES_EXPORT) --structure water-box:32 --steps 10000 --seeds 0 \
 	  --out benchmarks/npt/weights --section bench_npt_weights --plot benchmarks/npt_water_weights.png \
-	  --title "Water density at constant pressure, the shipped model (energies and stresses weighed 10x) (issue #13: 6)" \
+	  --title "Water density at constant pressure, the four-density model shipped 2026-12-06 (energies and stresses weighed 10x) (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_weights_notes.md
-	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq/checkpoints/best.pt \
+	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_four_densities/checkpoints/best.pt \
 	  --trajectory benchmarks/npt/weights/seed0/trajectory.dcd --topology benchmarks/npt/weights/seed0/topology.pdb \
 	  --frames 8 --json benchmarks/pressure_water_npt_weights.json --section bench_pressure_npt_weights \
 	  --out out/bench/pressure_weights \
-	  --title "Pressure of the shipped water model against xTB where its NPT run went (issue #13: 6)" \
+	  --title "Pressure of the four-density water model against xTB where its NPT run went (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_npt_weights_notes.md
 	$(BENCH)/bench_npt.py --model models/in_progress/water_deq_npt.pt --structure water-box:32 --steps 10000 \
 	  --seeds 0 1 --out benchmarks/npt/multi --section bench_npt_multi --plot benchmarks/npt_water_multi.png \
@@ -897,22 +915,28 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --seeds 0 1 --out benchmarks/npt/npt_frames --section bench_npt_npt_frames --plot benchmarks/npt_water_npt_frames.png \
 	  --title "Water density at constant pressure, the model trained on labeled NPT frames (issue #13: 6)" \
 	  --notes-file benchmarks/npt_water_npt_frames_notes.md
-	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq/checkpoints/best.pt \
+	$(BENCH)/bench_pressure.py --checkpoint runs/water_deq_four_densities/checkpoints/best.pt \
 	  --checkpoint runs/water_deq_npt_frames/checkpoints/best.pt --trajectory benchmarks/npt/npt_frames/seed0/trajectory.dcd \
 	  --topology benchmarks/npt/npt_frames/seed0/topology.pdb --frames 8 --json benchmarks/pressure_water_npt_frames.json \
 	  --section bench_pressure_npt_frames --out out/bench/pressure_npt_frames \
 	  --title "Pressure of the water models against xTB where the model trained on NPT frames went (issue #13: 6)" \
 	  --notes-file benchmarks/pressure_water_npt_frames_notes.md
 	$(DATA_water_deq_md_frames); $(WATER_NVT_TEST)
-	$(BENCH)/bench_densities.py --checkpoint runs/water_deq/checkpoints/best.pt --label "water_deq (shipped)" \
+	$(BENCH)/bench_densities.py --checkpoint runs/water_deq_four_densities/checkpoints/best.pt \
+	  --label "water_deq_four_densities (shipped 2026-12-06)" \
 	  --checkpoint runs/water_deq_npt_frames/checkpoints/best.pt --label "the same stage 2 with 80 labeled NPT frames" \
-	  --checkpoint runs/water_deq_md_frames/checkpoints/best.pt --label "the same stage 2 with 80 NPT and 144 NVT frames" \
+	  --checkpoint runs/water_deq_md_frames/checkpoints/best.pt \
+	  --label "the same stage 2 with 80 NPT and 144 NVT frames (water_deq since)" \
 	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
 	  --dataset data/water-box.npz --dataset data/water-npt-weights-seed0.npz --dataset data/water-nvt.npz \
 	  --dataset data/water-nvt-seed4.npz --no-reference \
 	  --json benchmarks/densities_water_npt_frames.json --section bench_densities_npt_frames \
-	  --title "Water models across densities, with labeled frames of the shipped model's own MD (issue #13: 6)" \
+	  --title "Water models across densities, with labeled frames of the four-density model's own MD (issue #13: 6)" \
 	  --notes-file benchmarks/densities_water_npt_frames_notes.md
+	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
+	  --out benchmarks/npt/md_frames --section bench_npt_md_frames --plot benchmarks/npt_water_md_frames.png \
+	  --title "Water density at constant pressure, the model trained on labeled MD frames (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_md_frames_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
