@@ -39,7 +39,7 @@ from deqff.train.datasets import batches, make_loader
 from deqff.train.evaluate import evaluate, model_dtype, with_solver_tolerance
 from deqff.train.inputs import batch_targets, batch_to_model_inputs
 from deqff.units import BOLTZMANN_EV_PER_K, EV_PER_A3_TO_BAR
-from results_file import add_notes_argument, head_lines, publish, repository_path, section_machine_line
+from results_file import add_notes_argument, head_lines, machine_line, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_densities"
@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         datasets = read_datasets(args.dataset)
         rows = measure(args.checkpoint, datasets, args.tol)
         reference = None if args.no_reference else measure_reference(datasets, 1.0)
-        results = {"tol": args.tol, "rows": rows, "reference": reference}
+        results = {"tol": args.tol, "rows": rows, "reference": reference, "machine": machine_line()}
         args.json.write_text(json.dumps(results, indent=1) + "\n")
     else:
         results = json.loads(args.from_json.read_text())
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             # A run from before the reference table: its datasets' pressures added (no model involved).
             reference = results["reference"] = measure_reference(read_datasets(args.dataset), 1.0)
             args.from_json.write_text(json.dumps(results, indent=1) + "\n")
-    measured_on = section_machine_line(args.results, args.section) if args.from_json else None
+    measured_on = results.get("machine")  # a rewritten section keeps the machine its values came from
     arguments = sys.argv[1:] if argv is None else argv
     left_out = ("--from-json", "--notes-file", "--results", "--title")
     lines = [

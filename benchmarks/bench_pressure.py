@@ -41,7 +41,7 @@ from deqff.export.export import export_model, load_potential, model_from_checkpo
 from deqff.export.options import ExportOptions
 from deqff.md.progress import Progress
 from deqff.units import EV_PER_A3_TO_BAR
-from results_file import add_notes_argument, head_lines, publish, repository_path, section_machine_line
+from results_file import add_notes_argument, head_lines, machine_line, publish, repository_path
 
 HERE = Path(__file__).resolve().parent
 SECTION = "bench_pressure"
@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json is None:
         rows = measure(args, source, masses(numbers))
         about = {"numbers": numbers.tolist(), "description": source.description}
-        args.json.write_text(json.dumps({"eps": args.eps, **about, "frames": rows}, indent=1) + "\n")
+        measured = {"eps": args.eps, **about, "frames": rows, "machine": machine_line()}
+        args.json.write_text(json.dumps(measured, indent=1) + "\n")
     else:
         rows = [with_models(row, args.checkpoint[0]) for row in measured["frames"]]
         args.eps = measured["eps"]
@@ -313,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench_pressure.py",
             arguments,
             args.from_json,
-            measured_on=section_machine_line(args.results, args.section) if args.from_json else None,
+            measured_on=measured.get("machine"),  # a rewritten section keeps the machine of its values
         ),
         f"{', '.join(f'`{label}`' for label in args.checkpoint)} exported float64 (solves to 1e-9) against "
         f"GFN2-xTB (tblite, the data's method) on {source.description} "

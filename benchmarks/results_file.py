@@ -85,17 +85,6 @@ def command_line(command: str, source: Path | None = None, what: str = "values")
     return f"Command: `{command}`" + (f" ({what} from `{source}`)" if source else "") + "  "
 
 
-def section_machine_line(results: Path, name: str) -> str | None:
-    """The 'Machine: ...' line of benchmark `name`'s section of `results` as it stands (None without one):
-    a section rewritten from an earlier run's values keeps the machine they were measured on."""
-    start, end = markers(name)
-    text = results.read_text() if results.exists() else ""
-    if start not in text or end not in text:
-        return None
-    section = text.split(start, 1)[1].split(end, 1)[0]
-    return next((line for line in section.splitlines() if line.startswith("Machine: ")), None)
-
-
 def head_lines(
     script: str,
     arguments: list[str],
