@@ -531,6 +531,21 @@ RUN_water_deq_md_frames := configs/water_deq.yaml
 INIT_water_deq_md_frames := water_deq_stage1
 # The shipped water model's data: the four densities and the labeled MD frames (~1 h of MD and xTB when missing).
 DATA_water_deq = $(DATA_water_deq_md_frames)
+# Round 2 of the same: GFN2-xTB labels of the water model shipped on the night of 2026-12-06 (2fd2428, trained with
+# round 1's frames), two NVT runs as round 1's (seeds 5 and 6, 90 frames each), joined to its data; a third run
+# (seed 7, 40 frames, all test) no model trains on (bench_densities_md2).
+MD_FRAMES_EXPORT := out/exports/water_deq_2fd2428.pt
+WATER_NVT2_LABELED = $(call GIT_WATER_EXPORT,2fd2428) && \
+  $(call LABELED_NVT,$(MD_FRAMES_EXPORT),5,10000,out/nvt_water_md,data/water-nvt-md-seed5.npz) && \
+  $(call LABELED_NVT,$(MD_FRAMES_EXPORT),6,10000,out/nvt_water_md,data/water-nvt-md-seed6.npz) && \
+  $(DEQFF) data concat data/water-multidensity-md.npz data/water-nvt-md-seed5.npz data/water-nvt-md-seed6.npz \
+  -o data/water-multidensity-md2.npz
+WATER_NVT2_TEST = test -f data/water-nvt-md-seed7.npz || { $(call GIT_WATER_EXPORT,2fd2428) && \
+  $(call LABELED_NVT,$(MD_FRAMES_EXPORT),7,5000,out/nvt_water_md,data/water-nvt-md-seed7.npz,--split none) && \
+  $(DEQFF) data split data/water-nvt-md-seed7.npz --mode temporal --train 0 --val 0 --test 40; }
+DATA_water_deq_md2 = $(DATA_water_deq_md_frames); test -f data/water-multidensity-md2.npz || { $(WATER_NVT2_LABELED); }
+RUN_water_deq_md2 := configs/water_deq.yaml --set data.path=data/water-multidensity-md2.npz
+INIT_water_deq_md2 := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -554,7 +569,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
-  water_deq_stress100 water_deq_npt_frames water_deq_md_frames water_deq_four_densities \
+  water_deq_stress100 water_deq_npt_frames water_deq_md_frames water_deq_four_densities water_deq_md2 \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
