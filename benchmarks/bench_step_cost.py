@@ -32,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+MACE_LABEL = "MACE (mace-torch 0.3.16)"
 sys.path.insert(0, str(HERE))
 
 from bench_recipe import plot_force_curves, read_run  # noqa: E402
@@ -109,11 +110,15 @@ def deqff_contender(label: str, record: Path, weights: str | None, start: bool =
     return contender
 
 
-def mace_contender(peer: Path, venv: Path, start: bool = True) -> Contender:
+def mace_contender(
+    peer: Path, venv: Path, start: bool = True, steps_per_epoch: int | None = None
+) -> Contender:
     """The peer MACE of `peer` (benchmarks/peer_mace.py train's output) and (if `start`) a worker in its
-    venv."""
+    venv. Its steps per epoch are its training frames over MACE's batch of 5 (read from the peer's
+    train.xyz unless given: a table rewritten from an earlier run's JSON needs no training data)."""
     model, train_xyz = peer / "work" / "mace.model", peer / "train.xyz"
-    for path in (model, train_xyz, venv / "bin" / "python") if start else (train_xyz,):
+    needed = (model, train_xyz, venv / "bin" / "python") if start else () if steps_per_epoch else (train_xyz,)
+    for path in needed:
         if not path.exists():
             raise FileNotFoundError(
                 f"{path} does not exist: make MACE's venv and train the peer first "
@@ -121,11 +126,15 @@ def mace_contender(peer: Path, venv: Path, start: bool = True) -> Contender:
             )
     rows = read_curve(peer / "curve.csv")
     test = json.loads((peer / "test_metrics.json").read_text())
-    frames = sum("Properties=" in line for line in train_xyz.read_text().splitlines())  # one header per frame
+    if steps_per_epoch is None:
+        frames = sum(
+            "Properties=" in line for line in train_xyz.read_text().splitlines()
+        )  # a header per frame
+        steps_per_epoch = frames // 5
     contender = Contender(
-        "MACE (mace-torch 0.3.16)",
+        MACE_LABEL,
         rows,
-        frames // 5,
+        steps_per_epoch,
         int(test["parameters"]),
         float(test["force_mae_meV_A"]),
         rows[-1]["time_s"] / 60.0,
@@ -245,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     measure = args.from_json is None
+    measured = {} if measure else json.loads(args.from_json.read_text())
     contenders = [deqff_contender(*spec, start=measure) for spec in args.run]
-    contenders.append(mace_contender(args.peer, args.mace_venv, start=measure))
+    peer_cost = measured.get("costs", {}).get(MACE_LABEL, {})
+    contenders.append(mace_contender(args.peer, args.mace_venv, measure, peer_cost.get("steps_per_epoch")))
     json_path = args.json or args.plot.with_suffix(".json")
     if measure:
         time_steps(contenders, args.warmup, args.steps)
@@ -254,12 +265,14 @@ def main(argv: list[str] | None = None) -> int:
             "command": measurement_command(),
             "steps": args.steps,
             "warmup": args.warmup,
-            "costs": {c.label: {"ms": c.ms, "iterations": c.iterations} for c in contenders},
+            "costs": {
+                c.label: {"ms": c.ms, "iterations": c.iterations, "steps_per_epoch": c.steps_per_epoch}
+                for c in contenders
+            },
             "machine": machine_line(),
         }
         json_path.write_text(json.dumps(measured, indent=1) + "\n")
     else:  # the tables again from an earlier run's step costs (e.g. other --at-minutes or notes)
-        measured = json.loads(args.from_json.read_text())
         args.steps, args.warmup = measured["steps"], measured["warmup"]
         for c in contenders:
             c.ms, c.iterations = measured["costs"][c.label]["ms"], measured["costs"][c.label]["iterations"]
