@@ -1,5 +1,5 @@
-"""benchmarks/bench_step_cost.py: the section rewritten from its committed JSON on a machine without the peer's
-training data (the JSON keeps each model's steps per epoch)."""
+"""benchmarks/bench_step_cost.py: the section rewritten from its committed JSON on a machine without the
+peer's training data (the JSON keeps each model's steps per epoch)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,19 @@ def test_the_committed_section_is_rewritten_from_its_json_without_training_data(
         (peer / name).write_bytes((ROOT / "benchmarks" / "peer" / "aspirin" / name).read_bytes())
     monkeypatch.chdir(ROOT)
     results = tmp_path / "RESULTS.md"
-    main([*arguments, "--peer", str(peer), "--from-json", "benchmarks/step_cost.json", "--results", str(results),
-          "--plot", str(tmp_path / "step_cost.png")])  # fmt: skip
+    source = ["--from-json", "benchmarks/step_cost.json"]
+    main(
+        [
+            *arguments,
+            "--peer",
+            str(peer),
+            *source,
+            "--results",
+            str(results),
+            "--plot",
+            str(tmp_path / "c.png"),
+        ]
+    )
     rewritten = results.read_text()
     mace_row = next(line for line in rewritten.splitlines() if line.startswith(f"| {MACE_LABEL} |"))
     assert (
