@@ -948,6 +948,16 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --json benchmarks/densities_water_npt_frames.json --section bench_densities_npt_frames \
 	  --title "Water models across densities, with labeled frames of the four-density model's own MD (issue #13: 6)" \
 	  --notes-file benchmarks/densities_water_npt_frames_notes.md
+	$(DATA_water_deq_md2); $(WATER_NVT2_TEST)
+	$(BENCH)/bench_densities.py --checkpoint runs/water_deq_four_densities/checkpoints/best.pt \
+	  --label "water_deq_four_densities (shipped 2026-12-06)" \
+	  --checkpoint runs/water_deq_md_frames/checkpoints/best.pt --label "water_deq_md_frames (water_deq since)" \
+	  --checkpoint runs/water_deq_md2/checkpoints/best.pt --label "the same stage 2 with a second round of 144 NVT frames" \
+	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
+	  --dataset data/water-box.npz --dataset data/water-nvt-seed4.npz --dataset data/water-nvt-md-seed7.npz \
+	  --no-reference --json benchmarks/densities_water_md2.json --section bench_densities_md2 \
+	  --title "Water models across densities, a second round of labeled MD frames (issue #13: 6)" \
+	  --notes-file benchmarks/densities_water_md2_notes.md
 	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
 	  --out benchmarks/npt/md_frames --section bench_npt_md_frames --plot benchmarks/npt_water_md_frames.png \
 	  --title "Water density at constant pressure, the model trained on labeled MD frames (issue #13: 6)" \
