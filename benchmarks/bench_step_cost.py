@@ -117,7 +117,10 @@ def mace_contender(
     venv. Its steps per epoch are its training frames over MACE's batch of 5 (read from the peer's
     train.xyz unless given: a table rewritten from an earlier run's JSON needs no training data)."""
     model, train_xyz = peer / "work" / "mace.model", peer / "train.xyz"
-    needed = (model, train_xyz, venv / "bin" / "python") if start else () if steps_per_epoch else (train_xyz,)
+    if start:
+        needed = (model, train_xyz, venv / "bin" / "python")
+    else:
+        needed = () if steps_per_epoch else (train_xyz,)
     for path in needed:
         if not path.exists():
             raise FileNotFoundError(
@@ -127,10 +130,8 @@ def mace_contender(
     rows = read_curve(peer / "curve.csv")
     test = json.loads((peer / "test_metrics.json").read_text())
     if steps_per_epoch is None:
-        frames = sum(
-            "Properties=" in line for line in train_xyz.read_text().splitlines()
-        )  # a header per frame
-        steps_per_epoch = frames // 5
+        headers = [line for line in train_xyz.read_text().splitlines() if "Properties=" in line]  # one a frame
+        steps_per_epoch = len(headers) // 5
     contender = Contender(
         MACE_LABEL,
         rows,
