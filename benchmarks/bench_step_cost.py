@@ -117,10 +117,9 @@ def mace_contender(
     venv. Its steps per epoch are its training frames over MACE's batch of 5 (read from the peer's
     train.xyz unless given: a table rewritten from an earlier run's JSON needs no training data)."""
     model, train_xyz = peer / "work" / "mace.model", peer / "train.xyz"
-    if start:
-        needed = (model, train_xyz, venv / "bin" / "python")
-    else:
-        needed = () if steps_per_epoch else (train_xyz,)
+    needed = [model, venv / "bin" / "python"] if start else []
+    if start or not steps_per_epoch:
+        needed.append(train_xyz)
     for path in needed:
         if not path.exists():
             raise FileNotFoundError(
@@ -130,7 +129,8 @@ def mace_contender(
     rows = read_curve(peer / "curve.csv")
     test = json.loads((peer / "test_metrics.json").read_text())
     if steps_per_epoch is None:
-        headers = [line for line in train_xyz.read_text().splitlines() if "Properties=" in line]  # one a frame
+        # one header line per frame
+        headers = [line for line in train_xyz.read_text().splitlines() if "Properties=" in line]
         steps_per_epoch = len(headers) // 5
     contender = Contender(
         MACE_LABEL,
