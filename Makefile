@@ -485,9 +485,6 @@ FROM_water_deq_8ep := water_deq_stress100
 RUN_water_deq_weights := configs/water_deq_stress100.yaml --set train.energy_weight=10 \
   --set train.energy_stage_weight=1000 --set train.stress_weight=1000
 INIT_water_deq_weights := water_deq_stage1
-# GFN2-xTB labels of the water model shipped on 2026-12-06 (0f15ee4) where its own NPT run went (seed 0, 5 ps at
-# 1 bar: 1.00 to 0.68 g/cm³; the run of bench_npt --out benchmarks/npt/weights, DCD not committed), 100 frames
-# (`deqff data label`, ~9 min), joined to the four densities: stage 2 trained with them (water_deq_npt_frames).
 # $(call GIT_WATER_EXPORT,COMMIT): models/water_deq.pt of COMMIT as out/exports/water_deq_COMMIT.pt (when missing).
 GIT_WATER_EXPORT = mkdir -p out/exports && { test -f out/exports/water_deq_$(1).pt || \
   git show $(1):models/water_deq.pt > out/exports/water_deq_$(1).pt; }
@@ -495,11 +492,17 @@ GIT_WATER_EXPORT = mkdir -p out/exports && { test -f out/exports/water_deq_$(1).
 # replaced it; 0f15ee4 is one commit of that time).
 FOUR_DENSITIES_EXPORT := out/exports/water_deq_0f15ee4.pt
 GIT_FOUR_DENSITIES_EXPORT = $(call GIT_WATER_EXPORT,0f15ee4)
-WATER_NPT_TRAJECTORY := benchmarks/npt/weights/seed0/trajectory.dcd
-WATER_NPT_LABELED = { test -f $(WATER_NPT_TRAJECTORY) || { $(GIT_FOUR_DENSITIES_EXPORT) && \
-  $(BENCH)/bench_npt.py --model $(FOUR_DENSITIES_EXPORT) --structure water-box:32 --steps 10000 --seeds 0 \
-  --out benchmarks/npt/weights --results out/bench/npt_labeled_source.md --plot out/bench/npt_labeled_source.png; }; } && \
-  $(DEQFF) data label $(WATER_NPT_TRAJECTORY) --topology benchmarks/npt/weights/seed0/topology.pdb \
+# GFN2-xTB labels of that model where its own NPT run went (seed 0, 5 ps at 1 bar from 1.000 g/cm³, the settings
+# of bench_npt; here it went to 0.68 g/cm³), 100 frames (`deqff data label`, ~9 min), joined to the four densities:
+# stage 2 trained with them (water_deq_npt_frames). This machine's frames came from the same run in
+# benchmarks/npt/weights (its DCD is not committed: bench_npt reuses the committed summary instead of running
+# again, so the labeled data makes its own run).
+WATER_NPT_RUN := out/npt_water/seed0
+WATER_NPT_LABELED = { test -f $(WATER_NPT_RUN)/trajectory.dcd || { $(GIT_FOUR_DENSITIES_EXPORT) && \
+  $(DEQFF) simulate --model $(FOUR_DENSITIES_EXPORT) --structure water-box:32 --ensemble npt --steps 10000 \
+  --temperature 300 --friction 5 --pressure 1 --barostat-interval 25 --report-interval 100 --seed 0 --no-cold \
+  --out $(WATER_NPT_RUN); }; } && \
+  $(DEQFF) data label $(WATER_NPT_RUN)/trajectory.dcd --topology $(WATER_NPT_RUN)/topology.pdb \
   --like data/water-multidensity.npz -o data/water-npt-weights-seed0.npz --overwrite --no-progress && \
   $(DEQFF) data concat data/water-multidensity.npz data/water-npt-weights-seed0.npz -o data/water-multidensity-npt.npz
 DATA_water_deq_npt_frames = $(WATER_FOUR_DENSITIES); test -f data/water-multidensity-npt.npz || { $(WATER_NPT_LABELED); }
