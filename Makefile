@@ -485,12 +485,14 @@ FROM_water_deq_8ep := water_deq_stress100
 RUN_water_deq_weights := configs/water_deq_stress100.yaml --set train.energy_weight=10 \
   --set train.energy_stage_weight=1000 --set train.stress_weight=1000
 INIT_water_deq_weights := water_deq_stage1
-# $(call GIT_WATER_EXPORT,COMMIT): models/water_deq.pt of COMMIT as out/exports/water_deq_COMMIT.pt (when missing).
-GIT_WATER_EXPORT = mkdir -p out/exports && { test -f out/exports/water_deq_$(1).pt || \
-  git show $(1):models/water_deq.pt > out/exports/water_deq_$(1).pt; }
+# $(call WATER_EXPORT,COMMIT): where models/water_deq.pt of COMMIT is kept; $(call GIT_WATER_EXPORT,COMMIT) writes
+# it there from git (when missing).
+WATER_EXPORT = out/exports/water_deq_$(1).pt
+GIT_WATER_EXPORT = mkdir -p out/exports && { test -f $(call WATER_EXPORT,$(1)) || \
+  git show $(1):models/water_deq.pt > $(call WATER_EXPORT,$(1)); }
 # The export of water_deq_four_densities (models/water_deq.pt from 93205d7 until the model trained on its MD frames
 # replaced it; 0f15ee4 is one commit of that time).
-FOUR_DENSITIES_EXPORT := out/exports/water_deq_0f15ee4.pt
+FOUR_DENSITIES_EXPORT := $(call WATER_EXPORT,0f15ee4)
 GIT_FOUR_DENSITIES_EXPORT = $(call GIT_WATER_EXPORT,0f15ee4)
 # GFN2-xTB labels of that model where its own NPT run went (seed 0, 5 ps at 1 bar from 1.000 g/cm³, the settings
 # of bench_npt; here it went to 0.68 g/cm³), 100 frames (`deqff data label`, ~9 min), joined to the four densities:
@@ -515,6 +517,11 @@ LABELED_NVT = { test -f $(4)/seed$(2)/trajectory.dcd || $(DEQFF) simulate --mode
   --ensemble nvt --steps $(3) --temperature 300 --friction 5 --report-interval 100 --seed $(2) --no-cold \
   --out $(4)/seed$(2); } && $(DEQFF) data label $(4)/seed$(2)/trajectory.dcd --topology $(4)/seed$(2)/topology.pdb \
   --like data/water-multidensity.npz --skip 10 -o $(5) --overwrite --no-progress $(6)
+# $(call HELD_OUT_NVT,COMMIT,SEED,DIR,OUTPUT): LABELED_NVT of the water model of COMMIT over 2.5 ps (40 labeled
+# frames), all of them test frames: MD frames no model trains on (when OUTPUT is missing).
+HELD_OUT_NVT = test -f $(4) || { $(call GIT_WATER_EXPORT,$(1)) && \
+  $(call LABELED_NVT,$(call WATER_EXPORT,$(1)),$(2),5000,$(3),$(4),--split none) && \
+  $(DEQFF) data split $(4) --mode temporal --train 0 --val 0 --test 40; }
 # The same with GFN2-xTB labels of the shipped model's NVT MD too (1.000 g/cm³, 300 K, seeds 2 and 3, 5 ps each,
 # 90 frames of each after the first 0.5 ps): the model's own liquid structure at the standard density.
 WATER_NVT_LABELED = $(GIT_FOUR_DENSITIES_EXPORT) && \
@@ -525,9 +532,7 @@ WATER_NVT_LABELED = $(GIT_FOUR_DENSITIES_EXPORT) && \
   $(DEQFF) data concat data/water-nvt-seed2.npz data/water-nvt-seed3.npz -o data/water-nvt.npz
 # A third NVT run of the same model (seed 4, 2.5 ps), 40 labeled frames after the first 0.5 ps, all test frames: the
 # held-out MD frames no model trains on (bench_densities_npt_frames).
-WATER_NVT_TEST = test -f data/water-nvt-seed4.npz || { $(GIT_FOUR_DENSITIES_EXPORT) && \
-  $(call LABELED_NVT,$(FOUR_DENSITIES_EXPORT),4,5000,out/nvt_water,data/water-nvt-seed4.npz,--split none) && \
-  $(DEQFF) data split data/water-nvt-seed4.npz --mode temporal --train 0 --val 0 --test 40; }
+WATER_NVT_TEST = $(call HELD_OUT_NVT,0f15ee4,4,out/nvt_water,data/water-nvt-seed4.npz)
 DATA_water_deq_md_frames = $(DATA_water_deq_npt_frames); test -f data/water-multidensity-md.npz || { $(WATER_NVT_LABELED); }
 # The shipped water model since 2026-12-06 (night); this record is its first training, the run copied to runs/water_deq.
 RUN_water_deq_md_frames := configs/water_deq.yaml
@@ -537,15 +542,13 @@ DATA_water_deq = $(DATA_water_deq_md_frames)
 # Round 2 of the same: GFN2-xTB labels of the water model shipped on the night of 2026-12-06 (2fd2428, trained with
 # round 1's frames), two NVT runs as round 1's (seeds 5 and 6, 90 frames each), joined to its data; a third run
 # (seed 7, 40 frames, all test) no model trains on (bench_densities_md2).
-MD_FRAMES_EXPORT := out/exports/water_deq_2fd2428.pt
+MD_FRAMES_EXPORT := $(call WATER_EXPORT,2fd2428)
 WATER_NVT2_LABELED = $(call GIT_WATER_EXPORT,2fd2428) && \
   $(call LABELED_NVT,$(MD_FRAMES_EXPORT),5,10000,out/nvt_water_md,data/water-nvt-md-seed5.npz) && \
   $(call LABELED_NVT,$(MD_FRAMES_EXPORT),6,10000,out/nvt_water_md,data/water-nvt-md-seed6.npz) && \
   $(DEQFF) data concat data/water-multidensity-md.npz data/water-nvt-md-seed5.npz data/water-nvt-md-seed6.npz \
   -o data/water-multidensity-md2.npz
-WATER_NVT2_TEST = test -f data/water-nvt-md-seed7.npz || { $(call GIT_WATER_EXPORT,2fd2428) && \
-  $(call LABELED_NVT,$(MD_FRAMES_EXPORT),7,5000,out/nvt_water_md,data/water-nvt-md-seed7.npz,--split none) && \
-  $(DEQFF) data split data/water-nvt-md-seed7.npz --mode temporal --train 0 --val 0 --test 40; }
+WATER_NVT2_TEST = $(call HELD_OUT_NVT,2fd2428,7,out/nvt_water_md,data/water-nvt-md-seed7.npz)
 DATA_water_deq_md2 = $(DATA_water_deq_md_frames); test -f data/water-multidensity-md2.npz || { $(WATER_NVT2_LABELED); }
 RUN_water_deq_md2 := configs/water_deq.yaml --set data.path=data/water-multidensity-md2.npz
 INIT_water_deq_md2 := water_deq_stage1
