@@ -140,3 +140,8 @@ def test_periodic_xtb_md(tmp_path: Path) -> None:
     assert frames.periodic and frames.n_frames == 2 and np.all(frames.pbc)
     assert read(tmp_path / "w4.npz").cell.shape == (2, 3, 3)
     assert read(tmp_path / "w4.npz").stress.shape == (2, 3, 3)
+
+
+def test_water_box_density_comes_from_the_setting_recorded_with_the_data() -> None:
+    with pytest.raises(ValueError, match=r"--density 0\.75"):
+        GenerateConfig(structure="water-box:8@0.75", sampler="tip3p")

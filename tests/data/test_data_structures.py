@@ -9,9 +9,11 @@ from ase.io import write as ase_write
 
 from deqff.data.structures import (
     MOLECULES,
+    WaterBoxSpec,
     build_structure,
     describe_source,
     mass_density,
+    parse_water_box,
     water_box,
     water_box_length,
 )
@@ -70,3 +72,43 @@ def test_mass_density_of_one_box_and_of_many() -> None:
     assert isinstance(mass_density([8, 1, 1], cells[0]), float)
     box = water_box(32, seed=5)  # the inverse of water_box_length
     assert mass_density(box.numbers, box.cell.array) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_water_box_spec_with_a_density() -> None:
+    assert parse_water_box("water-box") == WaterBoxSpec(32, None)
+    assert parse_water_box("water-box:8@0.75") == WaterBoxSpec(8, 0.75)
+    assert parse_water_box("aspirin") is None
+    box = build_structure("water-box:8@0.75", seed=3)
+    assert len(box) == 24 and abs(mass_density(box.numbers, box.cell.array) - 0.75) < 1e-9
+    assert (
+        abs(
+            mass_density(build_structure("water-box:8").numbers, build_structure("water-box:8").cell.array)
+            - 1.0
+        )
+        < 1e-9
+    )
+    assert (
+        describe_source("water-box:8@0.75") == "water-box:8@0.75"
+        and describe_source("water-box:8") == "water-box:8"
+    )
+    assert np.array_equal(
+        build_structure("water-box:8@0.75", 3, 0.75).positions, box.positions
+    )  # agreeing settings
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("water-box:8@75", "outside"),
+        ("water-box:8@x", "water-box:<molecules>"),
+        ("water-box:0", "at least 1"),
+    ],
+)
+def test_water_box_spec_errors(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_structure(spec)
+
+
+def test_water_box_density_given_twice_must_agree() -> None:
+    with pytest.raises(ValueError, match="one place"):
+        build_structure("water-box:8@0.75", 0, 0.88)

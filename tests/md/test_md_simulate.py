@@ -75,6 +75,8 @@ def test_structures_from_files_and_objects(tmp_path):
     assert pair.topology is from_pdb.topology
     box = load_structure("water-box:8")
     assert box.periodic and box.positions.shape == (24, 3) and box.box.shape == (3, 3)
+    sparse = load_structure("water-box:8@0.75")  # a box (nm) 1/0.75 times the volume of 1.0 g/cm³'s
+    assert abs(np.linalg.det(sparse.box) / np.linalg.det(box.box) - 1 / 0.75) < 1e-9
     assert len(load_structure("ethanol").atomic_numbers) == 9
     with pytest.raises(ValueError, match="partially periodic"):
         load_structure(
@@ -90,6 +92,7 @@ def test_generated_water_boxes_are_minimized_unless_told_otherwise(tmp_path):
         return SimulationSettings(model="m.pt", structure=structure, out=str(tmp_path), **kw)
 
     assert wants_minimize(settings("water-box")) and wants_minimize(settings("water-box:8"))
+    assert wants_minimize(settings("water-box:8@0.75"))
     assert not wants_minimize(settings("ethanol")) and not wants_minimize(settings("aspirin"))
     assert not wants_minimize(settings("water-box:8", minimize=False))
     assert wants_minimize(settings("ethanol", minimize=True))

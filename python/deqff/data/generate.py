@@ -30,7 +30,7 @@ from ase import Atoms
 from deqff.data.checkpoint import load_checkpoint, partial_path, save_checkpoint
 from deqff.data.dataset import Frames, default_metadata, full_stress
 from deqff.data.formats import write
-from deqff.data.structures import build_structure, describe_source, parse_water_box_spec
+from deqff.data.structures import build_structure, describe_source, parse_water_box, parse_water_box_spec
 from deqff.data.xtb import METHODS, XTBCalculator, relax
 from deqff.units import ANGSTROM_TO_NM, NM_TO_ANGSTROM
 
@@ -80,6 +80,13 @@ class GenerateConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.sampler == "tip3p" and parse_water_box_spec(self.structure) is None:
             raise ValueError("the tip3p sampler only handles water boxes (structure 'water-box[:n]')")
+        water = parse_water_box(self.structure)
+        if water is not None and water.density_g_cm3 is not None:
+            raise ValueError(
+                f"structure {self.structure!r}: data generation takes a water box's density from its density "
+                f"setting (--density, density_g_cm3), which is recorded with the data; write water-box:"
+                f"{water.n_molecules} --density {water.density_g_cm3:g}"
+            )
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
 

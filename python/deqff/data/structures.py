@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from ase import Atoms
@@ -27,8 +28,11 @@ MOLECULES: dict[str, str] = {
     "paracetamol": "CC(=O)Nc1ccc(O)cc1",
 }
 
-#: Spec of the periodic water box ("water-box" or "water-box:<n_molecules>").
+#: Spec of the periodic water box: "water-box", "water-box:<n_molecules>" or
+#: "water-box:<n_molecules>@<density in g/cm³>".
 WATER_BOX: str = "water-box"
+#: Densities (g/cm³) a water-box spec may ask for: liquid water and what NPT runs of it visit.
+WATER_BOX_DENSITIES: tuple[float, float] = (0.3, 1.5)
 
 #: TIP3P geometry: O-H bond (Å) and H-O-H angle (degrees).
 WATER_OH: float = 0.9572
@@ -185,20 +189,65 @@ def strained(atoms: Atoms, strain: np.ndarray) -> Atoms:
     return out
 
 
-def parse_water_box_spec(spec: str) -> int | None:
-    """Number of molecules for "water-box" (32) / "water-box:<n>", or None for other specs."""
+class WaterBoxSpec(NamedTuple):
+    """A parsed water-box spec: number of molecules and density (g/cm³; None: the caller's default)."""
+
+    n_molecules: int
+    density_g_cm3: float | None
+
+
+def parse_water_box(spec: str) -> WaterBoxSpec | None:
+    """WaterBoxSpec of "water-box" (32 molecules), "water-box:<n>" or "water-box:<n>@<density g/cm³>"
+    (e.g. "water-box:32@0.75"); None for other specs. Malformed water-box specs raise ValueError."""
     name = normalize_name(spec)
     if name == WATER_BOX:
-        return 32
-    if name.startswith(WATER_BOX + ":"):
-        return int(name.split(":", 1)[1])
-    return None
+        return WaterBoxSpec(32, None)
+    if not name.startswith(WATER_BOX + ":"):
+        return None
+    count, _, density = name.split(":", 1)[1].partition("@")
+    try:
+        n_molecules = int(count)
+        density_g_cm3 = float(density) if density else None
+    except ValueError:
+        raise ValueError(
+            f"water box spec {spec!r}: write water-box:<molecules>[@<density in g/cm³>], "
+            "e.g. water-box:32@0.75"
+        ) from None
+    if n_molecules < 1:
+        raise ValueError(f"water box spec {spec!r}: the number of molecules must be at least 1")
+    low, high = WATER_BOX_DENSITIES
+    if density_g_cm3 is not None and not low <= density_g_cm3 <= high:
+        raise ValueError(
+            f"water box spec {spec!r}: density {density_g_cm3} g/cm³ is outside {low}-{high} g/cm³ "
+            "(the density is in g/cm³: liquid water is 1.0)"
+        )
+    return WaterBoxSpec(n_molecules, density_g_cm3)
+
+
+def parse_water_box_spec(spec: str) -> int | None:
+    """Number of molecules of a water-box spec (`parse_water_box`), or None for other specs."""
+    parsed = parse_water_box(spec)
+    return None if parsed is None else parsed.n_molecules
+
+
+def water_density(spec: str, water: WaterBoxSpec, density_g_cm3: float | None) -> float:
+    """The density (g/cm³) of a water box: its spec's, else `density_g_cm3`, else 1.0."""
+    if water.density_g_cm3 is None:
+        return 1.0 if density_g_cm3 is None else density_g_cm3
+    if density_g_cm3 is not None and abs(density_g_cm3 - water.density_g_cm3) > 1e-9:
+        raise ValueError(
+            f"water box spec {spec!r} asks for {water.density_g_cm3} g/cm³ but the density setting is "
+            f"{density_g_cm3} g/cm³: give the density in one place"
+        )
+    return water.density_g_cm3
 
 
 def describe_source(spec: str) -> str:
     """Canonical description of a structure spec, recorded as `metadata["source"]`."""
-    if parse_water_box_spec(spec) is not None:
-        return f"{WATER_BOX}:{parse_water_box_spec(spec)}"
+    water = parse_water_box(spec)
+    if water is not None:
+        density = "" if water.density_g_cm3 is None else f"@{water.density_g_cm3:g}"
+        return f"{WATER_BOX}:{water.n_molecules}{density}"
     if normalize_name(spec) in MOLECULES:
         return f"name:{normalize_name(spec)} (SMILES {MOLECULES[normalize_name(spec)]})"
     if Path(spec).is_file():
@@ -206,11 +255,13 @@ def describe_source(spec: str) -> str:
     return f"smiles:{spec.removeprefix('smiles:')}"
 
 
-def build_structure(spec: str, seed: int = 0, density_g_cm3: float = 1.0) -> Atoms:
-    """Structure for a spec: a built-in name, "smiles:<SMILES>" or a SMILES, a file, or "water-box[:n]"."""
-    n_water = parse_water_box_spec(spec)
-    if n_water is not None:
-        return water_box(n_water, density_g_cm3, seed)
+def build_structure(spec: str, seed: int = 0, density_g_cm3: float | None = None) -> Atoms:
+    """Structure for a spec: a built-in name, "smiles:<SMILES>" or a SMILES, a file, or
+    "water-box[:n[@density]]". A water box's density (g/cm³) is the spec's, else `density_g_cm3`, else 1.0;
+    a spec and an argument that disagree raise ValueError."""
+    water = parse_water_box(spec)
+    if water is not None:
+        return water_box(water.n_molecules, water_density(spec, water, density_g_cm3), seed)
     name = normalize_name(spec)
     if name in MOLECULES:
         atoms = from_smiles(MOLECULES[name], seed)

@@ -106,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--structure",
         default=DEFAULT_STRUCTURE,
-        help="xyz/PDB file, molecule name (ethanol, aspirin, ...), SMILES or water-box[:n]",
+        help="xyz/PDB file, molecule name (ethanol, aspirin, ...), SMILES or water-box[:n[@density g/cm³]] "
+        "(e.g. water-box:32@0.75)",
     )
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--temperature", type=float, default=300.0, help="K")

@@ -50,7 +50,8 @@ FINAL_STATE = "final_state.xml"
 @dataclass
 class SimulationSettings:
     """model: exported file (or a training checkpoint, exported with default options); structure:
-    file, molecule name, SMILES or water-box[:n]; timestep in fs, temperature in K, friction in 1/ps;
+    file, molecule name, SMILES or water-box[:n[@density g/cm³]]; timestep in fs, temperature in K, friction
+    in 1/ps;
     platform: an OpenMM platform (deqff.md.devices: CUDA and OpenCL when OpenMM has them here),
     device_index: its GPU (OpenMM's DeviceIndex; None: OpenMM's choice); start_state: an OpenMM
     State XML (positions, velocities, time, box; a run's final_state.xml) to continue from instead

@@ -1,7 +1,7 @@
 """Structures for MD engines: an OpenMM topology, positions (nm) and an optional periodic box (nm).
 
 `load_structure(source)` accepts a PDB file (read by OpenMM, keeping residues and bonds), any other
-ASE-readable file (xyz, extxyz, ...), a built-in molecule name, SMILES or "water-box[:n]"
+ASE-readable file (xyz, extxyz, ...), a built-in molecule name, SMILES or "water-box[:n[@density g/cm³]]"
 (`deqff.data.structures`), an `ase.Atoms`, an `mdtraj.Trajectory` (first frame) or an
 (`openmm.app.Topology`, positions) pair.
 """
