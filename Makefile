@@ -510,17 +510,19 @@ WATER_NPT_LABELED = { test -f $(WATER_NPT_RUN)/trajectory.dcd || { $(GIT_FOUR_DE
 DATA_water_deq_npt_frames = $(WATER_FOUR_DENSITIES); test -f data/water-multidensity-npt.npz || { $(WATER_NPT_LABELED); }
 RUN_water_deq_npt_frames := configs/water_deq.yaml --set data.path=data/water-multidensity-npt.npz
 INIT_water_deq_npt_frames := water_deq_stage1
-# $(call LABELED_NVT,EXPORT,SEED,STEPS,DIR,OUTPUT[,LABEL OPTIONS]): NVT MD of the water model EXPORT on the 32-water
-# box (1.000 g/cm³, 300 K, STEPS of 0.5 fs, seed SEED; DIR/seedSEED, kept when there) and GFN2-xTB labels of its
-# frames after the first 0.5 ps (every 50 fs) in OUTPUT, with the reference settings of the four-density data.
-LABELED_NVT = { test -f $(4)/seed$(2)/trajectory.dcd || $(DEQFF) simulate --model $(1) --structure water-box:32 \
+# $(call LABELED_NVT,EXPORT,SEED,STEPS,DIR,OUTPUT[,LABEL OPTIONS[,STRUCTURE]]): NVT MD of the water model EXPORT on
+# STRUCTURE (default the 32-water box at 1.000 g/cm³; e.g. water-box:32@0.75), 300 K, STEPS of 0.5 fs, seed SEED
+# (DIR/seedSEED, kept when there) and GFN2-xTB labels of its frames after the first 0.5 ps (every 50 fs) in OUTPUT,
+# with the reference settings of the four-density data.
+LABELED_NVT = { test -f $(4)/seed$(2)/trajectory.dcd || $(DEQFF) simulate --model $(1) \
+  --structure $(or $(7),water-box:32) \
   --ensemble nvt --steps $(3) --temperature 300 --friction 5 --report-interval 100 --seed $(2) --no-cold \
   --out $(4)/seed$(2); } && $(DEQFF) data label $(4)/seed$(2)/trajectory.dcd --topology $(4)/seed$(2)/topology.pdb \
   --like data/water-multidensity.npz --skip 10 -o $(5) --overwrite --no-progress $(6)
-# $(call HELD_OUT_NVT,COMMIT,SEED,DIR,OUTPUT): LABELED_NVT of the water model of COMMIT over 2.5 ps (40 labeled
-# frames), all of them test frames: MD frames no model trains on (when OUTPUT is missing).
+# $(call HELD_OUT_NVT,COMMIT,SEED,DIR,OUTPUT[,STRUCTURE]): LABELED_NVT of the water model of COMMIT over 2.5 ps (40
+# labeled frames), all of them test frames: MD frames no model trains on (when OUTPUT is missing).
 HELD_OUT_NVT = test -f $(4) || { $(call GIT_WATER_EXPORT,$(1)) && \
-  $(call LABELED_NVT,$(call WATER_EXPORT,$(1)),$(2),5000,$(3),$(4),--split none) && \
+  $(call LABELED_NVT,$(call WATER_EXPORT,$(1)),$(2),5000,$(3),$(4),--split none,$(5)) && \
   $(DEQFF) data split $(4) --mode temporal --train 0 --val 0 --test 40; }
 # The same with GFN2-xTB labels of the shipped model's NVT MD too (1.000 g/cm³, 300 K, seeds 2 and 3, 5 ps each,
 # 90 frames of each after the first 0.5 ps): the model's own liquid structure at the standard density.
@@ -552,6 +554,19 @@ WATER_NVT2_TEST = $(call HELD_OUT_NVT,2fd2428,7,out/nvt_water_md,data/water-nvt-
 DATA_water_deq_md2 = $(DATA_water_deq_md_frames); test -f data/water-multidensity-md2.npz || { $(WATER_NVT2_LABELED); }
 RUN_water_deq_md2 := configs/water_deq.yaml --set data.path=data/water-multidensity-md2.npz
 INIT_water_deq_md2 := water_deq_stage1
+# Round 3, at the lower densities instead: GFN2-xTB labels of two NVT runs of the same shipped model (2fd2428) in
+# boxes at 0.75 and 0.65 g/cm³ (seeds 8 and 9, 5 ps, 90 frames each after 0.5 ps), where its energies are offset most
+# (bench_densities_md2: +2.87 and +5.75 meV/atom against -1.63 at 1.000), joined to its data; a third run at
+# 0.75 g/cm³ (seed 10, 40 frames, all test) no model trains on (bench_densities_low).
+WATER_NVT_LOW_LABELED = $(call GIT_WATER_EXPORT,2fd2428) && \
+  $(call LABELED_NVT,$(MD_FRAMES_EXPORT),8,10000,out/nvt_water_low,data/water-nvt-low-seed8.npz,,water-box:32@0.75) && \
+  $(call LABELED_NVT,$(MD_FRAMES_EXPORT),9,10000,out/nvt_water_low,data/water-nvt-low-seed9.npz,,water-box:32@0.65) && \
+  $(DEQFF) data concat data/water-multidensity-md.npz data/water-nvt-low-seed8.npz data/water-nvt-low-seed9.npz \
+  -o data/water-multidensity-md-low.npz
+WATER_NVT_LOW_TEST = $(call HELD_OUT_NVT,2fd2428,10,out/nvt_water_low,data/water-nvt-low-seed10.npz,water-box:32@0.75)
+DATA_water_deq_md_low = $(DATA_water_deq_md_frames); test -f data/water-multidensity-md-low.npz || { $(WATER_NVT_LOW_LABELED); }
+RUN_water_deq_md_low := configs/water_deq.yaml --set data.path=data/water-multidensity-md-low.npz
+INIT_water_deq_md_low := water_deq_stage1
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
@@ -576,6 +591,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
   water_deq_stress100 water_deq_npt_frames water_deq_md_frames water_deq_four_densities water_deq_md2 \
+  water_deq_md_low \
   $(ABLATION_RUNS)
 RECORDS := benchmarks/runs
 # The DEQs whose layers benchmarks/layer_contraction.py checks (a contracting and a non-contracting one).
@@ -817,6 +833,9 @@ benchmarks: benchmark-runs
 	  --trajectory data/aspirin_md500K_every_step.npz --steps 200 --tolerances 0.0001 0.001 0.01 --predictor-order 2
 	$(BENCH)/profile_conservative_call.py --checkpoint models/aspirin_deq.ckpt --dataset data/aspirin.npz \
 	  --iterations 4.65 --adjoint-iterations 4.70 --notes-file benchmarks/profile_conservative_notes.md
+	$(BENCH)/profile_training_step.py --run 'DEQ (shipped)=configs/aspirin_deq.yaml:models/aspirin_deq.ckpt' \
+	  --run 'explicit twin, 4 layers (shipped)=configs/aspirin_explicit.yaml:models/aspirin_explicit.ckpt' \
+	  --steps 40 --notes-file benchmarks/profile_training_step_notes.md
 	mkdir -p out/bench && $(DEQFF) export models/aspirin_deq.ckpt -o out/bench/aspirin_deq_direct.pt $(EXPORT_OPTIONS) \
 	  $(PRIOR_aspirin_deq) --force-mode direct
 	$(BENCH)/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 \
