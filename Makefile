@@ -176,6 +176,11 @@ EXPORT_LIKE_aspirin_deq_12ep_product16 := aspirin_deq
 out/exports/%.pt: runs/%/checkpoints/best.pt
 	mkdir -p out/exports
 	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) $(PRIOR_$(EXPORT_LIKE_$*))
+# Round 3's water model exported as the shipped one is, its prior fitted on its own data (its NPT runs).
+out/exports/water_deq_md_low.pt: runs/water_deq_md_low/checkpoints/best.pt
+	mkdir -p out/exports
+	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) --secant-memory 40 --repulsion zbl \
+	  --repulsion-data data/water-multidensity-md-low.npz
 
 models: setup
 	$(VENV)/bin/deqff data recipe standard
@@ -983,6 +988,22 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --no-reference --json benchmarks/densities_water_md2.json --section bench_densities_md2 \
 	  --title "Water models across densities, a second round of labeled MD frames (issue #13: 6)" \
 	  --notes-file benchmarks/densities_water_md2_notes.md
+	$(DATA_water_deq_md_low); $(WATER_NVT_LOW_TEST); $(WATER_NVT2_TEST)
+	$(BENCH)/bench_densities.py --checkpoint runs/water_deq_md_frames/checkpoints/best.pt \
+	  --label "water_deq_md_frames (water_deq since)" \
+	  --checkpoint runs/water_deq_md2/checkpoints/best.pt --label "the same stage 2 with 144 more NVT frames at 1.000 g/cm³" \
+	  --checkpoint runs/water_deq_md_low/checkpoints/best.pt --label "the same stage 2 with 144 NVT frames at 0.75 and 0.65 g/cm³" \
+	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
+	  --dataset data/water-box.npz --dataset data/water-nvt-seed4.npz --dataset data/water-nvt-md-seed7.npz \
+	  --dataset data/water-nvt-low-seed10.npz --no-reference --json benchmarks/densities_water_low.json \
+	  --section bench_densities_low \
+	  --title "Water models across densities, labeled MD frames at 0.75 and 0.65 g/cm³ (issue #13: 6)" \
+	  --notes-file benchmarks/densities_water_low_notes.md
+	$(MAKE) --no-print-directory out/exports/water_deq_md_low.pt
+	$(BENCH)/bench_npt.py --model out/exports/water_deq_md_low.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
+	  --out out/bench/npt_md_low --section bench_npt_md_low --plot benchmarks/npt_water_md_low.png \
+	  --title "Water density at constant pressure, the model trained on labeled MD at 0.75 and 0.65 g/cm³ (issue #13: 6)" \
+	  --notes-file benchmarks/npt_water_md_low_notes.md
 	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 10000 --seeds 0 1 \
 	  --out benchmarks/npt/md_frames --section bench_npt_md_frames --plot benchmarks/npt_water_md_frames.png \
 	  --title "Water density at constant pressure, the model trained on labeled MD frames (issue #13: 6)" \
