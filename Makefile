@@ -161,6 +161,9 @@ WATER_FOUR_DENSITIES = test -f data/water-multidensity.npz || { { test -f data/w
   $(DEQFF) data recipe standard --only water-box; } && $(DEQFF) data recipe water-densities && \
   $(DEQFF) data concat data/water-box.npz data/water-box-0.65.npz data/water-box-0.75.npz data/water-box-0.88.npz \
   -o data/water-multidensity.npz; }
+# The four densities' test splits as bench_densities' datasets, densest last.
+FOUR_DENSITY_TESTS := --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz \
+  --dataset data/water-box-0.88.npz --dataset data/water-box.npz
 
 # A benchmark run's checkpoint (runs/ is not committed): trained (resumably) when missing.
 runs/%/checkpoints/best.pt:
@@ -925,12 +928,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --checkpoint runs/water_deq_stress100/checkpoints/best.pt --label "stage 2 at four densities (shipped before)" \
 	  --checkpoint runs/water_deq_8ep/checkpoints/best.pt --label "stage 2 at four densities, 8 epochs" \
 	  --checkpoint runs/water_deq_weights/checkpoints/best.pt --label "stage 2 at four densities, energies and stresses x10 (the shipped recipe)" \
-	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
-	  --dataset data/water-box.npz --notes-file benchmarks/densities_water_notes.md
+	  $(FOUR_DENSITY_TESTS) --notes-file benchmarks/densities_water_notes.md
 	$(BENCH)/bench_densities.py --checkpoint runs/water_deq_four_densities/checkpoints/best.pt \
 	  --label "water_deq_four_densities (shipped 2026-12-06)" \
-	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
-	  --dataset data/water-box.npz --no-reference --json benchmarks/densities_water_shipped.json \
+	  $(FOUR_DENSITY_TESTS) --no-reference --json benchmarks/densities_water_shipped.json \
 	  --section bench_densities_shipped --title "Water models across densities, the four-density model shipped 2026-12-06" \
 	  --notes-file benchmarks/densities_water_shipped_notes.md
 	$(GIT_FOUR_DENSITIES_EXPORT)
@@ -972,8 +973,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --checkpoint runs/water_deq_npt_frames/checkpoints/best.pt --label "the same stage 2 with 80 labeled NPT frames" \
 	  --checkpoint runs/water_deq_md_frames/checkpoints/best.pt \
 	  --label "the same stage 2 with 80 NPT and 144 NVT frames (water_deq since)" \
-	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
-	  --dataset data/water-box.npz --dataset data/water-npt-weights-seed0.npz --dataset data/water-nvt.npz \
+	  $(FOUR_DENSITY_TESTS) --dataset data/water-npt-weights-seed0.npz --dataset data/water-nvt.npz \
 	  --dataset data/water-nvt-seed4.npz --no-reference \
 	  --json benchmarks/densities_water_npt_frames.json --section bench_densities_npt_frames \
 	  --title "Water models across densities, with labeled frames of the four-density model's own MD (issue #13: 6)" \
@@ -983,8 +983,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --label "water_deq_four_densities (shipped 2026-12-06)" \
 	  --checkpoint runs/water_deq_md_frames/checkpoints/best.pt --label "water_deq_md_frames (water_deq since)" \
 	  --checkpoint runs/water_deq_md2/checkpoints/best.pt --label "the same stage 2 with a second round of 144 NVT frames" \
-	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
-	  --dataset data/water-box.npz --dataset data/water-nvt-seed4.npz --dataset data/water-nvt-md-seed7.npz \
+	  $(FOUR_DENSITY_TESTS) --dataset data/water-nvt-seed4.npz --dataset data/water-nvt-md-seed7.npz \
 	  --no-reference --json benchmarks/densities_water_md2.json --section bench_densities_md2 \
 	  --title "Water models across densities, a second round of labeled MD frames (issue #13: 6)" \
 	  --notes-file benchmarks/densities_water_md2_notes.md
@@ -993,8 +992,7 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --label "water_deq_md_frames (water_deq since)" \
 	  --checkpoint runs/water_deq_md2/checkpoints/best.pt --label "the same stage 2 with 144 more NVT frames at 1.000 g/cm³" \
 	  --checkpoint runs/water_deq_md_low/checkpoints/best.pt --label "the same stage 2 with 144 NVT frames at 0.75 and 0.65 g/cm³" \
-	  --dataset data/water-box-0.65.npz --dataset data/water-box-0.75.npz --dataset data/water-box-0.88.npz \
-	  --dataset data/water-box.npz --dataset data/water-nvt-seed4.npz --dataset data/water-nvt-md-seed7.npz \
+	  $(FOUR_DENSITY_TESTS) --dataset data/water-nvt-seed4.npz --dataset data/water-nvt-md-seed7.npz \
 	  --dataset data/water-nvt-low-seed10.npz --no-reference --json benchmarks/densities_water_low.json \
 	  --section bench_densities_low \
 	  --title "Water models across densities, labeled MD frames at 0.75 and 0.65 g/cm³ (issue #13: 6)" \
