@@ -892,10 +892,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	$(BENCH)/bench_secants.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \
 	  --structure aspirin --memories 0 20 40 60 80 --notes-file benchmarks/secants_notes.md
 	$(BENCH)/bench_secants.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \
-	  --structure water-box:32 --steps 100 --memories 0 20 40 --nve-steps 0 --plot benchmarks/secants_water.png \
+	  --structure water-box:32 --steps 100 --memories 0 20 40 --shipped-memory 40 --nve-steps 0 --plot benchmarks/secants_water.png \
 	  --section bench_secants_water --title 'water box' --notes-file benchmarks/secants_water_notes.md
 	$(BENCH)/bench_secants.py --checkpoint models/water_deq.ckpt --trajectory data/water-box_every_step.npz \
-	  --structure water-box:32 --steps 20 --memories 0 40 --nve-steps 2000 --out out/bench/secants_water \
+	  --structure water-box:32 --steps 20 --memories 0 40 --shipped-memory 40 --nve-steps 2000 --out out/bench/secants_water \
 	  --plot benchmarks/secants_water_nve.png --section bench_secants_water_nve --title 'water box, NVE' \
 	  --notes-file benchmarks/secants_water_nve_notes.md
 	$(BENCH)/bench_npt.py --model models/water_deq.pt --structure water-box:32 --steps 14000 --seeds 0 1 \

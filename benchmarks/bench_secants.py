@@ -57,7 +57,7 @@ def total(run: Run) -> np.ndarray:
     return run.iterations + run.adjoint_iterations
 
 
-def table(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict]) -> list[str]:
+def table(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict], shipped: int) -> list[str]:
     cold, base = runs["cold"], runs["0"]
     cold_ms = 1e3 * float(np.median(cold.seconds))
     base_ms = 1e3 * float(np.median(base.seconds))
@@ -72,7 +72,7 @@ def table(memories: list[int], runs: dict[str, Run], drifts: dict[int, dict]) ->
     for memory in memories:
         run, drift = runs[str(memory)], drifts.get(memory)
         ms = 1e3 * float(np.median(run.seconds))
-        name = "predicted, M = 0 (shipped)" if memory == 0 else f"predicted, M = {memory}"
+        name = f"predicted, M = {memory}" + (" (shipped)" if memory == shipped else "")
         nve = (
             f"{drift['drift_mev_per_atom_per_ps']:+.3f} | {1e3 * drift['fluctuation_ev_per_atom']:.3f}"
             if drift
@@ -125,11 +125,14 @@ def main() -> None:
     add_replay_arguments(parser, nve_steps=4000, out="out/bench/secants")
     parser.add_argument("--tol", type=float, default=1e-4, help="solve and adjoint tolerance")
     parser.add_argument("--memories", type=int, nargs="+", default=[0, 10, 20, 40], help="Anderson slots")
+    parser.add_argument(
+        "--shipped-memory", type=int, default=0, help="the M of the shipped export (marked in the table)"
+    )
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
     add_section_arguments(parser, HERE / "secants.png", "bench_secants")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    memories = sorted(set(args.memories) | {0})
+    memories = sorted(set(args.memories) | {0, args.shipped_memory})
 
     model, numbers, frames, cell = load_replay(args)
     common = {"tol": args.tol, "adjoint_tol": args.tol}
@@ -150,20 +153,22 @@ def main() -> None:
         f"Command: `python benchmarks/bench_secants.py --checkpoint {args.checkpoint} --trajectory "
         f"{args.trajectory} --structure {args.structure} --steps {len(frames)} --tol {args.tol:g} "
         f"--predictor-order {args.predictor_order} --memories {' '.join(map(str, memories))} "
-        f"--nve-steps {args.nve_steps}{section_arguments(args, parser)}`  ",
+        f"--nve-steps {args.nve_steps}"
+        + (f" --shipped-memory {args.shipped_memory}" if args.shipped_memory else "")
+        + f"{section_arguments(args, parser)}`  ",
         machine_line() + "  ",
         f"Model `{args.checkpoint}` ({model.config.model_type}, {len(numbers)} atoms), conservative forces, "
         f"float64, solve and adjoint to {args.tol:g}: a cold export, and exports with warm starts predicted "
         f"from the last {args.predictor_order + 1} fixed points whose warm solves (solver and adjoint) run "
         "Anderson with M slots seeded with the previous call's last M - 1 secant pairs (M = 0: an empty "
-        "history, what the shipped models do); "
+        f"history; the shipped export's M is {args.shipped_memory}); "
         f"{len(frames)} consecutive 0.5 fs frames of `{args.trajectory}` "
         f"({'periodic' if cell is not None else 'no periodic box'}; "
         f"{read_metadata_line(args.trajectory)}), all modules alternating frame by frame. "
         f"Force error: per frame the largest component difference to a cold solve at {TIGHT:g}. "
         f"{nve_sentence(args)}Plot: `benchmarks/{Path(args.plot).name}`.",
         "",
-        *table(memories, runs, drifts),
+        *table(memories, runs, drifts, args.shipped_memory),
     ]
     if args.notes_file:
         lines += ["", *notes_lines(args.notes_file)]
