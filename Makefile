@@ -176,14 +176,10 @@ EXPORT_LIKE_ethanol_conservative_12ep_gains_wide := ethanol_conservative
 EXPORT_LIKE_aspirin_deq_96ep_gains_wide_chw_jac := aspirin_deq
 EXPORT_LIKE_aspirin_explicit_48ep_gains_wide_chw := aspirin_explicit
 EXPORT_LIKE_aspirin_deq_12ep_product16 := aspirin_deq
+# A run's own export options (EXPORT_RUN, e.g. a prior fitted on its own data) take the place of its model's.
 out/exports/%.pt: runs/%/checkpoints/best.pt
 	mkdir -p out/exports
-	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) $(PRIOR_$(EXPORT_LIKE_$*))
-# Round 3's water model exported as the shipped one is, its prior fitted on its own data (its NPT runs).
-out/exports/water_deq_md_low.pt: runs/water_deq_md_low/checkpoints/best.pt
-	mkdir -p out/exports
-	$(VENV)/bin/deqff export $< -o $@ $(EXPORT_OPTIONS) --secant-memory 40 --repulsion zbl \
-	  --repulsion-data data/water-multidensity-md-low.npz
+	$(VENV)/bin/deqff export $< -o $@ $(or $(EXPORT_$*),$(EXPORT_OPTIONS) $(PRIOR_$(EXPORT_LIKE_$*)))
 
 models: setup
 	$(VENV)/bin/deqff data recipe standard
@@ -575,6 +571,9 @@ WATER_NVT_LOW_TEST = $(call HELD_OUT_NVT,2fd2428,10,out/nvt_water_low,data/water
 DATA_water_deq_md_low = $(DATA_water_deq_md_frames); test -f data/water-multidensity-md-low.npz || { $(WATER_NVT_LOW_LABELED); }
 RUN_water_deq_md_low := configs/water_deq.yaml --set data.path=data/water-multidensity-md-low.npz
 INIT_water_deq_md_low := water_deq_stage1
+# Exported as the shipped water model is, its prior fitted on its own data (its NPT runs: out/exports/water_deq_md_low.pt).
+EXPORT_water_deq_md_low = $(EXPORT_OPTIONS) --secant-memory 40 --repulsion zbl \
+  --repulsion-data data/water-multidensity-md-low.npz
 # The 4-layer explicit twin of aspirin_deq_48ep with its 48 epochs (the DEQ vs explicit comparison at equal epochs;
 # the shipped aspirin_explicit until the channel-wise block).
 RUN_aspirin_explicit_48ep := configs/aspirin_explicit_narrow.yaml --set train.epochs=48 --set train.energy_stage_epoch=47
