@@ -273,8 +273,9 @@ def section_lines(measured: dict[str, Any], from_json: Path | None) -> list[str]
     return lines
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Time the --run steps in turn; the measurement in the JSON layout."""
+def measure(args: argparse.Namespace, arguments: list[str]) -> dict[str, Any]:
+    """Time the --run steps in turn; the measurement in the JSON layout (its command from the script's
+    `arguments`)."""
     with tempfile.TemporaryDirectory() as out:
         contenders = [make_contender(spec, Path(out) / str(i)) for i, spec in enumerate(args.run)]
         for round_index in range(args.warmup + args.steps):
@@ -282,7 +283,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 contender.step(timed_step=round_index >= args.warmup)
     options = ("--from-json", "--notes-file", "--json", "--results")
     command = shlex.join(
-        ["python", "benchmarks/profile_training_step.py", *without_options(sys.argv[1:], options)]
+        ["python", "benchmarks/profile_training_step.py", *without_options(arguments, options)]
     )
     return {
         "command": command,
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json is None:
         if not args.run:
             parser.error("give at least one --run (or --from-json)")
-        measured = measure(args)
+        measured = measure(args, sys.argv[1:] if argv is None else argv)
         args.json.write_text(json.dumps(measured, indent=1) + "\n")
     else:
         measured = json.loads(args.from_json.read_text())

@@ -90,6 +90,7 @@ def test_phases_of_a_conservative_deq_and_an_explicit_step(tmp_path: Path) -> No
     )
     section = results.read_text()
     assert "| fixed-point solve (no graph) |" in section and "| **step** |" in section
+    assert f"profile_training_step.py --run DEQ={deq} --steps 1 --warmup 1`" in section  # this call's command
     table = [line for line in section.splitlines() if line.startswith("| ")]
     again = tmp_path / "again.md"
     again.write_text("# results\n")
