@@ -189,11 +189,11 @@ def attention_by_definition(
 ) -> torch.Tensor:
     """Σ_j α_ij^head(c) (W m_ij)_c from the broadcast product of every message with every head's weight."""
     sender, receiver = edge_index
-    num_edge_blocks = attention.edge_tp.num_blocks
+    num_operator_terms = attention.edge_tp.num_terms
     scalars = h[:, : attention.num_scalars]
-    logits = attention.attention_logits(scalars, edge_index, terms[num_edge_blocks])
+    logits = attention.attention_logits(scalars, edge_index, terms[num_operator_terms])
     alpha = attention.neighbor_weights(logits, receiver, h.shape[0])  # [E, H]
-    messages = attention.edge_tp.apply(h[sender], terms[:num_edge_blocks])  # [E, M]
+    messages = attention.edge_tp.apply(h[sender], terms[:num_operator_terms])  # [E, M]
     weighted = messages.unsqueeze(1) * alpha.unsqueeze(-1)  # [E, H, M]
     per_head = torch.zeros(h.shape[0], *weighted.shape[1:], dtype=h.dtype).index_add(0, receiver, weighted)
     values = attention.linear(per_head)  # [N, H, F]

@@ -88,7 +88,7 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.linear = o3.Linear(irreps_message.simplify(), irreps_node)
         self.num_heads = num_heads
         self.num_scalars = scalar_dim(irreps_node)
-        self.num_edge_terms = self.edge_tp.num_blocks + 1
+        self.num_edge_terms = self.edge_tp.num_terms + 1
         self.feature_dim = irreps_node.dim
         self.attention_mlp = FullyConnectedNet(
             [2 * self.num_scalars + num_basis, radial_hidden, num_heads], torch.nn.functional.silu
@@ -100,7 +100,7 @@ class EquivariantGraphAttention(torch.nn.Module):
 
     def edge_terms(self, edge_radial: Tensor, edge_sh: Tensor) -> list[Tensor]:
         """What the block needs per edge that depends only on the edge vector (edge_radial [E, K],
-        edge_sh [E, S]): the tensor-product operator (one tensor per input block:
+        edge_sh [E, S]): the tensor-product operator (`edge_tp.num_terms` tensors:
         deqff.nn.edge_operator), then the radial part of the attention MLP's first layer [E, hidden];
         `num_edge_terms` tensors."""
         first = self.attention_mlp[0].weight
@@ -129,8 +129,8 @@ class EquivariantGraphAttention(torch.nn.Module):
         sender = edge_index[0]
         receiver = edge_index[1]
         num_nodes = h.shape[0]
-        operator = edge_terms[: self.edge_tp.num_blocks]
-        radial_part = edge_terms[self.edge_tp.num_blocks]
+        operator = edge_terms[: self.edge_tp.num_terms]
+        radial_part = edge_terms[self.edge_tp.num_terms]
         logits = self.attention_logits(h[:, : self.num_scalars], edge_index, radial_part)
         alpha = self.neighbor_weights(logits, receiver, num_nodes)  # [E, H]
         # The messages' components stay in the operator's order until summed over neighbors: the sums

@@ -1,24 +1,37 @@
 """A depthwise ('uvu') tensor product with the spherical harmonics, evaluated as a per-edge linear map.
 
 For fixed edge vectors and radial weights, m_ij = TP(h_j, Y(r̂_ij); w(r_ij)) is linear in h_j, channel
-by channel: for input block b (multiplicity u_b, dimension d_b),
-    m_ij[u, k] = Σ_i h_j[u, i] A_ij[u, i, k],   A_ij[u, i, k] = c_p w_ij[p, u] Σ_s Y_ij[s] C_p[i, s, k]
-over the paths p that start at block b (k runs over their outputs; C_p the Wigner 3j symbol of p and c_p
-its path weight). A DEQ applies its block 10-30 times per geometry, so `build` forms A once per geometry
-and `apply` costs one batched matrix product per input block, instead of e3nn's einsum per path
+by channel. Within input block b (multiplicity u_b, dimension d_b) every output column k belongs to one
+path p(k) (its paths' outputs are concatenated), so the map factorizes into a geometric part shared by
+the channels and a per-channel weight:
+    m_ij[u, k] = W_ij[u, k] Σ_i h_j[u, i] G_ij[i, k],
+    G_ij[i, k] = c_p Σ_s Y_ij[s] C_p[i, s, k],   W_ij[u, k] = w_ij[p, u],   p = p(k),
+with C_p the Wigner 3j symbol of path p and c_p its path weight. `build` forms G and W once per geometry
+(a DEQ applies its block 10-30 times per geometry) and `apply` costs one batched matrix product per input
+block, [u_b, d_b] x [d_b, K_b] per edge, and one elementwise product, instead of e3nn's einsum per path
 (measured: benchmarks/profile_layer.py). The result equals `tp(h_j, Y, w)` (tests/models/test_fast_block.py).
 
-A is kept as one tensor per input block, [E * u_b, d_b, K_b]: the batch of `bmm`, used without copying.
-(Stored edge-major, [E, operator size], each application copied the whole operator out of its columns: on
-a 768-atom water box that copy was a fifth of the time of a solve. Stored as one flat tensor split per
-block, every backward of the split concatenated the blocks' gradients into a tensor of the whole operator
-and, in the double backward of force training, every slice of that gradient filled a zero tensor of the
-whole operator: on aspirin those fills and concatenations were ~40 % of a training step, torch.profiler.)
+Terms per input block (`build`'s list, in block order): for d_b > 1, G [E, d_b, K'_b] (K'_b >= K_b: zero
+columns that keep `bmm` on BLAS, `BMM_BLAS_SIZE`) and W [E, u_b * K_b];
+for scalars (d_b = 1) their product, A [E * u_b, K_b] (one elementwise product per application).
+(The whole per-channel operator A[e, u, i, k] = W G, [E * u_b, d_b, K_b], was kept until 2026-12-07: a
+`bmm` over E * u_b matrices of 1 x d_b by d_b x K_b, dominated by per-matrix overhead on a water box, and
+u_b times the bytes of G. Stored edge-major, [E, operator size], each application had copied the whole
+operator out of its columns; stored as one flat tensor split per block, every backward of the split
+concatenated the blocks' gradients into a tensor of the whole operator.)
 """
+
+import math
 
 import torch
 from e3nn import o3
 from torch import Tensor
+
+#: ATen's CPU `bmm` multiplies batches of matrices whose rows x columns x contraction is below this with
+#: a scalar loop, and larger ones with BLAS: on a 96-atom water box (3640 edges, float32, one thread)
+#: [8 x 3] x [3 x 12] per edge took 1.19 ms, [8 x 3] x [3 x 17] 0.73 ms (torch 2.9.1). `build` pads
+#: G's columns with zeros up to this size; `apply` drops them.
+BMM_BLAS_SIZE = 400
 
 
 class EdgeTensorProduct(torch.nn.Module):
@@ -30,10 +43,9 @@ class EdgeTensorProduct(torch.nn.Module):
     block_dim: list[int]
     block_width: list[int]
     block_input_size: list[int]
-    block_num_paths: list[int]
+    block_padded_width: list[int]
     block_coupling_start: list[int]
-    block_coupling_size: list[int]
-    block_weight_start: list[int]
+    block_column_start: list[int]
 
     def __init__(self, tp: o3.TensorProduct) -> None:
         super().__init__()
@@ -54,35 +66,38 @@ class EdgeTensorProduct(torch.nn.Module):
             weight_starts.append(offset)
             offset += ins.path_shape[0] * ins.path_shape[1]
 
-        # Per input block b (multiplicity u_b, dimension d_b, paths P_b, output width K_b): its coupling
-        # matrix [S, P_b * d_b * K_b] for `build` (path p's scaled Wigner 3j symbol in its SH rows and
-        # output columns, zero elsewhere; flat, concatenated over blocks) and the indices of its paths'
-        # weights in the weight vector [P_b * u_b].
+        # Per input block b (multiplicity u_b, dimension d_b, output width K_b): its coupling matrix
+        # [S, d_b * K_b] for `build` (each path's scaled Wigner 3j symbol in its SH rows and output
+        # columns; flat, concatenated over blocks) and, for every channel u and column k, the index of
+        # w[p(k), u] in the weight vector ([u_b * K_b], concatenated over blocks).
         self.block_mul = []
         self.block_dim = []
         self.block_width = []
-        self.block_num_paths = []
+        self.block_padded_width = []
         self.block_coupling_start = []
-        self.block_coupling_size = []
-        self.block_weight_start = []
+        self.block_column_start = []
         couplings: list[Tensor] = []
-        weight_indices: list[Tensor] = []
+        column_indices: list[Tensor] = []
         permutation = torch.full((irreps_out.dim,), -1, dtype=torch.long)
-        result_offset, coupling_offset, weight_offset = 0, 0, 0
+        result_offset, coupling_offset, column_offset = 0, 0, 0
         for b, (mul, ir_in) in enumerate(irreps_in1):
             paths = [(n, ins) for n, ins in enumerate(tp.instructions) if ins.i_in1 == b]
             width = sum(irreps_out[ins.i_out].ir.dim for _, ins in paths)
-            matrix = torch.zeros(irreps_in2.dim, len(paths), ir_in.dim, width, dtype=torch.float64)
+            padded = width
+            if ir_in.dim > 1 and mul * ir_in.dim * width < BMM_BLAS_SIZE:
+                padded = math.ceil(BMM_BLAS_SIZE / (mul * ir_in.dim))
+            matrix = torch.zeros(irreps_in2.dim, ir_in.dim, padded, dtype=torch.float64)
+            columns = torch.zeros(mul, width, dtype=torch.long)
             k_offset = 0
-            for slot, (n, ins) in enumerate(paths):
+            for n, ins in paths:
                 ir_sh = irreps_in2[ins.i_in2].ir
                 ir_out = irreps_out[ins.i_out].ir
                 w3j = o3.wigner_3j(ir_in.l, ir_sh.l, ir_out.l, dtype=torch.float64)  # [d_in, d_sh, d_out]
                 sh_start = in2_starts[ins.i_in2]
-                matrix[sh_start : sh_start + ir_sh.dim, slot, :, k_offset : k_offset + ir_out.dim] = float(
+                matrix[sh_start : sh_start + ir_sh.dim, :, k_offset : k_offset + ir_out.dim] = float(
                     ins.path_weight
                 ) * w3j.permute(1, 0, 2)
-                weight_indices.append(torch.arange(weight_starts[n], weight_starts[n] + mul))
+                columns[:, k_offset : k_offset + ir_out.dim] = (weight_starts[n] + torch.arange(mul))[:, None]
                 # The result of block b is [E, u, K_b] flattened; e3nn's output slot i_out is [E, u, d_out].
                 for u in range(mul):
                     for k in range(ir_out.dim):
@@ -94,52 +109,53 @@ class EdgeTensorProduct(torch.nn.Module):
             self.block_mul.append(mul)
             self.block_dim.append(ir_in.dim)
             self.block_width.append(width)
-            self.block_num_paths.append(len(paths))
+            self.block_padded_width.append(padded)
             self.block_coupling_start.append(coupling_offset)
-            self.block_coupling_size.append(matrix.numel())
-            self.block_weight_start.append(weight_offset)
+            self.block_column_start.append(column_offset)
             couplings.append(matrix.reshape(-1))
+            column_indices.append(columns.reshape(-1))
             coupling_offset += matrix.numel()
-            weight_offset += len(paths) * mul
+            column_offset += columns.numel()
             result_offset += mul * width
         if bool((permutation < 0).any()):
             raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
         # irreps_in1's blocks are contiguous and in order: `apply` splits its input by these sizes.
         self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
         self.num_blocks = len(self.block_mul)
+        #: Tensors `build` returns: two per block of d_b > 1 (G, W), one per scalar block (A).
+        self.num_terms = sum(1 if dim == 1 else 2 for dim in self.block_dim)
         self.register_buffer("coupling", torch.cat(couplings), persistent=False)
-        self.register_buffer("weight_index", torch.cat(weight_indices), persistent=False)
+        self.register_buffer("column_index", torch.cat(column_indices), persistent=False)
         self.register_buffer("permutation", permutation, persistent=False)
 
     @torch.jit.export
     def build(self, edge_sh: Tensor, weights: Tensor) -> list[Tensor]:
-        """edge_sh [E, irreps_in2.dim], weights [E, weight_numel] -> the operator A, one tensor per input
-        block b: [E * u_b, d_b, K_b] (module docstring).
-
-        Per input block b with paths p: T[e, p, (i, k)] = Σ_s Y[e, s] c_p C_p[i, s, k] (one matrix
-        product with the block's coupling matrix, zero outside each path's SH and output range), then
-        A[e, u, (i, k)] = Σ_p w[e, p, u] T[e, p, (i, k)] (one batched product). Two dense products per
-        block keep the backward short (no per-path slices, einsums and broadcasts)."""
+        """edge_sh [E, irreps_in2.dim], weights [E, weight_numel] -> the operator's `num_terms` tensors
+        (module docstring): per input block b, G [E, d_b, K'_b] and W [E, u_b * K_b] (d_b > 1; K'_b >= K_b:
+        G's columns padded with zeros, `BMM_BLAS_SIZE`), or A [E * u_b, K_b] (scalars). G = Y @ coupling
+        (one matrix product), W a gather of the weights."""
         num_edges = edge_sh.shape[0]
-        blocks: list[Tensor] = []
+        num_sh = edge_sh.shape[1]
+        terms: list[Tensor] = []
         for b in range(len(self.block_mul)):
-            mul, paths = self.block_mul[b], self.block_num_paths[b]
-            dim, width = self.block_dim[b], self.block_width[b]
-            columns = self.block_coupling_size[b] // edge_sh.shape[1]
+            mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
+            padded = self.block_padded_width[b]
             start = self.block_coupling_start[b]
-            coupling = self.coupling[start : start + self.block_coupling_size[b]]
-            coupling = coupling.view(edge_sh.shape[1], columns).to(edge_sh.dtype)
-            per_path = (edge_sh @ coupling).view(num_edges, paths, columns // paths)
-            first = self.block_weight_start[b]
-            index = self.weight_index[first : first + paths * mul]
-            w = weights.index_select(1, index).view(num_edges, paths, mul).transpose(1, 2)  # [E, u, P]
-            blocks.append(torch.bmm(w, per_path).view(num_edges * mul, dim, width))
-        return blocks
+            coupling = self.coupling[start : start + num_sh * dim * padded]
+            geometric = edge_sh @ coupling.view(num_sh, dim * padded).to(edge_sh.dtype)  # [E, d * K']
+            first = self.block_column_start[b]
+            channel = weights.index_select(1, self.column_index[first : first + mul * width])  # [E, u * K]
+            if dim == 1:
+                scaled = channel.view(num_edges, mul, width) * geometric.view(num_edges, 1, width)
+                terms.append(scaled.view(num_edges * mul, width))
+            else:
+                terms.append(geometric.view(num_edges, dim, padded))
+                terms.append(channel)
+        return terms
 
     @torch.jit.export
     def apply(self, x: Tensor, operator: list[Tensor]) -> Tensor:
-        """x [E, irreps_in1.dim], operator from `build` (one [E * u_b, d_b, K_b] per input block) ->
-        tp(x, Y, w) [E, out_dim]."""
+        """x [E, irreps_in1.dim], operator from `build` -> tp(x, Y, w) [E, out_dim]."""
         return self.in_output_order(self.apply_unordered(x, operator))
 
     @torch.jit.export
@@ -155,12 +171,19 @@ class EdgeTensorProduct(torch.nn.Module):
         num_edges = x.shape[0]
         blocks = torch.split(x, self.block_input_size, dim=1)
         results: list[Tensor] = []
+        term = 0
         for b in range(len(self.block_mul)):
             mul, dim, width = self.block_mul[b], self.block_dim[b], self.block_width[b]
             if dim == 1:  # scalars: a broadcast product (bmm of 1x1 by 1xK matrices is ~3x slower)
-                scaled = blocks[b].reshape(num_edges * mul, 1) * operator[b].view(num_edges * mul, width)
+                scaled = blocks[b].reshape(num_edges * mul, 1) * operator[term].view(num_edges * mul, width)
                 results.append(scaled.reshape(num_edges, mul * width))
+                term += 1
                 continue
-            block = blocks[b].reshape(num_edges * mul, 1, dim)
-            results.append(torch.bmm(block, operator[b]).reshape(num_edges, mul * width))
+            geometric = torch.bmm(blocks[b].reshape(num_edges, mul, dim), operator[term])  # [E, u, K']
+            if self.block_padded_width[b] > width:
+                geometric = geometric[:, :, :width]
+            results.append(
+                (geometric * operator[term + 1].view(num_edges, mul, width)).view(num_edges, mul * width)
+            )
+            term += 2
         return torch.cat(results, dim=-1)
