@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from results_file import machine_line, without_options, write_section
+from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section
 from sources import read_bytes
 
 HERE = Path(__file__).resolve().parent
@@ -137,17 +137,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=str(HERE / "compare_exports.json"), help="rows of this section")
     parser.add_argument("--section", default=SECTION, help="RESULTS.md section name (one per change)")
     parser.add_argument("--title", default=TITLE)
+    add_notes_argument(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
     store = Path(args.json)
     rows = json.loads(store.read_text()) if store.is_file() else {}
     result = measure(args)
-    command = shlex.join(without_options(sys.argv[1:], ("--change", "--title")))
+    command = shlex.join(without_options(sys.argv[1:], ("--change", "--title", "--notes-file")))
     rows[args.label] = {"command": f"python benchmarks/compare_exports.py {command}", **result}
     store.write_text(json.dumps(rows, indent=2) + "\n")
 
     lines = section_lines(rows, args.change)
+    if args.notes_file is not None:
+        lines += ["", *notes_lines(args.notes_file)]
     write_section(Path(args.results), args.section, args.title, lines)
     print("\n".join(lines))
     return 0

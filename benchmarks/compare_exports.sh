@@ -248,3 +248,36 @@ Differences are what float32 rounding changes. Command: bash benchmarks/compare_
       --before "git:dcecf2d:models/$name.pt" --after "git:$(git rev-parse --short "$FLOAT32_REV"):models/$name.pt"
   done
 fi
+
+# 13. The per-edge operator factorized into a geometric part shared by the channels and a per-channel weight (one
+# bmm of [u, d] x [d, K'] per edge and input block instead of u of [1, d] x [d, K]); before: the exports of bd98189,
+# after: those of the commit that re-exported them (FACTORED_REV). Every shipped model with this block, each on its
+# MD-like frames; the water box also replicated 2x2x2 (768 atoms).
+FACTORED_REV=53347c3
+if wanted compare_exports_factored_operator; then
+  FACTORED_TITLE="Cheaper iterations: the per-edge operator as a shared geometric part and per-channel weights (issue #15: 2)"
+  FACTORED_CHANGE="Change: the attention's per-edge operator kept as G [E, d, K'] (the spherical harmonics contracted \
+with the Wigner 3j symbols, shared by the channels; zero columns so that ATen's CPU bmm takes BLAS) and W [E, u K] (each \
+channel's path weight) instead of their product per channel, [E u, d, K]: one bmm of [u, d] x [d, K'] matrices per edge \
+and input block instead of u bmm rows of [1, d] x [d, K], and u times fewer bytes per geometry (deqff.nn.edge_operator). \
+Same checkpoints and export options, the same function (tests/models/test_fast_block.py); energies and forces differ by \
+float32 round-off and by warm starts drifting apart along the frames. Before: the exports of commit bd98189, after: \
+those of $(git rev-parse --short "$FACTORED_REV"). aspirin models: 200 consecutive 0.5 fs steps of 500 K xTB MD; \
+ethanol models: 200 frames of data/ethanol.npz; water: 50 consecutive 0.5 fs steps of the 32-water box (96 atoms) and \
+5 of the box replicated 2x2x2 (768 atoms). Command: bash benchmarks/compare_exports.sh compare_exports_factored_operator."
+  rm -f benchmarks/compare_exports_factored_operator.json
+  for name in aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq water_deq_768; do
+    replicate=1 model=$name label=$name
+    case $name in
+      aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
+      ethanol_*) dataset=data/ethanol.npz frames=200 ;;
+      water_deq) dataset=data/water-box_every_step.npz frames=50 label="water_deq, 96 atoms" ;;
+      water_deq_768) dataset=data/water-box_every_step.npz frames=5 replicate=2 model=water_deq label="water_deq, 768 atoms" ;;
+    esac
+    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --replicate "$replicate" --label "$label" \
+      --section compare_exports_factored_operator --title "$FACTORED_TITLE" --change "$FACTORED_CHANGE" \
+      --json benchmarks/compare_exports_factored_operator.json \
+      --notes-file benchmarks/compare_exports_factored_operator_notes.md \
+      --before "git:bd98189:models/$model.pt" --after "git:$(git rev-parse --short "$FACTORED_REV"):models/$model.pt"
+  done
+fi

@@ -140,10 +140,14 @@ def compare(args: argparse.Namespace) -> dict:
 
 
 def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
-    from results_file import machine_line, without_options
+    from results_file import machine_line, notes_lines, without_options
 
     command = shlex.join(
-        ["python", "benchmarks/compare_training.py", *without_options(sys.argv[1:], ("--change", "--title"))]
+        [
+            "python",
+            "benchmarks/compare_training.py",
+            *without_options(sys.argv[1:], ("--change", "--title", "--notes-file")),
+        ]
     )
     after_settings = f" with {' '.join(args.after_set)}" if args.after_set else ""
     lines = [
@@ -164,6 +168,8 @@ def section_lines(rows: list[dict], args: argparse.Namespace) -> list[str]:
             f"**{row['speedup']:.2f}x** | {row['iterations_before']:.1f} / {row['iterations_after']:.1f} | "
             f"{row['max_relative_loss_difference']:.1e} |"
         )
+    if args.notes_file is not None:
+        lines += ["", *notes_lines(args.notes_file)]
     return lines
 
 
@@ -207,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default=None, help="rows of this section (default benchmarks/SECTION.json)")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
+    )
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.config, args.set, args.weights)

@@ -159,3 +159,24 @@ compare_training_per_head_sums."
     --steps 30 --warmup 2 --section compare_training_per_head_sums --before da7b232 --after d50283a \
     --title "$title" --change "$change"
 fi
+
+# 9. The per-edge operator factorized into a geometric part shared by the channels and a per-channel weight
+# (FACTORED_REV) against the per-channel operator (bd98189): the shipped aspirin pair and water DEQ, from their
+# trained weights.
+FACTORED_REV=53347c3
+if wanted compare_training_factored_operator; then
+  rm -f benchmarks/compare_training_factored_operator.json
+  change="Change: the attention's per-edge operator kept as a geometric part shared by the channels, G [E, d, K'], and \
+each channel's path weight, W [E, u K], instead of their product per channel, [E u, d, K] (deqff.nn.edge_operator): one \
+bmm of [u, d] x [d, K'] matrices per edge and input block in place of u rows of [1, d] x [d, K], in the forward, the \
+adjoint and the double backward of force training alike. Same model and batches, losses equal to float32 round-off. \
+Before: commit bd98189, after: $(git rev-parse --short "$FACTORED_REV"). Command: bash benchmarks/compare_training.sh \
+compare_training_factored_operator."
+  title="Cheaper training steps: the per-edge operator as a shared geometric part and per-channel weights (issue #13: 1)"
+  for name in aspirin_deq aspirin_explicit water_deq; do
+    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
+      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section compare_training_factored_operator \
+      --before bd98189 --after "$(git rev-parse --short "$FACTORED_REV")" --title "$title" --change "$change" \
+      --notes-file benchmarks/compare_training_factored_operator_notes.md
+  done
+fi
