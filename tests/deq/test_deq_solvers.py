@@ -182,20 +182,60 @@ def test_nan_input_is_flagged():
     assert result.converged.tolist() == [False, True]
 
 
-def test_anderson_restarts_on_singular_history():
-    """Identical residuals and lam = 0 make the Gram matrix singular: restart instead of NaN."""
+@pytest.mark.parametrize("segments", [[0, 0, 1, 1, 1], [0, 0, 0, 0, 0]])
+def test_anderson_restarts_on_singular_history(segments):
+    """Identical residuals and lam = 0 make the Gram matrix singular: restart instead of NaN (several
+    segments, and one: its safeguard is decided on the host)."""
     z = torch.randn(5, 3, dtype=DTYPE)
     fz = z + torch.randn(5, 3, dtype=DTYPE)
-    segment = torch.tensor([0, 0, 1, 1, 1])
-    gram = (fz - z).pow(2).sum() * torch.ones(2, 3, 3, dtype=DTYPE)  # three identical residuals
-    alpha = mixing_weights(gram, torch.ones(2, 3, dtype=torch.bool), 2, 0.0)
+    segment = torch.tensor(segments)
+    num_segments = len(set(segments))
+    gram = (fz - z).pow(2).sum() * torch.ones(num_segments, 3, 3, dtype=DTYPE)  # three identical residuals
+    alpha = mixing_weights(gram, torch.ones(num_segments, 3, dtype=torch.bool), 2, 0.0)
     assert not bool(torch.isfinite(alpha).all()) or bool((alpha.abs().sum(1) > 1e4).all())
-    hist = anderson_init(z, 4, 2)
+    hist = anderson_init(z, 4, num_segments)
     for k in range(3):  # the same pair three times
-        z_next = anderson_step(z, fz, hist, k, segment, 2, beta=1.0, lam=0.0)
+        z_next = anderson_step(z, fz, hist, k, segment, num_segments, beta=1.0, lam=0.0)
     assert bool(torch.isfinite(z_next).all())
-    assert hist[3].tolist() == [[False, False, True, False]] * 2  # only the newest slot is left
+    assert hist[3].tolist() == [[False, False, True, False]] * num_segments  # only the newest slot is left
     torch.testing.assert_close(z_next, fz)  # restart = a plain fixed-point step
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("stop_mode", ["abs", "rel"])
+@pytest.mark.parametrize("return_best", [True, False])
+def test_one_segment_solves_as_in_a_batch(method, stop_mode, return_best):
+    """A single segment (an MD call: bookkeeping on host scalars) is solved exactly as the same sample
+    within a batch of segments: the same iterates, residuals, step counts, flags and trace."""
+    dim = 6
+    func = TanhMap(dim, rho=0.9)
+    inputs, segment, nseg = batch([4, 4], dim, scales=[1.0, 1.0])
+    inputs["x"][4:] = inputs["x"][:4]  # the second sample repeats the first
+    cfg = SolverConfig(method=method, tol=1e-8, stop_mode=stop_mode, return_best=return_best, max_iter=60)
+    batched = FixedPointSolver(func, cfg)(torch.zeros_like(inputs["x"]), inputs, segment, nseg, [2, 5])
+    alone_inputs = select(inputs, segment, 0)
+    alone = FixedPointSolver(func, cfg)(torch.zeros_like(alone_inputs["x"]), alone_inputs, None, 1, [2, 5])
+    assert alone.iterations == batched.iterations and alone.nstep.tolist() == batched.nstep.tolist()[:1]
+    torch.testing.assert_close(alone.z, batched.z[:4], rtol=0, atol=1e-12)
+    for name in ("abs_res", "rel_res"):
+        torch.testing.assert_close(getattr(alone, name), getattr(batched, name)[:1], rtol=1e-9, atol=1e-14)
+    assert alone.converged.tolist() == [True] and alone.finite.tolist() == [True]
+    torch.testing.assert_close(alone.trace, batched.trace, rtol=1e-9, atol=1e-14)
+    for state, batched_state in zip(alone.states, batched.states, strict=True):
+        torch.testing.assert_close(state, batched_state[:4], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_one_segment_non_finite_is_flagged(method):
+    """A single segment whose start is NaN stops at once, flagged not finite and not converged."""
+    dim = 6
+    func = TanhMap(dim, rho=0.8)
+    inputs, _, _ = batch([4], dim)
+    z0 = torch.full_like(inputs["x"], float("nan"))
+    result = FixedPointSolver(func, SolverConfig(method=method))(z0, inputs)
+    assert result.iterations == 1 and result.nstep.tolist() == [1]
+    assert result.finite.tolist() == [False] and result.converged.tolist() == [False]
+    assert bool(torch.isnan(result.abs_res).all())
 
 
 def test_anderson_without_ridge_still_converges():

@@ -67,6 +67,15 @@ def anderson_step(
     H[:, :, slot] = col
     valid[:, slot] = True
     alpha = mixing_weights(H, valid, slot, lam)
+    if num_segments == 1:
+        # One segment (an MD call): the safeguard decided on the host (|alpha|_1 is NaN or inf when a weight
+        # is), a few tensor operations fewer per step on a solve bound by their dispatch.
+        if not (float(alpha.abs().sum()) <= alpha_max):
+            valid.fill_(False)
+            valid[:, slot] = True
+            alpha = torch.zeros_like(alpha)
+            alpha[:, slot] = 1.0
+        return segment_combine(alpha, Y, segment)
     bad = ~torch.isfinite(alpha).all(1) | (alpha.abs().sum(1) > alpha_max)
     newest = torch.zeros(m, dtype=torch.bool, device=z.device)
     newest[slot] = True

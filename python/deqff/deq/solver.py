@@ -192,7 +192,10 @@ class FixedPointSolver(nn.Module):
                 z_new = broyden_step(z, fz, hist, k, segment, num_segments)
             else:
                 z_new = z + self.damping * (fz - z)
-            z = torch.where(t.active.index_select(0, segment).unsqueeze(1), z_new, z)
+            if num_segments == 1:  # still active (else the loop stopped above)
+                z = z_new
+            else:
+                z = torch.where(t.active.index_select(0, segment).unsqueeze(1), z_new, z)
             if k + 1 in record:
                 states.append(z)
             if linearize:

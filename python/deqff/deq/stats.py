@@ -1,5 +1,6 @@
 """Bookkeeping shared by all solvers: per-segment residuals, stopping, best iterate, statistics."""
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -76,6 +77,8 @@ def track(
     tol: float,
 ) -> Tracker:
     """Record evaluation k (0-based) of the pair (z, f(z)); stop segments that converged or went bad."""
+    if num_segments == 1:
+        return _track_one(t, k, z, fz, stop_mode, tol)
     res = residuals(z, fz, segment, num_segments)
     abs_k, rel_k = res[0], res[1]
     res_k = abs_k if stop_mode == "abs" else rel_k
@@ -95,6 +98,39 @@ def track(
         torch.where(improved, abs_k, t.best_abs),
         torch.where(improved, rel_k, t.best_rel),
         torch.where(improved.index_select(0, segment).unsqueeze(1), z, t.best_z),
+    )
+
+
+def _track_one(
+    t: Tracker, k: int, z: Tensor, fz: Tensor, stop_mode: str, tol: float, eps: float = 1e-12
+) -> Tracker:
+    """`track` for a single segment (an MD call): the same decisions, taken on host scalars. About ten
+    tensor operations instead of forty: a solve on a small molecule is bound by their dispatch, not by
+    their arithmetic (RESULTS.md "Cheaper iterations: solver bookkeeping of a single segment")."""
+    abs_k = torch.linalg.vector_norm(fz - z).view(1)
+    rel_k = abs_k / (torch.linalg.vector_norm(fz) + eps)
+    res_k = abs_k if stop_mode == "abs" else rel_k
+    abs_value = float(abs_k)
+    rel_value = float(rel_k)
+    value = abs_value if stop_mode == "abs" else rel_value
+    active = bool(t.active[0])
+    ok = math.isfinite(abs_value) and math.isfinite(rel_value)
+    improved = active and ok and value < float(t.best_res[0])
+    converged = active and ok and value < tol
+    bad = active and not ok
+    if not active:
+        return t
+    return Tracker(
+        t.active if not (converged or bad) else torch.zeros_like(t.active),
+        t.converged if not converged else torch.ones_like(t.converged),
+        t.finite if not bad else torch.zeros_like(t.finite),
+        torch.full_like(t.nstep, k + 1),
+        abs_k,
+        rel_k,
+        res_k if improved else t.best_res,
+        abs_k if improved else t.best_abs,
+        rel_k if improved else t.best_rel,
+        z if improved else t.best_z,
     )
 
 
