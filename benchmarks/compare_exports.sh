@@ -281,3 +281,28 @@ ethanol models: 200 frames of data/ethanol.npz; water: 50 consecutive 0.5 fs ste
       --before "git:bd98189:models/$model.pt" --after "git:$(git rev-parse --short "$FACTORED_REV"):models/$model.pt"
   done
 fi
+
+# 14. The solver's bookkeeping of a single segment (an MD call) on host scalars (before: the exports of 53347c3,
+# after: those of a67948d); the shipped DEQs (the explicit stacks run no solver), each on its MD-like frames.
+if wanted compare_exports_one_segment; then
+  ONE_TITLE="Cheaper iterations: solver bookkeeping of a single segment (issue #15: 2)"
+  ONE_CHANGE="Change: the fixed-point and adjoint solves of a single segment (every MD call) take their per-iteration \
+decisions (residuals below tolerance, best iterate, finiteness, the Anderson restart safeguard) on host scalars instead \
+of per-segment tensor masks built for batches of samples: about 55 fewer tensor operations per iteration (126 -> 72 in \
+the solver, eager count), the same iterates (tests/deq/test_deq_solvers.py: one segment solves as the same sample in \
+a batch). Same checkpoints and export options. Before: the exports of commit 53347c3, after: those of a67948d. aspirin: \
+200 consecutive 0.5 fs steps of 500 K xTB MD; ethanol: 200 frames of data/ethanol.npz; water: 50 consecutive 0.5 fs \
+steps of the 32-water box. Command: bash benchmarks/compare_exports.sh compare_exports_one_segment."
+  rm -f benchmarks/compare_exports_one_segment.json
+  for name in aspirin_deq ethanol_conservative water_deq; do
+    case $name in
+      aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
+      ethanol_*) dataset=data/ethanol.npz frames=200 ;;
+      water_*) dataset=data/water-box_every_step.npz frames=50 ;;
+    esac
+    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --label "$name" \
+      --section compare_exports_one_segment --title "$ONE_TITLE" --change "$ONE_CHANGE" \
+      --json benchmarks/compare_exports_one_segment.json --notes-file benchmarks/compare_exports_one_segment_notes.md \
+      --before "git:53347c3:models/$name.pt" --after "git:a67948d:models/$name.pt"
+  done
+fi
