@@ -830,9 +830,13 @@ benchmarks: benchmark-runs
 	  --steps 60 --warmup 3 --notes-file benchmarks/step_cost_notes.md
 	test -f out/bench/mace_timing/work/mace.model || $(BENCH)/peer_mace.py train \
 	  --run $(RECORDS)/aspirin_deq_96ep_product16 --out out/bench/mace_timing --epochs 1 --skip-test
+	mkdir -p out/bench && for m in aspirin_deq aspirin_explicit; do \
+	  git show bd98189:models/$$m.pt > out/bench/$${m}_bd98189.pt || exit 1; done
 	$(BENCH)/bench_md_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \
 	  --model 'aspirin_deq=models/aspirin_deq.pt:$(RECORDS)/aspirin_deq_96ep_product16' \
+	  --model 'aspirin_deq, exported before 2026-12-07=out/bench/aspirin_deq_bd98189.pt:$(RECORDS)/aspirin_deq_96ep_product16' \
 	  --model 'aspirin_explicit=models/aspirin_explicit.pt:$(RECORDS)/aspirin_explicit_48ep_product16' \
+	  --model 'aspirin_explicit, exported before 2026-12-07=out/bench/aspirin_explicit_bd98189.pt:$(RECORDS)/aspirin_explicit_48ep_product16' \
 	  --steps 400 --notes-file benchmarks/md_step_cost_notes.md
 	$(BENCH)/bench_solvers.py
 	$(BENCH)/bench_training.py --config configs/ethanol_deq.yaml --batch 16 --steps 4
