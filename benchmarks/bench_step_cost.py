@@ -111,12 +111,21 @@ def deqff_contender(label: str, record: Path, weights: str | None, start: bool =
 
 
 def mace_contender(
-    peer: Path, venv: Path, start: bool = True, steps_per_epoch: int | None = None
+    peer: Path,
+    venv: Path,
+    start: bool = True,
+    steps_per_epoch: int | None = None,
+    model: Path | None = None,
 ) -> Contender:
     """The peer MACE of `peer` (benchmarks/peer_mace.py train's output) and (if `start`) a worker in its
     venv. Its steps per epoch are its training frames over MACE's batch of 5 (read from the peer's
-    train.xyz unless given: a table rewritten from an earlier run's JSON needs no training data)."""
-    model, train_xyz = peer / "work" / "mace.model", peer / "train.xyz"
+    train.xyz unless given: a table rewritten from an earlier run's JSON needs no training data).
+    `model`: the MACE file whose steps are timed (default the peer's own; one of the peer's architecture
+    trained briefly on the same split costs the same per step), its train.xyz beside its work folder."""
+    if model is None:
+        model, train_xyz = peer / "work" / "mace.model", peer / "train.xyz"
+    else:
+        train_xyz = model.parent.parent / "train.xyz"
     needed = [model, venv / "bin" / "python"] if start else []
     if start or not steps_per_epoch:
         needed.append(train_xyz)
@@ -236,6 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         "--peer", type=Path, required=True, help="benchmarks/peer_mace.py train's output folder"
     )
     parser.add_argument("--mace-venv", type=Path, default=ROOT / ".venv-mace")
+    parser.add_argument(
+        "--mace-model",
+        type=Path,
+        default=None,
+        help="the MACE model whose steps are timed (default: the peer's work/mace.model; e.g. the Makefile's "
+        "one-epoch model of the peer's architecture, out/bench/mace_timing/work/mace.model)",
+    )
     parser.add_argument("--steps", type=int, default=30, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=3, help="untimed first steps per model")
     parser.add_argument("--at-minutes", type=float, nargs="+", default=[5, 10, 20, 40, 50])
@@ -258,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     measured = {} if measure else json.loads(args.from_json.read_text())
     contenders = [deqff_contender(*spec, start=measure) for spec in args.run]
     peer_cost = measured.get("costs", {}).get(MACE_LABEL, {})
-    contenders.append(mace_contender(args.peer, args.mace_venv, measure, peer_cost.get("steps_per_epoch")))
+    contenders.append(
+        mace_contender(args.peer, args.mace_venv, measure, peer_cost.get("steps_per_epoch"), args.mace_model)
+    )
     json_path = args.json or args.plot.with_suffix(".json")
     if measure:
         time_steps(contenders, args.warmup, args.steps)
