@@ -1016,7 +1016,8 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	  --notes-file benchmarks/npt_water_md_frames_notes.md
 	PY=$(PY) bash benchmarks/compare_exports.sh
 	PY=$(PY) bash benchmarks/compare_training.sh
-	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 --steps 5 --warmup 2
+	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --replicas 1 2 3 --steps 10 --warmup 3 \
+	  --notes-file benchmarks/lammps_scaling_notes.md
 	$(BENCH)/bench_lammps_scaling.py --checkpoint models/water_deq.ckpt --modes direct conservative \
 	  --dtypes float64 float32 --replicas 1 2 --ranks 1 --steps 10 --warmup 3 --section lammps_dtype \
 	  --title 'LAMMPS: float32 vs float64 exports of the water model (issue #15)' \
