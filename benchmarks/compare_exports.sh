@@ -26,6 +26,36 @@ compare() {  # compare SECTION TITLE JSON CHANGE BEFORE_REV AFTER [MODELS] (AFTE
   done
 }
 
+# The frames a shipped model NAME is compared on (sets dataset, frames, replicate, model, label): aspirin models 200
+# consecutive 0.5 fs steps of 500 K xTB MD; ethanol models 200 frames of data/ethanol.npz (500 K MD frames 1 ps
+# apart); the water box 50 consecutive 0.5 fs steps of 300 K MD (water_deq_96: the same, labelled with its size;
+# water_deq_768: 5 of them replicated 2x2x2).
+shipped_frames() {
+  replicate=1 model=$1 label=$1
+  case $1 in
+    aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
+    ethanol_*) dataset=data/ethanol.npz frames=200 ;;
+    water_deq_96) dataset=data/water-box_every_step.npz frames=50 model=water_deq label="water_deq, 96 atoms" ;;
+    water_deq_768) dataset=data/water-box_every_step.npz frames=5 replicate=2 model=water_deq label="water_deq, 768 atoms" ;;
+    water_*) dataset=data/water-box_every_step.npz frames=50 ;;
+  esac
+}
+
+compare_shipped() {  # compare_shipped SECTION TITLE CHANGE BEFORE_REV AFTER_REV NOTES_FILE|"" NAME...: shipped_frames
+  local section=$1 title=$2 change=$3 before=$4 after=$5 notes=$6
+  shift 6
+  wanted "$section" || return 0
+  rm -f "benchmarks/$section.json"
+  local notes_args=()
+  [[ -n $notes ]] && notes_args=(--notes-file "$notes")
+  for name in "$@"; do
+    shipped_frames "$name"
+    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --replicate "$replicate" \
+      --label "$label" --section "$section" --title "$title" --change "$change" --json "benchmarks/$section.json" \
+      "${notes_args[@]}" --before "git:$before:models/$model.pt" --after "git:$after:models/$model.pt"
+  done
+}
+
 # 1. The SH tensor product as a per-edge operator (before: 8946793; after: the exports of ff6c691).
 compare compare_exports "Cheaper iterations: the same model exported before and after a change (issue #15: 2)" \
   benchmarks/compare_exports.json \
@@ -235,18 +265,8 @@ checkpoints and other options. Before: the exports of commit dcecf2d, after: tho
 aspirin models: 200 consecutive 0.5 fs steps of 500 K xTB MD; ethanol models: 200 frames of data/ethanol.npz (500 K MD \
 frames 1 ps apart, so warm starts help less); water: 50 consecutive 0.5 fs steps of 300 K MD of the 32-water box. \
 Differences are what float32 rounding changes. Command: bash benchmarks/compare_exports.sh compare_exports_float32."
-  rm -f benchmarks/compare_exports_float32.json
-  for name in aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq; do
-    case $name in
-      aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
-      ethanol_*) dataset=data/ethanol.npz frames=200 ;;
-      water_*) dataset=data/water-box_every_step.npz frames=50 ;;
-    esac
-    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --label "$name" \
-      --section compare_exports_float32 --title "$F32_TITLE" --change "$F32_CHANGE" \
-      --json benchmarks/compare_exports_float32.json \
-      --before "git:dcecf2d:models/$name.pt" --after "git:$(git rev-parse --short "$FLOAT32_REV"):models/$name.pt"
-  done
+  compare_shipped compare_exports_float32 "$F32_TITLE" "$F32_CHANGE" dcecf2d "$(git rev-parse --short "$FLOAT32_REV")" "" \
+    aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq
 fi
 
 # 13. The per-edge operator factorized into a geometric part shared by the channels and a per-channel weight (one
@@ -265,21 +285,9 @@ float32 round-off and by warm starts drifting apart along the frames. Before: th
 those of $(git rev-parse --short "$FACTORED_REV"). aspirin models: 200 consecutive 0.5 fs steps of 500 K xTB MD; \
 ethanol models: 200 frames of data/ethanol.npz; water: 50 consecutive 0.5 fs steps of the 32-water box (96 atoms) and \
 5 of the box replicated 2x2x2 (768 atoms). Command: bash benchmarks/compare_exports.sh compare_exports_factored_operator."
-  rm -f benchmarks/compare_exports_factored_operator.json
-  for name in aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq water_deq_768; do
-    replicate=1 model=$name label=$name
-    case $name in
-      aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
-      ethanol_*) dataset=data/ethanol.npz frames=200 ;;
-      water_deq) dataset=data/water-box_every_step.npz frames=50 label="water_deq, 96 atoms" ;;
-      water_deq_768) dataset=data/water-box_every_step.npz frames=5 replicate=2 model=water_deq label="water_deq, 768 atoms" ;;
-    esac
-    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --replicate "$replicate" --label "$label" \
-      --section compare_exports_factored_operator --title "$FACTORED_TITLE" --change "$FACTORED_CHANGE" \
-      --json benchmarks/compare_exports_factored_operator.json \
-      --notes-file benchmarks/compare_exports_factored_operator_notes.md \
-      --before "git:bd98189:models/$model.pt" --after "git:$(git rev-parse --short "$FACTORED_REV"):models/$model.pt"
-  done
+  compare_shipped compare_exports_factored_operator "$FACTORED_TITLE" "$FACTORED_CHANGE" bd98189 \
+    "$(git rev-parse --short "$FACTORED_REV")" benchmarks/compare_exports_factored_operator_notes.md \
+    aspirin_deq aspirin_explicit ethanol_conservative ethanol_explicit water_deq_96 water_deq_768
 fi
 
 # 14. The solver's bookkeeping of a single segment (an MD call) on host scalars (before: the exports of 53347c3,
@@ -293,16 +301,6 @@ the solver, eager count), the same iterates (tests/deq/test_deq_solvers.py: one 
 a batch). Same checkpoints and export options. Before: the exports of commit 53347c3, after: those of a67948d. aspirin: \
 200 consecutive 0.5 fs steps of 500 K xTB MD; ethanol: 200 frames of data/ethanol.npz; water: 50 consecutive 0.5 fs \
 steps of the 32-water box. Command: bash benchmarks/compare_exports.sh compare_exports_one_segment."
-  rm -f benchmarks/compare_exports_one_segment.json
-  for name in aspirin_deq ethanol_conservative water_deq; do
-    case $name in
-      aspirin_*) dataset=data/aspirin_md500K_every_step.npz frames=200 ;;
-      ethanol_*) dataset=data/ethanol.npz frames=200 ;;
-      water_*) dataset=data/water-box_every_step.npz frames=50 ;;
-    esac
-    $PY benchmarks/compare_exports.py --dataset "$dataset" --frames "$frames" --label "$name" \
-      --section compare_exports_one_segment --title "$ONE_TITLE" --change "$ONE_CHANGE" \
-      --json benchmarks/compare_exports_one_segment.json --notes-file benchmarks/compare_exports_one_segment_notes.md \
-      --before "git:53347c3:models/$name.pt" --after "git:a67948d:models/$name.pt"
-  done
+  compare_shipped compare_exports_one_segment "$ONE_TITLE" "$ONE_CHANGE" 53347c3 a67948d \
+    benchmarks/compare_exports_one_segment_notes.md aspirin_deq ethanol_conservative water_deq
 fi
