@@ -23,10 +23,13 @@ from deqff.export.testing import tiny_model
 
 #: The tightest solves float32 resolves (deqff.export.options.FLOAT32_MIN_TOL).
 FLOAT32_SOLVES = dict(dtype="float32", tol=1e-6, max_iter=200, adjoint_tol=1e-6, adjoint_max_iter=200)
-#: Forces (eV/Å) agree to this in float32 (the float64 tests: 1e-8; measured here: at most 1.4e-6);
-#: energies, sums over atoms, to a relative ENERGY_RTOL (measured: 2e-7, float32's epsilon is 1.2e-7 and
-#: the sums' order differs between the paths).
-FORCE_ATOL = 1e-5
+#: Forces (eV/Å) agree to this in float32 (the float64 tests: 1e-8). Typically they agree to ~1e-6, but
+#: the bound is the solves': both stop at a relative residual of 1e-6, so z* is within tol / (1 - rho)
+#: of the fixed point (rho, the layer's contraction, near 0.9: ~1e-5 relative), and float32 round-off in
+#: another summation order can stop the two solves an iteration apart: forces of ~1 eV/Å then differ by
+#: up to ~1e-5 (a direct force in one CI run of 2026-12-07: 1.2e-5). Energies, sums over atoms, agree to a
+#: relative ENERGY_RTOL (measured: 2e-7, float32's epsilon is 1.2e-7 and the sums' order differs).
+FORCE_ATOL = 3e-5
 ENERGY_RTOL = 1e-6
 
 
