@@ -213,9 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default=None, help="rows of this section (default benchmarks/SECTION.json)")
     parser.add_argument("--results", default=str(HERE / "RESULTS.md"))
-    parser.add_argument(
-        "--notes-file", type=Path, default=None, help="a Markdown file of findings to print under the table"
-    )
+    from results_file import add_notes_argument
+
+    add_notes_argument(parser)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.config, args.set, args.weights)

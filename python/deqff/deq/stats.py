@@ -52,6 +52,9 @@ class Tracker(NamedTuple):
 def residuals(z: Tensor, fz: Tensor, segment: Tensor, num_segments: int, eps: float = 1e-12) -> list[Tensor]:
     """[abs, rel] per-segment residuals of the pair (z, f(z)), each [B]; rel = abs / (|f(z)| + eps)."""
     g = fz - z
+    if num_segments == 1:  # two norms, no [N, 2] stack and segment sum
+        abs_one = torch.linalg.vector_norm(g).view(1)
+        return [abs_one, abs_one / (torch.linalg.vector_norm(fz) + eps)]
     sq = segment_sum(torch.stack([(g * g).sum(1), (fz * fz).sum(1)], 1), segment, num_segments).sqrt()
     abs_res = sq[:, 0]
     return [abs_res, abs_res / (sq[:, 1] + eps)]
@@ -78,7 +81,7 @@ def track(
 ) -> Tracker:
     """Record evaluation k (0-based) of the pair (z, f(z)); stop segments that converged or went bad."""
     if num_segments == 1:
-        return _track_one(t, k, z, fz, stop_mode, tol)
+        return _track_one(t, k, z, fz, segment, stop_mode, tol)
     res = residuals(z, fz, segment, num_segments)
     abs_k, rel_k = res[0], res[1]
     res_k = abs_k if stop_mode == "abs" else rel_k
@@ -102,24 +105,23 @@ def track(
 
 
 def _track_one(
-    t: Tracker, k: int, z: Tensor, fz: Tensor, stop_mode: str, tol: float, eps: float = 1e-12
+    t: Tracker, k: int, z: Tensor, fz: Tensor, segment: Tensor, stop_mode: str, tol: float
 ) -> Tracker:
     """`track` for a single segment (an MD call): the same decisions, taken on host scalars. About ten
     tensor operations instead of forty: a solve on a small molecule is bound by their dispatch, not by
     their arithmetic (RESULTS.md "Cheaper iterations: solver bookkeeping of a single segment")."""
-    abs_k = torch.linalg.vector_norm(fz - z).view(1)
-    rel_k = abs_k / (torch.linalg.vector_norm(fz) + eps)
+    if not bool(t.active[0]):
+        return t
+    res = residuals(z, fz, segment, 1)
+    abs_k, rel_k = res[0], res[1]
     res_k = abs_k if stop_mode == "abs" else rel_k
     abs_value = float(abs_k)
     rel_value = float(rel_k)
     value = abs_value if stop_mode == "abs" else rel_value
-    active = bool(t.active[0])
     ok = math.isfinite(abs_value) and math.isfinite(rel_value)
-    improved = active and ok and value < float(t.best_res[0])
-    converged = active and ok and value < tol
-    bad = active and not ok
-    if not active:
-        return t
+    improved = ok and value < float(t.best_res[0])
+    converged = ok and value < tol
+    bad = not ok
     return Tracker(
         t.active if not (converged or bad) else torch.zeros_like(t.active),
         t.converged if not converged else torch.ones_like(t.converged),

@@ -121,7 +121,6 @@ class EdgeTensorProduct(torch.nn.Module):
             raise ValueError("EdgeTensorProduct: some outputs of the tensor product have no path")
         # irreps_in1's blocks are contiguous and in order: `apply` splits its input by these sizes.
         self.block_input_size = [mul * dim for mul, dim in zip(self.block_mul, self.block_dim, strict=True)]
-        self.num_blocks = len(self.block_mul)
         #: Tensors `build` returns: two per block of d_b > 1 (G, W), one per scalar block (A).
         self.num_terms = sum(1 if dim == 1 else 2 for dim in self.block_dim)
         self.register_buffer("coupling", torch.cat(couplings), persistent=False)
