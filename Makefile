@@ -890,6 +890,10 @@ Forces differ by the force head's error (direct) vs -dE/dx (conservative). The f
 	OMP_NUM_THREADS=1 $(BENCH)/first_call.py
 	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
 	  --steps 200 --notes-file benchmarks/predictor_notes.md
+	$(BENCH)/bench_predictor.py --model models/aspirin_deq.pt --trajectory data/aspirin_md500K_every_step.npz \
+	  --steps 200 --orders 0 1 2 --aspc 4 --geometric 2 3 4 6 8 --section bench_predictor_geometric \
+	  --title 'Predicted warm starts: weights fitted to the past positions (issue #15: 1)' \
+	  --plot benchmarks/predictor_geometric.png --notes-file benchmarks/predictor_geometric_notes.md
 	$(BENCH)/bench_adjoint_tolerance.py --checkpoint models/aspirin_deq.ckpt \
 	  --trajectory data/aspirin_md500K_every_step.npz --structure aspirin
 	$(BENCH)/bench_dtype.py --checkpoint models/aspirin_deq.ckpt --trajectory data/aspirin_md500K_every_step.npz \

@@ -55,3 +55,26 @@ def test_a_short_history_falls_back_to_the_last_state() -> None:
     predicted = start_from(history, aspc_weights(4))
     torch.testing.assert_close(predicted[0], torch.full((2, 2), 3.0))
     torch.testing.assert_close(predicted[1], torch.ones(2, 2))
+
+
+def test_geometry_fitted_weights_predict_a_state_affine_in_the_positions_exactly() -> None:
+    """Irregular (random) steps, where no polynomial in time is exact: a state that is an affine function of
+    the positions is predicted to round-off from as many past states as the fit needs (weights sum to 1)."""
+    from bench_predictor import geometric_weights, start_from
+
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(6, 3, generator=generator, dtype=torch.float64)
+    directions = [torch.randn(6, 3, generator=generator, dtype=torch.float64) for _ in range(2)]
+    amounts = torch.randn(5, 2, generator=generator, dtype=torch.float64)
+    positions = [base + a[0] * directions[0] + a[1] * directions[1] for a in amounts]  # a 2-d affine family
+    matrix = torch.randn(3, 4, generator=generator, dtype=torch.float64)
+    offset = torch.randn(6, 4, generator=generator, dtype=torch.float64)
+    states = [[p @ matrix + offset, (p @ matrix).sin()] for p in positions]
+
+    weights = geometric_weights(positions[-2::-1][:3], positions[-1])  # the 3 states before the last
+    assert sum(weights) == pytest.approx(1.0, abs=1e-12)
+    predicted = start_from(states[:-1], weights)
+    torch.testing.assert_close(predicted[0], states[-1][0], rtol=0, atol=1e-10)
+    # Two states span only a line of that plane: not exact.
+    short = geometric_weights(positions[-2::-1][:2], positions[-1])
+    assert not torch.allclose(start_from(states[:-1], short)[0], states[-1][0], atol=1e-6)
