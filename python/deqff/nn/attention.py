@@ -24,6 +24,7 @@ from torch import Tensor
 
 from deqff.nn.edge_operator import EdgeTensorProduct
 from deqff.nn.irreps_tools import head_index, scalar_dim
+from deqff.nn.linear import MatrixLinear
 from deqff.nn.scatter import scatter_softmax, scatter_sum
 
 AGGREGATIONS = ("softmax", "gated_sum")
@@ -85,7 +86,7 @@ class EquivariantGraphAttention(torch.nn.Module):
         self.edge_tp = EdgeTensorProduct(self.tp)
         # Same weights and function as a Linear on the unmerged message irreps (each output's fan-in and
         # the flattened weight order are the same), with one matrix product per degree.
-        self.linear = o3.Linear(irreps_message.simplify(), irreps_node)
+        self.linear = MatrixLinear(irreps_message.simplify(), irreps_node)
         self.num_heads = num_heads
         self.num_scalars = scalar_dim(irreps_node)
         self.num_edge_terms = self.edge_tp.num_terms + 1

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from deqff.nn.attention import EquivariantGraphAttention
 from deqff.nn.irreps_tools import channel_index, scalar_dim
+from deqff.nn.linear import MatrixLinear
 from deqff.nn.norm import EquivariantLayerNorm
 from deqff.nn.square import ChannelwiseSquare, channelwise_square
 
@@ -19,11 +20,11 @@ class ManyBodyProduct(torch.nn.Module):
     def __init__(self, irreps_in: o3.Irreps, irreps_out: o3.Irreps, channels: int) -> None:
         super().__init__()
         uniform = o3.Irreps([(channels, ir) for _, ir in o3.Irreps(irreps_in)])
-        self.linear_in = o3.Linear(irreps_in, uniform)
+        self.linear_in = MatrixLinear(irreps_in, uniform)
         # The e3nn product defines the square (and keeps the state dict's keys); `fast_square` evaluates it.
         self.square = channelwise_square(uniform, irreps_out)
         self.fast_square = ChannelwiseSquare(self.square)
-        self.linear_out = o3.Linear(self.square.irreps_out, irreps_out)
+        self.linear_out = MatrixLinear(self.square.irreps_out, irreps_out)
 
     def forward(self, h: Tensor) -> Tensor:
         return self.linear_out(self.fast_square(self.linear_in(h)))
@@ -57,8 +58,8 @@ class GatedFeedForward(torch.nn.Module):
         self.scalar_scale = activation_scale(self.gate.act_scalars)
         self.gate_scale = activation_scale(self.gate.act_gates)
         self.register_buffer("gated_channel", channel_index(self.gate.irreps_gated), persistent=False)
-        self.linear_in = o3.Linear(irreps_node, self.gate.irreps_in)
-        self.linear_out = o3.Linear(self.gate.irreps_out, irreps_node)
+        self.linear_in = MatrixLinear(irreps_node, self.gate.irreps_in)
+        self.linear_out = MatrixLinear(self.gate.irreps_out, irreps_node)
         self.product: ManyBodyProduct | None = None
         if product_channels > 0:
             self.product = ManyBodyProduct(irreps_node, self.gate.irreps_in, product_channels)
