@@ -180,3 +180,24 @@ compare_training_factored_operator."
       --notes-file benchmarks/compare_training_factored_operator_notes.md
   done
 fi
+
+# 10. The block's e3nn linear maps applied as one matrix product each (MATRIX_LINEAR_REV: deqff.nn.linear) against
+# e3nn's per-path evaluation (6305fae): the shipped aspirin pair and ethanol DEQ, from their trained weights.
+MATRIX_LINEAR_REV=71433a6
+if wanted compare_training_matrix_linear; then
+  rm -f benchmarks/compare_training_matrix_linear.json
+  change="Change: the block's five e3nn linear maps (the attention's output map, the feed-forward's two, the many-body \
+product's two) evaluated as one matrix product each, x @ M with M [D_in, D_out] scattered from the weights at every \
+call (deqff.nn.linear.MatrixLinear: same parameters, state dict and function), instead of e3nn's per-path slices, \
+einsums and concatenation, in the forward, the adjoint and the double backward of force training alike. Same model \
+and batches, losses equal to float32 round-off. Before: commit 6305fae, after: \
+$(git rev-parse --short "$MATRIX_LINEAR_REV"). Command: bash benchmarks/compare_training.sh \
+compare_training_matrix_linear."
+  title="Cheaper training steps: the block's linear maps as one matrix product each (issue #13: 1)"
+  for name in aspirin_deq aspirin_explicit ethanol_conservative; do
+    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
+      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section compare_training_matrix_linear \
+      --before 6305fae --after "$(git rev-parse --short "$MATRIX_LINEAR_REV")" --title "$title" --change "$change" \
+      --notes-file benchmarks/compare_training_matrix_linear_notes.md
+  done
+fi
