@@ -25,7 +25,7 @@ from torch import Tensor
 from deqff.nn.edge_operator import EdgeTensorProduct
 from deqff.nn.irreps_tools import head_index, scalar_dim
 from deqff.nn.linear import MatrixLinear
-from deqff.nn.scatter import scatter_softmax, scatter_sum
+from deqff.nn.scatter import scatter_softmax, scatter_sum, weighted_neighbor_sums
 
 AGGREGATIONS = ("softmax", "gated_sum")
 
@@ -141,13 +141,20 @@ class EquivariantGraphAttention(torch.nn.Module):
             return self.linear(
                 self.edge_tp.in_output_order(scatter_sum(messages * alpha, receiver, num_nodes))
             )
-        # One [E, M] sum per head rather than one sum of the broadcast product [E, H, M]: the same values,
-        # without the [E, H, M] tensors (and their reductions over broadcast dimensions) in the backward
-        # passes of training and of the adjoint (RESULTS.md "per-head neighbor sums").
-        per_head = torch.stack(
-            [scatter_sum(messages * alpha[:, k : k + 1], receiver, num_nodes) for k in range(self.num_heads)],
-            dim=1,
-        )  # [N, H, M]
+        if messages.requires_grad or alpha.requires_grad:
+            # Recorded for a backward (training, the linearization of conservative forces): one batched
+            # product over each atom's padded neighbors, whose backward is two (deqff.nn.scatter).
+            per_head = weighted_neighbor_sums(messages, alpha, receiver, num_nodes)  # [N, H, M]
+        else:
+            # One [E, M] sum per head rather than one sum of the broadcast product [E, H, M] (RESULTS.md
+            # "per-head neighbor sums"): without a backward, cheaper than the padded product.
+            per_head = torch.stack(
+                [
+                    scatter_sum(messages * alpha[:, k : k + 1], receiver, num_nodes)
+                    for k in range(self.num_heads)
+                ],
+                dim=1,
+            )  # [N, H, M]
         per_head = self.edge_tp.in_output_order(per_head.reshape(num_nodes * self.num_heads, -1))
         values = self.linear(per_head)
         values = values.reshape(num_nodes, self.num_heads, self.feature_dim)
