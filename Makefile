@@ -835,6 +835,12 @@ benchmarks: benchmark-runs
 	  --run 'explicit, 4 layers + many-body product, 48 epochs (shipped)=$(RECORDS)/aspirin_explicit_48ep_product16:models/aspirin_explicit.ckpt' \
 	  --steps 60 --warmup 3 --section step_cost_shipped --plot benchmarks/step_cost_shipped.png \
 	  --title 'aspirin, the shipped pair after the factorized per-edge operator' --notes-file benchmarks/step_cost_shipped_notes.md
+	$(BENCH)/bench_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \
+	  --run 'DEQ + many-body product, 96 epochs (shipped)=$(RECORDS)/aspirin_deq_96ep_product16:models/aspirin_deq.ckpt' \
+	  --run 'explicit, 4 layers + many-body product, 48 epochs (shipped)=$(RECORDS)/aspirin_explicit_48ep_product16:models/aspirin_explicit.ckpt' \
+	  --steps 60 --warmup 3 --section step_cost_matrix_padded --plot benchmarks/step_cost_matrix_padded.png \
+	  --title 'aspirin, the shipped pair after the matrix linear maps and the padded neighbor sums' \
+	  --notes-file benchmarks/step_cost_matrix_padded_notes.md
 	mkdir -p out/bench && for m in aspirin_deq aspirin_explicit; do \
 	  git show bd98189:models/$$m.pt > out/bench/$${m}_bd98189.pt || exit 1; done
 	$(BENCH)/bench_md_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \

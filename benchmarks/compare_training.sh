@@ -201,3 +201,25 @@ compare_training_matrix_linear."
       --notes-file benchmarks/compare_training_matrix_linear_notes.md
   done
 fi
+
+# 11. The attention's per-head neighbor sums, when recorded for a backward, as one batched product over padded
+# neighbor lists (PADDED_SUMS_REV: deqff.nn.scatter.weighted_neighbor_sums) against one scatter sum per head
+# (c1a688f): the shipped aspirin pair and ethanol DEQ, from their trained weights.
+PADDED_SUMS_REV=4c85de9
+if wanted compare_training_padded_sums; then
+  rm -f benchmarks/compare_training_padded_sums.json
+  change="Change: the attention's weighted neighbor sums (two heads), when autograd records them (every graph of a \
+training step), as one batched product [heads x width] by [width x M] over each atom's neighbors padded to the \
+largest neighbor count (deqff.nn.scatter.weighted_neighbor_sums), whose backward is two batched products and one \
+gather, instead of one weighting and one scatter sum of the [E, M] messages per head, whose backward gathers, \
+multiplies and reduces [E, M] tensors per head; without autograd (the forward solve) the per-head sums as before. \
+Same model and batches, losses equal to float32 round-off. Before: commit c1a688f, after: \
+$(git rev-parse --short "$PADDED_SUMS_REV"). Command: bash benchmarks/compare_training.sh compare_training_padded_sums."
+  title="Cheaper training steps: the attention's neighbor sums as one batched product (issue #13: 1)"
+  for name in aspirin_deq aspirin_explicit ethanol_conservative; do
+    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
+      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section compare_training_padded_sums \
+      --before c1a688f --after "$(git rev-parse --short "$PADDED_SUMS_REV")" --title "$title" --change "$change" \
+      --notes-file benchmarks/compare_training_padded_sums_notes.md
+  done
+fi
