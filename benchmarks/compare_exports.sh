@@ -304,3 +304,48 @@ steps of the 32-water box. Command: bash benchmarks/compare_exports.sh compare_e
   compare_shipped compare_exports_one_segment "$ONE_TITLE" "$ONE_CHANGE" 53347c3 a67948d \
     benchmarks/compare_exports_one_segment_notes.md aspirin_deq ethanol_conservative water_deq
 fi
+
+# Export CHECKPOINT with the code of revision REV to OUT (the package from `git archive`, first on the path).
+export_at() {  # export_at REV CHECKPOINT OUT EXPORT_ARGS...
+  local rev=$1 checkpoint=$2 out=$3
+  shift 3
+  local tree
+  tree=$(mktemp -d)
+  git archive --format=tar "$rev" python | tar -x -C "$tree"
+  PYTHONPATH="$tree/python" $PY -m deqff.cli export "$checkpoint" -o "$out" "$@" > /dev/null
+  rm -rf "$tree"
+}
+
+# 15. The attention's neighbor sums recorded for a backward (the linearization of conservative forces, hence every
+# adjoint iteration) as one batched product over padded neighbor lists (after: 4c85de9) against one scatter sum per
+# head (before: c1a688f). The shipped files predate it: the shipped DEQ checkpoints exported at both revisions with
+# the shipped options (the water model without its short-range prior, whose fit needs the MD frames of its data).
+if wanted compare_exports_padded_sums; then
+  PADDED_TITLE="Cheaper conservative forces: the attention's neighbor sums as one batched product (issue #15: 2)"
+  PADDED_CHANGE="Change: the attention's weighted neighbor sums (two heads), when recorded for a backward (the \
+linearization at the fixed point, whose transpose every adjoint iteration applies), as one batched product over each \
+atom's neighbors padded to the largest neighbor count (deqff.nn.scatter.weighted_neighbor_sums) instead of one \
+weighting and scatter sum of the [E, M] messages per head; the solver's iterations (no autograd) unchanged. The shipped \
+checkpoints exported with the shipped options by the code of commit c1a688f (before) and 4c85de9 (after); the water \
+model without the short-range prior on both sides. aspirin: 200 consecutive 0.5 fs steps of 500 K xTB MD; water: 20 \
+frames of data/water-box.npz (independent samples of the 32-water box, so warm starts help little). Command: bash \
+benchmarks/compare_exports.sh compare_exports_padded_sums."
+  rm -f benchmarks/compare_exports_padded_sums.json
+  mkdir -p out/bench
+  for rev in c1a688f 4c85de9; do
+    export_at "$rev" models/aspirin_deq.ckpt "out/bench/aspirin_deq_$rev.pt" --dtype float32 --tol 1e-4 \
+      --adjoint-tol 1e-4 --predictor-order 2 --repulsion zbl --repulsion-data data/aspirin.npz
+    export_at "$rev" models/water_deq.ckpt "out/bench/water_deq_$rev.pt" --dtype float32 --tol 1e-4 \
+      --adjoint-tol 1e-4 --predictor-order 2 --secant-memory 40
+  done
+  $PY benchmarks/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 --label aspirin_deq \
+    --section compare_exports_padded_sums --title "$PADDED_TITLE" --change "$PADDED_CHANGE" \
+    --json benchmarks/compare_exports_padded_sums.json \
+    --before out/bench/aspirin_deq_c1a688f.pt --after out/bench/aspirin_deq_4c85de9.pt \
+    --notes-file benchmarks/compare_exports_padded_sums_notes.md
+  $PY benchmarks/compare_exports.py --dataset data/water-box.npz --frames 20 --label "water_deq, 96 atoms" \
+    --section compare_exports_padded_sums --title "$PADDED_TITLE" --change "$PADDED_CHANGE" \
+    --json benchmarks/compare_exports_padded_sums.json \
+    --before out/bench/water_deq_c1a688f.pt --after out/bench/water_deq_4c85de9.pt \
+    --notes-file benchmarks/compare_exports_padded_sums_notes.md
+fi
