@@ -92,6 +92,18 @@ def test_export_command_defaults_to_float32_unless_the_tolerance_needs_float64(t
         main(["export", str(conservative), "-o", str(tmp_path / "x.pt"), "--dtype", "float32"])
 
 
+def test_direct_export_of_a_conservative_checkpoint_warns(tmp_path, capsys):
+    """Its direct force head was not what training fitted: the export says so (and still writes the file)."""
+    conservative = write_checkpoint(tmp_path / "cons.pt", tiny_model(force_mode="conservative"))
+    argv = ["export", str(conservative), "-o", str(tmp_path / "direct.pt"), "--force-mode", "direct"]
+    assert main(argv) == 0
+    assert "trained with force mode 'conservative'" in capsys.readouterr().err
+    assert read_metadata(tmp_path / "direct.pt").force_mode == "direct"
+    direct = write_checkpoint(tmp_path / "direct_ckpt.pt", tiny_model(force_mode="direct"))
+    assert main(["export", str(direct), "-o", str(tmp_path / "d.pt"), "--force-mode", "direct"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_checkpoints_prefer_ema_weights(tmp_path):
     model = tiny_model()
     checkpoint = {

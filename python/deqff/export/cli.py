@@ -49,6 +49,19 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
     )
 
 
+def direct_forces_warning(trained_mode: str, exported_mode: str | None) -> str:
+    """A warning ("" if none) for a checkpoint trained with energy-gradient forces that is exported with
+    direct ones: its training fits -dE/dx, not the direct force head, whose forces can then be far off."""
+    if exported_mode != "direct" or trained_mode == "direct":
+        return ""
+    return (
+        f"warning: this checkpoint was trained with force mode {trained_mode!r} (forces as energy "
+        "gradients); its direct force head is not what that training fits, so the exported direct forces can "
+        "be far off (1.1 eV/Å on average for the shipped aspirin DEQ: benchmarks/RESULTS.md). Fine for "
+        "timing comparisons, not for MD: export without --force-mode direct for that."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     logger = logging.getLogger("deqff")
@@ -59,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     logger.setLevel(logging.INFO)
     try:
         model = model_from_checkpoint(args.checkpoint, options.weights)
+        warning = direct_forces_warning(model.config.force_mode, options.force_mode)
+        if warning:
+            print(warning, file=sys.stderr)
         if args.dtype is None:
             dtype, reason = command_line_dtype(options, model.config)
             options = dataclasses.replace(options, dtype=dtype)
