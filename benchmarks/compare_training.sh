@@ -35,6 +35,18 @@ compare() {  # compare SECTION TITLE CHANGE BEFORE_REV AFTER_REV [CONFIGS [AFTER
   done
 }
 
+compare_shipped() {  # compare_shipped SECTION TITLE CHANGE BEFORE_REV AFTER_REV NOTES_FILE NAME...: configs/NAME.yaml
+  local section=$1 title=$2 change=$3 before=$4 after=$5 notes=$6  # from models/NAME.ckpt's weights
+  shift 6
+  wanted "$section" || return 0
+  rm -f "benchmarks/$section.json"
+  for name in "$@"; do
+    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
+      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section "$section" \
+      --before "$before" --after "$after" --title "$title" --change "$change" --notes-file "$notes"
+  done
+}
+
 # 1. The per-edge terms as one tensor per piece instead of one flat tensor split in every application.
 compare compare_training_edge_terms "Cheaper training steps: per-edge terms without split and concatenation (issue #13: 1)" \
   "Change: the block's per-edge terms (the tensor-product operator of each input block, the radial part of the \
@@ -165,7 +177,6 @@ fi
 # trained weights.
 FACTORED_REV=53347c3
 if wanted compare_training_factored_operator; then
-  rm -f benchmarks/compare_training_factored_operator.json
   change="Change: the attention's per-edge operator kept as a geometric part shared by the channels, G [E, d, K'], and \
 each channel's path weight, W [E, u K], instead of their product per channel, [E u, d, K] (deqff.nn.edge_operator): one \
 bmm of [u, d] x [d, K'] matrices per edge and input block in place of u rows of [1, d] x [d, K], in the forward, the \
@@ -173,19 +184,15 @@ adjoint and the double backward of force training alike. Same model and batches,
 Before: commit bd98189, after: $(git rev-parse --short "$FACTORED_REV"). Command: bash benchmarks/compare_training.sh \
 compare_training_factored_operator."
   title="Cheaper training steps: the per-edge operator as a shared geometric part and per-channel weights (issue #13: 1)"
-  for name in aspirin_deq aspirin_explicit water_deq; do
-    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
-      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section compare_training_factored_operator \
-      --before bd98189 --after "$(git rev-parse --short "$FACTORED_REV")" --title "$title" --change "$change" \
-      --notes-file benchmarks/compare_training_factored_operator_notes.md
-  done
+  compare_shipped compare_training_factored_operator "$title" "$change" bd98189 \
+    "$(git rev-parse --short "$FACTORED_REV")" benchmarks/compare_training_factored_operator_notes.md \
+    aspirin_deq aspirin_explicit water_deq
 fi
 
 # 10. The block's e3nn linear maps applied as one matrix product each (MATRIX_LINEAR_REV: deqff.nn.linear) against
 # e3nn's per-path evaluation (6305fae): the shipped aspirin pair and ethanol DEQ, from their trained weights.
 MATRIX_LINEAR_REV=71433a6
 if wanted compare_training_matrix_linear; then
-  rm -f benchmarks/compare_training_matrix_linear.json
   change="Change: the block's five e3nn linear maps (the attention's output map, the feed-forward's two, the many-body \
 product's two) evaluated as one matrix product each, x @ M with M [D_in, D_out] scattered from the weights at every \
 call (deqff.nn.linear.MatrixLinear: same parameters, state dict and function), instead of e3nn's per-path slices, \
@@ -194,12 +201,9 @@ and batches, losses equal to float32 round-off. Before: commit 6305fae, after: \
 $(git rev-parse --short "$MATRIX_LINEAR_REV"). Command: bash benchmarks/compare_training.sh \
 compare_training_matrix_linear."
   title="Cheaper training steps: the block's linear maps as one matrix product each (issue #13: 1)"
-  for name in aspirin_deq aspirin_explicit ethanol_conservative; do
-    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
-      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section compare_training_matrix_linear \
-      --before 6305fae --after "$(git rev-parse --short "$MATRIX_LINEAR_REV")" --title "$title" --change "$change" \
-      --notes-file benchmarks/compare_training_matrix_linear_notes.md
-  done
+  compare_shipped compare_training_matrix_linear "$title" "$change" 6305fae \
+    "$(git rev-parse --short "$MATRIX_LINEAR_REV")" benchmarks/compare_training_matrix_linear_notes.md \
+    aspirin_deq aspirin_explicit ethanol_conservative
 fi
 
 # 11. The attention's per-head neighbor sums, when recorded for a backward, as one batched product over padded
@@ -207,7 +211,6 @@ fi
 # (c1a688f): the shipped aspirin pair and ethanol DEQ, from their trained weights.
 PADDED_SUMS_REV=4c85de9
 if wanted compare_training_padded_sums; then
-  rm -f benchmarks/compare_training_padded_sums.json
   change="Change: the attention's weighted neighbor sums (two heads), when autograd records them (every graph of a \
 training step), as one batched product [heads x width] by [width x M] over each atom's neighbors padded to the \
 largest neighbor count (deqff.nn.scatter.weighted_neighbor_sums), whose backward is two batched products and one \
@@ -216,10 +219,7 @@ multiplies and reduces [E, M] tensors per head; without autograd (the forward so
 Same model and batches, losses equal to float32 round-off. Before: commit c1a688f, after: \
 $(git rev-parse --short "$PADDED_SUMS_REV"). Command: bash benchmarks/compare_training.sh compare_training_padded_sums."
   title="Cheaper training steps: the attention's neighbor sums as one batched product (issue #13: 1)"
-  for name in aspirin_deq aspirin_explicit ethanol_conservative; do
-    $PY benchmarks/compare_training.py --config "configs/$name.yaml" --label "$name (shipped), from its weights" \
-      --weights "models/$name.ckpt" --steps 20 --warmup 2 --section compare_training_padded_sums \
-      --before c1a688f --after "$(git rev-parse --short "$PADDED_SUMS_REV")" --title "$title" --change "$change" \
-      --notes-file benchmarks/compare_training_padded_sums_notes.md
-  done
+  compare_shipped compare_training_padded_sums "$title" "$change" c1a688f \
+    "$(git rev-parse --short "$PADDED_SUMS_REV")" benchmarks/compare_training_padded_sums_notes.md \
+    aspirin_deq aspirin_explicit ethanol_conservative
 fi
