@@ -85,7 +85,7 @@ class EquivariantGraphAttention(torch.nn.Module):
         )
         self.edge_tp = EdgeTensorProduct(self.tp)
         # Same weights and function as a Linear on the unmerged message irreps (each output's fan-in and
-        # the flattened weight order are the same), with one matrix product per degree.
+        # the flattened weight order are the same), applied as one matrix product (deqff.nn.linear).
         self.linear = MatrixLinear(irreps_message.simplify(), irreps_node)
         self.num_heads = num_heads
         self.num_scalars = scalar_dim(irreps_node)
