@@ -46,10 +46,13 @@ def test_weighted_neighbor_sums_without_rows() -> None:
 
 
 def test_weighted_neighbor_sums_script() -> None:
+    """Scripted; segments without rows between others and after the last (LAMMPS ghosts) are zero."""
     scripted = torch.jit.script(weighted_neighbor_sums)
-    index = torch.tensor([2, 0, 2, 1, 2])
+    index = torch.tensor([5, 0, 5, 2, 5])
     values, weights = torch.randn(5, 3), torch.randn(5, 2)
-    torch.testing.assert_close(scripted(values, weights, index, 4), per_head_sums(values, weights, index, 4))
+    out = scripted(values, weights, index, 8)
+    torch.testing.assert_close(out, per_head_sums(values, weights, index, 8))
+    assert not out[[1, 3, 4, 6, 7]].any()
 
 
 def test_the_layer_is_the_same_function_with_and_without_autograd() -> None:

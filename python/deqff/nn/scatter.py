@@ -31,18 +31,24 @@ def weighted_neighbor_sums(values: Tensor, weights: Tensor, index: Tensor, num_s
     here a backward is two batched products and one gather (measured with H = 2 on [1584, 592]: forward
     + backward 6.1 -> 1.4 ms; on [3808, 592]: 17.8 -> 4.3 ms). Without autograd the per-k sums are
     cheaper (no padded copy)."""
-    counts = torch.bincount(index, minlength=num_segments)
-    width = int(counts.max()) if counts.numel() > 0 else 0
+    # Segments after the last one with rows are left out of the padded layout (zeros appended instead): in
+    # LAMMPS the ghost atoms follow the local ones and receive nothing, and on a small periodic box they
+    # outnumber them several times.
+    used = int(index.max()) + 1 if index.numel() > 0 else 0
+    counts = torch.bincount(index, minlength=used)
+    width = int(counts.max()) if used > 0 else 0
     order = torch.argsort(index, stable=True)
     starts = torch.cumsum(counts, 0) - counts
     rank_in_order = torch.arange(index.shape[0], device=index.device) - starts.index_select(0, index[order])
     rank = torch.empty_like(index).scatter(0, order, rank_in_order)  # each row's place within its segment
     position = index * width + rank
-    padded_values = values.new_zeros(num_segments * width, values.shape[1]).index_copy(0, position, values)
-    padded_weights = weights.new_zeros(num_segments * width, weights.shape[1]).index_copy(
-        0, position, weights
+    padded_values = values.new_zeros(used * width, values.shape[1]).index_copy(0, position, values)
+    padded_weights = weights.new_zeros(used * width, weights.shape[1]).index_copy(0, position, weights)
+    sums = torch.bmm(
+        padded_weights.view(used, width, weights.shape[1]).transpose(1, 2),
+        padded_values.view(used, width, values.shape[1]),
     )
-    return torch.bmm(
-        padded_weights.view(num_segments, width, weights.shape[1]).transpose(1, 2),
-        padded_values.view(num_segments, width, values.shape[1]),
-    )
+    if used == num_segments:
+        return sums
+    rest = sums.new_zeros(num_segments - used, weights.shape[1], values.shape[1])
+    return torch.cat([sums, rest], dim=0)
