@@ -154,14 +154,16 @@ class GraphStep(nn.Module):
             out = injection[:n_local].to(torch.float64)
         return out, features
 
-    def stage_output(self, h: Tensor, injection: Tensor, features: list[Tensor], stage: int) -> Tensor:
-        """Stage `stage` of f on all rows: h, injection [n_all, D] (model dtype) -> [n_all, D] (rows of
-        ghosts are not meaningful: their neighbors are not all present)."""
+    def stage_output(
+        self, h: Tensor, injection: Tensor, features: list[Tensor], stage: int, n_local: int
+    ) -> Tensor:
+        """Stage `stage` of f for the local atoms: h, injection [n_all, D] (model dtype) -> [n_local, D] (the
+        ghosts' rows, whose neighbors are not all present, are not computed)."""
         if stage < 0 or stage >= len(self.layers) * self.blocks_per_layer:
             raise ValueError("deqff: stage " + str(stage) + " out of range")
         layer_index = stage // self.blocks_per_layer
         block_index = stage % self.blocks_per_layer
-        out = h
+        out = h[:n_local]
         for i, layer in enumerate(self.layers):
             if i == layer_index:
                 for k, block in enumerate(layer.blocks):
@@ -169,15 +171,17 @@ class GraphStep(nn.Module):
                         x = inject(h, injection) if k == 0 else h
                         start = self.term_start[stage]
                         terms = features[start : start + self.term_count[stage]]
-                        out = block(x, features[0], features[1], terms, injection)
+                        out = block(x, features[0], features[1], terms, injection, n_local)
         return out
 
     def iterate(
         self, h: Tensor, injection: Tensor, features: list[Tensor], n_local: int, stage: int
     ) -> Tensor:
         with torch.no_grad():
-            out = self.stage_output(h.to(self.like.dtype), injection.to(self.like.dtype), features, stage)
-        return out[:n_local].to(torch.float64)
+            out = self.stage_output(
+                h.to(self.like.dtype), injection.to(self.like.dtype), features, stage, n_local
+            )
+        return out.to(torch.float64)
 
     def leaf(self, t: Tensor) -> Tensor:
         """A copy of t in the model dtype that requires grad: an autograd leaf made without
@@ -212,7 +216,7 @@ class GraphStep(nn.Module):
         torch.set_grad_enabled(True)
         x = self.leaf(h)
         u = self.leaf(injection)
-        out = self.stage_output(x, u, features, stage)[:n_local]
+        out = self.stage_output(x, u, features, stage, n_local)
         torch.set_grad_enabled(enabled)
         return x, u, out
 
@@ -314,7 +318,7 @@ class GraphStep(nn.Module):
         total = (own * injection_cotangent.to(own.dtype)).sum()
         stages = len(self.layers) * self.blocks_per_layer
         for k in range(len(stage_inputs)):
-            out = self.stage_output(stage_inputs[k].to(own.dtype), u, features, k % stages)[:n_local]
+            out = self.stage_output(stage_inputs[k].to(own.dtype), u, features, k % stages, n_local)
             total = total + (out * cotangents[k].to(out.dtype)).sum()
         prior, grad = self.gradient_with_prior(total, x, species, edges, n_local)
         torch.set_grad_enabled(enabled)

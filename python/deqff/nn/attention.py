@@ -126,10 +126,14 @@ class EquivariantGraphAttention(torch.nn.Module):
             return scatter_softmax(logits, receiver, num_nodes)
         return torch.sigmoid(logits) * self.inv_num_neighbors
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor]) -> Tensor:
+    def forward(
+        self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor], rows: int = -1
+    ) -> Tensor:
+        """h [N, D] -> [rows, D] (rows < 0: N): the messages to the first `rows` atoms, every receiver among
+        them (a host's local atoms, followed by ghost atoms that only send)."""
         sender = edge_index[0]
         receiver = edge_index[1]
-        num_nodes = h.shape[0]
+        num_nodes = h.shape[0] if rows < 0 else rows
         operator = edge_terms[: self.edge_tp.num_terms]
         radial_part = edge_terms[self.edge_tp.num_terms]
         logits = self.attention_logits(h[:, : self.num_scalars], edge_index, radial_part)

@@ -169,18 +169,28 @@ class EquivariantBlock(torch.nn.Module):
         return self.attention.edge_terms(edge_radial, edge_sh)
 
     def forward(
-        self, h: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_terms: list[Tensor], injection: Tensor
+        self,
+        h: Tensor,
+        edge_index: Tensor,
+        edge_sh: Tensor,
+        edge_terms: list[Tensor],
+        injection: Tensor,
+        rows: int = -1,
     ) -> Tensor:
-        """h [N, D] -> [N, D]; injection [N, D]: the input embedding x (its scalars feed the gains)."""
+        """h [N, D] -> [rows, D] (rows < 0: N); injection [N, D]: the input embedding x (its scalars feed the
+        gains). With rows >= 0 only the first `rows` atoms are updated, every edge's receiver among them: a
+        host's local atoms, whose ghost atoms (after them) only send messages and would otherwise be updated
+        for nothing (on a small periodic box in LAMMPS they outnumber the local atoms several times)."""
+        out_rows = h.shape[0] if rows < 0 else rows
         attention = self.attention_scale(
-            self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms)
+            self.attention(self.norm_attention(h), edge_index, edge_sh, edge_terms, out_rows)
         )
         gains = self.gains
         feed_forward_gain: Tensor | None = None
         if gains is not None:
-            attention_gain, feed_forward_gain = gains(injection)
+            attention_gain, feed_forward_gain = gains(injection[:out_rows])
             attention = attention * attention_gain
-        h = h + attention
+        h = h[:out_rows] + attention
         feed_forward = self.feed_forward_scale(self.feed_forward(self.norm_feed_forward(h)))
         if feed_forward_gain is not None:
             feed_forward = feed_forward * feed_forward_gain
