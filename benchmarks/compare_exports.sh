@@ -349,3 +349,34 @@ benchmarks/compare_exports.sh compare_exports_padded_sums."
     --before out/bench/water_deq_c1a688f.pt --after out/bench/water_deq_4c85de9.pt \
     --notes-file benchmarks/compare_exports_padded_sums_notes.md
 fi
+
+# 16. LAMMPS: the stages update the local atoms only (4391cab) instead of every row, ghosts included, together with
+# the day's other changes to what a stage computes (the padded neighbor sums of 4c85de9, without the ghosts' rows
+# since 6fe0883), against the code before them (c1a688f). The shipped water checkpoint exported by both revisions'
+# code with the shipped options, without the short-range prior (whose fit needs the MD frames of its data), NVE in
+# LAMMPS on one rank.
+if wanted compare_lammps_local_rows; then
+  LOCAL_TITLE="LAMMPS: stages that update the local atoms only (issue #14)"
+  LOCAL_CHANGE="Change: in the host-driven (LAMMPS) evaluation each stage of the layer updates the local atoms only \
+(deqff.export.graph_step passes their count to the block: the attention sums messages into them, the norms and the \
+feed-forward run on their rows) instead of every row, the ghost atoms' included, whose results were discarded; the ghosts \
+still send their messages. With it the attention's neighbor sums as one batched product when recorded for a backward \
+(the adjoint's transposes), padded over the local atoms only. Before: the water checkpoint exported by the code of \
+commit c1a688f, after: by 4391cab; the same options, without the short-range prior. Command: bash \
+benchmarks/compare_exports.sh compare_lammps_local_rows."
+  rm -f benchmarks/compare_lammps_local_rows.json
+  mkdir -p out/bench
+  for rev in c1a688f 4391cab; do
+    export_at "$rev" models/water_deq.ckpt "out/bench/water_deq_$rev.pt" --dtype float32 --tol 1e-4 \
+      --adjoint-tol 1e-4 --predictor-order 2 --secant-memory 40
+  done
+  for waters in 32 256; do
+    steps=20 repeats=3
+    [[ $waters == 256 ]] && steps=5 repeats=2
+    LD_LIBRARY_PATH="$PWD/.venv/lib:${LD_LIBRARY_PATH:-}" $PY benchmarks/compare_lammps_exports.py \
+      --before out/bench/water_deq_c1a688f.pt --after out/bench/water_deq_4391cab.pt --structure "water-box:$waters" \
+      --steps "$steps" --repeats "$repeats" --label "water_deq, $((3 * waters)) atoms" \
+      --section compare_lammps_local_rows --title "$LOCAL_TITLE" --change "$LOCAL_CHANGE" \
+      --notes-file benchmarks/compare_lammps_local_rows_notes.md
+  done
+fi
