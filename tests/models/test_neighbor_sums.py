@@ -69,3 +69,24 @@ def test_the_layer_is_the_same_function_with_and_without_autograd() -> None:
     recorded = model.core.solver.func(z.clone().requires_grad_(True), inputs)
     assert recorded.requires_grad
     torch.testing.assert_close(recorded.detach(), plain, rtol=0, atol=1e-12)
+
+
+def test_a_block_updating_the_first_rows_only_equals_the_full_update_there() -> None:
+    """LAMMPS passes the local atoms' count: with every edge's receiver among the first rows, the block's
+    output for them is the full update's (the other atoms, ghosts there, only send messages)."""
+    model, molecule = cached_tiny_model(), Molecule()
+    local = 4
+    keep = molecule.edge_index[1] < local
+    edge_index = molecule.edge_index[:, keep]
+    inputs = model.layer_inputs(molecule.positions, molecule.species, edge_index, molecule.shifts[keep])
+    block = model.core.solver.func.blocks[0]
+    terms = [inputs[f"edge_terms_0_{j}"] for j in range(block.num_edge_terms)]
+    h = torch.randn(
+        inputs["injection"].shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64
+    )
+    for grad in (False, True):  # the per-head sums and the padded product
+        x = h.clone().requires_grad_(grad)
+        full = block(x, edge_index, inputs["edge_sh"], terms, inputs["injection"])
+        first = block(x, edge_index, inputs["edge_sh"], terms, inputs["injection"], local)
+        assert first.shape[0] == local
+        torch.testing.assert_close(first, full[:local], rtol=0, atol=1e-12)
