@@ -219,3 +219,27 @@ def test_files_and_checkpoints_from_before_the_prior_still_load(tmp_path):
     assert model.config.repulsion == "none" and model.repulsion is None
     energy, _ = module.compute(torch.tensor(ETHANOL, dtype=torch.float64))
     assert np.isfinite(energy.item())
+
+
+def test_export_takes_the_prior_from_an_earlier_export(tmp_path, dataset):
+    """`--repulsion-from`: a re-export without the data gets the earlier file's radii, hence its energies."""
+    checkpoint = write_checkpoint(tmp_path / "plain.pt", tiny_model(force_mode="direct"))
+    fitted, again = tmp_path / "fitted.pt", tmp_path / "again.pt"
+    base = ["export", str(checkpoint), "--repulsion", "zbl", "--dtype", "float64"]
+    assert main([*base, "-o", str(fitted), "--repulsion-data", str(dataset)]) == 0
+    assert main([*base, "-o", str(again), "--repulsion-from", str(fitted)]) == 0
+    for key in ("repulsion_r_inner", "repulsion_r_outer"):
+        assert read_metadata(again).extra[key] == read_metadata(fitted).extra[key]
+    x = torch.tensor(ETHANOL, dtype=torch.float64)
+    x[8] = x[2] + 0.5 * (x[8] - x[2]) / torch.linalg.norm(x[8] - x[2])  # inside the prior's range
+    (energy, forces), (energy_again, forces_again) = (
+        load_potential(path, ETHANOL_NUMBERS)[0].compute(x) for path in (fitted, again)
+    )
+    torch.testing.assert_close(energy_again, energy, rtol=0, atol=1e-12)
+    torch.testing.assert_close(forces_again, forces, rtol=0, atol=1e-12)
+    # A file without a prior has none to give; the options take one source of radii.
+    plain = export_model(tiny_model(force_mode="direct"), tmp_path / "no_prior.pt")
+    with pytest.raises(ValueError, match="has no ZBL short-range prior"):
+        main([*base, "-o", str(tmp_path / "x.pt"), "--repulsion-from", str(plain)])
+    with pytest.raises(ValueError, match="both repulsion_data and repulsion_from"):
+        ExportOptions(repulsion="zbl", repulsion_data=str(dataset), repulsion_from=str(fitted))

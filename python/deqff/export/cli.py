@@ -46,6 +46,7 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
         random_rotation=args.random_rotation,
         repulsion=args.repulsion,
         repulsion_data=args.repulsion_data,
+        repulsion_from=args.repulsion_from,
     )
 
 
@@ -183,6 +184,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DATA",
         help="dataset whose shortest element-pair distances set the ZBL prior's r_outer (its training "
         "split if DATA's splits file lies beside it, else all frames); refits a checkpoint's prior",
+    )
+    parser.add_argument(
+        "--repulsion-from",
+        metavar="EXPORT",
+        help="take the ZBL prior's radii from an earlier export of the same model (its metadata) instead of "
+        "fitting them: re-export after a code change without the training data",
     )
     mdet = parser.add_argument_group("MD-ET inference options (default off; see deqff.export.mdet)")
     mdet.add_argument("--remove-net-force", action="store_true", help="subtract the mean force (sum F = 0)")

@@ -21,7 +21,14 @@ from e3nn.util.jit import script
 from deqff.data.elements import atomic_number
 from deqff.export.dense import densify_linears
 from deqff.export.mdet import MDET_OPTIONS, InferenceTransforms
-from deqff.export.metadata import ModelFormatError, ModelMetadata, irreps_dim, load_model, save_scripted
+from deqff.export.metadata import (
+    ModelFormatError,
+    ModelMetadata,
+    irreps_dim,
+    load_model,
+    read_metadata,
+    save_scripted,
+)
 from deqff.export.module import DeqffEnergyPotential, DeqffPotential
 from deqff.export.options import ExportOptions
 from deqff.export.runner import ExplicitRunner, ImplicitRunner
@@ -175,6 +182,8 @@ def _build(
 ) -> tuple[DeqffPotential, ModelMetadata]:
     if options.repulsion_data is not None:
         model = with_fitted_repulsion(model, options.repulsion_data)
+    if options.repulsion_from is not None:
+        model = with_exported_repulsion(model, options.repulsion_from)
     model = configure_model(model, options)
     densify_linears(model)  # one matrix product per linear map in every iteration (deqff.export.dense)
     config = model.config
@@ -203,6 +212,30 @@ def _build(
         options.predictor_order if config.model_type == "deq" else 0,
     )
     return potential.eval(), meta
+
+
+def with_exported_repulsion(model: EquivariantForceField, path: str | Path) -> EquivariantForceField:
+    """A copy of `model` with the ZBL prior of the exported file `path` (an earlier export of the same
+    model: its elements and its metadata's r_outer): `deqff export --repulsion zbl --repulsion-from FILE`."""
+    import numpy as np
+
+    from deqff.train.repulsion import RepulsionFit, with_repulsion
+
+    meta = read_metadata(path)
+    if meta.extra.get("repulsion") != "zbl" or "repulsion_r_outer" not in meta.extra:
+        raise ValueError(
+            f"{path} has no ZBL short-range prior to take (its repulsion: {meta.extra.get('repulsion')})"
+        )
+    if list(meta.elements) != list(model.config.elements):
+        raise ValueError(
+            f"{path} is a model of elements {meta.elements}, this checkpoint of "
+            f"{list(model.config.elements)}: take the prior from an export of the same model"
+        )
+    r_outer = np.array(json.loads(meta.extra["repulsion_r_outer"]), dtype=np.float64)
+    shortest = np.full_like(r_outer, np.inf)
+    fit = RepulsionFit(tuple(model.config.elements), r_outer, shortest, ())
+    log.info("ZBL prior's radii from %s", path)
+    return with_repulsion(model, fit)
 
 
 def with_fitted_repulsion(model: EquivariantForceField, data: str | Path) -> EquivariantForceField:

@@ -61,6 +61,9 @@ class ExportOptions:
     repulsion_data:    dataset file whose shortest element-pair distances set the prior's r_outer (its
                        training split if a splits file lies beside it, else all frames); needs
                        repulsion "zbl" and replaces a checkpoint's own fit.
+    repulsion_from:    an earlier export of the same model whose prior's radii (its metadata) the export
+                       takes instead of fitting them: a re-export after a code change without the data.
+                       Needs repulsion "zbl"; not with repulsion_data.
     """
 
     force_mode: str | None = None
@@ -82,6 +85,7 @@ class ExportOptions:
     random_rotation: bool = False
     repulsion: str | None = None
     repulsion_data: str | None = None
+    repulsion_from: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -118,6 +122,10 @@ class ExportOptions:
             problems.append(f"repulsion={self.repulsion!r} (choose from {REPULSIONS})")
         if self.repulsion_data is not None and self.repulsion != "zbl":
             problems.append("repulsion_data is given but repulsion is not 'zbl' (--repulsion zbl)")
+        if self.repulsion_from is not None and self.repulsion != "zbl":
+            problems.append("repulsion_from is given but repulsion is not 'zbl' (--repulsion zbl)")
+        if self.repulsion_from is not None and self.repulsion_data is not None:
+            problems.append("both repulsion_data and repulsion_from: the prior's radii come from one of them")
         if self.min_distance < 0:
             problems.append(f"min_distance={self.min_distance} (must be >= 0 Å)")
         if problems:
