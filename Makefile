@@ -98,7 +98,11 @@ NOTE_water_deq := Conservative DEQ for liquid water: a periodic box of 32 waters
   the training data, and warm solves seeded with the last step's 40 secant pairs (OpenMM, ASE, Python; the LAMMPS \
   plugin solves without them; measured on stage 1: 0.333x the cold iterations instead of 0.394x and 1.10x faster \
   calls, NVE drift no worse: benchmarks/RESULTS.md, Warm solves seeded with the last step's secant pairs, water \
-  box). The ASE calculator gives its stress (atoms.get_stress()).
+  box). The ASE calculator gives its stress (atoms.get_stress()). Re-exported on 2026-12-07 (commit 455e946) \
+  from the same checkpoint and options by the code whose LAMMPS stages update the local atoms only and whose \
+  attention sums its neighbors as one batched product where autograd records them, the prior's radii taken from \
+  the file before (deqff export --repulsion-from): benchmarks/RESULTS.md, The shipped water model re-exported by \
+  the code of 2026-12-07.
 NOTE_ethanol_conservative := The default model of deqff simulate and make demo. Conservative forces (-dE/dx \
   through the fixed point, exact by implicit differentiation), trained with the recipe of issue 13 \
   (configs/ethanol_conservative.yaml, 48 epochs; exact second-order parameter gradients of its forces) and the block \

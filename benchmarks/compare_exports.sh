@@ -380,3 +380,29 @@ benchmarks/compare_exports.sh compare_lammps_local_rows."
       --notes-file benchmarks/compare_lammps_local_rows_notes.md
   done
 fi
+
+# 17. The shipped water model re-exported (REEXPORT_REV) from the same checkpoint and options by the code with the
+# local-rows LAMMPS stages and the padded neighbor sums, its prior's radii from the previous file (d8bba20): the
+# Python module on independent frames of the box and LAMMPS NVE on one rank.
+REEXPORT_REV=455e946
+if wanted compare_water_reexport; then
+  REEXPORT_TITLE="The shipped water model re-exported by the code of 2026-12-07 (issues #14, #15)"
+  REEXPORT_CHANGE="Change: models/water_deq.pt re-exported from the same checkpoint with the same options by the code \
+of commit $REEXPORT_REV (LAMMPS stages that update the local atoms only; the attention's neighbor sums as one batched \
+product where autograd records them), the short-range prior's radii taken from the file before \
+(\`deqff export --repulsion-from\`; metadata identical). Before: the file of commit d8bba20. Python: 20 frames of \
+data/water-box.npz (independent samples, so warm starts help little); LAMMPS: NVE on one rank. Command: bash \
+benchmarks/compare_exports.sh compare_water_reexport."
+  rm -f benchmarks/compare_water_reexport.json
+  mkdir -p out/bench
+  git show "d8bba20:models/water_deq.pt" > out/bench/water_deq_shipped_d8bba20.pt
+  git show "$REEXPORT_REV:models/water_deq.pt" > "out/bench/water_deq_shipped_$REEXPORT_REV.pt"
+  $PY benchmarks/compare_exports.py --dataset data/water-box.npz --frames 20 --label "water_deq, Python module" \
+    --section compare_water_reexport --title "$REEXPORT_TITLE" --change "$REEXPORT_CHANGE" \
+    --json benchmarks/compare_water_reexport.json \
+    --before out/bench/water_deq_shipped_d8bba20.pt --after "out/bench/water_deq_shipped_$REEXPORT_REV.pt"
+  LD_LIBRARY_PATH="$PWD/.venv/lib:${LD_LIBRARY_PATH:-}" $PY benchmarks/compare_lammps_exports.py \
+    --before out/bench/water_deq_shipped_d8bba20.pt --after "out/bench/water_deq_shipped_$REEXPORT_REV.pt" \
+    --structure water-box:32 --steps 20 --repeats 3 --label "water_deq, LAMMPS, 96 atoms" \
+    --section compare_water_reexport_lammps --title "$REEXPORT_TITLE: LAMMPS" --change "$REEXPORT_CHANGE"
+fi
