@@ -10,7 +10,6 @@ section --section of benchmarks/RESULTS.md (rows of other labels are kept, in --
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 
 from deqff.md.lammps import run_nve
 from deqff.md.structure import load_structure
-from results_file import add_notes_argument, machine_line, notes_lines, without_options, write_section
+from results_file import add_notes_argument, machine_line, publish, replace_row, without_options
 
 HERE = Path(__file__).resolve().parent
 PLUGIN = HERE.parent / "build" / "libdeqff_lammps.so"
@@ -80,10 +79,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     add_notes_argument(parser)
     args = parser.parse_args()
-    json_path = args.json or HERE / f"{args.section}.json"
-    rows = json.loads(json_path.read_text()) if json_path.exists() else []
-    rows = [row for row in rows if row["label"] != args.label] + [measure(args)]
-    json_path.write_text(json.dumps(rows, indent=1) + "\n")
+    rows = replace_row(args.json or HERE / f"{args.section}.json", measure(args))
     lines = [args.change, ""] if args.change else []
     lines += [
         machine_line() + " One rank; NVE from 300 K velocities, 0.5 fs steps, warm starts as each file was "
@@ -94,10 +90,7 @@ def main() -> None:
         "",
         *table(rows),
     ]
-    if args.notes_file:
-        lines += ["", *notes_lines(args.notes_file)]
-    write_section(args.results, args.section, args.title, lines)
-    print("\n".join(lines))
+    publish(args.results, args.section, args.title, lines, args.notes_file)
 
 
 if __name__ == "__main__":

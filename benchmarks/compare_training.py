@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shlex
 import statistics
@@ -221,11 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args.config, args.set, args.weights)
     args.label = args.label or Path(args.config).stem
     row = compare(args)
-    json_path = Path(args.json or HERE / f"{args.section}.json")
-    rows = json.loads(json_path.read_text()) if json_path.exists() else []
-    rows = [r for r in rows if r["label"] != args.label] + [row]
-    json_path.write_text(json.dumps(rows, indent=1) + "\n")
-    from results_file import write_section
+    from results_file import replace_row, write_section
+
+    rows = replace_row(Path(args.json or HERE / f"{args.section}.json"), row)
 
     lines = section_lines(rows, args)
     write_section(Path(args.results), args.section, args.title, lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 from pathlib import Path
@@ -98,6 +99,15 @@ def head_lines(
     command = f"python benchmarks/{script} {shlex.join(without_options(arguments, left_out))}"
     source = repository_path(from_json) if from_json else None
     return [command_line(command, source), measured_on or machine_line(), ""]
+
+
+def replace_row(store: Path, row: dict) -> list[dict]:
+    """The rows of a section's JSON file `store` (a list) with `row` in place of the one of its label
+    (appended if new), written back; returns them."""
+    rows = json.loads(store.read_text()) if store.exists() else []
+    rows = [r for r in rows if r["label"] != row["label"]] + [row]
+    store.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
 
 
 def publish(results: Path, name: str, title: str, lines: list[str], notes_file: Path | None) -> None:

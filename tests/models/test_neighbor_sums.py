@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny_models import Molecule, cached_tiny_model
 
+from deqff.models.layer import edge_terms_key
 from deqff.nn.scatter import scatter_sum, weighted_neighbor_sums
 
 
@@ -80,7 +81,7 @@ def test_a_block_updating_the_first_rows_only_equals_the_full_update_there() -> 
     edge_index = molecule.edge_index[:, keep]
     inputs = model.layer_inputs(molecule.positions, molecule.species, edge_index, molecule.shifts[keep])
     block = model.core.solver.func.blocks[0]
-    terms = [inputs[f"edge_terms_0_{j}"] for j in range(block.num_edge_terms)]
+    terms = [inputs[edge_terms_key(0, j)] for j in range(block.num_edge_terms)]
     h = torch.randn(
         inputs["injection"].shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64
     )
