@@ -316,6 +316,10 @@ export_at() {  # export_at REV CHECKPOINT OUT EXPORT_ARGS...
   rm -rf "$tree"
 }
 
+# The shipped water model's export options (Makefile EXPORT_water_deq) without its short-range prior, whose fit
+# needs the MD frames of its data.
+WATER_EXPORT_OPTIONS=(--dtype float32 --tol 1e-4 --adjoint-tol 1e-4 --predictor-order 2 --secant-memory 40)
+
 # 15. The attention's neighbor sums recorded for a backward (the linearization of conservative forces, hence every
 # adjoint iteration) as one batched product over padded neighbor lists (after: 4c85de9) against one scatter sum per
 # head (before: c1a688f). The shipped files predate it: the shipped DEQ checkpoints exported at both revisions with
@@ -335,8 +339,7 @@ benchmarks/compare_exports.sh compare_exports_padded_sums."
   for rev in c1a688f 4c85de9; do
     export_at "$rev" models/aspirin_deq.ckpt "out/bench/aspirin_deq_$rev.pt" --dtype float32 --tol 1e-4 \
       --adjoint-tol 1e-4 --predictor-order 2 --repulsion zbl --repulsion-data data/aspirin.npz
-    export_at "$rev" models/water_deq.ckpt "out/bench/water_deq_$rev.pt" --dtype float32 --tol 1e-4 \
-      --adjoint-tol 1e-4 --predictor-order 2 --secant-memory 40
+    export_at "$rev" models/water_deq.ckpt "out/bench/water_deq_$rev.pt" "${WATER_EXPORT_OPTIONS[@]}"
   done
   $PY benchmarks/compare_exports.py --dataset data/aspirin_md500K_every_step.npz --frames 200 --label aspirin_deq \
     --section compare_exports_padded_sums --title "$PADDED_TITLE" --change "$PADDED_CHANGE" \
@@ -367,8 +370,7 @@ benchmarks/compare_exports.sh compare_lammps_local_rows."
   rm -f benchmarks/compare_lammps_local_rows.json
   mkdir -p out/bench
   for rev in c1a688f 4391cab; do
-    export_at "$rev" models/water_deq.ckpt "out/bench/water_deq_$rev.pt" --dtype float32 --tol 1e-4 \
-      --adjoint-tol 1e-4 --predictor-order 2 --secant-memory 40
+    export_at "$rev" models/water_deq.ckpt "out/bench/water_deq_$rev.pt" "${WATER_EXPORT_OPTIONS[@]}"
   done
   for waters in 32 256; do
     steps=20 repeats=3
