@@ -202,8 +202,9 @@ class Contender:
             clock.steps += 1
 
 
-def make_contender(spec: str, out: Path) -> Contender:
-    """A Contender from LABEL=CONFIG[:CHECKPOINT], its run directory `out`."""
+def make_contender(spec: str, out: Path, overrides: tuple[str, ...] = ()) -> Contender:
+    """A Contender from LABEL=CONFIG[:CHECKPOINT], its run directory `out`; `overrides` are further
+    KEY=VALUE config settings (as `deqff train --set`)."""
     from deqff.train.cli import parse_overrides
     from deqff.train.config import load_config
     from deqff.train.datasets import batches
@@ -214,7 +215,7 @@ def make_contender(spec: str, out: Path) -> Contender:
     config_path, _, checkpoint = rest.partition(":")
     if not label or not config_path:
         raise SystemExit(f"--run {spec!r}: write LABEL=CONFIG[:CHECKPOINT]")
-    run = [f"output.dir={out}", "output.progress=false", "output.plot=false"]
+    run = [f"output.dir={out}", "output.progress=false", "output.plot=false", *overrides]
     config = load_config(config_path, parse_overrides(run))
     trainer = Trainer(config, overwrite=True)
     if checkpoint:

@@ -1,4 +1,5 @@
-"""deqff.md.allocator: the MD commands' `malloc` setting (keep freed memory for the next step)."""
+"""deqff.allocator: the `malloc` setting of the MD commands and of training (keep freed memory for the
+next step)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from deqff.md.allocator import apply_malloc_setting
+from deqff.allocator import apply_malloc_setting
 from deqff.md.mixed import MixedSettings
 from deqff.md.simulate import SimulationSettings
 
@@ -16,7 +17,7 @@ from deqff.md.simulate import SimulationSettings
 #: memory in the heap), with keep_freed_memory() called first if argv[1] == "keep".
 CHILD = """
 import ctypes, sys
-from deqff.md.allocator import keep_freed_memory
+from deqff.allocator import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in

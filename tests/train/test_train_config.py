@@ -62,6 +62,7 @@ def test_unknown_section(tmp_path: Path) -> None:
         ({"train.lr": "fast"}, r"train\.lr='fast': expected a number"),
         ({"train.epochs": 2.5}, r"train\.epochs=2\.5: expected an integer"),
         ({"train.grad_clip": 0}, r"train\.grad_clip=0\.0 \(must be > 0 or null\)"),
+        ({"train.malloc": "huge"}, r"train\.malloc='huge' \(choose from \['keep', 'system'\]\)"),
         ({"data.batch_size": 0}, r"data\.batch_size=0 \(must be >= 1\)"),
         (
             {"data.split_mode": "shuffled"},

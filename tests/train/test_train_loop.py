@@ -235,3 +235,13 @@ def test_jacobian_regularization(make_config, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setattr(EquivariantForceField, "layer_inputs", _layer_inputs, raising=False)
     history = Trainer(config, overwrite=True).fit()
     assert history[0]["train_loss_jac"] > 0 and math.isfinite(history[0]["train_loss"])
+
+
+@pytest.mark.parametrize("setting", ["keep", "system"])
+def test_trainer_applies_the_allocator_setting(make_config, monkeypatch, setting: str) -> None:
+    """train.malloc reaches deqff.allocator when the Trainer is made (the process-wide setting itself is
+    tested in a child process: tests/md/test_allocator.py)."""
+    applied: list[str] = []
+    monkeypatch.setattr("deqff.train.trainer.apply_malloc_setting", applied.append)
+    Trainer(make_config(**{"train.malloc": setting}))
+    assert applied == [setting]

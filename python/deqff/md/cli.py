@@ -47,7 +47,7 @@ def add_platform_args(parser: argparse.ArgumentParser, default: str) -> None:
         choices=("keep", "system"),
         default="keep",
         help="keep: the process's allocator keeps freed memory for the next step (large systems otherwise "
-        "pay page faults every step; deqff.md.allocator); system: the C library's defaults",
+        "pay page faults every step; deqff.allocator); system: the C library's defaults",
     )
 
 

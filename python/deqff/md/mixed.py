@@ -32,7 +32,7 @@ import openmm.app as app
 import torch
 from openmm import unit
 
-from deqff.md.allocator import MALLOC_CHOICES, apply_malloc_setting
+from deqff.allocator import MALLOC_CHOICES, apply_malloc_setting
 from deqff.md.devices import PLATFORMS, openmm_platform
 from deqff.md.openmm import context_creation, model_calls, solver_iterations
 from deqff.md.progress import note
@@ -67,7 +67,7 @@ class MixedSettings:
     platform: str = "CPU"
     seed: int = 0
     threads: int | None = None
-    malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
+    malloc: str = "keep"  # deqff.allocator: keep freed memory for the next step, or "system"
     device_index: int | None = None  # the GPU of a CUDA/OpenCL platform (OpenMM's DeviceIndex)
 
     def __post_init__(self) -> None:

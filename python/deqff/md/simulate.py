@@ -33,8 +33,8 @@ import openmm.app as app
 import torch
 from openmm import unit
 
+from deqff.allocator import MALLOC_CHOICES, apply_malloc_setting
 from deqff.export.export import export_checkpoint, is_torchscript_archive, load_potential
-from deqff.md.allocator import MALLOC_CHOICES, apply_malloc_setting
 from deqff.md.devices import PLATFORMS, openmm_platform
 from deqff.md.openmm import context_creation, model_calls, solver_iterations, system_for, torch_force
 from deqff.md.progress import Progress, note
@@ -74,7 +74,7 @@ class SimulationSettings:
     minimize: bool | None = None
     cold_comparison: bool = True
     threads: int | None = None
-    malloc: str = "keep"  # deqff.md.allocator: keep freed memory for the next step, or "system"
+    malloc: str = "keep"  # deqff.allocator: keep freed memory for the next step, or "system"
     device_index: int | None = None
     start_state: str | None = None
     pressure: float = 1.0

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from deqff.allocator import MALLOC_CHOICES
 from deqff.data.formats import normalize_unit
 from deqff.models.config import ModelConfig
 
@@ -155,6 +156,12 @@ class TrainConfig:
                           gradient settings (deqff.train.checkpoint.INIT_FREE_KEYS); ignored by --resume.
     seed:                 weight init and data order; dtype: "float32" or "float64".
     num_threads:          torch intra-op threads (null = torch's default).
+    malloc:               the process's allocator (deqff.allocator), applied when the Trainer is made:
+                          "keep" serves every block from the heap and keeps freed memory for the next
+                          step; "system" leaves glibc's defaults, under which every step maps and unmaps
+                          its larger tensors anew and pays a page fault per 4 kB of them (aspirin DEQ,
+                          batch 5: benchmarks/RESULTS.md "Training steps with the allocator keeping freed
+                          memory").
     """
 
     epochs: int = 10
@@ -185,6 +192,7 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"
     num_threads: int | None = None
+    malloc: str = "keep"
 
     def problems(self) -> list[str]:
         out = []
@@ -232,6 +240,8 @@ class TrainConfig:
             out.append(f"dtype={self.dtype!r} (choose from {list(DTYPES)})")
         if self.num_threads is not None and self.num_threads < 1:
             out.append(f"num_threads={self.num_threads} (must be >= 1 or null)")
+        if self.malloc not in MALLOC_CHOICES:
+            out.append(f"malloc={self.malloc!r} (choose from {list(MALLOC_CHOICES)})")
         return out
 
 

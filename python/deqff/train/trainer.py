@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from deqff.allocator import apply_malloc_setting
 from deqff.data.fingerprint import file_sha256
 from deqff.data.splits import write_splits
 from deqff.models.config import ModelConfig, same_setting
@@ -132,6 +133,7 @@ class Trainer:
         self.dtype: torch.dtype = getattr(torch, t.dtype)
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
+        apply_malloc_setting(t.malloc)
         self.data = load_training_data(config.data)
         self.dataset_sha256 = file_sha256(config.data.path)
         if t.stress_weight > 0 and self.data.frames.stress is None:

@@ -20,8 +20,11 @@ import ctypes.util
 #: mallopt parameters (glibc malloc.h).
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-#: Values of the `malloc` setting of deqff's MD commands.
+#: Values of the `malloc` setting of deqff's MD commands and of training.
 MALLOC_CHOICES = ("keep", "system")
+#: The environment that gives a process started with it what `keep_freed_memory` gives this one (glibc
+#: reads these at start-up; mallopt(3)): for processes that do not run deqff, e.g. a peer's training.
+KEEP_ENVIRONMENT = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 
 def keep_freed_memory() -> str:
