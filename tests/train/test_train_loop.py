@@ -11,7 +11,7 @@ import torch
 
 from deqff.data.fingerprint import file_sha256
 from deqff.train.checkpoint import load_checkpoint, read_checkpoint
-from deqff.train.datasets import read_run_splits
+from deqff.train.datasets import batches, read_run_splits
 from deqff.train.evaluate import evaluate, run_batches
 from deqff.train.metrics import CSV_FIELDS
 from deqff.train.trainer import Trainer
@@ -217,23 +217,33 @@ def test_other_model_kinds_train(make_config, changes: dict) -> None:
     assert math.isfinite(history[0]["train_loss"]) and math.isfinite(history[0]["val_force_mae_meV_A"])
 
 
-def _layer_inputs(self, positions, species, edge_index, shift_vectors):
-    """Stand-in for EquivariantForceField.layer_inputs (the dict its forward builds for the layer)."""
-    edge_sh, edge_radial = self.edge_features(positions, edge_index, shift_vectors)
-    injection = self.embed(species, edge_index, edge_sh, edge_radial)
-    return {"injection": injection, "edge_index": edge_index, "edge_sh": edge_sh, "edge_radial": edge_radial}
-
-
 def test_jacobian_regularization(make_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The penalty trains, on the layer inputs the solves ran on: a conservative DEQ's step builds them
+    twice (for the solves, and with a graph to the positions for the forces), not a third time."""
     from deqff.models.force_field import EquivariantForceField
-    from deqff.train.losses import supports_jacobian
 
-    config = make_config("jac", **{"train.max_steps": 2, "train.jac_weight": 0.1, "output.plot": False})
-    if not supports_jacobian(EquivariantForceField(config.model)):
-        with pytest.raises(NotImplementedError, match="layer_inputs"):
-            Trainer(config)
-        monkeypatch.setattr(EquivariantForceField, "layer_inputs", _layer_inputs, raising=False)
-    history = Trainer(config, overwrite=True).fit()
+    builds: list[bool] = []
+    original = EquivariantForceField.layer_inputs
+
+    def counted(self, positions, *args):
+        builds.append(positions.requires_grad)
+        return original(self, positions, *args)
+
+    monkeypatch.setattr(EquivariantForceField, "layer_inputs", counted)
+    config = make_config(
+        "jac",
+        **{
+            "train.max_steps": 2,
+            "train.jac_weight": 0.1,
+            "output.plot": False,
+            "model.force_mode": "conservative",
+        },
+    )
+    trainer = Trainer(config, overwrite=True)
+    builds.clear()
+    trainer.train_step(next(iter(batches(trainer.train_loader, 0))))
+    assert builds == [False, True]
+    history = trainer.fit()
     assert history[0]["train_loss_jac"] > 0 and math.isfinite(history[0]["train_loss"])
 
 

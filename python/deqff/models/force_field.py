@@ -212,6 +212,41 @@ class EquivariantForceField(torch.nn.Module):
         the fixed point, g0 [N, D] of the adjoint (conservative DEQs), e.g. a previous call's
         output.z and output.adjoint for the same atoms; virial: also W = -dE/d(strain) (models whose
         forces are energy gradients)."""
+        return self.evaluate(
+            positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0, virial
+        )[0]
+
+    @torch.jit.unused
+    def training_outputs(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        z0: Tensor | None = None,
+        g0: Tensor | None = None,
+        virial: bool = False,
+    ) -> tuple[ForceFieldOutput, dict[str, Tensor]]:
+        """`forward`'s output and the layer inputs its core ran on (`layer_inputs` at these positions,
+        with a graph to the parameters), for a regularizer of the layer at the same geometry (the
+        Jacobian penalty) that would otherwise build them again."""
+        return self.evaluate(positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0, virial)
+
+    def evaluate(
+        self,
+        positions: Tensor,
+        species: Tensor,
+        edge_index: Tensor,
+        shift_vectors: Tensor,
+        batch: Tensor,
+        num_graphs: int,
+        z0: Tensor | None,
+        g0: Tensor | None,
+        virial: bool,
+    ) -> tuple[ForceFieldOutput, dict[str, Tensor]]:
+        """(`forward`'s output, the layer inputs the core ran on); arguments as `forward`'s."""
         needs_position_grad = self.force_mode != "direct"
         if virial and not needs_position_grad:
             raise ValueError(
@@ -253,7 +288,7 @@ class EquivariantForceField(torch.nn.Module):
             forces = self.force_head(core.z, species)
             if self.repulsion is not None:
                 forces = forces + prior_forces
-        return ForceFieldOutput(
+        output = ForceFieldOutput(
             energy,
             atom_energy,
             forces,
@@ -265,6 +300,7 @@ class EquivariantForceField(torch.nn.Module):
             adjoint.detach(),
             virial_out,
         )
+        return output, inputs
 
     def _energy_gradients(
         self,
@@ -306,8 +342,9 @@ class EquivariantForceField(torch.nn.Module):
         z0: Tensor | None,
         g0: Tensor | None,
         virial: bool,
-    ) -> ForceFieldOutput:
-        """Training forward of a conservative DEQ whose forces have exact parameter gradients.
+    ) -> tuple[ForceFieldOutput, dict[str, Tensor]]:
+        """Training forward of a conservative DEQ whose forces have exact parameter gradients, and the
+        layer inputs its solves ran on.
 
         The fixed point z and adjoint g are solved on layer inputs built from detached positions
         (graph to the parameters only); forces are then -d<g, f(z, x)>/dx at fixed z and g, from a
@@ -332,7 +369,7 @@ class EquivariantForceField(torch.nn.Module):
             pairing, positions, edge_index, shift_vectors, batch, num_graphs, virial, True
         )
         solve = state.forward
-        return ForceFieldOutput(
+        output = ForceFieldOutput(
             energy,
             atom_energy,
             forces,
@@ -344,3 +381,4 @@ class EquivariantForceField(torch.nn.Module):
             state.adjoint.z,
             virial_out,
         )
+        return output, frozen

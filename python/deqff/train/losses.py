@@ -83,20 +83,10 @@ def fixed_point_correction(
     return weights.fpc_gamma * correction_loss(losses, weights.fpc_gamma)
 
 
-def jacobian_penalty(model: EquivariantForceField, inputs: ModelInputs, z_star: Tensor) -> Tensor:
-    """Hutchinson estimate of ||J_f(z*)||_F² / (N D) for the DEQ layer f at z* [N, D] (one probe).
-
-    Needs `model.layer_inputs(positions, species, edge_index, shift_vectors)` (the dict f takes).
-    """
-    layer_inputs = model.layer_inputs(
-        inputs.positions, inputs.species, inputs.edge_index, inputs.shift_vectors
-    )
+def jacobian_penalty(model: EquivariantForceField, layer_inputs: dict[str, Tensor], z_star: Tensor) -> Tensor:
+    """Hutchinson estimate of ||J_f(z*)||_F² / (N D) for the DEQ layer f at z* [N, D] (one probe), on the
+    layer inputs the model's training forward solved on (`EquivariantForceField.training_outputs`)."""
     return jacobian_reg(model.core.solver.func, z_star, layer_inputs, n_samples=1)
-
-
-def supports_jacobian(model: EquivariantForceField) -> bool:
-    """Whether `jacobian_penalty` can run on this model (a DEQ exposing `layer_inputs`)."""
-    return model.config.model_type == "deq" and callable(getattr(model, "layer_inputs", None))
 
 
 def compute_loss(

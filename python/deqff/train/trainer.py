@@ -53,7 +53,6 @@ from deqff.train.losses import (
     LossWeights,
     compute_loss,
     jacobian_penalty,
-    supports_jacobian,
     wants_virial,
 )
 from deqff.train.machine import record_machine
@@ -150,11 +149,6 @@ class Trainer:
         self.species_map = SpeciesMap(list(config.model.elements))
         torch.manual_seed(t.seed)
         self.model = EquivariantForceField(config.model).to(self.dtype)
-        if t.jac_weight > 0 and not supports_jacobian(self.model):
-            raise NotImplementedError(
-                f"{config.source}: train.jac_weight > 0 needs EquivariantForceField.layer_inputs(...) to "
-                "build the DEQ layer's inputs; this model version does not have it (set jac_weight: 0)"
-            )
         self.statistics = self._fit_statistics()
         apply_statistics(self.model, self.statistics)
         if config.model.repulsion == "zbl":  # r_outer from the training split: zero on all its frames
@@ -321,10 +315,12 @@ class Trainer:
         inputs = batch_to_model_inputs(batch, self.species_map)
         targets = batch_targets(batch)
         starts = self.solutions.starts(batch) if self.solutions is not None else Starts(None, None)
-        output = model(*inputs, starts.z0, starts.g0, virial=wants_virial(self.weights, targets))
+        output, layer_inputs = model.training_outputs(
+            *inputs, starts.z0, starts.g0, virial=wants_virial(self.weights, targets)
+        )
         if self.solutions is not None:
             self.solutions.store(batch, output.z, output.adjoint, output.converged)
-        jacobian = jacobian_penalty(model, inputs, output.z) if self.weights.jacobian > 0 else None
+        jacobian = jacobian_penalty(model, layer_inputs, output.z) if self.weights.jacobian > 0 else None
         loss = compute_loss(model, output, inputs, targets, self.weights, jacobian)
         self.optimizer.zero_grad(set_to_none=True)
         grad_norm = math.nan
