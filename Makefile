@@ -845,6 +845,17 @@ benchmarks: benchmark-runs
 	  --steps 60 --warmup 3 --section step_cost_matrix_padded --plot benchmarks/step_cost_matrix_padded.png \
 	  --title 'aspirin, the shipped pair after the matrix linear maps and the padded neighbor sums' \
 	  --notes-file benchmarks/step_cost_matrix_padded_notes.md
+	$(BENCH)/bench_training_malloc.py --run 'aspirin DEQ (shipped)=configs/aspirin_deq.yaml:models/aspirin_deq.ckpt' \
+	  --run 'aspirin explicit twin, 4 layers (shipped)=configs/aspirin_explicit.yaml:models/aspirin_explicit.ckpt' \
+	  --run 'ethanol DEQ (shipped)=configs/ethanol_conservative.yaml:models/ethanol_conservative.ckpt' \
+	  --mace-model out/bench/mace_timing/work/mace.model --rounds 5 --steps 30 --warmup 4 \
+	  --notes-file benchmarks/training_malloc_notes.md
+	$(BENCH)/bench_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \
+	  --run 'DEQ + many-body product, 96 epochs (shipped)=$(RECORDS)/aspirin_deq_96ep_product16:models/aspirin_deq.ckpt' \
+	  --run 'explicit, 4 layers + many-body product, 48 epochs (shipped)=$(RECORDS)/aspirin_explicit_48ep_product16:models/aspirin_explicit.ckpt' \
+	  --steps 60 --warmup 3 --section step_cost_allocator --plot benchmarks/step_cost_allocator.png \
+	  --title "aspirin, the shipped pair with the allocator keeping freed memory and the Jacobian penalty on the solves' inputs" \
+	  --notes-file benchmarks/step_cost_allocator_notes.md
 	mkdir -p out/bench && for m in aspirin_deq aspirin_explicit; do \
 	  git show bd98189:models/$$m.pt > out/bench/$${m}_bd98189.pt || exit 1; done
 	$(BENCH)/bench_md_step_cost.py --peer benchmarks/peer/aspirin --mace-model out/bench/mace_timing/work/mace.model \
