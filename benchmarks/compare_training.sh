@@ -225,11 +225,11 @@ $(git rev-parse --short "$PADDED_SUMS_REV"). Command: bash benchmarks/compare_tr
 fi
 
 # The Jacobian penalty on the layer inputs the training solves ran on (JACOBIAN_INPUTS_REV:
-# EquivariantForceField.training_outputs) against building them a third time for it (accc9ed).
+# EquivariantForceField.evaluate) against building them a third time for it (accc9ed).
 JACOBIAN_INPUTS_REV=5e23e38
 if wanted compare_training_jacobian_inputs; then
   change="Change: the Jacobian penalty (train.jac_weight > 0) evaluated on the layer inputs the step's solves ran \
-on, which the model's training forward now returns (EquivariantForceField.training_outputs), instead of building \
+on, which the model's training forward now returns (EquivariantForceField.evaluate; training_outputs at 5e23e38), instead of building \
 them (edge features, input embedding, per-edge operators, with a graph to the parameters) a third time for it. \
 Same model and batches, same values. Before: commit accc9ed, after: $(git rev-parse --short "$JACOBIAN_INPUTS_REV"). \
 Command: bash benchmarks/compare_training.sh compare_training_jacobian_inputs."

@@ -167,7 +167,7 @@ def instrumented(trainer: Any, clock: PhaseClock) -> Iterator[None]:
     with (
         patched(FixedPointSolver, "forward", timed_solver(clock)),
         patched(function, "backward", timed_implicit_backward(clock)),
-        patched(EquivariantForceField, "training_outputs", timed(clock, "model forward")),
+        patched(EquivariantForceField, "evaluate", timed(clock, "model forward")),
         patched(trainer_module, "jacobian_penalty", timed(clock, JACOBIAN)),
         patched(torch.Tensor, "backward", timed(clock, "backward")),
         patched(trainer.optimizer, "step", timed(clock, OPTIMIZER)),

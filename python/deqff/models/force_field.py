@@ -216,24 +216,6 @@ class EquivariantForceField(torch.nn.Module):
             positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0, virial
         )[0]
 
-    @torch.jit.unused
-    def training_outputs(
-        self,
-        positions: Tensor,
-        species: Tensor,
-        edge_index: Tensor,
-        shift_vectors: Tensor,
-        batch: Tensor,
-        num_graphs: int,
-        z0: Tensor | None = None,
-        g0: Tensor | None = None,
-        virial: bool = False,
-    ) -> tuple[ForceFieldOutput, dict[str, Tensor]]:
-        """`forward`'s output and the layer inputs its core ran on (`layer_inputs` at these positions,
-        with a graph to the parameters), for a regularizer of the layer at the same geometry (the
-        Jacobian penalty) that would otherwise build them again."""
-        return self.evaluate(positions, species, edge_index, shift_vectors, batch, num_graphs, z0, g0, virial)
-
     def evaluate(
         self,
         positions: Tensor,
@@ -246,7 +228,9 @@ class EquivariantForceField(torch.nn.Module):
         g0: Tensor | None,
         virial: bool,
     ) -> tuple[ForceFieldOutput, dict[str, Tensor]]:
-        """(`forward`'s output, the layer inputs the core ran on); arguments as `forward`'s."""
+        """(`forward`'s output, the layer inputs the core ran on: `layer_inputs` at these positions with a
+        graph to the parameters), for a regularizer of the layer at the same geometry (the Jacobian penalty
+        of training) that would otherwise build them again; arguments as `forward`'s."""
         needs_position_grad = self.force_mode != "direct"
         if virial and not needs_position_grad:
             raise ValueError(

@@ -85,7 +85,7 @@ def fixed_point_correction(
 
 def jacobian_penalty(model: EquivariantForceField, layer_inputs: dict[str, Tensor], z_star: Tensor) -> Tensor:
     """Hutchinson estimate of ||J_f(z*)||_F² / (N D) for the DEQ layer f at z* [N, D] (one probe), on the
-    layer inputs the model's training forward solved on (`EquivariantForceField.training_outputs`)."""
+    layer inputs the model's training forward solved on (`EquivariantForceField.evaluate`)."""
     return jacobian_reg(model.core.solver.func, z_star, layer_inputs, n_samples=1)
 
 

@@ -315,7 +315,7 @@ class Trainer:
         inputs = batch_to_model_inputs(batch, self.species_map)
         targets = batch_targets(batch)
         starts = self.solutions.starts(batch) if self.solutions is not None else Starts(None, None)
-        output, layer_inputs = model.training_outputs(
+        output, layer_inputs = model.evaluate(
             *inputs, starts.z0, starts.g0, virial=wants_virial(self.weights, targets)
         )
         if self.solutions is not None:
