@@ -241,6 +241,29 @@ void PairDeq::check_units() const {
                       "Angstrom), not `units {}`; change the units command of the input", style);
 }
 
+void PairDeq::check_box_width() const {
+  // As the Python hosts (OpenMM, ASE): no periodic width below twice the cutoff. The box vectors are
+  // a = (xprd, 0, 0), b = (xy, yprd, 0), c = (xz, yz, zprd); each width is the volume over the area of the
+  // face the other two span.
+  const double xprd = domain->xprd, yprd = domain->yprd, zprd = domain->zprd;
+  const double xy = domain->triclinic ? domain->xy : 0.0, xz = domain->triclinic ? domain->xz : 0.0;
+  const double yz = domain->triclinic ? domain->yz : 0.0;
+  const double volume = xprd * yprd * zprd;
+  const double face_bc =
+      std::sqrt(std::pow(yprd * zprd, 2) + std::pow(xy * zprd, 2) + std::pow(xy * yz - yprd * xz, 2));
+  const double face_ca = xprd * std::sqrt(zprd * zprd + yz * yz);
+  const double widths[3] = {volume / face_bc, volume / face_ca, zprd};
+  const int periodic[3] = {domain->xperiodic, domain->yperiodic, domain->zperiodic};
+  const char *names[3] = {"x", "y", "z"};
+  for (int k = 0; k < 3; ++k)
+    if (periodic[k] && widths[k] < 2.0 * cutoff_)
+      error->all(FLERR, "pair_style deq: the periodic box is {:.4g} A wide across its {} vector, less than twice "
+                        "the model's cutoff ({:.4g} A): a neighbor would be within the cutoff through more than one "
+                        "periodic image, which the Python hosts (OpenMM, ASE) reject as well; use a larger box: more "
+                        "molecules, or the box replicated (`replicate 2 2 2`)",
+                 widths[k] / force->angstrom, names[k], 2.0 * cutoff_ / force->angstrom);
+}
+
 void PairDeq::init_style() {
   check_units();
   if (force->newton_pair == 0) error->all(FLERR, "pair_style deq requires `newton_pair on`");
@@ -523,6 +546,7 @@ void PairDeq::compute(int eflag, int vflag) {
   }
   natoms_seen_ = atom->natoms;
   if (fix_) fix_->describe(static_cast<double>(atom->natoms), fingerprint_);
+  check_box_width();  // every step: a barostat may shrink the box
   gather_inputs();
   if (mode_ != Mode::Analytic && mdet_.random_rotation) draw_rotation();
   if (mode_ == Mode::Analytic) {

@@ -84,6 +84,7 @@ class PairDeq : public Pair {
 
   void allocate();
   void check_units() const;
+  void check_box_width() const;
   void gather_inputs();
   void ensure_state_fix();
   // Per-atom state rows of fix DEQ_STATE: [model fingerprint (0: none), history depth H, then blocks

@@ -67,8 +67,11 @@ def test_periodic_box_smaller_than_twice_the_cutoff(scripted_model, ethanol):
     cell = 5.0 * torch.eye(3, dtype=torch.float64)  # cutoff 3 Å needs >= 6 Å
     with pytest.raises(
         torch.jit.Error, match=r"periodic box too small.*is 5.0 Å, less than 2 \* cutoff = 6.0 Å"
-    ):
+    ) as info:
         module.compute(positions, cell)
+    # The fix a host's user can apply (not the neighbor list's own options).
+    assert "use a larger box: more molecules, or the cell replicated" in str(info.value)
+    assert "minimum_image" not in str(info.value)
 
 
 def test_wrong_format_version_and_foreign_files(tmp_path, scripted_model):

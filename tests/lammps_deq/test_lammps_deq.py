@@ -345,3 +345,29 @@ def test_malloc_option(lammps_plugin, models, tmp_path):
             )
     finally:
         lmp.close()
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        # 5.8 Å edges against the test models' 2 * 3 Å.
+        (
+            "region box block 0 5.8 0 5.8 0 5.8",
+            r"5\.8 A wide across its x vector, less than twice the model's cutoff",
+        ),
+        # Edges of 6.5 Å, but tilted: the width across the first box vector is 6.5² / |(6.5, -3.25)| = 5.81 Å.
+        ("region box prism 0 6.5 0 6.5 0 6.5 3.25 0 0", r"5\.814 A wide across its x vector"),
+    ],
+)
+def test_periodic_box_narrower_than_twice_the_cutoff_is_rejected(lammps_plugin, models, box, expected):
+    """As the Python hosts: a periodic width below 2 * cutoff stops the run with the fix (a larger box)."""
+    lines = [*setup_lines(lammps_plugin, water_box(2, 2.9), "metal", f"deq {models['direct']}"), "run 0"]
+    lines = [box if line.startswith("region box") else line for line in lines]
+    lmp = new_lammps()
+    try:
+        with pytest.raises(Exception) as error:
+            run_commands(lmp, lines)
+    finally:
+        lmp.close()
+    assert re.search(expected, str(error.value)), str(error.value)
+    assert "use a larger box" in str(error.value) and "replicate 2 2 2" in str(error.value)

@@ -62,10 +62,18 @@ def _molecule_neighbor_list(positions: Tensor, cutoff: float) -> tuple[Tensor, T
     return edge_index, shifts
 
 
-def check_cell(cell: Tensor, pbc: Tensor, cutoff: float, minimum_image: bool) -> Tensor:
+def check_cell(
+    cell: Tensor,
+    pbc: Tensor,
+    cutoff: float,
+    minimum_image: bool,
+    fix: str = "use a larger box (more molecules), a cutoff below half the width, "
+    + "or minimum_image=False to include every periodic image",
+) -> Tensor:
     """Validate `cell` [3, 3] (rows = lattice vectors, Å) and return its perpendicular widths [3].
 
-    With `minimum_image`, also raise when a periodic (`pbc` [3] bool) width is below 2 * cutoff.
+    With `minimum_image`, also raise when a periodic (`pbc` [3] bool) width is below 2 * cutoff, the
+    message ending with `fix` (what the caller can do about it).
     """
     if cell.shape[0] != 3 or cell.shape[1] != 3 or cell.dim() != 2:
         raise ValueError("cell must be a [3, 3] tensor with the lattice vectors as rows (Å)")
@@ -88,8 +96,8 @@ def check_cell(cell: Tensor, pbc: Tensor, cutoff: float, minimum_image: bool) ->
                     + format_length(float(widths[k]))
                     + " Å, less than 2 * cutoff = "
                     + format_length(2.0 * cutoff)
-                    + " Å; use a larger box (more molecules), a cutoff below half the width, "
-                    + "or minimum_image=False to include every periodic image"
+                    + " Å; "
+                    + fix
                 )
     return widths
 

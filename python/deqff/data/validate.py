@@ -220,5 +220,7 @@ def check_positions(
 
 
 def check_cell_fits_cutoff(cell: Tensor, pbc: Tensor, cutoff: float) -> None:
-    """Raise if a periodic perpendicular width of `cell` [3, 3] is below 2 * cutoff (minimum image)."""
-    check_cell(cell, pbc.to(torch.bool).reshape(3), cutoff, True)
+    """Raise if a periodic perpendicular width of `cell` [3, 3] is below 2 * cutoff (minimum image), naming
+    what a user of the model (OpenMM, ASE) can do about it."""
+    fix = "use a larger box: more molecules, or the cell replicated (e.g. ase.Atoms.repeat)"
+    check_cell(cell, pbc.to(torch.bool).reshape(3), cutoff, True, fix)
