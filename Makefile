@@ -416,6 +416,11 @@ RUN_aspirin_deq_12ep_product16_encoder := $(RUN_aspirin_deq_12ep_product16) --se
 # The product DEQ 1.25x as wide (40x0e + 20x1o + 10x2e; 87,812 parameters, 0.46x the product twin's): does width
 # close the gap to the twin that more feed-forward, radial or encoder capacity did not?
 RUN_aspirin_deq_12ep_product16_w40 := $(RUN_aspirin_deq_12ep_product16) --set model.irreps_node=40x0e+20x1o+10x2e
+# The shipped aspirin block with looser implicit backward solves (what ethanol_conservative_12ep_backward1e2 measured
+# on the block before), and the same run as aspirin_deq_12ep_product16 again: how far two runs of one command
+# (code of 2026-12-07 against that of 2026-12-05, same function) drift apart.
+RUN_aspirin_deq_12ep_product16_bwtol2 := $(RUN_aspirin_deq_12ep_product16) --set 'model.solver_backward=$(LOOSE_BACKWARD)'
+RUN_aspirin_deq_12ep_product16_rerun := $(RUN_aspirin_deq_12ep_product16)
 # A direct-force stage before the conservative one on the product block (ethanol and aspirin without the product:
 # the same accuracy for 0.65-0.74x the training time, RESULTS.md "direct-force stage"): 24 direct epochs, then 24
 # conservative epochs from their best weights, against the 48 conservative epochs of aspirin_deq_48ep_product16.
@@ -597,7 +602,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_12ep_product16 ethanol_conservative_12ep_product16_seed1 aspirin_explicit_48ep_product16 \
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 aspirin_deq_12ep_product16_encoder \
-  aspirin_deq_12ep_product16_w40 \
+  aspirin_deq_12ep_product16_w40 aspirin_deq_12ep_product16_bwtol2 aspirin_deq_12ep_product16_rerun \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \

@@ -42,9 +42,9 @@ def keep_freed_memory() -> str:
     return ""
 
 
-def apply_malloc_setting(value: str) -> None:
-    """Apply a `malloc` setting ("keep" or "system"); raises ValueError for anything else."""
+def apply_malloc_setting(value: str) -> str:
+    """Apply a `malloc` setting ("keep" or "system"); raises ValueError for anything else. Returns "" when
+    applied, else why "keep" could not be (`keep_freed_memory`; the process then keeps its defaults)."""
     if value not in MALLOC_CHOICES:
         raise ValueError(f"malloc={value!r}: must be one of {MALLOC_CHOICES}")
-    if value == "keep":
-        keep_freed_memory()
+    return keep_freed_memory() if value == "keep" else ""

@@ -19,7 +19,7 @@ def test_worker_takes_timed_steps_with_the_setting(tmp_path: Path, monkeypatch) 
     from bench_training_malloc import worker
 
     applied: list[str] = []
-    monkeypatch.setattr("deqff.train.trainer.apply_malloc_setting", applied.append)
+    monkeypatch.setattr("deqff.train.trainer.apply_malloc_setting", lambda value: applied.append(value) or "")
     model = {"force_mode": "conservative", "force_training": "exact", "correction_states": 1}
     config = tiny_config(tmp_path, "deq", model, 0.0)
     measured = worker(f"tiny={config}", "system", steps=2, warmup=1)

@@ -252,6 +252,18 @@ def test_trainer_applies_the_allocator_setting(make_config, monkeypatch, setting
     """train.malloc reaches deqff.allocator when the Trainer is made (the process-wide setting itself is
     tested in a child process: tests/md/test_allocator.py)."""
     applied: list[str] = []
-    monkeypatch.setattr("deqff.train.trainer.apply_malloc_setting", applied.append)
+
+    def apply(value: str) -> str:
+        applied.append(value)
+        return ""
+
+    monkeypatch.setattr("deqff.train.trainer.apply_malloc_setting", apply)
     Trainer(make_config(**{"train.malloc": setting}))
     assert applied == [setting]
+
+
+def test_trainer_warns_when_the_allocator_setting_cannot_apply(make_config, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("deqff.train.trainer.apply_malloc_setting", lambda value: "not glibc's malloc")
+    with caplog.at_level("WARNING", logger="deqff.train.trainer"):
+        Trainer(make_config())
+    assert "train.malloc keep not applied (not glibc's malloc)" in caplog.text

@@ -132,7 +132,11 @@ class Trainer:
         self.dtype: torch.dtype = getattr(torch, t.dtype)
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
-        apply_malloc_setting(t.malloc)
+        why_not = apply_malloc_setting(t.malloc)
+        if why_not:
+            log.warning(
+                "train.malloc keep not applied (%s): the C library's allocator defaults stay", why_not
+            )
         self.data = load_training_data(config.data)
         self.dataset_sha256 = file_sha256(config.data.path)
         if t.stress_weight > 0 and self.data.frames.stress is None:
