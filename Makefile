@@ -699,6 +699,13 @@ benchmarks: benchmark-runs
 	  "DEQ, 24 epochs" "explicit 2 layers, 48 epochs (shipped until the product block)" \
 	  "DEQ, 48 epochs (shipped until the product block)" \
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
+	$(BENCH)/bench_recipe.py --section backward_tol_aspirin --plot benchmarks/backward_tol_aspirin.png \
+	  --runs $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product16_rerun \
+	  $(RECORDS)/aspirin_deq_12ep_product16_bwtol2 \
+	  --labels "DEQ + product 16, 12 epochs (record of 2026-12-05)" "the same command again (2026-12-07)" \
+	  "the same, implicit backward solves to 1e-2 (2026-12-07)" \
+	  --title "aspirin DEQ, a repeated run and looser implicit backward solves at 12 epochs" \
+	  --notes-file benchmarks/backward_tol_aspirin_notes.md
 	$(BENCH)/bench_recipe.py --section ablations --plot benchmarks/ablations.png \
 	  --runs $(RECORDS)/ethanol_explicit_12ep $(RECORDS)/ethanol_explicit_12ep_base_seed1 \
 	  $(RECORDS)/ethanol_explicit_12ep_base_seed2 $(RECORDS)/ethanol_explicit_12ep_gains \
