@@ -421,6 +421,8 @@ RUN_aspirin_deq_12ep_product16_w40 := $(RUN_aspirin_deq_12ep_product16) --set mo
 # (code of 2026-12-07 against that of 2026-12-05, same function) drift apart.
 RUN_aspirin_deq_12ep_product16_bwtol2 := $(RUN_aspirin_deq_12ep_product16) --set 'model.solver_backward=$(LOOSE_BACKWARD)'
 RUN_aspirin_deq_12ep_product16_rerun := $(RUN_aspirin_deq_12ep_product16)
+RUN_aspirin_deq_12ep_product16_seed1 := $(RUN_aspirin_deq_12ep_product16) --set train.seed=1
+RUN_aspirin_deq_12ep_product16_bwtol2_seed1 := $(RUN_aspirin_deq_12ep_product16_bwtol2) --set train.seed=1
 # A direct-force stage before the conservative one on the product block (ethanol and aspirin without the product:
 # the same accuracy for 0.65-0.74x the training time, RESULTS.md "direct-force stage"): 24 direct epochs, then 24
 # conservative epochs from their best weights, against the 48 conservative epochs of aspirin_deq_48ep_product16.
@@ -603,6 +605,7 @@ BENCHMARK_RUNS := ethanol_conservative ethanol_explicit ethanol_conservative_24e
   ethanol_conservative_48ep_product16 aspirin_deq_96ep_product16 aspirin_deq_12ep_product16_ff4 \
   ethanol_conservative_narrow ethanol_explicit_narrow ethanol_explicit_48ep_product16 aspirin_deq_12ep_product16_radial88 aspirin_deq_12ep_product16_encoder \
   aspirin_deq_12ep_product16_w40 aspirin_deq_12ep_product16_bwtol2 aspirin_deq_12ep_product16_rerun \
+  aspirin_deq_12ep_product16_seed1 aspirin_deq_12ep_product16_bwtol2_seed1 \
   aspirin_deq_24ep_product16_direct aspirin_deq_24ep_product16_direct_cons24 \
   ethanol_conservative_24ep_product16_direct ethanol_conservative_24ep_product16_direct_cons24 water_deq_12ep_chw \
   water_deq_12ep_chw_product16 water_deq_full water_deq_24ep_chw water_deq_stage1 water_deq_24ep_stress water_deq_one_density water_deq_8ep water_deq_weights \
@@ -701,9 +704,11 @@ benchmarks: benchmark-runs
 	  --title "ethanol, architecture" --notes-file benchmarks/architecture_notes.md
 	$(BENCH)/bench_recipe.py --section backward_tol_aspirin --plot benchmarks/backward_tol_aspirin.png \
 	  --runs $(RECORDS)/aspirin_deq_12ep_product16 $(RECORDS)/aspirin_deq_12ep_product16_rerun \
-	  $(RECORDS)/aspirin_deq_12ep_product16_bwtol2 \
+	  $(RECORDS)/aspirin_deq_12ep_product16_bwtol2 $(RECORDS)/aspirin_deq_12ep_product16_seed1 \
+	  $(RECORDS)/aspirin_deq_12ep_product16_bwtol2_seed1 \
 	  --labels "DEQ + product 16, 12 epochs (record of 2026-12-05)" "the same command again (2026-12-07)" \
-	  "the same, implicit backward solves to 1e-2 (2026-12-07)" \
+	  "the same, implicit backward solves to 1e-2 (2026-12-07)" "DEQ + product 16, seed 1" \
+	  "the same, implicit backward solves to 1e-2, seed 1" \
 	  --title "aspirin DEQ, a repeated run and looser implicit backward solves at 12 epochs" \
 	  --notes-file benchmarks/backward_tol_aspirin_notes.md
 	$(BENCH)/bench_recipe.py --section ablations --plot benchmarks/ablations.png \
