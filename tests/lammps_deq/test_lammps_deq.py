@@ -14,6 +14,7 @@ import pytest
 from lammps_helpers import (
     ENERGY_FACTOR,
     SYSTEMS,
+    System,
     dump_lines,
     ethanol,
     new_lammps,
@@ -254,9 +255,16 @@ def test_phantom_file_of_format_3_on_two_ranks_is_rejected(lammps_plugin, models
     assert "this phantom model runs on one MPI rank only" in output and "re-export the checkpoint" in output
 
 
-def failing_setup(lammps_plugin, models, replace: tuple[str, str] = ("", ""), units: str = "metal") -> str:
-    """Run the ethanol setup with one command changed; returns the LAMMPS error message."""
-    lines = [*setup_lines(lammps_plugin, ethanol(), units, f"deq {models['direct']}"), "run 0"]
+def failing_setup(
+    lammps_plugin,
+    models,
+    replace: tuple[str, str] = ("", ""),
+    units: str = "metal",
+    system: System | None = None,
+) -> str:
+    """Run the setup of `system` (default ethanol) with one command changed; returns the error message."""
+    system = ethanol() if system is None else system
+    lines = [*setup_lines(lammps_plugin, system, units, f"deq {models['direct']}"), "run 0"]
     lines = [line.replace(*replace) if replace[0] and line.startswith(replace[0]) else line for line in lines]
     lmp = new_lammps()
     try:
@@ -348,7 +356,7 @@ def test_malloc_option(lammps_plugin, models, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("box", "expected"),
+    ("region", "expected"),
     [
         # 5.8 Å edges against the test models' 2 * 3 Å.
         (
@@ -359,15 +367,11 @@ def test_malloc_option(lammps_plugin, models, tmp_path):
         ("region box prism 0 6.5 0 6.5 0 6.5 3.25 0 0", r"5\.814 A wide across its x vector"),
     ],
 )
-def test_periodic_box_narrower_than_twice_the_cutoff_is_rejected(lammps_plugin, models, box, expected):
+def test_periodic_box_narrower_than_twice_the_cutoff_is_rejected(lammps_plugin, models, region, expected):
     """As the Python hosts: a periodic width below 2 * cutoff stops the run with the fix (a larger box)."""
-    lines = [*setup_lines(lammps_plugin, water_box(2, 2.9), "metal", f"deq {models['direct']}"), "run 0"]
-    lines = [box if line.startswith("region box") else line for line in lines]
-    lmp = new_lammps()
-    try:
-        with pytest.raises(Exception) as error:
-            run_commands(lmp, lines)
-    finally:
-        lmp.close()
-    assert re.search(expected, str(error.value)), str(error.value)
-    assert "use a larger box" in str(error.value) and "replicate 2 2 2" in str(error.value)
+    water = water_box(2, 2.9)  # a 5.8 Å box
+    message = failing_setup(
+        lammps_plugin, models, ("region box block 0 5.8 0 5.8 0 5.8", region), system=water
+    )
+    assert re.search(expected, message), message
+    assert "use a larger box" in message and "replicate 2 2 2" in message
