@@ -862,6 +862,7 @@ benchmarks: benchmark-runs
 	  --steps 60 --warmup 3 --section step_cost_matrix_padded --plot benchmarks/step_cost_matrix_padded.png \
 	  --title 'aspirin, the shipped pair after the matrix linear maps and the padded neighbor sums' \
 	  --notes-file benchmarks/step_cost_matrix_padded_notes.md
+	$(BENCH)/bench_lammps_force_modes.py --notes-file benchmarks/lammps_force_modes_notes.md
 	$(BENCH)/bench_training_malloc.py --run 'aspirin DEQ (shipped)=configs/aspirin_deq.yaml:models/aspirin_deq.ckpt' \
 	  --run 'aspirin explicit twin, 4 layers (shipped)=configs/aspirin_explicit.yaml:models/aspirin_explicit.ckpt' \
 	  --run 'ethanol DEQ (shipped)=configs/ethanol_conservative.yaml:models/ethanol_conservative.ckpt' \
