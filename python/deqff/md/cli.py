@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deqff.allocator import MALLOC_CHOICES
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 #: The shipped default model (exported, else its checkpoint, exported on the fly) and structure: the
 #: ethanol DEQ with conservative forces (-dE/dx), which conserves energy and lasts longer in NVT at
@@ -44,7 +46,7 @@ def add_platform_args(parser: argparse.ArgumentParser, default: str) -> None:
     )
     parser.add_argument(
         "--malloc",
-        choices=("keep", "system"),
+        choices=MALLOC_CHOICES,
         default="keep",
         help="keep: the process's allocator keeps freed memory for the next step (large systems otherwise "
         "pay page faults every step; deqff.allocator); system: the C library's defaults",
