@@ -78,6 +78,14 @@ class Contender:
         done = [row["val_force_mae_meV_A"] for row in self.rows if self.minutes(row["epoch"]) <= minutes]
         return min(done) if done else None
 
+    def step_cost_to_reach(self, target: float, minutes: float) -> float | None:
+        """The largest ms per step at which this run's validation force MAE is at or below `target` within
+        `minutes`: its first epoch at or below `target`, finished in time; None if no epoch gets there."""
+        for row in self.rows:
+            if row["val_force_mae_meV_A"] <= target:
+                return minutes * 60000.0 / (row["epoch"] * self.steps_per_epoch)
+        return None
+
 
 def parse_run(spec: str) -> tuple[str, Path, str | None]:
     """'LABEL=RECORD[:WEIGHTS]' -> (label, record directory, checkpoint or None)."""
@@ -213,9 +221,35 @@ def section_lines(contenders: list[Contender], args: argparse.Namespace, plot_na
             value = c.best_within(minutes)
             cells.append(f"{value:.1f}" if value is not None else "-")
         lines.append(f"| {c.label} | {' | '.join(cells)} |")
+    lines += needed_step_cost_lines(contenders[:-1], reference, args.at_minutes)
     if args.notes_file:
         lines += ["", *notes_lines(args.notes_file)]
     lines += ["", f"![validation force MAE vs training time at the measured step costs]({plot_name})"]
+    return lines
+
+
+def needed_step_cost_lines(
+    contenders: list[Contender], peer: Contender, at_minutes: list[float]
+) -> list[str]:
+    """Table: for each deqff run and time, the largest step cost (x the peer's measured one) at which the
+    run's recorded curve would be at or below the peer's error at that time."""
+    header = " | ".join(f"{m:g} min" for m in at_minutes)
+    lines = [
+        "",
+        f"Largest step cost (x {peer.label}'s measured step) at which each deqff run's recorded curve "
+        "would be at or below its validation force MAE at each time ('-': no epoch of the run gets that "
+        "low, or the peer's run had ended by then):",
+        "",
+        f"| model | {header} |",
+        "|---|" + "---|" * len(at_minutes),
+    ]
+    for c in contenders:
+        cells = []
+        for minutes in at_minutes:
+            target = peer.best_within(minutes)
+            ms = c.step_cost_to_reach(target, minutes) if target is not None else None
+            cells.append(f"{ms / peer.ms:.2f}x" if ms is not None else "-")
+        lines.append(f"| {c.label} | {' | '.join(cells)} |")
     return lines
 
 

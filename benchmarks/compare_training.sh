@@ -238,3 +238,29 @@ Command: bash benchmarks/compare_training.sh compare_training_jacobian_inputs."
     "$(git rev-parse --short "$JACOBIAN_INPUTS_REV")" benchmarks/compare_training_jacobian_inputs_notes.md \
     aspirin_deq ethanol_conservative
 fi
+
+# Other training settings of the shipped aspirin DEQ, same code (SETTINGS_REV), from its trained weights: twice the
+# frames per step (is a step of 5 frames dispatch-bound, so that a larger batch is nearly free per frame?) and every
+# training solve to 1e-2 (the forward solve as well as the implicit backward solves).
+SETTINGS_REV=223171b
+if wanted compare_training_settings; then
+  rm -f benchmarks/compare_training_settings.json
+  change="Change: training settings of the shipped aspirin DEQ (configs/aspirin_deq.yaml), same code (commit \
+$SETTINGS_REV) on both sides, from the weights of models/aspirin_deq.ckpt: the after worker with the settings of the \
+row's label. Losses differ by what the settings change. Command: bash benchmarks/compare_training.sh \
+compare_training_settings."
+  title="Training steps of the aspirin DEQ: a batch of 10 frames, every training solve to 1e-2 (issue #13: 1)"
+  loose="{method: anderson, max_iter: 20, tol: 1.0e-2, stop_mode: rel, m: 5}"
+  loose_backward="{method: anderson, max_iter: 15, tol: 1.0e-2, stop_mode: rel, m: 5}"
+  run_setting() {  # run_setting LABEL AFTER_SET...
+    local label=$1
+    shift
+    $PY benchmarks/compare_training.py --config configs/aspirin_deq.yaml --weights models/aspirin_deq.ckpt \
+      --label "$label" --steps 30 --warmup 2 --section compare_training_settings --before "$SETTINGS_REV" \
+      --after "$SETTINGS_REV" --title "$title" --change "$change" \
+      --notes-file benchmarks/compare_training_settings_notes.md "$@"
+  }
+  run_setting "batch 10 instead of 5 (per step)" --after-set data.batch_size=10
+  run_setting "every training solve to 1e-2" --after-set "model.solver_train=$loose" \
+    --after-set "model.solver_backward=$loose_backward"
+fi
